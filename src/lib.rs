@@ -1,0 +1,5 @@
+//! shoal: a stack of WebAssembly containers in one small process.
+//!
+//! Data flows one way: file -> [`spec`] -> plan -> supervisor -> runtime.
+
+pub mod spec;

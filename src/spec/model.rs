@@ -1,0 +1,181 @@
+//! The validated stack: what the rest of shoal consumes. Everything here has been checked;
+//! paths are absolute, defaults are filled, replicas are expanded.
+//!
+//! These types are the contract between `spec` and the runtime side. They carry no wasmtime
+//! or tokio types so that `spec` stays usable by tools that never run a guest.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// A place in a source file, 1-based, for messages that point at what to change.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Location {
+    pub file: PathBuf,
+    pub line: u64,
+    pub column: u64,
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
+    }
+}
+
+/// The whole stack after validation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stack {
+    /// Project name (`name:` or the compose file's folder name).
+    pub name: String,
+    /// Absolute path of the compose file.
+    pub file: PathBuf,
+    /// Folder relative paths are resolved against.
+    pub dir: PathBuf,
+    /// Containers in start order (dependencies first), replicas expanded.
+    pub containers: Vec<ContainerSpec>,
+    /// Declared host sensors, by name.
+    pub sensors: BTreeMap<String, SensorSpec>,
+}
+
+/// Where a container's image comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageRef {
+    /// A `.wasm` file (absolute path).
+    Path(PathBuf),
+    /// `sha256:<64 hex>` in the image store.
+    Digest(String),
+}
+
+/// One container (one replica) to run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContainerSpec {
+    /// Unique container name (`svc`, or `svc-1`..`svc-N` for replicas).
+    pub name: String,
+    /// The `containers:` key this came from.
+    pub service: String,
+    pub image: ImageRef,
+    /// Where `image:` is written, for errors found later (missing digest, invalid wasm).
+    #[serde(skip)]
+    pub image_location: Location,
+    /// Where the container's key is written.
+    #[serde(skip)]
+    pub location: Location,
+    pub args: Vec<String>,
+    /// Environment, `env_file` first, then `env` (later wins), in a stable order.
+    pub env: Vec<(String, String)>,
+    pub capabilities: BTreeSet<Capability>,
+    /// Where `capabilities:` is written (or the container key when absent).
+    #[serde(skip)]
+    pub capabilities_location: Location,
+    pub mounts: Vec<Mount>,
+    pub depends_on: Vec<Dependency>,
+    pub restart: RestartPolicy,
+    #[serde(with = "humantime_serde_compat")]
+    pub restart_delay: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub stop_timeout: Duration,
+    pub limits: Limits,
+    /// Topic prefixes this container may publish under; `None` = unrestricted.
+    pub publish: Option<Vec<String>>,
+    /// Topic prefixes this container may subscribe to; `None` = unrestricted.
+    pub subscribe: Option<Vec<String>>,
+    /// Declared sensors (top-level `sensors:` names) this container may open.
+    pub sensors: Vec<String>,
+}
+
+/// A fine-grained grant. `ocre:api` in the file expands to messaging + timers + sensors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Capability {
+    Messaging,
+    Timers,
+    Sensors,
+}
+
+impl Capability {
+    pub const ALL: [Capability; 3] = [Capability::Messaging, Capability::Timers, Capability::Sensors];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Capability::Messaging => "messaging",
+            Capability::Timers => "timers",
+            Capability::Sensors => "sensors",
+        }
+    }
+}
+
+impl std::fmt::Display for Capability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A host folder visible to the guest (WASI preopen).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Mount {
+    /// Absolute, existing host folder.
+    pub host: PathBuf,
+    /// Absolute guest path, e.g. `/shared`.
+    pub guest: String,
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DependencyCondition {
+    /// Start once the dependency has started.
+    ServiceStarted,
+    /// Start once the dependency has exited with code 0.
+    ServiceCompletedSuccessfully,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Dependency {
+    /// Container name (a replicated service expands to each replica).
+    pub name: String,
+    pub condition: DependencyCondition,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "policy")]
+pub enum RestartPolicy {
+    No,
+    OnFailure { max_retries: Option<u32> },
+    Always,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Limits {
+    /// Linear memory cap in bytes (`None`: the module's own maximum).
+    pub memory: Option<u64>,
+}
+
+/// A declared host sensor.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SensorSpec {
+    pub name: String,
+    pub kind: SensorKind,
+    pub channels: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum SensorKind {
+    /// Uniform random values in `[min, max]`.
+    Rng { min: f64, max: f64 },
+    /// A number read from a file, multiplied by `scale`.
+    File { path: PathBuf, scale: f64 },
+    /// A hwmon input file (same reading rule as `File`).
+    Hwmon { path: PathBuf, scale: f64 },
+}
+
+mod humantime_serde_compat {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+}
