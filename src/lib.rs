@@ -2,4 +2,5 @@
 //!
 //! Data flows one way: file -> [`spec`] -> plan -> supervisor -> runtime.
 
+pub mod logs;
 pub mod spec;
