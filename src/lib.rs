@@ -4,3 +4,7 @@
 
 pub mod logs;
 pub mod spec;
+pub mod images;
+pub mod runtime;
+pub mod supervisor;
+pub mod cli;

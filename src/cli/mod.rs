@@ -1,0 +1,452 @@
+//! The `shoal` command line. Errors get their context here; exit codes follow the
+//! convention of uv and ripgrep: 0 success, 1 failure (invalid file, failed container),
+//! 2 usage error (clap's own).
+
+mod terminal;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tokio_util::sync::CancellationToken;
+
+use crate::images::{default_data_dir, digest_file, ImageStore};
+use crate::runtime::{ExitStatus, Runtime, RuntimeConfig};
+use crate::spec::{self, Diagnostic, ImageRef, Severity, Stack};
+use crate::supervisor::{self, Outcome};
+use terminal::TerminalLog;
+
+#[derive(Parser, Debug)]
+#[command(name = "shoal", version, about = "Run a stack of WebAssembly containers in one small process", long_about = None)]
+pub struct Cli {
+    /// Where images and the compile cache live [default: $SHOAL_DATA_DIR, $XDG_DATA_HOME/shoal or ~/.local/share/shoal]
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address space reserved per linear memory, e.g. 8MiB (see README: memory sizing)
+    #[arg(long, global = true, value_name = "SIZE", env = "SHOAL_MEMORY_RESERVATION")]
+    memory_reservation: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Validate the compose file and print the resolved stack
+    #[command(after_help = "Examples:\n  shoal config\n  shoal config -f line-3/shoal.yaml --format json\n  shoal config -q && echo valid")]
+    Config(ConfigArgs),
+    /// Start the stack in the foreground and stream its logs; Ctrl-C stops it
+    #[command(after_help = "Examples:\n  shoal up\n  shoal up compose-examples/hello/shoal.yaml\n  shoal up -f stack.yaml collector   # only collector and what it depends on")]
+    Up(UpArgs),
+    /// Run one image as a container, like `docker run`
+    #[command(after_help = "Examples:\n  shoal run hello.wasm\n  shoal run -v ./data:/shared writer.wasm\n  shoal run --cap messaging -e UNIT=celsius publisher.wasm -- --period 2s")]
+    Run(RunArgs),
+    /// List, add and remove images in the content-addressed store
+    #[command(after_help = "Examples:\n  shoal images\n  shoal images add build/collector.wasm\n  shoal images rm 1e8fcd21")]
+    Images(ImagesArgs),
+}
+
+#[derive(Args, Debug)]
+struct FileArgs {
+    /// Compose file [default: shoal.yaml or compose.yaml in the current folder]
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    file: Option<PathBuf>,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Yaml,
+    Json,
+}
+
+#[derive(Args, Debug)]
+struct ConfigArgs {
+    #[command(flatten)]
+    file: FileArgs,
+    /// Compose file (same as -f)
+    #[arg(value_name = "FILE", conflicts_with = "file")]
+    positional: Option<PathBuf>,
+    /// Only validate; print nothing but errors
+    #[arg(short, long)]
+    quiet: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value = "yaml")]
+    format: Format,
+    /// Treat warnings as errors
+    #[arg(long)]
+    strict: bool,
+}
+
+#[derive(Args, Debug)]
+struct UpArgs {
+    #[command(flatten)]
+    file: FileArgs,
+    /// A compose file path, or the names of containers to start (with their dependencies)
+    #[arg(value_name = "FILE|CONTAINER")]
+    targets: Vec<String>,
+    /// Plain prefixes, no colours
+    #[arg(long)]
+    no_color: bool,
+    /// Print how each image was obtained (compiled or from the cache) and how long it took
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// A .wasm file, or an image in the store (digest prefix or name)
+    image: String,
+    /// Arguments passed to the guest
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
+    /// Mount a host folder: HOST:GUEST[:ro] (Docker's order)
+    #[arg(short = 'v', long = "volume", value_name = "HOST:GUEST[:ro]")]
+    volumes: Vec<String>,
+    /// Set an environment variable
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    env: Vec<String>,
+    /// Grant a capability (messaging, timers, sensors, ocre:api)
+    #[arg(long = "cap", value_name = "NAME")]
+    caps: Vec<String>,
+    /// Container name [default: the image's file stem]
+    #[arg(long)]
+    name: Option<String>,
+    /// Linear memory limit, e.g. 1MiB
+    #[arg(long, value_name = "SIZE")]
+    memory: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct ImagesArgs {
+    #[command(subcommand)]
+    command: Option<ImagesCommand>,
+}
+
+#[derive(Subcommand, Debug)]
+enum ImagesCommand {
+    /// List stored images (the default)
+    Ls,
+    /// Copy a .wasm file into the store
+    Add { files: Vec<PathBuf> },
+    /// Remove images by digest prefix or name
+    Rm { images: Vec<String> },
+}
+
+/// Entry point used by `main`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let images = ImageStore::new(cli.data_dir.clone().unwrap_or_else(default_data_dir));
+    let runtime_config = runtime_config(cli.memory_reservation.as_deref())?;
+    match cli.command {
+        Command::Config(args) => config(&images, args),
+        Command::Up(args) => up(&images, &runtime_config, args),
+        Command::Run(args) => run_image(&images, &runtime_config, args),
+        Command::Images(args) => images_command(&images, args),
+    }
+}
+
+fn runtime_config(memory_reservation: Option<&str>) -> anyhow::Result<RuntimeConfig> {
+    let mut config = RuntimeConfig::default();
+    if let Some(size) = memory_reservation {
+        config.memory_reservation = spec::parse_size(size)
+            .map_err(|e| anyhow::anyhow!("invalid --memory-reservation `{size}`: {e}"))?;
+    }
+    Ok(config)
+}
+
+/// Find the compose file: `-f`, a positional path, or shoal.yaml/compose.yaml here.
+fn compose_path(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    match explicit {
+        Some(path) if path.is_dir() => spec::find_compose_file(path)
+            .ok_or_else(|| anyhow::anyhow!("no shoal.yaml or compose.yaml in {}", path.display())),
+        Some(path) => Ok(path.to_path_buf()),
+        None => {
+            let here = std::env::current_dir()?;
+            spec::find_compose_file(&here).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no shoal.yaml or compose.yaml in {}\n  hint: pass one with `-f FILE`",
+                    here.display()
+                )
+            })
+        }
+    }
+}
+
+/// Parse and validate, print diagnostics to stderr. `None` when the file is invalid.
+fn load_stack(images: &ImageStore, path: &Path, strict: bool) -> Option<Stack> {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let lookup = |hex: &str| images.path_of(hex);
+    let options = spec::LoadOptions { env: &env, lookup_digest: &lookup };
+    match spec::load(path, &options) {
+        Ok((stack, warnings)) => {
+            print_diagnostics(&warnings);
+            let has_warnings = warnings.iter().any(|d| d.severity == Severity::Warning);
+            if strict && has_warnings {
+                eprintln!("error: {} warning(s) and --strict is set", warnings.len());
+                return None;
+            }
+            Some(stack)
+        }
+        Err(diagnostics) => {
+            print_diagnostics(&diagnostics);
+            let errors = diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
+            eprintln!("error: {} is invalid ({errors} error{})", path.display(), if errors == 1 { "" } else { "s" });
+            None
+        }
+    }
+}
+
+fn print_diagnostics(diagnostics: &[Diagnostic]) {
+    for diagnostic in diagnostics {
+        eprintln!("{diagnostic}");
+    }
+}
+
+fn config(images: &ImageStore, args: ConfigArgs) -> anyhow::Result<ExitCode> {
+    let path = compose_path(args.file.file.as_deref().or(args.positional.as_deref()))?;
+    let Some(stack) = load_stack(images, &path, args.strict) else {
+        return Ok(ExitCode::from(1));
+    };
+    if args.quiet {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let resolved = ResolvedStack::new(images, &stack);
+    let text = match args.format {
+        Format::Json => serde_json::to_string_pretty(&resolved)? + "\n",
+        Format::Yaml => serde_saphyr::to_string(&resolved)?,
+    };
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `shoal config` prints: the stack with image digests.
+#[derive(serde::Serialize)]
+struct ResolvedStack<'a> {
+    name: &'a str,
+    file: &'a Path,
+    containers: Vec<ResolvedContainer<'a>>,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    sensors: &'a std::collections::BTreeMap<String, spec::SensorSpec>,
+}
+
+#[derive(serde::Serialize)]
+struct ResolvedContainer<'a> {
+    #[serde(flatten)]
+    spec: &'a spec::ContainerSpec,
+    digest: Option<String>,
+}
+
+impl<'a> ResolvedStack<'a> {
+    fn new(images: &ImageStore, stack: &'a Stack) -> Self {
+        let containers = stack
+            .containers
+            .iter()
+            .map(|spec| {
+                let digest = match &spec.image {
+                    ImageRef::Path(path) => digest_file(path).ok().map(|d| d.to_string()),
+                    ImageRef::Digest(d) => images.path_of(d.strip_prefix("sha256:").unwrap_or(d)).map(|_| d.clone()),
+                };
+                ResolvedContainer { spec, digest }
+            })
+            .collect();
+        ResolvedStack { name: &stack.name, file: &stack.file, containers, sensors: &stack.sensors }
+    }
+}
+
+fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    // One thread runs every container: guests interleave at host calls and epoch ticks.
+    // Blocking filesystem work from WASI goes to a small, bounded pool.
+    Ok(tokio::runtime::Builder::new_current_thread().enable_all().max_blocking_threads(8).build()?)
+}
+
+/// Cancelled on Ctrl-C or SIGTERM.
+fn shutdown_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = ctrl_c => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        cancel.cancel();
+    });
+    token
+}
+
+fn up(images: &ImageStore, runtime_config: &RuntimeConfig, args: UpArgs) -> anyhow::Result<ExitCode> {
+    let (file_target, services) = split_targets(&args.targets);
+    let path = compose_path(args.file.file.as_deref().or(file_target.as_deref()))?;
+    let Some(mut stack) = load_stack(images, &path, false) else {
+        return Ok(ExitCode::from(1));
+    };
+    if !services.is_empty() {
+        stack = select_containers(stack, &services)?;
+    }
+    run_stack_in_foreground(images, runtime_config, &stack, args.no_color, args.verbose)
+}
+
+/// Positional `up` arguments: a path to a compose file (has a `/`, ends in .yaml/.yml, or
+/// exists) or container names.
+fn split_targets(targets: &[String]) -> (Option<PathBuf>, Vec<String>) {
+    let mut file = None;
+    let mut services = Vec::new();
+    for target in targets {
+        let looks_like_file = target.contains('/')
+            || target.ends_with(".yaml")
+            || target.ends_with(".yml")
+            || Path::new(target).is_file();
+        if looks_like_file && file.is_none() {
+            file = Some(PathBuf::from(target));
+        } else {
+            services.push(target.clone());
+        }
+    }
+    (file, services)
+}
+
+/// Keep the named containers (a service name selects all its replicas) and everything
+/// they depend on.
+fn select_containers(mut stack: Stack, wanted: &[String]) -> anyhow::Result<Stack> {
+    let mut keep: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    for name in wanted {
+        let matched: Vec<_> =
+            stack.containers.iter().filter(|c| &c.name == name || &c.service == name).map(|c| c.name.clone()).collect();
+        if matched.is_empty() {
+            anyhow::bail!("no container named `{name}` in {}", stack.file.display());
+        }
+        keep.extend(matched);
+    }
+    // Containers are in start order, so walking backwards sees dependents before dependencies.
+    for container in stack.containers.iter().rev() {
+        if keep.contains(&container.name) {
+            keep.extend(container.depends_on.iter().map(|d| d.name.clone()));
+        }
+    }
+    stack.containers.retain(|c| keep.contains(&c.name));
+    Ok(stack)
+}
+
+fn run_stack_in_foreground(
+    images: &ImageStore,
+    runtime_config: &RuntimeConfig,
+    stack: &Stack,
+    no_colour: bool,
+    verbose: bool,
+) -> anyhow::Result<ExitCode> {
+    let runtime = Arc::new(Runtime::new(runtime_config)?);
+    let modules = supervisor::load_modules(&runtime, images, stack, |path, loaded| {
+        if verbose {
+            eprintln!("{}", supervisor::describe_load(path, loaded));
+        }
+    })?;
+    let log = Arc::new(TerminalLog::new(stack.containers.iter().map(|c| c.name.as_str()), no_colour));
+    let report = tokio_runtime()?.block_on(async {
+        let shutdown = shutdown_signal();
+        supervisor::run_stack(runtime.clone(), modules, stack, log, shutdown).await
+    });
+    if report.interrupted {
+        eprintln!("stack `{}` stopped", stack.name);
+    }
+    Ok(if report.is_success() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn run_image(images: &ImageStore, runtime_config: &RuntimeConfig, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let image_path = if Path::new(&args.image).is_file() {
+        std::fs::canonicalize(&args.image)?
+    } else {
+        images.find(&args.image).map_err(|e| anyhow::anyhow!("{e}\n  hint: give a .wasm path or add it with `shoal images add FILE`"))?.path
+    };
+    let name = args.name.clone().unwrap_or_else(|| {
+        let stem = image_path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let clean: String =
+            stem.to_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect();
+        if clean.is_empty() { "container".into() } else { clean }
+    });
+    let spec = spec::ContainerSpec::from_command_line(spec::CommandLineContainer {
+        name,
+        image: image_path,
+        args: args.args,
+        env: args.env,
+        volumes: args.volumes,
+        capabilities: args.caps,
+        memory: args.memory,
+    })
+    .map_err(|errors| anyhow::anyhow!("{}", errors.join("\n")))?;
+    let stack = Stack {
+        name: spec.name.clone(),
+        file: PathBuf::from("<command line>"),
+        dir: std::env::current_dir()?,
+        containers: vec![spec],
+        sensors: Default::default(),
+    };
+    let runtime = Arc::new(Runtime::new(runtime_config)?);
+    let modules = supervisor::load_modules(&runtime, images, &stack, |_, _| {})?;
+    let log = Arc::new(TerminalLog::new(stack.containers.iter().map(|c| c.name.as_str()), false));
+    let report = tokio_runtime()?.block_on(async {
+        let shutdown = shutdown_signal();
+        supervisor::run_stack(runtime.clone(), modules, &stack, log, shutdown).await
+    });
+    // Like `docker run`: the container's own exit code, 1 for a trap or a failure to start,
+    // 130 when stopped by Ctrl-C.
+    let code = match report.outcomes.first().map(|(_, outcome)| outcome) {
+        Some(Outcome::Finished(ExitStatus::Exited(code))) => u8::try_from(*code).unwrap_or(1),
+        Some(Outcome::Finished(ExitStatus::Killed)) => 130,
+        _ => 1,
+    };
+    Ok(ExitCode::from(code))
+}
+
+fn images_command(images: &ImageStore, args: ImagesArgs) -> anyhow::Result<ExitCode> {
+    match args.command.unwrap_or(ImagesCommand::Ls) {
+        ImagesCommand::Ls => {
+            println!("{:<64} {:>8} NAME", "SHA-256", "SIZE");
+            for image in images.list()? {
+                println!("{:<64} {:>8} {}", image.digest, image.size, image.name);
+            }
+        }
+        ImagesCommand::Add { files } => {
+            if files.is_empty() {
+                anyhow::bail!("`shoal images add` needs at least one .wasm file");
+            }
+            for file in files {
+                let image = images.add(&file)?;
+                println!("sha256:{} {}", image.digest, image.name);
+            }
+        }
+        ImagesCommand::Rm { images: refs } => {
+            if refs.is_empty() {
+                anyhow::bail!("`shoal images rm` needs a digest prefix or name");
+            }
+            for reference in refs {
+                let image = images.remove(&reference)?;
+                println!("removed sha256:{} {}", image.digest, image.name);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,60 @@
+//! `docker compose up`-style output: `name | line`, names padded to one width, a colour per
+//! container when writing to a terminal.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+
+use crate::logs::{LogSink, Stream};
+
+const COLOURS: [&str; 6] = ["36", "33", "32", "35", "34", "31"];
+
+pub struct TerminalLog {
+    width: usize,
+    colours: HashMap<String, &'static str>,
+    use_colour: bool,
+    out: Mutex<std::io::Stdout>,
+}
+
+impl TerminalLog {
+    /// `names` fixes the prefix width and the colour of each container.
+    pub fn new<'a>(names: impl IntoIterator<Item = &'a str>, no_colour: bool) -> Self {
+        let mut width = 0;
+        let mut colours = HashMap::new();
+        for (i, name) in names.into_iter().enumerate() {
+            width = width.max(name.len());
+            colours.insert(name.to_string(), COLOURS[i % COLOURS.len()]);
+        }
+        let use_colour = !no_colour && std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal();
+        TerminalLog { width, colours, use_colour, out: Mutex::new(std::io::stdout()) }
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.use_colour {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+}
+
+impl LogSink for TerminalLog {
+    fn line(&self, container: &str, stream: Stream, text: &str) {
+        let colour = self.colours.get(container).copied().unwrap_or("0");
+        let line = match stream {
+            Stream::Stdout | Stream::Stderr => {
+                let prefix = format!("{container:<width$} | ", width = self.width);
+                format!("{}{text}", self.paint(colour, &prefix))
+            }
+            Stream::System => format!("{} {text}", self.paint(colour, container)),
+            Stream::Warning => {
+                let prefix = format!("{container:<width$} | ", width = self.width);
+                format!("{}{}", self.paint(colour, &prefix), self.paint("33;1", &format!("warning: {text}")))
+            }
+        };
+        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        // A closed stdout (a pipe to `head`) must not take the stack down.
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+}

@@ -1,0 +1,333 @@
+//! The content-addressed image store and the compile cache.
+//!
+//! Images are plain `.wasm` files, as in Ocre: no manifest, no layers. The store keeps each
+//! under its SHA-256 so a compose file can pin `sha256:<hex>`, and keeps the machine code
+//! wasmtime produced for it, keyed by the digest *and* the engine's compatibility hash: a
+//! cached `.cwasm` built with other memory settings or another wasmtime is never loaded.
+//!
+//! Layout under the data directory:
+//! ```text
+//! images/<hex>.wasm        the image bytes
+//! images/<hex>.name        the name it was added under (what `shoal images` shows)
+//! cache/<engine>/<hex>.cwasm  precompiled module for one engine configuration
+//! ```
+
+use std::collections::hash_map::DefaultHasher;
+use std::fs;
+use std::hash::{Hash, Hasher};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest as _, Sha256};
+use wasmtime::{Engine, Module};
+
+/// Errors at the image store's border.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("cannot read image {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("cannot write to the image store at {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("{path} is not a valid WebAssembly module: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("no image matches `{0}`")]
+    NotFound(String),
+    #[error("`{0}` matches more than one image; give more digits")]
+    Ambiguous(String),
+}
+
+/// A SHA-256 image digest, 64 lowercase hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ImageDigest(String);
+
+impl ImageDigest {
+    pub fn of(bytes: &[u8]) -> Self {
+        ImageDigest(hex::encode(Sha256::digest(bytes)))
+    }
+
+    pub fn hex(&self) -> &str {
+        &self.0
+    }
+
+    /// The first 12 digits, as `docker images` shows them.
+    pub fn short(&self) -> &str {
+        &self.0[..12]
+    }
+}
+
+impl std::fmt::Display for ImageDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "sha256:{}", self.0)
+    }
+}
+
+/// One stored image, as listed by `shoal images`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StoredImage {
+    pub digest: String,
+    pub size: u64,
+    pub name: String,
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+/// How a module was obtained, for `-v` output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModuleSource {
+    /// Compiled now with cranelift (and written to the cache).
+    Compiled,
+    /// Loaded from the compile cache.
+    Cached,
+}
+
+/// A module ready to instantiate, with its digest and how long it took to get.
+pub struct LoadedModule {
+    pub module: Module,
+    pub digest: ImageDigest,
+    pub source: ModuleSource,
+    pub elapsed: Duration,
+}
+
+/// The store under one data directory.
+#[derive(Debug, Clone)]
+pub struct ImageStore {
+    root: PathBuf,
+}
+
+/// The data directory: `$SHOAL_DATA_DIR`, else `$XDG_DATA_HOME/shoal`, else
+/// `~/.local/share/shoal`, else `./.shoal` when there is no home at all.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SHOAL_DATA_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("shoal");
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(home).join(".local/share/shoal");
+    }
+    PathBuf::from(".shoal")
+}
+
+impl ImageStore {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        ImageStore { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn images_dir(&self) -> PathBuf {
+        self.root.join("images")
+    }
+
+    /// Path of a stored image by full digest, if present.
+    pub fn path_of(&self, digest_hex: &str) -> Option<PathBuf> {
+        let path = self.images_dir().join(format!("{digest_hex}.wasm"));
+        path.is_file().then_some(path)
+    }
+
+    /// Add a `.wasm` file (validated first) under its digest. Adding the same bytes twice
+    /// is a no-op apart from the name.
+    pub fn add(&self, file: &Path) -> Result<StoredImage, ImageError> {
+        let bytes = fs::read(file).map_err(|source| ImageError::Read { path: file.to_path_buf(), source })?;
+        validate_wasm(file, &bytes)?;
+        let digest = ImageDigest::of(&bytes);
+        let dir = self.images_dir();
+        let path = dir.join(format!("{}.wasm", digest.hex()));
+        if !path.is_file() {
+            write_atomically(&path, &bytes)?;
+        }
+        let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        write_atomically(&dir.join(format!("{}.name", digest.hex())), name.as_bytes())?;
+        Ok(StoredImage { digest: digest.hex().to_string(), size: bytes.len() as u64, name, path })
+    }
+
+    /// Every stored image, sorted by name then digest.
+    pub fn list(&self) -> Result<Vec<StoredImage>, ImageError> {
+        let dir = self.images_dir();
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(ImageError::Read { path: dir, source }),
+        };
+        let mut images = Vec::new();
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Some(hex) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".wasm")) else {
+                continue;
+            };
+            if !is_hex_digest(hex) {
+                continue;
+            }
+            let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+            let name = fs::read_to_string(dir.join(format!("{hex}.name"))).unwrap_or_default();
+            images.push(StoredImage { digest: hex.to_string(), size, name, path: path.clone() });
+        }
+        images.sort_by(|a, b| (&a.name, &a.digest).cmp(&(&b.name, &b.digest)));
+        Ok(images)
+    }
+
+    /// Find one image by digest (full, `sha256:`-prefixed, or a unique prefix) or by name.
+    pub fn find(&self, reference: &str) -> Result<StoredImage, ImageError> {
+        let wanted = reference.strip_prefix("sha256:").unwrap_or(reference);
+        let images = self.list()?;
+        let by_digest: Vec<_> = images.iter().filter(|i| !wanted.is_empty() && i.digest.starts_with(wanted)).collect();
+        let matches = if by_digest.is_empty() {
+            images.iter().filter(|i| i.name == reference).collect()
+        } else {
+            by_digest
+        };
+        match matches.as_slice() {
+            [] => Err(ImageError::NotFound(reference.to_string())),
+            [one] => Ok((*one).clone()),
+            _ => Err(ImageError::Ambiguous(reference.to_string())),
+        }
+    }
+
+    /// Remove an image and its cached machine code for every engine.
+    pub fn remove(&self, reference: &str) -> Result<StoredImage, ImageError> {
+        let image = self.find(reference)?;
+        let dir = self.images_dir();
+        for path in [dir.join(format!("{}.wasm", image.digest)), dir.join(format!("{}.name", image.digest))] {
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(ImageError::Write { path, source }),
+            }
+        }
+        if let Ok(engines) = fs::read_dir(self.root.join("cache")) {
+            for engine in engines.flatten() {
+                let _ = fs::remove_file(engine.path().join(format!("{}.cwasm", image.digest)));
+            }
+        }
+        Ok(image)
+    }
+
+    /// Load a module from a `.wasm` file, through the compile cache.
+    ///
+    /// A cache entry that fails to load (another wasmtime, other settings, a truncated
+    /// file) is compiled again and replaced, never trusted.
+    pub fn load_module(&self, engine: &Engine, file: &Path) -> Result<LoadedModule, ImageError> {
+        let started = Instant::now();
+        let bytes = fs::read(file).map_err(|source| ImageError::Read { path: file.to_path_buf(), source })?;
+        let digest = ImageDigest::of(&bytes);
+        let cached = self.cache_path(engine, &digest);
+        if cached.is_file() {
+            // SAFETY: the cache directory is written only by this code, from modules this
+            // same engine configuration compiled; wasmtime still checks the header and the
+            // compatibility hash and refuses a mismatch, which we then recompile.
+            if let Ok(module) = unsafe { Module::deserialize_file(engine, &cached) } {
+                return Ok(LoadedModule { module, digest, source: ModuleSource::Cached, elapsed: started.elapsed() });
+            }
+        }
+        let module = Module::new(engine, &bytes)
+            .map_err(|e| ImageError::Invalid { path: file.to_path_buf(), message: format!("{e:#}") })?;
+        if let Ok(serialized) = module.serialize() {
+            // A cache that cannot be written only costs a compile next time.
+            let _ = write_atomically(&cached, &serialized);
+        }
+        Ok(LoadedModule { module, digest, source: ModuleSource::Compiled, elapsed: started.elapsed() })
+    }
+
+    fn cache_path(&self, engine: &Engine, digest: &ImageDigest) -> PathBuf {
+        self.root.join("cache").join(engine_fingerprint(engine)).join(format!("{}.cwasm", digest.hex()))
+    }
+}
+
+/// A short stable name for an engine configuration (wasmtime version, target, settings).
+pub fn engine_fingerprint(engine: &Engine) -> String {
+    let mut hasher = DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    format!("{:016x}", hasher.finish())
+}
+
+/// Check a module's bytes without compiling it, for errors that name the file.
+pub fn validate_wasm(path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(ImageError::Invalid {
+            path: path.to_path_buf(),
+            message: "it does not start with the wasm magic bytes `\\0asm`".into(),
+        });
+    }
+    wasmparser::Validator::new()
+        .validate_all(bytes)
+        .map(|_| ())
+        .map_err(|e| ImageError::Invalid { path: path.to_path_buf(), message: e.to_string() })
+}
+
+/// Sha256 of a file, for `shoal config`.
+pub fn digest_file(path: &Path) -> Result<ImageDigest, ImageError> {
+    let bytes = fs::read(path).map_err(|source| ImageError::Read { path: path.to_path_buf(), source })?;
+    Ok(ImageDigest::of(&bytes))
+}
+
+fn is_hex_digest(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Write through a temporary file and a rename, so a reader never sees half a file and a
+/// crash never leaves a truncated image or cache entry behind.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
+    let err = |source| ImageError::Write { path: path.to_path_buf(), source };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(err)?;
+    let tmp = dir.join(format!(".{}.{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("x"), std::process::id()));
+    let mut file = fs::File::create(&tmp).map_err(err)?;
+    file.write_all(bytes).map_err(err)?;
+    file.sync_all().map_err(err)?;
+    fs::rename(&tmp, path).map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EMPTY_MODULE: &[u8] = b"\0asm\x01\0\0\0";
+
+    #[test]
+    fn add_list_find_remove() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::new(dir.path().join("data"));
+        let file = dir.path().join("empty.wasm");
+        fs::write(&file, EMPTY_MODULE).unwrap();
+        let added = store.add(&file).unwrap();
+        assert_eq!(added.digest, ImageDigest::of(EMPTY_MODULE).hex());
+        assert_eq!(store.list().unwrap().len(), 1);
+        assert_eq!(store.find(&added.digest[..8]).unwrap().name, "empty.wasm");
+        assert_eq!(store.find("empty.wasm").unwrap().digest, added.digest);
+        assert!(store.path_of(&added.digest).is_some());
+        store.remove("empty.wasm").unwrap();
+        assert!(store.list().unwrap().is_empty());
+        assert!(matches!(store.find("empty.wasm"), Err(ImageError::NotFound(_))));
+    }
+
+    #[test]
+    fn invalid_wasm_is_refused_with_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::new(dir.path());
+        let file = dir.path().join("bad.wasm");
+        fs::write(&file, b"hello").unwrap();
+        let err = store.add(&file).unwrap_err().to_string();
+        assert!(err.contains("bad.wasm") && err.contains("magic"), "{err}");
+        fs::write(&file, b"\0asm\x01\0\0\0\x01").unwrap();
+        assert!(matches!(store.add(&file), Err(ImageError::Invalid { .. })));
+    }
+
+    #[test]
+    fn second_load_comes_from_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::new(dir.path());
+        let file = dir.path().join("m.wasm");
+        fs::write(&file, wat::parse_str("(module (func (export \"f\")))").unwrap()).unwrap();
+        let engine = Engine::default();
+        assert_eq!(store.load_module(&engine, &file).unwrap().source, ModuleSource::Compiled);
+        assert_eq!(store.load_module(&engine, &file).unwrap().source, ModuleSource::Cached);
+        // A corrupted cache entry is recompiled, not trusted.
+        let digest = ImageDigest::of(&fs::read(&file).unwrap());
+        fs::write(store.cache_path(&engine, &digest), b"garbage").unwrap();
+        assert_eq!(store.load_module(&engine, &file).unwrap().source, ModuleSource::Compiled);
+    }
+}

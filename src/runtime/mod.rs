@@ -1,0 +1,284 @@
+//! The wasmtime side: one [`Engine`] for the process, one [`Store`] per container, every
+//! container an async call on its own fiber inside a tokio task.
+//!
+//! Why these settings:
+//! - Async host calls park a container's fiber instead of a thread, so an idle container
+//!   costs a few pages, not an 8 MiB thread stack as in the reference runtime.
+//! - Small memory reservations ([`RuntimeConfig::memory_reservation`]) instead of wasmtime's
+//!   4 GiB + guards per memory: a Raspberry Pi's 39-bit address space (512 GiB) holds only
+//!   ~125 default-sized memories but 10,000+ small ones. Bounds checks become explicit
+//!   instructions; out-of-bounds accesses still trap.
+//! - Epoch interruption so a spinning guest yields to the others and can be stopped. The
+//!   ticker thread runs only while some container is executing guest code (tracked with a
+//!   call hook), so an idle stack costs no CPU at all.
+
+mod limiter;
+mod output;
+mod ticker;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use wasmtime::{Config, Engine, Extern, Instance, Linker, Memory, Module, Store, WasmBacktraceDetails};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+
+use crate::logs::{LogSink, Stream};
+use crate::spec::ContainerSpec;
+
+pub use limiter::MemoryLimiter;
+pub use output::{LineOutput, MAX_LINE};
+use ticker::{ExecutionGuard, Ticker};
+
+/// Errors at the runtime's border.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("cannot set up the wasm engine: {0}")]
+    Engine(String),
+}
+
+/// Engine-wide settings. They are part of the compile-cache key: a module compiled with one
+/// set is recompiled for another.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Address space reserved for each linear memory (bytes). Memories that grow beyond it
+    /// are moved. Default 8 MiB: twice what an Ocre-SDK guest may ever use (64 pages), and
+    /// 10,000 containers then need ~90 GiB of the 512 GiB a 39-bit board has.
+    pub memory_reservation: u64,
+    /// Extra address space kept behind a memory that had to move, so the next growth does
+    /// not move it again. Default 1 MiB (wasmtime's default is 2 GiB).
+    pub memory_reservation_for_growth: u64,
+    /// Stack of each container's fiber (address space; only touched pages cost memory).
+    pub async_stack_size: usize,
+    /// Deepest wasm stack a guest may use before it traps with a stack overflow.
+    pub max_wasm_stack: usize,
+    /// How often a running guest is interrupted to let others run (and to be stopped).
+    pub epoch_tick: Duration,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            memory_reservation: 8 << 20,
+            memory_reservation_for_growth: 1 << 20,
+            async_stack_size: 1 << 20,
+            max_wasm_stack: 512 << 10,
+            epoch_tick: Duration::from_millis(10),
+        }
+    }
+}
+
+/// What a container's store holds.
+pub struct ContainerCtx {
+    pub wasi: WasiP1Ctx,
+    pub limiter: MemoryLimiter,
+    execution: ExecutionGuard,
+}
+
+/// How a container ended. shoal never reports a killed or trapped container as exit 0.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// `_start` returned (code 0) or the guest called `proc_exit(code)`.
+    Exited(i32),
+    /// The guest trapped; the message says why (unreachable, out of bounds, stack overflow...).
+    Trapped(String),
+    /// Stopped by shoal (Ctrl-C, `down`, `stop`) before it ended on its own.
+    Killed,
+    /// It never ran: a mount could not be opened, an import is missing, ...
+    Failed(String),
+}
+
+impl ExitStatus {
+    pub fn is_success(&self) -> bool {
+        matches!(self, ExitStatus::Exited(0))
+    }
+}
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExitStatus::Exited(code) => write!(f, "exited with code {code}"),
+            ExitStatus::Trapped(why) => write!(f, "trapped: {why}"),
+            ExitStatus::Killed => f.write_str("killed"),
+            ExitStatus::Failed(why) => write!(f, "failed to start: {why}"),
+        }
+    }
+}
+
+/// The engine, the shared linker and the epoch ticker.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<ContainerCtx>,
+    ticker: Ticker,
+}
+
+impl Runtime {
+    pub fn new(config: &RuntimeConfig) -> Result<Self, RuntimeError> {
+        let mut wasm = Config::new();
+        wasm.epoch_interruption(true)
+            .memory_reservation(config.memory_reservation)
+            .memory_reservation_for_growth(config.memory_reservation_for_growth)
+            .memory_guard_size(0)
+            .guard_before_linear_memory(false)
+            .async_stack_size(config.async_stack_size)
+            .max_wasm_stack(config.max_wasm_stack)
+            // Trap messages name the wasm function; never let RUST_BACKTRACE switch on
+            // debug-info symbolisation, which costs ~32 MB that never comes back.
+            .wasm_backtrace_details(WasmBacktraceDetails::Disable);
+        let engine = Engine::new(&wasm).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |cx: &mut ContainerCtx| &mut cx.wasi)
+            .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        let ticker = Ticker::start(engine.clone(), config.epoch_tick);
+        Ok(Runtime { engine, linker, ticker })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Run one container to its end, or until `stop` is cancelled.
+    ///
+    /// `started` is called once the instance exists (imports resolved, memory created),
+    /// just before `_start` runs: that is what `depends_on: service_started` waits for.
+    pub async fn run(
+        &self,
+        spec: &ContainerSpec,
+        module: &Module,
+        log: Arc<dyn LogSink>,
+        stop: CancellationToken,
+        started: impl FnOnce(),
+    ) -> ExitStatus {
+        if stop.is_cancelled() {
+            return ExitStatus::Killed;
+        }
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => ExitStatus::Killed,
+            status = self.run_to_end(spec, module, log, started) => status,
+        }
+    }
+
+    async fn run_to_end(
+        &self,
+        spec: &ContainerSpec,
+        module: &Module,
+        log: Arc<dyn LogSink>,
+        started: impl FnOnce(),
+    ) -> ExitStatus {
+        let mut store = match self.new_store(spec, log) {
+            Ok(store) => store,
+            Err(why) => return ExitStatus::Failed(why),
+        };
+        let instance = match self.instantiate(&mut store, module).await {
+            Ok(instance) => instance,
+            Err(status) => return status,
+        };
+        let Ok(start) = instance.get_typed_func::<(), ()>(&mut store, "_start") else {
+            return ExitStatus::Failed("the module has no `_start` function (it is not a WASI command)".into());
+        };
+        started();
+        let result = start.call_async(&mut store, ()).await;
+        classify(result)
+    }
+
+    fn new_store(&self, spec: &ContainerSpec, log: Arc<dyn LogSink>) -> Result<Store<ContainerCtx>, String> {
+        let name: Arc<str> = spec.name.as_str().into();
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(LineOutput::new(name.clone(), Stream::Stdout, log.clone()))
+            .stderr(LineOutput::new(name, Stream::Stderr, log))
+            .arg(&spec.name)
+            .args(&spec.args)
+            .envs(&spec.env);
+        for mount in &spec.mounts {
+            let perms = if mount.read_only { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
+            wasi.preopened_dir(&mount.host, &mount.guest, perms)
+                .map_err(|e| format!("cannot mount {} at {}: {e:#}", mount.host.display(), mount.guest))?;
+        }
+        let ctx = ContainerCtx {
+            wasi: wasi.build_p1(),
+            limiter: MemoryLimiter::new(spec.limits.memory),
+            execution: self.ticker.guard(),
+        };
+        let mut store = Store::new(&self.engine, ctx);
+        store.limiter(|cx| &mut cx.limiter);
+        store.epoch_deadline_async_yield_and_update(1);
+        store.call_hook(|mut cx, hook| {
+            let execution = &mut cx.data_mut().execution;
+            if hook.entering_host() {
+                execution.leave();
+            } else {
+                execution.enter();
+            }
+            Ok(())
+        });
+        Ok(store)
+    }
+
+    /// Resolve imports by hand so that a module importing its memory (`env.memory`, as
+    /// every Ocre-SDK guest does) gets a fresh memory of exactly the imported type.
+    async fn instantiate(&self, store: &mut Store<ContainerCtx>, module: &Module) -> Result<Instance, ExitStatus> {
+        let mut imports = Vec::with_capacity(module.imports().len());
+        for import in module.imports() {
+            if let wasmtime::ExternType::Memory(ty) = import.ty() {
+                let memory = Memory::new_async(&mut *store, ty).await.map_err(|e| {
+                    ExitStatus::Failed(format!(
+                        "cannot create the imported memory `{}.{}`: {}",
+                        import.module(),
+                        import.name(),
+                        root_message(&e)
+                    ))
+                })?;
+                imports.push(Extern::Memory(memory));
+                continue;
+            }
+            match self.linker.get_by_import(&mut *store, &import) {
+                Some(item) => imports.push(item),
+                None => {
+                    return Err(ExitStatus::Failed(format!(
+                        "the module imports `{}.{}`, which shoal does not provide",
+                        import.module(),
+                        import.name()
+                    )))
+                }
+            }
+        }
+        Instance::new_async(&mut *store, module, &imports).await.map_err(|e| match classify(Err(e)) {
+            ExitStatus::Exited(code) => ExitStatus::Exited(code),
+            ExitStatus::Trapped(why) => ExitStatus::Trapped(why),
+            other => other,
+        })
+    }
+
+    /// Compile or load a module (without the cache; see `images` for the cached path).
+    pub fn compile_file(&self, path: &Path) -> wasmtime::Result<Module> {
+        Module::from_file(&self.engine, path)
+    }
+}
+
+/// Turn the result of `_start` into an exit status.
+fn classify(result: wasmtime::Result<()>) -> ExitStatus {
+    let error = match result {
+        Ok(()) => return ExitStatus::Exited(0),
+        Err(error) => error,
+    };
+    if let Some(exit) = error.downcast_ref::<I32Exit>() {
+        return ExitStatus::Exited(exit.0);
+    }
+    if let Some(trap) = error.downcast_ref::<wasmtime::Trap>() {
+        return ExitStatus::Trapped(trap.to_string());
+    }
+    ExitStatus::Trapped(root_message(&error))
+}
+
+fn root_message(error: &wasmtime::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        message = format!("{message}: {inner}");
+        source = inner.source();
+    }
+    message
+}

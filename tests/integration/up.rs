@@ -1,0 +1,123 @@
+//! `shoal up` and `shoal run` on real guests.
+
+use std::time::Duration;
+
+use crate::support::*;
+
+fn compose_with(sandbox: &Sandbox, body: &str) -> std::path::PathBuf {
+    let images = images().display().to_string();
+    sandbox.write("shoal.yaml", &body.replace("IMAGES", &images))
+}
+
+#[test]
+fn hello_stack_prints_the_banner_with_a_prefix() {
+    let sandbox = Sandbox::new();
+    let file = repo().join("compose-examples/hello/shoal.yaml");
+    images();
+    let output = sandbox.shoal().args(["up", "-f"]).arg(&file).output().unwrap();
+    let out = stdout(&output);
+    assert!(output.status.success(), "{out}\n{}", stderr(&output));
+    let banner: Vec<_> = out.lines().filter(|l| l.starts_with("hello | ")).collect();
+    assert!(banner.len() >= 7, "expected a 6-line banner and a greeting:\n{out}");
+    assert!(out.contains("hello exited with code 0"), "{out}");
+}
+
+#[test]
+fn shared_fs_reader_reads_what_the_writer_wrote() {
+    let sandbox = Sandbox::new();
+    images();
+    let example = repo().join("compose-examples/shared-fs");
+    let shared = sandbox.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    // Copy the example next to a private shared folder so tests never race on the repo's.
+    let text = std::fs::read_to_string(example.join("shoal.yaml")).unwrap();
+    let text = text.replace("../images/", &format!("{}/", images().display()));
+    let file = sandbox.write("shoal.yaml", &text);
+    let output = sandbox.shoal().args(["up", "-f"]).arg(&file).output().unwrap();
+    let out = stdout(&output);
+    assert!(output.status.success(), "{out}\n{}", stderr(&output));
+    assert!(out.contains("buffer read = Hello World"), "{out}");
+    let writer_done = out.find("writer exited with code 0").expect("writer ended");
+    let reader_start = out.find("reader | ").expect("reader printed");
+    assert!(writer_done < reader_start, "reader must start after the writer completed:\n{out}");
+    assert_eq!(std::fs::read_to_string(shared.join("shared_data.txt")).unwrap(), "Hello World");
+}
+
+#[test]
+fn exits_are_reported_distinctly() {
+    let sandbox = Sandbox::new();
+    let file = compose_with(
+        &sandbox,
+        "containers:\n  ok:\n    image: IMAGES/hello.wasm\n  seven:\n    image: IMAGES/exit-code.wasm\n    args: [\"7\"]\n  boom:\n    image: IMAGES/trap.wasm\n",
+    );
+    let output = sandbox.shoal().args(["up", "-f"]).arg(&file).output().unwrap();
+    let out = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "a failed container makes `up` fail:\n{out}");
+    assert!(out.contains("ok exited with code 0"), "{out}");
+    assert!(out.contains("seven exited with code 7"), "{out}");
+    assert!(out.contains("boom trapped:") && out.contains("unreachable"), "{out}");
+}
+
+#[test]
+fn failed_dependency_is_reported_and_its_dependent_not_started() {
+    let sandbox = Sandbox::new();
+    let file = compose_with(
+        &sandbox,
+        "containers:\n  first:\n    image: IMAGES/exit-code.wasm\n    args: [\"2\"]\n  second:\n    image: IMAGES/hello.wasm\n    depends_on:\n      first: {condition: service_completed_successfully}\n",
+    );
+    let output = sandbox.shoal().args(["up", "-f"]).arg(&file).output().unwrap();
+    let out = stdout(&output);
+    assert!(out.contains("first exited with code 2"), "{out}");
+    assert!(out.contains("second not started: dependency `first` did not complete successfully"), "{out}");
+    assert!(!out.contains("second | "), "{out}");
+}
+
+#[test]
+fn ctrl_c_stops_a_spinning_guest() {
+    let sandbox = Sandbox::new();
+    let file = compose_with(
+        &sandbox,
+        "containers:\n  spin:\n    image: IMAGES/spin.wasm\n    stop_timeout: 2s\n  hello:\n    image: IMAGES/hello.wasm\n",
+    );
+    let mut cmd = sandbox.shoal();
+    cmd.args(["up", "-f"]).arg(&file);
+    let mut running = Running::spawn(cmd);
+    running.wait_for("spin | spinning", Duration::from_secs(60));
+    // The spinning guest must not starve its neighbour on the one executor thread.
+    running.wait_for("hello exited with code 0", Duration::from_secs(30));
+    running.signal(libc::SIGINT);
+    let status = running.wait_exit(Duration::from_secs(30));
+    let seen = running.seen.join("\n");
+    assert!(seen.contains("spin killed"), "{seen}");
+    assert_eq!(status.code(), Some(0), "an operator stop is a clean exit:\n{seen}");
+}
+
+#[test]
+fn run_passes_args_env_and_mounts_and_returns_the_exit_code() {
+    let sandbox = Sandbox::new();
+    let output = sandbox.shoal().arg("run").arg(image("exit-code.wasm")).arg("42").output().unwrap();
+    assert_eq!(output.status.code(), Some(42), "{}", stdout(&output));
+    assert!(stdout(&output).contains("exiting with 42"));
+
+    std::fs::create_dir(sandbox.path().join("shared")).unwrap();
+    let output = sandbox.shoal().args(["run", "-v", "./shared:/shared"]).arg(image("writer.wasm")).output().unwrap();
+    assert!(output.status.success(), "{}\n{}", stdout(&output), stderr(&output));
+    assert_eq!(std::fs::read_to_string(sandbox.path().join("shared/shared_data.txt")).unwrap(), "Hello World");
+
+    // Read-only mounts refuse writes.
+    let output =
+        sandbox.shoal().args(["run", "-v", "./shared:/shared:ro"]).arg(image("writer.wasm")).output().unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+}
+
+#[test]
+fn thousand_replicas_start_in_one_up() {
+    let sandbox = Sandbox::new();
+    let file = compose_with(&sandbox, "containers:\n  hello:\n    image: IMAGES/hello.wasm\n    replicas: 1000\n");
+    let output = sandbox.shoal().args(["up", "-f"]).arg(&file).output().unwrap();
+    let out = stdout(&output);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let exited = out.lines().filter(|l| l.ends_with("exited with code 0")).count();
+    assert_eq!(exited, 1000);
+    assert!(out.contains("hello-1000 | "));
+}
