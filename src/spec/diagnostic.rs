@@ -37,7 +37,11 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn error(location: Option<Location>, key: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn error(
+        location: Option<Location>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Diagnostic {
             severity: Severity::Error,
             location,
@@ -47,7 +51,11 @@ impl Diagnostic {
         }
     }
 
-    pub fn warning(location: Option<Location>, key: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn warning(
+        location: Option<Location>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Diagnostic {
             severity: Severity::Warning,
             location,

@@ -33,7 +33,11 @@ fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_'
 }
 
-fn expand(input: &str, env: &HashMap<String, String>, unset: &mut Vec<String>) -> Result<String, String> {
+fn expand(
+    input: &str,
+    env: &HashMap<String, String>,
+    unset: &mut Vec<String>,
+) -> Result<String, String> {
     let chars: Vec<char> = input.chars().collect();
     let mut out = String::with_capacity(input.len());
     let mut i = 0;
@@ -69,7 +73,9 @@ fn expand(input: &str, env: &HashMap<String, String>, unset: &mut Vec<String>) -
                 }
                 if j >= chars.len() {
                     let rest: String = chars[i..].iter().collect();
-                    return Err(format!("unterminated variable reference `{rest}`: missing `}}`"));
+                    return Err(format!(
+                        "unterminated variable reference `{rest}`: missing `}}`"
+                    ));
                 }
                 let body: String = chars[start..j].iter().collect();
                 out.push_str(&expand_braced(&body, env, unset)?);
@@ -106,11 +112,17 @@ fn lookup(name: &str, env: &HashMap<String, String>, unset: &mut Vec<String>) ->
     }
 }
 
-fn expand_braced(body: &str, env: &HashMap<String, String>, unset: &mut Vec<String>) -> Result<String, String> {
+fn expand_braced(
+    body: &str,
+    env: &HashMap<String, String>,
+    unset: &mut Vec<String>,
+) -> Result<String, String> {
     let name_end = body.find(|c: char| !is_name_char(c)).unwrap_or(body.len());
     let name = &body[..name_end];
     if name.is_empty() || !name.starts_with(is_name_start) {
-        return Err(format!("invalid variable reference `${{{body}}}`: expected a variable name"));
+        return Err(format!(
+            "invalid variable reference `${{{body}}}`: expected a variable name"
+        ));
     }
     let rest = &body[name_end..];
     let value = env.get(name);
@@ -148,7 +160,11 @@ fn expand_braced(body: &str, env: &HashMap<String, String>, unset: &mut Vec<Stri
                 Some(v) if !missing => Ok(v.clone()),
                 _ => {
                     let msg = expand(arg, env, unset)?;
-                    let how = if op == ":?" { "unset or empty" } else { "unset" };
+                    let how = if op == ":?" {
+                        "unset or empty"
+                    } else {
+                        "unset"
+                    };
                     if msg.is_empty() {
                         Err(format!("required variable `{name}` is {how}"))
                     } else {
@@ -168,7 +184,11 @@ pub enum TreeProblem {
 }
 
 /// Interpolates every string value in the tree in place (keys are left as written).
-pub fn interpolate_tree(node: &mut Node, env: &HashMap<String, String>, problems: &mut Vec<TreeProblem>) {
+pub fn interpolate_tree(
+    node: &mut Node,
+    env: &HashMap<String, String>,
+    problems: &mut Vec<TreeProblem>,
+) {
     match &mut node.value {
         Value::Str(s) => {
             if !s.contains('$') {
@@ -177,11 +197,17 @@ pub fn interpolate_tree(node: &mut Node, env: &HashMap<String, String>, problems
             match interpolate(s, env) {
                 Ok(done) => {
                     for name in done.unset {
-                        problems.push(TreeProblem::Unset { pos: node.pos, name });
+                        problems.push(TreeProblem::Unset {
+                            pos: node.pos,
+                            name,
+                        });
                     }
                     *s = done.text;
                 }
-                Err(message) => problems.push(TreeProblem::Error { pos: node.pos, message }),
+                Err(message) => problems.push(TreeProblem::Error {
+                    pos: node.pos,
+                    message,
+                }),
             }
         }
         Value::Seq(items) => {
@@ -253,7 +279,9 @@ mod tests {
 
     #[test]
     fn required() {
-        assert!(interpolate("${NOPE:?set it}", &env()).unwrap_err().contains("set it"));
+        assert!(interpolate("${NOPE:?set it}", &env())
+            .unwrap_err()
+            .contains("set it"));
         assert!(interpolate("${EMPTY:?}", &env()).is_err());
         assert_eq!(ok("${EMPTY?}"), "");
     }

@@ -163,7 +163,11 @@ fn options() -> serde_saphyr::Options {
 /// Parses `text` into a spanned tree. A syntax error is returned alone (nothing after it can
 /// be trusted); non-string keys are reported as problems while the rest of the tree is kept.
 pub fn parse(text: &str) -> Result<(Node, Vec<ParseProblem>), ParseProblem> {
-    if text.trim().is_empty() || text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+    if text.trim().is_empty()
+        || text
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
         return Ok((
             Node {
                 pos: Pos { line: 1, column: 1 },
@@ -172,16 +176,17 @@ pub fn parse(text: &str) -> Result<(Node, Vec<ParseProblem>), ParseProblem> {
             Vec::new(),
         ));
     }
-    let raw: Spanned<RawNode> = serde_saphyr::from_str_with_options(text, options()).map_err(|e| {
-        let pos = e.location().map(|l| Pos {
-            line: l.line(),
-            column: l.column(),
-        });
-        ParseProblem {
-            pos: pos.filter(|p| p.line > 0),
-            message: first_line(&e.to_string()),
-        }
-    })?;
+    let raw: Spanned<RawNode> =
+        serde_saphyr::from_str_with_options(text, options()).map_err(|e| {
+            let pos = e.location().map(|l| Pos {
+                line: l.line(),
+                column: l.column(),
+            });
+            ParseProblem {
+                pos: pos.filter(|p| p.line > 0),
+                message: first_line(&e.to_string()),
+            }
+        })?;
     let mut problems = Vec::new();
     let node = convert(raw, &mut problems);
     Ok((node, problems))
@@ -189,7 +194,11 @@ pub fn parse(text: &str) -> Result<(Node, Vec<ParseProblem>), ParseProblem> {
 
 /// The parser's message without its rendered source snippet (we print our own location).
 fn first_line(msg: &str) -> String {
-    let line = msg.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid YAML").trim();
+    let line = msg
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("invalid YAML")
+        .trim();
     let line = line.strip_prefix("error: ").unwrap_or(line);
     format!("invalid YAML: {line}")
 }
@@ -202,7 +211,9 @@ fn convert(raw: Spanned<RawNode>, problems: &mut Vec<ParseProblem>) -> Node {
         RawNode::Int(i) => Value::Int(i),
         RawNode::Float(f) => Value::Float(f),
         RawNode::Str(s) => Value::Str(s),
-        RawNode::Seq(items) => Value::Seq(items.into_iter().map(|i| convert(i, problems)).collect()),
+        RawNode::Seq(items) => {
+            Value::Seq(items.into_iter().map(|i| convert(i, problems)).collect())
+        }
         RawNode::Map(entries) => {
             let mut out = Vec::with_capacity(entries.len());
             for (k, v) in entries {
@@ -221,7 +232,9 @@ fn convert(raw: Spanned<RawNode>, problems: &mut Vec<ParseProblem>) -> Node {
                         };
                         problems.push(ParseProblem {
                             pos: Some(kpos),
-                            message: format!("mapping keys must be strings, found {what}; quote the key"),
+                            message: format!(
+                                "mapping keys must be strings, found {what}; quote the key"
+                            ),
                         });
                         continue;
                     }
@@ -245,7 +258,9 @@ mod tests {
         let Value::Map(m) = &n.value else { panic!() };
         assert_eq!(m[0].0.name, "a");
         assert_eq!(m[0].0.pos, Pos { line: 1, column: 1 });
-        let Value::Map(inner) = &m[0].1.value else { panic!() };
+        let Value::Map(inner) = &m[0].1.value else {
+            panic!()
+        };
         assert_eq!(inner[1].0.pos, Pos { line: 3, column: 3 });
         assert_eq!(inner[1].1.pos.line, 3);
     }
