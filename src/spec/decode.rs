@@ -934,7 +934,7 @@ fn decode_container(
                             );
                         } else {
                             if k.name == "subscribe" && (p.contains('#') || p.contains('+')) {
-                                ctx.warn(pos, &kp, format!("topic prefix `{p}` contains an MQTT wildcard (`#` or `+`), which shoal matches literally"), Some("subscriptions match by prefix: `sensors/` already covers `sensors/#`".into()));
+                                ctx.warn(pos, &kp, format!("topic prefix `{p}` contains an MQTT wildcard (`#` or `+`), which shoal matches literally"), Some(format!("subscriptions match by prefix: `{}` already covers everything under it", p.split(['#', '+']).next().unwrap_or_default())));
                             }
                             prefixes.push(p);
                         }
@@ -1086,12 +1086,18 @@ fn decode_env_file(node: &Node, key: &str, ctx: &mut Ctx) -> Vec<(String, String
     let mut out = Vec::new();
     for (p, pos) in paths {
         let abs = ctx.resolve(&p);
+        // Point into the env file with a path shaped like the compose file's (relative if the
+        // caller's was), so the message is clickable from where shoal was started.
+        let shown = match ctx.file.parent() {
+            Some(parent) if Path::new(&p).is_relative() => normalize(&parent.join(&p)),
+            _ => abs.clone(),
+        };
         match std::fs::read_to_string(&abs) {
             Ok(text) => {
                 for (k, v, line) in parse_env_lines(&text, &mut |line, msg| {
                     ctx.diags.push(Diagnostic::error(
                         Some(Location {
-                            file: abs.clone(),
+                            file: shown.clone(),
                             line,
                             column: 1,
                         }),

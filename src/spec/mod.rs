@@ -144,3 +144,6 @@ pub fn load_str(
     };
     Ok((stack, diags))
 }
+
+#[cfg(test)]
+mod tests;

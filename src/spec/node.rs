@@ -200,6 +200,14 @@ fn first_line(msg: &str) -> String {
         .unwrap_or("invalid YAML")
         .trim();
     let line = line.strip_prefix("error: ").unwrap_or(line);
+    // The parser repeats the position in its text; we already print it in front.
+    let line = match line.strip_prefix("line ") {
+        Some(rest) => match rest.split_once(": ") {
+            Some((pos, msg)) if pos.contains(" column ") => msg,
+            _ => line,
+        },
+        None => line,
+    };
     format!("invalid YAML: {line}")
 }
 
