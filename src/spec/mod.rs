@@ -1,5 +1,149 @@
 //! The compose file: parse, interpolate, validate. No wasmtime, no tokio.
+//!
+//! Pipeline: text -> [`node::parse`] (spanned tree; only YAML syntax errors stop here) ->
+//! [`interpolate`] (`${VAR}` in string values) -> [`decode`] (per-field checks) ->
+//! [`validate`] (images, dependencies, cycles, replicas, start order) -> [`Stack`].
+//! Every stage collects diagnostics instead of stopping, so one run shows every mistake.
 
+pub mod decode;
+pub mod diagnostic;
+pub mod interpolate;
 pub mod model;
+pub mod node;
+pub mod schema;
+pub mod units;
+pub mod validate;
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+pub use diagnostic::{render_diagnostics, Diagnostic, Severity};
 pub use model::*;
+pub use schema::json_schema;
+
+/// What `load` needs from the outside world, passed in so `spec` stays free of global state.
+pub struct LoadOptions<'a> {
+    /// Environment for `${VAR}` interpolation (callers pass std::env::vars()).
+    pub env: &'a HashMap<String, String>,
+    /// Resolve `sha256:<hex>` image references against the image store: returns the stored .wasm path or None.
+    pub lookup_digest: &'a dyn Fn(&str) -> Option<PathBuf>,
+}
+
+/// File names tried by [`find_compose_file`], in order.
+pub const COMPOSE_FILE_NAMES: &[&str] = &["shoal.yaml", "shoal.yml", "compose.yaml", "compose.yml"];
+
+/// Find the compose file: `shoal.yaml`, then `compose.yaml` (also .yml variants) in `dir`.
+pub fn find_compose_file(dir: &Path) -> Option<PathBuf> {
+    COMPOSE_FILE_NAMES
+        .iter()
+        .map(|n| dir.join(n))
+        .find(|p| p.is_file())
+}
+
+/// Parse and validate. On success returns the stack plus warnings; on failure returns ALL
+/// errors found (plus warnings).
+pub fn load(path: &Path, opts: &LoadOptions) -> Result<(Stack, Vec<Diagnostic>), Vec<Diagnostic>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => load_str(&text, path, opts),
+        Err(e) => {
+            let hint = (e.kind() == std::io::ErrorKind::NotFound).then(|| {
+                "run shoal in the folder that holds `shoal.yaml`, or pass the file with `-f`"
+                    .to_string()
+            });
+            Err(vec![Diagnostic::error(
+                None,
+                "",
+                format!("cannot read {}: {e}", path.display()),
+            )
+            .with_hint_opt(hint)])
+        }
+    }
+}
+
+/// Like [`load`] with the text given; `path` is used for messages and relative paths.
+pub fn load_str(
+    text: &str,
+    path: &Path,
+    opts: &LoadOptions,
+) -> Result<(Stack, Vec<Diagnostic>), Vec<Diagnostic>> {
+    let abs_file = decode::normalize(&if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(path)
+    });
+    let dir = abs_file
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/"));
+    let mut ctx = decode::Ctx {
+        file: path.to_path_buf(),
+        dir: dir.clone(),
+        opts,
+        diags: Vec::new(),
+    };
+
+    let (mut root, problems) = match node::parse(text) {
+        Ok(r) => r,
+        Err(p) => {
+            let loc = p.pos.map(|pos| ctx.loc(pos));
+            return Err(vec![Diagnostic::error(loc, "", p.message)]);
+        }
+    };
+    for p in problems {
+        let loc = p.pos.map(|pos| ctx.loc(pos));
+        ctx.diags.push(Diagnostic::error(loc, "", p.message));
+    }
+
+    let mut problems = Vec::new();
+    interpolate::interpolate_tree(&mut root, opts.env, &mut problems);
+    for p in problems {
+        match p {
+            interpolate::TreeProblem::Error { pos, message } => ctx.error(pos, "", message, None),
+            interpolate::TreeProblem::Unset { pos, name } => ctx.warn(
+                pos,
+                "",
+                format!("variable `{name}` is not set; using an empty string"),
+                Some(format!("set it, or give a default: `${{{name}:-default}}`")),
+            ),
+        }
+    }
+
+    let decoded = decode::decode(&root, &mut ctx);
+    let containers = validate::assemble(&decoded, &mut ctx);
+
+    let mut diags = ctx.diags;
+    // Report in file order; errors without a location first (they are about the whole file).
+    diags.sort_by(|a, b| {
+        let ka = a
+            .location
+            .as_ref()
+            .map(|l| (l.file != *path, l.line, l.column));
+        let kb = b
+            .location
+            .as_ref()
+            .map(|l| (l.file != *path, l.line, l.column));
+        ka.cmp(&kb)
+    });
+    if diags.iter().any(Diagnostic::is_error) {
+        return Err(diags);
+    }
+    let name = decoded.name.clone().unwrap_or_else(|| {
+        let folder = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        decode::sanitize_name(&folder)
+    });
+    let stack = Stack {
+        name,
+        file: abs_file,
+        dir,
+        containers,
+        sensors: decoded.sensors,
+        watch: decoded.watch,
+    };
+    Ok((stack, diags))
+}
+
+#[cfg(test)]
+mod tests;

@@ -37,6 +37,8 @@ pub struct Stack {
     pub containers: Vec<ContainerSpec>,
     /// Declared host sensors, by name.
     pub sensors: BTreeMap<String, SensorSpec>,
+    /// `watch: true`: restart containers whose image file changes on disk (development aid).
+    pub watch: bool,
 }
 
 /// Where a container's image comes from.
@@ -96,7 +98,11 @@ pub enum Capability {
 }
 
 impl Capability {
-    pub const ALL: [Capability; 3] = [Capability::Messaging, Capability::Timers, Capability::Sensors];
+    pub const ALL: [Capability; 3] = [
+        Capability::Messaging,
+        Capability::Timers,
+        Capability::Sensors,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {

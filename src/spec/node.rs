@@ -1,0 +1,308 @@
+//! A generic YAML tree where every node and every key knows its line and column.
+//!
+//! serde stops at the first error, but users want every problem in one run; so the file is
+//! first read into this loosely typed tree (only YAML syntax errors stop here), and the
+//! decoder walks it by hand, collecting diagnostics.
+
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::Spanned;
+
+/// 1-based line and column of a node in the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pos {
+    pub line: u64,
+    pub column: u64,
+}
+
+/// A value with where it was written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub pos: Pos,
+    pub value: Value,
+}
+
+/// A mapping key (always a string after [`parse`]; other keys are reported there).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Key {
+    pub pos: Pos,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Node>),
+    Map(Vec<(Key, Node)>),
+}
+
+impl Value {
+    /// What kind of YAML value this is, for "expected X, found Y" messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "a boolean",
+            Value::Int(_) => "an integer",
+            Value::Float(_) => "a number",
+            Value::Str(_) => "a string",
+            Value::Seq(_) => "a list",
+            Value::Map(_) => "a mapping",
+        }
+    }
+
+    /// Scalar as text (numbers and booleans as written in YAML), for fields like `args`
+    /// where `--port: 8080` should just work.
+    pub fn scalar_text(&self) -> Option<String> {
+        match self {
+            Value::Bool(b) => Some(b.to_string()),
+            Value::Int(i) => Some(i.to_string()),
+            Value::Float(f) => Some(f.to_string()),
+            Value::Str(s) => Some(s.clone()),
+            Value::Null | Value::Seq(_) | Value::Map(_) => None,
+        }
+    }
+}
+
+/// The raw serde form: keys may be any node; [`parse`] checks they are strings.
+enum RawNode {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Spanned<RawNode>>),
+    Map(Vec<(Spanned<RawNode>, Spanned<RawNode>)>),
+}
+
+impl<'de> Deserialize<'de> for RawNode {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(RawVisitor)
+    }
+}
+
+struct RawVisitor;
+
+impl<'de> Visitor<'de> for RawVisitor {
+    type Value = RawNode;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<RawNode, E> {
+        Ok(RawNode::Null)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<RawNode, E> {
+        Ok(RawNode::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<RawNode, D::Error> {
+        RawNode::deserialize(d)
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<RawNode, E> {
+        Ok(RawNode::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawNode, E> {
+        Ok(RawNode::Int(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawNode, E> {
+        // Larger than i64: keep it as a float so range checks still report it as too large.
+        Ok(i64::try_from(v).map_or(RawNode::Float(v as f64), RawNode::Int))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<RawNode, E> {
+        Ok(RawNode::Float(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<RawNode, E> {
+        Ok(RawNode::Str(v.to_owned()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<RawNode, E> {
+        Ok(RawNode::Str(v))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawNode, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Spanned<RawNode>>()? {
+            items.push(item);
+        }
+        Ok(RawNode::Seq(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawNode, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(k) = map.next_key::<Spanned<RawNode>>()? {
+            let v = map.next_value::<Spanned<RawNode>>()?;
+            entries.push((k, v));
+        }
+        Ok(RawNode::Map(entries))
+    }
+}
+
+/// A problem found while reading the tree: 1-based position (if known) and message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParseProblem {
+    pub pos: Option<Pos>,
+    pub message: String,
+}
+
+fn pos_of<T>(s: &Spanned<T>) -> Pos {
+    Pos {
+        line: s.referenced.line(),
+        column: s.referenced.column(),
+    }
+}
+
+/// Options that make YAML mean what a compose-file author expects: YAML 1.2 booleans, so
+/// `restart: no` is the string `no` and not `false`.
+fn options() -> serde_saphyr::Options {
+    let mut o = serde_saphyr::Options::default();
+    o.strict_booleans = true;
+    o
+}
+
+/// Parses `text` into a spanned tree. A syntax error is returned alone (nothing after it can
+/// be trusted); non-string keys are reported as problems while the rest of the tree is kept.
+pub fn parse(text: &str) -> Result<(Node, Vec<ParseProblem>), ParseProblem> {
+    if text.trim().is_empty()
+        || text
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
+        return Ok((
+            Node {
+                pos: Pos { line: 1, column: 1 },
+                value: Value::Null,
+            },
+            Vec::new(),
+        ));
+    }
+    let raw: Spanned<RawNode> =
+        serde_saphyr::from_str_with_options(text, options()).map_err(|e| {
+            let pos = e.location().map(|l| Pos {
+                line: l.line(),
+                column: l.column(),
+            });
+            ParseProblem {
+                pos: pos.filter(|p| p.line > 0),
+                message: first_line(&e.to_string()),
+            }
+        })?;
+    let mut problems = Vec::new();
+    let node = convert(raw, &mut problems);
+    Ok((node, problems))
+}
+
+/// The parser's message without its rendered source snippet (we print our own location).
+fn first_line(msg: &str) -> String {
+    let line = msg
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("invalid YAML")
+        .trim();
+    let line = line.strip_prefix("error: ").unwrap_or(line);
+    // The parser repeats the position in its text; we already print it in front.
+    let line = match line.strip_prefix("line ") {
+        Some(rest) => match rest.split_once(": ") {
+            Some((pos, msg)) if pos.contains(" column ") => msg,
+            _ => line,
+        },
+        None => line,
+    };
+    format!("invalid YAML: {line}")
+}
+
+fn convert(raw: Spanned<RawNode>, problems: &mut Vec<ParseProblem>) -> Node {
+    let pos = pos_of(&raw);
+    let value = match raw.value {
+        RawNode::Null => Value::Null,
+        RawNode::Bool(b) => Value::Bool(b),
+        RawNode::Int(i) => Value::Int(i),
+        RawNode::Float(f) => Value::Float(f),
+        RawNode::Str(s) => Value::Str(s),
+        RawNode::Seq(items) => {
+            Value::Seq(items.into_iter().map(|i| convert(i, problems)).collect())
+        }
+        RawNode::Map(entries) => {
+            let mut out = Vec::with_capacity(entries.len());
+            for (k, v) in entries {
+                let kpos = pos_of(&k);
+                let name = match k.value {
+                    RawNode::Str(s) => s,
+                    other => {
+                        let what = match other {
+                            RawNode::Null => "null",
+                            RawNode::Bool(_) => "a boolean",
+                            RawNode::Int(_) => "an integer",
+                            RawNode::Float(_) => "a number",
+                            RawNode::Seq(_) => "a list",
+                            RawNode::Map(_) => "a mapping",
+                            RawNode::Str(_) => "a string",
+                        };
+                        problems.push(ParseProblem {
+                            pos: Some(kpos),
+                            message: format!(
+                                "mapping keys must be strings, found {what}; quote the key"
+                            ),
+                        });
+                        continue;
+                    }
+                };
+                out.push((Key { pos: kpos, name }, convert(v, problems)));
+            }
+            Value::Map(out)
+        }
+    };
+    Node { pos, value }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_are_one_based() {
+        let (n, p) = parse("a:\n  b: 1\n  c: [x, y]\n").unwrap();
+        assert!(p.is_empty());
+        let Value::Map(m) = &n.value else { panic!() };
+        assert_eq!(m[0].0.name, "a");
+        assert_eq!(m[0].0.pos, Pos { line: 1, column: 1 });
+        let Value::Map(inner) = &m[0].1.value else {
+            panic!()
+        };
+        assert_eq!(inner[1].0.pos, Pos { line: 3, column: 3 });
+        assert_eq!(inner[1].1.pos.line, 3);
+    }
+
+    #[test]
+    fn yaml12_booleans() {
+        let (n, _) = parse("a: no\nb: true\n").unwrap();
+        let Value::Map(m) = &n.value else { panic!() };
+        assert_eq!(m[0].1.value, Value::Str("no".into()));
+        assert_eq!(m[1].1.value, Value::Bool(true));
+    }
+
+    #[test]
+    fn syntax_error_has_location() {
+        let e = parse("a: [1, 2\nb: 3\n").unwrap_err();
+        assert!(e.pos.is_some(), "{e:?}");
+        assert!(e.message.starts_with("invalid YAML"), "{e:?}");
+    }
+
+    #[test]
+    fn non_string_keys_are_reported() {
+        let (_, p) = parse("1: a\nb: c\n").unwrap();
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].pos, Some(Pos { line: 1, column: 1 }));
+    }
+
+    #[test]
+    fn empty_document_is_null() {
+        let (n, _) = parse("# nothing\n").unwrap();
+        assert_eq!(n.value, Value::Null);
+    }
+
+    #[test]
+    fn duplicate_keys_are_a_syntax_error() {
+        assert!(parse("a: 1\na: 2\n").is_err());
+    }
+}

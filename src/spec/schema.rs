@@ -1,0 +1,320 @@
+//! The FILE format as Rust types, only to generate the JSON schema (`schemas/shoal.schema.json`)
+//! that editors use for completion and checks.
+//!
+//! The decoder does not deserialize into these types (serde stops at the first error; we
+//! want all of them), so the two must be kept in step by hand. The `KEYS` lists next to each
+//! struct are what the decoder accepts, and a unit test checks that each struct's schema
+//! properties are exactly its `KEYS`, so adding a key in one place and not the other fails.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+
+/// A shoal compose file: a stack of WebAssembly containers run in one process.
+#[derive(JsonSchema)]
+#[schemars(title = "shoal compose file", deny_unknown_fields)]
+pub struct ComposeFile {
+    /// Project name: lowercase letters, digits, `-` and `_`. Default: the compose file's folder name.
+    #[schemars(regex(pattern = r"^[a-z0-9][a-z0-9_-]*$"))]
+    pub name: Option<String>,
+    /// The containers to run, by name (`[a-z0-9][a-z0-9_-]*`). Required, not empty.
+    pub containers: BTreeMap<String, ContainerFile>,
+    /// Host sensors containers may read, by name. A container lists the ones it may open in its own `sensors:`.
+    pub sensors: Option<BTreeMap<String, SensorFile>>,
+    /// Restart containers whose image file changes on disk (development aid).
+    pub watch: Option<bool>,
+}
+
+impl ComposeFile {
+    pub const KEYS: &'static [&'static str] = &["name", "containers", "sensors", "watch"];
+}
+
+/// A scalar written where text is expected; numbers and booleans are taken as written.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum ScalarFile {
+    String(String),
+    Integer(i64),
+    Number(f64),
+    Boolean(bool),
+}
+
+/// One container. Replicas (`replicas: N`) run as `name-1`..`name-N`.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ContainerFile {
+    /// The WebAssembly module: a `.wasm` path relative to the compose file, or `sha256:<64 hex>` from the image store (`shoal images add FILE`).
+    pub image: String,
+    /// Command-line arguments passed to the guest (`argv[1..]`).
+    pub args: Option<Vec<ScalarFile>>,
+    /// Environment variables: a mapping `KEY: value` or a list of `KEY=VALUE`. Overrides `env_file`.
+    pub env: Option<EnvFile>,
+    /// File(s) of `KEY=VALUE` lines (`#` comments), relative to the compose file. Read before `env`.
+    pub env_file: Option<OneOrMany>,
+    /// Host APIs the guest may use. `ocre:api` means all of them.
+    pub capabilities: Option<Vec<CapabilityFile>>,
+    /// Host folders visible to the guest: `host:guest[:ro|:rw]` (Docker's order) or `{source, target, read_only}`.
+    pub mounts: Option<Vec<MountFile>>,
+    /// Containers to start first: a list of names, or a mapping name -> `{condition}`.
+    pub depends_on: Option<DependsOnFile>,
+    /// Restart policy: `no` (default), `on-failure`, `on-failure:N` (at most N restarts), `always`.
+    #[schemars(regex(pattern = r"^(no|always|on-failure(:[0-9]+)?)$"))]
+    pub restart: Option<String>,
+    /// Wait before a restart, e.g. `1s`, `250ms`. Default `1s`.
+    pub restart_delay: Option<String>,
+    /// Grace time between asking a container to stop and killing it, e.g. `10s` (default).
+    pub stop_timeout: Option<String>,
+    /// Resource limits.
+    pub limits: Option<LimitsFile>,
+    /// Number of copies to run (default 1). Other containers depending on this one wait for every copy.
+    #[schemars(range(min = 1, max = 100000))]
+    pub replicas: Option<u32>,
+    /// Topic prefixes this container may publish under. Absent: unrestricted.
+    pub publish: Option<Vec<String>>,
+    /// Topic prefixes this container may subscribe to (prefix match, no MQTT wildcards). Absent: unrestricted.
+    pub subscribe: Option<Vec<String>>,
+    /// Names of top-level `sensors:` this container may open; needs the `sensors` capability.
+    pub sensors: Option<Vec<String>>,
+}
+
+impl ContainerFile {
+    pub const KEYS: &'static [&'static str] = &[
+        "image",
+        "args",
+        "env",
+        "env_file",
+        "capabilities",
+        "mounts",
+        "depends_on",
+        "restart",
+        "restart_delay",
+        "stop_timeout",
+        "limits",
+        "replicas",
+        "publish",
+        "subscribe",
+        "sensors",
+    ];
+}
+
+/// `KEY: value` mapping or `KEY=VALUE` list.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum EnvFile {
+    Map(BTreeMap<String, ScalarFile>),
+    List(Vec<String>),
+}
+
+/// One path or a list of paths.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// A capability name.
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+pub enum CapabilityFile {
+    /// Publish and subscribe to topics.
+    #[serde(rename = "messaging")]
+    Messaging,
+    /// One-shot and periodic timers.
+    #[serde(rename = "timers")]
+    Timers,
+    /// Read declared host sensors.
+    #[serde(rename = "sensors")]
+    Sensors,
+    /// All of the above (the Ocre API).
+    #[serde(rename = "ocre:api")]
+    OcreApi,
+}
+
+/// A mount, short (`host:guest[:ro|:rw]`) or long form.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum MountFile {
+    /// `host:guest[:ro|:rw]`, host path first as in Docker.
+    Short(String),
+    Long(MountLongFile),
+}
+
+/// Long-form mount.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct MountLongFile {
+    /// Host folder, relative to the compose file. Must exist.
+    pub source: String,
+    /// Absolute guest path, e.g. `/data`.
+    pub target: String,
+    /// Mount read-only (default false).
+    pub read_only: Option<bool>,
+}
+
+impl MountLongFile {
+    pub const KEYS: &'static [&'static str] = &["source", "target", "read_only"];
+}
+
+/// Dependencies: a list of names, or a mapping name -> condition.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum DependsOnFile {
+    List(Vec<String>),
+    Map(BTreeMap<String, DependencyFile>),
+}
+
+/// One dependency in the long form.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct DependencyFile {
+    /// When the dependency counts as ready. Default `service_started`.
+    pub condition: Option<ConditionFile>,
+}
+
+impl DependencyFile {
+    pub const KEYS: &'static [&'static str] = &["condition"];
+}
+
+/// Dependency condition (Compose's names; shoal has no health checks, so no `service_healthy`).
+#[derive(JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum ConditionFile {
+    /// The dependency has started.
+    ServiceStarted,
+    /// The dependency has exited with code 0 (an init step).
+    ServiceCompletedSuccessfully,
+}
+
+/// Resource limits.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct LimitsFile {
+    /// Linear memory cap: bytes, or with a unit (`512KiB`, `1MiB`, `4MB`). At least 64KiB (one wasm page).
+    pub memory: Option<ScalarFile>,
+}
+
+impl LimitsFile {
+    pub const KEYS: &'static [&'static str] = &["memory"];
+}
+
+/// A host sensor.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct SensorFile {
+    /// Where readings come from.
+    pub kind: SensorKindFile,
+    /// Number of channels (`rng` only; default 1).
+    #[schemars(range(min = 1, max = 1024))]
+    pub channels: Option<u32>,
+    /// `[min, max]` of generated values (`rng` only; default `[0, 100]`).
+    pub range: Option<[f64; 2]>,
+    /// File holding one number (`file`/`hwmon` only), absolute or relative to the compose file.
+    pub path: Option<String>,
+    /// Factor applied to the number read (`file`/`hwmon` only; default 1.0).
+    pub scale: Option<f64>,
+}
+
+impl SensorFile {
+    pub const KEYS: &'static [&'static str] = &["kind", "channels", "range", "path", "scale"];
+}
+
+/// Sensor kind.
+#[derive(JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum SensorKindFile {
+    /// Uniform random values (for demos and tests).
+    Rng,
+    /// A number read from a file.
+    File,
+    /// A Linux hwmon input file.
+    Hwmon,
+}
+
+/// JSON schema of the compose file, generated from the types above.
+pub fn json_schema() -> serde_json::Value {
+    let schema = schemars::schema_for!(ComposeFile);
+    schema.to_value()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    const SCHEMA_PATH: &str = "schemas/shoal.schema.json";
+
+    fn rendered() -> String {
+        let mut s = serde_json::to_string_pretty(&json_schema()).unwrap();
+        s.push('\n');
+        s
+    }
+
+    /// The committed schema must match the types. Regenerate with
+    /// `SHOAL_UPDATE_SCHEMA=1 cargo test schema`.
+    #[test]
+    fn schema_file_is_up_to_date() {
+        let want = rendered();
+        if std::env::var_os("SHOAL_UPDATE_SCHEMA").is_some_and(|v| v == "1") {
+            std::fs::create_dir_all("schemas").unwrap();
+            std::fs::write(SCHEMA_PATH, &want).unwrap();
+            return;
+        }
+        let have = std::fs::read_to_string(SCHEMA_PATH).unwrap_or_default();
+        assert!(
+            have == want,
+            "{SCHEMA_PATH} is out of date with the types in src/spec/schema.rs; \
+             regenerate it with `SHOAL_UPDATE_SCHEMA=1 cargo test schema`"
+        );
+    }
+
+    fn props(schema: &serde_json::Value, def: Option<&str>) -> BTreeSet<String> {
+        let obj = match def {
+            None => schema,
+            Some(d) => &schema["$defs"][d],
+        };
+        obj["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("no properties for {def:?}"))
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    fn keys(k: &[&str]) -> BTreeSet<String> {
+        k.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// The decoder's known keys and the schema's properties come from the same lists.
+    #[test]
+    fn schema_properties_match_known_keys() {
+        let s = json_schema();
+        assert_eq!(props(&s, None), keys(ComposeFile::KEYS));
+        assert_eq!(props(&s, Some("ContainerFile")), keys(ContainerFile::KEYS));
+        assert_eq!(props(&s, Some("MountLongFile")), keys(MountLongFile::KEYS));
+        assert_eq!(
+            props(&s, Some("DependencyFile")),
+            keys(DependencyFile::KEYS)
+        );
+        assert_eq!(props(&s, Some("LimitsFile")), keys(LimitsFile::KEYS));
+        assert_eq!(props(&s, Some("SensorFile")), keys(SensorFile::KEYS));
+    }
+
+    #[test]
+    fn schema_has_descriptions() {
+        let s = json_schema();
+        assert!(
+            s["$defs"]["ContainerFile"]["properties"]["image"]["description"]
+                .as_str()
+                .unwrap()
+                .contains("sha256")
+        );
+    }
+}

@@ -1,0 +1,460 @@
+//! Loader tests: golden error output and end-to-end checks of [`load_str`].
+
+use super::*;
+use std::path::Path;
+
+const GOLDEN_DIR: &str = "tests/golden/config";
+const KNOWN_DIGEST: &str =
+    "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+fn golden_env() -> HashMap<String, String> {
+    [("GREETING", "hello"), ("REPLICAS", "2")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn lookup(d: &str) -> Option<PathBuf> {
+    (d == KNOWN_DIGEST).then(|| PathBuf::from("/store/aaaa.wasm"))
+}
+
+/// Renders a load result as the CLI would print it, with the machine-specific package root
+/// replaced by `$ROOT` so golden files are portable.
+fn render(result: &Result<(Stack, Vec<Diagnostic>), Vec<Diagnostic>>) -> String {
+    let diags = match result {
+        Ok((_, w)) => w,
+        Err(e) => e,
+    };
+    let root = std::env::current_dir().unwrap();
+    render_diagnostics(diags).replace(&root.display().to_string(), "$ROOT")
+}
+
+/// Each `tests/golden/config/NAME.yaml` is loaded and its diagnostics compared with
+/// `NAME.stderr`. Regenerate with `SHOAL_UPDATE_GOLDEN=1 cargo test --lib spec`.
+#[test]
+fn golden_diagnostics() {
+    let update = std::env::var_os("SHOAL_UPDATE_GOLDEN").is_some_and(|v| v == "1");
+    let mut entries: Vec<_> = std::fs::read_dir(GOLDEN_DIR)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    entries.sort();
+    assert!(!entries.is_empty());
+    let mut failures = Vec::new();
+    for yaml in entries {
+        let name = yaml.file_name().unwrap().to_string_lossy().into_owned();
+        let rel = Path::new(GOLDEN_DIR).join(&name);
+        let env = golden_env();
+        let opts = LoadOptions {
+            env: &env,
+            lookup_digest: &lookup,
+        };
+        let got = render(&load(&rel, &opts));
+        let expected_path = yaml.with_extension("stderr");
+        if update {
+            std::fs::write(&expected_path, &got).unwrap();
+            continue;
+        }
+        let want = std::fs::read_to_string(&expected_path).unwrap_or_default();
+        if got != want {
+            failures.push(format!(
+                "--- {}\n{}\n--- got:\n{got}",
+                expected_path.display(),
+                want
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "golden diagnostics differ (regenerate with `SHOAL_UPDATE_GOLDEN=1 cargo test --lib spec`):\n{}",
+        failures.join("\n")
+    );
+}
+
+/// The acceptance case: five kinds of mistakes, all in one run, each with file:line:col.
+#[test]
+fn all_five_mistakes_in_one_run() {
+    let env = HashMap::new();
+    let opts = LoadOptions {
+        env: &env,
+        lookup_digest: &lookup,
+    };
+    let errs = load(Path::new("tests/golden/config/all_five.yaml"), &opts).unwrap_err();
+    let text = render_diagnostics(&errs);
+    for needle in [
+        "all_five.yaml:5:5: unknown key `capabilites`",
+        "all_five.yaml:9:5: `ports` is not supported",
+        "all_five.yaml:14:9: mount source",
+        "dependency cycle: collector -> aggregator -> collector",
+        "all_five.yaml:16:12: image file",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+}
+
+fn load_in(dir: &Path, yaml: &str) -> Result<(Stack, Vec<Diagnostic>), Vec<Diagnostic>> {
+    let env: HashMap<String, String> = [("V".to_string(), "vee".to_string())].into();
+    let opts = LoadOptions {
+        env: &env,
+        lookup_digest: &lookup,
+    };
+    load_str(yaml, &dir.join("shoal.yaml"), &opts)
+}
+
+fn project() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("my-proj")
+        .tempdir()
+        .unwrap();
+    std::fs::write(dir.path().join("m.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    dir
+}
+
+fn errors(r: Result<(Stack, Vec<Diagnostic>), Vec<Diagnostic>>) -> String {
+    render_diagnostics(&r.unwrap_err())
+}
+
+#[test]
+fn defaults_and_name_from_folder() {
+    let p = project();
+    let (stack, warnings) = load_in(p.path(), "containers:\n  app:\n    image: m.wasm\n").unwrap();
+    assert!(warnings.is_empty());
+    assert!(stack.name.starts_with("my-proj"), "{}", stack.name);
+    let c = &stack.containers[0];
+    assert_eq!(c.image, ImageRef::Path(p.path().join("m.wasm")));
+    assert_eq!(c.restart, RestartPolicy::No);
+    assert_eq!(c.restart_delay, std::time::Duration::from_secs(1));
+    assert_eq!(c.stop_timeout, std::time::Duration::from_secs(10));
+    assert_eq!(c.limits.memory, None);
+    assert!(c.capabilities.is_empty());
+    assert_eq!(c.capabilities_location, c.location);
+    assert_eq!((c.location.line, c.location.column), (2, 3));
+    assert_eq!((c.image_location.line, c.image_location.column), (3, 12));
+    assert_eq!(stack.dir, p.path());
+    assert!(!stack.watch);
+}
+
+#[test]
+fn replicas_expand_and_dependencies_follow() {
+    let p = project();
+    let yaml = "containers:\n  web:\n    image: m.wasm\n    depends_on: [probe]\n  probe:\n    image: m.wasm\n    replicas: 3\n";
+    let (stack, _) = load_in(p.path(), yaml).unwrap();
+    let names: Vec<_> = stack.containers.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["probe-1", "probe-2", "probe-3", "web"]);
+    assert!(stack
+        .containers
+        .iter()
+        .take(3)
+        .all(|c| c.service == "probe"));
+    let deps: Vec<_> = stack.containers[3]
+        .depends_on
+        .iter()
+        .map(|d| d.name.as_str())
+        .collect();
+    assert_eq!(deps, ["probe-1", "probe-2", "probe-3"]);
+}
+
+#[test]
+fn replica_limits() {
+    let p = project();
+    let e = errors(load_in(
+        p.path(),
+        "containers:\n  a:\n    image: m.wasm\n    replicas: 1000000\n",
+    ));
+    assert!(e.contains("too many"), "{e}");
+    let e = errors(load_in(
+        p.path(),
+        "containers:\n  a:\n    image: m.wasm\n    replicas: 0\n",
+    ));
+    assert!(e.contains("at least 1"), "{e}");
+}
+
+#[test]
+fn replica_name_clash() {
+    let p = project();
+    let e = errors(load_in(
+        p.path(),
+        "containers:\n  a:\n    image: m.wasm\n    replicas: 2\n  a-1:\n    image: m.wasm\n",
+    ));
+    assert!(e.contains("clashes with replica a-1"), "{e}");
+}
+
+#[test]
+fn topological_order_keeps_file_order() {
+    let p = project();
+    let yaml = "containers:\n  c:\n    image: m.wasm\n    depends_on: [a]\n  b:\n    image: m.wasm\n  a:\n    image: m.wasm\n";
+    let (stack, _) = load_in(p.path(), yaml).unwrap();
+    let names: Vec<_> = stack.containers.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["b", "a", "c"]);
+}
+
+#[test]
+fn cycle_message_names_the_cycle() {
+    let p = project();
+    let yaml = "containers:\n  a:\n    image: m.wasm\n    depends_on: [b]\n  b:\n    image: m.wasm\n    depends_on: [c]\n  c:\n    image: m.wasm\n    depends_on: [a]\n";
+    let e = errors(load_in(p.path(), yaml));
+    assert!(
+        e.contains("shoal.yaml:4:18: dependency cycle: a -> b -> c -> a"),
+        "{e}"
+    );
+    assert_eq!(e.matches("dependency cycle").count(), 1, "{e}");
+}
+
+#[test]
+fn self_and_unknown_dependency() {
+    let p = project();
+    let yaml = "containers:\n  app:\n    image: m.wasm\n    depends_on: [app, ap]\n";
+    let e = errors(load_in(p.path(), yaml));
+    assert!(e.contains("depends on itself"), "{e}");
+    assert!(e.contains("unknown container `ap`"), "{e}");
+}
+
+#[test]
+fn dependency_conditions() {
+    let p = project();
+    let yaml = "containers:\n  app:\n    image: m.wasm\n    depends_on:\n      init: {condition: service_completed_successfully}\n  init:\n    image: m.wasm\n";
+    let (stack, _) = load_in(p.path(), yaml).unwrap();
+    assert_eq!(stack.containers[0].name, "init");
+    assert_eq!(
+        stack.containers[1].depends_on,
+        vec![Dependency {
+            name: "init".into(),
+            condition: DependencyCondition::ServiceCompletedSuccessfully
+        }]
+    );
+}
+
+#[test]
+fn env_file_then_env() {
+    let p = project();
+    std::fs::write(p.path().join("a.env"), "# c\nA=1\n\nB='two'\nexport C=3\n").unwrap();
+    let yaml =
+        "containers:\n  app:\n    image: m.wasm\n    env_file: a.env\n    env: {B: 2, D: $V}\n";
+    let (stack, _) = load_in(p.path(), yaml).unwrap();
+    let env = &stack.containers[0].env;
+    let want: Vec<(String, String)> = [("A", "1"), ("B", "2"), ("C", "3"), ("D", "vee")]
+        .into_iter()
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect();
+    assert_eq!(env, &want);
+}
+
+#[test]
+fn env_list_form_and_missing_env_file() {
+    let p = project();
+    let (stack, _) = load_in(
+        p.path(),
+        "containers:\n  app:\n    image: m.wasm\n    env: [A=1, B=x=y]\n",
+    )
+    .unwrap();
+    assert_eq!(stack.containers[0].env[1], ("B".into(), "x=y".into()));
+    let e = errors(load_in(
+        p.path(),
+        "containers:\n  app:\n    image: m.wasm\n    env_file: nope.env\n",
+    ));
+    assert!(
+        e.contains(&format!(
+            "env file {} does not exist",
+            p.path().join("nope.env").display()
+        )),
+        "{e}"
+    );
+}
+
+#[test]
+fn mounts_short_and_long() {
+    let p = project();
+    let yaml = "containers:\n  app:\n    image: m.wasm\n    mounts:\n      - ./data:/data:ro\n      - {source: data, target: /other}\n";
+    let (stack, _) = load_in(p.path(), yaml).unwrap();
+    let m = &stack.containers[0].mounts;
+    assert_eq!(
+        m[0],
+        Mount {
+            host: p.path().join("data"),
+            guest: "/data".into(),
+            read_only: true
+        }
+    );
+    assert_eq!(
+        m[1],
+        Mount {
+            host: p.path().join("data"),
+            guest: "/other".into(),
+            read_only: false
+        }
+    );
+}
+
+#[test]
+fn mount_errors_and_swapped_hint() {
+    let p = project();
+    let yaml = "containers:\n  app:\n    image: m.wasm\n    mounts: [/data:./data, ./data:rel, ./data:/x/../y, ./data:/a, ./data:/a/]\n";
+    let e = errors(load_in(p.path(), yaml));
+    assert!(
+        e.contains("the order is host:guest, as in Docker: write `./data:/data`"),
+        "{e}"
+    );
+    assert!(e.contains("guest path `rel` must be absolute"), "{e}");
+    assert!(e.contains("must not contain `..`"), "{e}");
+    assert!(e.contains("guest path `/a/` is mounted twice"), "{e}");
+}
+
+#[test]
+fn capabilities_and_hints() {
+    let p = project();
+    let (stack, _) = load_in(
+        p.path(),
+        "containers:\n  app:\n    image: m.wasm\n    capabilities: [\"ocre:api\"]\n",
+    )
+    .unwrap();
+    assert_eq!(stack.containers[0].capabilities.len(), 3);
+    assert_eq!(stack.containers[0].capabilities_location.line, 4);
+    let e = errors(load_in(
+        p.path(),
+        "containers:\n  app:\n    image: m.wasm\n    capabilities: [mesaging]\n",
+    ));
+    assert!(e.contains("unknown capability `mesaging`"), "{e}");
+    assert!(e.contains("did you mean `messaging`?"), "{e}");
+}
+
+#[test]
+fn sensors_require_capability() {
+    let p = project();
+    let yaml =
+        "sensors:\n  t: {kind: rng}\ncontainers:\n  app:\n    image: m.wasm\n    sensors: [t]\n";
+    let e = errors(load_in(p.path(), yaml));
+    assert!(e.contains("lacks the `sensors` capability"), "{e}");
+    assert!(e.contains("add `sensors` to `capabilities`"), "{e}");
+}
+
+#[test]
+fn sensors_decoded() {
+    let p = project();
+    let yaml = "sensors:\n  t: {kind: rng, channels: 2, range: [1, 2]}\n  f: {kind: hwmon, path: data, scale: 0.001}\ncontainers:\n  app:\n    image: m.wasm\n    capabilities: [sensors]\n    sensors: [t, f]\n";
+    let (stack, w) = load_in(p.path(), yaml).unwrap();
+    assert!(w.is_empty(), "{w:?}");
+    assert_eq!(
+        stack.sensors["t"].kind,
+        SensorKind::Rng { min: 1.0, max: 2.0 }
+    );
+    assert_eq!(stack.sensors["t"].channels, 2);
+    assert_eq!(
+        stack.sensors["f"].kind,
+        SensorKind::Hwmon {
+            path: p.path().join("data"),
+            scale: 0.001
+        }
+    );
+    assert_eq!(
+        stack.containers[0].sensors,
+        vec!["t".to_string(), "f".to_string()]
+    );
+}
+
+#[test]
+fn restart_durations_limits() {
+    let p = project();
+    let yaml = "containers:\n  app:\n    image: m.wasm\n    restart: on-failure:5\n    restart_delay: 250ms\n    stop_timeout: 5s\n    limits: {memory: 512KiB}\n";
+    let (stack, _) = load_in(p.path(), yaml).unwrap();
+    let c = &stack.containers[0];
+    assert_eq!(
+        c.restart,
+        RestartPolicy::OnFailure {
+            max_retries: Some(5)
+        }
+    );
+    assert_eq!(c.restart_delay, std::time::Duration::from_millis(250));
+    assert_eq!(c.stop_timeout, std::time::Duration::from_secs(5));
+    assert_eq!(c.limits.memory, Some(512 * 1024));
+    let (stack, _) = load_in(
+        p.path(),
+        "containers:\n  a:\n    image: m.wasm\n    restart: no\n",
+    )
+    .unwrap();
+    assert_eq!(stack.containers[0].restart, RestartPolicy::No);
+    let e = errors(load_in(
+        p.path(),
+        "containers:\n  a:\n    image: m.wasm\n    limits: {memory: 1KiB, queue: 3}\n",
+    ));
+    assert!(e.contains("at least 64KiB"), "{e}");
+    assert!(e.contains("`limits.queue` is not supported yet"), "{e}");
+}
+
+#[test]
+fn unset_variable_warns() {
+    let p = project();
+    let (_, w) = load_in(
+        p.path(),
+        "containers:\n  a:\n    image: m.wasm\n    args: [\"${NOPE}\"]\n",
+    )
+    .unwrap();
+    assert_eq!(w.len(), 1);
+    assert!(
+        w[0].to_string().contains("variable `NOPE` is not set"),
+        "{}",
+        w[0]
+    );
+}
+
+#[test]
+fn watch_and_invalid_name() {
+    let p = project();
+    let (s, _) = load_in(
+        p.path(),
+        "watch: true\ncontainers:\n  a:\n    image: m.wasm\n",
+    )
+    .unwrap();
+    assert!(s.watch);
+    let e = errors(load_in(
+        p.path(),
+        "name: Bad Name\ncontainers:\n  a:\n    image: m.wasm\n",
+    ));
+    assert!(e.contains("invalid project name"), "{e}");
+}
+
+#[test]
+fn digest_images() {
+    let p = project();
+    let (s, _) = load_in(
+        p.path(),
+        &format!("containers:\n  a:\n    image: {KNOWN_DIGEST}\n"),
+    )
+    .unwrap();
+    assert_eq!(s.containers[0].image, ImageRef::Digest(KNOWN_DIGEST.into()));
+}
+
+#[test]
+fn find_compose_file_order() {
+    let p = project();
+    assert_eq!(find_compose_file(p.path()), None);
+    std::fs::write(p.path().join("compose.yml"), "").unwrap();
+    assert_eq!(
+        find_compose_file(p.path()),
+        Some(p.path().join("compose.yml"))
+    );
+    std::fs::write(p.path().join("compose.yaml"), "").unwrap();
+    assert_eq!(
+        find_compose_file(p.path()),
+        Some(p.path().join("compose.yaml"))
+    );
+    std::fs::write(p.path().join("shoal.yaml"), "").unwrap();
+    assert_eq!(
+        find_compose_file(p.path()),
+        Some(p.path().join("shoal.yaml"))
+    );
+}
+
+#[test]
+fn missing_file() {
+    let env = HashMap::new();
+    let opts = LoadOptions {
+        env: &env,
+        lookup_digest: &lookup,
+    };
+    let e = load(Path::new("tests/golden/config/nope.yaml"), &opts).unwrap_err();
+    assert!(e[0]
+        .to_string()
+        .starts_with("error: cannot read tests/golden/config/nope.yaml"));
+}

@@ -1,0 +1,91 @@
+//! Sizes and durations as people write them in compose files.
+
+use std::time::Duration;
+
+/// Parses a memory size: plain bytes (`65536`) or a number with a unit. `KiB`/`MiB`/`GiB` and
+/// Docker's single letters `k`/`m`/`g` are powers of 1024; `KB`/`MB`/`GB` are powers of 1000
+/// (as written on the tin). Units are case-insensitive except that `kb` means KB.
+pub fn parse_memory(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = (&t[..split], t[split..].trim());
+    if num.is_empty() {
+        return Err(format!(
+            "invalid memory size `{text}`: expected a number, e.g. `512KiB`, `1MiB`"
+        ));
+    }
+    let mult: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        _ => {
+            return Err(format!(
+                "invalid memory unit `{unit}` in `{text}`: use B, KiB, MiB, GiB, KB, MB or GB"
+            ))
+        }
+    };
+    let bytes = if num.contains('.') {
+        let f: f64 = num
+            .parse()
+            .map_err(|_| format!("invalid memory size `{text}`"))?;
+        let b = f * mult as f64;
+        if !b.is_finite() || b >= u64::MAX as f64 {
+            return Err(format!("memory size `{text}` is too large"));
+        }
+        b as u64
+    } else {
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("memory size `{text}` is too large"))?;
+        n.checked_mul(mult)
+            .ok_or_else(|| format!("memory size `{text}` is too large"))?
+    };
+    Ok(bytes)
+}
+
+/// Parses a duration such as `5s`, `250ms`, `1m 30s` (humantime). A bare number is refused:
+/// seconds or milliseconds would both be plausible guesses.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    if !t.is_empty() && t.chars().all(|c| c.is_ascii_digit()) {
+        return Err(format!(
+            "duration `{t}` has no unit; write e.g. `{t}s` or `{t}ms`"
+        ));
+    }
+    humantime::parse_duration(t)
+        .map_err(|e| format!("invalid duration `{text}`: {e}; write e.g. `5s` or `250ms`"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_sizes() {
+        assert_eq!(parse_memory("512KiB"), Ok(512 * 1024));
+        assert_eq!(parse_memory("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_memory("4MB"), Ok(4_000_000));
+        assert_eq!(parse_memory("65536"), Ok(65536));
+        assert_eq!(parse_memory("64k"), Ok(65536));
+        assert_eq!(parse_memory("1.5MiB"), Ok(3 << 19));
+        assert_eq!(parse_memory("2 GiB"), Ok(2 << 30));
+        assert!(parse_memory("12 parsecs").is_err());
+        assert!(parse_memory("MiB").is_err());
+        assert!(parse_memory("99999999999999999999GiB").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1m 30s"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("5").unwrap_err().contains("no unit"));
+        assert!(parse_duration("soon").is_err());
+    }
+}

@@ -1,0 +1,387 @@
+//! Checks across containers (dependencies, cycles, replica names), image files, and the final
+//! assembly of the [`Stack`] in start order.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use super::decode::{Ctx, Decoded, Draft};
+use super::diagnostic::did_you_mean_hint;
+use super::model::{ContainerSpec, Dependency, ImageRef};
+use super::node::Pos;
+
+/// Checks an image reference; returns what the runtime should load.
+fn check_image(d: &Draft, checked: &mut HashMap<PathBuf, bool>, ctx: &mut Ctx) -> Option<ImageRef> {
+    let (image, pos) = d.image.as_ref()?;
+    let key = format!("containers.{}.image", d.service);
+    if let Some(hex) = image.strip_prefix("sha256:") {
+        if hex.len() != 64
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            ctx.error(*pos, &key, format!("invalid image digest `{image}`: expected `sha256:` and 64 lowercase hex digits"), None);
+            return None;
+        }
+        if (ctx.opts.lookup_digest)(image).is_none() {
+            ctx.error(
+                *pos,
+                &key,
+                format!("image {image} is not in the image store"),
+                Some("add it with `shoal images add FILE`".into()),
+            );
+            return None;
+        }
+        return Some(ImageRef::Digest(image.clone()));
+    }
+    let abs = ctx.resolve(image);
+    let valid = match checked.get(&abs) {
+        Some(v) => *v,
+        None => {
+            let v = check_wasm_file(&abs, *pos, &key, ctx);
+            checked.insert(abs.clone(), v);
+            v
+        }
+    };
+    valid.then_some(ImageRef::Path(abs))
+}
+
+/// Reads and validates a .wasm file once, so a broken module is reported before anything starts.
+fn check_wasm_file(abs: &Path, pos: Pos, key: &str, ctx: &mut Ctx) -> bool {
+    let bytes = match std::fs::read(abs) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let hint = if abs.extension().is_none_or(|e| e != "wasm") {
+                Some(
+                    "`image` is a .wasm path relative to the compose file, or `sha256:<hex>`"
+                        .to_string(),
+                )
+            } else {
+                Some(
+                    "build the module first, or fix the path (relative to the compose file)"
+                        .to_string(),
+                )
+            };
+            ctx.error(
+                pos,
+                key,
+                format!("image file {} does not exist", abs.display()),
+                hint,
+            );
+            return false;
+        }
+        Err(e) => {
+            let what = if abs.is_dir() {
+                "is a directory".to_string()
+            } else {
+                format!("cannot be read: {e}")
+            };
+            ctx.error(
+                pos,
+                key,
+                format!("image file {} {what}", abs.display()),
+                None,
+            );
+            return false;
+        }
+    };
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        let hint = if bytes.starts_with(b"(module")
+            || bytes.starts_with(b"(component")
+            || bytes.starts_with(b";;")
+        {
+            Some("this looks like the text format; compile it with `wasm-tools parse FILE -o FILE.wasm`".to_string())
+        } else {
+            None
+        };
+        ctx.error(
+            pos,
+            key,
+            format!(
+                "image file {} is not a WebAssembly module (no `\\0asm` header)",
+                abs.display()
+            ),
+            hint,
+        );
+        return false;
+    }
+    if bytes[4..8] != [1, 0, 0, 0] {
+        ctx.error(
+            pos,
+            key,
+            format!(
+                "image file {} is a WebAssembly component, not a core module",
+                abs.display()
+            ),
+            Some("build for `wasm32-wasip1` (core module)".into()),
+        );
+        return false;
+    }
+    let mut validator =
+        wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::default());
+    if let Err(e) = validator.validate_all(&bytes) {
+        ctx.error(
+            pos,
+            key,
+            format!(
+                "image file {} is not valid WebAssembly: {} (at byte offset {:#x})",
+                abs.display(),
+                e.message(),
+                e.offset()
+            ),
+            None,
+        );
+        return false;
+    }
+    true
+}
+
+/// Resolves dependency names and reports unknown targets, self-dependencies and cycles.
+/// Returns the index-based graph (edges: service -> its dependencies) with bad edges dropped.
+fn check_dependencies(drafts: &[Draft], ctx: &mut Ctx) -> Vec<Vec<usize>> {
+    let index: HashMap<&str, usize> = drafts
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.service.as_str(), i))
+        .collect();
+    let mut graph = vec![Vec::new(); drafts.len()];
+    for (i, d) in drafts.iter().enumerate() {
+        let key = format!("containers.{}.depends_on", d.service);
+        for (name, pos, _) in &d.deps {
+            match index.get(name.as_str()) {
+                Some(&j) if j == i => ctx.error(
+                    *pos,
+                    &key,
+                    format!("container `{name}` depends on itself"),
+                    Some("remove it from its own `depends_on`".into()),
+                ),
+                Some(&j) => {
+                    if !graph[i].contains(&j) {
+                        graph[i].push(j);
+                    }
+                }
+                None => {
+                    let hint = did_you_mean_hint(
+                        name,
+                        drafts
+                            .iter()
+                            .map(|d| d.service.as_str())
+                            .filter(|s| *s != d.service),
+                    );
+                    ctx.error(
+                        *pos,
+                        &key,
+                        format!(
+                            "container `{}` depends on unknown container `{name}`",
+                            d.service
+                        ),
+                        hint,
+                    );
+                }
+            }
+        }
+    }
+    // Cycles: DFS from each service in file order; report each distinct cycle once, starting
+    // from its earliest service in the file, at that service's `depends_on` entry.
+    let mut reported: HashSet<BTreeSet<usize>> = HashSet::new();
+    let mut in_cycle = vec![false; drafts.len()];
+    for start in 0..drafts.len() {
+        let mut stack = vec![(start, 0usize)];
+        let mut on_path = vec![start];
+        while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+            if *next >= graph[node].len() {
+                stack.pop();
+                on_path.pop();
+                continue;
+            }
+            let dep = graph[node][*next];
+            *next += 1;
+            if let Some(at) = on_path.iter().position(|&n| n == dep) {
+                let cycle: Vec<usize> = on_path[at..].to_vec();
+                let set: BTreeSet<usize> = cycle.iter().copied().collect();
+                if reported.insert(set) {
+                    for &c in &cycle {
+                        in_cycle[c] = true;
+                    }
+                    let first_pos = cycle
+                        .iter()
+                        .position(|&c| c == *cycle.iter().min().unwrap_or(&dep))
+                        .unwrap_or(0);
+                    let mut rotated: Vec<usize> = cycle[first_pos..]
+                        .iter()
+                        .chain(&cycle[..first_pos])
+                        .copied()
+                        .collect();
+                    rotated.push(rotated[0]);
+                    let names: Vec<&str> = rotated
+                        .iter()
+                        .map(|&c| drafts[c].service.as_str())
+                        .collect();
+                    let (a, b) = (rotated[0], rotated[1]);
+                    let pos = drafts[a]
+                        .deps
+                        .iter()
+                        .find(|(n, _, _)| *n == drafts[b].service)
+                        .map_or(drafts[a].pos, |x| x.1);
+                    ctx.error(
+                        pos,
+                        &format!("containers.{}.depends_on", drafts[a].service),
+                        format!("dependency cycle: {}", names.join(" -> ")),
+                        Some("remove one of these `depends_on` entries".into()),
+                    );
+                }
+                continue;
+            }
+            if stack.len() <= drafts.len() {
+                stack.push((dep, 0));
+                on_path.push(dep);
+            }
+        }
+    }
+    if in_cycle.iter().any(|&c| c) {
+        // Drop edges inside cycles so the ordering below still terminates.
+        for (i, edges) in graph.iter_mut().enumerate() {
+            if in_cycle[i] {
+                edges.clear();
+            }
+        }
+    }
+    graph
+}
+
+/// Start order: dependencies first; among services that are ready, file order.
+fn topo_order(graph: &[Vec<usize>]) -> Vec<usize> {
+    let n = graph.len();
+    let mut placed = vec![false; n];
+    let mut order = Vec::with_capacity(n);
+    while order.len() < n {
+        let next = (0..n).find(|&i| !placed[i] && graph[i].iter().all(|&d| placed[d]));
+        match next {
+            Some(i) => {
+                placed[i] = true;
+                order.push(i);
+            }
+            // Only reachable with an undetected cycle; keep file order rather than loop.
+            None => {
+                for (i, p) in placed.iter_mut().enumerate() {
+                    if !*p {
+                        *p = true;
+                        order.push(i);
+                    }
+                }
+            }
+        }
+    }
+    order
+}
+
+/// Name of replica `i` (1-based) of `service`, or the service name when not replicated.
+pub fn replica_names(service: &str, replicas: u32) -> Vec<String> {
+    if replicas <= 1 {
+        vec![service.to_string()]
+    } else {
+        (1..=replicas).map(|i| format!("{service}-{i}")).collect()
+    }
+}
+
+/// Runs every cross-container check and builds the containers in start order.
+/// Returns `None` only if errors were reported (the caller decides from the diagnostics).
+pub fn assemble(decoded: &Decoded, ctx: &mut Ctx) -> Vec<ContainerSpec> {
+    let drafts = &decoded.containers;
+    let mut checked = HashMap::new();
+    let images: Vec<Option<ImageRef>> = drafts
+        .iter()
+        .map(|d| check_image(d, &mut checked, ctx))
+        .collect();
+    let graph = check_dependencies(drafts, ctx);
+
+    // Replica names must not collide with other services' names (`probe: {replicas: 2}` next
+    // to a service called `probe-1`).
+    let mut owner: HashMap<String, usize> = HashMap::new();
+    for (i, d) in drafts.iter().enumerate() {
+        owner.insert(d.service.clone(), i);
+    }
+    for (i, d) in drafts.iter().enumerate() {
+        if d.replicas > 1 {
+            for r in replica_names(&d.service, d.replicas) {
+                if let Some(&j) = owner.get(&r) {
+                    if j != i {
+                        ctx.error(
+                            drafts[j].pos,
+                            &format!("containers.{r}"),
+                            format!("container name `{r}` clashes with replica {r} of `{}` (replicas: {})", d.service, d.replicas),
+                            Some("rename one of them".into()),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    let names: Vec<Vec<String>> = drafts
+        .iter()
+        .map(|d| replica_names(&d.service, d.replicas))
+        .collect();
+    let mut out = Vec::new();
+    for i in topo_order(&graph) {
+        let d = &drafts[i];
+        let Some(image) = images[i].clone() else {
+            continue;
+        };
+        let mut depends_on = Vec::new();
+        for (name, _, cond) in &d.deps {
+            if let Some(j) = drafts.iter().position(|x| x.service == *name) {
+                if j == i || !graph[i].contains(&j) {
+                    continue;
+                }
+                for r in &names[j] {
+                    depends_on.push(Dependency {
+                        name: r.clone(),
+                        condition: *cond,
+                    });
+                }
+            }
+        }
+        let image_location = ctx.loc(d.image.as_ref().map_or(d.pos, |x| x.1));
+        for r in &names[i] {
+            out.push(ContainerSpec {
+                name: r.clone(),
+                service: d.service.clone(),
+                image: image.clone(),
+                image_location: image_location.clone(),
+                location: ctx.loc(d.pos),
+                args: d.args.clone(),
+                env: d.env.clone(),
+                capabilities: d.capabilities.clone(),
+                capabilities_location: ctx.loc(d.capabilities_pos),
+                mounts: d.mounts.clone(),
+                depends_on: depends_on.clone(),
+                restart: d.restart,
+                restart_delay: d.restart_delay,
+                stop_timeout: d.stop_timeout,
+                limits: d.limits.clone(),
+                publish: d.publish.clone(),
+                subscribe: d.subscribe.clone(),
+                sensors: d.sensors.iter().map(|(s, _)| s.clone()).collect(),
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topo_keeps_file_order_for_ties() {
+        // 0 depends on 2; 1 free; 2 free.
+        let g = vec![vec![2], vec![], vec![]];
+        assert_eq!(topo_order(&g), vec![1, 2, 0]);
+    }
+
+    #[test]
+    fn replica_naming() {
+        assert_eq!(replica_names("a", 1), vec!["a"]);
+        assert_eq!(replica_names("a", 3), vec!["a-1", "a-2", "a-3"]);
+    }
+}
