@@ -159,7 +159,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn runtime_config(memory_reservation: Option<&str>) -> anyhow::Result<RuntimeConfig> {
     let mut config = RuntimeConfig::default();
     if let Some(size) = memory_reservation {
-        config.memory_reservation = spec::parse_size(size)
+        config.memory_reservation = spec::units::parse_memory(size)
             .map_err(|e| anyhow::anyhow!("invalid --memory-reservation `{size}`: {e}"))?;
     }
     Ok(config)
@@ -186,7 +186,7 @@ fn compose_path(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
 /// Parse and validate, print diagnostics to stderr. `None` when the file is invalid.
 fn load_stack(images: &ImageStore, path: &Path, strict: bool) -> Option<Stack> {
     let env: HashMap<String, String> = std::env::vars().collect();
-    let lookup = |hex: &str| images.path_of(hex);
+    let lookup = |digest: &str| images.path_of(digest.strip_prefix("sha256:").unwrap_or(digest));
     let options = spec::LoadOptions { env: &env, lookup_digest: &lookup };
     match spec::load(path, &options) {
         Ok((stack, warnings)) => {
@@ -383,27 +383,9 @@ fn run_image(images: &ImageStore, runtime_config: &RuntimeConfig, args: RunArgs)
     };
     let name = args.name.clone().unwrap_or_else(|| {
         let stem = image_path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        let clean: String =
-            stem.to_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect();
-        if clean.is_empty() { "container".into() } else { clean }
+        spec::decode::sanitize_name(&stem)
     });
-    let spec = spec::ContainerSpec::from_command_line(spec::CommandLineContainer {
-        name,
-        image: image_path,
-        args: args.args,
-        env: args.env,
-        volumes: args.volumes,
-        capabilities: args.caps,
-        memory: args.memory,
-    })
-    .map_err(|errors| anyhow::anyhow!("{}", errors.join("\n")))?;
-    let stack = Stack {
-        name: spec.name.clone(),
-        file: PathBuf::from("<command line>"),
-        dir: std::env::current_dir()?,
-        containers: vec![spec],
-        sensors: Default::default(),
-    };
+    let stack = command_line_stack(&name, &image_path, &args)?;
     let runtime = Arc::new(Runtime::new(runtime_config)?);
     let modules = supervisor::load_modules(&runtime, images, &stack, |_, _| {})?;
     let log = Arc::new(TerminalLog::new(stack.containers.iter().map(|c| c.name.as_str()), false));
@@ -419,6 +401,46 @@ fn run_image(images: &ImageStore, runtime_config: &RuntimeConfig, args: RunArgs)
         _ => 1,
     };
     Ok(ExitCode::from(code))
+}
+
+/// Build the one-container stack of `shoal run` as a compose document and validate it like
+/// a file, so that `-v`, `--cap` and `--memory` get exactly the checks and messages the
+/// compose file gets (minus the file positions, which mean nothing here).
+fn command_line_stack(name: &str, image: &Path, args: &RunArgs) -> anyhow::Result<Stack> {
+    let mut container = serde_json::json!({
+        "image": image,
+        "args": args.args,
+        "env": args.env,
+        "mounts": args.volumes,
+        "capabilities": args.caps,
+    });
+    if let Some(memory) = &args.memory {
+        container["limits"] = serde_json::json!({ "memory": memory });
+    }
+    let document = serde_json::json!({ "name": name, "containers": { name: container } });
+    let env: HashMap<String, String> = HashMap::new();
+    let no_store = |_: &str| None;
+    let options = spec::LoadOptions { env: &env, lookup_digest: &no_store };
+    let here = std::env::current_dir()?;
+    // `$` in a command-line value is literal: the shell already expanded what it wanted.
+    let text = serde_json::to_string(&document)?.replace('$', "$$");
+    match spec::load_str(&text, &here.join("shoal-run.yaml"), &options) {
+        Ok((mut stack, warnings)) => {
+            for warning in warnings.iter().map(without_location) {
+                eprintln!("{warning}");
+            }
+            stack.file = PathBuf::from("<command line>");
+            Ok(stack)
+        }
+        Err(diagnostics) => {
+            let messages: Vec<String> = diagnostics.iter().map(|d| without_location(d).to_string()).collect();
+            anyhow::bail!("{}", messages.join("\n").trim_start_matches("error: "))
+        }
+    }
+}
+
+fn without_location(diagnostic: &Diagnostic) -> Diagnostic {
+    Diagnostic { location: None, ..diagnostic.clone() }
 }
 
 fn images_command(images: &ImageStore, args: ImagesArgs) -> anyhow::Result<ExitCode> {

@@ -41,9 +41,8 @@ pub struct Stack {
     pub watch: bool,
 }
 
-/// Where a container's image comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
+/// Where a container's image comes from. Serialized as the path or `sha256:<hex>` string.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ImageRef {
     /// A `.wasm` file (absolute path).
     Path(PathBuf),
@@ -67,6 +66,7 @@ pub struct ContainerSpec {
     pub location: Location,
     pub args: Vec<String>,
     /// Environment, `env_file` first, then `env` (later wins), in a stable order.
+    #[serde(serialize_with = "serialize_env")]
     pub env: Vec<(String, String)>,
     pub capabilities: BTreeSet<Capability>,
     /// Where `capabilities:` is written (or the container key when absent).
@@ -184,4 +184,23 @@ mod humantime_serde_compat {
     pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&humantime::format_duration(*d).to_string())
     }
+}
+
+impl Serialize for ImageRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ImageRef::Path(path) => path.serialize(s),
+            ImageRef::Digest(digest) => digest.serialize(s),
+        }
+    }
+}
+
+/// The environment as a `KEY: value` map, in its own order, as a user would write it.
+fn serialize_env<S: serde::Serializer>(env: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(env.len()))?;
+    for (key, value) in env {
+        map.serialize_entry(key, value)?;
+    }
+    map.end()
 }

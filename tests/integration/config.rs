@@ -1,0 +1,80 @@
+//! `shoal config` through the binary: the golden diagnostics of `tests/golden/config`
+//! (checked against the library in `spec`'s unit tests) must be exactly what a user sees,
+//! with the documented exit codes.
+
+use crate::support::*;
+
+/// Every golden case, as `shoal config -q` prints it from the repository root.
+#[test]
+fn golden_diagnostics_match_the_binary() {
+    let dir = repo().join("tests/golden/config");
+    let mut cases = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        let expected_path = path.with_extension("stderr");
+        let Ok(expected) = std::fs::read_to_string(&expected_path) else { continue };
+        cases += 1;
+        let relative = path.strip_prefix(repo()).unwrap();
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_shoal"))
+            .args(["config", "-q", "-f"])
+            .arg(relative)
+            .current_dir(repo())
+            .env("SHOAL_DATA_DIR", repo().join("target/test-data-config"))
+            .env_remove("SHOAL_TEST_UNSET")
+            .env("SHOAL_TEST_SET", "from-env")
+            .output()
+            .unwrap();
+        let expected = expected.replace("$ROOT", &repo().display().to_string());
+        let got = stderr(&output);
+        assert!(
+            got.starts_with(&expected),
+            "{}: stderr differs from {}\n--- expected\n{expected}\n--- got\n{got}",
+            relative.display(),
+            expected_path.display()
+        );
+        let has_errors = expected.lines().any(|l| l.starts_with("error:"));
+        assert_eq!(output.status.code(), Some(if has_errors { 1 } else { 0 }), "{}: {got}", relative.display());
+    }
+    assert!(cases >= 5, "expected the golden cases, found {cases}");
+}
+
+#[test]
+fn config_prints_the_resolved_stack_as_json_and_yaml() {
+    let sandbox = Sandbox::new();
+    let hello = image("hello.wasm");
+    let file = sandbox.write(
+        "shoal.yaml",
+        &format!("containers:\n  probe:\n    image: {}\n    replicas: 2\n    env: [A=1]\n", hello.display()),
+    );
+    let output = sandbox.shoal().args(["config", "--format", "json", "-f"]).arg(&file).output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let name = sandbox.path().file_name().unwrap().to_str().unwrap().to_lowercase();
+    assert_eq!(json["name"].as_str().unwrap(), shoal::spec::decode::sanitize_name(&name));
+    assert_eq!(json["containers"][1]["name"], "probe-2");
+    assert_eq!(json["containers"][0]["image"], hello.display().to_string());
+    assert_eq!(json["containers"][0]["env"]["A"], "1");
+    assert!(json["containers"][0]["digest"].as_str().unwrap().starts_with("sha256:"));
+    assert_eq!(json["containers"][0]["stop_timeout"], "10s");
+
+    let output = sandbox.shoal().args(["config", "-f"]).arg(&file).output().unwrap();
+    assert!(stdout(&output).contains("name: probe-1"), "{}", stdout(&output));
+    let output = sandbox.shoal().args(["config", "-q", "-f"]).arg(&file).output().unwrap();
+    assert!(output.status.success() && output.stdout.is_empty());
+}
+
+#[test]
+fn compose_yaml_is_found_in_the_current_folder_and_usage_errors_exit_2() {
+    let sandbox = Sandbox::new();
+    let output = sandbox.shoal().arg("config").output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("no shoal.yaml or compose.yaml"), "{}", stderr(&output));
+    sandbox.write("compose.yaml", &format!("containers:\n  a:\n    image: {}\n", image("hello.wasm").display()));
+    let output = sandbox.shoal().args(["config", "-q"]).output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let output = sandbox.shoal().args(["config", "--format", "toml"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}
