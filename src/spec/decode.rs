@@ -415,6 +415,11 @@ impl Ctx<'_> {
                 out.push(entry);
                 continue;
             }
+            // Compose's extension fields (`x-common: &common ...`) hold YAML anchors for reuse;
+            // they are ignored, as in Compose.
+            if scope.is_some() && k.name.starts_with("x-") {
+                continue;
+            }
             let path = join_key(prefix, &k.name);
             let docker = scope.and_then(|s| DOCKER_KEYS.iter().find(|d| d.0 == s && d.1 == k.name));
             if let Some(&(_, name, warning, msg, hint)) = docker {
@@ -522,8 +527,8 @@ pub fn decode(root: &Node, ctx: &mut Ctx) -> Decoded {
         "at the top level",
     );
     // Sensors first: containers refer to them.
-    if let Some((k, v)) = known.iter().find(|(k, _)| k.name == "sensors") {
-        out.sensors = decode_sensors(v, k, ctx);
+    if let Some((_, v)) = known.iter().find(|(k, _)| k.name == "sensors") {
+        out.sensors = decode_sensors(v, ctx);
     }
     let mut containers = None;
     for (k, v) in known {
@@ -580,12 +585,11 @@ pub fn decode(root: &Node, ctx: &mut Ctx) -> Decoded {
     out
 }
 
-fn decode_sensors(node: &Node, key: &Key, ctx: &mut Ctx) -> BTreeMap<String, SensorSpec> {
+fn decode_sensors(node: &Node, ctx: &mut Ctx) -> BTreeMap<String, SensorSpec> {
     let mut out = BTreeMap::new();
     if matches!(node.value, Value::Null) {
         return out;
     }
-    let _ = key;
     let Some(entries) = ctx.map(node, "sensors", "`sensors`") else {
         return out;
     };
@@ -773,7 +777,18 @@ fn decode_container(
         Value::Map(m) => m,
         Value::Null => &[],
         _ => {
-            ctx.type_error(node, &path, &format!("container `{name}`"), "a mapping");
+            let hint = matches!(node.value, Value::Str(_)).then(|| {
+                format!("write `{name}: {{image: ...}}`; the container's settings go in a mapping")
+            });
+            ctx.error(
+                node.pos,
+                &path,
+                format!(
+                    "container `{name}` must be a mapping, found {}",
+                    node.value.kind()
+                ),
+                hint,
+            );
             return None;
         }
     };

@@ -98,10 +98,12 @@ pub fn load_str(
     interpolate::interpolate_tree(&mut root, opts.env, &mut problems);
     for p in problems {
         match p {
-            interpolate::TreeProblem::Error { pos, message } => ctx.error(pos, "", message, None),
-            interpolate::TreeProblem::Unset { pos, name } => ctx.warn(
+            interpolate::TreeProblem::Error { pos, key, message } => {
+                ctx.error(pos, &key, message, None)
+            }
+            interpolate::TreeProblem::Unset { pos, key, name } => ctx.warn(
                 pos,
-                "",
+                &key,
                 format!("variable `{name}` is not set; using an empty string"),
                 Some(format!("set it, or give a default: `${{{name}:-default}}`")),
             ),

@@ -458,3 +458,72 @@ fn missing_file() {
         .to_string()
         .starts_with("error: cannot read tests/golden/config/nope.yaml"));
 }
+
+#[test]
+fn golden_ok_file_loads() {
+    let env = golden_env();
+    let opts = LoadOptions {
+        env: &env,
+        lookup_digest: &lookup,
+    };
+    let (stack, warnings) = load(Path::new("tests/golden/config/ok.yaml"), &opts).unwrap();
+    assert_eq!(warnings.len(), 2);
+    assert_eq!(stack.name, "demo");
+    let names: Vec<_> = stack.containers.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["init", "app"]);
+    let app = &stack.containers[1];
+    assert_eq!(app.args, ["--port", "8080", "true"]);
+    let env: Vec<_> = app.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    assert_eq!(env, ["UNIT=celsius", "MODE=fast", "OVERRIDDEN=from-env"]);
+    assert!(stack.file.is_absolute());
+}
+
+#[test]
+fn extension_fields_and_merge_keys() {
+    let p = project();
+    let yaml = "x-common: &common\n  image: m.wasm\n  restart: always\ncontainers:\n  a:\n    <<: *common\n    x-note: hi\n  b:\n    <<: *common\n    restart: no\n";
+    let (stack, w) = load_in(p.path(), yaml).unwrap();
+    assert!(w.is_empty(), "{w:?}");
+    assert_eq!(stack.containers[0].restart, RestartPolicy::Always);
+    assert_eq!(stack.containers[1].restart, RestartPolicy::No);
+}
+
+#[test]
+fn interpolation_reports_key_path() {
+    let p = project();
+    let e = load_in(
+        p.path(),
+        "containers:\n  a:\n    image: m.wasm\n    args: [\"${X\"]\n",
+    )
+    .unwrap_err();
+    assert_eq!(e[0].key, "containers.a.args[0]");
+    assert_eq!(e[0].location.as_ref().unwrap().line, 4);
+}
+
+#[test]
+fn container_must_be_mapping() {
+    let p = project();
+    let e = errors(load_in(p.path(), "containers:\n  a: m.wasm\n"));
+    assert!(
+        e.contains("container `a` must be a mapping, found a string"),
+        "{e}"
+    );
+    assert!(e.contains("hint: write `a: {image: ...}`"), "{e}");
+}
+
+#[test]
+fn unknown_key_hint_and_key_path() {
+    let p = project();
+    let e = load_in(
+        p.path(),
+        "containers:\n  a:\n    image: m.wasm\n    replics: 2\n",
+    )
+    .unwrap_err();
+    assert_eq!(e[0].key, "containers.a.replics");
+    assert_eq!(e[0].hint.as_deref(), Some("did you mean `replicas`?"));
+    assert_eq!(
+        e[0].to_string(),
+        "error: shoal.yaml:4:5: unknown key `replics` in container `a`\n  hint: did you mean `replicas`?"
+            .replace("shoal.yaml", &p.path().join("shoal.yaml").display().to_string())
+    );
+}
