@@ -527,3 +527,16 @@ fn unknown_key_hint_and_key_path() {
             .replace("shoal.yaml", &p.path().join("shoal.yaml").display().to_string())
     );
 }
+
+#[test]
+fn diamond_is_not_a_cycle_and_two_cycles_are_both_reported() {
+    let p = project();
+    let yaml = "containers:\n  top:\n    image: m.wasm\n    depends_on: [l, r]\n  l:\n    image: m.wasm\n    depends_on: [base]\n  r:\n    image: m.wasm\n    depends_on: [base]\n  base:\n    image: m.wasm\n";
+    let (stack, _) = load_in(p.path(), yaml).unwrap();
+    let names: Vec<_> = stack.containers.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["base", "l", "r", "top"]);
+    let yaml = "containers:\n  a:\n    image: m.wasm\n    depends_on: [b]\n  b:\n    image: m.wasm\n    depends_on: [a]\n  c:\n    image: m.wasm\n    depends_on: [d]\n  d:\n    image: m.wasm\n    depends_on: [c]\n";
+    let e = errors(load_in(p.path(), yaml));
+    assert!(e.contains("dependency cycle: a -> b -> a"), "{e}");
+    assert!(e.contains("dependency cycle: c -> d -> c"), "{e}");
+}
