@@ -1006,6 +1006,24 @@ fn decode_container(
             Some("add `image: path/to/module.wasm`".into()),
         );
     }
+    // Topic lists without the capability to use them are harmless but certainly a mistake.
+    if !d.capabilities.contains(&Capability::Messaging) {
+        for field in ["publish", "subscribe"] {
+            if let Some((fk, _)) = entries
+                .iter()
+                .find(|(k, v)| k.name == field && !matches!(v.value, Value::Null))
+            {
+                ctx.warn(
+                    fk.pos,
+                    &format!("{path}.{field}"),
+                    format!(
+                        "container `{name}` sets `{field}` but lacks the `messaging` capability"
+                    ),
+                    Some("add `messaging` to `capabilities`".into()),
+                );
+            }
+        }
+    }
     if let Some(pos) = d.sensors_pos {
         if !d.sensors.is_empty() && !d.capabilities.contains(&Capability::Sensors) {
             ctx.error(
@@ -1049,9 +1067,21 @@ fn decode_env(node: &Node, key: &str, ctx: &mut Ctx) -> Vec<(String, String)> {
                     continue;
                 }
                 match &v.value {
-                    // `KEY:` with no value: empty string (Compose would take the host's value;
-                    // shoal does not leak the host environment implicitly).
-                    Value::Null => out.push((k.name.clone(), String::new())),
+                    // `KEY:` with no value: Compose would pass the host's value; shoal does not
+                    // leak the host environment implicitly, so it is empty, with a warning
+                    // showing how to say either thing explicitly.
+                    Value::Null => {
+                        let name = &k.name;
+                        ctx.warn(
+                            v.pos,
+                            &format!("{key}.{name}"),
+                            format!("`{name}` in `env` has no value; using an empty string"),
+                            Some(format!(
+                                "write `{name}: ${{{name}}}` to pass the host's value, or `{name}: \"\"`"
+                            )),
+                        );
+                        out.push((k.name.clone(), String::new()));
+                    }
                     val => match val.scalar_text() {
                         Some(t) => out.push((k.name.clone(), t)),
                         None => ctx.type_error(
@@ -1076,7 +1106,9 @@ fn decode_env(node: &Node, key: &str, ctx: &mut Ctx) -> Vec<(String, String)> {
                             pos,
                             key,
                             format!("`{s}` in `env` is not `KEY=VALUE`"),
-                            Some(format!("write `{s}=value`")),
+                            Some(format!(
+                                "write `{s}=value`, or `{s}=${{{s}}}` to pass the host's value"
+                            )),
                         ),
                     }
                 }

@@ -540,3 +540,36 @@ fn diamond_is_not_a_cycle_and_two_cycles_are_both_reported() {
     assert!(e.contains("dependency cycle: a -> b -> a"), "{e}");
     assert!(e.contains("dependency cycle: c -> d -> c"), "{e}");
 }
+
+#[test]
+fn topics_without_messaging_warn() {
+    let p = project();
+    let (_, w) = load_in(
+        p.path(),
+        "containers:\n  a:\n    image: m.wasm\n    publish: [x/]\n",
+    )
+    .unwrap();
+    assert_eq!(w.len(), 1);
+    assert!(
+        w[0].to_string()
+            .contains("lacks the `messaging` capability"),
+        "{}",
+        w[0]
+    );
+}
+
+#[test]
+fn env_null_value_warns() {
+    let p = project();
+    let (s, w) = load_in(
+        p.path(),
+        "containers:\n  a:\n    image: m.wasm\n    env: {K: }\n",
+    )
+    .unwrap();
+    assert_eq!(s.containers[0].env, vec![("K".to_string(), String::new())]);
+    assert!(
+        w[0].to_string().contains("hint: write `K: ${K}`"),
+        "{}",
+        w[0]
+    );
+}
