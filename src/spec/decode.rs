@@ -526,8 +526,13 @@ pub fn decode(root: &Node, ctx: &mut Ctx) -> Decoded {
         "",
         "at the top level",
     );
-    // Sensors first: containers refer to them.
+    // Sensors first: containers refer to them. References are checked against every declared
+    // name, so a sensor with its own error does not also make each user of it an error.
+    let mut declared_sensors = std::collections::BTreeSet::new();
     if let Some((_, v)) = known.iter().find(|(k, _)| k.name == "sensors") {
+        if let Value::Map(m) = &v.value {
+            declared_sensors.extend(m.iter().map(|(k, _)| k.name.clone()));
+        }
         out.sensors = decode_sensors(v, ctx);
     }
     let mut containers = None;
@@ -556,7 +561,12 @@ pub fn decode(root: &Node, ctx: &mut Ctx) -> Decoded {
             _ => {}
         }
     }
+    // A `services:` section or a misspelt `containers` key has been reported already.
+    let near_miss = entries
+        .iter()
+        .any(|(k, _)| k.name == "services" || did_you_mean_hint(&k.name, ["containers"]).is_some());
     match containers {
+        None if near_miss => {}
         None => ctx.diags.push(
             Diagnostic::error(
                 Some(ctx.loc(root.pos)),
@@ -575,7 +585,7 @@ pub fn decode(root: &Node, ctx: &mut Ctx) -> Decoded {
                 );
             } else if let Some(m) = ctx.map(v, "containers", "`containers`") {
                 for (ck, cv) in m {
-                    if let Some(d) = decode_container(ck, cv, &out.sensors, ctx) {
+                    if let Some(d) = decode_container(ck, cv, &declared_sensors, ctx) {
                         out.containers.push(d);
                     }
                 }
@@ -760,7 +770,7 @@ fn decode_sensors(node: &Node, ctx: &mut Ctx) -> BTreeMap<String, SensorSpec> {
 fn decode_container(
     key: &Key,
     node: &Node,
-    sensors: &BTreeMap<String, SensorSpec>,
+    sensors: &std::collections::BTreeSet<String>,
     ctx: &mut Ctx,
 ) -> Option<Draft> {
     let name = &key.name;
@@ -965,12 +975,12 @@ fn decode_container(
                 d.sensors_pos = Some(k.pos);
                 if let Some(items) = ctx.strings(v, &kp, "`sensors`", false) {
                     for (s, pos) in items {
-                        if sensors.contains_key(&s) {
+                        if sensors.contains(&s) {
                             if !d.sensors.iter().any(|(x, _)| *x == s) {
                                 d.sensors.push((s, pos));
                             }
                         } else {
-                            let hint = did_you_mean_hint(&s, sensors.keys().map(String::as_str))
+                            let hint = did_you_mean_hint(&s, sensors.iter().map(String::as_str))
                                 .or_else(|| {
                                     Some(if sensors.is_empty() {
                                         "declare it under the top-level `sensors:`".to_string()
@@ -978,7 +988,7 @@ fn decode_container(
                                         format!(
                                             "declared sensors: {}",
                                             sensors
-                                                .keys()
+                                                .iter()
                                                 .map(|k| format!("`{k}`"))
                                                 .collect::<Vec<_>>()
                                                 .join(", ")

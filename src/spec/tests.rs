@@ -573,3 +573,14 @@ fn env_null_value_warns() {
         w[0]
     );
 }
+
+#[test]
+fn services_instead_of_containers_is_one_error() {
+    let p = project();
+    let e = load_in(p.path(), "services:\n  a:\n    image: m.wasm\n").unwrap_err();
+    assert_eq!(e.len(), 1, "{}", render_diagnostics(&e));
+    assert_eq!(
+        e[0].hint.as_deref(),
+        Some("rename `services:` to `containers:`")
+    );
+}
