@@ -1,5 +1,5 @@
 //! Checks across containers (dependencies, cycles, replica names), image files, and the final
-//! assembly of the [`Stack`] in start order.
+//! assembly of the [`Stack`](super::Stack) in start order.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -297,7 +297,7 @@ pub fn replica_names(service: &str, replicas: u32) -> Vec<String> {
 }
 
 /// Runs every cross-container check and builds the containers in start order.
-/// Returns `None` only if errors were reported (the caller decides from the diagnostics).
+/// Containers whose image failed are left out; the caller fails the load on any error.
 pub fn assemble(decoded: &Decoded, ctx: &mut Ctx) -> Vec<ContainerSpec> {
     let drafts = &decoded.containers;
     let mut checked = HashMap::new();
