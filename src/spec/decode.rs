@@ -31,197 +31,36 @@ pub enum Scope {
 /// Keys from Docker Compose that shoal deliberately lacks, with why and what to use instead.
 /// One table so the wording stays consistent and is easy to extend. A warning entry is
 /// accepted and ignored; everything else is an error.
+#[rustfmt::skip]
 pub const DOCKER_KEYS: &[(Scope, &str, bool, &str, &str)] = &[
     // (scope, key, is_warning, message, hint)
-    (
-        Scope::Top,
-        "services",
-        false,
-        "shoal calls them `containers`",
-        "rename `services:` to `containers:`",
-    ),
-    (
-        Scope::Top,
-        "version",
-        true,
-        "`version` is obsolete and ignored (as in Docker Compose)",
-        "remove the `version:` line",
-    ),
-    (
-        Scope::Top,
-        "volumes",
-        false,
-        "shoal has no named volumes",
-        "mount a host folder with `mounts: [./data:/data]` in the container",
-    ),
-    (
-        Scope::Top,
-        "networks",
-        false,
-        "shoal containers have no network; they exchange messages over topics",
-        "use `publish`/`subscribe` in the containers",
-    ),
-    (
-        Scope::Top,
-        "configs",
-        false,
-        "shoal has no configs",
-        "mount a host folder with `mounts:` or use `env_file`",
-    ),
-    (
-        Scope::Top,
-        "secrets",
-        false,
-        "shoal has no secrets store",
-        "mount a read-only host folder with `mounts: [./secrets:/run/secrets:ro]`",
-    ),
-    (
-        Scope::Top,
-        "bridges",
-        false,
-        "`bridges` is not supported yet",
-        "remove the `bridges:` section for now; MQTT bridging is planned",
-    ),
-    (
-        Scope::Container,
-        "ports",
-        false,
-        "shoal containers have no network, so there are no ports to publish",
-        "containers talk over topics: use `publish`/`subscribe`",
-    ),
-    (
-        Scope::Container,
-        "expose",
-        false,
-        "shoal containers have no network, so there are no ports to expose",
-        "containers talk over topics: use `publish`/`subscribe`",
-    ),
-    (
-        Scope::Container,
-        "networks",
-        false,
-        "shoal containers have no network; they exchange messages over topics",
-        "use `publish`/`subscribe`",
-    ),
-    (
-        Scope::Container,
-        "network_mode",
-        false,
-        "shoal containers have no network; they exchange messages over topics",
-        "use `publish`/`subscribe`",
-    ),
-    (
-        Scope::Container,
-        "privileged",
-        false,
-        "shoal has no privileged mode: a guest gets exactly the host APIs it is granted",
-        "list what it needs in `capabilities`",
-    ),
-    (
-        Scope::Container,
-        "cap_add",
-        false,
-        "Linux capabilities do not apply to WebAssembly guests",
-        "grant host APIs with `capabilities: [messaging, timers, sensors]`",
-    ),
-    (
-        Scope::Container,
-        "cap_drop",
-        false,
-        "Linux capabilities do not apply to WebAssembly guests",
-        "a guest only gets what `capabilities` lists; remove `cap_drop`",
-    ),
-    (
-        Scope::Container,
-        "build",
-        false,
-        "shoal runs prebuilt .wasm images",
-        "build with cargo/clang and point `image` at the .wasm",
-    ),
-    (
-        Scope::Container,
-        "volumes",
-        false,
-        "shoal has no volumes",
-        "use `mounts: [host:guest]`",
-    ),
-    (
-        Scope::Container,
-        "environment",
-        false,
-        "shoal calls it `env`",
-        "rename `environment:` to `env:`",
-    ),
-    (
-        Scope::Container,
-        "command",
-        false,
-        "a wasm module has one entry point; shoal passes arguments with `args`",
-        "use `args: [...]`",
-    ),
-    (
-        Scope::Container,
-        "entrypoint",
-        false,
-        "a wasm module has one entry point; shoal passes arguments with `args`",
-        "use `args: [...]`",
-    ),
-    (
-        Scope::Container,
-        "healthcheck",
-        false,
-        "shoal has no health checks",
-        "for an init step, use `depends_on: {NAME: {condition: service_completed_successfully}}`",
-    ),
-    (
-        Scope::Container,
-        "user",
-        false,
-        "WebAssembly guests run as no OS user; access is limited by `mounts` and `capabilities`",
-        "remove `user`",
-    ),
-    (
-        Scope::Container,
-        "devices",
-        false,
-        "WebAssembly guests cannot open host devices",
-        "declare a top-level `sensors:` entry and list it in the container's `sensors`",
-    ),
-    (
-        Scope::Container,
-        "deploy",
-        false,
-        "shoal has no `deploy` section",
-        "use `replicas` and `limits` directly in the container",
-    ),
-    (
-        Scope::Container,
-        "scale",
-        false,
-        "shoal calls it `replicas`",
-        "use `replicas: N`",
-    ),
-    (
-        Scope::Container,
-        "mem_limit",
-        false,
-        "shoal sets memory under `limits`",
-        "use `limits: {memory: 1MiB}`",
-    ),
-    (
-        Scope::Container,
-        "container_name",
-        false,
-        "the key under `containers:` is the container's name",
-        "rename the key instead",
-    ),
-    (
-        Scope::Container,
-        "restart_policy",
-        false,
-        "shoal calls it `restart`",
-        "use `restart: on-failure:5`",
-    ),
+    (Scope::Top, "services", false, "shoal calls them `containers`", "rename `services:` to `containers:`"),
+    (Scope::Top, "version", true, "`version` is obsolete and ignored (as in Docker Compose)", "remove the `version:` line"),
+    (Scope::Top, "volumes", false, "shoal has no named volumes", "mount a host folder with `mounts: [./data:/data]` in the container"),
+    (Scope::Top, "networks", false, "shoal containers have no network; they exchange messages over topics", "use `publish`/`subscribe` in the containers"),
+    (Scope::Top, "configs", false, "shoal has no configs", "mount a host folder with `mounts:` or use `env_file`"),
+    (Scope::Top, "secrets", false, "shoal has no secrets store", "mount a read-only host folder with `mounts: [./secrets:/run/secrets:ro]`"),
+    (Scope::Top, "bridges", false, "`bridges` is not supported yet", "remove the `bridges:` section for now; MQTT bridging is planned"),
+    (Scope::Container, "ports", false, "shoal containers have no network, so there are no ports to publish", "containers talk over topics: use `publish`/`subscribe`"),
+    (Scope::Container, "expose", false, "shoal containers have no network, so there are no ports to expose", "containers talk over topics: use `publish`/`subscribe`"),
+    (Scope::Container, "networks", false, "shoal containers have no network; they exchange messages over topics", "use `publish`/`subscribe`"),
+    (Scope::Container, "network_mode", false, "shoal containers have no network; they exchange messages over topics", "use `publish`/`subscribe`"),
+    (Scope::Container, "privileged", false, "shoal has no privileged mode: a guest gets exactly the host APIs it is granted", "list what it needs in `capabilities`"),
+    (Scope::Container, "cap_add", false, "Linux capabilities do not apply to WebAssembly guests", "grant host APIs with `capabilities: [messaging, timers, sensors]`"),
+    (Scope::Container, "cap_drop", false, "Linux capabilities do not apply to WebAssembly guests", "a guest only gets what `capabilities` lists; remove `cap_drop`"),
+    (Scope::Container, "build", false, "shoal runs prebuilt .wasm images", "build with cargo/clang and point `image` at the .wasm"),
+    (Scope::Container, "volumes", false, "shoal has no volumes", "use `mounts: [host:guest]`"),
+    (Scope::Container, "environment", false, "shoal calls it `env`", "rename `environment:` to `env:`"),
+    (Scope::Container, "command", false, "a wasm module has one entry point; shoal passes arguments with `args`", "use `args: [...]`"),
+    (Scope::Container, "entrypoint", false, "a wasm module has one entry point; shoal passes arguments with `args`", "use `args: [...]`"),
+    (Scope::Container, "healthcheck", false, "shoal has no health checks", "for an init step, use `depends_on: {NAME: {condition: service_completed_successfully}}`"),
+    (Scope::Container, "user", false, "WebAssembly guests run as no OS user; access is limited by `mounts` and `capabilities`", "remove `user`"),
+    (Scope::Container, "devices", false, "WebAssembly guests cannot open host devices", "declare a top-level `sensors:` entry and list it in the container's `sensors`"),
+    (Scope::Container, "deploy", false, "shoal has no `deploy` section", "use `replicas` and `limits` directly in the container"),
+    (Scope::Container, "scale", false, "shoal calls it `replicas`", "use `replicas: N`"),
+    (Scope::Container, "mem_limit", false, "shoal sets memory under `limits`", "use `limits: {memory: 1MiB}`"),
+    (Scope::Container, "container_name", false, "the key under `containers:` is the container's name", "rename the key instead"),
+    (Scope::Container, "restart_policy", false, "shoal calls it `restart`", "use `restart: on-failure:5`"),
 ];
 
 /// Everything about one `containers:` entry that can be checked on its own.
@@ -415,6 +254,11 @@ impl Ctx<'_> {
                 out.push(entry);
                 continue;
             }
+            // Compose's extension fields (`x-common: &common ...`) hold YAML anchors for reuse;
+            // they are ignored, as in Compose.
+            if scope.is_some() && k.name.starts_with("x-") {
+                continue;
+            }
             let path = join_key(prefix, &k.name);
             let docker = scope.and_then(|s| DOCKER_KEYS.iter().find(|d| d.0 == s && d.1 == k.name));
             if let Some(&(_, name, warning, msg, hint)) = docker {
@@ -521,9 +365,14 @@ pub fn decode(root: &Node, ctx: &mut Ctx) -> Decoded {
         "",
         "at the top level",
     );
-    // Sensors first: containers refer to them.
-    if let Some((k, v)) = known.iter().find(|(k, _)| k.name == "sensors") {
-        out.sensors = decode_sensors(v, k, ctx);
+    // Sensors first: containers refer to them. References are checked against every declared
+    // name, so a sensor with its own error does not also make each user of it an error.
+    let mut declared_sensors = std::collections::BTreeSet::new();
+    if let Some((_, v)) = known.iter().find(|(k, _)| k.name == "sensors") {
+        if let Value::Map(m) = &v.value {
+            declared_sensors.extend(m.iter().map(|(k, _)| k.name.clone()));
+        }
+        out.sensors = decode_sensors(v, ctx);
     }
     let mut containers = None;
     for (k, v) in known {
@@ -551,7 +400,12 @@ pub fn decode(root: &Node, ctx: &mut Ctx) -> Decoded {
             _ => {}
         }
     }
+    // A `services:` section or a misspelt `containers` key has been reported already.
+    let near_miss = entries
+        .iter()
+        .any(|(k, _)| k.name == "services" || did_you_mean_hint(&k.name, ["containers"]).is_some());
     match containers {
+        None if near_miss => {}
         None => ctx.diags.push(
             Diagnostic::error(
                 Some(ctx.loc(root.pos)),
@@ -570,7 +424,7 @@ pub fn decode(root: &Node, ctx: &mut Ctx) -> Decoded {
                 );
             } else if let Some(m) = ctx.map(v, "containers", "`containers`") {
                 for (ck, cv) in m {
-                    if let Some(d) = decode_container(ck, cv, &out.sensors, ctx) {
+                    if let Some(d) = decode_container(ck, cv, &declared_sensors, ctx) {
                         out.containers.push(d);
                     }
                 }
@@ -580,12 +434,11 @@ pub fn decode(root: &Node, ctx: &mut Ctx) -> Decoded {
     out
 }
 
-fn decode_sensors(node: &Node, key: &Key, ctx: &mut Ctx) -> BTreeMap<String, SensorSpec> {
+fn decode_sensors(node: &Node, ctx: &mut Ctx) -> BTreeMap<String, SensorSpec> {
     let mut out = BTreeMap::new();
     if matches!(node.value, Value::Null) {
         return out;
     }
-    let _ = key;
     let Some(entries) = ctx.map(node, "sensors", "`sensors`") else {
         return out;
     };
@@ -756,7 +609,7 @@ fn decode_sensors(node: &Node, key: &Key, ctx: &mut Ctx) -> BTreeMap<String, Sen
 fn decode_container(
     key: &Key,
     node: &Node,
-    sensors: &BTreeMap<String, SensorSpec>,
+    sensors: &std::collections::BTreeSet<String>,
     ctx: &mut Ctx,
 ) -> Option<Draft> {
     let name = &key.name;
@@ -773,7 +626,18 @@ fn decode_container(
         Value::Map(m) => m,
         Value::Null => &[],
         _ => {
-            ctx.type_error(node, &path, &format!("container `{name}`"), "a mapping");
+            let hint = matches!(node.value, Value::Str(_)).then(|| {
+                format!("write `{name}: {{image: ...}}`; the container's settings go in a mapping")
+            });
+            ctx.error(
+                node.pos,
+                &path,
+                format!(
+                    "container `{name}` must be a mapping, found {}",
+                    node.value.kind()
+                ),
+                hint,
+            );
             return None;
         }
     };
@@ -950,12 +814,12 @@ fn decode_container(
                 d.sensors_pos = Some(k.pos);
                 if let Some(items) = ctx.strings(v, &kp, "`sensors`", false) {
                     for (s, pos) in items {
-                        if sensors.contains_key(&s) {
+                        if sensors.contains(&s) {
                             if !d.sensors.iter().any(|(x, _)| *x == s) {
                                 d.sensors.push((s, pos));
                             }
                         } else {
-                            let hint = did_you_mean_hint(&s, sensors.keys().map(String::as_str))
+                            let hint = did_you_mean_hint(&s, sensors.iter().map(String::as_str))
                                 .or_else(|| {
                                     Some(if sensors.is_empty() {
                                         "declare it under the top-level `sensors:`".to_string()
@@ -963,7 +827,7 @@ fn decode_container(
                                         format!(
                                             "declared sensors: {}",
                                             sensors
-                                                .keys()
+                                                .iter()
                                                 .map(|k| format!("`{k}`"))
                                                 .collect::<Vec<_>>()
                                                 .join(", ")
@@ -990,6 +854,24 @@ fn decode_container(
             format!("container `{name}` has no `image`"),
             Some("add `image: path/to/module.wasm`".into()),
         );
+    }
+    // Topic lists without the capability to use them are harmless but certainly a mistake.
+    if !d.capabilities.contains(&Capability::Messaging) {
+        for field in ["publish", "subscribe"] {
+            if let Some((fk, _)) = entries
+                .iter()
+                .find(|(k, v)| k.name == field && !matches!(v.value, Value::Null))
+            {
+                ctx.warn(
+                    fk.pos,
+                    &format!("{path}.{field}"),
+                    format!(
+                        "container `{name}` sets `{field}` but lacks the `messaging` capability"
+                    ),
+                    Some("add `messaging` to `capabilities`".into()),
+                );
+            }
+        }
     }
     if let Some(pos) = d.sensors_pos {
         if !d.sensors.is_empty() && !d.capabilities.contains(&Capability::Sensors) {
@@ -1034,9 +916,21 @@ fn decode_env(node: &Node, key: &str, ctx: &mut Ctx) -> Vec<(String, String)> {
                     continue;
                 }
                 match &v.value {
-                    // `KEY:` with no value: empty string (Compose would take the host's value;
-                    // shoal does not leak the host environment implicitly).
-                    Value::Null => out.push((k.name.clone(), String::new())),
+                    // `KEY:` with no value: Compose would pass the host's value; shoal does not
+                    // leak the host environment implicitly, so it is empty, with a warning
+                    // showing how to say either thing explicitly.
+                    Value::Null => {
+                        let name = &k.name;
+                        ctx.warn(
+                            v.pos,
+                            &format!("{key}.{name}"),
+                            format!("`{name}` in `env` has no value; using an empty string"),
+                            Some(format!(
+                                "write `{name}: ${{{name}}}` to pass the host's value, or `{name}: \"\"`"
+                            )),
+                        );
+                        out.push((k.name.clone(), String::new()));
+                    }
                     val => match val.scalar_text() {
                         Some(t) => out.push((k.name.clone(), t)),
                         None => ctx.type_error(
@@ -1061,7 +955,9 @@ fn decode_env(node: &Node, key: &str, ctx: &mut Ctx) -> Vec<(String, String)> {
                             pos,
                             key,
                             format!("`{s}` in `env` is not `KEY=VALUE`"),
-                            Some(format!("write `{s}=value`")),
+                            Some(format!(
+                                "write `{s}=value`, or `{s}=${{{s}}}` to pass the host's value"
+                            )),
                         ),
                     }
                 }

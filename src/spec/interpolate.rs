@@ -179,8 +179,16 @@ fn expand_braced(
 /// A problem met while interpolating the tree.
 #[derive(Debug, PartialEq)]
 pub enum TreeProblem {
-    Error { pos: Pos, message: String },
-    Unset { pos: Pos, name: String },
+    Error {
+        pos: Pos,
+        key: String,
+        message: String,
+    },
+    Unset {
+        pos: Pos,
+        key: String,
+        name: String,
+    },
 }
 
 /// Interpolates every string value in the tree in place (keys are left as written).
@@ -188,6 +196,16 @@ pub fn interpolate_tree(
     node: &mut Node,
     env: &HashMap<String, String>,
     problems: &mut Vec<TreeProblem>,
+) {
+    walk(node, env, problems, "");
+}
+
+/// `key` is the dotted path of `node`, for diagnostics.
+fn walk(
+    node: &mut Node,
+    env: &HashMap<String, String>,
+    problems: &mut Vec<TreeProblem>,
+    key: &str,
 ) {
     match &mut node.value {
         Value::Str(s) => {
@@ -199,6 +217,7 @@ pub fn interpolate_tree(
                     for name in done.unset {
                         problems.push(TreeProblem::Unset {
                             pos: node.pos,
+                            key: key.to_string(),
                             name,
                         });
                     }
@@ -206,18 +225,24 @@ pub fn interpolate_tree(
                 }
                 Err(message) => problems.push(TreeProblem::Error {
                     pos: node.pos,
+                    key: key.to_string(),
                     message,
                 }),
             }
         }
         Value::Seq(items) => {
-            for item in items {
-                interpolate_tree(item, env, problems);
+            for (i, item) in items.iter_mut().enumerate() {
+                walk(item, env, problems, &format!("{key}[{i}]"));
             }
         }
         Value::Map(entries) => {
-            for (_, v) in entries {
-                interpolate_tree(v, env, problems);
+            for (k, v) in entries {
+                let path = if key.is_empty() {
+                    k.name.clone()
+                } else {
+                    format!("{key}.{}", k.name)
+                };
+                walk(v, env, problems, &path);
             }
         }
         Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) => {}

@@ -4,6 +4,20 @@
 //! [`interpolate`] (`${VAR}` in string values) -> [`decode`] (per-field checks) ->
 //! [`validate`] (images, dependencies, cycles, replicas, start order) -> [`Stack`].
 //! Every stage collects diagnostics instead of stopping, so one run shows every mistake.
+//!
+//! Choices worth knowing (each also explained where it is made):
+//! - Docker Compose keys shoal lacks (`ports`, `volumes`, `build`, ...) get a specific message
+//!   and hint from one table, [`decode::DOCKER_KEYS`]; `version` is a warning, not an error.
+//! - `restart: unless-stopped` is an error with a hint to use `always` (no daemon outlives
+//!   the stack, so the two would be the same; refusing keeps files honest).
+//! - `env: {KEY: }` (no value) is an empty string plus a warning: unlike Compose, the host
+//!   environment is never passed implicitly; `KEY: ${KEY}` passes it explicitly.
+//! - `x-*` keys (top level and in containers) are ignored, as in Compose, for YAML anchors.
+//! - `bridges:` is reported as "not supported yet" (an error), not silently ignored.
+//! - Sensor names may be any non-empty string (`"RNG Sensor"`); container and project names
+//!   are `[a-z0-9][a-z0-9_-]*`.
+//! - The JSON schema ([`json_schema`], `schemas/shoal.schema.json`) is generated from the
+//!   file-format types in [`schema`]; their `KEYS` lists are what the decoder accepts.
 
 pub mod decode;
 pub mod diagnostic;
@@ -98,10 +112,12 @@ pub fn load_str(
     interpolate::interpolate_tree(&mut root, opts.env, &mut problems);
     for p in problems {
         match p {
-            interpolate::TreeProblem::Error { pos, message } => ctx.error(pos, "", message, None),
-            interpolate::TreeProblem::Unset { pos, name } => ctx.warn(
+            interpolate::TreeProblem::Error { pos, key, message } => {
+                ctx.error(pos, &key, message, None)
+            }
+            interpolate::TreeProblem::Unset { pos, key, name } => ctx.warn(
                 pos,
-                "",
+                &key,
                 format!("variable `{name}` is not set; using an empty string"),
                 Some(format!("set it, or give a default: `${{{name}:-default}}`")),
             ),

@@ -13,6 +13,7 @@ use schemars::JsonSchema;
 /// A shoal compose file: a stack of WebAssembly containers run in one process.
 #[derive(JsonSchema)]
 #[schemars(title = "shoal compose file", deny_unknown_fields)]
+#[schemars(extend("patternProperties" = {"^x-": {"description": "Extension field, ignored (a place for YAML anchors)."}}))]
 pub struct ComposeFile {
     /// Project name: lowercase letters, digits, `-` and `_`. Default: the compose file's folder name.
     #[schemars(regex(pattern = r"^[a-z0-9][a-z0-9_-]*$"))]
@@ -43,6 +44,7 @@ pub enum ScalarFile {
 /// One container. Replicas (`replicas: N`) run as `name-1`..`name-N`.
 #[derive(JsonSchema)]
 #[schemars(deny_unknown_fields)]
+#[schemars(extend("patternProperties" = {"^x-": {"description": "Extension field, ignored (a place for YAML anchors)."}}))]
 pub struct ContainerFile {
     /// The WebAssembly module: a `.wasm` path relative to the compose file, or `sha256:<64 hex>` from the image store (`shoal images add FILE`).
     pub image: String,

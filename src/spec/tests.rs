@@ -458,3 +458,129 @@ fn missing_file() {
         .to_string()
         .starts_with("error: cannot read tests/golden/config/nope.yaml"));
 }
+
+#[test]
+fn golden_ok_file_loads() {
+    let env = golden_env();
+    let opts = LoadOptions {
+        env: &env,
+        lookup_digest: &lookup,
+    };
+    let (stack, warnings) = load(Path::new("tests/golden/config/ok.yaml"), &opts).unwrap();
+    assert_eq!(warnings.len(), 2);
+    assert_eq!(stack.name, "demo");
+    let names: Vec<_> = stack.containers.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["init", "app"]);
+    let app = &stack.containers[1];
+    assert_eq!(app.args, ["--port", "8080", "true"]);
+    let env: Vec<_> = app.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    assert_eq!(env, ["UNIT=celsius", "MODE=fast", "OVERRIDDEN=from-env"]);
+    assert!(stack.file.is_absolute());
+}
+
+#[test]
+fn extension_fields_and_merge_keys() {
+    let p = project();
+    let yaml = "x-common: &common\n  image: m.wasm\n  restart: always\ncontainers:\n  a:\n    <<: *common\n    x-note: hi\n  b:\n    <<: *common\n    restart: no\n";
+    let (stack, w) = load_in(p.path(), yaml).unwrap();
+    assert!(w.is_empty(), "{w:?}");
+    assert_eq!(stack.containers[0].restart, RestartPolicy::Always);
+    assert_eq!(stack.containers[1].restart, RestartPolicy::No);
+}
+
+#[test]
+fn interpolation_reports_key_path() {
+    let p = project();
+    let e = load_in(
+        p.path(),
+        "containers:\n  a:\n    image: m.wasm\n    args: [\"${X\"]\n",
+    )
+    .unwrap_err();
+    assert_eq!(e[0].key, "containers.a.args[0]");
+    assert_eq!(e[0].location.as_ref().unwrap().line, 4);
+}
+
+#[test]
+fn container_must_be_mapping() {
+    let p = project();
+    let e = errors(load_in(p.path(), "containers:\n  a: m.wasm\n"));
+    assert!(
+        e.contains("container `a` must be a mapping, found a string"),
+        "{e}"
+    );
+    assert!(e.contains("hint: write `a: {image: ...}`"), "{e}");
+}
+
+#[test]
+fn unknown_key_hint_and_key_path() {
+    let p = project();
+    let e = load_in(
+        p.path(),
+        "containers:\n  a:\n    image: m.wasm\n    replics: 2\n",
+    )
+    .unwrap_err();
+    assert_eq!(e[0].key, "containers.a.replics");
+    assert_eq!(e[0].hint.as_deref(), Some("did you mean `replicas`?"));
+    assert_eq!(
+        e[0].to_string(),
+        "error: shoal.yaml:4:5: unknown key `replics` in container `a`\n  hint: did you mean `replicas`?"
+            .replace("shoal.yaml", &p.path().join("shoal.yaml").display().to_string())
+    );
+}
+
+#[test]
+fn diamond_is_not_a_cycle_and_two_cycles_are_both_reported() {
+    let p = project();
+    let yaml = "containers:\n  top:\n    image: m.wasm\n    depends_on: [l, r]\n  l:\n    image: m.wasm\n    depends_on: [base]\n  r:\n    image: m.wasm\n    depends_on: [base]\n  base:\n    image: m.wasm\n";
+    let (stack, _) = load_in(p.path(), yaml).unwrap();
+    let names: Vec<_> = stack.containers.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["base", "l", "r", "top"]);
+    let yaml = "containers:\n  a:\n    image: m.wasm\n    depends_on: [b]\n  b:\n    image: m.wasm\n    depends_on: [a]\n  c:\n    image: m.wasm\n    depends_on: [d]\n  d:\n    image: m.wasm\n    depends_on: [c]\n";
+    let e = errors(load_in(p.path(), yaml));
+    assert!(e.contains("dependency cycle: a -> b -> a"), "{e}");
+    assert!(e.contains("dependency cycle: c -> d -> c"), "{e}");
+}
+
+#[test]
+fn topics_without_messaging_warn() {
+    let p = project();
+    let (_, w) = load_in(
+        p.path(),
+        "containers:\n  a:\n    image: m.wasm\n    publish: [x/]\n",
+    )
+    .unwrap();
+    assert_eq!(w.len(), 1);
+    assert!(
+        w[0].to_string()
+            .contains("lacks the `messaging` capability"),
+        "{}",
+        w[0]
+    );
+}
+
+#[test]
+fn env_null_value_warns() {
+    let p = project();
+    let (s, w) = load_in(
+        p.path(),
+        "containers:\n  a:\n    image: m.wasm\n    env: {K: }\n",
+    )
+    .unwrap();
+    assert_eq!(s.containers[0].env, vec![("K".to_string(), String::new())]);
+    assert!(
+        w[0].to_string().contains("hint: write `K: ${K}`"),
+        "{}",
+        w[0]
+    );
+}
+
+#[test]
+fn services_instead_of_containers_is_one_error() {
+    let p = project();
+    let e = load_in(p.path(), "services:\n  a:\n    image: m.wasm\n").unwrap_err();
+    assert_eq!(e.len(), 1, "{}", render_diagnostics(&e));
+    assert_eq!(
+        e[0].hint.as_deref(),
+        Some("rename `services:` to `containers:`")
+    );
+}

@@ -1,5 +1,5 @@
 //! Checks across containers (dependencies, cycles, replica names), image files, and the final
-//! assembly of the [`Stack`] in start order.
+//! assembly of the [`Stack`](super::Stack) in start order.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -180,15 +180,22 @@ fn check_dependencies(drafts: &[Draft], ctx: &mut Ctx) -> Vec<Vec<usize>> {
             }
         }
     }
-    // Cycles: DFS from each service in file order; report each distinct cycle once, starting
-    // from its earliest service in the file, at that service's `depends_on` entry.
+    // Cycles: one depth-first search over all services in file order (white/grey/black
+    // colouring, so it stays linear however dense the graph); every edge back to a service on
+    // the current path closes a cycle. Each distinct cycle is reported once, rotated to start
+    // at its earliest service in the file, at that service's `depends_on` entry.
     let mut reported: HashSet<BTreeSet<usize>> = HashSet::new();
     let mut in_cycle = vec![false; drafts.len()];
+    let mut done = vec![false; drafts.len()];
     for start in 0..drafts.len() {
+        if done[start] {
+            continue;
+        }
         let mut stack = vec![(start, 0usize)];
         let mut on_path = vec![start];
         while let Some(&mut (node, ref mut next)) = stack.last_mut() {
             if *next >= graph[node].len() {
+                done[node] = true;
                 stack.pop();
                 on_path.pop();
                 continue;
@@ -196,42 +203,14 @@ fn check_dependencies(drafts: &[Draft], ctx: &mut Ctx) -> Vec<Vec<usize>> {
             let dep = graph[node][*next];
             *next += 1;
             if let Some(at) = on_path.iter().position(|&n| n == dep) {
-                let cycle: Vec<usize> = on_path[at..].to_vec();
-                let set: BTreeSet<usize> = cycle.iter().copied().collect();
-                if reported.insert(set) {
-                    for &c in &cycle {
+                let cycle = &on_path[at..];
+                if reported.insert(cycle.iter().copied().collect()) {
+                    for &c in cycle {
                         in_cycle[c] = true;
                     }
-                    let first_pos = cycle
-                        .iter()
-                        .position(|&c| c == *cycle.iter().min().unwrap_or(&dep))
-                        .unwrap_or(0);
-                    let mut rotated: Vec<usize> = cycle[first_pos..]
-                        .iter()
-                        .chain(&cycle[..first_pos])
-                        .copied()
-                        .collect();
-                    rotated.push(rotated[0]);
-                    let names: Vec<&str> = rotated
-                        .iter()
-                        .map(|&c| drafts[c].service.as_str())
-                        .collect();
-                    let (a, b) = (rotated[0], rotated[1]);
-                    let pos = drafts[a]
-                        .deps
-                        .iter()
-                        .find(|(n, _, _)| *n == drafts[b].service)
-                        .map_or(drafts[a].pos, |x| x.1);
-                    ctx.error(
-                        pos,
-                        &format!("containers.{}.depends_on", drafts[a].service),
-                        format!("dependency cycle: {}", names.join(" -> ")),
-                        Some("remove one of these `depends_on` entries".into()),
-                    );
+                    report_cycle(drafts, cycle, ctx);
                 }
-                continue;
-            }
-            if stack.len() <= drafts.len() {
+            } else if !done[dep] {
                 stack.push((dep, 0));
                 on_path.push(dep);
             }
@@ -246,6 +225,40 @@ fn check_dependencies(drafts: &[Draft], ctx: &mut Ctx) -> Vec<Vec<usize>> {
         }
     }
     graph
+}
+
+/// Reports `a -> b -> c -> a`, starting at the cycle's earliest service in the file.
+fn report_cycle(drafts: &[Draft], cycle: &[usize], ctx: &mut Ctx) {
+    let Some(first) = cycle
+        .iter()
+        .enumerate()
+        .min_by_key(|(_, &c)| c)
+        .map(|(i, _)| i)
+    else {
+        return;
+    };
+    let mut rotated: Vec<usize> = cycle[first..]
+        .iter()
+        .chain(&cycle[..first])
+        .copied()
+        .collect();
+    rotated.push(cycle[first]);
+    let names: Vec<&str> = rotated
+        .iter()
+        .map(|&c| drafts[c].service.as_str())
+        .collect();
+    let (a, b) = (rotated[0], rotated[1]);
+    let pos = drafts[a]
+        .deps
+        .iter()
+        .find(|(n, _, _)| *n == drafts[b].service)
+        .map_or(drafts[a].pos, |x| x.1);
+    ctx.error(
+        pos,
+        &format!("containers.{}.depends_on", drafts[a].service),
+        format!("dependency cycle: {}", names.join(" -> ")),
+        Some("remove one of these `depends_on` entries".into()),
+    );
 }
 
 /// Start order: dependencies first; among services that are ready, file order.
@@ -284,7 +297,7 @@ pub fn replica_names(service: &str, replicas: u32) -> Vec<String> {
 }
 
 /// Runs every cross-container check and builds the containers in start order.
-/// Returns `None` only if errors were reported (the caller decides from the diagnostics).
+/// Containers whose image failed are left out; the caller fails the load on any error.
 pub fn assemble(decoded: &Decoded, ctx: &mut Ctx) -> Vec<ContainerSpec> {
     let drafts = &decoded.containers;
     let mut checked = HashMap::new();
