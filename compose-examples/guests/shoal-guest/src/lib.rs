@@ -352,9 +352,15 @@ pub struct Message {
 }
 
 impl Message {
-    /// The payload as text (lossy UTF-8).
+    /// The payload as text (lossy UTF-8), without trailing NUL bytes (C publishers often
+    /// send the terminating NUL as part of the payload).
     pub fn payload_str(&self) -> std::borrow::Cow<'_, str> {
-        String::from_utf8_lossy(&self.payload)
+        let end = self
+            .payload
+            .iter()
+            .rposition(|&b| b != 0)
+            .map_or(0, |i| i + 1);
+        String::from_utf8_lossy(&self.payload[..end])
     }
 }
 
