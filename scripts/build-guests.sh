@@ -48,3 +48,8 @@ for f in "$GUESTS"/target/wasm32-wasip1/release/*.wasm "$GUESTS"/c/out/*.wasm; d
 done
 total=$(ls "$IMAGES"/*.wasm | wc -l)
 echo "build-guests.sh: $total images in compose-examples/images ($copied updated)"
+if command -v python3 >/dev/null 2>&1; then
+    python3 "$ROOT/scripts/check-guest-images.py" >/dev/null \
+        || { python3 "$ROOT/scripts/check-guest-images.py" >&2; die "an image has the wrong imports/exports"; }
+    echo "build-guests.sh: image imports/exports checked (scripts/check-guest-images.py)"
+fi
