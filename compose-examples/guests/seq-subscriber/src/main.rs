@@ -1,0 +1,35 @@
+//! Subscribes `seq/` and checks the sequence numbers sent by `seq-publisher`: prints `got N`
+//! for every message, `GAP expected X got Y` when numbers were skipped and `DUP N` when a
+//! number comes again (or goes backwards).
+
+use shoal_guest::{Event, EventKind};
+use std::process::exit;
+
+fn main() {
+    if let Err(e) = shoal_guest::register_dispatcher(EventKind::Message)
+        .and_then(|_| shoal_guest::subscribe("seq/"))
+    {
+        eprintln!("seq-subscriber: cannot subscribe to seq/: {e}");
+        exit(1);
+    }
+    println!("seq-subscriber: listening on seq/");
+    let mut expected: Option<u64> = None;
+    shoal_guest::run(|event| {
+        let Event::Message(m) = event else { return };
+        let Ok(n) = m.payload_str().trim().parse::<u64>() else {
+            eprintln!(
+                "seq-subscriber: bad payload on {}: {}",
+                m.topic,
+                m.payload_str()
+            );
+            return;
+        };
+        println!("got {n}");
+        match expected {
+            Some(x) if n > x => println!("GAP expected {x} got {n}"),
+            Some(x) if n < x => println!("DUP {n}"),
+            _ => {}
+        }
+        expected = Some(expected.map_or(n + 1, |x| x.max(n + 1)));
+    })
+}

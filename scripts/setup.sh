@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Install what shoal's guest builds and bridge tests need on Debian 12:
+#   clang + lld (wasm-ld) + make, Debian's wasi-libc sysroot, compiler-rt builtins for wasm32,
+#   mosquitto (broker + clients, for the MQTT bridge tests; never started here),
+#   and Rust's wasm32-wasip1 target.
+# Idempotent: skips apt work when every package is already installed. Starts no service.
+set -euo pipefail
+
+PKGS=(clang lld wasi-libc libclang-rt-14-dev-wasm32 make mosquitto mosquitto-clients)
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+        SUDO="sudo"
+    else
+        echo "setup.sh: not root and sudo is not available; cannot install packages" >&2
+        exit 1
+    fi
+fi
+
+missing=()
+for p in "${PKGS[@]}"; do
+    if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        echo "setup.sh: apt package $p already installed"
+    else
+        missing+=("$p")
+    fi
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "setup.sh: apt-get update"
+    $SUDO apt-get update
+    echo "setup.sh: apt-get install -y --no-install-recommends ${missing[*]}"
+    # policy-rc.d keeps Debian's maintainer scripts from starting mosquitto.
+    policy_created=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+        $SUDO chmod +x /usr/sbin/policy-rc.d
+        policy_created=1
+    fi
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
+    if [ -n "$policy_created" ]; then
+        $SUDO rm -f /usr/sbin/policy-rc.d
+    fi
+else
+    echo "setup.sh: all apt packages present, skipping apt-get"
+fi
+
+if command -v rustup >/dev/null 2>&1; then
+    if rustup target list --installed | grep -qx wasm32-wasip1; then
+        echo "setup.sh: rust target wasm32-wasip1 already installed"
+    else
+        echo "setup.sh: rustup target add wasm32-wasip1"
+        rustup target add wasm32-wasip1
+    fi
+else
+    echo "setup.sh: rustup not found; install Rust (rustup) and run: rustup target add wasm32-wasip1" >&2
+    exit 1
+fi
+
+echo "setup.sh: done"
