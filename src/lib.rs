@@ -2,5 +2,7 @@
 //!
 //! Data flows one way: file -> [`spec`] -> plan -> supervisor -> runtime.
 
+pub mod broker;
+pub mod host;
 pub mod logs;
 pub mod spec;

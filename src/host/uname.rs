@@ -1,0 +1,54 @@
+//! `uname(buf*)`: fills the SDK's `struct utsname`, six fields of 65 bytes, NUL-padded:
+//! sysname `shoal`, nodename = the container name, release = shoal's version, version =
+//! `wasmtime 48`, machine `wasm32`, domainname empty. Long values are cut to 64 bytes.
+
+use wasmtime::{Caller, Linker};
+
+use super::memory::{guest_memory, write_bytes};
+use super::{HostState, EINVAL, SUCCESS};
+
+type Get<T> = fn(&mut T) -> &mut HostState;
+
+pub const FIELD: usize = 65;
+pub const FIELDS: usize = 6;
+
+pub fn utsname(container: &str) -> [u8; FIELD * FIELDS] {
+    let mut buf = [0u8; FIELD * FIELDS];
+    let values = [
+        "shoal",
+        container,
+        env!("CARGO_PKG_VERSION"),
+        "wasmtime 48",
+        "wasm32",
+        "",
+    ];
+    for (i, v) in values.iter().enumerate() {
+        let n = v.len().min(FIELD - 1);
+        buf[i * FIELD..i * FIELD + n].copy_from_slice(&v.as_bytes()[..n]);
+    }
+    buf
+}
+
+pub(crate) fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: Get<T>,
+) -> wasmtime::Result<()> {
+    linker.func_wrap(
+        "env",
+        "uname",
+        move |mut caller: Caller<'_, T>, buf: u32| -> i32 {
+            let Ok(mem) = guest_memory(&mut caller) else {
+                return EINVAL;
+            };
+            let (data, t) = mem.data_and_store_mut(&mut caller);
+            let st = get(t);
+            st.enter();
+            let u = utsname(&st.container);
+            match write_bytes(data, buf, &u) {
+                Ok(()) => SUCCESS,
+                Err(_) => EINVAL,
+            }
+        },
+    )?;
+    Ok(())
+}
