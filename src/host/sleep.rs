@@ -70,3 +70,98 @@ pub(crate) fn add_to_linker<T: Send + 'static>(
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use crate::broker::Broker;
+    use crate::host::testutil::*;
+    use crate::host::ENOMSG;
+
+    fn publish_later(broker: &Broker, topic: &'static str, after: Duration) {
+        let b = broker.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            b.publish(topic, "t", b"wake").unwrap();
+        });
+    }
+
+    #[tokio::test]
+    async fn event_wait_sleep_wakes_on_publish() {
+        let (engine, broker, log) = (engine(), Broker::new(), Arc::new(Collect::default()));
+        let mut g = Guest::new(&engine, config("sub", ALL, &broker, &log)).await;
+        let t = g.cstr(100, "w/");
+        g.i("ocre_subscribe_message", &[t]).await;
+        assert_eq!(g.get_event().await.0, ENOMSG);
+        publish_later(&broker, "w/1", Duration::from_millis(50));
+        let start = Instant::now();
+        assert_eq!(g.i("ocre_sleep", &[10_000]).await, 0);
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+        let (rc, v) = g.get_event().await;
+        assert_eq!((rc, v[0]), (0, 3));
+    }
+
+    #[tokio::test]
+    async fn event_wait_sleep_returns_at_once_when_an_event_is_waiting() {
+        let (engine, broker, log) = (engine(), Broker::new(), Arc::new(Collect::default()));
+        let mut g = Guest::new(&engine, config("sub", ALL, &broker, &log)).await;
+        let t = g.cstr(100, "w/");
+        g.i("ocre_subscribe_message", &[t]).await;
+        assert_eq!(g.get_event().await.0, ENOMSG);
+        broker.publish("w/1", "t", b"x").unwrap();
+        let start = Instant::now();
+        g.i("ocre_sleep", &[10_000]).await;
+        assert!(start.elapsed() < Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn event_wait_sleep_wakes_on_a_due_timer() {
+        let (engine, broker, log) = (engine(), Broker::new(), Arc::new(Collect::default()));
+        let mut g = Guest::new(&engine, config("t", ALL, &broker, &log)).await;
+        assert_eq!(g.i("ocre_timer_create", &[7]).await, 0);
+        assert_eq!(g.i("ocre_timer_start", &[7, 50, 0]).await, 0);
+        assert_eq!(g.get_event().await.0, ENOMSG);
+        let start = Instant::now();
+        g.i("ocre_sleep", &[10_000]).await;
+        assert!(start.elapsed() < Duration::from_secs(2));
+        assert!(start.elapsed() >= Duration::from_millis(40));
+        assert_eq!(g.get_event().await, (0, [0, 7, 0, 0, 0, 0]));
+    }
+
+    #[tokio::test]
+    async fn plain_sleep_is_not_woken_by_events() {
+        let (engine, broker, log) = (engine(), Broker::new(), Arc::new(Collect::default()));
+        let mut g = Guest::new(&engine, config("sub", ALL, &broker, &log)).await;
+        let t = g.cstr(100, "w/");
+        g.i("ocre_subscribe_message", &[t]).await;
+        publish_later(&broker, "w/1", Duration::from_millis(10));
+        let start = Instant::now();
+        g.i("ocre_sleep", &[300]).await;
+        assert!(start.elapsed() >= Duration::from_millis(300));
+        // An empty get_event followed by another call is not an event wait either.
+        g.get_event().await; // takes the message
+        assert_eq!(g.get_event().await.0, ENOMSG);
+        g.i("ocre_timer_get_remaining", &[1]).await;
+        publish_later(&broker, "w/2", Duration::from_millis(10));
+        let start = Instant::now();
+        g.i("ocre_sleep", &[300]).await;
+        assert!(start.elapsed() >= Duration::from_millis(300));
+    }
+
+    #[tokio::test]
+    async fn dropping_the_call_ends_a_sleep() {
+        let (engine, broker, log) = (engine(), Broker::new(), Arc::new(Collect::default()));
+        let mut g = Guest::new(&engine, config("s", ALL, &broker, &log)).await;
+        let start = Instant::now();
+        let r = tokio::time::timeout(Duration::from_millis(50), g.i("ocre_sleep", &[-1])).await;
+        assert!(r.is_err());
+        assert!(start.elapsed() < Duration::from_secs(2));
+        drop(g);
+    }
+}

@@ -223,3 +223,79 @@ mod tests {
         assert_eq!(ts.next_deadline(), None);
     }
 }
+
+#[cfg(test)]
+mod wasm_tests {
+    use std::sync::Arc;
+
+    use crate::broker::Broker;
+    use crate::host::testutil::*;
+    use crate::host::{EBUSY, EINVAL, ENOMEM, ENOMSG};
+
+    #[tokio::test]
+    async fn ids_are_per_container() {
+        let (engine, broker, log) = (engine(), Broker::new(), Arc::new(Collect::default()));
+        let mut a = Guest::new(&engine, config("a", ALL, &broker, &log)).await;
+        let mut b = Guest::new(&engine, config("b", ALL, &broker, &log)).await;
+        assert_eq!(a.i("ocre_timer_create", &[1]).await, 0);
+        assert_eq!(b.i("ocre_timer_create", &[1]).await, 0);
+        assert_eq!(a.i("ocre_timer_create", &[1]).await, EBUSY);
+        assert_eq!(a.i("ocre_timer_create", &[0]).await, EINVAL);
+        assert_eq!(a.i("ocre_timer_create", &[-3]).await, EINVAL);
+        assert_eq!(a.i("ocre_timer_start", &[1, 1, 0]).await, 0);
+        assert_eq!(b.i("ocre_timer_start", &[1, 100_000, 0]).await, 0);
+        a.i("ocre_sleep", &[20]).await;
+        assert_eq!(a.get_event().await, (0, [0, 1, 0, 0, 0, 0]));
+        assert_eq!(a.get_event().await.0, ENOMSG);
+        assert_eq!(b.get_event().await.0, ENOMSG);
+        let rem = b.i("ocre_timer_get_remaining", &[1]).await;
+        assert!(rem > 90_000 && rem <= 100_000, "{rem}");
+        assert_eq!(a.i("ocre_timer_get_remaining", &[1]).await, 0);
+        assert_eq!(b.i("ocre_timer_stop", &[1]).await, 0);
+        assert_eq!(b.i("ocre_timer_get_remaining", &[1]).await, 0);
+        assert_eq!(b.i("ocre_timer_delete", &[1]).await, 0);
+        assert_eq!(b.i("ocre_timer_delete", &[1]).await, EINVAL);
+        assert_eq!(b.i("ocre_timer_start", &[1, 10, 0]).await, EINVAL);
+        assert_eq!(b.i("ocre_timer_get_remaining", &[1]).await, EINVAL);
+        assert_eq!(a.i("ocre_timer_start", &[1, 0, 1]).await, EINVAL);
+        assert_eq!(a.i("ocre_timer_start", &[1, -5, 1]).await, EINVAL);
+    }
+
+    #[tokio::test]
+    async fn periodic_timer_fires_repeatedly_and_stop_discards() {
+        let (engine, broker, log) = (engine(), Broker::new(), Arc::new(Collect::default()));
+        let mut a = Guest::new(&engine, config("a", ALL, &broker, &log)).await;
+        assert_eq!(a.i("ocre_timer_create", &[3]).await, 0);
+        assert_eq!(a.i("ocre_timer_start", &[3, 10, 1]).await, 0);
+        let mut fired = 0;
+        for _ in 0..200 {
+            if a.get_event().await.0 == 0 {
+                fired += 1;
+                if fired == 3 {
+                    break;
+                }
+            } else {
+                a.i("ocre_sleep", &[1000]).await;
+            }
+        }
+        assert_eq!(fired, 3);
+        a.i("ocre_sleep", &[30]).await;
+        assert_eq!(a.i("ocre_timer_stop", &[3]).await, 0);
+        assert_eq!(a.get_event().await.0, ENOMSG);
+        assert_eq!(a.host().stats().timer_events, 3);
+    }
+
+    #[tokio::test]
+    async fn timer_count_is_limited() {
+        let (engine, broker, log) = (engine(), Broker::new(), Arc::new(Collect::default()));
+        let mut cfg = config("a", ALL, &broker, &log);
+        cfg.limits.max_timers = 2;
+        let mut a = Guest::new(&engine, cfg).await;
+        assert_eq!(a.i("ocre_timer_create", &[1]).await, 0);
+        assert_eq!(a.i("ocre_timer_create", &[i32::MAX]).await, 0);
+        assert_eq!(a.i("ocre_timer_create", &[2]).await, ENOMEM);
+        assert_eq!(a.i("ocre_timer_delete", &[1]).await, 0);
+        assert_eq!(a.i("ocre_timer_create", &[2]).await, 0);
+        assert_eq!(log.warnings().len(), 1);
+    }
+}
