@@ -219,3 +219,51 @@ fn register_dispatcher<T: 'static>(
     });
     EINVAL
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::broker::Broker;
+    use crate::host::testutil::*;
+    use crate::host::EINVAL;
+    use crate::spec::Capability;
+
+    #[tokio::test]
+    async fn register_dispatcher_checks_capability_and_export() {
+        let (engine, broker, log) = (engine(), Broker::new(), Arc::new(Collect::default()));
+        let mut g = Guest::new(
+            &engine,
+            config("g", &[Capability::Messaging], &broker, &log),
+        )
+        .await;
+        let r = "ocre_register_dispatcher";
+        let (m, t, none) = (
+            g.cstr(100, "message_callback"),
+            g.cstr(200, "timer_callback"),
+            g.cstr(300, "nope"),
+        );
+        let mem = g.cstr(400, "memory");
+        assert_eq!(g.i(r, &[3, m]).await, 0);
+        assert_eq!(g.i(r, &[3, none]).await, EINVAL);
+        assert_eq!(g.i(r, &[3, mem]).await, EINVAL, "not a function");
+        assert_eq!(g.i(r, &[3, -1]).await, EINVAL);
+        assert_eq!(g.i(r, &[0, t]).await, EINVAL, "no timers capability");
+        assert_eq!(g.i(r, &[0, t]).await, EINVAL);
+        assert_eq!(g.i(r, &[1, t]).await, EINVAL, "gpio");
+        assert_eq!(g.i(r, &[9, t]).await, EINVAL);
+        let w = log.warnings();
+        assert!(
+            w.iter().any(|l| l.contains("GPIO is not supported yet")),
+            "{w:?}"
+        );
+        assert_eq!(
+            w.iter()
+                .filter(|l| l.contains("no `timers` capability"))
+                .count(),
+            1,
+            "{w:?}"
+        );
+        assert!(w.iter().any(|l| l.contains("no function `nope`")), "{w:?}");
+    }
+}

@@ -301,3 +301,108 @@ pub(crate) fn add_to_linker<T: Send + 'static>(
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::broker::Broker;
+    use crate::host::testutil::*;
+    use crate::host::EINVAL;
+    use crate::spec::{SensorKind, SensorSpec};
+
+    #[tokio::test]
+    async fn sensors_rng_file_and_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let temp = dir.path().join("temp1_input");
+        std::fs::write(&temp, "42500\n").unwrap();
+        let (engine, broker, log) = (engine(), Broker::new(), Arc::new(Collect::default()));
+        let mut cfg = config("s", ALL, &broker, &log);
+        cfg.sensors = vec![
+            SensorSpec {
+                name: "dice".into(),
+                kind: SensorKind::Rng { min: 1.0, max: 6.0 },
+                channels: 2,
+            },
+            SensorSpec {
+                name: "cpu".into(),
+                kind: SensorKind::Hwmon {
+                    path: temp.clone(),
+                    scale: 0.001,
+                },
+                channels: 1,
+            },
+            SensorSpec {
+                name: "gone".into(),
+                kind: SensorKind::File {
+                    path: dir.path().join("missing"),
+                    scale: 1.0,
+                },
+                channels: 1,
+            },
+        ];
+        let mut g = Guest::new(&engine, cfg).await;
+        assert_eq!(g.i("ocre_sensors_init", &[]).await, 0);
+        assert_eq!(g.i("ocre_sensors_discover", &[]).await, 3);
+        assert_eq!(g.i("ocre_sensors_open", &[1]).await, 0);
+        assert_eq!(g.i("ocre_sensors_open", &[3]).await, EINVAL);
+        assert_eq!(g.i("ocre_sensors_get_handle", &[2]).await, 2);
+        assert_eq!(g.i("ocre_sensors_get_handle", &[-1]).await, EINVAL);
+        assert_eq!(g.i("ocre_sensors_get_channel_count", &[0]).await, 2);
+        assert_eq!(
+            g.i("ocre_sensors_get_channel_type", &[0, 1]).await,
+            super::CHANNEL_TYPE_CUSTOM
+        );
+        assert_eq!(g.i("ocre_sensors_get_channel_type", &[0, 2]).await, EINVAL);
+        for _ in 0..100 {
+            let v = g.f("ocre_sensors_read", &[0, 1]).await;
+            assert!((1.0..=6.0).contains(&v), "{v}");
+        }
+        assert!(g.f("ocre_sensors_read", &[0, 2]).await.is_nan());
+        assert!(g.f("ocre_sensors_read", &[7, 0]).await.is_nan());
+        assert!((g.f("ocre_sensors_read", &[1, 0]).await - 42.5).abs() < 1e-9);
+        std::fs::write(&temp, "43000").unwrap();
+        assert!((g.f("ocre_sensors_read", &[1, 0]).await - 43.0).abs() < 1e-9);
+        assert!(g.f("ocre_sensors_read", &[2, 0]).await.is_nan());
+        assert!(g.f("ocre_sensors_read", &[2, 0]).await.is_nan());
+        assert_eq!(log.warnings().len(), 1, "{:?}", log.warnings());
+
+        let cpu = g.cstr(100, "cpu");
+        let nope = g.cstr(200, "nope");
+        assert_eq!(g.i("ocre_sensors_open_by_name", &[cpu]).await, 1);
+        assert_eq!(g.i("ocre_sensors_open_by_name", &[nope]).await, EINVAL);
+        assert_eq!(g.i("ocre_sensors_open_by_name", &[-1]).await, EINVAL);
+        assert_eq!(g.i("ocre_sensors_get_handle_by_name", &[cpu]).await, 1);
+        assert_eq!(
+            g.i("ocre_sensors_get_channel_count_by_name", &[cpu]).await,
+            1
+        );
+        assert_eq!(
+            g.i("ocre_sensors_get_channel_type_by_name", &[cpu, 0])
+                .await,
+            super::CHANNEL_TYPE_CUSTOM
+        );
+        assert_eq!(
+            g.i("ocre_sensors_get_channel_type_by_name", &[cpu, 1])
+                .await,
+            EINVAL
+        );
+        assert!((g.f("ocre_sensors_read_by_name", &[cpu, 0]).await - 43.0).abs() < 1e-9);
+        assert!(g.f("ocre_sensors_read_by_name", &[nope, 0]).await.is_nan());
+        assert!(g
+            .f("ocre_sensors_read_by_name", &[i32::MAX, 0])
+            .await
+            .is_nan());
+
+        g.write(1000, &[0xAA; 16]);
+        assert_eq!(g.i("ocre_sensors_get_list", &[1000, 2]).await, 2);
+        assert_eq!(g.u32_at(1000), 0);
+        assert_eq!(g.u32_at(1004), 1);
+        assert_eq!(g.u32_at(1008), 0xAAAA_AAAA);
+        assert_eq!(g.i("ocre_sensors_get_list", &[1000, 10]).await, 3);
+        assert_eq!(g.i("ocre_sensors_get_list", &[1000, -1]).await, EINVAL);
+        let end = g.mem().len() as i32;
+        assert_eq!(g.i("ocre_sensors_get_list", &[end - 4, 3]).await, EINVAL);
+        assert_eq!(g.i("ocre_sensors_get_list", &[end - 4, 1]).await, 1);
+    }
+}

@@ -183,7 +183,7 @@ impl Guest {
         f.call_async(&mut self.store, &params, &mut results)
             .await
             .unwrap();
-        results[0].clone()
+        results[0]
     }
 
     pub async fn i(&mut self, import: &str, args: &[i32]) -> i32 {

@@ -52,3 +52,32 @@ pub(crate) fn add_to_linker<T: Send + 'static>(
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::broker::Broker;
+    use crate::host::testutil::*;
+    use crate::host::EINVAL;
+
+    #[tokio::test]
+    async fn uname_writes_six_fields() {
+        let (engine, broker, log) = (engine(), Broker::new(), Arc::new(Collect::default()));
+        let mut g = Guest::new(&engine, config("node-1", &[], &broker, &log)).await;
+        g.write(1000, &[0xAA; 400]);
+        assert_eq!(g.i("uname", &[1000]).await, 0);
+        assert_eq!(g.cstr_at(1000), "shoal");
+        assert_eq!(g.cstr_at(1065), "node-1");
+        assert_eq!(g.cstr_at(1130), env!("CARGO_PKG_VERSION"));
+        assert_eq!(g.cstr_at(1195), "wasmtime 48");
+        assert_eq!(g.cstr_at(1260), "wasm32");
+        assert_eq!(g.cstr_at(1325), "");
+        assert_eq!(g.mem()[1389], 0);
+        assert_eq!(g.mem()[1390], 0xAA);
+        let end = g.mem().len() as i32;
+        assert_eq!(g.i("uname", &[end - 389]).await, EINVAL);
+        assert_eq!(g.i("uname", &[-1]).await, EINVAL);
+        assert_eq!(g.i("uname", &[end - 390]).await, 0);
+    }
+}
