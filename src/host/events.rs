@@ -95,7 +95,12 @@ async fn get_event<T: Send + 'static>(
     let block = match st.heap.alloc_message(tl, cl, pl) {
         Some(b) => b,
         None => {
-            let Some(pages) = st.heap.pages_for(GuestHeap::block_size(tl, cl, pl)) else {
+            let mem_end = mem.data_size(&*caller) as u64;
+            let st = get(caller.data_mut());
+            let Some(pages) = st
+                .heap
+                .pages_for(GuestHeap::block_size(tl, cl, pl), mem_end)
+            else {
                 return hold(st, msg, "the host message region is full (the guest has not freed earlier message events)");
             };
             // Keep the message in the state across the await, so a cancelled call loses

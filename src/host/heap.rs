@@ -55,10 +55,19 @@ impl GuestHeap {
         (topic as u64 + 1) + (content_type as u64 + 1) + (payload as u64 + 1)
     }
 
-    /// Pages to grow so that a block of `size` fits, or `None` when that would pass the
-    /// limit.
-    pub fn pages_for(&self, size: u64) -> Option<u64> {
-        let pages = round_up(size).div_ceil(PAGE).max(1);
+    /// Pages to grow so that a block of `size` fits, given the current end of guest
+    /// memory in bytes, or `None` when that would pass the limit. When a free range of ours
+    /// ends at the end of memory (the guest has not grown since), only the missing part is
+    /// grown, so blocks pack across grows.
+    pub fn pages_for(&self, size: u64, mem_end: u64) -> Option<u64> {
+        let tail = self
+            .free
+            .range(..mem_end)
+            .next_back()
+            .filter(|(&s, &l)| s + l == mem_end)
+            .map_or(0, |(_, &l)| l);
+        let missing = round_up(size).saturating_sub(tail);
+        let pages = missing.div_ceil(PAGE).max(1);
         let bytes = pages.checked_mul(PAGE)?;
         (self.owned.checked_add(bytes)? <= self.limit).then_some(pages)
     }
@@ -147,7 +156,7 @@ mod tests {
     fn alloc_free_coalesce() {
         let mut h = GuestHeap::new(2 * PAGE);
         assert!(h.alloc_message(1, 1, 1).is_none());
-        let pages = h.pages_for(100).unwrap();
+        let pages = h.pages_for(100, 2 * PAGE).unwrap();
         assert_eq!(pages, 1);
         h.add_region(2 * PAGE, pages);
         let a = h.alloc_message(3, 4, 10).unwrap();
@@ -162,8 +171,28 @@ mod tests {
         assert!(h.free_message(b.topic, b.content_type, b.payload));
         assert_eq!(h.free.len(), 1);
         assert_eq!(h.free.get(&(2 * PAGE)), Some(&PAGE));
-        // Over the limit.
-        assert_eq!(h.pages_for(PAGE + 1), None);
-        assert_eq!(h.pages_for(PAGE), Some(1));
+        // Memory grew elsewhere since: a whole page; the free tail at the end of memory
+        // counts; past the limit: none.
+        assert_eq!(h.pages_for(PAGE, 5 * PAGE), Some(1));
+        assert_eq!(h.pages_for(PAGE + 1, 3 * PAGE), Some(1));
+        assert_eq!(h.pages_for(2 * PAGE + 1, 3 * PAGE), None);
+    }
+
+    #[test]
+    fn grows_pack_at_the_end_of_memory() {
+        let mut h = GuestHeap::new(5 * PAGE);
+        let big = |h: &mut GuestHeap| h.alloc_message(1024, 1024, 65536);
+        let need = GuestHeap::block_size(1024, 1024, 65536);
+        let mut end = 2 * PAGE;
+        for _ in 0..4 {
+            if big(&mut h).is_none() {
+                let pages = h.pages_for(need, end).unwrap();
+                h.add_region(end, pages);
+                end += pages * PAGE;
+                assert!(big(&mut h).is_some());
+            }
+        }
+        assert_eq!(h.owned_bytes(), 5 * PAGE);
+        assert_eq!(h.live_blocks(), 4);
     }
 }

@@ -3,7 +3,7 @@
 //! Every offset and length is a `u32` as the guest passes it; all arithmetic is checked and
 //! every failure is a [`MemError`] value. Nothing here panics or indexes out of range.
 
-use wasmtime::{AsContextMut, Caller, Extern, Memory};
+use wasmtime::{Caller, Extern, Memory};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum MemError {
@@ -24,14 +24,6 @@ pub fn guest_memory<T>(caller: &mut Caller<'_, T>) -> Result<Memory, MemError> {
         Some(Extern::Memory(m)) => Ok(m),
         _ => Err(MemError::NoMemory),
     }
-}
-
-/// Convenience: the memory's bytes and the store data at once.
-pub fn data_and_state<'a, T: 'static>(
-    memory: Memory,
-    store: impl Into<wasmtime::StoreContextMut<'a, T>>,
-) -> (&'a mut [u8], &'a mut T) {
-    memory.data_and_store_mut(store)
 }
 
 fn range(data_len: usize, ptr: u32, len: u32) -> Result<std::ops::Range<usize>, MemError> {
@@ -98,16 +90,6 @@ pub fn write_u32s(data: &mut [u8], slots: &[(u32, u32)]) -> Result<(), MemError>
         write_bytes(data, ptr, &value.to_le_bytes())?;
     }
     Ok(())
-}
-
-/// Grow `memory` by `pages` (async-safe with either kind of resource limiter). Returns the
-/// old size in pages.
-pub async fn grow<T: Send>(
-    memory: Memory,
-    mut store: impl AsContextMut<Data = T>,
-    pages: u64,
-) -> Result<u64, ()> {
-    memory.grow_async(&mut store, pages).await.map_err(|_| ())
 }
 
 #[cfg(test)]

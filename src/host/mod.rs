@@ -66,7 +66,8 @@ pub struct HostLimits {
     /// Longest topic / content type accepted, in bytes without the NUL. Default 1024.
     pub max_topic_len: u32,
     /// Bytes of guest memory the host may add (whole 64 KiB pages) to hold message copies.
-    /// Default 320 KiB: four maximal (64 KiB) payloads outstanding with their topics.
+    /// Default 320 KiB (5 pages): room for four maximal messages (64 KiB payload,
+    /// 1 KiB topic and content type) not yet freed by the guest.
     pub host_region_bytes: u64,
 }
 
