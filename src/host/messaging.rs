@@ -250,6 +250,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn host_pages_and_guest_grown_pages_never_overlap() {
+        let (engine, broker, log) = (engine(), Broker::new(), Arc::new(Collect::default()));
+        let (mut a, mut b) = pair(&engine, &broker, &log).await;
+        let t = b.cstr(100, "x");
+        b.i("ocre_subscribe_message", &[t]).await;
+        let (t, c) = (a.cstr(100, "x"), a.cstr(200, "t"));
+        a.write(1024, &[b'm'; 40000]);
+        a.i("ocre_publish_message", &[t, c, 1024, 40000]).await;
+        a.i("ocre_publish_message", &[t, c, 1024, 40000]).await;
+
+        let (rc, first) = b.get_event().await;
+        assert_eq!(rc, 0);
+        assert_eq!(
+            first[2] as u64,
+            2 * PAGE,
+            "host page right after the initial memory"
+        );
+        // The guest grows memory itself (its sbrk) and fills its new page.
+        assert_eq!(b.i("grow", &[1]).await, 3);
+        b.write(3 * PAGE as u32, &vec![0x5a; PAGE as usize]);
+        // The second copy does not fit in the rest of the host page: a new host page after
+        // the guest's.
+        let (rc, second) = b.get_event().await;
+        assert_eq!(rc, 0);
+        assert!(second[2] as u64 >= 4 * PAGE, "{second:?}");
+        assert!(b.mem()[3 * PAGE as usize..4 * PAGE as usize]
+            .iter()
+            .all(|&x| x == 0x5a));
+        assert_eq!(b.mem()[first[4] as usize + 39999], b'm');
+        assert_eq!(b.host().stats().host_region_bytes, 2 * PAGE);
+    }
+
+    #[tokio::test]
     async fn memory_that_cannot_grow_returns_enomem() {
         let (engine, broker, log) = (engine(), Broker::new(), Arc::new(Collect::default()));
         let mut a = Guest::new(&engine, config("pub", ALL, &broker, &log)).await;

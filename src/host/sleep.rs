@@ -130,7 +130,6 @@ mod tests {
         let start = Instant::now();
         g.i("ocre_sleep", &[10_000]).await;
         assert!(start.elapsed() < Duration::from_secs(2));
-        assert!(start.elapsed() >= Duration::from_millis(40));
         assert_eq!(g.get_event().await, (0, [0, 7, 0, 0, 0, 0]));
     }
 

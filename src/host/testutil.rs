@@ -67,7 +67,7 @@ pub fn wat(import_memory: bool, max_pages: u32) -> String {
     }
     s += "  (func (export \"message_callback\") (param i32 i32 i32 i32 i32))\n";
     s += "  (func (export \"timer_callback\") (param i32))\n";
-    s += "  (func (export \"grow\") (param i32) (result i32) local.get 0 memory.grow)\n";
+    s += "  (func (export \"w_grow\") (param i32) (result i32) local.get 0 memory.grow)\n";
     s += ")\n";
     s
 }
