@@ -15,11 +15,9 @@ use wasmtime::{Caller, Extern, Linker};
 
 use super::heap::GuestHeap;
 use super::memory::{guest_memory, read_cstr, write_bytes, write_u32s};
-use super::{HostState, EINVAL, ENOMEM, ENOMSG, SUCCESS};
+use super::{Get, HostState, EINVAL, ENOMEM, ENOMSG, SUCCESS};
 use crate::broker::Message;
 use crate::spec::Capability;
-
-type Get<T> = fn(&mut T) -> &mut HostState;
 
 pub const EVENT_TIMER: u32 = 0;
 pub const EVENT_GPIO: u32 = 1;

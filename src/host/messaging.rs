@@ -3,11 +3,9 @@
 use wasmtime::{Caller, Linker};
 
 use super::memory::{guest_memory, read_bytes, read_cstr};
-use super::{HostState, DENIED, E2BIG, EINVAL, SUCCESS};
+use super::{Get, DENIED, E2BIG, EINVAL, SUCCESS};
 use crate::broker::{PublishError, MAX_PAYLOAD};
 use crate::spec::Capability;
-
-type Get<T> = fn(&mut T) -> &mut HostState;
 
 pub(crate) fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
@@ -30,8 +28,7 @@ pub(crate) fn add_to_linker<T: Send + 'static>(
         "ocre_messaging_free_module_event_data",
         move |mut caller: Caller<'_, T>, topic: u32, ct: u32, payload: u32| -> i32 {
             let st = get(caller.data_mut());
-            st.enter();
-            if let Err(e) = st.require(
+            if let Err(e) = st.begin(
                 "ocre_messaging_free_module_event_data",
                 Capability::Messaging,
             ) {
@@ -58,12 +55,8 @@ fn publish<T: 'static>(
     payload: u32,
     len: u32,
 ) -> i32 {
-    {
-        let st = get(caller.data_mut());
-        st.enter();
-        if let Err(e) = st.require(PUBLISH, Capability::Messaging) {
-            return e;
-        }
+    if let Err(e) = get(caller.data_mut()).begin(PUBLISH, Capability::Messaging) {
+        return e;
     }
     if payload == 0 || len == 0 {
         return EINVAL;
@@ -100,12 +93,8 @@ fn publish<T: 'static>(
 }
 
 fn subscribe<T: 'static>(caller: &mut Caller<'_, T>, get: Get<T>, topic: u32) -> i32 {
-    {
-        let st = get(caller.data_mut());
-        st.enter();
-        if let Err(e) = st.require(SUBSCRIBE, Capability::Messaging) {
-            return e;
-        }
+    if let Err(e) = get(caller.data_mut()).begin(SUBSCRIBE, Capability::Messaging) {
+        return e;
     }
     let Ok(mem) = guest_memory(caller) else {
         return EINVAL;

@@ -55,6 +55,9 @@ pub const ENOMSG: i32 = -42;
 /// What a denied call returns (the reference runtime's code for a missing capability).
 pub const DENIED: i32 = EINVAL;
 
+/// How host functions reach the container's [`HostState`] in the store data.
+pub(crate) type Get<T> = fn(&mut T) -> &mut HostState;
+
 /// Tunable per-container limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostLimits {
@@ -185,6 +188,12 @@ impl HostState {
     /// `ocre_sleep`: any other call in between makes the next sleep a plain sleep.
     fn enter(&mut self) {
         self.event_wait = false;
+    }
+
+    /// Entry of every capability-gated call: [`Self::enter`], then [`Self::require`].
+    fn begin(&mut self, import: &'static str, cap: Capability) -> Result<(), i32> {
+        self.enter();
+        self.require(import, cap)
     }
 
     /// Log `text` as a warning once per `key` for this container.

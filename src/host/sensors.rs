@@ -17,10 +17,8 @@
 use wasmtime::{Caller, Linker};
 
 use super::memory::{guest_memory, read_cstr, write_bytes};
-use super::{HostState, EINVAL, SUCCESS};
+use super::{Get, HostState, EINVAL, SUCCESS};
 use crate::spec::{Capability, SensorKind};
-
-type Get<T> = fn(&mut T) -> &mut HostState;
 
 /// The channel type every channel reports.
 pub const CHANNEL_TYPE_CUSTOM: i32 = 0x8000;
@@ -31,10 +29,6 @@ impl HostState {
         usize::try_from(handle)
             .ok()
             .filter(|&i| i < self.sensors.len())
-    }
-
-    fn sensor_by_name(&self, name: &str) -> Option<usize> {
-        self.sensors.iter().position(|s| s.name == name)
     }
 
     fn channel_ok(&self, i: usize, channel: i32) -> bool {
@@ -94,21 +88,95 @@ impl HostState {
     }
 }
 
-/// Read a sensor name argument; `None` on any pointer error.
-fn name_arg<T: 'static>(caller: &mut Caller<'_, T>, ptr: u32) -> Option<String> {
-    let mem = guest_memory(caller).ok()?;
-    read_cstr(mem.data(&*caller), ptr, MAX_NAME)
-        .ok()
-        .map(str::to_owned)
+/// An operation on one sensor of the container: (state, sensor index if the handle or
+/// name resolved, channel argument or 0) -> result.
+type Op<R> = fn(&mut HostState, Option<usize>, i32) -> R;
+
+fn open(_: &mut HostState, i: Option<usize>, _: i32) -> i32 {
+    i.map_or(EINVAL, |_| SUCCESS)
 }
 
-macro_rules! gate {
-    ($st:expr, $name:expr, $err:expr) => {{
-        $st.enter();
-        if $st.require($name, Capability::Sensors).is_err() {
-            return $err;
+fn handle(_: &mut HostState, i: Option<usize>, _: i32) -> i32 {
+    i.map_or(EINVAL, |i| i32::try_from(i).unwrap_or(EINVAL))
+}
+
+fn channel_count(st: &mut HostState, i: Option<usize>, _: i32) -> i32 {
+    i.map_or(EINVAL, |i| {
+        i32::try_from(st.sensors[i].channels).unwrap_or(i32::MAX)
+    })
+}
+
+fn channel_type(st: &mut HostState, i: Option<usize>, c: i32) -> i32 {
+    match i {
+        Some(i) if st.channel_ok(i, c) => CHANNEL_TYPE_CUSTOM,
+        _ => EINVAL,
+    }
+}
+
+fn read(st: &mut HostState, i: Option<usize>, c: i32) -> f64 {
+    i.map_or(f64::NAN, |i| st.read_sensor(i, c))
+}
+
+/// Resolve a name argument to a sensor index after the capability check; `Err` carries
+/// "denied or bad pointer".
+fn resolve_name<T: 'static>(
+    caller: &mut Caller<'_, T>,
+    get: Get<T>,
+    import: &'static str,
+    ptr: u32,
+) -> Result<Option<usize>, ()> {
+    get(caller.data_mut())
+        .begin(import, Capability::Sensors)
+        .map_err(|_| ())?;
+    let mem = guest_memory(caller).map_err(|_| ())?;
+    let (data, t) = mem.data_and_store_mut(caller);
+    let name = read_cstr(data, ptr, MAX_NAME).map_err(|_| ())?;
+    Ok(get(t).sensors.iter().position(|s| s.name == name))
+}
+
+/// Register `import(handle[, channel])` and `import_by_name(name[, channel])` for `op`.
+fn add_op<T: Send + 'static, R: wasmtime::WasmRet + Copy + Send + Sync + 'static>(
+    linker: &mut Linker<T>,
+    get: Get<T>,
+    (import, by_name): (&'static str, &'static str),
+    with_channel: bool,
+    err: R,
+    op: Op<R>,
+) -> wasmtime::Result<()> {
+    let by_handle = move |caller: &mut Caller<'_, T>, h: i32, c: i32| -> R {
+        let st = get(caller.data_mut());
+        if st.begin(import, Capability::Sensors).is_err() {
+            return err;
         }
-    }};
+        let i = st.sensor_index(h);
+        op(st, i, c)
+    };
+    let named = move |caller: &mut Caller<'_, T>, name: u32, c: i32| -> R {
+        match resolve_name(caller, get, by_name, name) {
+            Ok(i) => op(get(caller.data_mut()), i, c),
+            Err(()) => err,
+        }
+    };
+    if with_channel {
+        linker.func_wrap(
+            "env",
+            import,
+            move |mut c: Caller<'_, T>, h: i32, ch: i32| by_handle(&mut c, h, ch),
+        )?;
+        linker.func_wrap(
+            "env",
+            by_name,
+            move |mut c: Caller<'_, T>, n: u32, ch: i32| named(&mut c, n, ch),
+        )?;
+    } else {
+        linker.func_wrap("env", import, move |mut c: Caller<'_, T>, h: i32| {
+            by_handle(&mut c, h, 0)
+        })?;
+        linker.func_wrap("env", by_name, move |mut c: Caller<'_, T>, n: u32| {
+            named(&mut c, n, 0)
+        })?;
+    }
+    Ok(())
 }
 
 pub(crate) fn add_to_linker<T: Send + 'static>(
@@ -118,171 +186,80 @@ pub(crate) fn add_to_linker<T: Send + 'static>(
     linker.func_wrap(
         "env",
         "ocre_sensors_init",
-        move |mut caller: Caller<'_, T>| -> i32 {
+        move |mut caller: Caller<'_, T>| {
             let st = get(caller.data_mut());
-            gate!(st, "ocre_sensors_init", EINVAL);
-            SUCCESS
+            st.begin("ocre_sensors_init", Capability::Sensors)
+                .map_or_else(|e| e, |()| SUCCESS)
         },
     )?;
     linker.func_wrap(
         "env",
         "ocre_sensors_discover",
-        move |mut caller: Caller<'_, T>| -> i32 {
+        move |mut caller: Caller<'_, T>| {
             let st = get(caller.data_mut());
-            gate!(st, "ocre_sensors_discover", EINVAL);
-            i32::try_from(st.sensors.len()).unwrap_or(i32::MAX)
+            st.begin("ocre_sensors_discover", Capability::Sensors)
+                .map_or_else(
+                    |e| e,
+                    |()| i32::try_from(st.sensors.len()).unwrap_or(i32::MAX),
+                )
         },
     )?;
-    linker.func_wrap(
-        "env",
-        "ocre_sensors_open",
-        move |mut caller: Caller<'_, T>, h: i32| -> i32 {
-            let st = get(caller.data_mut());
-            gate!(st, "ocre_sensors_open", EINVAL);
-            if st.sensor_index(h).is_some() {
-                SUCCESS
-            } else {
-                EINVAL
-            }
-        },
+    let pair = |name: &'static str, by_name: &'static str| (name, by_name);
+    add_op(
+        linker,
+        get,
+        pair("ocre_sensors_open", "ocre_sensors_open_by_name"),
+        false,
+        EINVAL,
+        open,
     )?;
-    linker.func_wrap(
-        "env",
-        "ocre_sensors_get_handle",
-        move |mut caller: Caller<'_, T>, i: i32| -> i32 {
-            let st = get(caller.data_mut());
-            gate!(st, "ocre_sensors_get_handle", EINVAL);
-            if st.sensor_index(i).is_some() {
-                i
-            } else {
-                EINVAL
-            }
-        },
+    add_op(
+        linker,
+        get,
+        pair("ocre_sensors_get_handle", "ocre_sensors_get_handle_by_name"),
+        false,
+        EINVAL,
+        handle,
     )?;
-    linker.func_wrap(
-        "env",
-        "ocre_sensors_get_channel_count",
-        move |mut caller: Caller<'_, T>, h: i32| -> i32 {
-            let st = get(caller.data_mut());
-            gate!(st, "ocre_sensors_get_channel_count", EINVAL);
-            st.sensor_index(h).map_or(EINVAL, |i| {
-                i32::try_from(st.sensors[i].channels).unwrap_or(i32::MAX)
-            })
-        },
+    add_op(
+        linker,
+        get,
+        pair(
+            "ocre_sensors_get_channel_count",
+            "ocre_sensors_get_channel_count_by_name",
+        ),
+        false,
+        EINVAL,
+        channel_count,
     )?;
-    linker.func_wrap(
-        "env",
-        "ocre_sensors_get_channel_type",
-        move |mut caller: Caller<'_, T>, h: i32, c: i32| -> i32 {
-            let st = get(caller.data_mut());
-            gate!(st, "ocre_sensors_get_channel_type", EINVAL);
-            match st.sensor_index(h) {
-                Some(i) if st.channel_ok(i, c) => CHANNEL_TYPE_CUSTOM,
-                _ => EINVAL,
-            }
-        },
+    add_op(
+        linker,
+        get,
+        pair(
+            "ocre_sensors_get_channel_type",
+            "ocre_sensors_get_channel_type_by_name",
+        ),
+        true,
+        EINVAL,
+        channel_type,
     )?;
-    linker.func_wrap(
-        "env",
-        "ocre_sensors_read",
-        move |mut caller: Caller<'_, T>, h: i32, c: i32| -> f64 {
-            let st = get(caller.data_mut());
-            gate!(st, "ocre_sensors_read", f64::NAN);
-            match st.sensor_index(h) {
-                Some(i) => st.read_sensor(i, c),
-                None => f64::NAN,
-            }
-        },
-    )?;
-    linker.func_wrap(
-        "env",
-        "ocre_sensors_open_by_name",
-        move |mut caller: Caller<'_, T>, name: u32| -> i32 {
-            gate!(get(caller.data_mut()), "ocre_sensors_open_by_name", EINVAL);
-            let Some(name) = name_arg(&mut caller, name) else {
-                return EINVAL;
-            };
-            let st = get(caller.data_mut());
-            st.sensor_by_name(&name).map_or(EINVAL, |i| i as i32)
-        },
-    )?;
-    linker.func_wrap(
-        "env",
-        "ocre_sensors_get_handle_by_name",
-        move |mut caller: Caller<'_, T>, name: u32| -> i32 {
-            gate!(
-                get(caller.data_mut()),
-                "ocre_sensors_get_handle_by_name",
-                EINVAL
-            );
-            let Some(name) = name_arg(&mut caller, name) else {
-                return EINVAL;
-            };
-            let st = get(caller.data_mut());
-            st.sensor_by_name(&name).map_or(EINVAL, |i| i as i32)
-        },
-    )?;
-    linker.func_wrap(
-        "env",
-        "ocre_sensors_get_channel_count_by_name",
-        move |mut caller: Caller<'_, T>, name: u32| -> i32 {
-            gate!(
-                get(caller.data_mut()),
-                "ocre_sensors_get_channel_count_by_name",
-                EINVAL
-            );
-            let Some(name) = name_arg(&mut caller, name) else {
-                return EINVAL;
-            };
-            let st = get(caller.data_mut());
-            st.sensor_by_name(&name).map_or(EINVAL, |i| {
-                i32::try_from(st.sensors[i].channels).unwrap_or(i32::MAX)
-            })
-        },
-    )?;
-    linker.func_wrap(
-        "env",
-        "ocre_sensors_get_channel_type_by_name",
-        move |mut caller: Caller<'_, T>, name: u32, c: i32| -> i32 {
-            gate!(
-                get(caller.data_mut()),
-                "ocre_sensors_get_channel_type_by_name",
-                EINVAL
-            );
-            let Some(name) = name_arg(&mut caller, name) else {
-                return EINVAL;
-            };
-            let st = get(caller.data_mut());
-            match st.sensor_by_name(&name) {
-                Some(i) if st.channel_ok(i, c) => CHANNEL_TYPE_CUSTOM,
-                _ => EINVAL,
-            }
-        },
-    )?;
-    linker.func_wrap(
-        "env",
-        "ocre_sensors_read_by_name",
-        move |mut caller: Caller<'_, T>, name: u32, c: i32| -> f64 {
-            gate!(
-                get(caller.data_mut()),
-                "ocre_sensors_read_by_name",
-                f64::NAN
-            );
-            let Some(name) = name_arg(&mut caller, name) else {
-                return f64::NAN;
-            };
-            let st = get(caller.data_mut());
-            match st.sensor_by_name(&name) {
-                Some(i) => st.read_sensor(i, c),
-                None => f64::NAN,
-            }
-        },
+    add_op(
+        linker,
+        get,
+        pair("ocre_sensors_read", "ocre_sensors_read_by_name"),
+        true,
+        f64::NAN,
+        read,
     )?;
     linker.func_wrap(
         "env",
         "ocre_sensors_get_list",
         move |mut caller: Caller<'_, T>, buf: u32, max: i32| -> i32 {
-            gate!(get(caller.data_mut()), "ocre_sensors_get_list", EINVAL);
+            if let Err(e) =
+                get(caller.data_mut()).begin("ocre_sensors_get_list", Capability::Sensors)
+            {
+                return e;
+            }
             let Ok(max) = usize::try_from(max) else {
                 return EINVAL;
             };
@@ -290,8 +267,7 @@ pub(crate) fn add_to_linker<T: Send + 'static>(
                 return EINVAL;
             };
             let (data, t) = mem.data_and_store_mut(&mut caller);
-            let st = get(t);
-            let n = st.sensors.len().min(max);
+            let n = get(t).sensors.len().min(max);
             let bytes: Vec<u8> = (0..n as i32).flat_map(|h| h.to_le_bytes()).collect();
             match write_bytes(data, buf, &bytes) {
                 Ok(()) => n as i32,

@@ -13,9 +13,7 @@ use std::time::{Duration, Instant};
 
 use wasmtime::{Caller, Linker};
 
-use super::{HostState, SUCCESS};
-
-type Get<T> = fn(&mut T) -> &mut HostState;
+use super::{Get, SUCCESS};
 
 /// About 100 years: stands in for "never" when an `Instant` would overflow.
 const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);

@@ -14,10 +14,8 @@ use std::time::{Duration, Instant};
 
 use wasmtime::{Caller, Linker};
 
-use super::{HostState, EBUSY, EINVAL, ENOMEM, SUCCESS};
+use super::{Get, HostState, EBUSY, EINVAL, ENOMEM, SUCCESS};
 use crate::spec::Capability;
-
-type Get<T> = fn(&mut T) -> &mut HostState;
 
 #[derive(Debug, Clone)]
 struct Timer {
@@ -67,109 +65,90 @@ fn valid(id: i32) -> bool {
     id >= 1
 }
 
+fn create(st: &mut HostState, id: i32) -> i32 {
+    if !valid(id) {
+        return EINVAL;
+    }
+    if st.timers.map.contains_key(&id) {
+        return EBUSY;
+    }
+    if st.timers.len() >= st.limits.max_timers {
+        let max = st.limits.max_timers;
+        st.warn_once("timer:max", || {
+            format!("ocre_timer_create refused: the container already has {max} timers (the limit)")
+        });
+        return ENOMEM;
+    }
+    let timer = Timer {
+        interval: Duration::ZERO,
+        periodic: false,
+        deadline: None,
+    };
+    st.timers.map.insert(id, timer);
+    SUCCESS
+}
+
+fn stop(st: &mut HostState, id: i32) -> i32 {
+    match st.timers.map.get_mut(&id) {
+        Some(t) => {
+            t.deadline = None;
+            SUCCESS
+        }
+        None => EINVAL,
+    }
+}
+
+fn delete(st: &mut HostState, id: i32) -> i32 {
+    st.timers.map.remove(&id).map_or(EINVAL, |_| SUCCESS)
+}
+
+fn remaining(st: &mut HostState, id: i32) -> i32 {
+    match st.timers.map.get(&id) {
+        Some(t) => t.deadline.map_or(0, |d| {
+            let ms = d.saturating_duration_since(Instant::now()).as_millis();
+            i32::try_from(ms).unwrap_or(i32::MAX)
+        }),
+        None => EINVAL,
+    }
+}
+
+fn start(st: &mut HostState, id: i32, interval_ms: i32, periodic: i32) -> i32 {
+    if interval_ms <= 0 {
+        return EINVAL;
+    }
+    let Some(t) = st.timers.map.get_mut(&id) else {
+        return EINVAL;
+    };
+    t.interval = Duration::from_millis(interval_ms as u64);
+    t.periodic = periodic != 0;
+    t.deadline = Instant::now().checked_add(t.interval);
+    SUCCESS
+}
+
 pub(crate) fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
     get: Get<T>,
 ) -> wasmtime::Result<()> {
-    linker.func_wrap("env", "ocre_timer_create", move |mut caller: Caller<'_, T>, id: i32| -> i32 {
-        let st = get(caller.data_mut());
-        st.enter();
-        if let Err(e) = st.require("ocre_timer_create", Capability::Timers) {
-            return e;
-        }
-        if !valid(id) {
-            return EINVAL;
-        }
-        if st.timers.map.contains_key(&id) {
-            return EBUSY;
-        }
-        if st.timers.len() >= st.limits.max_timers {
-            let max = st.limits.max_timers;
-            st.warn_once("timer:max", || {
-                format!("ocre_timer_create refused: the container already has {max} timers (the limit)")
-            });
-            return ENOMEM;
-        }
-        st.timers.map.insert(
-            id,
-            Timer {
-                interval: Duration::ZERO,
-                periodic: false,
-                deadline: None,
-            },
-        );
-        SUCCESS
-    })?;
+    let one_arg: [(&'static str, fn(&mut HostState, i32) -> i32); 4] = [
+        ("ocre_timer_create", create),
+        ("ocre_timer_stop", stop),
+        ("ocre_timer_delete", delete),
+        ("ocre_timer_get_remaining", remaining),
+    ];
+    for (import, op) in one_arg {
+        linker.func_wrap("env", import, move |mut caller: Caller<'_, T>, id: i32| {
+            let st = get(caller.data_mut());
+            st.begin(import, Capability::Timers)
+                .map_or_else(|e| e, |()| op(st, id))
+        })?;
+    }
     linker.func_wrap(
         "env",
         "ocre_timer_start",
-        move |mut caller: Caller<'_, T>, id: i32, interval_ms: i32, periodic: i32| -> i32 {
+        move |mut caller: Caller<'_, T>, id: i32, interval_ms: i32, periodic: i32| {
             let st = get(caller.data_mut());
-            st.enter();
-            if let Err(e) = st.require("ocre_timer_start", Capability::Timers) {
-                return e;
-            }
-            if interval_ms <= 0 {
-                return EINVAL;
-            }
-            let Some(t) = st.timers.map.get_mut(&id) else {
-                return EINVAL;
-            };
-            t.interval = Duration::from_millis(interval_ms as u64);
-            t.periodic = periodic != 0;
-            t.deadline = Instant::now().checked_add(t.interval);
-            SUCCESS
-        },
-    )?;
-    linker.func_wrap(
-        "env",
-        "ocre_timer_stop",
-        move |mut caller: Caller<'_, T>, id: i32| -> i32 {
-            let st = get(caller.data_mut());
-            st.enter();
-            if let Err(e) = st.require("ocre_timer_stop", Capability::Timers) {
-                return e;
-            }
-            match st.timers.map.get_mut(&id) {
-                Some(t) => {
-                    t.deadline = None;
-                    SUCCESS
-                }
-                None => EINVAL,
-            }
-        },
-    )?;
-    linker.func_wrap(
-        "env",
-        "ocre_timer_delete",
-        move |mut caller: Caller<'_, T>, id: i32| -> i32 {
-            let st = get(caller.data_mut());
-            st.enter();
-            if let Err(e) = st.require("ocre_timer_delete", Capability::Timers) {
-                return e;
-            }
-            match st.timers.map.remove(&id) {
-                Some(_) => SUCCESS,
-                None => EINVAL,
-            }
-        },
-    )?;
-    linker.func_wrap(
-        "env",
-        "ocre_timer_get_remaining",
-        move |mut caller: Caller<'_, T>, id: i32| -> i32 {
-            let st = get(caller.data_mut());
-            st.enter();
-            if let Err(e) = st.require("ocre_timer_get_remaining", Capability::Timers) {
-                return e;
-            }
-            match st.timers.map.get(&id) {
-                Some(t) => t.deadline.map_or(0, |d| {
-                    let ms = d.saturating_duration_since(Instant::now()).as_millis();
-                    i32::try_from(ms).unwrap_or(i32::MAX)
-                }),
-                None => EINVAL,
-            }
+            st.begin("ocre_timer_start", Capability::Timers)
+                .map_or_else(|e| e, |()| start(st, id, interval_ms, periodic))
         },
     )?;
     Ok(())

@@ -5,9 +5,7 @@
 use wasmtime::{Caller, Linker};
 
 use super::memory::{guest_memory, write_bytes};
-use super::{HostState, EINVAL, SUCCESS};
-
-type Get<T> = fn(&mut T) -> &mut HostState;
+use super::{Get, EINVAL, SUCCESS};
 
 pub const FIELD: usize = 65;
 pub const FIELDS: usize = 6;
