@@ -88,6 +88,7 @@ impl HostState {
     }
 }
 
+/// `ocre_sensors_open` answers 0, `ocre_sensors_open_by_name` the handle.
 /// An operation on one sensor of the container: (state, sensor index if the handle or
 /// name resolved, channel argument or 0) -> result.
 type Op<R> = fn(&mut HostState, Option<usize>, i32) -> R;
@@ -134,14 +135,15 @@ fn resolve_name<T: 'static>(
     Ok(get(t).sensors.iter().position(|s| s.name == name))
 }
 
-/// Register `import(handle[, channel])` and `import_by_name(name[, channel])` for `op`.
+/// Register `import(handle[, channel])` for `ops.0` and `import_by_name(name[, channel])`
+/// for `ops.1`.
 fn add_op<T: Send + 'static, R: wasmtime::WasmRet + Copy + Send + Sync + 'static>(
     linker: &mut Linker<T>,
     get: Get<T>,
     (import, by_name): (&'static str, &'static str),
     with_channel: bool,
     err: R,
-    op: Op<R>,
+    (op, op_by_name): (Op<R>, Op<R>),
 ) -> wasmtime::Result<()> {
     let by_handle = move |caller: &mut Caller<'_, T>, h: i32, c: i32| -> R {
         let st = get(caller.data_mut());
@@ -153,7 +155,7 @@ fn add_op<T: Send + 'static, R: wasmtime::WasmRet + Copy + Send + Sync + 'static
     };
     let named = move |caller: &mut Caller<'_, T>, name: u32, c: i32| -> R {
         match resolve_name(caller, get, by_name, name) {
-            Ok(i) => op(get(caller.data_mut()), i, c),
+            Ok(i) => op_by_name(get(caller.data_mut()), i, c),
             Err(()) => err,
         }
     };
@@ -211,7 +213,7 @@ pub(crate) fn add_to_linker<T: Send + 'static>(
         pair("ocre_sensors_open", "ocre_sensors_open_by_name"),
         false,
         EINVAL,
-        open,
+        (open, handle),
     )?;
     add_op(
         linker,
@@ -219,7 +221,7 @@ pub(crate) fn add_to_linker<T: Send + 'static>(
         pair("ocre_sensors_get_handle", "ocre_sensors_get_handle_by_name"),
         false,
         EINVAL,
-        handle,
+        (handle, handle),
     )?;
     add_op(
         linker,
@@ -230,7 +232,7 @@ pub(crate) fn add_to_linker<T: Send + 'static>(
         ),
         false,
         EINVAL,
-        channel_count,
+        (channel_count, channel_count),
     )?;
     add_op(
         linker,
@@ -241,7 +243,7 @@ pub(crate) fn add_to_linker<T: Send + 'static>(
         ),
         true,
         EINVAL,
-        channel_type,
+        (channel_type, channel_type),
     )?;
     add_op(
         linker,
@@ -249,7 +251,7 @@ pub(crate) fn add_to_linker<T: Send + 'static>(
         pair("ocre_sensors_read", "ocre_sensors_read_by_name"),
         true,
         f64::NAN,
-        read,
+        (read, read),
     )?;
     linker.func_wrap(
         "env",

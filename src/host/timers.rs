@@ -65,6 +65,9 @@ fn valid(id: i32) -> bool {
     id >= 1
 }
 
+/// A one-argument timer call, after the capability check.
+type TimerOp = fn(&mut HostState, i32) -> i32;
+
 fn create(st: &mut HostState, id: i32) -> i32 {
     if !valid(id) {
         return EINVAL;
@@ -129,7 +132,7 @@ pub(crate) fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
     get: Get<T>,
 ) -> wasmtime::Result<()> {
-    let one_arg: [(&'static str, fn(&mut HostState, i32) -> i32); 4] = [
+    let one_arg: [(&'static str, TimerOp); 4] = [
         ("ocre_timer_create", create),
         ("ocre_timer_stop", stop),
         ("ocre_timer_delete", delete),
