@@ -262,19 +262,6 @@ impl Mailbox {
         lock(&self.shared.queue).items.pop_front()
     }
 
-    /// Put a message back at the head of the queue (it was taken but could not be
-    /// handed to the guest). Does not count as a delivery; may push out the oldest message
-    /// if the queue filled up meanwhile, which is counted as a drop.
-    pub fn push_front(&self, msg: Arc<Message>) {
-        let mut q = lock(&self.shared.queue);
-        if q.items.len() >= q.capacity {
-            q.items.pop_back();
-            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
-            self.broker.inner.dropped.fetch_add(1, Ordering::Relaxed);
-        }
-        q.items.push_front(msg);
-    }
-
     pub fn is_empty(&self) -> bool {
         lock(&self.shared.queue).items.is_empty()
     }
