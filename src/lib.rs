@@ -2,6 +2,8 @@
 //!
 //! Data flows one way: file -> [`spec`] -> plan -> supervisor -> runtime.
 
+pub mod broker;
+pub mod host;
 pub mod logs;
 pub mod spec;
 pub mod images;

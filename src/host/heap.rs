@@ -1,0 +1,198 @@
+//! The host's own region of guest linear memory, holding the copies of message events.
+//!
+//! The first message event that needs room grows the guest memory by whole 64 KiB pages
+//! (`memory.grow`). Pages added at the end of memory are never handed out by the guest's
+//! allocator: wasi-libc's dlmalloc (2022 and current) gets memory only through `sbrk`, which
+//! grows from the current end, and the current one sizes its initial heap from the
+//! link-time `__heap_end`, not from `memory.size`. Later grows may be non-contiguous (the
+//! guest may have grown in between); the allocator handles any set of regions.
+//!
+//! Allocation is first-fit over a sorted free list with coalescing. Each message event is
+//! one block holding topic, content type and payload, each NUL-terminated; the block is
+//! freed only by `ocre_messaging_free_module_event_data` with exactly the three offsets
+//! that were handed out. The total region is bounded by `HostLimits::host_region_bytes`.
+
+use std::collections::BTreeMap;
+
+pub const PAGE: u64 = 64 * 1024;
+const ALIGN: u64 = 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageBlock {
+    pub topic: u32,
+    pub content_type: u32,
+    pub payload: u32,
+    len: u64,
+}
+
+#[derive(Debug)]
+pub struct GuestHeap {
+    /// Bytes of pages grown so far.
+    owned: u64,
+    limit: u64,
+    /// Free ranges (start -> len), sorted, coalesced.
+    free: BTreeMap<u64, u64>,
+    /// Live blocks by topic offset.
+    live: BTreeMap<u32, MessageBlock>,
+}
+
+fn round_up(n: u64) -> u64 {
+    n.div_ceil(ALIGN) * ALIGN
+}
+
+impl GuestHeap {
+    pub fn new(limit: u64) -> Self {
+        GuestHeap {
+            owned: 0,
+            limit,
+            free: BTreeMap::new(),
+            live: BTreeMap::new(),
+        }
+    }
+
+    /// Bytes a message block of these sizes needs.
+    pub fn block_size(topic: usize, content_type: usize, payload: usize) -> u64 {
+        (topic as u64 + 1) + (content_type as u64 + 1) + (payload as u64 + 1)
+    }
+
+    /// Pages to grow so that a block of `size` fits, given the current end of guest
+    /// memory in bytes, or `None` when that would pass the limit. When a free range of ours
+    /// ends at the end of memory (the guest has not grown since), only the missing part is
+    /// grown, so blocks pack across grows.
+    pub fn pages_for(&self, size: u64, mem_end: u64) -> Option<u64> {
+        let tail = self
+            .free
+            .range(..mem_end)
+            .next_back()
+            .filter(|(&s, &l)| s + l == mem_end)
+            .map_or(0, |(_, &l)| l);
+        let missing = round_up(size).saturating_sub(tail);
+        let pages = missing.div_ceil(PAGE).max(1);
+        let bytes = pages.checked_mul(PAGE)?;
+        (self.owned.checked_add(bytes)? <= self.limit).then_some(pages)
+    }
+
+    /// Record pages grown at byte offset `start`.
+    pub fn add_region(&mut self, start: u64, pages: u64) {
+        let len = pages * PAGE;
+        self.owned += len;
+        self.release(start, len);
+    }
+
+    /// Allocate a block for (topic, ct, payload) sizes; returns the three offsets.
+    pub fn alloc_message(
+        &mut self,
+        topic: usize,
+        ct: usize,
+        payload: usize,
+    ) -> Option<MessageBlock> {
+        let len = round_up(Self::block_size(topic, ct, payload));
+        let (&start, &flen) = self.free.iter().find(|(_, &l)| l >= len)?;
+        // Every offset of the block must be a valid u32 guest address.
+        let end = start.checked_add(len)?;
+        if end > u64::from(u32::MAX) + 1 {
+            return None;
+        }
+        self.free.remove(&start);
+        if flen > len {
+            self.free.insert(start + len, flen - len);
+        }
+        let t = u32::try_from(start).ok()?;
+        let c = u32::try_from(start + topic as u64 + 1).ok()?;
+        let p = u32::try_from(start + topic as u64 + 1 + ct as u64 + 1).ok()?;
+        let block = MessageBlock {
+            topic: t,
+            content_type: c,
+            payload: p,
+            len,
+        };
+        self.live.insert(t, block);
+        Some(block)
+    }
+
+    /// Free the block handed out with exactly these offsets. False (and no effect) for
+    /// anything else.
+    pub fn free_message(&mut self, topic: u32, ct: u32, payload: u32) -> bool {
+        match self.live.get(&topic) {
+            Some(b) if b.content_type == ct && b.payload == payload => {
+                let b = *b;
+                self.live.remove(&topic);
+                self.release(u64::from(b.topic), b.len);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn release(&mut self, mut start: u64, mut len: u64) {
+        if let Some((&ps, &pl)) = self.free.range(..start).next_back() {
+            if ps + pl == start {
+                self.free.remove(&ps);
+                start = ps;
+                len += pl;
+            }
+        }
+        if let Some(&nl) = self.free.get(&(start + len)) {
+            self.free.remove(&(start + len));
+            len += nl;
+        }
+        self.free.insert(start, len);
+    }
+
+    pub fn live_blocks(&self) -> usize {
+        self.live.len()
+    }
+
+    pub fn owned_bytes(&self) -> u64 {
+        self.owned
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alloc_free_coalesce() {
+        let mut h = GuestHeap::new(2 * PAGE);
+        assert!(h.alloc_message(1, 1, 1).is_none());
+        let pages = h.pages_for(100, 2 * PAGE).unwrap();
+        assert_eq!(pages, 1);
+        h.add_region(2 * PAGE, pages);
+        let a = h.alloc_message(3, 4, 10).unwrap();
+        assert_eq!(a.topic as u64, 2 * PAGE);
+        assert_eq!(a.content_type, a.topic + 4);
+        assert_eq!(a.payload, a.content_type + 5);
+        let b = h.alloc_message(3, 4, 10).unwrap();
+        assert!(!h.free_message(a.topic, a.content_type, b.payload));
+        assert!(!h.free_message(a.topic + 1, a.content_type, a.payload));
+        assert!(h.free_message(a.topic, a.content_type, a.payload));
+        assert!(!h.free_message(a.topic, a.content_type, a.payload));
+        assert!(h.free_message(b.topic, b.content_type, b.payload));
+        assert_eq!(h.free.len(), 1);
+        assert_eq!(h.free.get(&(2 * PAGE)), Some(&PAGE));
+        // Memory grew elsewhere since: a whole page; the free tail at the end of memory
+        // counts; past the limit: none.
+        assert_eq!(h.pages_for(PAGE, 5 * PAGE), Some(1));
+        assert_eq!(h.pages_for(PAGE + 1, 3 * PAGE), Some(1));
+        assert_eq!(h.pages_for(2 * PAGE + 1, 3 * PAGE), None);
+    }
+
+    #[test]
+    fn grows_pack_at_the_end_of_memory() {
+        let mut h = GuestHeap::new(5 * PAGE);
+        let big = |h: &mut GuestHeap| h.alloc_message(1024, 1024, 65536);
+        let need = GuestHeap::block_size(1024, 1024, 65536);
+        let mut end = 2 * PAGE;
+        for _ in 0..4 {
+            if big(&mut h).is_none() {
+                let pages = h.pages_for(need, end).unwrap();
+                h.add_region(end, pages);
+                end += pages * PAGE;
+                assert!(big(&mut h).is_some());
+            }
+        }
+        assert_eq!(h.owned_bytes(), 5 * PAGE);
+        assert_eq!(h.live_blocks(), 4);
+    }
+}

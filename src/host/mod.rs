@@ -1,0 +1,373 @@
+//! The guest API: every `env` function an Ocre SDK guest imports, served per container.
+//!
+//! One [`HostState`] lives in each container's `Store` data. Host functions reach it
+//! through the `get` accessor given to [`add_to_linker`]. All guest pointers go through
+//! [`memory`]; every failure is an error return for that call only (never a trap, a panic,
+//! or a lock held).
+//!
+//! # Return codes
+//! `0` success; negated errno values otherwise: `-22` (EINVAL) bad argument, bad pointer,
+//! unknown id, or a **denied call** (the reference runtime's code for a missing
+//! capability; shoal additionally logs one warning per container and import); `-42`
+//! (ENOMSG) no event queued; `-16` (EBUSY) timer id taken; `-7` (E2BIG) payload over 64 KiB;
+//! `-12` (ENOMEM) no room (timer count, host message region). Publishing to a topic
+//! nobody subscribes to returns `0` (the reference returned ENOENT).
+//!
+//! # Event slots (`ocre_get_event(type*, id*, port*, state*, extra*, len*)`, six u32)
+//! * timer: `type = 0`, `id = timer id`, the other four `0`.
+//! * message: `type = 3`, `id` = per-container message counter (starts at 1),
+//!   `port` = guest offset of the NUL-terminated topic copy, `state` = offset of the
+//!   NUL-terminated content-type copy, `extra` = offset of the NUL-terminated payload copy,
+//!   `len` = payload length (without the NUL).
+//!
+//! Due timers are reported before queued messages (each periodic timer at most once per
+//! period, so messages are never starved).
+//!
+//! # Sleep
+//! `ocre_sleep(ms)` parks the container for `ms` (unsigned) milliseconds. If the previous
+//! host call of the container was an `ocre_get_event` that returned ENOMSG, the sleep is an
+//! *event wait*: it ends early, within microseconds, as soon as a message is queued for the
+//! container or one of its timers falls due. Any other sleep lasts its full length.
+//! Stopping a container drops the in-flight call, which ends a sleep at once.
+
+pub mod events;
+mod heap;
+pub mod memory;
+pub mod messaging;
+pub mod sensors;
+pub mod sleep;
+pub mod timers;
+pub mod uname;
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+
+use crate::broker::{Broker, Mailbox, Message};
+use crate::logs::{LogSink, Stream};
+use crate::spec::{Capability, Location, SensorSpec};
+
+pub const SUCCESS: i32 = 0;
+pub const E2BIG: i32 = -7;
+pub const ENOMEM: i32 = -12;
+pub const EBUSY: i32 = -16;
+pub const EINVAL: i32 = -22;
+pub const ENOMSG: i32 = -42;
+/// What a denied call returns (the reference runtime's code for a missing capability).
+pub const DENIED: i32 = EINVAL;
+
+/// How host functions reach the container's [`HostState`] in the store data.
+pub(crate) type Get<T> = fn(&mut T) -> &mut HostState;
+
+/// Tunable per-container limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostLimits {
+    /// Messages queued for the container before the oldest is dropped. Default 256.
+    pub mailbox_capacity: usize,
+    /// Timers a container may have at once (ids themselves may be any of `1..=i32::MAX`).
+    /// Default 64.
+    pub max_timers: usize,
+    /// Longest topic / content type accepted, in bytes without the NUL. Default 1024.
+    pub max_topic_len: u32,
+    /// Bytes of guest memory the host may add (whole 64 KiB pages) to hold message copies.
+    /// Default 320 KiB (5 pages): room for four maximal messages (64 KiB payload,
+    /// 1 KiB topic and content type) not yet freed by the guest.
+    pub host_region_bytes: u64,
+}
+
+impl Default for HostLimits {
+    fn default() -> Self {
+        HostLimits {
+            mailbox_capacity: 256,
+            max_timers: 64,
+            max_topic_len: 1024,
+            host_region_bytes: 5 * 64 * 1024,
+        }
+    }
+}
+
+pub struct HostConfig {
+    pub container: String,
+    pub capabilities: BTreeSet<Capability>,
+    /// Where `capabilities:` is written, for "add it at ..." hints.
+    pub capabilities_location: Location,
+    /// `None` = unrestricted; `Some` = only topics under these prefixes.
+    pub publish: Option<Vec<String>>,
+    pub subscribe: Option<Vec<String>>,
+    /// The declared sensors this container may open; handles index this list.
+    pub sensors: Vec<SensorSpec>,
+    pub broker: Broker,
+    pub log: Arc<dyn LogSink>,
+    pub limits: HostLimits,
+}
+
+/// Per-container counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ContainerStats {
+    /// Message events handed to the guest.
+    pub messages_in: u64,
+    /// Messages the guest published.
+    pub messages_out: u64,
+    /// Messages dropped from this container's mailbox (overflow policy).
+    pub dropped: u64,
+    /// Timer events handed to the guest.
+    pub timer_events: u64,
+    /// Calls refused for a missing capability or a topic outside the allowed prefixes.
+    pub denied: u64,
+    /// Bytes of guest memory the host has grown for message copies.
+    pub host_region_bytes: u64,
+    /// Message copies handed to the guest and not freed yet.
+    pub unfreed_events: usize,
+}
+
+/// The guest API state of one container. Dropping it unsubscribes the container from the
+/// broker (the mailbox goes with it) and kills all its timers (they are plain data here;
+/// no task runs per timer).
+pub struct HostState {
+    container: String,
+    capabilities: BTreeSet<Capability>,
+    capabilities_location: Location,
+    publish: Option<Vec<String>>,
+    subscribe: Option<Vec<String>>,
+    sensors: Vec<SensorSpec>,
+    broker: Broker,
+    log: Arc<dyn LogSink>,
+    limits: HostLimits,
+    mailbox: Option<Mailbox>,
+    /// A message taken from the mailbox that could not be placed in guest memory yet; it
+    /// is the next message event.
+    held: Option<Arc<Message>>,
+    warned: HashSet<String>,
+    timers: timers::Timers,
+    heap: heap::GuestHeap,
+    next_message_id: u32,
+    /// The previous host call was an `ocre_get_event` that found nothing.
+    event_wait: bool,
+    stats: ContainerStats,
+    /// State of the `rng` sensors' generator (0 = not seeded yet).
+    rng_state: u64,
+}
+
+impl HostState {
+    pub fn new(cfg: HostConfig) -> Self {
+        HostState {
+            container: cfg.container,
+            capabilities: cfg.capabilities,
+            capabilities_location: cfg.capabilities_location,
+            publish: cfg.publish,
+            subscribe: cfg.subscribe,
+            sensors: cfg.sensors,
+            broker: cfg.broker,
+            log: cfg.log,
+            heap: heap::GuestHeap::new(cfg.limits.host_region_bytes),
+            limits: cfg.limits,
+            mailbox: None,
+            held: None,
+            warned: HashSet::new(),
+            timers: timers::Timers::default(),
+            next_message_id: 0,
+            event_wait: false,
+            stats: ContainerStats::default(),
+            rng_state: 0,
+        }
+    }
+
+    pub fn stats(&self) -> ContainerStats {
+        ContainerStats {
+            dropped: self.mailbox.as_ref().map_or(0, |m| m.dropped()),
+            host_region_bytes: self.heap.owned_bytes(),
+            unfreed_events: self.heap.live_blocks(),
+            ..self.stats
+        }
+    }
+
+    pub fn container(&self) -> &str {
+        &self.container
+    }
+
+    /// Called at the start of every host function except `ocre_get_event` and
+    /// `ocre_sleep`: any other call in between makes the next sleep a plain sleep.
+    fn enter(&mut self) {
+        self.event_wait = false;
+    }
+
+    /// Entry of every capability-gated call: [`Self::enter`], then [`Self::require`].
+    fn begin(&mut self, import: &'static str, cap: Capability) -> Result<(), i32> {
+        self.enter();
+        self.require(import, cap)
+    }
+
+    /// Log `text` as a warning once per `key` for this container.
+    fn warn_once(&mut self, key: &str, text: impl FnOnce() -> String) {
+        if !self.warned.contains(key) {
+            self.warned.insert(key.to_owned());
+            let text = text();
+            self.log.line(&self.container, Stream::Warning, &text);
+        }
+    }
+
+    /// The capability check every gated call goes through: `Ok` when granted, else the
+    /// error to return, after one warning per (container, import).
+    fn require(&mut self, import: &'static str, cap: Capability) -> Result<(), i32> {
+        if self.capabilities.contains(&cap) {
+            return Ok(());
+        }
+        self.stats.denied += 1;
+        let loc = self.capabilities_location.clone();
+        self.warn_once(&format!("cap:{import}"), || {
+            format!(
+                "{import} denied: container has no `{cap}` capability; add it to `capabilities:` at {loc}"
+            )
+        });
+        Err(DENIED)
+    }
+
+    /// The topic check for publish/subscribe lists: a topic (or subscription prefix) is
+    /// allowed when it starts with one of the listed prefixes.
+    fn require_topic(
+        &mut self,
+        import: &'static str,
+        subscribe: bool,
+        topic: &str,
+    ) -> Result<(), i32> {
+        let list = if subscribe {
+            &self.subscribe
+        } else {
+            &self.publish
+        };
+        let Some(prefixes) = list else { return Ok(()) };
+        if prefixes.iter().any(|p| topic.starts_with(p.as_str())) {
+            return Ok(());
+        }
+        self.stats.denied += 1;
+        let field = if subscribe { "subscribe" } else { "publish" };
+        let allowed = prefixes
+            .iter()
+            .map(|p| format!("{p:?}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let loc = self.capabilities_location.clone();
+        self.warn_once(&format!("topic:{import}"), || {
+            format!(
+                "{import} denied: topic {topic:?} is outside the container's `{field}:` prefixes [{allowed}]; change `{field}:` near {loc}"
+            )
+        });
+        Err(DENIED)
+    }
+
+    /// An event is ready right now (a held or queued message, or a due timer).
+    fn has_ready_event(&self, now: std::time::Instant) -> bool {
+        self.held.is_some()
+            || self.mailbox.as_ref().is_some_and(|m| !m.is_empty())
+            || self.timers.next_deadline().is_some_and(|d| d <= now)
+    }
+}
+
+/// Register every `env` function of the ABI (not `env.memory`, which the runtime creates).
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut wasmtime::Linker<T>,
+    get: fn(&mut T) -> &mut HostState,
+) -> wasmtime::Result<()> {
+    messaging::add_to_linker(linker, get)?;
+    events::add_to_linker(linker, get)?;
+    timers::add_to_linker(linker, get)?;
+    sleep::add_to_linker(linker, get)?;
+    sensors::add_to_linker(linker, get)?;
+    uname::add_to_linker(linker, get)?;
+    Ok(())
+}
+
+/// What an `env` import needs, for validate-time checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportKind {
+    /// shoal serves it; `capability` is the grant it needs (`None`: always available, or
+    /// depends on arguments, like `ocre_register_dispatcher`).
+    Served {
+        capability: Option<Capability>,
+    },
+    /// Part of the Ocre API, not served yet.
+    NotYet {
+        reason: &'static str,
+    },
+    Unknown,
+}
+
+/// Every function [`add_to_linker`] registers, with the capability it needs.
+pub const SERVED: &[(&str, Option<Capability>)] = &[
+    ("ocre_sleep", None),
+    ("ocre_get_event", None),
+    ("ocre_register_dispatcher", None),
+    ("uname", None),
+    ("ocre_publish_message", Some(Capability::Messaging)),
+    ("ocre_subscribe_message", Some(Capability::Messaging)),
+    (
+        "ocre_messaging_free_module_event_data",
+        Some(Capability::Messaging),
+    ),
+    ("ocre_timer_create", Some(Capability::Timers)),
+    ("ocre_timer_start", Some(Capability::Timers)),
+    ("ocre_timer_stop", Some(Capability::Timers)),
+    ("ocre_timer_delete", Some(Capability::Timers)),
+    ("ocre_timer_get_remaining", Some(Capability::Timers)),
+    ("ocre_sensors_init", Some(Capability::Sensors)),
+    ("ocre_sensors_discover", Some(Capability::Sensors)),
+    ("ocre_sensors_open", Some(Capability::Sensors)),
+    ("ocre_sensors_get_handle", Some(Capability::Sensors)),
+    ("ocre_sensors_get_channel_count", Some(Capability::Sensors)),
+    ("ocre_sensors_get_channel_type", Some(Capability::Sensors)),
+    ("ocre_sensors_read", Some(Capability::Sensors)),
+    ("ocre_sensors_open_by_name", Some(Capability::Sensors)),
+    ("ocre_sensors_get_handle_by_name", Some(Capability::Sensors)),
+    (
+        "ocre_sensors_get_channel_count_by_name",
+        Some(Capability::Sensors),
+    ),
+    (
+        "ocre_sensors_get_channel_type_by_name",
+        Some(Capability::Sensors),
+    ),
+    ("ocre_sensors_read_by_name", Some(Capability::Sensors)),
+    ("ocre_sensors_get_list", Some(Capability::Sensors)),
+];
+
+/// Classify an import from module `env`. `memory` is served by the runtime itself.
+pub fn classify_env_import(name: &str) -> ImportKind {
+    if name == "memory" {
+        return ImportKind::Served { capability: None };
+    }
+    if let Some((_, cap)) = SERVED.iter().find(|(n, _)| *n == name) {
+        return ImportKind::Served { capability: *cap };
+    }
+    if name.starts_with("ocre_gpio_") {
+        return ImportKind::NotYet {
+            reason: "GPIO is not supported yet",
+        };
+    }
+    ImportKind::Unknown
+}
+
+#[cfg(test)]
+pub(crate) mod testutil;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classify() {
+        assert_eq!(
+            classify_env_import("ocre_publish_message"),
+            ImportKind::Served {
+                capability: Some(Capability::Messaging)
+            }
+        );
+        assert_eq!(
+            classify_env_import("ocre_sleep"),
+            ImportKind::Served { capability: None }
+        );
+        assert!(matches!(
+            classify_env_import("ocre_gpio_pin_set"),
+            ImportKind::NotYet { .. }
+        ));
+        assert_eq!(classify_env_import("printf"), ImportKind::Unknown);
+    }
+}

@@ -1,0 +1,164 @@
+//! `ocre_sleep(ms)`: park the container without a thread.
+//!
+//! `ms` is unsigned (up to ~49.7 days) and never overflows. A plain sleep lasts its full
+//! length. An *event-wait* sleep — one whose previous host call was an `ocre_get_event`
+//! that returned ENOMSG, as in the SDK's `ocre_process_events` loop — returns at once if
+//! an event is already waiting, and otherwise ends at the earliest of its own end, the
+//! container's next timer deadline, or a delivery into its mailbox. Always returns 0.
+//!
+//! Cancel-safe: no lock or borrow is held across the `.await`; dropping the call (stop,
+//! kill) ends the sleep at once and leaves nothing behind.
+
+use std::time::{Duration, Instant};
+
+use wasmtime::{Caller, Linker};
+
+use super::{Get, SUCCESS};
+
+/// About 100 years: stands in for "never" when an `Instant` would overflow.
+const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+pub(crate) fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: Get<T>,
+) -> wasmtime::Result<()> {
+    linker.func_wrap_async(
+        "env",
+        "ocre_sleep",
+        move |mut caller: Caller<'_, T>, (ms,): (u32,)| {
+            Box::new(async move {
+                let st = get(caller.data_mut());
+                let event_wait = std::mem::take(&mut st.event_wait);
+                let now = Instant::now();
+                let end = now
+                    .checked_add(Duration::from_millis(u64::from(ms)))
+                    .or_else(|| now.checked_add(FAR))
+                    .unwrap_or(now);
+                if !event_wait {
+                    tokio::time::sleep_until(end.into()).await;
+                    return SUCCESS;
+                }
+                let notify = st.mailbox.as_ref().map(|m| m.notify());
+                if let Some(n) = &notify {
+                    // Consume a permit left by a delivery the guest has already read, so it
+                    // does not end this wait spuriously; what is still queued is seen below.
+                    tokio::select! {
+                        biased;
+                        _ = n.notified() => {}
+                        _ = std::future::ready(()) => {}
+                    }
+                }
+                let st = get(caller.data_mut());
+                if st.has_ready_event(Instant::now()) {
+                    return SUCCESS;
+                }
+                let wake = st.timers.next_deadline().map_or(end, |d| d.min(end));
+                match notify {
+                    Some(notify) => {
+                        tokio::select! {
+                            _ = tokio::time::sleep_until(wake.into()) => {}
+                            _ = notify.notified() => {}
+                        }
+                    }
+                    None => tokio::time::sleep_until(wake.into()).await,
+                }
+                SUCCESS
+            })
+        },
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use crate::broker::Broker;
+    use crate::host::testutil::*;
+    use crate::host::ENOMSG;
+
+    fn publish_later(broker: &Broker, topic: &'static str, after: Duration) {
+        let b = broker.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            b.publish(topic, "t", b"wake").unwrap();
+        });
+    }
+
+    #[tokio::test]
+    async fn event_wait_sleep_wakes_on_publish() {
+        let (engine, broker, log) = (engine(), Broker::new(), Arc::new(Collect::default()));
+        let mut g = Guest::new(&engine, config("sub", ALL, &broker, &log)).await;
+        let t = g.cstr(100, "w/");
+        g.i("ocre_subscribe_message", &[t]).await;
+        assert_eq!(g.get_event().await.0, ENOMSG);
+        publish_later(&broker, "w/1", Duration::from_millis(50));
+        let start = Instant::now();
+        assert_eq!(g.i("ocre_sleep", &[10_000]).await, 0);
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+        let (rc, v) = g.get_event().await;
+        assert_eq!((rc, v[0]), (0, 3));
+    }
+
+    #[tokio::test]
+    async fn event_wait_sleep_returns_at_once_when_an_event_is_waiting() {
+        let (engine, broker, log) = (engine(), Broker::new(), Arc::new(Collect::default()));
+        let mut g = Guest::new(&engine, config("sub", ALL, &broker, &log)).await;
+        let t = g.cstr(100, "w/");
+        g.i("ocre_subscribe_message", &[t]).await;
+        assert_eq!(g.get_event().await.0, ENOMSG);
+        broker.publish("w/1", "t", b"x").unwrap();
+        let start = Instant::now();
+        g.i("ocre_sleep", &[10_000]).await;
+        assert!(start.elapsed() < Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn event_wait_sleep_wakes_on_a_due_timer() {
+        let (engine, broker, log) = (engine(), Broker::new(), Arc::new(Collect::default()));
+        let mut g = Guest::new(&engine, config("t", ALL, &broker, &log)).await;
+        assert_eq!(g.i("ocre_timer_create", &[7]).await, 0);
+        assert_eq!(g.i("ocre_timer_start", &[7, 50, 0]).await, 0);
+        assert_eq!(g.get_event().await.0, ENOMSG);
+        let start = Instant::now();
+        g.i("ocre_sleep", &[10_000]).await;
+        assert!(start.elapsed() < Duration::from_secs(2));
+        assert_eq!(g.get_event().await, (0, [0, 7, 0, 0, 0, 0]));
+    }
+
+    #[tokio::test]
+    async fn plain_sleep_is_not_woken_by_events() {
+        let (engine, broker, log) = (engine(), Broker::new(), Arc::new(Collect::default()));
+        let mut g = Guest::new(&engine, config("sub", ALL, &broker, &log)).await;
+        let t = g.cstr(100, "w/");
+        g.i("ocre_subscribe_message", &[t]).await;
+        publish_later(&broker, "w/1", Duration::from_millis(10));
+        let start = Instant::now();
+        g.i("ocre_sleep", &[300]).await;
+        assert!(start.elapsed() >= Duration::from_millis(300));
+        // An empty get_event followed by another call is not an event wait either.
+        g.get_event().await; // takes the message
+        assert_eq!(g.get_event().await.0, ENOMSG);
+        g.i("ocre_timer_get_remaining", &[1]).await;
+        publish_later(&broker, "w/2", Duration::from_millis(10));
+        let start = Instant::now();
+        g.i("ocre_sleep", &[300]).await;
+        assert!(start.elapsed() >= Duration::from_millis(300));
+    }
+
+    #[tokio::test]
+    async fn dropping_the_call_ends_a_sleep() {
+        let (engine, broker, log) = (engine(), Broker::new(), Arc::new(Collect::default()));
+        let mut g = Guest::new(&engine, config("s", ALL, &broker, &log)).await;
+        let start = Instant::now();
+        let r = tokio::time::timeout(Duration::from_millis(50), g.i("ocre_sleep", &[-1])).await;
+        assert!(r.is_err());
+        assert!(start.elapsed() < Duration::from_secs(2));
+        drop(g);
+    }
+}
