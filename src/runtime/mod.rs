@@ -25,6 +25,7 @@ use wasmtime::{Config, Engine, Extern, Instance, Linker, Memory, Module, Store, 
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
+use crate::host::{self, HostConfig, HostState};
 use crate::logs::{LogSink, Stream};
 use crate::spec::ContainerSpec;
 
@@ -73,6 +74,8 @@ impl Default for RuntimeConfig {
 /// What a container's store holds.
 pub struct ContainerCtx {
     pub wasi: WasiP1Ctx,
+    /// The Ocre `env` API state: mailbox, timers, sensors, capability checks.
+    pub host: HostState,
     pub limiter: MemoryLimiter,
     execution: ExecutionGuard,
 }
@@ -131,6 +134,8 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |cx: &mut ContainerCtx| &mut cx.wasi)
             .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        host::add_to_linker(&mut linker, |cx: &mut ContainerCtx| &mut cx.host)
+            .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         let ticker = Ticker::start(engine.clone(), config.epoch_tick);
         Ok(Runtime { engine, linker, ticker })
     }
@@ -147,7 +152,7 @@ impl Runtime {
         &self,
         spec: &ContainerSpec,
         module: &Module,
-        log: Arc<dyn LogSink>,
+        host: HostConfig,
         stop: CancellationToken,
         started: impl FnOnce(),
     ) -> ExitStatus {
@@ -157,7 +162,7 @@ impl Runtime {
         tokio::select! {
             biased;
             _ = stop.cancelled() => ExitStatus::Killed,
-            status = self.run_to_end(spec, module, log, started) => status,
+            status = self.run_to_end(spec, module, host, started) => status,
         }
     }
 
@@ -165,10 +170,10 @@ impl Runtime {
         &self,
         spec: &ContainerSpec,
         module: &Module,
-        log: Arc<dyn LogSink>,
+        host: HostConfig,
         started: impl FnOnce(),
     ) -> ExitStatus {
-        let mut store = match self.new_store(spec, log) {
+        let mut store = match self.new_store(spec, host) {
             Ok(store) => store,
             Err(why) => return ExitStatus::Failed(why),
         };
@@ -184,8 +189,9 @@ impl Runtime {
         classify(result)
     }
 
-    fn new_store(&self, spec: &ContainerSpec, log: Arc<dyn LogSink>) -> Result<Store<ContainerCtx>, String> {
+    fn new_store(&self, spec: &ContainerSpec, host: HostConfig) -> Result<Store<ContainerCtx>, String> {
         let name: Arc<str> = spec.name.as_str().into();
+        let log: Arc<dyn LogSink> = host.log.clone();
         let mut wasi = WasiCtxBuilder::new();
         wasi.stdout(LineOutput::new(name.clone(), Stream::Stdout, log.clone()))
             .stderr(LineOutput::new(name, Stream::Stderr, log))
@@ -199,6 +205,7 @@ impl Runtime {
         }
         let ctx = ContainerCtx {
             wasi: wasi.build_p1(),
+            host: HostState::new(host),
             limiter: MemoryLimiter::new(spec.limits.memory),
             execution: self.ticker.guard(),
         };

@@ -73,9 +73,12 @@ impl LineOutput {
     }
 }
 
+/// Guests see a terminal so that wasi-libc line-buffers `stdout` (it fully buffers
+/// anything else): a C guest's `printf` then shows up in `shoal up` when it is printed, as
+/// on the reference runtime, rather than 4 KiB later or at exit.
 impl IsTerminal for LineOutput {
     fn is_terminal(&self) -> bool {
-        false
+        true
     }
 }
 

@@ -15,6 +15,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use wasmtime::Module;
 
+use crate::broker::Broker;
+use crate::host::{HostConfig, HostLimits};
 use crate::images::{ImageError, ImageStore, LoadedModule, ModuleSource};
 use crate::logs::{LogSink, Stream};
 use crate::runtime::{ExitStatus, Runtime};
@@ -119,6 +121,7 @@ pub async fn run_stack(
     shutdown: CancellationToken,
 ) -> StackReport {
     let stop = CancellationToken::new();
+    let broker = Broker::new();
     let mut phases: HashMap<String, watch::Receiver<Phase>> = HashMap::new();
     let mut tasks = JoinSet::new();
     let mut names = Vec::new();
@@ -138,6 +141,7 @@ pub async fn run_stack(
         };
         let task = ContainerTask {
             runtime: runtime.clone(),
+            host: host_config(spec, stack, &broker, log.clone()),
             spec: spec.clone(),
             module,
             log: log.clone(),
@@ -181,8 +185,25 @@ pub async fn run_stack(
     StackReport { outcomes, interrupted }
 }
 
+/// What the container's `env` API gets: its grants, its topic lists, the sensors it may
+/// open, and the stack's broker.
+pub fn host_config(spec: &ContainerSpec, stack: &Stack, broker: &Broker, log: Arc<dyn LogSink>) -> HostConfig {
+    HostConfig {
+        container: spec.name.clone(),
+        capabilities: spec.capabilities.clone(),
+        capabilities_location: spec.capabilities_location.clone(),
+        publish: spec.publish.clone(),
+        subscribe: spec.subscribe.clone(),
+        sensors: spec.sensors.iter().filter_map(|name| stack.sensors.get(name).cloned()).collect(),
+        broker: broker.clone(),
+        log,
+        limits: HostLimits::default(),
+    }
+}
+
 struct ContainerTask {
     runtime: Arc<Runtime>,
+    host: HostConfig,
     spec: ContainerSpec,
     module: Module,
     log: Arc<dyn LogSink>,
@@ -193,17 +214,15 @@ struct ContainerTask {
 impl ContainerTask {
     async fn run(self, deps: Vec<(crate::spec::Dependency, watch::Receiver<Phase>)>) -> (String, Outcome) {
         let name = self.spec.name.clone();
+        let log = self.log.clone();
+        let phase = self.phase.clone();
         let outcome = self.run_inner(deps).await;
-        let line = match &outcome {
-            Outcome::Finished(status) => status.to_string(),
-            other => other.to_string(),
-        };
-        self.log.line(&name, Stream::System, &line);
-        let _ = self.phase.send(Phase::Ended(outcome.clone()));
+        log.line(&name, Stream::System, &outcome.to_string());
+        let _ = phase.send(Phase::Ended(outcome.clone()));
         (name, outcome)
     }
 
-    async fn run_inner(&self, deps: Vec<(crate::spec::Dependency, watch::Receiver<Phase>)>) -> Outcome {
+    async fn run_inner(self, deps: Vec<(crate::spec::Dependency, watch::Receiver<Phase>)>) -> Outcome {
         for (dep, mut phase) in deps {
             let ready = tokio::select! {
                 _ = self.stop.cancelled() => return Outcome::NotStarted("the stack was stopped first".into()),
@@ -216,7 +235,7 @@ impl ContainerTask {
         let phase = &self.phase;
         let status = self
             .runtime
-            .run(&self.spec, &self.module, self.log.clone(), self.stop.clone(), || {
+            .run(&self.spec, &self.module, self.host, self.stop.clone(), || {
                 let _ = phase.send(Phase::Running);
             })
             .await;
