@@ -27,6 +27,14 @@ builtins="$(clang --target=wasm32-wasi --print-libgcc-file-name)"
 RUST_LIB="$(rustc --print sysroot)/lib/rustlib/wasm32-wasip1/lib/self-contained"
 [ -f "$RUST_LIB/libc.a" ] || die "Rust target wasm32-wasip1 missing (rustup target add wasm32-wasip1)"
 
+# SDK guests are linked with --export-memory, which Debian 12's lld 14 lacks; the C Makefile
+# then uses the wasm-ld bundled with the Rust toolchain.
+sys_ld="$(command -v wasm-ld-14 || command -v wasm-ld)"
+rust_ld="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin/gcc-ld/wasm-ld"
+if ! "$sys_ld" --help 2>/dev/null | grep -q -- --export-memory && [ ! -x "$rust_ld" ]; then
+    die "no wasm-ld with --export-memory: $sys_ld lacks it and $rust_ld is missing (rustup component rust-lld?)"
+fi
+
 echo "build-guests.sh: cargo build --release --target wasm32-wasip1 (in compose-examples/guests)"
 # The guest workspace always uses its own target dir, never the host's.
 (cd "$GUESTS" && env -u CARGO_TARGET_DIR cargo build --release --target wasm32-wasip1 --quiet)

@@ -15,12 +15,12 @@ static void publish_tick(int id) {
     char payload[64];
     (void)id;
     snprintf(payload, sizeof payload, "%s %d", pub_text, pub_count);
+    /* Printed before the call so the line precedes the subscriber's on a fast host. */
+    printf("Published: %s to topic %s\n", payload, pub_topic);
     if (ocre_publish_message(pub_topic, "text/plain", payload, (int)strlen(payload)) !=
         OCRE_SUCCESS) {
         printf("Failed to publish message to topic %s\n", pub_topic);
-        return;
     }
-    printf("Published: %s to topic %s\n", payload, pub_topic);
     pub_count++;
 }
 
