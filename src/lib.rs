@@ -3,6 +3,7 @@
 //! Data flows one way: file -> [`spec`] -> plan -> supervisor -> runtime.
 
 pub mod broker;
+pub mod check;
 pub mod host;
 pub mod logs;
 pub mod spec;

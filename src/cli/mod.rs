@@ -12,9 +12,10 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
+use crate::check;
 use crate::images::{default_data_dir, digest_file, ImageStore};
 use crate::runtime::{ExitStatus, Runtime, RuntimeConfig};
-use crate::spec::{self, Diagnostic, ImageRef, Severity, Stack};
+use crate::spec::{self, Diagnostic, ImageRef, Stack};
 use crate::supervisor::{self, Outcome};
 use terminal::TerminalLog;
 
@@ -183,27 +184,49 @@ fn compose_path(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
     }
 }
 
-/// Parse and validate, print diagnostics to stderr. `None` when the file is invalid.
+/// Parse and validate, then check the images' imports against the grants and the topic
+/// wiring; print diagnostics to stderr. `None` when the stack must not run.
 fn load_stack(images: &ImageStore, path: &Path, strict: bool) -> Option<Stack> {
     let env: HashMap<String, String> = std::env::vars().collect();
     let lookup = |digest: &str| images.path_of(digest.strip_prefix("sha256:").unwrap_or(digest));
     let options = spec::LoadOptions { env: &env, lookup_digest: &lookup };
-    match spec::load(path, &options) {
-        Ok((stack, warnings)) => {
-            print_diagnostics(&warnings);
-            let has_warnings = warnings.iter().any(|d| d.severity == Severity::Warning);
-            if strict && has_warnings {
-                eprintln!("error: {} warning(s) and --strict is set", warnings.len());
-                return None;
-            }
-            Some(stack)
-        }
+    let (stack, mut diagnostics) = match spec::load(path, &options) {
+        Ok(loaded) => loaded,
         Err(diagnostics) => {
             print_diagnostics(&diagnostics);
-            let errors = diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
-            eprintln!("error: {} is invalid ({errors} error{})", path.display(), if errors == 1 { "" } else { "s" });
-            None
+            report_invalid(path, &diagnostics);
+            return None;
         }
+    };
+    let resolve = |image: &ImageRef| match image {
+        ImageRef::Path(path) => Some(path.clone()),
+        ImageRef::Digest(digest) => lookup(digest),
+    };
+    diagnostics.extend(check::check_stack(&stack, &resolve));
+    print_diagnostics(&diagnostics);
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    let warnings = diagnostics.len() - errors;
+    if errors > 0 {
+        report_invalid(path, &diagnostics);
+        return None;
+    }
+    if strict && warnings > 0 {
+        eprintln!("error: {} has {warnings} warning{} and --strict is set", path.display(), plural(warnings));
+        return None;
+    }
+    Some(stack)
+}
+
+fn report_invalid(path: &Path, diagnostics: &[Diagnostic]) {
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    eprintln!("error: {} is invalid ({errors} error{})", path.display(), plural(errors));
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
     }
 }
 

@@ -90,6 +90,10 @@ async fn get_event<T: Send + 'static>(
         }
     };
     let (tl, cl, pl) = (msg.topic.len(), msg.content_type.len(), msg.payload.len());
+    // Pages the guest's allocator has taken over since the last event are its own now.
+    let (data, st) = mem.data_and_store_mut(&mut *caller);
+    let st = get(st);
+    st.heap.reclaim_claimed(data);
     let block = match st.heap.alloc_message(tl, cl, pl) {
         Some(b) => b,
         None => {

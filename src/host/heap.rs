@@ -1,11 +1,24 @@
 //! The host's own region of guest linear memory, holding the copies of message events.
 //!
 //! The first message event that needs room grows the guest memory by whole 64 KiB pages
-//! (`memory.grow`). Pages added at the end of memory are never handed out by the guest's
-//! allocator: wasi-libc's dlmalloc (2022 and current) gets memory only through `sbrk`, which
-//! grows from the current end, and the current one sizes its initial heap from the
-//! link-time `__heap_end`, not from `memory.size`. Later grows may be non-contiguous (the
-//! guest may have grown in between); the allocator handles any set of regions.
+//! (`memory.grow`). Pages added at the end of memory are not handed out by the guest's
+//! allocator once it is running: wasi-libc's dlmalloc gets more memory only through
+//! `sbrk`, which grows from the current end. Its *first* heap differs by version: current
+//! wasi-libc takes `[__heap_base, __heap_end)` from link-time symbols, so host pages are
+//! never part of it; the 2022 wasi-libc (Debian 12's) takes `[__heap_base, memory.size)`
+//! at its first `malloc`, which swallows host pages grown before that moment.
+//!
+//! So each contiguous run of host pages keeps its last [`GUARD`] bytes unused: dlmalloc
+//! writes its top-chunk fencepost there when it claims memory up to that end. Before every
+//! allocation ([`GuestHeap::reclaim_claimed`]) a run whose guard is no longer zero has been
+//! claimed by the guest's allocator: shoal gives it up for good (blocks still out in it
+//! stay valid for `free`, but nothing new goes there) and grows fresh pages past it, which
+//! the now-initialised allocator will never take. The one window left is the guest's first
+//! `malloc` inside the very callback that holds a copy, and that `malloc` allocates from
+//! the bottom of the heap, far below the host pages. Tested with both wasi-libc versions
+//! (`heap_check` guests).
+//! Later grows may be non-contiguous (the guest may have grown in between); the allocator
+//! handles any set of runs.
 //!
 //! Allocation is first-fit over a sorted free list with coalescing. Each message event is
 //! one block holding topic, content type and payload, each NUL-terminated; the block is
@@ -16,6 +29,9 @@ use std::collections::BTreeMap;
 
 pub const PAGE: u64 = 64 * 1024;
 const ALIGN: u64 = 8;
+/// Bytes kept unused at the end of each run of host pages, where an allocator that claims
+/// memory up to that end writes its fencepost (dlmalloc's top foot is under 64 bytes).
+pub const GUARD: u64 = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MessageBlock {
@@ -34,6 +50,11 @@ pub struct GuestHeap {
     free: BTreeMap<u64, u64>,
     /// Live blocks by topic offset.
     live: BTreeMap<u32, MessageBlock>,
+    /// Contiguous runs of host pages (start -> len); the last GUARD bytes of each are unused.
+    runs: BTreeMap<u64, u64>,
+    /// Blocks that were out when their run was claimed by the guest: `free` accepts them
+    /// (the guest did nothing wrong) but their space is not reused.
+    orphaned: BTreeMap<u32, MessageBlock>,
 }
 
 fn round_up(n: u64) -> u64 {
@@ -47,7 +68,45 @@ impl GuestHeap {
             limit,
             free: BTreeMap::new(),
             live: BTreeMap::new(),
+            runs: BTreeMap::new(),
+            orphaned: BTreeMap::new(),
         }
+    }
+
+    /// Give up every run whose guard bytes the guest has written (its allocator claimed
+    /// the run). `memory` is the guest's whole linear memory. Returns the runs given up.
+    pub fn reclaim_claimed(&mut self, memory: &[u8]) -> usize {
+        let claimed: Vec<(u64, u64)> = self
+            .runs
+            .iter()
+            .filter(|(&start, &len)| {
+                let guard = usize::try_from(start + len - GUARD).ok().zip(usize::try_from(start + len).ok());
+                // A run beyond the memory we are shown cannot be checked; treat as claimed.
+                guard.and_then(|(a, b)| memory.get(a..b)).is_none_or(|bytes| bytes.iter().any(|&b| b != 0))
+            })
+            .map(|(&s, &l)| (s, l))
+            .collect();
+        for &(start, len) in &claimed {
+            self.runs.remove(&start);
+            self.owned = self.owned.saturating_sub(len);
+            let end = start + len;
+            let inside: Vec<u64> = self.free.range(start..end).map(|(&s, _)| s).collect();
+            for s in inside {
+                self.free.remove(&s);
+            }
+            let live: Vec<u32> = self
+                .live
+                .range(u32::try_from(start).unwrap_or(u32::MAX)..)
+                .take_while(|(&t, _)| u64::from(t) < end)
+                .map(|(&t, _)| t)
+                .collect();
+            for t in live {
+                if let Some(block) = self.live.remove(&t) {
+                    self.orphaned.insert(t, block);
+                }
+            }
+        }
+        claimed.len()
     }
 
     /// Bytes a message block of these sizes needs.
@@ -60,13 +119,20 @@ impl GuestHeap {
     /// ends at the end of memory (the guest has not grown since), only the missing part is
     /// grown, so blocks pack across grows.
     pub fn pages_for(&self, size: u64, mem_end: u64) -> Option<u64> {
-        let tail = self
-            .free
-            .range(..mem_end)
-            .next_back()
-            .filter(|(&s, &l)| s + l == mem_end)
-            .map_or(0, |(_, &l)| l);
-        let missing = round_up(size).saturating_sub(tail);
+        // Extending a run that ends at the end of memory frees its old guard and its free
+        // tail; a new run needs room for its own guard.
+        let run_ends_here = self.runs.range(..mem_end).next_back().is_some_and(|(&s, &l)| s + l == mem_end);
+        let missing = if run_ends_here {
+            let tail = self
+                .free
+                .range(..mem_end)
+                .next_back()
+                .filter(|(&s, &l)| s + l == mem_end - GUARD)
+                .map_or(0, |(_, &l)| l);
+            round_up(size).saturating_sub(tail + GUARD) + GUARD
+        } else {
+            round_up(size) + GUARD
+        };
         let pages = missing.div_ceil(PAGE).max(1);
         let bytes = pages.checked_mul(PAGE)?;
         (self.owned.checked_add(bytes)? <= self.limit).then_some(pages)
@@ -76,7 +142,18 @@ impl GuestHeap {
     pub fn add_region(&mut self, start: u64, pages: u64) {
         let len = pages * PAGE;
         self.owned += len;
-        self.release(start, len);
+        let previous = self.runs.range(..start).next_back().map(|(&s, &l)| (s, l)).filter(|&(s, l)| s + l == start);
+        match previous {
+            Some((run, run_len)) => {
+                // The old guard is in the middle of the run now: it becomes free space.
+                self.runs.insert(run, run_len + len);
+                self.release(start - GUARD, len);
+            }
+            None => {
+                self.runs.insert(start, len);
+                self.release(start, len - GUARD);
+            }
+        }
     }
 
     /// Allocate a block for (topic, ct, payload) sizes; returns the three offsets.
@@ -113,6 +190,12 @@ impl GuestHeap {
     /// Free the block handed out with exactly these offsets. False (and no effect) for
     /// anything else.
     pub fn free_message(&mut self, topic: u32, ct: u32, payload: u32) -> bool {
+        if let Some(b) = self.orphaned.get(&topic) {
+            if b.content_type == ct && b.payload == payload {
+                self.orphaned.remove(&topic);
+                return true;
+            }
+        }
         match self.live.get(&topic) {
             Some(b) if b.content_type == ct && b.payload == payload => {
                 let b = *b;
@@ -140,7 +223,7 @@ impl GuestHeap {
     }
 
     pub fn live_blocks(&self) -> usize {
-        self.live.len()
+        self.live.len() + self.orphaned.len()
     }
 
     pub fn owned_bytes(&self) -> u64 {
@@ -170,10 +253,11 @@ mod tests {
         assert!(!h.free_message(a.topic, a.content_type, a.payload));
         assert!(h.free_message(b.topic, b.content_type, b.payload));
         assert_eq!(h.free.len(), 1);
-        assert_eq!(h.free.get(&(2 * PAGE)), Some(&PAGE));
-        // Memory grew elsewhere since: a whole page; the free tail at the end of memory
-        // counts; past the limit: none.
-        assert_eq!(h.pages_for(PAGE, 5 * PAGE), Some(1));
+        assert_eq!(h.free.get(&(2 * PAGE)), Some(&(PAGE - GUARD)));
+        // Memory grew elsewhere since: a new run (room for its guard too); the free tail
+        // at the end of memory counts; past the limit: none.
+        assert_eq!(h.pages_for(PAGE - GUARD, 5 * PAGE), Some(1));
+        assert_eq!(h.pages_for(PAGE, 5 * PAGE), None, "two more pages would pass the limit");
         assert_eq!(h.pages_for(PAGE + 1, 3 * PAGE), Some(1));
         assert_eq!(h.pages_for(2 * PAGE + 1, 3 * PAGE), None);
     }
@@ -194,5 +278,27 @@ mod tests {
         }
         assert_eq!(h.owned_bytes(), 5 * PAGE);
         assert_eq!(h.live_blocks(), 4);
+        assert_eq!(h.runs.len(), 1, "contiguous grows form one run");
+    }
+
+    #[test]
+    fn a_run_whose_guard_the_guest_wrote_is_given_up() {
+        let mut h = GuestHeap::new(8 * PAGE);
+        let mut memory = vec![0u8; (3 * PAGE) as usize];
+        h.add_region(2 * PAGE, 1);
+        let a = h.alloc_message(3, 4, 10).unwrap();
+        assert_eq!(h.reclaim_claimed(&memory), 0);
+        // The guest's allocator claimed memory up to the end and wrote its fencepost.
+        memory[(3 * PAGE - 40) as usize] = 0x2b;
+        assert_eq!(h.reclaim_claimed(&memory), 1);
+        assert_eq!(h.owned_bytes(), 0);
+        assert!(h.alloc_message(1, 1, 1).is_none(), "nothing new goes into a claimed run");
+        // The block that was out is still accepted by free, once.
+        assert!(h.free_message(a.topic, a.content_type, a.payload));
+        assert!(!h.free_message(a.topic, a.content_type, a.payload));
+        // A fresh run past it works.
+        let pages = h.pages_for(100, 3 * PAGE).unwrap();
+        h.add_region(3 * PAGE, pages);
+        assert!(u64::from(h.alloc_message(1, 1, 1).unwrap().topic) >= 3 * PAGE);
     }
 }
