@@ -5,4 +5,5 @@ mod support;
 
 mod config;
 mod images;
+mod messaging;
 mod up;

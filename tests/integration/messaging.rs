@@ -1,0 +1,162 @@
+//! The Ocre `env` API through the binary, with guests built like Ocre-SDK guests (C against
+//! the raw imports, importing their memory) on both wasi-libc versions, and Rust guests on
+//! the `shoal-guest` SDK.
+
+use std::time::Duration;
+
+use crate::support::*;
+
+const LONG: Duration = Duration::from_secs(60);
+
+fn stack(sandbox: &Sandbox, body: &str) -> std::path::PathBuf {
+    sandbox.write("shoal.yaml", &body.replace("IMAGES", &images().display().to_string()))
+}
+
+/// Article experiment 1 with each libc flavour on each side: every published message is
+/// received, in order, with the content type.
+#[test]
+fn pubsub_delivers_in_order_with_old_and_new_wasi_libc() {
+    for (publisher, subscriber) in [("publisher", "subscriber.newlibc"), ("publisher.newlibc", "subscriber")] {
+        let sandbox = Sandbox::new();
+        let file = stack(
+            &sandbox,
+            &format!(
+                "containers:\n  sub:\n    image: IMAGES/{subscriber}.wasm\n    capabilities: [messaging]\n    subscribe: [\"test/\"]\n  pub:\n    image: IMAGES/{publisher}.wasm\n    capabilities: [messaging, timers]\n    publish: [\"test/\"]\n    depends_on: {{sub: {{condition: service_started}}}}\n"
+            ),
+        );
+        let mut cmd = sandbox.shoal();
+        cmd.args(["up", "-f"]).arg(&file);
+        let mut up = Running::spawn(cmd);
+        for n in 0..3 {
+            up.wait_for(
+                &format!("sub | Received message: topic=test/topic, content_type=text/plain, payload=Test message {n}"),
+                LONG,
+            );
+        }
+        up.signal(libc::SIGINT);
+        up.wait_exit(LONG);
+        let received: Vec<_> = up.seen.iter().filter(|l| l.contains("Received message")).collect();
+        for (i, line) in received.iter().enumerate() {
+            assert!(line.ends_with(&format!("Test message {i}")), "out of order: {received:?}");
+        }
+    }
+}
+
+/// Article experiment 2: two publishers into one prefix subscriber; both use timer id 1
+/// without colliding.
+#[test]
+fn temperature_fan_in_interleaves_two_publishers() {
+    let sandbox = Sandbox::new();
+    let file = stack(
+        &sandbox,
+        "containers:\n  subscriber_temp:\n    image: IMAGES/subscriber_temp.wasm\n    capabilities: [messaging]\n  inside:\n    image: IMAGES/publisher_inside.wasm\n    capabilities: [messaging, timers]\n    depends_on: {subscriber_temp: {condition: service_started}}\n  outside:\n    image: IMAGES/publisher_outside.newlibc.wasm\n    capabilities: [messaging, timers]\n    depends_on: {subscriber_temp: {condition: service_started}}\n",
+    );
+    let mut cmd = sandbox.shoal();
+    cmd.args(["up", "-f"]).arg(&file);
+    let mut up = Running::spawn(cmd);
+    up.wait_for("payload=Temperature outside 1", LONG);
+    up.signal(libc::SIGINT);
+    up.wait_exit(LONG);
+    let seen = up.seen.join("\n");
+    // Inside publishes every 2 s, outside every 4 s: by outside 1 (t=8 s) inside 0..2 (t=2..6 s)
+    // have all arrived.
+    for n in 0..3 {
+        assert!(seen.contains(&format!("payload=Temperature inside {n}")), "{seen}");
+    }
+    assert!(seen.contains("payload=Temperature outside 0"), "{seen}");
+}
+
+/// Article experiment 4, loudly: the container starts, its denied call returns an error the
+/// guest sees, and the operator gets one warning naming the grant and the line to change.
+#[test]
+fn a_container_without_the_capability_is_denied_loudly() {
+    let sandbox = Sandbox::new();
+    let file = stack(&sandbox, "containers:\n  publisher:\n    image: IMAGES/publisher.wasm\n");
+    let output = sandbox.shoal().args(["up", "-f"]).arg(&file).output().unwrap();
+    let out = stdout(&output);
+    let warnings: Vec<_> = out.lines().filter(|l| l.contains("warning: ocre_register_dispatcher denied")).collect();
+    assert_eq!(warnings.len(), 1, "{out}");
+    assert!(warnings[0].contains("no `timers` capability") && warnings[0].contains("shoal.yaml:2:3"), "{out}");
+    assert!(out.contains("publisher | Failed to register timer callback"), "{out}");
+    assert!(out.contains("publisher exited with code 1"), "{out}");
+    // The static check saw it coming, and --strict refuses to run it.
+    let err = stderr(&output);
+    assert!(err.contains("has no `timers` capability: those calls will be denied"), "{err}");
+    let output = sandbox.shoal().args(["config", "-q", "--strict", "-f"]).arg(&file).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("--strict"), "{}", stderr(&output));
+}
+
+/// Publish/subscribe lists are enforced at run time, not only validated.
+#[test]
+fn publishing_outside_the_declared_prefixes_is_denied() {
+    let sandbox = Sandbox::new();
+    let file = stack(
+        &sandbox,
+        "containers:\n  pub:\n    image: IMAGES/seq-publisher.wasm\n    capabilities: [messaging, timers]\n    publish: [\"allowed/\"]\n    env: {COUNT: \"3\", PERIOD_MS: \"1\"}\n",
+    );
+    let output = sandbox.shoal().args(["up", "-f"]).arg(&file).output().unwrap();
+    let out = stdout(&output);
+    let denied: Vec<_> = out.lines().filter(|l| l.contains("warning: ocre_publish_message denied")).collect();
+    assert_eq!(denied.len(), 1, "one warning per (container, import):\n{out}");
+    assert!(denied[0].contains("allowed/"), "{out}");
+}
+
+/// The host's copies of message data never overlap the guest's heap, with the 2022 libc
+/// (whose first malloc adopts all memory up to memory.size) and the current one.
+#[test]
+fn message_copies_never_overlap_the_guest_heap_on_either_libc() {
+    for checker in ["heap_check", "heap_check.newlibc"] {
+        let sandbox = Sandbox::new();
+        let file = stack(
+            &sandbox,
+            &format!("containers:\n  check:\n    image: IMAGES/{checker}.wasm\n    capabilities: [messaging]\n  pub:\n    image: IMAGES/seq-publisher.wasm\n    capabilities: [messaging, timers]\n    env: {{PREFIX: \"heap/\", COUNT: \"40\", PERIOD_MS: \"2\"}}\n    depends_on: {{check: {{condition: service_started}}}}\n"),
+        );
+        let mut cmd = sandbox.shoal();
+        cmd.args(["up", "-f"]).arg(&file);
+        let mut up = Running::spawn(cmd);
+        up.wait_for("pub exited with code 0", LONG);
+        up.wait_for("check | heap ok 39", LONG);
+        up.signal(libc::SIGINT);
+        up.wait_exit(LONG);
+        let seen = up.seen.join("\n");
+        assert!(!seen.contains("HEAP"), "{checker}: {seen}");
+    }
+}
+
+/// Many messages between two Rust SDK guests: none lost, none duplicated, in order.
+#[test]
+fn a_thousand_messages_arrive_in_order_without_gaps() {
+    let sandbox = Sandbox::new();
+    let file = stack(
+        &sandbox,
+        "containers:\n  sub:\n    image: IMAGES/seq-subscriber.wasm\n    capabilities: [messaging]\n  pub:\n    image: IMAGES/seq-publisher.wasm\n    capabilities: [messaging, timers]\n    env: {COUNT: \"1000\", PERIOD_MS: \"1\"}\n    depends_on: {sub: {condition: service_started}}\n",
+    );
+    let mut cmd = sandbox.shoal();
+    cmd.args(["up", "-f"]).arg(&file);
+    let mut up = Running::spawn(cmd);
+    up.wait_for("sub | got 999", LONG);
+    up.signal(libc::SIGINT);
+    up.wait_exit(LONG);
+    let seen = up.seen.join("\n");
+    assert!(!seen.contains("GAP") && !seen.contains("DUP"), "{seen}");
+    assert_eq!(up.seen.iter().filter(|l| l.starts_with("sub | got ")).count(), 1000);
+}
+
+/// Parked containers (SDK poll loop, no events) stop at once on Ctrl-C.
+#[test]
+fn parked_subscribers_stop_on_ctrl_c() {
+    let sandbox = Sandbox::new();
+    let file = stack(
+        &sandbox,
+        "containers:\n  idle:\n    image: IMAGES/idle_subscriber.wasm\n    capabilities: [messaging]\n    replicas: 50\n  marker:\n    image: IMAGES/hello.wasm\n    depends_on: {idle: {condition: service_started}}\n",
+    );
+    let mut cmd = sandbox.shoal();
+    cmd.args(["up", "-f"]).arg(&file);
+    let mut up = Running::spawn(cmd);
+    up.wait_for("marker exited with code 0", LONG);
+    up.signal(libc::SIGTERM);
+    let status = up.wait_exit(LONG);
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(up.seen.iter().filter(|l| l.starts_with("idle-") && l.ends_with(" killed")).count(), 50);
+}
