@@ -36,9 +36,13 @@ pub fn check_stack(stack: &Stack, resolve: &dyn Fn(&ImageRef) -> Option<std::pat
     let mut seen_services = HashSet::new();
     let mut imports_by_container: BTreeMap<&str, Vec<(String, String)>> = BTreeMap::new();
     for container in &stack.containers {
-        let Some(path) = resolve(&container.image) else { continue };
+        let Some(path) = resolve(&container.image) else {
+            continue;
+        };
         let Ok(bytes) = std::fs::read(&path) else { continue };
-        let Ok(imports) = function_imports(&bytes) else { continue };
+        let Ok(imports) = function_imports(&bytes) else {
+            continue;
+        };
         // Replicas share a spec: report once per service.
         if seen_services.insert(container.service.clone()) {
             diagnostics.extend(check_container(container, &path, &imports));
@@ -70,7 +74,9 @@ fn check_container(container: &ContainerSpec, path: &Path, imports: &[(String, S
         match module.as_str() {
             "wasi_snapshot_preview1" => {}
             "env" => match classify_env_import(name) {
-                ImportKind::Served { capability: Some(capability) } => {
+                ImportKind::Served {
+                    capability: Some(capability),
+                } => {
                     needed.entry(capability).or_default().push(name);
                 }
                 ImportKind::Served { capability: None } => {}
@@ -86,7 +92,10 @@ fn check_container(container: &ContainerSpec, path: &Path, imports: &[(String, S
                     Diagnostic::error(
                         Some(container.image_location.clone()),
                         format!("{key}.image"),
-                        format!("image {} imports `env.{name}`, which shoal does not provide", path.display()),
+                        format!(
+                            "image {} imports `env.{name}`, which shoal does not provide",
+                            path.display()
+                        ),
                     )
                     .with_hint("shoal serves WASI preview 1 and the Ocre SDK's `env` functions; see the README"),
                 ),
@@ -95,7 +104,10 @@ fn check_container(container: &ContainerSpec, path: &Path, imports: &[(String, S
                 Diagnostic::error(
                     Some(container.image_location.clone()),
                     format!("{key}.image"),
-                    format!("image {} imports `{other}.{name}`, which shoal does not provide", path.display()),
+                    format!(
+                        "image {} imports `{other}.{name}`, which shoal does not provide",
+                        path.display()
+                    ),
                 )
                 .with_hint("build for `wasm32-wasip1`; shoal serves `wasi_snapshot_preview1` and `env`"),
             ),
@@ -117,26 +129,46 @@ fn check_container(container: &ContainerSpec, path: &Path, imports: &[(String, S
             );
         }
     }
-    let unused: Vec<Capability> =
-        container.capabilities.iter().copied().filter(|c| !needed.contains_key(c)).collect();
+    let unused: Vec<Capability> = container
+        .capabilities
+        .iter()
+        .copied()
+        .filter(|c| !needed.contains_key(c))
+        .collect();
     if !unused.is_empty() {
-        let used: Vec<&str> =
-            container.capabilities.iter().filter(|c| needed.contains_key(c)).map(|c| c.as_str()).collect();
+        let used: Vec<&str> = container
+            .capabilities
+            .iter()
+            .filter(|c| needed.contains_key(c))
+            .map(|c| c.as_str())
+            .collect();
         let all_granted = Capability::ALL.iter().all(|c| container.capabilities.contains(c));
         // `ocre:api` grants all three at once; say so once instead of once per capability.
         let message = if all_granted {
             format!(
                 "container `{}` is granted every capability (as `ocre:api` does) but its image uses only {}",
                 container.service,
-                if used.is_empty() { "none of them".to_string() } else { quote_list(&used) }
+                if used.is_empty() {
+                    "none of them".to_string()
+                } else {
+                    quote_list(&used)
+                }
             )
         } else {
             let names: Vec<&str> = unused.iter().map(|c| c.as_str()).collect();
-            format!("container `{}` is granted {} but its image never uses it", container.service, quote_list(&names))
+            format!(
+                "container `{}` is granted {} but its image never uses it",
+                container.service,
+                quote_list(&names)
+            )
         };
         diagnostics.push(
-            Diagnostic::warning(Some(container.capabilities_location.clone()), format!("{key}.capabilities"), message)
-                .with_hint(format!("least privilege: `capabilities: [{}]`", used.join(", "))),
+            Diagnostic::warning(
+                Some(container.capabilities_location.clone()),
+                format!("{key}.capabilities"),
+                message,
+            )
+            .with_hint(format!("least privilege: `capabilities: [{}]`", used.join(", "))),
         );
     }
     diagnostics
@@ -147,19 +179,29 @@ fn check_container(container: &ContainerSpec, path: &Path, imports: &[(String, S
 /// subscribe) declares its list; an undeclared list may cover anything, so then we stay quiet.
 fn check_topics(stack: &Stack, imports: &BTreeMap<&str, Vec<(String, String)>>) -> Vec<Diagnostic> {
     let uses = |container: &ContainerSpec, function: &str| {
-        imports.get(container.name.as_str()).is_some_and(|list| list.iter().any(|(m, n)| m == "env" && n == function))
+        imports
+            .get(container.name.as_str())
+            .is_some_and(|list| list.iter().any(|(m, n)| m == "env" && n == function))
     };
-    let publishers: Vec<&ContainerSpec> =
-        stack.containers.iter().filter(|c| uses(c, "ocre_publish_message")).collect();
-    let subscribers: Vec<&ContainerSpec> =
-        stack.containers.iter().filter(|c| uses(c, "ocre_subscribe_message")).collect();
+    let publishers: Vec<&ContainerSpec> = stack
+        .containers
+        .iter()
+        .filter(|c| uses(c, "ocre_publish_message"))
+        .collect();
+    let subscribers: Vec<&ContainerSpec> = stack
+        .containers
+        .iter()
+        .filter(|c| uses(c, "ocre_subscribe_message"))
+        .collect();
     let mut diagnostics = Vec::new();
     let mut reported = BTreeSet::new();
     if publishers.iter().all(|p| p.publish.is_some()) {
         let published: Vec<&String> = publishers.iter().flat_map(|p| p.publish.iter().flatten()).collect();
         for subscriber in &subscribers {
             for prefix in subscriber.subscribe.iter().flatten() {
-                if !published.iter().any(|p| overlaps(p, prefix)) && reported.insert(("sub", &subscriber.service, prefix)) {
+                if !published.iter().any(|p| overlaps(p, prefix))
+                    && reported.insert(("sub", &subscriber.service, prefix))
+                {
                     diagnostics.push(
                         Diagnostic::warning(
                             Some(subscriber.location.clone()),
@@ -179,7 +221,9 @@ fn check_topics(stack: &Stack, imports: &BTreeMap<&str, Vec<(String, String)>>) 
         let subscribed: Vec<&String> = subscribers.iter().flat_map(|s| s.subscribe.iter().flatten()).collect();
         for publisher in &publishers {
             for prefix in publisher.publish.iter().flatten() {
-                if !subscribed.iter().any(|s| overlaps(s, prefix)) && reported.insert(("pub", &publisher.service, prefix)) {
+                if !subscribed.iter().any(|s| overlaps(s, prefix))
+                    && reported.insert(("pub", &publisher.service, prefix))
+                {
                     diagnostics.push(
                         Diagnostic::warning(
                             Some(publisher.location.clone()),

@@ -4,10 +4,10 @@
 
 pub mod broker;
 pub mod check;
-pub mod host;
-pub mod logs;
-pub mod spec;
-pub mod images;
-pub mod runtime;
-pub mod supervisor;
 pub mod cli;
+pub mod host;
+pub mod images;
+pub mod logs;
+pub mod runtime;
+pub mod spec;
+pub mod supervisor;

@@ -124,9 +124,7 @@ pub struct Broker {
 
 impl std::fmt::Debug for Broker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Broker")
-            .field("stats", &self.stats())
-            .finish()
+        f.debug_struct("Broker").field("stats", &self.stats()).finish()
     }
 }
 
@@ -136,11 +134,7 @@ impl Broker {
     }
 
     pub fn stats(&self) -> BrokerStats {
-        let subs = self
-            .inner
-            .subscribers
-            .read()
-            .unwrap_or_else(|e| e.into_inner());
+        let subs = self.inner.subscribers.read().unwrap_or_else(|e| e.into_inner());
         BrokerStats {
             mailboxes: subs.len(),
             subscriptions: subs.values().map(|s| s.prefixes.len()).sum(),
@@ -183,12 +177,7 @@ impl Broker {
 
     /// Deliver a message to every mailbox with a matching prefix. Returns the number of
     /// mailboxes it was delivered to (0 is success too).
-    pub fn publish(
-        &self,
-        topic: &str,
-        content_type: &str,
-        payload: &[u8],
-    ) -> Result<usize, PublishError> {
+    pub fn publish(&self, topic: &str, content_type: &str, payload: &[u8]) -> Result<usize, PublishError> {
         if payload.len() > MAX_PAYLOAD {
             return Err(PublishError::TooLarge {
                 len: payload.len(),
@@ -204,11 +193,7 @@ impl Broker {
         let mut delivered = 0usize;
         let mut dropped = 0u64;
         {
-            let subs = self
-                .inner
-                .subscribers
-                .read()
-                .unwrap_or_else(|e| e.into_inner());
+            let subs = self.inner.subscribers.read().unwrap_or_else(|e| e.into_inner());
             for sub in subs.values() {
                 if sub.prefixes.iter().any(|p| topic.starts_with(p.as_str())) {
                     delivered += 1;
@@ -218,9 +203,7 @@ impl Broker {
                 }
             }
         }
-        self.inner
-            .delivered
-            .fetch_add(delivered as u64, Ordering::Relaxed);
+        self.inner.delivered.fetch_add(delivered as u64, Ordering::Relaxed);
         if dropped > 0 {
             self.inner.dropped.fetch_add(dropped, Ordering::Relaxed);
         }
@@ -244,12 +227,7 @@ impl std::fmt::Debug for Mailbox {
 impl Mailbox {
     /// Add a prefix. Subscribing twice to the same prefix is a no-op.
     pub fn subscribe(&self, prefix: &str) {
-        let mut subs = self
-            .broker
-            .inner
-            .subscribers
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut subs = self.broker.inner.subscribers.write().unwrap_or_else(|e| e.into_inner());
         if let Some(sub) = subs.get_mut(&self.id) {
             if !sub.prefixes.iter().any(|p| p == prefix) {
                 sub.prefixes.push(prefix.to_owned());
@@ -308,11 +286,7 @@ mod tests {
         let b = Broker::new();
         let m = b.mailbox(16);
         m.subscribe("temperature/");
-        assert_eq!(
-            b.publish("temperature/inside", "text/plain", b"21")
-                .unwrap(),
-            1
-        );
+        assert_eq!(b.publish("temperature/inside", "text/plain", b"21").unwrap(), 1);
         assert_eq!(b.publish("temperature", "text/plain", b"x").unwrap(), 0);
         assert_eq!(b.publish("humidity/inside", "text/plain", b"x").unwrap(), 0);
         let got = m.try_recv().unwrap();
@@ -399,9 +373,7 @@ mod tests {
         assert_eq!(lazy.dropped(), 96);
         assert_eq!(b.stats().dropped, 96);
         // The lazy reader keeps the freshest four.
-        let kept: Vec<u8> = std::iter::from_fn(|| lazy.try_recv())
-            .map(|m| m.payload[0])
-            .collect();
+        let kept: Vec<u8> = std::iter::from_fn(|| lazy.try_recv()).map(|m| m.payload[0]).collect();
         assert_eq!(kept, [96, 97, 98, 99]);
     }
 

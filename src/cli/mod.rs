@@ -35,16 +35,24 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Validate the compose file and print the resolved stack
-    #[command(after_help = "Examples:\n  shoal config\n  shoal config -f line-3/shoal.yaml --format json\n  shoal config -q && echo valid")]
+    #[command(
+        after_help = "Examples:\n  shoal config\n  shoal config -f line-3/shoal.yaml --format json\n  shoal config -q && echo valid"
+    )]
     Config(ConfigArgs),
     /// Start the stack in the foreground and stream its logs; Ctrl-C stops it
-    #[command(after_help = "Examples:\n  shoal up\n  shoal up compose-examples/hello/shoal.yaml\n  shoal up -f stack.yaml collector   # only collector and what it depends on")]
+    #[command(
+        after_help = "Examples:\n  shoal up\n  shoal up compose-examples/hello/shoal.yaml\n  shoal up -f stack.yaml collector   # only collector and what it depends on"
+    )]
     Up(UpArgs),
     /// Run one image as a container, like `docker run`
-    #[command(after_help = "Examples:\n  shoal run hello.wasm\n  shoal run -v ./data:/shared writer.wasm\n  shoal run --cap messaging -e UNIT=celsius publisher.wasm -- --period 2s")]
+    #[command(
+        after_help = "Examples:\n  shoal run hello.wasm\n  shoal run -v ./data:/shared writer.wasm\n  shoal run --cap messaging -e UNIT=celsius publisher.wasm -- --period 2s"
+    )]
     Run(RunArgs),
     /// List, add and remove images in the content-addressed store
-    #[command(after_help = "Examples:\n  shoal images\n  shoal images add build/collector.wasm\n  shoal images rm 1e8fcd21")]
+    #[command(
+        after_help = "Examples:\n  shoal images\n  shoal images add build/collector.wasm\n  shoal images rm 1e8fcd21"
+    )]
     Images(ImagesArgs),
 }
 
@@ -189,7 +197,10 @@ fn compose_path(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
 fn load_stack(images: &ImageStore, path: &Path, strict: bool) -> Option<Stack> {
     let env: HashMap<String, String> = std::env::vars().collect();
     let lookup = |digest: &str| images.path_of(digest.strip_prefix("sha256:").unwrap_or(digest));
-    let options = spec::LoadOptions { env: &env, lookup_digest: &lookup };
+    let options = spec::LoadOptions {
+        env: &env,
+        lookup_digest: &lookup,
+    };
     let (stack, mut diagnostics) = match spec::load(path, &options) {
         Ok(loaded) => loaded,
         Err(diagnostics) => {
@@ -211,7 +222,11 @@ fn load_stack(images: &ImageStore, path: &Path, strict: bool) -> Option<Stack> {
         return None;
     }
     if strict && warnings > 0 {
-        eprintln!("error: {} has {warnings} warning{} and --strict is set", path.display(), plural(warnings));
+        eprintln!(
+            "error: {} has {warnings} warning{} and --strict is set",
+            path.display(),
+            plural(warnings)
+        );
         return None;
     }
     Some(stack)
@@ -219,7 +234,11 @@ fn load_stack(images: &ImageStore, path: &Path, strict: bool) -> Option<Stack> {
 
 fn report_invalid(path: &Path, diagnostics: &[Diagnostic]) {
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
-    eprintln!("error: {} is invalid ({errors} error{})", path.display(), plural(errors));
+    eprintln!(
+        "error: {} is invalid ({errors} error{})",
+        path.display(),
+        plural(errors)
+    );
 }
 
 fn plural(n: usize) -> &'static str {
@@ -278,19 +297,29 @@ impl<'a> ResolvedStack<'a> {
             .map(|spec| {
                 let digest = match &spec.image {
                     ImageRef::Path(path) => digest_file(path).ok().map(|d| d.to_string()),
-                    ImageRef::Digest(d) => images.path_of(d.strip_prefix("sha256:").unwrap_or(d)).map(|_| d.clone()),
+                    ImageRef::Digest(d) => images
+                        .path_of(d.strip_prefix("sha256:").unwrap_or(d))
+                        .map(|_| d.clone()),
                 };
                 ResolvedContainer { spec, digest }
             })
             .collect();
-        ResolvedStack { name: &stack.name, file: &stack.file, containers, sensors: &stack.sensors }
+        ResolvedStack {
+            name: &stack.name,
+            file: &stack.file,
+            containers,
+            sensors: &stack.sensors,
+        }
     }
 }
 
 fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     // One thread runs every container: guests interleave at host calls and epoch ticks.
     // Blocking filesystem work from WASI goes to a small, bounded pool.
-    Ok(tokio::runtime::Builder::new_current_thread().enable_all().max_blocking_threads(8).build()?)
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(8)
+        .build()?)
 }
 
 /// Cancelled on Ctrl-C or SIGTERM.
@@ -357,8 +386,12 @@ fn split_targets(targets: &[String]) -> (Option<PathBuf>, Vec<String>) {
 fn select_containers(mut stack: Stack, wanted: &[String]) -> anyhow::Result<Stack> {
     let mut keep: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     for name in wanted {
-        let matched: Vec<_> =
-            stack.containers.iter().filter(|c| &c.name == name || &c.service == name).map(|c| c.name.clone()).collect();
+        let matched: Vec<_> = stack
+            .containers
+            .iter()
+            .filter(|c| &c.name == name || &c.service == name)
+            .map(|c| c.name.clone())
+            .collect();
         if matched.is_empty() {
             anyhow::bail!("no container named `{name}` in {}", stack.file.display());
         }
@@ -387,7 +420,10 @@ fn run_stack_in_foreground(
             eprintln!("{}", supervisor::describe_load(path, loaded));
         }
     })?;
-    let log = Arc::new(TerminalLog::new(stack.containers.iter().map(|c| c.name.as_str()), no_colour));
+    let log = Arc::new(TerminalLog::new(
+        stack.containers.iter().map(|c| c.name.as_str()),
+        no_colour,
+    ));
     let report = tokio_runtime()?.block_on(async {
         let shutdown = shutdown_signal();
         supervisor::run_stack(runtime.clone(), modules, stack, log, shutdown).await
@@ -395,23 +431,36 @@ fn run_stack_in_foreground(
     if report.interrupted {
         eprintln!("stack `{}` stopped", stack.name);
     }
-    Ok(if report.is_success() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if report.is_success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn run_image(images: &ImageStore, runtime_config: &RuntimeConfig, args: RunArgs) -> anyhow::Result<ExitCode> {
     let image_path = if Path::new(&args.image).is_file() {
         std::fs::canonicalize(&args.image)?
     } else {
-        images.find(&args.image).map_err(|e| anyhow::anyhow!("{e}\n  hint: give a .wasm path or add it with `shoal images add FILE`"))?.path
+        images
+            .find(&args.image)
+            .map_err(|e| anyhow::anyhow!("{e}\n  hint: give a .wasm path or add it with `shoal images add FILE`"))?
+            .path
     };
     let name = args.name.clone().unwrap_or_else(|| {
-        let stem = image_path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let stem = image_path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         spec::decode::sanitize_name(&stem)
     });
     let stack = command_line_stack(&name, &image_path, &args)?;
     let runtime = Arc::new(Runtime::new(runtime_config)?);
     let modules = supervisor::load_modules(&runtime, images, &stack, |_, _| {})?;
-    let log = Arc::new(TerminalLog::new(stack.containers.iter().map(|c| c.name.as_str()), false));
+    let log = Arc::new(TerminalLog::new(
+        stack.containers.iter().map(|c| c.name.as_str()),
+        false,
+    ));
     let report = tokio_runtime()?.block_on(async {
         let shutdown = shutdown_signal();
         supervisor::run_stack(runtime.clone(), modules, &stack, log, shutdown).await
@@ -443,7 +492,10 @@ fn command_line_stack(name: &str, image: &Path, args: &RunArgs) -> anyhow::Resul
     let document = serde_json::json!({ "name": name, "containers": { name: container } });
     let env: HashMap<String, String> = HashMap::new();
     let no_store = |_: &str| None;
-    let options = spec::LoadOptions { env: &env, lookup_digest: &no_store };
+    let options = spec::LoadOptions {
+        env: &env,
+        lookup_digest: &no_store,
+    };
     let here = std::env::current_dir()?;
     // `$` in a command-line value is literal: the shell already expanded what it wanted.
     let text = serde_json::to_string(&document)?.replace('$', "$$");
@@ -463,7 +515,10 @@ fn command_line_stack(name: &str, image: &Path, args: &RunArgs) -> anyhow::Resul
 }
 
 fn without_location(diagnostic: &Diagnostic) -> Diagnostic {
-    Diagnostic { location: None, ..diagnostic.clone() }
+    Diagnostic {
+        location: None,
+        ..diagnostic.clone()
+    }
 }
 
 fn images_command(images: &ImageStore, args: ImagesArgs) -> anyhow::Result<ExitCode> {

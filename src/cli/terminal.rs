@@ -26,7 +26,12 @@ impl TerminalLog {
             colours.insert(name.to_string(), COLOURS[i % COLOURS.len()]);
         }
         let use_colour = !no_colour && std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal();
-        TerminalLog { width, colours, use_colour, out: Mutex::new(std::io::stdout()) }
+        TerminalLog {
+            width,
+            colours,
+            use_colour,
+            out: Mutex::new(std::io::stdout()),
+        }
     }
 
     fn paint(&self, code: &str, text: &str) -> String {
@@ -49,7 +54,11 @@ impl LogSink for TerminalLog {
             Stream::System => format!("{} {text}", self.paint(colour, container)),
             Stream::Warning => {
                 let prefix = format!("{container:<width$} | ", width = self.width);
-                format!("{}{}", self.paint(colour, &prefix), self.paint("33;1", &format!("warning: {text}")))
+                format!(
+                    "{}{}",
+                    self.paint(colour, &prefix),
+                    self.paint("33;1", &format!("warning: {text}"))
+                )
             }
         };
         let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());

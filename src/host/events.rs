@@ -27,10 +27,7 @@ pub const EVENT_MESSAGE: u32 = 3;
 /// Longest export name `ocre_register_dispatcher` reads.
 const MAX_NAME: u32 = 256;
 
-pub(crate) fn add_to_linker<T: Send + 'static>(
-    linker: &mut Linker<T>,
-    get: Get<T>,
-) -> wasmtime::Result<()> {
+pub(crate) fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: Get<T>) -> wasmtime::Result<()> {
     linker.func_wrap_async(
         "env",
         "ocre_get_event",
@@ -48,20 +45,13 @@ pub(crate) fn add_to_linker<T: Send + 'static>(
     Ok(())
 }
 
-async fn get_event<T: Send + 'static>(
-    caller: &mut Caller<'_, T>,
-    get: Get<T>,
-    slots: [u32; 6],
-) -> i32 {
+async fn get_event<T: Send + 'static>(caller: &mut Caller<'_, T>, get: Get<T>, slots: [u32; 6]) -> i32 {
     let Ok(mem) = guest_memory(caller) else {
         return EINVAL;
     };
     {
         let data = mem.data(&*caller);
-        if slots
-            .iter()
-            .any(|&p| super::memory::check(data, p, 4).is_err())
-        {
+        if slots.iter().any(|&p| super::memory::check(data, p, 4).is_err()) {
             get(caller.data_mut()).event_wait = false;
             return EINVAL;
         }
@@ -99,11 +89,12 @@ async fn get_event<T: Send + 'static>(
         None => {
             let mem_end = mem.data_size(&*caller) as u64;
             let st = get(caller.data_mut());
-            let Some(pages) = st
-                .heap
-                .pages_for(GuestHeap::block_size(tl, cl, pl), mem_end)
-            else {
-                return hold(st, msg, "the host message region is full (the guest has not freed earlier message events)");
+            let Some(pages) = st.heap.pages_for(GuestHeap::block_size(tl, cl, pl), mem_end) else {
+                return hold(
+                    st,
+                    msg,
+                    "the host message region is full (the guest has not freed earlier message events)",
+                );
             };
             // Keep the message in the state across the await, so a cancelled call loses
             // nothing.
@@ -186,12 +177,7 @@ fn write_slots(data: &mut [u8], slots: [u32; 6], values: [u32; 6]) -> i32 {
 
 const REGISTER: &str = "ocre_register_dispatcher";
 
-fn register_dispatcher<T: 'static>(
-    caller: &mut Caller<'_, T>,
-    get: Get<T>,
-    kind: i32,
-    name: u32,
-) -> i32 {
+fn register_dispatcher<T: 'static>(caller: &mut Caller<'_, T>, get: Get<T>, kind: i32, name: u32) -> i32 {
     {
         let st = get(caller.data_mut());
         st.enter();
@@ -239,11 +225,7 @@ mod tests {
     #[tokio::test]
     async fn register_dispatcher_checks_capability_and_export() {
         let (engine, broker, log) = (engine(), Broker::new(), Arc::new(Collect::default()));
-        let mut g = Guest::new(
-            &engine,
-            config("g", &[Capability::Messaging], &broker, &log),
-        )
-        .await;
+        let mut g = Guest::new(&engine, config("g", &[Capability::Messaging], &broker, &log)).await;
         let r = "ocre_register_dispatcher";
         let (m, t, none) = (
             g.cstr(100, "message_callback"),
@@ -260,14 +242,9 @@ mod tests {
         assert_eq!(g.i(r, &[1, t]).await, EINVAL, "gpio");
         assert_eq!(g.i(r, &[9, t]).await, EINVAL);
         let w = log.warnings();
-        assert!(
-            w.iter().any(|l| l.contains("GPIO is not supported yet")),
-            "{w:?}"
-        );
+        assert!(w.iter().any(|l| l.contains("GPIO is not supported yet")), "{w:?}");
         assert_eq!(
-            w.iter()
-                .filter(|l| l.contains("no `timers` capability"))
-                .count(),
+            w.iter().filter(|l| l.contains("no `timers` capability")).count(),
             1,
             "{w:?}"
         );

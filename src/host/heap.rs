@@ -80,9 +80,13 @@ impl GuestHeap {
             .runs
             .iter()
             .filter(|(&start, &len)| {
-                let guard = usize::try_from(start + len - GUARD).ok().zip(usize::try_from(start + len).ok());
+                let guard = usize::try_from(start + len - GUARD)
+                    .ok()
+                    .zip(usize::try_from(start + len).ok());
                 // A run beyond the memory we are shown cannot be checked; treat as claimed.
-                guard.and_then(|(a, b)| memory.get(a..b)).is_none_or(|bytes| bytes.iter().any(|&b| b != 0))
+                guard
+                    .and_then(|(a, b)| memory.get(a..b))
+                    .is_none_or(|bytes| bytes.iter().any(|&b| b != 0))
             })
             .map(|(&s, &l)| (s, l))
             .collect();
@@ -121,7 +125,11 @@ impl GuestHeap {
     pub fn pages_for(&self, size: u64, mem_end: u64) -> Option<u64> {
         // Extending a run that ends at the end of memory frees its old guard and its free
         // tail; a new run needs room for its own guard.
-        let run_ends_here = self.runs.range(..mem_end).next_back().is_some_and(|(&s, &l)| s + l == mem_end);
+        let run_ends_here = self
+            .runs
+            .range(..mem_end)
+            .next_back()
+            .is_some_and(|(&s, &l)| s + l == mem_end);
         let missing = if run_ends_here {
             let tail = self
                 .free
@@ -142,7 +150,12 @@ impl GuestHeap {
     pub fn add_region(&mut self, start: u64, pages: u64) {
         let len = pages * PAGE;
         self.owned += len;
-        let previous = self.runs.range(..start).next_back().map(|(&s, &l)| (s, l)).filter(|&(s, l)| s + l == start);
+        let previous = self
+            .runs
+            .range(..start)
+            .next_back()
+            .map(|(&s, &l)| (s, l))
+            .filter(|&(s, l)| s + l == start);
         match previous {
             Some((run, run_len)) => {
                 // The old guard is in the middle of the run now: it becomes free space.
@@ -157,12 +170,7 @@ impl GuestHeap {
     }
 
     /// Allocate a block for (topic, ct, payload) sizes; returns the three offsets.
-    pub fn alloc_message(
-        &mut self,
-        topic: usize,
-        ct: usize,
-        payload: usize,
-    ) -> Option<MessageBlock> {
+    pub fn alloc_message(&mut self, topic: usize, ct: usize, payload: usize) -> Option<MessageBlock> {
         let len = round_up(Self::block_size(topic, ct, payload));
         let (&start, &flen) = self.free.iter().find(|(_, &l)| l >= len)?;
         // Every offset of the block must be a valid u32 guest address.
@@ -292,7 +300,10 @@ mod tests {
         memory[(3 * PAGE - 40) as usize] = 0x2b;
         assert_eq!(h.reclaim_claimed(&memory), 1);
         assert_eq!(h.owned_bytes(), 0);
-        assert!(h.alloc_message(1, 1, 1).is_none(), "nothing new goes into a claimed run");
+        assert!(
+            h.alloc_message(1, 1, 1).is_none(),
+            "nothing new goes into a claimed run"
+        );
         // The block that was out is still accepted by free, once.
         assert!(h.free_message(a.topic, a.content_type, a.payload));
         assert!(!h.free_message(a.topic, a.content_type, a.payload));

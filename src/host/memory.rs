@@ -71,8 +71,7 @@ pub fn check(data: &[u8], ptr: u32, len: u32) -> Result<(), MemError> {
 
 /// Write `bytes` at `ptr`.
 pub fn write_bytes(data: &mut [u8], ptr: u32, bytes: &[u8]) -> Result<(), MemError> {
-    let len =
-        u32::try_from(bytes.len()).map_err(|_| MemError::OutOfBounds { ptr, len: u32::MAX })?;
+    let len = u32::try_from(bytes.len()).map_err(|_| MemError::OutOfBounds { ptr, len: u32::MAX })?;
     let r = range(data.len(), ptr, len)?;
     data.get_mut(r)
         .ok_or(MemError::OutOfBounds { ptr, len })?
@@ -116,14 +115,8 @@ mod tests {
         let m = b"hello\0world".to_vec();
         assert_eq!(read_cstr(&m, 0, 100).unwrap(), "hello");
         assert_eq!(read_cstr(&m, 0, 5).unwrap(), "hello");
-        assert!(matches!(
-            read_cstr(&m, 0, 4),
-            Err(MemError::Unterminated { .. })
-        ));
-        assert!(matches!(
-            read_cstr(&m, 6, 100),
-            Err(MemError::Unterminated { .. })
-        ));
+        assert!(matches!(read_cstr(&m, 0, 4), Err(MemError::Unterminated { .. })));
+        assert!(matches!(read_cstr(&m, 6, 100), Err(MemError::Unterminated { .. })));
         assert!(read_cstr(&m, 11, 100).is_err());
         assert!(read_cstr(&m, u32::MAX, u32::MAX).is_err());
         assert_eq!(read_cstr(&m, 5, 0).unwrap(), "");

@@ -7,10 +7,7 @@ use super::{Get, DENIED, E2BIG, EINVAL, SUCCESS};
 use crate::broker::{PublishError, MAX_PAYLOAD};
 use crate::spec::Capability;
 
-pub(crate) fn add_to_linker<T: Send + 'static>(
-    linker: &mut Linker<T>,
-    get: Get<T>,
-) -> wasmtime::Result<()> {
+pub(crate) fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: Get<T>) -> wasmtime::Result<()> {
     linker.func_wrap(
         "env",
         "ocre_publish_message",
@@ -28,10 +25,7 @@ pub(crate) fn add_to_linker<T: Send + 'static>(
         "ocre_messaging_free_module_event_data",
         move |mut caller: Caller<'_, T>, topic: u32, ct: u32, payload: u32| -> i32 {
             let st = get(caller.data_mut());
-            if let Err(e) = st.begin(
-                "ocre_messaging_free_module_event_data",
-                Capability::Messaging,
-            ) {
+            if let Err(e) = st.begin("ocre_messaging_free_module_event_data", Capability::Messaging) {
                 return e;
             }
             if st.heap.free_message(topic, ct, payload) {
@@ -47,14 +41,7 @@ pub(crate) fn add_to_linker<T: Send + 'static>(
 const PUBLISH: &str = "ocre_publish_message";
 const SUBSCRIBE: &str = "ocre_subscribe_message";
 
-fn publish<T: 'static>(
-    caller: &mut Caller<'_, T>,
-    get: Get<T>,
-    topic: u32,
-    ct: u32,
-    payload: u32,
-    len: u32,
-) -> i32 {
+fn publish<T: 'static>(caller: &mut Caller<'_, T>, get: Get<T>, topic: u32, ct: u32, payload: u32, len: u32) -> i32 {
     if let Err(e) = get(caller.data_mut()).begin(PUBLISH, Capability::Messaging) {
         return e;
     }
@@ -113,9 +100,7 @@ fn subscribe<T: 'static>(caller: &mut Caller<'_, T>, get: Get<T>, topic: u32) ->
     }
     let cap = st.limits.mailbox_capacity;
     let broker = st.broker.clone();
-    st.mailbox
-        .get_or_insert_with(|| broker.mailbox(cap))
-        .subscribe(topic);
+    st.mailbox.get_or_insert_with(|| broker.mailbox(cap)).subscribe(topic);
     SUCCESS
 }
 
@@ -128,11 +113,7 @@ mod tests {
     use crate::host::{heap::PAGE, E2BIG, EINVAL, ENOMEM, ENOMSG};
     use crate::spec::Capability;
 
-    async fn pair(
-        engine: &wasmtime::Engine,
-        broker: &Broker,
-        log: &Arc<Collect>,
-    ) -> (Guest, Guest) {
+    async fn pair(engine: &wasmtime::Engine, broker: &Broker, log: &Arc<Collect>) -> (Guest, Guest) {
         let a = Guest::new(engine, config("pub", ALL, broker, log)).await;
         let b = Guest::new(engine, config("sub", ALL, broker, log)).await;
         (a, b)
@@ -155,10 +136,7 @@ mod tests {
         let before = b.mem().len() as u32;
         let (rc, [ty, id, topic, ct, payload, len]) = b.get_event().await;
         assert_eq!((rc, ty, id, len), (0, 3, 1, 4));
-        assert!(
-            topic >= before && ct >= before && payload >= before,
-            "in host pages"
-        );
+        assert!(topic >= before && ct >= before && payload >= before, "in host pages");
         assert_eq!(b.cstr_at(topic), "temp/inside");
         assert_eq!(b.cstr_at(ct), "text/plain");
         assert_eq!(b.cstr_at(payload), "21.5");
@@ -191,15 +169,9 @@ mod tests {
         assert_eq!(b.i("ocre_subscribe_message", &[t]).await, 0);
         let payload: Vec<u8> = (0..65536u32).map(|i| (i % 251) as u8 + 1).collect();
         a.write(65536, &payload);
-        let (t, c) = (
-            a.cstr(100, "big/1"),
-            a.cstr(200, "application/octet-stream"),
-        );
+        let (t, c) = (a.cstr(100, "big/1"), a.cstr(200, "application/octet-stream"));
         assert_eq!(a.i("ocre_publish_message", &[t, c, 65536, 65536]).await, 0);
-        assert_eq!(
-            a.i("ocre_publish_message", &[t, c, 65536, 65537]).await,
-            E2BIG
-        );
+        assert_eq!(a.i("ocre_publish_message", &[t, c, 65536, 65537]).await, E2BIG);
         let (rc, v) = b.get_event().await;
         assert_eq!((rc, v[5]), (0, 65536));
         assert_eq!(&b.mem()[v[4] as usize..v[4] as usize + 65536], &payload[..]);
@@ -227,11 +199,7 @@ mod tests {
         assert_eq!(b.get_event().await.0, ENOMEM);
         assert_eq!(log.warnings().len(), 1, "{:?}", log.warnings());
         let free = "ocre_messaging_free_module_event_data";
-        assert_eq!(
-            b.i(free, &[first[2] as i32, first[3] as i32, first[4] as i32])
-                .await,
-            0
-        );
+        assert_eq!(b.i(free, &[first[2] as i32, first[3] as i32, first[4] as i32]).await, 0);
         let (rc, second) = b.get_event().await;
         assert_eq!(rc, 0);
         assert_eq!(b.mem()[second[4] as usize], b'b');
@@ -251,11 +219,7 @@ mod tests {
 
         let (rc, first) = b.get_event().await;
         assert_eq!(rc, 0);
-        assert_eq!(
-            first[2] as u64,
-            2 * PAGE,
-            "host page right after the initial memory"
-        );
+        assert_eq!(first[2] as u64, 2 * PAGE, "host page right after the initial memory");
         // The guest grows memory itself (its sbrk) and fills its new page.
         assert_eq!(b.i("grow", &[1]).await, 3);
         b.write(3 * PAGE as u32, &vec![0x5a; PAGE as usize]);
@@ -264,9 +228,7 @@ mod tests {
         let (rc, second) = b.get_event().await;
         assert_eq!(rc, 0);
         assert!(second[2] as u64 >= 4 * PAGE, "{second:?}");
-        assert!(b.mem()[3 * PAGE as usize..4 * PAGE as usize]
-            .iter()
-            .all(|&x| x == 0x5a));
+        assert!(b.mem()[3 * PAGE as usize..4 * PAGE as usize].iter().all(|&x| x == 0x5a));
         assert_eq!(b.mem()[first[4] as usize + 39999], b'm');
         assert_eq!(b.host().stats().host_region_bytes, 2 * PAGE);
     }
@@ -291,11 +253,7 @@ mod tests {
         cfg.publish = Some(vec!["sensors/".into()]);
         cfg.subscribe = Some(vec!["cmd/".into()]);
         let mut g = Guest::new(&engine, cfg).await;
-        let (ok, bad, c) = (
-            g.cstr(100, "sensors/t"),
-            g.cstr(200, "other"),
-            g.cstr(300, "t"),
-        );
+        let (ok, bad, c) = (g.cstr(100, "sensors/t"), g.cstr(200, "other"), g.cstr(300, "t"));
         assert_eq!(g.i("ocre_publish_message", &[ok, c, 300, 1]).await, 0);
         assert_eq!(g.i("ocre_publish_message", &[bad, c, 300, 1]).await, EINVAL);
         assert_eq!(g.i("ocre_publish_message", &[bad, c, 300, 1]).await, EINVAL);
@@ -372,28 +330,17 @@ mod tests {
     async fn capability_less_calls_are_denied_with_one_warning_per_import() {
         let (engine, broker, log) = (engine(), Broker::new(), Arc::new(Collect::default()));
         let mut g = Guest::new(&engine, config("bare", &[], &broker, &log)).await;
-        let mut other = Guest::new(
-            &engine,
-            config("bare2", &[Capability::Timers], &broker, &log),
-        )
-        .await;
+        let mut other = Guest::new(&engine, config("bare2", &[Capability::Timers], &broker, &log)).await;
         let (t, c) = (g.cstr(100, "x"), g.cstr(200, "t"));
         for _ in 0..3 {
             assert_eq!(g.i("ocre_publish_message", &[t, c, 100, 1]).await, EINVAL);
             assert_eq!(g.i("ocre_subscribe_message", &[t]).await, EINVAL);
-            assert_eq!(
-                g.i("ocre_messaging_free_module_event_data", &[1, 2, 3])
-                    .await,
-                EINVAL
-            );
+            assert_eq!(g.i("ocre_messaging_free_module_event_data", &[1, 2, 3]).await, EINVAL);
             assert_eq!(g.i("ocre_timer_create", &[1]).await, EINVAL);
             assert_eq!(g.i("ocre_timer_start", &[1, 10, 0]).await, EINVAL);
             assert!(g.f("ocre_sensors_read", &[0, 0]).await.is_nan());
             assert_eq!(g.i("ocre_sensors_discover", &[]).await, EINVAL);
-            assert_eq!(
-                other.i("ocre_publish_message", &[t, c, 100, 1]).await,
-                EINVAL
-            );
+            assert_eq!(other.i("ocre_publish_message", &[t, c, 100, 1]).await, EINVAL);
         }
         let w = log.warnings();
         assert_eq!(w.len(), 8, "{w:?}");

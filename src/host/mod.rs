@@ -214,37 +214,22 @@ impl HostState {
         self.stats.denied += 1;
         let loc = self.capabilities_location.clone();
         self.warn_once(&format!("cap:{import}"), || {
-            format!(
-                "{import} denied: container has no `{cap}` capability; add it to `capabilities:` at {loc}"
-            )
+            format!("{import} denied: container has no `{cap}` capability; add it to `capabilities:` at {loc}")
         });
         Err(DENIED)
     }
 
     /// The topic check for publish/subscribe lists: a topic (or subscription prefix) is
     /// allowed when it starts with one of the listed prefixes.
-    fn require_topic(
-        &mut self,
-        import: &'static str,
-        subscribe: bool,
-        topic: &str,
-    ) -> Result<(), i32> {
-        let list = if subscribe {
-            &self.subscribe
-        } else {
-            &self.publish
-        };
+    fn require_topic(&mut self, import: &'static str, subscribe: bool, topic: &str) -> Result<(), i32> {
+        let list = if subscribe { &self.subscribe } else { &self.publish };
         let Some(prefixes) = list else { return Ok(()) };
         if prefixes.iter().any(|p| topic.starts_with(p.as_str())) {
             return Ok(());
         }
         self.stats.denied += 1;
         let field = if subscribe { "subscribe" } else { "publish" };
-        let allowed = prefixes
-            .iter()
-            .map(|p| format!("{p:?}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let allowed = prefixes.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().join(", ");
         let loc = self.capabilities_location.clone();
         self.warn_once(&format!("topic:{import}"), || {
             format!(
@@ -299,10 +284,7 @@ pub const SERVED: &[(&str, Option<Capability>)] = &[
     ("uname", None),
     ("ocre_publish_message", Some(Capability::Messaging)),
     ("ocre_subscribe_message", Some(Capability::Messaging)),
-    (
-        "ocre_messaging_free_module_event_data",
-        Some(Capability::Messaging),
-    ),
+    ("ocre_messaging_free_module_event_data", Some(Capability::Messaging)),
     ("ocre_timer_create", Some(Capability::Timers)),
     ("ocre_timer_start", Some(Capability::Timers)),
     ("ocre_timer_stop", Some(Capability::Timers)),
@@ -317,14 +299,8 @@ pub const SERVED: &[(&str, Option<Capability>)] = &[
     ("ocre_sensors_read", Some(Capability::Sensors)),
     ("ocre_sensors_open_by_name", Some(Capability::Sensors)),
     ("ocre_sensors_get_handle_by_name", Some(Capability::Sensors)),
-    (
-        "ocre_sensors_get_channel_count_by_name",
-        Some(Capability::Sensors),
-    ),
-    (
-        "ocre_sensors_get_channel_type_by_name",
-        Some(Capability::Sensors),
-    ),
+    ("ocre_sensors_get_channel_count_by_name", Some(Capability::Sensors)),
+    ("ocre_sensors_get_channel_type_by_name", Some(Capability::Sensors)),
     ("ocre_sensors_read_by_name", Some(Capability::Sensors)),
     ("ocre_sensors_get_list", Some(Capability::Sensors)),
 ];

@@ -26,9 +26,7 @@ const MAX_NAME: u32 = 256;
 
 impl HostState {
     fn sensor_index(&self, handle: i32) -> Option<usize> {
-        usize::try_from(handle)
-            .ok()
-            .filter(|&i| i < self.sensors.len())
+        usize::try_from(handle).ok().filter(|&i| i < self.sensors.len())
     }
 
     fn channel_ok(&self, i: usize, channel: i32) -> bool {
@@ -46,23 +44,18 @@ impl HostState {
             }
             SensorKind::File { path, scale } | SensorKind::Hwmon { path, scale } => {
                 let (path, scale) = (path.clone(), *scale);
-                let value = std::fs::read_to_string(&path)
-                    .map_err(|e| e.to_string())
-                    .and_then(|s| {
-                        s.split_whitespace()
-                            .next()
-                            .and_then(|t| t.parse::<f64>().ok())
-                            .ok_or_else(|| "no number in it".to_owned())
-                    });
+                let value = std::fs::read_to_string(&path).map_err(|e| e.to_string()).and_then(|s| {
+                    s.split_whitespace()
+                        .next()
+                        .and_then(|t| t.parse::<f64>().ok())
+                        .ok_or_else(|| "no number in it".to_owned())
+                });
                 match value {
                     Ok(v) => v * scale,
                     Err(e) => {
                         let name = self.sensors[i].name.clone();
                         self.warn_once(&format!("sensor:{name}"), || {
-                            format!(
-                                "sensor `{name}`: cannot read {}: {e}; reads return NaN",
-                                path.display()
-                            )
+                            format!("sensor `{name}`: cannot read {}: {e}; reads return NaN", path.display())
                         });
                         f64::NAN
                     }
@@ -102,9 +95,7 @@ fn handle(_: &mut HostState, i: Option<usize>, _: i32) -> i32 {
 }
 
 fn channel_count(st: &mut HostState, i: Option<usize>, _: i32) -> i32 {
-    i.map_or(EINVAL, |i| {
-        i32::try_from(st.sensors[i].channels).unwrap_or(i32::MAX)
-    })
+    i.map_or(EINVAL, |i| i32::try_from(st.sensors[i].channels).unwrap_or(i32::MAX))
 }
 
 fn channel_type(st: &mut HostState, i: Option<usize>, c: i32) -> i32 {
@@ -160,52 +151,32 @@ fn add_op<T: Send + 'static, R: wasmtime::WasmRet + Copy + Send + Sync + 'static
         }
     };
     if with_channel {
-        linker.func_wrap(
-            "env",
-            import,
-            move |mut c: Caller<'_, T>, h: i32, ch: i32| by_handle(&mut c, h, ch),
-        )?;
-        linker.func_wrap(
-            "env",
-            by_name,
-            move |mut c: Caller<'_, T>, n: u32, ch: i32| named(&mut c, n, ch),
-        )?;
+        linker.func_wrap("env", import, move |mut c: Caller<'_, T>, h: i32, ch: i32| {
+            by_handle(&mut c, h, ch)
+        })?;
+        linker.func_wrap("env", by_name, move |mut c: Caller<'_, T>, n: u32, ch: i32| {
+            named(&mut c, n, ch)
+        })?;
     } else {
         linker.func_wrap("env", import, move |mut c: Caller<'_, T>, h: i32| {
             by_handle(&mut c, h, 0)
         })?;
-        linker.func_wrap("env", by_name, move |mut c: Caller<'_, T>, n: u32| {
-            named(&mut c, n, 0)
-        })?;
+        linker.func_wrap("env", by_name, move |mut c: Caller<'_, T>, n: u32| named(&mut c, n, 0))?;
     }
     Ok(())
 }
 
-pub(crate) fn add_to_linker<T: Send + 'static>(
-    linker: &mut Linker<T>,
-    get: Get<T>,
-) -> wasmtime::Result<()> {
-    linker.func_wrap(
-        "env",
-        "ocre_sensors_init",
-        move |mut caller: Caller<'_, T>| {
-            let st = get(caller.data_mut());
-            st.begin("ocre_sensors_init", Capability::Sensors)
-                .map_or_else(|e| e, |()| SUCCESS)
-        },
-    )?;
-    linker.func_wrap(
-        "env",
-        "ocre_sensors_discover",
-        move |mut caller: Caller<'_, T>| {
-            let st = get(caller.data_mut());
-            st.begin("ocre_sensors_discover", Capability::Sensors)
-                .map_or_else(
-                    |e| e,
-                    |()| i32::try_from(st.sensors.len()).unwrap_or(i32::MAX),
-                )
-        },
-    )?;
+pub(crate) fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: Get<T>) -> wasmtime::Result<()> {
+    linker.func_wrap("env", "ocre_sensors_init", move |mut caller: Caller<'_, T>| {
+        let st = get(caller.data_mut());
+        st.begin("ocre_sensors_init", Capability::Sensors)
+            .map_or_else(|e| e, |()| SUCCESS)
+    })?;
+    linker.func_wrap("env", "ocre_sensors_discover", move |mut caller: Caller<'_, T>| {
+        let st = get(caller.data_mut());
+        st.begin("ocre_sensors_discover", Capability::Sensors)
+            .map_or_else(|e| e, |()| i32::try_from(st.sensors.len()).unwrap_or(i32::MAX))
+    })?;
     let pair = |name: &'static str, by_name: &'static str| (name, by_name);
     add_op(
         linker,
@@ -237,10 +208,7 @@ pub(crate) fn add_to_linker<T: Send + 'static>(
     add_op(
         linker,
         get,
-        pair(
-            "ocre_sensors_get_channel_type",
-            "ocre_sensors_get_channel_type_by_name",
-        ),
+        pair("ocre_sensors_get_channel_type", "ocre_sensors_get_channel_type_by_name"),
         true,
         EINVAL,
         (channel_type, channel_type),
@@ -257,9 +225,7 @@ pub(crate) fn add_to_linker<T: Send + 'static>(
         "env",
         "ocre_sensors_get_list",
         move |mut caller: Caller<'_, T>, buf: u32, max: i32| -> i32 {
-            if let Err(e) =
-                get(caller.data_mut()).begin("ocre_sensors_get_list", Capability::Sensors)
-            {
+            if let Err(e) = get(caller.data_mut()).begin("ocre_sensors_get_list", Capability::Sensors) {
                 return e;
             }
             let Ok(max) = usize::try_from(max) else {
@@ -351,26 +317,15 @@ mod tests {
         assert_eq!(g.i("ocre_sensors_open_by_name", &[nope]).await, EINVAL);
         assert_eq!(g.i("ocre_sensors_open_by_name", &[-1]).await, EINVAL);
         assert_eq!(g.i("ocre_sensors_get_handle_by_name", &[cpu]).await, 1);
+        assert_eq!(g.i("ocre_sensors_get_channel_count_by_name", &[cpu]).await, 1);
         assert_eq!(
-            g.i("ocre_sensors_get_channel_count_by_name", &[cpu]).await,
-            1
-        );
-        assert_eq!(
-            g.i("ocre_sensors_get_channel_type_by_name", &[cpu, 0])
-                .await,
+            g.i("ocre_sensors_get_channel_type_by_name", &[cpu, 0]).await,
             super::CHANNEL_TYPE_CUSTOM
         );
-        assert_eq!(
-            g.i("ocre_sensors_get_channel_type_by_name", &[cpu, 1])
-                .await,
-            EINVAL
-        );
+        assert_eq!(g.i("ocre_sensors_get_channel_type_by_name", &[cpu, 1]).await, EINVAL);
         assert!((g.f("ocre_sensors_read_by_name", &[cpu, 0]).await - 43.0).abs() < 1e-9);
         assert!(g.f("ocre_sensors_read_by_name", &[nope, 0]).await.is_nan());
-        assert!(g
-            .f("ocre_sensors_read_by_name", &[i32::MAX, 0])
-            .await
-            .is_nan());
+        assert!(g.f("ocre_sensors_read_by_name", &[i32::MAX, 0]).await.is_nan());
 
         g.write(1000, &[0xAA; 16]);
         assert_eq!(g.i("ocre_sensors_get_list", &[1000, 2]).await, 2);

@@ -28,60 +28,53 @@ use super::{Get, SUCCESS};
 /// About 100 years: stands in for "never" when an `Instant` would overflow.
 const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
-pub(crate) fn add_to_linker<T: Send + 'static>(
-    linker: &mut Linker<T>,
-    get: Get<T>,
-) -> wasmtime::Result<()> {
-    linker.func_wrap_async(
-        "env",
-        "ocre_sleep",
-        move |mut caller: Caller<'_, T>, (ms,): (u32,)| {
-            Box::new(async move {
-                let st = get(caller.data_mut());
-                let event_wait = std::mem::take(&mut st.event_wait);
-                let now = Instant::now();
-                let end = now
-                    .checked_add(Duration::from_millis(u64::from(ms)))
-                    .or_else(|| now.checked_add(FAR))
-                    .unwrap_or(now);
-                if !event_wait {
-                    tokio::time::sleep_until(end.into()).await;
-                    return SUCCESS;
+pub(crate) fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: Get<T>) -> wasmtime::Result<()> {
+    linker.func_wrap_async("env", "ocre_sleep", move |mut caller: Caller<'_, T>, (ms,): (u32,)| {
+        Box::new(async move {
+            let st = get(caller.data_mut());
+            let event_wait = std::mem::take(&mut st.event_wait);
+            let now = Instant::now();
+            let end = now
+                .checked_add(Duration::from_millis(u64::from(ms)))
+                .or_else(|| now.checked_add(FAR))
+                .unwrap_or(now);
+            if !event_wait {
+                tokio::time::sleep_until(end.into()).await;
+                return SUCCESS;
+            }
+            let notify = st.mailbox.as_ref().map(|m| m.notify());
+            if let Some(n) = &notify {
+                // Consume a permit left by a delivery the guest has already read, so it
+                // does not end this wait spuriously; what is still queued is seen below.
+                tokio::select! {
+                    biased;
+                    _ = n.notified() => {}
+                    _ = std::future::ready(()) => {}
                 }
-                let notify = st.mailbox.as_ref().map(|m| m.notify());
-                if let Some(n) = &notify {
-                    // Consume a permit left by a delivery the guest has already read, so it
-                    // does not end this wait spuriously; what is still queued is seen below.
+            }
+            let st = get(caller.data_mut());
+            if st.has_ready_event(Instant::now()) {
+                return SUCCESS;
+            }
+            let timer = st.timers.next_deadline();
+            let until_timer = async move {
+                match timer {
+                    Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            match notify {
+                Some(notify) => {
                     tokio::select! {
-                        biased;
-                        _ = n.notified() => {}
-                        _ = std::future::ready(()) => {}
+                        _ = until_timer => {}
+                        _ = notify.notified() => {}
                     }
                 }
-                let st = get(caller.data_mut());
-                if st.has_ready_event(Instant::now()) {
-                    return SUCCESS;
-                }
-                let timer = st.timers.next_deadline();
-                let until_timer = async move {
-                    match timer {
-                        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
-                        None => std::future::pending().await,
-                    }
-                };
-                match notify {
-                    Some(notify) => {
-                        tokio::select! {
-                            _ = until_timer => {}
-                            _ = notify.notified() => {}
-                        }
-                    }
-                    None => until_timer.await,
-                }
-                SUCCESS
-            })
-        },
-    )?;
+                None => until_timer.await,
+            }
+            SUCCESS
+        })
+    })?;
     Ok(())
 }
 
@@ -112,11 +105,7 @@ mod tests {
         publish_later(&broker, "w/1", Duration::from_millis(50));
         let start = Instant::now();
         assert_eq!(g.i("ocre_sleep", &[10_000]).await, 0);
-        assert!(
-            start.elapsed() < Duration::from_secs(2),
-            "{:?}",
-            start.elapsed()
-        );
+        assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
         let (rc, v) = g.get_event().await;
         assert_eq!((rc, v[0]), (0, 3));
     }

@@ -15,11 +15,7 @@ use crate::spec::{Capability, Location, SensorSpec};
 pub const IMPORTS: &[(&str, &str, &str)] = &[
     ("ocre_publish_message", "i32 i32 i32 i32", "i32"),
     ("ocre_subscribe_message", "i32", "i32"),
-    (
-        "ocre_messaging_free_module_event_data",
-        "i32 i32 i32",
-        "i32",
-    ),
+    ("ocre_messaging_free_module_event_data", "i32 i32 i32", "i32"),
     ("ocre_get_event", "i32 i32 i32 i32 i32 i32", "i32"),
     ("ocre_register_dispatcher", "i32 i32", "i32"),
     ("ocre_sleep", "i32", "i32"),
@@ -49,9 +45,7 @@ pub const IMPORTS: &[(&str, &str, &str)] = &[
 pub fn wat(import_memory: bool, max_pages: u32) -> String {
     let mut s = String::from("(module\n");
     for (name, params, result) in IMPORTS {
-        s += &format!(
-            "  (import \"env\" \"{name}\" (func ${name} (param {params}) (result {result})))\n"
-        );
+        s += &format!("  (import \"env\" \"{name}\" (func ${name} (param {params}) (result {result})))\n");
     }
     if import_memory {
         s += &format!("  (import \"env\" \"memory\" (memory 2 {max_pages}))\n  (export \"memory\" (memory 0))\n");
@@ -61,9 +55,7 @@ pub fn wat(import_memory: bool, max_pages: u32) -> String {
     for (name, params, result) in IMPORTS {
         let n = params.split_whitespace().count();
         let gets: String = (0..n).map(|i| format!("local.get {i} ")).collect();
-        s += &format!(
-            "  (func (export \"w_{name}\") (param {params}) (result {result}) {gets}call ${name})\n"
-        );
+        s += &format!("  (func (export \"w_{name}\") (param {params}) (result {result}) {gets}call ${name})\n");
     }
     s += "  (func (export \"message_callback\") (param i32 i32 i32 i32 i32))\n";
     s += "  (func (export \"timer_callback\") (param i32))\n";
@@ -126,11 +118,7 @@ pub fn config(name: &str, caps: &[Capability], broker: &Broker, log: &Arc<Collec
     }
 }
 
-pub const ALL: &[Capability] = &[
-    Capability::Messaging,
-    Capability::Timers,
-    Capability::Sensors,
-];
+pub const ALL: &[Capability] = &[Capability::Messaging, Capability::Timers, Capability::Sensors];
 
 pub struct Guest {
     pub store: Store<Data>,
@@ -143,12 +131,7 @@ impl Guest {
         Self::with(engine, cfg, true, 64).await
     }
 
-    pub async fn with(
-        engine: &Engine,
-        cfg: HostConfig,
-        import_memory: bool,
-        max_pages: u32,
-    ) -> Guest {
+    pub async fn with(engine: &Engine, cfg: HostConfig, import_memory: bool, max_pages: u32) -> Guest {
         let module = Module::new(engine, wat(import_memory, max_pages)).unwrap();
         let mut linker = Linker::new(engine);
         add_to_linker(&mut linker, host).unwrap();
@@ -174,15 +157,10 @@ impl Guest {
     }
 
     pub async fn call(&mut self, import: &str, args: &[i32]) -> Val {
-        let f = self
-            .instance
-            .get_func(&mut self.store, &format!("w_{import}"))
-            .unwrap();
+        let f = self.instance.get_func(&mut self.store, &format!("w_{import}")).unwrap();
         let params: Vec<Val> = args.iter().map(|&a| Val::I32(a)).collect();
         let mut results = [Val::I32(0)];
-        f.call_async(&mut self.store, &params, &mut results)
-            .await
-            .unwrap();
+        f.call_async(&mut self.store, &params, &mut results).await.unwrap();
         results[0]
     }
 
@@ -199,9 +177,7 @@ impl Guest {
     }
 
     pub fn write(&mut self, at: u32, bytes: &[u8]) {
-        self.memory
-            .write(&mut self.store, at as usize, bytes)
-            .unwrap();
+        self.memory.write(&mut self.store, at as usize, bytes).unwrap();
     }
 
     /// Write a NUL-terminated string.

@@ -128,10 +128,7 @@ fn start(st: &mut HostState, id: i32, interval_ms: i32, periodic: i32) -> i32 {
     SUCCESS
 }
 
-pub(crate) fn add_to_linker<T: Send + 'static>(
-    linker: &mut Linker<T>,
-    get: Get<T>,
-) -> wasmtime::Result<()> {
+pub(crate) fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: Get<T>) -> wasmtime::Result<()> {
     let one_arg: [(&'static str, TimerOp); 4] = [
         ("ocre_timer_create", create),
         ("ocre_timer_stop", stop),
@@ -141,8 +138,7 @@ pub(crate) fn add_to_linker<T: Send + 'static>(
     for (import, op) in one_arg {
         linker.func_wrap("env", import, move |mut caller: Caller<'_, T>, id: i32| {
             let st = get(caller.data_mut());
-            st.begin(import, Capability::Timers)
-                .map_or_else(|e| e, |()| op(st, id))
+            st.begin(import, Capability::Timers).map_or_else(|e| e, |()| op(st, id))
         })?;
     }
     linker.func_wrap(

@@ -132,7 +132,10 @@ impl ImageStore {
     /// Add a `.wasm` file (validated first) under its digest. Adding the same bytes twice
     /// is a no-op apart from the name.
     pub fn add(&self, file: &Path) -> Result<StoredImage, ImageError> {
-        let bytes = fs::read(file).map_err(|source| ImageError::Read { path: file.to_path_buf(), source })?;
+        let bytes = fs::read(file).map_err(|source| ImageError::Read {
+            path: file.to_path_buf(),
+            source,
+        })?;
         validate_wasm(file, &bytes)?;
         let digest = ImageDigest::of(&bytes);
         let dir = self.images_dir();
@@ -140,9 +143,17 @@ impl ImageStore {
         if !path.is_file() {
             write_atomically(&path, &bytes)?;
         }
-        let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         write_atomically(&dir.join(format!("{}.name", digest.hex())), name.as_bytes())?;
-        Ok(StoredImage { digest: digest.hex().to_string(), size: bytes.len() as u64, name, path })
+        Ok(StoredImage {
+            digest: digest.hex().to_string(),
+            size: bytes.len() as u64,
+            name,
+            path,
+        })
     }
 
     /// Every stored image, sorted by name then digest.
@@ -156,7 +167,11 @@ impl ImageStore {
         let mut images = Vec::new();
         for entry in entries.flatten() {
             let path = entry.path();
-            let Some(hex) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".wasm")) else {
+            let Some(hex) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".wasm"))
+            else {
                 continue;
             };
             if !is_hex_digest(hex) {
@@ -164,7 +179,12 @@ impl ImageStore {
             }
             let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
             let name = fs::read_to_string(dir.join(format!("{hex}.name"))).unwrap_or_default();
-            images.push(StoredImage { digest: hex.to_string(), size, name, path: path.clone() });
+            images.push(StoredImage {
+                digest: hex.to_string(),
+                size,
+                name,
+                path: path.clone(),
+            });
         }
         images.sort_by(|a, b| (&a.name, &a.digest).cmp(&(&b.name, &b.digest)));
         Ok(images)
@@ -174,7 +194,10 @@ impl ImageStore {
     pub fn find(&self, reference: &str) -> Result<StoredImage, ImageError> {
         let wanted = reference.strip_prefix("sha256:").unwrap_or(reference);
         let images = self.list()?;
-        let by_digest: Vec<_> = images.iter().filter(|i| !wanted.is_empty() && i.digest.starts_with(wanted)).collect();
+        let by_digest: Vec<_> = images
+            .iter()
+            .filter(|i| !wanted.is_empty() && i.digest.starts_with(wanted))
+            .collect();
         let matches = if by_digest.is_empty() {
             images.iter().filter(|i| i.name == reference).collect()
         } else {
@@ -191,7 +214,10 @@ impl ImageStore {
     pub fn remove(&self, reference: &str) -> Result<StoredImage, ImageError> {
         let image = self.find(reference)?;
         let dir = self.images_dir();
-        for path in [dir.join(format!("{}.wasm", image.digest)), dir.join(format!("{}.name", image.digest))] {
+        for path in [
+            dir.join(format!("{}.wasm", image.digest)),
+            dir.join(format!("{}.name", image.digest)),
+        ] {
             match fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -212,7 +238,10 @@ impl ImageStore {
     /// file) is compiled again and replaced, never trusted.
     pub fn load_module(&self, engine: &Engine, file: &Path) -> Result<LoadedModule, ImageError> {
         let started = Instant::now();
-        let bytes = fs::read(file).map_err(|source| ImageError::Read { path: file.to_path_buf(), source })?;
+        let bytes = fs::read(file).map_err(|source| ImageError::Read {
+            path: file.to_path_buf(),
+            source,
+        })?;
         let digest = ImageDigest::of(&bytes);
         let cached = self.cache_path(engine, &digest);
         if cached.is_file() {
@@ -220,20 +249,35 @@ impl ImageStore {
             // same engine configuration compiled; wasmtime still checks the header and the
             // compatibility hash and refuses a mismatch, which we then recompile.
             if let Ok(module) = unsafe { Module::deserialize_file(engine, &cached) } {
-                return Ok(LoadedModule { module, digest, source: ModuleSource::Cached, elapsed: started.elapsed() });
+                return Ok(LoadedModule {
+                    module,
+                    digest,
+                    source: ModuleSource::Cached,
+                    elapsed: started.elapsed(),
+                });
             }
         }
-        let module = Module::new(engine, &bytes)
-            .map_err(|e| ImageError::Invalid { path: file.to_path_buf(), message: format!("{e:#}") })?;
+        let module = Module::new(engine, &bytes).map_err(|e| ImageError::Invalid {
+            path: file.to_path_buf(),
+            message: format!("{e:#}"),
+        })?;
         if let Ok(serialized) = module.serialize() {
             // A cache that cannot be written only costs a compile next time.
             let _ = write_atomically(&cached, &serialized);
         }
-        Ok(LoadedModule { module, digest, source: ModuleSource::Compiled, elapsed: started.elapsed() })
+        Ok(LoadedModule {
+            module,
+            digest,
+            source: ModuleSource::Compiled,
+            elapsed: started.elapsed(),
+        })
     }
 
     fn cache_path(&self, engine: &Engine, digest: &ImageDigest) -> PathBuf {
-        self.root.join("cache").join(engine_fingerprint(engine)).join(format!("{}.cwasm", digest.hex()))
+        self.root
+            .join("cache")
+            .join(engine_fingerprint(engine))
+            .join(format!("{}.cwasm", digest.hex()))
     }
 }
 
@@ -255,12 +299,18 @@ pub fn validate_wasm(path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
     wasmparser::Validator::new()
         .validate_all(bytes)
         .map(|_| ())
-        .map_err(|e| ImageError::Invalid { path: path.to_path_buf(), message: e.to_string() })
+        .map_err(|e| ImageError::Invalid {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
 }
 
 /// Sha256 of a file, for `shoal config`.
 pub fn digest_file(path: &Path) -> Result<ImageDigest, ImageError> {
-    let bytes = fs::read(path).map_err(|source| ImageError::Read { path: path.to_path_buf(), source })?;
+    let bytes = fs::read(path).map_err(|source| ImageError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     Ok(ImageDigest::of(&bytes))
 }
 
@@ -271,10 +321,17 @@ fn is_hex_digest(s: &str) -> bool {
 /// Write through a temporary file and a rename, so a reader never sees half a file and a
 /// crash never leaves a truncated image or cache entry behind.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
-    let err = |source| ImageError::Write { path: path.to_path_buf(), source };
+    let err = |source| ImageError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(err)?;
-    let tmp = dir.join(format!(".{}.{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("x"), std::process::id()));
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("x"),
+        std::process::id()
+    ));
     let mut file = fs::File::create(&tmp).map_err(err)?;
     file.write_all(bytes).map_err(err)?;
     file.sync_all().map_err(err)?;
@@ -323,11 +380,17 @@ mod tests {
         let file = dir.path().join("m.wasm");
         fs::write(&file, wat::parse_str("(module (func (export \"f\")))").unwrap()).unwrap();
         let engine = Engine::default();
-        assert_eq!(store.load_module(&engine, &file).unwrap().source, ModuleSource::Compiled);
+        assert_eq!(
+            store.load_module(&engine, &file).unwrap().source,
+            ModuleSource::Compiled
+        );
         assert_eq!(store.load_module(&engine, &file).unwrap().source, ModuleSource::Cached);
         // A corrupted cache entry is recompiled, not trusted.
         let digest = ImageDigest::of(&fs::read(&file).unwrap());
         fs::write(store.cache_path(&engine, &digest), b"garbage").unwrap();
-        assert_eq!(store.load_module(&engine, &file).unwrap().source, ModuleSource::Compiled);
+        assert_eq!(
+            store.load_module(&engine, &file).unwrap().source,
+            ModuleSource::Compiled
+        );
     }
 }

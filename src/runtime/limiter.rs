@@ -13,7 +13,10 @@ pub struct MemoryLimiter {
 
 impl MemoryLimiter {
     pub fn new(max_bytes: Option<u64>) -> Self {
-        MemoryLimiter { max_bytes: max_bytes.map(|b| usize::try_from(b).unwrap_or(usize::MAX)), denied: 0 }
+        MemoryLimiter {
+            max_bytes: max_bytes.map(|b| usize::try_from(b).unwrap_or(usize::MAX)),
+            denied: 0,
+        }
     }
 
     /// How many grows were refused so far.

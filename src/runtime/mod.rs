@@ -16,7 +16,6 @@ mod limiter;
 mod output;
 mod ticker;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -199,7 +198,11 @@ impl Runtime {
             .args(&spec.args)
             .envs(&spec.env);
         for mount in &spec.mounts {
-            let perms = if mount.read_only { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
+            let perms = if mount.read_only {
+                FsPerms::ReadOnly
+            } else {
+                FsPerms::ReadWrite
+            };
             wasi.preopened_dir(&mount.host, &mount.guest, perms)
                 .map_err(|e| format!("cannot mount {} at {}: {e:#}", mount.host.display(), mount.guest))?;
         }
@@ -252,16 +255,13 @@ impl Runtime {
                 }
             }
         }
-        Instance::new_async(&mut *store, module, &imports).await.map_err(|e| match classify(Err(e)) {
-            ExitStatus::Exited(code) => ExitStatus::Exited(code),
-            ExitStatus::Trapped(why) => ExitStatus::Trapped(why),
-            other => other,
-        })
-    }
-
-    /// Compile or load a module (without the cache; see `images` for the cached path).
-    pub fn compile_file(&self, path: &Path) -> wasmtime::Result<Module> {
-        Module::from_file(&self.engine, path)
+        Instance::new_async(&mut *store, module, &imports)
+            .await
+            .map_err(|e| match classify(Err(e)) {
+                ExitStatus::Exited(code) => ExitStatus::Exited(code),
+                ExitStatus::Trapped(why) => ExitStatus::Trapped(why),
+                other => other,
+            })
     }
 }
 

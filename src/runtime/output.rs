@@ -63,7 +63,12 @@ pub struct LineOutput(Arc<Mutex<LineBuffer>>);
 
 impl LineOutput {
     pub fn new(container: Arc<str>, stream: Stream, sink: Arc<dyn LogSink>) -> Self {
-        LineOutput(Arc::new(Mutex::new(LineBuffer { container, stream, sink, pending: Vec::new() })))
+        LineOutput(Arc::new(Mutex::new(LineBuffer {
+            container,
+            stream,
+            sink,
+            pending: Vec::new(),
+        })))
     }
 
     fn write_bytes(&self, bytes: &[u8]) {

@@ -23,7 +23,10 @@ pub struct Ticker {
 
 impl Ticker {
     pub fn start(engine: Engine, tick: Duration) -> Self {
-        let shared = Arc::new(Shared { executing: AtomicUsize::new(0), shutdown: AtomicBool::new(false) });
+        let shared = Arc::new(Shared {
+            executing: AtomicUsize::new(0),
+            shutdown: AtomicBool::new(false),
+        });
         let state = shared.clone();
         let thread = thread::Builder::new()
             .name("shoal-epoch".into())

@@ -8,13 +8,9 @@ use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use super::diagnostic::{did_you_mean_hint, Diagnostic};
-use super::model::{
-    Capability, DependencyCondition, Limits, Location, Mount, RestartPolicy, SensorKind, SensorSpec,
-};
+use super::model::{Capability, DependencyCondition, Limits, Location, Mount, RestartPolicy, SensorKind, SensorSpec};
 use super::node::{Key, Node, Pos, Value};
-use super::schema::{
-    ComposeFile, ContainerFile, DependencyFile, LimitsFile, MountLongFile, SensorFile,
-};
+use super::schema::{ComposeFile, ContainerFile, DependencyFile, LimitsFile, MountLongFile, SensorFile};
 use super::units::{parse_duration, parse_memory};
 use super::LoadOptions;
 
@@ -204,13 +200,7 @@ impl Ctx<'_> {
 
     /// A list of strings (scalars converted to text when `loose`). Bad items are reported
     /// and skipped.
-    fn strings(
-        &mut self,
-        node: &Node,
-        key: &str,
-        what: &str,
-        loose: bool,
-    ) -> Option<Vec<(String, Pos)>> {
+    fn strings(&mut self, node: &Node, key: &str, what: &str, loose: bool) -> Option<Vec<(String, Pos)>> {
         let Value::Seq(items) = &node.value else {
             self.type_error(node, key, what, "a list");
             return None;
@@ -267,11 +257,7 @@ impl Ctx<'_> {
                 } else {
                     format!("`{name}` is not supported: {msg}")
                 };
-                let message = if name == "bridges" {
-                    msg.to_string()
-                } else {
-                    message
-                };
+                let message = if name == "bridges" { msg.to_string() } else { message };
                 if warning {
                     self.warn(k.pos, &path, message, Some(hint.to_string()));
                 } else {
@@ -279,12 +265,7 @@ impl Ctx<'_> {
                 }
             } else {
                 let hint = did_you_mean_hint(&k.name, known.iter().copied());
-                self.error(
-                    k.pos,
-                    &path,
-                    format!("unknown key `{}` {context}", k.name),
-                    hint,
-                );
+                self.error(k.pos, &path, format!("unknown key `{}` {context}", k.name), hint);
             }
         }
         out
@@ -358,13 +339,7 @@ pub fn decode(root: &Node, ctx: &mut Ctx) -> Decoded {
             return out;
         }
     };
-    let known = ctx.check_keys(
-        entries,
-        ComposeFile::KEYS,
-        Some(Scope::Top),
-        "",
-        "at the top level",
-    );
+    let known = ctx.check_keys(entries, ComposeFile::KEYS, Some(Scope::Top), "", "at the top level");
     // Sensors first: containers refer to them. References are checked against every declared
     // name, so a sensor with its own error does not also make each user of it an error.
     let mut declared_sensors = std::collections::BTreeSet::new();
@@ -407,12 +382,8 @@ pub fn decode(root: &Node, ctx: &mut Ctx) -> Decoded {
     match containers {
         None if near_miss => {}
         None => ctx.diags.push(
-            Diagnostic::error(
-                Some(ctx.loc(root.pos)),
-                "containers",
-                "no `containers:` section",
-            )
-            .with_hint("declare at least one container: `containers: {app: {image: app.wasm}}`"),
+            Diagnostic::error(Some(ctx.loc(root.pos)), "containers", "no `containers:` section")
+                .with_hint("declare at least one container: `containers: {app: {image: app.wasm}}`"),
         ),
         Some((k, v)) => {
             if matches!(v.value, Value::Null) || matches!(&v.value, Value::Map(m) if m.is_empty()) {
@@ -453,12 +424,7 @@ fn decode_sensors(node: &Node, ctx: &mut Ctx) -> BTreeMap<String, SensorSpec> {
             continue;
         };
         let fields = ctx.check_keys(m, SensorFile::KEYS, None, &path, &context);
-        let get = |name: &str| {
-            fields
-                .iter()
-                .find(|(fk, _)| fk.name == name)
-                .map(|(fk, fv)| (fk, fv))
-        };
+        let get = |name: &str| fields.iter().find(|(fk, _)| fk.name == name).map(|(fk, fv)| (fk, fv));
         let Some((_, kind_node)) = get("kind") else {
             ctx.error(
                 k.pos,
@@ -511,7 +477,12 @@ fn decode_sensors(node: &Node, ctx: &mut Ctx) -> BTreeMap<String, SensorSpec> {
                                 if a < b {
                                     (min, max) = (a, b);
                                 } else {
-                                    ctx.error(rn.pos, &rkey, format!("`range` must be `[min, max]` with min < max, found [{a}, {b}]"), None);
+                                    ctx.error(
+                                        rn.pos,
+                                        &rkey,
+                                        format!("`range` must be `[min, max]` with min < max, found [{a}, {b}]"),
+                                        None,
+                                    );
                                 }
                             }
                         }
@@ -553,19 +524,19 @@ fn decode_sensors(node: &Node, ctx: &mut Ctx) -> BTreeMap<String, SensorSpec> {
                     }
                 }
                 let Some((_, pn)) = get("path") else {
-                    ctx.error(k.pos, &path, format!("`{kind}` sensor `{}` has no `path`", k.name), Some("add the file to read, e.g. `path: /sys/class/thermal/thermal_zone0/temp`".into()));
+                    ctx.error(
+                        k.pos,
+                        &path,
+                        format!("`{kind}` sensor `{}` has no `path`", k.name),
+                        Some("add the file to read, e.g. `path: /sys/class/thermal/thermal_zone0/temp`".into()),
+                    );
                     continue;
                 };
                 let Some(p) = ctx.string(pn, &format!("{path}.path"), "`path`") else {
                     continue;
                 };
                 if p.is_empty() {
-                    ctx.error(
-                        pn.pos,
-                        &format!("{path}.path"),
-                        "`path` must not be empty",
-                        None,
-                    );
+                    ctx.error(pn.pos, &format!("{path}.path"), "`path` must not be empty", None);
                     continue;
                 }
                 let abs = ctx.resolve(&p);
@@ -592,8 +563,8 @@ fn decode_sensors(node: &Node, ctx: &mut Ctx) -> BTreeMap<String, SensorSpec> {
                 );
             }
             other => {
-                let hint = did_you_mean_hint(other, ["rng", "file", "hwmon"])
-                    .or(Some("use `rng`, `file` or `hwmon`".into()));
+                let hint =
+                    did_you_mean_hint(other, ["rng", "file", "hwmon"]).or(Some("use `rng`, `file` or `hwmon`".into()));
                 ctx.error(
                     kind_node.pos,
                     &format!("{path}.kind"),
@@ -626,16 +597,12 @@ fn decode_container(
         Value::Map(m) => m,
         Value::Null => &[],
         _ => {
-            let hint = matches!(node.value, Value::Str(_)).then(|| {
-                format!("write `{name}: {{image: ...}}`; the container's settings go in a mapping")
-            });
+            let hint = matches!(node.value, Value::Str(_))
+                .then(|| format!("write `{name}: {{image: ...}}`; the container's settings go in a mapping"));
             ctx.error(
                 node.pos,
                 &path,
-                format!(
-                    "container `{name}` must be a mapping, found {}",
-                    node.value.kind()
-                ),
+                format!("container `{name}` must be a mapping, found {}", node.value.kind()),
                 hint,
             );
             return None;
@@ -709,14 +676,8 @@ fn decode_container(
                             "sensors" => drop(d.capabilities.insert(Capability::Sensors)),
                             "ocre:api" => d.capabilities.extend(Capability::ALL),
                             other => {
-                                let hint =
-                                    did_you_mean_hint(other, CAPABILITY_NAMES.iter().copied())
-                                        .or_else(|| {
-                                            Some(format!(
-                                                "known capabilities: {}",
-                                                CAPABILITY_NAMES.join(", ")
-                                            ))
-                                        });
+                                let hint = did_you_mean_hint(other, CAPABILITY_NAMES.iter().copied())
+                                    .or_else(|| Some(format!("known capabilities: {}", CAPABILITY_NAMES.join(", "))));
                                 ctx.error(
                                     pos,
                                     &kp,
@@ -819,27 +780,17 @@ fn decode_container(
                                 d.sensors.push((s, pos));
                             }
                         } else {
-                            let hint = did_you_mean_hint(&s, sensors.iter().map(String::as_str))
-                                .or_else(|| {
-                                    Some(if sensors.is_empty() {
-                                        "declare it under the top-level `sensors:`".to_string()
-                                    } else {
-                                        format!(
-                                            "declared sensors: {}",
-                                            sensors
-                                                .iter()
-                                                .map(|k| format!("`{k}`"))
-                                                .collect::<Vec<_>>()
-                                                .join(", ")
-                                        )
-                                    })
-                                });
-                            ctx.error(
-                                pos,
-                                &kp,
-                                format!("unknown sensor `{s}` in container `{name}`"),
-                                hint,
-                            );
+                            let hint = did_you_mean_hint(&s, sensors.iter().map(String::as_str)).or_else(|| {
+                                Some(if sensors.is_empty() {
+                                    "declare it under the top-level `sensors:`".to_string()
+                                } else {
+                                    format!(
+                                        "declared sensors: {}",
+                                        sensors.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                                    )
+                                })
+                            });
+                            ctx.error(pos, &kp, format!("unknown sensor `{s}` in container `{name}`"), hint);
                         }
                     }
                 }
@@ -865,9 +816,7 @@ fn decode_container(
                 ctx.warn(
                     fk.pos,
                     &format!("{path}.{field}"),
-                    format!(
-                        "container `{name}` sets `{field}` but lacks the `messaging` capability"
-                    ),
+                    format!("container `{name}` sets `{field}` but lacks the `messaging` capability"),
                     Some("add `messaging` to `capabilities`".into()),
                 );
             }
@@ -955,9 +904,7 @@ fn decode_env(node: &Node, key: &str, ctx: &mut Ctx) -> Vec<(String, String)> {
                             pos,
                             key,
                             format!("`{s}` in `env` is not `KEY=VALUE`"),
-                            Some(format!(
-                                "write `{s}=value`, or `{s}=${{{s}}}` to pass the host's value"
-                            )),
+                            Some(format!("write `{s}=value`, or `{s}=${{{s}}}` to pass the host's value")),
                         ),
                     }
                 }
@@ -971,9 +918,7 @@ fn decode_env(node: &Node, key: &str, ctx: &mut Ctx) -> Vec<(String, String)> {
 fn decode_env_file(node: &Node, key: &str, ctx: &mut Ctx) -> Vec<(String, String)> {
     let paths: Vec<(String, Pos)> = match &node.value {
         Value::Str(s) => vec![(s.clone(), node.pos)],
-        Value::Seq(_) => ctx
-            .strings(node, key, "`env_file`", false)
-            .unwrap_or_default(),
+        Value::Seq(_) => ctx.strings(node, key, "`env_file`", false).unwrap_or_default(),
         _ => {
             ctx.type_error(node, key, "`env_file`", "a path or a list of paths");
             return Vec::new();
@@ -1005,18 +950,10 @@ fn decode_env_file(node: &Node, key: &str, ctx: &mut Ctx) -> Vec<(String, String
                     out.push((k, v));
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => ctx.error(
-                pos,
-                key,
-                format!("env file {} does not exist", abs.display()),
-                None,
-            ),
-            Err(e) => ctx.error(
-                pos,
-                key,
-                format!("cannot read env file {}: {e}", abs.display()),
-                None,
-            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                ctx.error(pos, key, format!("env file {} does not exist", abs.display()), None)
+            }
+            Err(e) => ctx.error(pos, key, format!("cannot read env file {}: {e}", abs.display()), None),
         }
     }
     out
@@ -1024,10 +961,7 @@ fn decode_env_file(node: &Node, key: &str, ctx: &mut Ctx) -> Vec<(String, String
 
 /// Parses `KEY=VALUE` lines: `#` comments, blank lines, an optional `export ` prefix, and one
 /// pair of matching quotes around the value stripped (as Compose does).
-pub fn parse_env_lines(
-    text: &str,
-    report: &mut dyn FnMut(u64, String),
-) -> Vec<(String, String, u64)> {
+pub fn parse_env_lines(text: &str, report: &mut dyn FnMut(u64, String)) -> Vec<(String, String, u64)> {
     let mut out = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let lineno = i as u64 + 1;
@@ -1035,10 +969,7 @@ pub fn parse_env_lines(
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let line = line
-            .strip_prefix("export ")
-            .map(str::trim_start)
-            .unwrap_or(line);
+        let line = line.strip_prefix("export ").map(str::trim_start).unwrap_or(line);
         let Some((k, v)) = line.split_once('=') else {
             report(lineno, format!("expected `KEY=VALUE`, found `{line}`"));
             continue;
@@ -1050,8 +981,7 @@ pub fn parse_env_lines(
         }
         let v = v.trim();
         let v = if v.len() >= 2
-            && ((v.starts_with('"') && v.ends_with('"'))
-                || (v.starts_with('\'') && v.ends_with('\'')))
+            && ((v.starts_with('"') && v.ends_with('"')) || (v.starts_with('\'') && v.ends_with('\'')))
         {
             &v[1..v.len() - 1]
         } else {
@@ -1070,34 +1000,31 @@ fn parse_restart(s: &str, pos: Pos, key: &str, ctx: &mut Ctx) -> Option<RestartP
         // Docker's `unless-stopped` differs from `always` only across daemon restarts, which
         // shoal does not have; refusing it (rather than silently aliasing) keeps files honest.
         "unless-stopped" => {
-            ctx.error(pos, key, "`restart: unless-stopped` is not supported: shoal has no daemon that outlives the stack", Some("use `restart: always`".into()));
+            ctx.error(
+                pos,
+                key,
+                "`restart: unless-stopped` is not supported: shoal has no daemon that outlives the stack",
+                Some("use `restart: always`".into()),
+            );
             None
         }
         _ => {
             if let Some(n) = s.strip_prefix("on-failure:") {
                 match n.trim().parse::<u32>() {
-                    Ok(n) => {
-                        return Some(RestartPolicy::OnFailure {
-                            max_retries: Some(n),
-                        })
-                    }
+                    Ok(n) => return Some(RestartPolicy::OnFailure { max_retries: Some(n) }),
                     Err(_) => {
                         ctx.error(
                             pos,
                             key,
                             format!("invalid retry count in `restart: {s}`"),
-                            Some(
-                                "write `on-failure:N` with N a whole number, e.g. `on-failure:5`"
-                                    .into(),
-                            ),
+                            Some("write `on-failure:N` with N a whole number, e.g. `on-failure:5`".into()),
                         );
                         return None;
                     }
                 }
             }
-            let hint = did_you_mean_hint(s, ["no", "always", "on-failure"]).or(Some(
-                "use `no`, `on-failure`, `on-failure:N` or `always`".into(),
-            ));
+            let hint = did_you_mean_hint(s, ["no", "always", "on-failure"])
+                .or(Some("use `no`, `on-failure`, `on-failure:N` or `always`".into()));
             ctx.error(pos, key, format!("unknown restart policy `{s}`"), hint);
             None
         }
@@ -1109,17 +1036,7 @@ fn decode_limits(m: &[(Key, Node)], key: &str, ctx: &mut Ctx) -> Limits {
     for (k, v) in m {
         let kp = format!("{key}.{}", k.name);
         if !LimitsFile::KEYS.contains(&k.name.as_str()) {
-            if [
-                "cpu",
-                "cpus",
-                "queue",
-                "max_timers",
-                "fuel",
-                "timers",
-                "pids",
-            ]
-            .contains(&k.name.as_str())
-            {
+            if ["cpu", "cpus", "queue", "max_timers", "fuel", "timers", "pids"].contains(&k.name.as_str()) {
                 ctx.error(
                     k.pos,
                     &kp,
@@ -1128,12 +1045,7 @@ fn decode_limits(m: &[(Key, Node)], key: &str, ctx: &mut Ctx) -> Limits {
                 );
             } else {
                 let hint = did_you_mean_hint(&k.name, LimitsFile::KEYS.iter().copied());
-                ctx.error(
-                    k.pos,
-                    &kp,
-                    format!("unknown key `{}` in `limits`", k.name),
-                    hint,
-                );
+                ctx.error(k.pos, &kp, format!("unknown key `{}` in `limits`", k.name), hint);
             }
             continue;
         }
@@ -1193,7 +1105,10 @@ fn decode_mounts(node: &Node, key: &str, container: &str, ctx: &mut Ctx) -> Vec<
             ctx.error(
                 item.pos,
                 &ik,
-                format!("guest path `{}` is mounted twice in container `{container}` (first at line {})", m.guest, first.line),
+                format!(
+                    "guest path `{}` is mounted twice in container `{container}` (first at line {})",
+                    m.guest, first.line
+                ),
                 None,
             );
             continue;
@@ -1318,12 +1233,7 @@ fn check_mount(
         );
         ok = false;
     } else if guest.split('/').any(|c| c == "..") || guest.contains('\0') {
-        ctx.error(
-            gpos,
-            key,
-            format!("guest path `{guest}` must not contain `..`"),
-            None,
-        );
+        ctx.error(gpos, key, format!("guest path `{guest}` must not contain `..`"), None);
         ok = false;
     }
     ok.then(|| Mount {
@@ -1333,18 +1243,11 @@ fn check_mount(
     })
 }
 
-fn decode_depends_on(
-    node: &Node,
-    key: &str,
-    ctx: &mut Ctx,
-) -> Vec<(String, Pos, DependencyCondition)> {
+fn decode_depends_on(node: &Node, key: &str, ctx: &mut Ctx) -> Vec<(String, Pos, DependencyCondition)> {
     let mut out = Vec::new();
     match &node.value {
         Value::Seq(_) => {
-            for (s, pos) in ctx
-                .strings(node, key, "`depends_on`", false)
-                .unwrap_or_default()
-            {
+            for (s, pos) in ctx.strings(node, key, "`depends_on`", false).unwrap_or_default() {
                 out.push((s, pos, DependencyCondition::ServiceStarted));
             }
         }
@@ -1355,23 +1258,39 @@ fn decode_depends_on(
                 match &v.value {
                     Value::Null => {}
                     Value::Map(fields) => {
-                        for (fk, fv) in
-                            ctx.check_keys(fields, DependencyFile::KEYS, None, &kp, "in dependency")
-                        {
+                        for (fk, fv) in ctx.check_keys(fields, DependencyFile::KEYS, None, &kp, "in dependency") {
                             if fk.name != "condition" {
                                 continue;
                             }
-                            let Some(c) = ctx.string(fv, &format!("{kp}.condition"), "`condition`")
-                            else {
+                            let Some(c) = ctx.string(fv, &format!("{kp}.condition"), "`condition`") else {
                                 continue;
                             };
                             match c.as_str() {
                                 "service_started" => cond = DependencyCondition::ServiceStarted,
-                                "service_completed_successfully" => cond = DependencyCondition::ServiceCompletedSuccessfully,
-                                "service_healthy" => ctx.error(fv.pos, &format!("{kp}.condition"), "`service_healthy` is not supported: shoal has no health checks", Some("use `service_started`, or `service_completed_successfully` for an init step".into())),
+                                "service_completed_successfully" => {
+                                    cond = DependencyCondition::ServiceCompletedSuccessfully
+                                }
+                                "service_healthy" => ctx.error(
+                                    fv.pos,
+                                    &format!("{kp}.condition"),
+                                    "`service_healthy` is not supported: shoal has no health checks",
+                                    Some(
+                                        "use `service_started`, or `service_completed_successfully` for an init step"
+                                            .into(),
+                                    ),
+                                ),
                                 other => {
-                                    let hint = did_you_mean_hint(other, ["service_started", "service_completed_successfully"]).or(Some("use `service_started` or `service_completed_successfully`".into()));
-                                    ctx.error(fv.pos, &format!("{kp}.condition"), format!("unknown dependency condition `{other}`"), hint);
+                                    let hint =
+                                        did_you_mean_hint(other, ["service_started", "service_completed_successfully"])
+                                            .or(Some(
+                                                "use `service_started` or `service_completed_successfully`".into(),
+                                            ));
+                                    ctx.error(
+                                        fv.pos,
+                                        &format!("{kp}.condition"),
+                                        format!("unknown dependency condition `{other}`"),
+                                        hint,
+                                    );
                                 }
                             }
                         }

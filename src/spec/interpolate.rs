@@ -33,11 +33,7 @@ fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_'
 }
 
-fn expand(
-    input: &str,
-    env: &HashMap<String, String>,
-    unset: &mut Vec<String>,
-) -> Result<String, String> {
+fn expand(input: &str, env: &HashMap<String, String>, unset: &mut Vec<String>) -> Result<String, String> {
     let chars: Vec<char> = input.chars().collect();
     let mut out = String::with_capacity(input.len());
     let mut i = 0;
@@ -73,9 +69,7 @@ fn expand(
                 }
                 if j >= chars.len() {
                     let rest: String = chars[i..].iter().collect();
-                    return Err(format!(
-                        "unterminated variable reference `{rest}`: missing `}}`"
-                    ));
+                    return Err(format!("unterminated variable reference `{rest}`: missing `}}`"));
                 }
                 let body: String = chars[start..j].iter().collect();
                 out.push_str(&expand_braced(&body, env, unset)?);
@@ -112,11 +106,7 @@ fn lookup(name: &str, env: &HashMap<String, String>, unset: &mut Vec<String>) ->
     }
 }
 
-fn expand_braced(
-    body: &str,
-    env: &HashMap<String, String>,
-    unset: &mut Vec<String>,
-) -> Result<String, String> {
+fn expand_braced(body: &str, env: &HashMap<String, String>, unset: &mut Vec<String>) -> Result<String, String> {
     let name_end = body.find(|c: char| !is_name_char(c)).unwrap_or(body.len());
     let name = &body[..name_end];
     if name.is_empty() || !name.starts_with(is_name_start) {
@@ -160,11 +150,7 @@ fn expand_braced(
                 Some(v) if !missing => Ok(v.clone()),
                 _ => {
                     let msg = expand(arg, env, unset)?;
-                    let how = if op == ":?" {
-                        "unset or empty"
-                    } else {
-                        "unset"
-                    };
+                    let how = if op == ":?" { "unset or empty" } else { "unset" };
                     if msg.is_empty() {
                         Err(format!("required variable `{name}` is {how}"))
                     } else {
@@ -179,34 +165,17 @@ fn expand_braced(
 /// A problem met while interpolating the tree.
 #[derive(Debug, PartialEq)]
 pub enum TreeProblem {
-    Error {
-        pos: Pos,
-        key: String,
-        message: String,
-    },
-    Unset {
-        pos: Pos,
-        key: String,
-        name: String,
-    },
+    Error { pos: Pos, key: String, message: String },
+    Unset { pos: Pos, key: String, name: String },
 }
 
 /// Interpolates every string value in the tree in place (keys are left as written).
-pub fn interpolate_tree(
-    node: &mut Node,
-    env: &HashMap<String, String>,
-    problems: &mut Vec<TreeProblem>,
-) {
+pub fn interpolate_tree(node: &mut Node, env: &HashMap<String, String>, problems: &mut Vec<TreeProblem>) {
     walk(node, env, problems, "");
 }
 
 /// `key` is the dotted path of `node`, for diagnostics.
-fn walk(
-    node: &mut Node,
-    env: &HashMap<String, String>,
-    problems: &mut Vec<TreeProblem>,
-    key: &str,
-) {
+fn walk(node: &mut Node, env: &HashMap<String, String>, problems: &mut Vec<TreeProblem>, key: &str) {
     match &mut node.value {
         Value::Str(s) => {
             if !s.contains('$') {
@@ -304,9 +273,7 @@ mod tests {
 
     #[test]
     fn required() {
-        assert!(interpolate("${NOPE:?set it}", &env())
-            .unwrap_err()
-            .contains("set it"));
+        assert!(interpolate("${NOPE:?set it}", &env()).unwrap_err().contains("set it"));
         assert!(interpolate("${EMPTY:?}", &env()).is_err());
         assert_eq!(ok("${EMPTY?}"), "");
     }

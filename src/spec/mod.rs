@@ -48,10 +48,7 @@ pub const COMPOSE_FILE_NAMES: &[&str] = &["shoal.yaml", "shoal.yml", "compose.ya
 
 /// Find the compose file: `shoal.yaml`, then `compose.yaml` (also .yml variants) in `dir`.
 pub fn find_compose_file(dir: &Path) -> Option<PathBuf> {
-    COMPOSE_FILE_NAMES
-        .iter()
-        .map(|n| dir.join(n))
-        .find(|p| p.is_file())
+    COMPOSE_FILE_NAMES.iter().map(|n| dir.join(n)).find(|p| p.is_file())
 }
 
 /// Parse and validate. On success returns the stack plus warnings; on failure returns ALL
@@ -60,10 +57,8 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<(Stack, Vec<Diagnostic>),
     match std::fs::read_to_string(path) {
         Ok(text) => load_str(&text, path, opts),
         Err(e) => {
-            let hint = (e.kind() == std::io::ErrorKind::NotFound).then(|| {
-                "run shoal in the folder that holds `shoal.yaml`, or pass the file with `-f`"
-                    .to_string()
-            });
+            let hint = (e.kind() == std::io::ErrorKind::NotFound)
+                .then(|| "run shoal in the folder that holds `shoal.yaml`, or pass the file with `-f`".to_string());
             Err(vec![Diagnostic::error(
                 None,
                 "",
@@ -75,11 +70,7 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<(Stack, Vec<Diagnostic>),
 }
 
 /// Like [`load`] with the text given; `path` is used for messages and relative paths.
-pub fn load_str(
-    text: &str,
-    path: &Path,
-    opts: &LoadOptions,
-) -> Result<(Stack, Vec<Diagnostic>), Vec<Diagnostic>> {
+pub fn load_str(text: &str, path: &Path, opts: &LoadOptions) -> Result<(Stack, Vec<Diagnostic>), Vec<Diagnostic>> {
     let abs_file = decode::normalize(&if path.is_absolute() {
         path.to_path_buf()
     } else {
@@ -112,9 +103,7 @@ pub fn load_str(
     interpolate::interpolate_tree(&mut root, opts.env, &mut problems);
     for p in problems {
         match p {
-            interpolate::TreeProblem::Error { pos, key, message } => {
-                ctx.error(pos, &key, message, None)
-            }
+            interpolate::TreeProblem::Error { pos, key, message } => ctx.error(pos, &key, message, None),
             interpolate::TreeProblem::Unset { pos, key, name } => ctx.warn(
                 pos,
                 &key,
@@ -130,14 +119,8 @@ pub fn load_str(
     let mut diags = ctx.diags;
     // Report in file order; errors without a location first (they are about the whole file).
     diags.sort_by(|a, b| {
-        let ka = a
-            .location
-            .as_ref()
-            .map(|l| (l.file != *path, l.line, l.column));
-        let kb = b
-            .location
-            .as_ref()
-            .map(|l| (l.file != *path, l.line, l.column));
+        let ka = a.location.as_ref().map(|l| (l.file != *path, l.line, l.column));
+        let kb = b.location.as_ref().map(|l| (l.file != *path, l.line, l.column));
         ka.cmp(&kb)
     });
     if diags.iter().any(Diagnostic::is_error) {

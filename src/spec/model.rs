@@ -98,11 +98,7 @@ pub enum Capability {
 }
 
 impl Capability {
-    pub const ALL: [Capability; 3] = [
-        Capability::Messaging,
-        Capability::Timers,
-        Capability::Sensors,
-    ];
+    pub const ALL: [Capability; 3] = [Capability::Messaging, Capability::Timers, Capability::Sensors];
 
     pub fn as_str(self) -> &'static str {
         match self {

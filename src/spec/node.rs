@@ -176,17 +176,16 @@ pub fn parse(text: &str) -> Result<(Node, Vec<ParseProblem>), ParseProblem> {
             Vec::new(),
         ));
     }
-    let raw: Spanned<RawNode> =
-        serde_saphyr::from_str_with_options(text, options()).map_err(|e| {
-            let pos = e.location().map(|l| Pos {
-                line: l.line(),
-                column: l.column(),
-            });
-            ParseProblem {
-                pos: pos.filter(|p| p.line > 0),
-                message: first_line(&e.to_string()),
-            }
-        })?;
+    let raw: Spanned<RawNode> = serde_saphyr::from_str_with_options(text, options()).map_err(|e| {
+        let pos = e.location().map(|l| Pos {
+            line: l.line(),
+            column: l.column(),
+        });
+        ParseProblem {
+            pos: pos.filter(|p| p.line > 0),
+            message: first_line(&e.to_string()),
+        }
+    })?;
     let mut problems = Vec::new();
     let node = convert(raw, &mut problems);
     Ok((node, problems))
@@ -219,9 +218,7 @@ fn convert(raw: Spanned<RawNode>, problems: &mut Vec<ParseProblem>) -> Node {
         RawNode::Int(i) => Value::Int(i),
         RawNode::Float(f) => Value::Float(f),
         RawNode::Str(s) => Value::Str(s),
-        RawNode::Seq(items) => {
-            Value::Seq(items.into_iter().map(|i| convert(i, problems)).collect())
-        }
+        RawNode::Seq(items) => Value::Seq(items.into_iter().map(|i| convert(i, problems)).collect()),
         RawNode::Map(entries) => {
             let mut out = Vec::with_capacity(entries.len());
             for (k, v) in entries {
@@ -240,9 +237,7 @@ fn convert(raw: Spanned<RawNode>, problems: &mut Vec<ParseProblem>) -> Node {
                         };
                         problems.push(ParseProblem {
                             pos: Some(kpos),
-                            message: format!(
-                                "mapping keys must be strings, found {what}; quote the key"
-                            ),
+                            message: format!("mapping keys must be strings, found {what}; quote the key"),
                         });
                         continue;
                     }
@@ -266,9 +261,7 @@ mod tests {
         let Value::Map(m) = &n.value else { panic!() };
         assert_eq!(m[0].0.name, "a");
         assert_eq!(m[0].0.pos, Pos { line: 1, column: 1 });
-        let Value::Map(inner) = &m[0].1.value else {
-            panic!()
-        };
+        let Value::Map(inner) = &m[0].1.value else { panic!() };
         assert_eq!(inner[1].0.pos, Pos { line: 3, column: 3 });
         assert_eq!(inner[1].1.pos.line, 3);
     }

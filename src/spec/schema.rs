@@ -301,10 +301,7 @@ mod tests {
         assert_eq!(props(&s, None), keys(ComposeFile::KEYS));
         assert_eq!(props(&s, Some("ContainerFile")), keys(ContainerFile::KEYS));
         assert_eq!(props(&s, Some("MountLongFile")), keys(MountLongFile::KEYS));
-        assert_eq!(
-            props(&s, Some("DependencyFile")),
-            keys(DependencyFile::KEYS)
-        );
+        assert_eq!(props(&s, Some("DependencyFile")), keys(DependencyFile::KEYS));
         assert_eq!(props(&s, Some("LimitsFile")), keys(LimitsFile::KEYS));
         assert_eq!(props(&s, Some("SensorFile")), keys(SensorFile::KEYS));
     }
@@ -312,11 +309,9 @@ mod tests {
     #[test]
     fn schema_has_descriptions() {
         let s = json_schema();
-        assert!(
-            s["$defs"]["ContainerFile"]["properties"]["image"]["description"]
-                .as_str()
-                .unwrap()
-                .contains("sha256")
-        );
+        assert!(s["$defs"]["ContainerFile"]["properties"]["image"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("sha256"));
     }
 }

@@ -4,8 +4,7 @@ use super::*;
 use std::path::Path;
 
 const GOLDEN_DIR: &str = "tests/golden/config";
-const KNOWN_DIGEST: &str =
-    "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+const KNOWN_DIGEST: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 
 fn golden_env() -> HashMap<String, String> {
     [("GREETING", "hello"), ("REPLICAS", "2")]
@@ -58,11 +57,7 @@ fn golden_diagnostics() {
         }
         let want = std::fs::read_to_string(&expected_path).unwrap_or_default();
         if got != want {
-            failures.push(format!(
-                "--- {}\n{}\n--- got:\n{got}",
-                expected_path.display(),
-                want
-            ));
+            failures.push(format!("--- {}\n{}\n--- got:\n{got}", expected_path.display(), want));
         }
     }
     assert!(
@@ -103,10 +98,7 @@ fn load_in(dir: &Path, yaml: &str) -> Result<(Stack, Vec<Diagnostic>), Vec<Diagn
 }
 
 fn project() -> tempfile::TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix("my-proj")
-        .tempdir()
-        .unwrap();
+    let dir = tempfile::Builder::new().prefix("my-proj").tempdir().unwrap();
     std::fs::write(dir.path().join("m.wasm"), b"\0asm\x01\0\0\0").unwrap();
     std::fs::create_dir(dir.path().join("data")).unwrap();
     dir
@@ -143,16 +135,8 @@ fn replicas_expand_and_dependencies_follow() {
     let (stack, _) = load_in(p.path(), yaml).unwrap();
     let names: Vec<_> = stack.containers.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["probe-1", "probe-2", "probe-3", "web"]);
-    assert!(stack
-        .containers
-        .iter()
-        .take(3)
-        .all(|c| c.service == "probe"));
-    let deps: Vec<_> = stack.containers[3]
-        .depends_on
-        .iter()
-        .map(|d| d.name.as_str())
-        .collect();
+    assert!(stack.containers.iter().take(3).all(|c| c.service == "probe"));
+    let deps: Vec<_> = stack.containers[3].depends_on.iter().map(|d| d.name.as_str()).collect();
     assert_eq!(deps, ["probe-1", "probe-2", "probe-3"]);
 }
 
@@ -184,7 +168,8 @@ fn replica_name_clash() {
 #[test]
 fn topological_order_keeps_file_order() {
     let p = project();
-    let yaml = "containers:\n  c:\n    image: m.wasm\n    depends_on: [a]\n  b:\n    image: m.wasm\n  a:\n    image: m.wasm\n";
+    let yaml =
+        "containers:\n  c:\n    image: m.wasm\n    depends_on: [a]\n  b:\n    image: m.wasm\n  a:\n    image: m.wasm\n";
     let (stack, _) = load_in(p.path(), yaml).unwrap();
     let names: Vec<_> = stack.containers.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["b", "a", "c"]);
@@ -195,10 +180,7 @@ fn cycle_message_names_the_cycle() {
     let p = project();
     let yaml = "containers:\n  a:\n    image: m.wasm\n    depends_on: [b]\n  b:\n    image: m.wasm\n    depends_on: [c]\n  c:\n    image: m.wasm\n    depends_on: [a]\n";
     let e = errors(load_in(p.path(), yaml));
-    assert!(
-        e.contains("shoal.yaml:4:18: dependency cycle: a -> b -> c -> a"),
-        "{e}"
-    );
+    assert!(e.contains("shoal.yaml:4:18: dependency cycle: a -> b -> c -> a"), "{e}");
     assert_eq!(e.matches("dependency cycle").count(), 1, "{e}");
 }
 
@@ -230,8 +212,7 @@ fn dependency_conditions() {
 fn env_file_then_env() {
     let p = project();
     std::fs::write(p.path().join("a.env"), "# c\nA=1\n\nB='two'\nexport C=3\n").unwrap();
-    let yaml =
-        "containers:\n  app:\n    image: m.wasm\n    env_file: a.env\n    env: {B: 2, D: $V}\n";
+    let yaml = "containers:\n  app:\n    image: m.wasm\n    env_file: a.env\n    env: {B: 2, D: $V}\n";
     let (stack, _) = load_in(p.path(), yaml).unwrap();
     let env = &stack.containers[0].env;
     let want: Vec<(String, String)> = [("A", "1"), ("B", "2"), ("C", "3"), ("D", "vee")]
@@ -322,8 +303,7 @@ fn capabilities_and_hints() {
 #[test]
 fn sensors_require_capability() {
     let p = project();
-    let yaml =
-        "sensors:\n  t: {kind: rng}\ncontainers:\n  app:\n    image: m.wasm\n    sensors: [t]\n";
+    let yaml = "sensors:\n  t: {kind: rng}\ncontainers:\n  app:\n    image: m.wasm\n    sensors: [t]\n";
     let e = errors(load_in(p.path(), yaml));
     assert!(e.contains("lacks the `sensors` capability"), "{e}");
     assert!(e.contains("add `sensors` to `capabilities`"), "{e}");
@@ -335,10 +315,7 @@ fn sensors_decoded() {
     let yaml = "sensors:\n  t: {kind: rng, channels: 2, range: [1, 2]}\n  f: {kind: hwmon, path: data, scale: 0.001}\ncontainers:\n  app:\n    image: m.wasm\n    capabilities: [sensors]\n    sensors: [t, f]\n";
     let (stack, w) = load_in(p.path(), yaml).unwrap();
     assert!(w.is_empty(), "{w:?}");
-    assert_eq!(
-        stack.sensors["t"].kind,
-        SensorKind::Rng { min: 1.0, max: 2.0 }
-    );
+    assert_eq!(stack.sensors["t"].kind, SensorKind::Rng { min: 1.0, max: 2.0 });
     assert_eq!(stack.sensors["t"].channels, 2);
     assert_eq!(
         stack.sensors["f"].kind,
@@ -347,10 +324,7 @@ fn sensors_decoded() {
             scale: 0.001
         }
     );
-    assert_eq!(
-        stack.containers[0].sensors,
-        vec!["t".to_string(), "f".to_string()]
-    );
+    assert_eq!(stack.containers[0].sensors, vec!["t".to_string(), "f".to_string()]);
 }
 
 #[test]
@@ -359,20 +333,11 @@ fn restart_durations_limits() {
     let yaml = "containers:\n  app:\n    image: m.wasm\n    restart: on-failure:5\n    restart_delay: 250ms\n    stop_timeout: 5s\n    limits: {memory: 512KiB}\n";
     let (stack, _) = load_in(p.path(), yaml).unwrap();
     let c = &stack.containers[0];
-    assert_eq!(
-        c.restart,
-        RestartPolicy::OnFailure {
-            max_retries: Some(5)
-        }
-    );
+    assert_eq!(c.restart, RestartPolicy::OnFailure { max_retries: Some(5) });
     assert_eq!(c.restart_delay, std::time::Duration::from_millis(250));
     assert_eq!(c.stop_timeout, std::time::Duration::from_secs(5));
     assert_eq!(c.limits.memory, Some(512 * 1024));
-    let (stack, _) = load_in(
-        p.path(),
-        "containers:\n  a:\n    image: m.wasm\n    restart: no\n",
-    )
-    .unwrap();
+    let (stack, _) = load_in(p.path(), "containers:\n  a:\n    image: m.wasm\n    restart: no\n").unwrap();
     assert_eq!(stack.containers[0].restart, RestartPolicy::No);
     let e = errors(load_in(
         p.path(),
@@ -391,21 +356,13 @@ fn unset_variable_warns() {
     )
     .unwrap();
     assert_eq!(w.len(), 1);
-    assert!(
-        w[0].to_string().contains("variable `NOPE` is not set"),
-        "{}",
-        w[0]
-    );
+    assert!(w[0].to_string().contains("variable `NOPE` is not set"), "{}", w[0]);
 }
 
 #[test]
 fn watch_and_invalid_name() {
     let p = project();
-    let (s, _) = load_in(
-        p.path(),
-        "watch: true\ncontainers:\n  a:\n    image: m.wasm\n",
-    )
-    .unwrap();
+    let (s, _) = load_in(p.path(), "watch: true\ncontainers:\n  a:\n    image: m.wasm\n").unwrap();
     assert!(s.watch);
     let e = errors(load_in(
         p.path(),
@@ -417,11 +374,7 @@ fn watch_and_invalid_name() {
 #[test]
 fn digest_images() {
     let p = project();
-    let (s, _) = load_in(
-        p.path(),
-        &format!("containers:\n  a:\n    image: {KNOWN_DIGEST}\n"),
-    )
-    .unwrap();
+    let (s, _) = load_in(p.path(), &format!("containers:\n  a:\n    image: {KNOWN_DIGEST}\n")).unwrap();
     assert_eq!(s.containers[0].image, ImageRef::Digest(KNOWN_DIGEST.into()));
 }
 
@@ -430,20 +383,11 @@ fn find_compose_file_order() {
     let p = project();
     assert_eq!(find_compose_file(p.path()), None);
     std::fs::write(p.path().join("compose.yml"), "").unwrap();
-    assert_eq!(
-        find_compose_file(p.path()),
-        Some(p.path().join("compose.yml"))
-    );
+    assert_eq!(find_compose_file(p.path()), Some(p.path().join("compose.yml")));
     std::fs::write(p.path().join("compose.yaml"), "").unwrap();
-    assert_eq!(
-        find_compose_file(p.path()),
-        Some(p.path().join("compose.yaml"))
-    );
+    assert_eq!(find_compose_file(p.path()), Some(p.path().join("compose.yaml")));
     std::fs::write(p.path().join("shoal.yaml"), "").unwrap();
-    assert_eq!(
-        find_compose_file(p.path()),
-        Some(p.path().join("shoal.yaml"))
-    );
+    assert_eq!(find_compose_file(p.path()), Some(p.path().join("shoal.yaml")));
 }
 
 #[test]
@@ -491,11 +435,7 @@ fn extension_fields_and_merge_keys() {
 #[test]
 fn interpolation_reports_key_path() {
     let p = project();
-    let e = load_in(
-        p.path(),
-        "containers:\n  a:\n    image: m.wasm\n    args: [\"${X\"]\n",
-    )
-    .unwrap_err();
+    let e = load_in(p.path(), "containers:\n  a:\n    image: m.wasm\n    args: [\"${X\"]\n").unwrap_err();
     assert_eq!(e[0].key, "containers.a.args[0]");
     assert_eq!(e[0].location.as_ref().unwrap().line, 4);
 }
@@ -504,21 +444,14 @@ fn interpolation_reports_key_path() {
 fn container_must_be_mapping() {
     let p = project();
     let e = errors(load_in(p.path(), "containers:\n  a: m.wasm\n"));
-    assert!(
-        e.contains("container `a` must be a mapping, found a string"),
-        "{e}"
-    );
+    assert!(e.contains("container `a` must be a mapping, found a string"), "{e}");
     assert!(e.contains("hint: write `a: {image: ...}`"), "{e}");
 }
 
 #[test]
 fn unknown_key_hint_and_key_path() {
     let p = project();
-    let e = load_in(
-        p.path(),
-        "containers:\n  a:\n    image: m.wasm\n    replics: 2\n",
-    )
-    .unwrap_err();
+    let e = load_in(p.path(), "containers:\n  a:\n    image: m.wasm\n    replics: 2\n").unwrap_err();
     assert_eq!(e[0].key, "containers.a.replics");
     assert_eq!(e[0].hint.as_deref(), Some("did you mean `replicas`?"));
     assert_eq!(
@@ -544,15 +477,10 @@ fn diamond_is_not_a_cycle_and_two_cycles_are_both_reported() {
 #[test]
 fn topics_without_messaging_warn() {
     let p = project();
-    let (_, w) = load_in(
-        p.path(),
-        "containers:\n  a:\n    image: m.wasm\n    publish: [x/]\n",
-    )
-    .unwrap();
+    let (_, w) = load_in(p.path(), "containers:\n  a:\n    image: m.wasm\n    publish: [x/]\n").unwrap();
     assert_eq!(w.len(), 1);
     assert!(
-        w[0].to_string()
-            .contains("lacks the `messaging` capability"),
+        w[0].to_string().contains("lacks the `messaging` capability"),
         "{}",
         w[0]
     );
@@ -561,17 +489,9 @@ fn topics_without_messaging_warn() {
 #[test]
 fn env_null_value_warns() {
     let p = project();
-    let (s, w) = load_in(
-        p.path(),
-        "containers:\n  a:\n    image: m.wasm\n    env: {K: }\n",
-    )
-    .unwrap();
+    let (s, w) = load_in(p.path(), "containers:\n  a:\n    image: m.wasm\n    env: {K: }\n").unwrap();
     assert_eq!(s.containers[0].env, vec![("K".to_string(), String::new())]);
-    assert!(
-        w[0].to_string().contains("hint: write `K: ${K}`"),
-        "{}",
-        w[0]
-    );
+    assert!(w[0].to_string().contains("hint: write `K: ${K}`"), "{}", w[0]);
 }
 
 #[test]
@@ -579,8 +499,5 @@ fn services_instead_of_containers_is_one_error() {
     let p = project();
     let e = load_in(p.path(), "services:\n  a:\n    image: m.wasm\n").unwrap_err();
     assert_eq!(e.len(), 1, "{}", render_diagnostics(&e));
-    assert_eq!(
-        e[0].hint.as_deref(),
-        Some("rename `services:` to `containers:`")
-    );
+    assert_eq!(e[0].hint.as_deref(), Some("rename `services:` to `containers:`"));
 }

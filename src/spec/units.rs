@@ -7,9 +7,7 @@ use std::time::Duration;
 /// (as written on the tin). Units are case-insensitive except that `kb` means KB.
 pub fn parse_memory(text: &str) -> Result<u64, String> {
     let t = text.trim();
-    let split = t
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
     let (num, unit) = (&t[..split], t[split..].trim());
     if num.is_empty() {
         return Err(format!(
@@ -31,18 +29,14 @@ pub fn parse_memory(text: &str) -> Result<u64, String> {
         }
     };
     let bytes = if num.contains('.') {
-        let f: f64 = num
-            .parse()
-            .map_err(|_| format!("invalid memory size `{text}`"))?;
+        let f: f64 = num.parse().map_err(|_| format!("invalid memory size `{text}`"))?;
         let b = f * mult as f64;
         if !b.is_finite() || b >= u64::MAX as f64 {
             return Err(format!("memory size `{text}` is too large"));
         }
         b as u64
     } else {
-        let n: u64 = num
-            .parse()
-            .map_err(|_| format!("memory size `{text}` is too large"))?;
+        let n: u64 = num.parse().map_err(|_| format!("memory size `{text}` is too large"))?;
         n.checked_mul(mult)
             .ok_or_else(|| format!("memory size `{text}` is too large"))?
     };
@@ -54,12 +48,9 @@ pub fn parse_memory(text: &str) -> Result<u64, String> {
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     if !t.is_empty() && t.chars().all(|c| c.is_ascii_digit()) {
-        return Err(format!(
-            "duration `{t}` has no unit; write e.g. `{t}s` or `{t}ms`"
-        ));
+        return Err(format!("duration `{t}` has no unit; write e.g. `{t}s` or `{t}ms`"));
     }
-    humantime::parse_duration(t)
-        .map_err(|e| format!("invalid duration `{text}`: {e}; write e.g. `5s` or `250ms`"))
+    humantime::parse_duration(t).map_err(|e| format!("invalid duration `{text}`: {e}; write e.g. `5s` or `250ms`"))
 }
 
 #[cfg(test)]

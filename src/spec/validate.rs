@@ -14,12 +14,13 @@ fn check_image(d: &Draft, checked: &mut HashMap<PathBuf, bool>, ctx: &mut Ctx) -
     let (image, pos) = d.image.as_ref()?;
     let key = format!("containers.{}.image", d.service);
     if let Some(hex) = image.strip_prefix("sha256:") {
-        if hex.len() != 64
-            || !hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
-            ctx.error(*pos, &key, format!("invalid image digest `{image}`: expected `sha256:` and 64 lowercase hex digits"), None);
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            ctx.error(
+                *pos,
+                &key,
+                format!("invalid image digest `{image}`: expected `sha256:` and 64 lowercase hex digits"),
+                None,
+            );
             return None;
         }
         if (ctx.opts.lookup_digest)(image).is_none() {
@@ -51,22 +52,11 @@ fn check_wasm_file(abs: &Path, pos: Pos, key: &str, ctx: &mut Ctx) -> bool {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let hint = if abs.extension().is_none_or(|e| e != "wasm") {
-                Some(
-                    "`image` is a .wasm path relative to the compose file, or `sha256:<hex>`"
-                        .to_string(),
-                )
+                Some("`image` is a .wasm path relative to the compose file, or `sha256:<hex>`".to_string())
             } else {
-                Some(
-                    "build the module first, or fix the path (relative to the compose file)"
-                        .to_string(),
-                )
+                Some("build the module first, or fix the path (relative to the compose file)".to_string())
             };
-            ctx.error(
-                pos,
-                key,
-                format!("image file {} does not exist", abs.display()),
-                hint,
-            );
+            ctx.error(pos, key, format!("image file {} does not exist", abs.display()), hint);
             return false;
         }
         Err(e) => {
@@ -75,20 +65,12 @@ fn check_wasm_file(abs: &Path, pos: Pos, key: &str, ctx: &mut Ctx) -> bool {
             } else {
                 format!("cannot be read: {e}")
             };
-            ctx.error(
-                pos,
-                key,
-                format!("image file {} {what}", abs.display()),
-                None,
-            );
+            ctx.error(pos, key, format!("image file {} {what}", abs.display()), None);
             return false;
         }
     };
     if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
-        let hint = if bytes.starts_with(b"(module")
-            || bytes.starts_with(b"(component")
-            || bytes.starts_with(b";;")
-        {
+        let hint = if bytes.starts_with(b"(module") || bytes.starts_with(b"(component") || bytes.starts_with(b";;") {
             Some("this looks like the text format; compile it with `wasm-tools parse FILE -o FILE.wasm`".to_string())
         } else {
             None
@@ -116,8 +98,7 @@ fn check_wasm_file(abs: &Path, pos: Pos, key: &str, ctx: &mut Ctx) -> bool {
         );
         return false;
     }
-    let mut validator =
-        wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::default());
+    let mut validator = wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::default());
     if let Err(e) = validator.validate_all(&bytes) {
         ctx.error(
             pos,
@@ -162,18 +143,12 @@ fn check_dependencies(drafts: &[Draft], ctx: &mut Ctx) -> Vec<Vec<usize>> {
                 None => {
                     let hint = did_you_mean_hint(
                         name,
-                        drafts
-                            .iter()
-                            .map(|d| d.service.as_str())
-                            .filter(|s| *s != d.service),
+                        drafts.iter().map(|d| d.service.as_str()).filter(|s| *s != d.service),
                     );
                     ctx.error(
                         *pos,
                         &key,
-                        format!(
-                            "container `{}` depends on unknown container `{name}`",
-                            d.service
-                        ),
+                        format!("container `{}` depends on unknown container `{name}`", d.service),
                         hint,
                     );
                 }
@@ -229,24 +204,12 @@ fn check_dependencies(drafts: &[Draft], ctx: &mut Ctx) -> Vec<Vec<usize>> {
 
 /// Reports `a -> b -> c -> a`, starting at the cycle's earliest service in the file.
 fn report_cycle(drafts: &[Draft], cycle: &[usize], ctx: &mut Ctx) {
-    let Some(first) = cycle
-        .iter()
-        .enumerate()
-        .min_by_key(|(_, &c)| c)
-        .map(|(i, _)| i)
-    else {
+    let Some(first) = cycle.iter().enumerate().min_by_key(|(_, &c)| c).map(|(i, _)| i) else {
         return;
     };
-    let mut rotated: Vec<usize> = cycle[first..]
-        .iter()
-        .chain(&cycle[..first])
-        .copied()
-        .collect();
+    let mut rotated: Vec<usize> = cycle[first..].iter().chain(&cycle[..first]).copied().collect();
     rotated.push(cycle[first]);
-    let names: Vec<&str> = rotated
-        .iter()
-        .map(|&c| drafts[c].service.as_str())
-        .collect();
+    let names: Vec<&str> = rotated.iter().map(|&c| drafts[c].service.as_str()).collect();
     let (a, b) = (rotated[0], rotated[1]);
     let pos = drafts[a]
         .deps
@@ -301,10 +264,7 @@ pub fn replica_names(service: &str, replicas: u32) -> Vec<String> {
 pub fn assemble(decoded: &Decoded, ctx: &mut Ctx) -> Vec<ContainerSpec> {
     let drafts = &decoded.containers;
     let mut checked = HashMap::new();
-    let images: Vec<Option<ImageRef>> = drafts
-        .iter()
-        .map(|d| check_image(d, &mut checked, ctx))
-        .collect();
+    let images: Vec<Option<ImageRef>> = drafts.iter().map(|d| check_image(d, &mut checked, ctx)).collect();
     let graph = check_dependencies(drafts, ctx);
 
     // Replica names must not collide with other services' names (`probe: {replicas: 2}` next
@@ -321,7 +281,10 @@ pub fn assemble(decoded: &Decoded, ctx: &mut Ctx) -> Vec<ContainerSpec> {
                         ctx.error(
                             drafts[j].pos,
                             &format!("containers.{r}"),
-                            format!("container name `{r}` clashes with replica {r} of `{}` (replicas: {})", d.service, d.replicas),
+                            format!(
+                                "container name `{r}` clashes with replica {r} of `{}` (replicas: {})",
+                                d.service, d.replicas
+                            ),
                             Some("rename one of them".into()),
                         );
                     }
@@ -330,10 +293,7 @@ pub fn assemble(decoded: &Decoded, ctx: &mut Ctx) -> Vec<ContainerSpec> {
         }
     }
 
-    let names: Vec<Vec<String>> = drafts
-        .iter()
-        .map(|d| replica_names(&d.service, d.replicas))
-        .collect();
+    let names: Vec<Vec<String>> = drafts.iter().map(|d| replica_names(&d.service, d.replicas)).collect();
     let mut out = Vec::new();
     for i in topo_order(&graph) {
         let d = &drafts[i];

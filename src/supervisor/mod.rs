@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -91,7 +91,9 @@ pub fn load_modules(
             ImageRef::Path(path) => path.clone(),
             ImageRef::Digest(digest) => {
                 let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
-                images.path_of(hex).ok_or_else(|| SupervisorError::MissingDigest(digest.clone()))?
+                images
+                    .path_of(hex)
+                    .ok_or_else(|| SupervisorError::MissingDigest(digest.clone()))?
             }
         };
         let loaded = images.load_module(runtime.engine(), &path)?;
@@ -107,7 +109,12 @@ pub fn describe_load(path: &std::path::Path, loaded: &LoadedModule) -> String {
         ModuleSource::Compiled => "compiled",
         ModuleSource::Cached => "loaded from the compile cache",
     };
-    format!("{} ({}) {how} in {:.1?}", path.display(), loaded.digest.short(), loaded.elapsed)
+    format!(
+        "{} ({}) {how} in {:.1?}",
+        path.display(),
+        loaded.digest.short(),
+        loaded.elapsed
+    )
 }
 
 /// Run the stack until every container has ended, or until `shutdown` is cancelled; then
@@ -194,7 +201,11 @@ pub fn host_config(spec: &ContainerSpec, stack: &Stack, broker: &Broker, log: Ar
         capabilities_location: spec.capabilities_location.clone(),
         publish: spec.publish.clone(),
         subscribe: spec.subscribe.clone(),
-        sensors: spec.sensors.iter().filter_map(|name| stack.sensors.get(name).cloned()).collect(),
+        sensors: spec
+            .sensors
+            .iter()
+            .filter_map(|name| stack.sensors.get(name).cloned())
+            .collect(),
         broker: broker.clone(),
         log,
         limits: HostLimits::default(),
@@ -243,7 +254,11 @@ impl ContainerTask {
     }
 }
 
-async fn wait_for(name: &str, condition: DependencyCondition, phase: &mut watch::Receiver<Phase>) -> Result<(), String> {
+async fn wait_for(
+    name: &str,
+    condition: DependencyCondition,
+    phase: &mut watch::Receiver<Phase>,
+) -> Result<(), String> {
     loop {
         let current = phase.borrow_and_update().clone();
         match (condition, current) {
@@ -264,9 +279,4 @@ async fn wait_for(name: &str, condition: DependencyCondition, phase: &mut watch:
             return Err(format!("dependency `{name}` went away"));
         }
     }
-}
-
-/// How long after a stop request a container is abandoned (for messages).
-pub fn describe_timeout(timeout: Duration) -> String {
-    humantime::format_duration(timeout).to_string()
 }

@@ -33,7 +33,12 @@ fn golden_diagnostics_match_the_binary() {
             expected_path.display()
         );
         let has_errors = expected.lines().any(|l| l.starts_with("error:"));
-        assert_eq!(output.status.code(), Some(if has_errors { 1 } else { 0 }), "{}: {got}", relative.display());
+        assert_eq!(
+            output.status.code(),
+            Some(if has_errors { 1 } else { 0 }),
+            "{}: {got}",
+            relative.display()
+        );
     }
     assert_eq!(cases, 7);
 }
@@ -44,13 +49,24 @@ fn config_prints_the_resolved_stack_as_json_and_yaml() {
     let hello = image("hello.wasm");
     let file = sandbox.write(
         "shoal.yaml",
-        &format!("containers:\n  probe:\n    image: {}\n    replicas: 2\n    env: [A=1]\n", hello.display()),
+        &format!(
+            "containers:\n  probe:\n    image: {}\n    replicas: 2\n    env: [A=1]\n",
+            hello.display()
+        ),
     );
-    let output = sandbox.shoal().args(["config", "--format", "json", "-f"]).arg(&file).output().unwrap();
+    let output = sandbox
+        .shoal()
+        .args(["config", "--format", "json", "-f"])
+        .arg(&file)
+        .output()
+        .unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let name = sandbox.path().file_name().unwrap().to_str().unwrap().to_lowercase();
-    assert_eq!(json["name"].as_str().unwrap(), shoal::spec::decode::sanitize_name(&name));
+    assert_eq!(
+        json["name"].as_str().unwrap(),
+        shoal::spec::decode::sanitize_name(&name)
+    );
     assert_eq!(json["containers"][1]["name"], "probe-2");
     assert_eq!(json["containers"][0]["image"], hello.display().to_string());
     assert_eq!(json["containers"][0]["env"]["A"], "1");
@@ -59,7 +75,12 @@ fn config_prints_the_resolved_stack_as_json_and_yaml() {
 
     let output = sandbox.shoal().args(["config", "-f"]).arg(&file).output().unwrap();
     assert!(stdout(&output).contains("name: probe-1"), "{}", stdout(&output));
-    let output = sandbox.shoal().args(["config", "-q", "-f"]).arg(&file).output().unwrap();
+    let output = sandbox
+        .shoal()
+        .args(["config", "-q", "-f"])
+        .arg(&file)
+        .output()
+        .unwrap();
     assert!(output.status.success() && output.stdout.is_empty());
 }
 
@@ -68,8 +89,15 @@ fn compose_yaml_is_found_in_the_current_folder_and_usage_errors_exit_2() {
     let sandbox = Sandbox::new();
     let output = sandbox.shoal().arg("config").output().unwrap();
     assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).contains("no shoal.yaml or compose.yaml"), "{}", stderr(&output));
-    sandbox.write("compose.yaml", &format!("containers:\n  a:\n    image: {}\n", image("hello.wasm").display()));
+    assert!(
+        stderr(&output).contains("no shoal.yaml or compose.yaml"),
+        "{}",
+        stderr(&output)
+    );
+    sandbox.write(
+        "compose.yaml",
+        &format!("containers:\n  a:\n    image: {}\n", image("hello.wasm").display()),
+    );
     let output = sandbox.shoal().args(["config", "-q"]).output().unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
     let output = sandbox.shoal().args(["config", "--format", "toml"]).output().unwrap();

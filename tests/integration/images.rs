@@ -5,29 +5,59 @@ use crate::support::*;
 #[test]
 fn add_list_run_by_digest_and_remove() {
     let sandbox = Sandbox::new();
-    let output = sandbox.shoal().args(["images", "add"]).arg(image("hello.wasm")).output().unwrap();
+    let output = sandbox
+        .shoal()
+        .args(["images", "add"])
+        .arg(image("hello.wasm"))
+        .output()
+        .unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
     let added = stdout(&output);
-    let digest = added.split_whitespace().next().unwrap().trim_start_matches("sha256:").to_string();
+    let digest = added
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
     assert_eq!(digest.len(), 64);
 
     let list = stdout(&sandbox.shoal().arg("images").output().unwrap());
     assert!(list.starts_with("SHA-256"), "{list}");
     assert!(list.contains(&digest) && list.contains("hello.wasm"), "{list}");
 
-    let file = sandbox.write("shoal.yaml", &format!("containers:\n  hi:\n    image: sha256:{digest}\n"));
+    let file = sandbox.write(
+        "shoal.yaml",
+        &format!("containers:\n  hi:\n    image: sha256:{digest}\n"),
+    );
     let output = sandbox.shoal().args(["up", "-v", "-f"]).arg(&file).output().unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(stdout(&output).contains("hi | "));
-    assert!(stderr(&output).contains("compiled"), "first up compiles: {}", stderr(&output));
+    assert!(
+        stderr(&output).contains("compiled"),
+        "first up compiles: {}",
+        stderr(&output)
+    );
     let output = sandbox.shoal().args(["up", "-v", "-f"]).arg(&file).output().unwrap();
-    assert!(stderr(&output).contains("loaded from the compile cache"), "second up hits the cache: {}", stderr(&output));
+    assert!(
+        stderr(&output).contains("loaded from the compile cache"),
+        "second up hits the cache: {}",
+        stderr(&output)
+    );
 
     let output = sandbox.shoal().args(["images", "rm", &digest[..10]]).output().unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
-    let output = sandbox.shoal().args(["config", "-q", "-f"]).arg(&file).output().unwrap();
+    let output = sandbox
+        .shoal()
+        .args(["config", "-q", "-f"])
+        .arg(&file)
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).contains("not in the image store"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("not in the image store"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
@@ -36,5 +66,9 @@ fn adding_a_file_that_is_not_wasm_fails_clearly() {
     let bad = sandbox.write("bad.wasm", "definitely not wasm");
     let output = sandbox.shoal().args(["images", "add"]).arg(&bad).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).contains("is not a valid WebAssembly module"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("is not a valid WebAssembly module"),
+        "{}",
+        stderr(&output)
+    );
 }

@@ -37,7 +37,10 @@ fn pubsub_delivers_in_order_with_old_and_new_wasi_libc() {
         up.wait_exit(LONG);
         let received: Vec<_> = up.seen.iter().filter(|l| l.contains("Received message")).collect();
         for (i, line) in received.iter().enumerate() {
-            assert!(line.ends_with(&format!("Test message {i}")), "out of order: {received:?}");
+            assert!(
+                line.ends_with(&format!("Test message {i}")),
+                "out of order: {received:?}"
+            );
         }
     }
 }
@@ -71,18 +74,35 @@ fn temperature_fan_in_interleaves_two_publishers() {
 #[test]
 fn a_container_without_the_capability_is_denied_loudly() {
     let sandbox = Sandbox::new();
-    let file = stack(&sandbox, "containers:\n  publisher:\n    image: IMAGES/publisher.wasm\n");
+    let file = stack(
+        &sandbox,
+        "containers:\n  publisher:\n    image: IMAGES/publisher.wasm\n",
+    );
     let output = sandbox.shoal().args(["up", "-f"]).arg(&file).output().unwrap();
     let out = stdout(&output);
-    let warnings: Vec<_> = out.lines().filter(|l| l.contains("warning: ocre_register_dispatcher denied")).collect();
+    let warnings: Vec<_> = out
+        .lines()
+        .filter(|l| l.contains("warning: ocre_register_dispatcher denied"))
+        .collect();
     assert_eq!(warnings.len(), 1, "{out}");
-    assert!(warnings[0].contains("no `timers` capability") && warnings[0].contains("shoal.yaml:2:3"), "{out}");
+    assert!(
+        warnings[0].contains("no `timers` capability") && warnings[0].contains("shoal.yaml:2:3"),
+        "{out}"
+    );
     assert!(out.contains("publisher | Failed to register timer callback"), "{out}");
     assert!(out.contains("publisher exited with code 1"), "{out}");
     // The static check saw it coming, and --strict refuses to run it.
     let err = stderr(&output);
-    assert!(err.contains("has no `timers` capability: those calls will be denied"), "{err}");
-    let output = sandbox.shoal().args(["config", "-q", "--strict", "-f"]).arg(&file).output().unwrap();
+    assert!(
+        err.contains("has no `timers` capability: those calls will be denied"),
+        "{err}"
+    );
+    let output = sandbox
+        .shoal()
+        .args(["config", "-q", "--strict", "-f"])
+        .arg(&file)
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("--strict"), "{}", stderr(&output));
 }
@@ -97,7 +117,10 @@ fn publishing_outside_the_declared_prefixes_is_denied() {
     );
     let output = sandbox.shoal().args(["up", "-f"]).arg(&file).output().unwrap();
     let out = stdout(&output);
-    let denied: Vec<_> = out.lines().filter(|l| l.contains("warning: ocre_publish_message denied")).collect();
+    let denied: Vec<_> = out
+        .lines()
+        .filter(|l| l.contains("warning: ocre_publish_message denied"))
+        .collect();
     assert_eq!(denied.len(), 1, "one warning per (container, import):\n{out}");
     assert!(denied[0].contains("allowed/"), "{out}");
 }
@@ -158,5 +181,11 @@ fn parked_subscribers_stop_on_ctrl_c() {
     up.signal(libc::SIGTERM);
     let status = up.wait_exit(LONG);
     assert_eq!(status.code(), Some(0));
-    assert_eq!(up.seen.iter().filter(|l| l.starts_with("idle-") && l.ends_with(" killed")).count(), 50);
+    assert_eq!(
+        up.seen
+            .iter()
+            .filter(|l| l.starts_with("idle-") && l.ends_with(" killed"))
+            .count(),
+        50
+    );
 }

@@ -22,7 +22,10 @@ pub fn images() -> &'static Path {
             .current_dir(repo())
             .status()
             .expect("run scripts/build-guests.sh");
-        assert!(status.success(), "building the guests failed; run scripts/setup.sh first");
+        assert!(
+            status.success(),
+            "building the guests failed; run scripts/setup.sh first"
+        );
         repo().join("compose-examples/images")
     })
 }
@@ -40,7 +43,9 @@ pub struct Sandbox {
 
 impl Sandbox {
     pub fn new() -> Self {
-        Sandbox { dir: tempfile::tempdir().expect("tempdir") }
+        Sandbox {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -84,7 +89,11 @@ pub struct Running {
 
 impl Running {
     pub fn spawn(mut cmd: Command) -> Self {
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn shoal");
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn shoal");
         let (tx, lines) = mpsc::channel();
         let out = child.stdout.take().expect("stdout");
         let err = child.stderr.take().expect("stderr");
@@ -99,7 +108,11 @@ impl Running {
                 let _ = tx_err.send(format!("[stderr] {line}"));
             }
         });
-        Running { child, lines, seen: Vec::new() }
+        Running {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
     }
 
     /// Wait for a line containing `needle`; panics with everything seen after `limit`
@@ -115,7 +128,10 @@ impl Running {
                         return line;
                     }
                 }
-                Err(_) => panic!("no line containing {needle:?} within {limit:?}; seen:\n{}", self.seen.join("\n")),
+                Err(_) => panic!(
+                    "no line containing {needle:?} within {limit:?}; seen:\n{}",
+                    self.seen.join("\n")
+                ),
             }
         }
     }

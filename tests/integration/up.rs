@@ -39,8 +39,14 @@ fn shared_fs_reader_reads_what_the_writer_wrote() {
     assert!(out.contains("buffer read = Hello World"), "{out}");
     let writer_done = out.find("writer exited with code 0").expect("writer ended");
     let reader_start = out.find("reader | ").expect("reader printed");
-    assert!(writer_done < reader_start, "reader must start after the writer completed:\n{out}");
-    assert_eq!(std::fs::read_to_string(shared.join("shared_data.txt")).unwrap(), "Hello World");
+    assert!(
+        writer_done < reader_start,
+        "reader must start after the writer completed:\n{out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(shared.join("shared_data.txt")).unwrap(),
+        "Hello World"
+    );
 }
 
 #[test]
@@ -52,7 +58,11 @@ fn exits_are_reported_distinctly() {
     );
     let output = sandbox.shoal().args(["up", "-f"]).arg(&file).output().unwrap();
     let out = stdout(&output);
-    assert_eq!(output.status.code(), Some(1), "a failed container makes `up` fail:\n{out}");
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "a failed container makes `up` fail:\n{out}"
+    );
     assert!(out.contains("ok exited with code 0"), "{out}");
     assert!(out.contains("seven exited with code 7"), "{out}");
     assert!(out.contains("boom trapped:") && out.contains("unreachable"), "{out}");
@@ -68,7 +78,10 @@ fn failed_dependency_is_reported_and_its_dependent_not_started() {
     let output = sandbox.shoal().args(["up", "-f"]).arg(&file).output().unwrap();
     let out = stdout(&output);
     assert!(out.contains("first exited with code 2"), "{out}");
-    assert!(out.contains("second not started: dependency `first` did not complete successfully"), "{out}");
+    assert!(
+        out.contains("second not started: dependency `first` did not complete successfully"),
+        "{out}"
+    );
     assert!(!out.contains("second | "), "{out}");
 }
 
@@ -95,25 +108,46 @@ fn ctrl_c_stops_a_spinning_guest() {
 #[test]
 fn run_passes_args_env_and_mounts_and_returns_the_exit_code() {
     let sandbox = Sandbox::new();
-    let output = sandbox.shoal().arg("run").arg(image("exit-code.wasm")).arg("42").output().unwrap();
+    let output = sandbox
+        .shoal()
+        .arg("run")
+        .arg(image("exit-code.wasm"))
+        .arg("42")
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(42), "{}", stdout(&output));
     assert!(stdout(&output).contains("exiting with 42"));
 
     std::fs::create_dir(sandbox.path().join("shared")).unwrap();
-    let output = sandbox.shoal().args(["run", "-v", "./shared:/shared"]).arg(image("writer.wasm")).output().unwrap();
+    let output = sandbox
+        .shoal()
+        .args(["run", "-v", "./shared:/shared"])
+        .arg(image("writer.wasm"))
+        .output()
+        .unwrap();
     assert!(output.status.success(), "{}\n{}", stdout(&output), stderr(&output));
-    assert_eq!(std::fs::read_to_string(sandbox.path().join("shared/shared_data.txt")).unwrap(), "Hello World");
+    assert_eq!(
+        std::fs::read_to_string(sandbox.path().join("shared/shared_data.txt")).unwrap(),
+        "Hello World"
+    );
 
     // Read-only mounts refuse writes.
-    let output =
-        sandbox.shoal().args(["run", "-v", "./shared:/shared:ro"]).arg(image("writer.wasm")).output().unwrap();
+    let output = sandbox
+        .shoal()
+        .args(["run", "-v", "./shared:/shared:ro"])
+        .arg(image("writer.wasm"))
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
 }
 
 #[test]
 fn thousand_replicas_start_in_one_up() {
     let sandbox = Sandbox::new();
-    let file = compose_with(&sandbox, "containers:\n  hello:\n    image: IMAGES/hello.wasm\n    replicas: 1000\n");
+    let file = compose_with(
+        &sandbox,
+        "containers:\n  hello:\n    image: IMAGES/hello.wasm\n    replicas: 1000\n",
+    );
     let output = sandbox.shoal().args(["up", "-f"]).arg(&file).output().unwrap();
     let out = stdout(&output);
     assert!(output.status.success(), "{}", stderr(&output));
