@@ -2,12 +2,14 @@
 //!
 //! Data flows one way: file -> [`spec`] -> plan -> supervisor -> runtime.
 
+pub mod bench;
 pub mod broker;
 pub mod check;
 pub mod cli;
 pub mod host;
 pub mod images;
 pub mod logs;
+pub mod procstat;
 pub mod runtime;
 pub mod spec;
 pub mod supervisor;

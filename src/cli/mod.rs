@@ -12,8 +12,10 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
+use crate::bench;
 use crate::check;
 use crate::images::{default_data_dir, digest_file, ImageStore};
+use crate::procstat;
 use crate::runtime::{ExitStatus, Runtime, RuntimeConfig};
 use crate::spec::{self, Diagnostic, ImageRef, Stack};
 use crate::supervisor::{self, Outcome};
@@ -49,6 +51,11 @@ enum Command {
         after_help = "Examples:\n  shoal run hello.wasm\n  shoal run -v ./data:/shared writer.wasm\n  shoal run --cap messaging -e UNIT=celsius publisher.wasm -- --period 2s"
     )]
     Run(RunArgs),
+    /// Measure: density (memory per container), messaging (latency, throughput)
+    #[command(
+        after_help = "Examples:\n  shoal bench density --max 10000 --plot density.svg --json density.json\n  shoal bench density --mode exited --max 1000\n  shoal bench messaging --subscribers 1,10,100,1000"
+    )]
+    Bench(BenchArgs),
     /// List, add and remove images in the content-addressed store
     #[command(
         after_help = "Examples:\n  shoal images\n  shoal images add build/collector.wasm\n  shoal images rm 1e8fcd21"
@@ -127,6 +134,53 @@ struct RunArgs {
 }
 
 #[derive(Args, Debug)]
+struct BenchArgs {
+    #[command(subcommand)]
+    command: BenchCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// The article's experiment: start containers one after another, read VmRSS at
+    /// 0, 1, 2, 3, 5, 10, 20, 50, 100, ... up to --max, then tear down and read it again
+    Density {
+        /// Containers to reach
+        #[arg(long, default_value_t = 1000)]
+        max: usize,
+        /// idle: SDK-style subscribers parked in the poll loop; exited: hello-style guests that return
+        #[arg(long, value_enum, default_value = "idle")]
+        mode: bench::density::Mode,
+        /// Image to run instead of the built-in guest (granted every capability)
+        #[arg(long, value_name = "FILE")]
+        image: Option<PathBuf>,
+        /// Seconds to measure idle CPU once all containers run (idle mode)
+        #[arg(long, default_value_t = 10.0)]
+        idle_secs: f64,
+        /// Also write the figures as JSON
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Draw RSS against container count, with the article's reference lines, as SVG
+        #[arg(long, value_name = "FILE.svg")]
+        plot: Option<PathBuf>,
+    },
+    /// Publish -> deliver latency (p50/p99) to parked subscribers and fan-out throughput
+    Messaging {
+        /// Subscriber counts to measure
+        #[arg(long, value_delimiter = ',', default_value = "1,10,100,1000")]
+        subscribers: Vec<usize>,
+        /// Latency rounds per count (one message each, subscribers parked in between)
+        #[arg(long, default_value_t = 200)]
+        rounds: usize,
+        /// Messages per burst for the throughput figure (at most the mailbox bound, 256)
+        #[arg(long, default_value_t = 100)]
+        burst: usize,
+        /// Also write the figures as JSON
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
+}
+
+#[derive(Args, Debug)]
 struct ImagesArgs {
     #[command(subcommand)]
     command: Option<ImagesCommand>,
@@ -162,6 +216,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Up(args) => up(&images, &runtime_config, args),
         Command::Run(args) => run_image(&images, &runtime_config, args),
         Command::Images(args) => images_command(&images, args),
+        Command::Bench(args) => bench_command(&images, &runtime_config, args),
     }
 }
 
@@ -424,12 +479,23 @@ fn run_stack_in_foreground(
         stack.containers.iter().map(|c| c.name.as_str()),
         no_colour,
     ));
-    let report = tokio_runtime()?.block_on(async {
+    let executor = tokio_runtime()?;
+    let baseline_kib = procstat::rss_kib().unwrap_or(0);
+    let report = executor.block_on(async {
         let shutdown = shutdown_signal();
         supervisor::run_stack(runtime.clone(), modules, stack, log, shutdown).await
     });
+    procstat::release_free_memory();
     if report.interrupted {
         eprintln!("stack `{}` stopped", stack.name);
+    }
+    if verbose {
+        let reclamation = procstat::Reclamation {
+            baseline_kib,
+            peak_kib: procstat::peak_rss_kib().unwrap_or(0),
+            after_kib: procstat::rss_kib().unwrap_or(0),
+        };
+        eprintln!("{reclamation}");
     }
     Ok(if report.is_success() {
         ExitCode::SUCCESS
@@ -519,6 +585,113 @@ fn without_location(diagnostic: &Diagnostic) -> Diagnostic {
         location: None,
         ..diagnostic.clone()
     }
+}
+
+fn bench_command(images: &ImageStore, runtime_config: &RuntimeConfig, args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let runtime = Arc::new(Runtime::new(runtime_config)?);
+    let executor = tokio_runtime()?;
+    match args.command {
+        BenchCommand::Density {
+            max,
+            mode,
+            image,
+            idle_secs,
+            json,
+            plot,
+        } => {
+            if max == 0 {
+                anyhow::bail!("--max must be at least 1");
+            }
+            let (path, capabilities): (PathBuf, &[&str]) = match (&image, mode) {
+                (Some(path), _) => (std::fs::canonicalize(path)?, &["ocre:api"]),
+                (None, bench::density::Mode::Idle) => {
+                    let bytes = bench::guests::idle_subscriber().map_err(|e| anyhow::anyhow!("{e}"))?;
+                    (
+                        bench::built_in_image(images, "idle-subscriber", &bytes)?,
+                        &["messaging"],
+                    )
+                }
+                (None, bench::density::Mode::Exited) => {
+                    let bytes = bench::guests::hello().map_err(|e| anyhow::anyhow!("{e}"))?;
+                    (bench::built_in_image(images, "hello", &bytes)?, &[])
+                }
+            };
+            let stack = bench::replicated_stack(&path, max, capabilities)?;
+            let loaded = images.load_module(runtime.engine(), &path)?;
+            eprintln!("{}", supervisor::describe_load(&path, &loaded));
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let idle_for = std::time::Duration::from_secs_f64(idle_secs.max(0.0));
+            let report = executor.block_on(bench::density::run(
+                runtime.clone(),
+                &stack,
+                loaded.module,
+                mode,
+                idle_for,
+                name,
+                |row| {
+                    eprintln!(
+                        "  {:>6} containers  {:>8} KB  {:>8.0} ms",
+                        row.containers, row.rss_kib, row.elapsed_ms
+                    )
+                },
+            ));
+            print!("{}", bench::density::render_table(&report));
+            println!(
+                "per container: {:.1} KB (above the {:.1} MB baseline)",
+                report.per_container_kib(),
+                report.baseline_kib() as f64 / 1024.0
+            );
+            if let Some(last) = report.checkpoints.last() {
+                println!(
+                    "all {} containers running after {:.0} ms",
+                    last.containers, last.elapsed_ms
+                );
+            }
+            if let Some(cpu) = report.idle_cpu_percent {
+                println!("idle CPU over {:.0} s: {cpu:.3}% of one core", report.idle_seconds);
+            }
+            println!("{}", report.teardown);
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_string_pretty(&report)? + "\n")?;
+            }
+            if let Some(path) = plot {
+                std::fs::write(&path, bench::plot::render_svg(&report))?;
+                eprintln!("plot written to {}", path.display());
+            }
+        }
+        BenchCommand::Messaging {
+            subscribers,
+            rounds,
+            burst,
+            json,
+        } => {
+            let bytes = bench::guests::echo_subscriber().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let path = bench::built_in_image(images, "echo-subscriber", &bytes)?;
+            let loaded = images.load_module(runtime.engine(), &path)?;
+            let mut rows = Vec::new();
+            for count in subscribers.into_iter().filter(|&n| n > 0) {
+                let stack = bench::replicated_stack(&path, count, &["messaging"])?;
+                let row = executor.block_on(bench::messaging::run_one(
+                    runtime.clone(),
+                    &stack,
+                    loaded.module.clone(),
+                    rounds.max(1),
+                    burst.clamp(1, 256),
+                ));
+                eprintln!("  {count} subscribers: p50 {:.1} us", row.latency_p50_us);
+                rows.push(row);
+                procstat::release_free_memory();
+            }
+            print!("{}", bench::messaging::render_table(&rows));
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_string_pretty(&rows)? + "\n")?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn images_command(images: &ImageStore, args: ImagesArgs) -> anyhow::Result<ExitCode> {

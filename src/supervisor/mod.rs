@@ -5,10 +5,10 @@
 //! the dependency's [`Phase`], so a container waiting for `writer` to complete costs nothing
 //! while it waits, and a failed dependency is reported instead of starting on top of it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -20,7 +20,7 @@ use crate::host::{HostConfig, HostLimits};
 use crate::images::{ImageError, ImageStore, LoadedModule, ModuleSource};
 use crate::logs::{LogSink, Stream};
 use crate::runtime::{ExitStatus, Runtime};
-use crate::spec::{ContainerSpec, DependencyCondition, ImageRef, Stack};
+use crate::spec::{ContainerSpec, DependencyCondition, ImageRef, SensorSpec, Stack};
 
 /// Errors that stop a stack before any container runs.
 #[derive(Debug, thiserror::Error)]
@@ -118,8 +118,7 @@ pub fn describe_load(path: &std::path::Path, loaded: &LoadedModule) -> String {
 }
 
 /// Run the stack until every container has ended, or until `shutdown` is cancelled; then
-/// stop what still runs (at once at its next host call or epoch tick; a container still not
-/// gone after its `stop_timeout` is abandoned and reported killed).
+/// stop what still runs (see [`StackRunner::stop`]).
 pub async fn run_stack(
     runtime: Arc<Runtime>,
     modules: HashMap<ImageRef, Module>,
@@ -127,74 +126,153 @@ pub async fn run_stack(
     log: Arc<dyn LogSink>,
     shutdown: CancellationToken,
 ) -> StackReport {
-    let stop = CancellationToken::new();
-    let broker = Broker::new();
-    let mut phases: HashMap<String, watch::Receiver<Phase>> = HashMap::new();
-    let mut tasks = JoinSet::new();
-    let mut names = Vec::new();
+    let mut runner = StackRunner::new(runtime, log);
     for spec in &stack.containers {
+        runner.start(spec, modules.get(&spec.image).cloned(), &stack.sensors);
+    }
+    let interrupted = !runner.wait(&shutdown).await;
+    if interrupted {
+        runner.stop().await;
+    }
+    runner.into_report(interrupted)
+}
+
+/// The containers of one stack, started one by one, sharing one broker.
+///
+/// `run_stack` starts a whole file's worth at once; `shoal bench` starts them one after
+/// another and measures in between, through the same code.
+pub struct StackRunner {
+    runtime: Arc<Runtime>,
+    broker: Broker,
+    log: Arc<dyn LogSink>,
+    stop: CancellationToken,
+    phases: HashMap<String, watch::Receiver<Phase>>,
+    tasks: JoinSet<(String, Outcome)>,
+    names: Vec<String>,
+    outcomes: HashMap<String, Outcome>,
+    longest_stop_timeout: Duration,
+}
+
+impl StackRunner {
+    pub fn new(runtime: Arc<Runtime>, log: Arc<dyn LogSink>) -> Self {
+        StackRunner {
+            runtime,
+            broker: Broker::new(),
+            log,
+            stop: CancellationToken::new(),
+            phases: HashMap::new(),
+            tasks: JoinSet::new(),
+            names: Vec::new(),
+            outcomes: HashMap::new(),
+            longest_stop_timeout: Duration::ZERO,
+        }
+    }
+
+    pub fn broker(&self) -> &Broker {
+        &self.broker
+    }
+
+    /// Containers that have been instantiated (running or already ended).
+    pub fn started(&self) -> usize {
+        self.phases
+            .values()
+            .filter(|phase| *phase.borrow() != Phase::Waiting)
+            .count()
+    }
+
+    /// Start one container once its dependencies (started before it) allow; `None` for a
+    /// module that could not be loaded.
+    pub fn start(&mut self, spec: &ContainerSpec, module: Option<Module>, sensors: &BTreeMap<String, SensorSpec>) {
         let (tx, rx) = watch::channel(Phase::Waiting);
         let deps: Vec<_> = spec
             .depends_on
             .iter()
-            .filter_map(|d| phases.get(&d.name).map(|rx| (d.clone(), rx.clone())))
+            .filter_map(|d| self.phases.get(&d.name).map(|rx| (d.clone(), rx.clone())))
             .collect();
-        phases.insert(spec.name.clone(), rx);
-        names.push(spec.name.clone());
-        let Some(module) = modules.get(&spec.image).cloned() else {
-            let outcome = Outcome::NotStarted("its image was not loaded".into());
-            let _ = tx.send(Phase::Ended(outcome));
-            continue;
+        self.phases.insert(spec.name.clone(), rx);
+        self.names.push(spec.name.clone());
+        self.longest_stop_timeout = self.longest_stop_timeout.max(spec.stop_timeout);
+        let Some(module) = module else {
+            let _ = tx.send(Phase::Ended(Outcome::NotStarted("its image was not loaded".into())));
+            return;
         };
         let task = ContainerTask {
-            runtime: runtime.clone(),
-            host: host_config(spec, stack, &broker, log.clone()),
+            runtime: self.runtime.clone(),
+            host: host_config(spec, sensors, &self.broker, self.log.clone()),
             spec: spec.clone(),
             module,
-            log: log.clone(),
-            stop: stop.child_token(),
+            log: self.log.clone(),
+            stop: self.stop.child_token(),
             phase: tx,
         };
-        tasks.spawn(task.run(deps));
+        self.tasks.spawn(task.run(deps));
     }
 
-    let mut outcomes: HashMap<String, Outcome> = HashMap::new();
-    let mut interrupted = false;
-    loop {
-        tokio::select! {
-            joined = tasks.join_next() => match joined {
-                Some(Ok((name, outcome))) => { outcomes.insert(name, outcome); }
-                Some(Err(_)) => {}
-                None => break,
-            },
-            _ = shutdown.cancelled(), if !interrupted => {
-                interrupted = true;
-                stop.cancel();
-                let longest = stack.containers.iter().map(|c| c.stop_timeout).max().unwrap_or_default();
-                let deadline = Instant::now() + longest;
-                while let Ok(Some(joined)) = tokio::time::timeout_at(deadline.into(), tasks.join_next()).await {
-                    if let Ok((name, outcome)) = joined {
-                        outcomes.insert(name, outcome);
-                    }
+    /// Wait until at least `count` containers have ended.
+    pub async fn wait_ended(&mut self, count: usize) {
+        while self.outcomes.len() < count {
+            match self.tasks.join_next().await {
+                Some(Ok((name, outcome))) => {
+                    self.outcomes.insert(name, outcome);
                 }
-                tasks.abort_all();
-                break;
+                Some(Err(_)) => {}
+                None => return,
             }
         }
     }
-    let outcomes = names
-        .into_iter()
-        .map(|name| {
-            let outcome = outcomes.remove(&name).unwrap_or(Outcome::Finished(ExitStatus::Killed));
-            (name, outcome)
-        })
-        .collect();
-    StackReport { outcomes, interrupted }
+
+    /// Wait until every container has ended (true) or `shutdown` is cancelled (false).
+    pub async fn wait(&mut self, shutdown: &CancellationToken) -> bool {
+        loop {
+            tokio::select! {
+                joined = self.tasks.join_next() => match joined {
+                    Some(Ok((name, outcome))) => { self.outcomes.insert(name, outcome); }
+                    Some(Err(_)) => {}
+                    None => return true,
+                },
+                _ = shutdown.cancelled() => return false,
+            }
+        }
+    }
+
+    /// Stop everything: each container is interrupted at once (at its next host call or
+    /// epoch tick); whatever is still not gone after the longest `stop_timeout` is
+    /// abandoned and reported killed.
+    pub async fn stop(&mut self) {
+        self.stop.cancel();
+        let deadline = Instant::now() + self.longest_stop_timeout;
+        while let Ok(Some(joined)) = tokio::time::timeout_at(deadline.into(), self.tasks.join_next()).await {
+            if let Ok((name, outcome)) = joined {
+                self.outcomes.insert(name, outcome);
+            }
+        }
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    pub fn into_report(mut self, interrupted: bool) -> StackReport {
+        let outcomes = std::mem::take(&mut self.names)
+            .into_iter()
+            .map(|name| {
+                let outcome = self
+                    .outcomes
+                    .remove(&name)
+                    .unwrap_or(Outcome::Finished(ExitStatus::Killed));
+                (name, outcome)
+            })
+            .collect();
+        StackReport { outcomes, interrupted }
+    }
 }
 
 /// What the container's `env` API gets: its grants, its topic lists, the sensors it may
 /// open, and the stack's broker.
-pub fn host_config(spec: &ContainerSpec, stack: &Stack, broker: &Broker, log: Arc<dyn LogSink>) -> HostConfig {
+pub fn host_config(
+    spec: &ContainerSpec,
+    sensors: &BTreeMap<String, SensorSpec>,
+    broker: &Broker,
+    log: Arc<dyn LogSink>,
+) -> HostConfig {
     HostConfig {
         container: spec.name.clone(),
         capabilities: spec.capabilities.clone(),
@@ -204,7 +282,7 @@ pub fn host_config(spec: &ContainerSpec, stack: &Stack, broker: &Broker, log: Ar
         sensors: spec
             .sensors
             .iter()
-            .filter_map(|name| stack.sensors.get(name).cloned())
+            .filter_map(|name| sensors.get(name).cloned())
             .collect(),
         broker: broker.clone(),
         log,

@@ -1,0 +1,84 @@
+//! The benchmarks' built-in guests, in WAT so that `shoal bench` needs no build step.
+//!
+//! `IDLE` and `ECHO` are shaped like Ocre-SDK subscribers: they import their memory
+//! (`env.memory`, 2..64 pages, as the SDK links them), register a message dispatcher,
+//! subscribe to `bench/`, and poll with `ocre_get_event` + `ocre_sleep(10)` like
+//! `ocre_process_events`. `ECHO` also answers every message on `ack/` with 16 bytes: the
+//! 8-byte publish time it received and its own receive time (WASI realtime clock, ns).
+
+/// Shared body; `ECHO_CODE` is replaced by the echo instructions or by nothing.
+const SUBSCRIBER: &str = r#"
+(module
+  (import "env" "memory" (memory $mem 2 64))
+  (export "memory" (memory $mem))
+  (import "env" "ocre_register_dispatcher" (func $register (param i32 i32) (result i32)))
+  (import "env" "ocre_subscribe_message" (func $subscribe (param i32) (result i32)))
+  (import "env" "ocre_get_event" (func $get_event (param i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "ocre_sleep" (func $sleep (param i32) (result i32)))
+  (import "env" "ocre_messaging_free_module_event_data" (func $free (param i32 i32 i32) (result i32)))
+  (import "env" "ocre_publish_message" (func $publish (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "clock_time_get" (func $clock (param i32 i64 i32) (result i32)))
+  (data (i32.const 1024) "bench/\00")
+  (data (i32.const 1040) "message_callback\00")
+  (data (i32.const 1072) "ack/\00")
+  (data (i32.const 1088) "application/octet-stream\00")
+  (func (export "message_callback") (param i32 i32 i32 i32 i32))
+  (func (export "_start")
+    (drop (call $register (i32.const 3) (i32.const 1040)))
+    (drop (call $subscribe (i32.const 1024)))
+    (loop $poll
+      (if (i32.eqz (call $get_event (i32.const 2048) (i32.const 2052) (i32.const 2056)
+                                    (i32.const 2060) (i32.const 2064) (i32.const 2068)))
+        (then
+          (if (i32.eq (i32.load (i32.const 2048)) (i32.const 3))
+            (then
+              ECHO_CODE
+              (drop (call $free (i32.load (i32.const 2056)) (i32.load (i32.const 2060))
+                                (i32.load (i32.const 2064)))))))
+        (else (drop (call $sleep (i32.const 10)))))
+      (br $poll))))
+"#;
+
+const ECHO_CODE: &str = r#"
+              (if (i32.ge_u (i32.load (i32.const 2068)) (i32.const 8))
+                (then
+                  (i64.store (i32.const 2112) (i64.load (i32.load (i32.const 2064))))
+                  (drop (call $clock (i32.const 0) (i64.const 1) (i32.const 2120)))
+                  (drop (call $publish (i32.const 1072) (i32.const 1088) (i32.const 2112) (i32.const 16)))))
+"#;
+
+/// A WASI command that prints one line and returns, like the article's hello-world.
+const HELLO: &str = r#"
+(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "hello from a shoal bench container\n")
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 16))
+    (i32.store (i32.const 4) (i32.const 35))
+    (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))
+"#;
+
+/// The built-in guests as wasm bytes.
+pub fn idle_subscriber() -> wasmtime::Result<Vec<u8>> {
+    Ok(wat::parse_str(SUBSCRIBER.replace("ECHO_CODE", ""))?)
+}
+
+pub fn echo_subscriber() -> wasmtime::Result<Vec<u8>> {
+    Ok(wat::parse_str(SUBSCRIBER.replace("ECHO_CODE", ECHO_CODE))?)
+}
+
+pub fn hello() -> wasmtime::Result<Vec<u8>> {
+    Ok(wat::parse_str(HELLO)?)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn built_in_guests_are_valid_wasm() {
+        for bytes in [super::idle_subscriber(), super::echo_subscriber(), super::hello()] {
+            let bytes = bytes.unwrap();
+            wasmparser::Validator::new().validate_all(&bytes).unwrap();
+        }
+    }
+}

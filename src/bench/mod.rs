@@ -1,0 +1,70 @@
+//! `shoal bench`: figures, never assertions. Each benchmark runs the real machinery
+//! (spec, image store and compile cache, supervisor, broker, host API) in this process.
+
+pub mod density;
+pub mod guests;
+pub mod messaging;
+pub mod plot;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::images::ImageStore;
+use crate::spec::{self, Stack};
+
+/// Errors that keep a benchmark from running.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("cannot prepare the built-in guest: {0}")]
+    Guest(String),
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("the benchmark stack is invalid:\n{0}")]
+    Stack(String),
+}
+
+/// Write a built-in guest into the data directory (so it goes through the image store's
+/// compile cache like any image) and return its path.
+pub fn built_in_image(images: &ImageStore, name: &str, bytes: &[u8]) -> Result<PathBuf, BenchError> {
+    let dir = images.root().join("bench");
+    let path = dir.join(format!("{name}.wasm"));
+    let write = || -> std::io::Result<()> {
+        std::fs::create_dir_all(&dir)?;
+        if std::fs::read(&path).ok().as_deref() != Some(bytes) {
+            std::fs::write(&path, bytes)?;
+        }
+        Ok(())
+    };
+    write().map_err(|source| BenchError::Write {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(path)
+}
+
+/// A stack of `count` replicas of one image, validated like a compose file.
+pub fn replicated_stack(image: &Path, count: usize, capabilities: &[&str]) -> Result<Stack, BenchError> {
+    let document = serde_json::json!({
+        "name": "bench",
+        "containers": {
+            "bench": {
+                "image": image,
+                "replicas": count.max(1),
+                "capabilities": capabilities,
+                "stop_timeout": "5s",
+            }
+        }
+    });
+    let env = HashMap::new();
+    let no_store = |_: &str| None;
+    let options = spec::LoadOptions {
+        env: &env,
+        lookup_digest: &no_store,
+    };
+    let text = document.to_string().replace('$', "$$");
+    let here = std::env::current_dir().unwrap_or_default();
+    match spec::load_str(&text, &here.join("bench.yaml"), &options) {
+        Ok((stack, _)) => Ok(stack),
+        Err(diagnostics) => Err(BenchError::Stack(spec::render_diagnostics(&diagnostics))),
+    }
+}

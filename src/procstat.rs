@@ -1,0 +1,96 @@
+//! What this process costs, read from the kernel: resident memory, its peak, CPU time.
+//! And giving freed heap back, which glibc does not do on its own.
+
+use std::time::Duration;
+
+/// A `/proc/self/status` field in KiB (`VmRSS`, `VmHWM`, ...); `None` off Linux.
+fn status_kib(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status.lines().find_map(|line| {
+        let rest = line.strip_prefix(field)?.strip_prefix(':')?;
+        rest.trim().trim_end_matches("kB").trim().parse().ok()
+    })
+}
+
+/// Resident set size now, in KiB.
+pub fn rss_kib() -> Option<u64> {
+    status_kib("VmRSS")
+}
+
+/// Peak resident set size of the process, in KiB.
+pub fn peak_rss_kib() -> Option<u64> {
+    status_kib("VmHWM")
+}
+
+/// User + system CPU time of the whole process (all threads), microsecond resolution.
+pub fn cpu_time() -> Duration {
+    // SAFETY: getrusage only writes the struct we pass.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return Duration::ZERO;
+    }
+    let micros = |t: libc::timeval| Duration::from_micros(t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64);
+    micros(usage.ru_utime) + micros(usage.ru_stime)
+}
+
+/// Return freed heap to the kernel.
+///
+/// After dropping thousands of stores glibc keeps ~100 MB of free heap mapped (it trims
+/// only the top of the main arena, and only past a threshold). shoal calls this after every
+/// teardown so that memory freed by containers shows up as freed.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Memory before, at the peak of, and after one stack's life, for `down`-style reports.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Reclamation {
+    pub baseline_kib: u64,
+    pub peak_kib: u64,
+    pub after_kib: u64,
+}
+
+impl Reclamation {
+    /// How much more than the baseline is still resident (0 when below it).
+    pub fn residue_kib(&self) -> u64 {
+        self.after_kib.saturating_sub(self.baseline_kib)
+    }
+}
+
+impl std::fmt::Display for Reclamation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mb = |kib: u64| kib as f64 / 1024.0;
+        write!(
+            f,
+            "memory: {:.1} MB before the containers, {:.1} MB at the peak, {:.1} MB after teardown ({} KB above the start)",
+            mb(self.baseline_kib),
+            mb(self.peak_kib),
+            mb(self.after_kib),
+            self.after_kib as i64 - self.baseline_kib as i64
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_this_process() {
+        let rss = rss_kib().expect("VmRSS on Linux");
+        assert!(rss > 0);
+        assert!(peak_rss_kib().unwrap() >= rss);
+        let spent = cpu_time();
+        let mut x = 0u64;
+        for i in 0..5_000_000u64 {
+            x = x.wrapping_add(std::hint::black_box(i));
+        }
+        std::hint::black_box(x);
+        assert!(cpu_time() >= spent);
+        release_free_memory();
+    }
+}
