@@ -189,3 +189,36 @@ fn parked_subscribers_stop_on_ctrl_c() {
         50
     );
 }
+
+/// A container inside `ocre_sleep(60000)` (a plain sleep, not an event wait) stops at once:
+/// the reference runtime waited out 4 s of a 5 s sleep. The hang guard is far below 60 s.
+#[test]
+fn stop_during_a_long_sleep_ends_it_at_once() {
+    let sandbox = Sandbox::new();
+    let wasm = wat::parse_str(
+        r#"(module
+            (import "env" "ocre_sleep" (func $sleep (param i32) (result i32)))
+            (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+            (memory (export "memory") 1)
+            (data (i32.const 16) "sleeping\n")
+            (func (export "_start")
+              (i32.store (i32.const 0) (i32.const 16))
+              (i32.store (i32.const 4) (i32.const 9))
+              (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+              (drop (call $sleep (i32.const 60000)))))"#,
+    )
+    .unwrap();
+    std::fs::write(sandbox.path().join("sleeper.wasm"), wasm).unwrap();
+    let file = sandbox.write("shoal.yaml", "containers:\n  sleeper:\n    image: sleeper.wasm\n    stop_timeout: 30s\n");
+    let mut cmd = sandbox.shoal();
+    cmd.args(["up", "-f"]).arg(&file);
+    let mut up = Running::spawn(cmd);
+    up.wait_for("sleeper | sleeping", LONG);
+    let stopping = std::time::Instant::now();
+    up.signal(libc::SIGINT);
+    up.wait_exit(Duration::from_secs(20));
+    // Not a timing assertion: anything short of the 60 s sleep (and the 30 s stop_timeout)
+    // proves the sleep was interrupted rather than waited out.
+    assert!(stopping.elapsed() < Duration::from_secs(20));
+    assert!(up.seen.iter().any(|l| l == "sleeper killed"), "{:?}", up.seen);
+}
