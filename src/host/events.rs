@@ -46,7 +46,7 @@ pub(crate) fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: Get<
 }
 
 async fn get_event<T: Send + 'static>(caller: &mut Caller<'_, T>, get: Get<T>, slots: [u32; 6]) -> i32 {
-    let Ok(mem) = guest_memory(caller) else {
+    let Ok(mem) = guest_memory(caller, get) else {
         return EINVAL;
     };
     {
@@ -197,7 +197,7 @@ fn register_dispatcher<T: 'static>(caller: &mut Caller<'_, T>, get: Get<T>, kind
             return e;
         }
     }
-    let Ok(mem) = guest_memory(caller) else {
+    let Ok(mem) = guest_memory(caller, get) else {
         return EINVAL;
     };
     let Ok(name) = read_cstr(mem.data(&*caller), name, MAX_NAME).map(str::to_owned) else {

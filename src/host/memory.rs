@@ -19,10 +19,12 @@ pub enum MemError {
 
 /// The guest's memory, through its `memory` export (SDK guests import `env.memory` and
 /// export it again).
-pub fn guest_memory<T>(caller: &mut Caller<'_, T>) -> Result<Memory, MemError> {
+/// The guest's linear memory: its `memory` export (SDK guests export the memory they
+/// import), else the memory the runtime created for its `env.memory` import.
+pub fn guest_memory<T>(caller: &mut Caller<'_, T>, get: super::Get<T>) -> Result<Memory, MemError> {
     match caller.get_export("memory") {
         Some(Extern::Memory(m)) => Ok(m),
-        _ => Err(MemError::NoMemory),
+        _ => get(caller.data_mut()).imported_memory.ok_or(MemError::NoMemory),
     }
 }
 

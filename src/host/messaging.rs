@@ -51,7 +51,7 @@ fn publish<T: 'static>(caller: &mut Caller<'_, T>, get: Get<T>, topic: u32, ct: 
     if len as usize > MAX_PAYLOAD {
         return E2BIG;
     }
-    let Ok(mem) = guest_memory(caller) else {
+    let Ok(mem) = guest_memory(caller, get) else {
         return EINVAL;
     };
     let (data, t) = mem.data_and_store_mut(caller);
@@ -83,7 +83,7 @@ fn subscribe<T: 'static>(caller: &mut Caller<'_, T>, get: Get<T>, topic: u32) ->
     if let Err(e) = get(caller.data_mut()).begin(SUBSCRIBE, Capability::Messaging) {
         return e;
     }
-    let Ok(mem) = guest_memory(caller) else {
+    let Ok(mem) = guest_memory(caller, get) else {
         return EINVAL;
     };
     let (data, t) = mem.data_and_store_mut(caller);

@@ -145,9 +145,17 @@ pub struct HostState {
     stats: ContainerStats,
     /// State of the `rng` sensors' generator (0 = not seeded yet).
     rng_state: u64,
+    /// The memory the runtime created for an `env.memory` import, for guests that import
+    /// their memory without also exporting it.
+    imported_memory: Option<wasmtime::Memory>,
 }
 
 impl HostState {
+    /// Tell the host API which memory the runtime supplied for `env.memory`.
+    pub fn set_imported_memory(&mut self, memory: wasmtime::Memory) {
+        self.imported_memory = Some(memory);
+    }
+
     pub fn new(cfg: HostConfig) -> Self {
         HostState {
             container: cfg.container,
@@ -162,6 +170,7 @@ impl HostState {
             limits: cfg.limits,
             mailbox: None,
             held: None,
+            imported_memory: None,
             warned: HashSet::new(),
             timers: timers::Timers::default(),
             next_message_id: 0,

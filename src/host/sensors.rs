@@ -120,7 +120,7 @@ fn resolve_name<T: 'static>(
     get(caller.data_mut())
         .begin(import, Capability::Sensors)
         .map_err(|_| ())?;
-    let mem = guest_memory(caller).map_err(|_| ())?;
+    let mem = guest_memory(caller, get).map_err(|_| ())?;
     let (data, t) = mem.data_and_store_mut(caller);
     let name = read_cstr(data, ptr, MAX_NAME).map_err(|_| ())?;
     Ok(get(t).sensors.iter().position(|s| s.name == name))
@@ -231,7 +231,7 @@ pub(crate) fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: Get<
             let Ok(max) = usize::try_from(max) else {
                 return EINVAL;
             };
-            let Ok(mem) = guest_memory(&mut caller) else {
+            let Ok(mem) = guest_memory(&mut caller, get) else {
                 return EINVAL;
             };
             let (data, t) = mem.data_and_store_mut(&mut caller);

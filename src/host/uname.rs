@@ -29,7 +29,7 @@ pub fn utsname(container: &str) -> [u8; FIELD * FIELDS] {
 
 pub(crate) fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: Get<T>) -> wasmtime::Result<()> {
     linker.func_wrap("env", "uname", move |mut caller: Caller<'_, T>, buf: u32| -> i32 {
-        let Ok(mem) = guest_memory(&mut caller) else {
+        let Ok(mem) = guest_memory(&mut caller, get) else {
             return EINVAL;
         };
         let (data, t) = mem.data_and_store_mut(&mut caller);

@@ -241,6 +241,7 @@ impl Runtime {
                         root_message(&e)
                     ))
                 })?;
+                store.data_mut().host.set_imported_memory(memory);
                 imports.push(Extern::Memory(memory));
                 continue;
             }

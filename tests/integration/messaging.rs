@@ -209,7 +209,10 @@ fn stop_during_a_long_sleep_ends_it_at_once() {
     )
     .unwrap();
     std::fs::write(sandbox.path().join("sleeper.wasm"), wasm).unwrap();
-    let file = sandbox.write("shoal.yaml", "containers:\n  sleeper:\n    image: sleeper.wasm\n    stop_timeout: 30s\n");
+    let file = sandbox.write(
+        "shoal.yaml",
+        "containers:\n  sleeper:\n    image: sleeper.wasm\n    stop_timeout: 30s\n",
+    );
     let mut cmd = sandbox.shoal();
     cmd.args(["up", "-f"]).arg(&file);
     let mut up = Running::spawn(cmd);
@@ -221,4 +224,44 @@ fn stop_during_a_long_sleep_ends_it_at_once() {
     // proves the sleep was interrupted rather than waited out.
     assert!(stopping.elapsed() < Duration::from_secs(20));
     assert!(up.seen.iter().any(|l| l == "sleeper killed"), "{:?}", up.seen);
+}
+
+/// A guest that imports its memory without exporting it still reaches the `env` API
+/// through the memory the runtime created for it.
+#[test]
+fn imported_memory_without_an_export_works() {
+    let sandbox = Sandbox::new();
+    let wasm = wat::parse_str(
+        r#"(module
+            (import "env" "memory" (memory 2 64))
+            (import "env" "ocre_subscribe_message" (func $sub (param i32) (result i32)))
+            (import "env" "ocre_publish_message" (func $pub (param i32 i32 i32 i32) (result i32)))
+            (import "env" "ocre_get_event" (func $get (param i32 i32 i32 i32 i32 i32) (result i32)))
+            (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+            (data (i32.const 1024) "t/x\00text/plain\00hi")
+            (func (export "_start")
+              (if (call $sub (i32.const 1024)) (then (call $exit (i32.const 2))))
+              (if (call $pub (i32.const 1024) (i32.const 1028) (i32.const 1039) (i32.const 2))
+                (then (call $exit (i32.const 3))))
+              (if (call $get (i32.const 2048) (i32.const 2052) (i32.const 2056) (i32.const 2060) (i32.const 2064) (i32.const 2068))
+                (then (call $exit (i32.const 4))))
+              (if (i32.ne (i32.load (i32.const 2048)) (i32.const 3)) (then (call $exit (i32.const 5))))
+              (if (i32.ne (i32.load16_u (i32.load (i32.const 2064))) (i32.const 0x6968)) (then (call $exit (i32.const 6))))))"#,
+    )
+    .unwrap();
+    let image = sandbox.path().join("noexport.wasm");
+    std::fs::write(&image, wasm).unwrap();
+    let output = sandbox
+        .shoal()
+        .args(["run", "--cap", "messaging"])
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&output),
+        stderr(&output)
+    );
 }
