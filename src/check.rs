@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 
 use crate::host::{classify_env_import, ImportKind};
-use crate::spec::{Capability, ContainerSpec, Diagnostic, ImageRef, RestartPolicy, Stack};
+use crate::spec::{Capability, ContainerSpec, Diagnostic, ImageRef, Stack};
 
 /// The function imports of a module, as `(module, name)` pairs.
 pub fn function_imports(bytes: &[u8]) -> Result<Vec<(String, String)>, String> {
@@ -46,19 +46,6 @@ pub fn check_stack(stack: &Stack, resolve: &dyn Fn(&ImageRef) -> Option<std::pat
         // Replicas share a spec: report once per service.
         if seen_services.insert(container.service.clone()) {
             diagnostics.extend(check_container(container, &path, &imports));
-            if container.restart != RestartPolicy::No {
-                diagnostics.push(
-                    Diagnostic::warning(
-                        Some(container.location.clone()),
-                        format!("containers.{}.restart", container.service),
-                        format!(
-                            "`restart` is accepted but not enforced yet: `{}` stays ended when it ends",
-                            container.service
-                        ),
-                    )
-                    .with_hint("restart policies arrive with the control plane; see the README's status table"),
-                );
-            }
         }
         imports_by_container.insert(container.name.as_str(), imports);
     }

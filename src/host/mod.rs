@@ -85,6 +85,7 @@ impl Default for HostLimits {
     }
 }
 
+#[derive(Clone)]
 pub struct HostConfig {
     pub container: String,
     pub capabilities: BTreeSet<Capability>,

@@ -20,7 +20,7 @@ use crate::host::{HostConfig, HostLimits};
 use crate::images::{ImageError, ImageStore, LoadedModule, ModuleSource};
 use crate::logs::{LogSink, Stream};
 use crate::runtime::{ExitStatus, Runtime};
-use crate::spec::{ContainerSpec, DependencyCondition, ImageRef, SensorSpec, Stack};
+use crate::spec::{ContainerSpec, DependencyCondition, ImageRef, RestartPolicy, SensorSpec, Stack};
 
 /// Errors that stop a stack before any container runs.
 #[derive(Debug, thiserror::Error)]
@@ -322,13 +322,85 @@ impl ContainerTask {
             }
         }
         let phase = &self.phase;
-        let status = self
-            .runtime
-            .run(&self.spec, &self.module, self.host, self.stop.clone(), || {
-                let _ = phase.send(Phase::Running);
-            })
-            .await;
-        Outcome::Finished(status)
+        let mut restarts = 0u32;
+        let mut quick_failures = 0u32;
+        loop {
+            let began = Instant::now();
+            let status = self
+                .runtime
+                .run(&self.spec, &self.module, self.host.clone(), self.stop.clone(), || {
+                    let _ = phase.send(Phase::Running);
+                })
+                .await;
+            if self.stop.is_cancelled() || !should_restart(self.spec.restart, &status, restarts) {
+                if restarts > 0 && !self.stop.is_cancelled() {
+                    let why = format!(
+                        "{status} (not restarted again after {restarts} restart{})",
+                        plural(restarts)
+                    );
+                    self.log.line(&self.spec.name, Stream::System, &why);
+                }
+                return Outcome::Finished(status);
+            }
+            // Backoff doubles per restart; a run that lasted a while resets it, as Docker does.
+            if began.elapsed() >= BACKOFF_RESET_AFTER {
+                quick_failures = 0;
+            } else {
+                quick_failures += 1;
+            }
+            restarts += 1;
+            let delay = restart_backoff(self.spec.restart_delay, quick_failures);
+            let crash_loop = if quick_failures >= CRASH_LOOP_AFTER {
+                " (crash loop: it keeps ending within seconds)"
+            } else {
+                ""
+            };
+            self.log.line(
+                &self.spec.name,
+                Stream::System,
+                &format!(
+                    "{status}; restarting in {} (restart {restarts}){crash_loop}",
+                    humantime::format_duration(delay)
+                ),
+            );
+            tokio::select! {
+                _ = self.stop.cancelled() => return Outcome::Finished(status),
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+}
+
+/// Runs shorter than this count towards the backoff and the crash-loop report.
+const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(10);
+/// Consecutive quick failures after which a restart is reported as a crash loop.
+const CRASH_LOOP_AFTER: u32 = 3;
+/// Longest wait between two restarts.
+pub const MAX_RESTART_DELAY: Duration = Duration::from_secs(300);
+
+/// Whether a container that ended with `status` is started again under `policy`, after
+/// `restarts` restarts so far. A container shoal stopped is never restarted.
+pub fn should_restart(policy: RestartPolicy, status: &ExitStatus, restarts: u32) -> bool {
+    match policy {
+        RestartPolicy::No => false,
+        RestartPolicy::OnFailure { max_retries } => {
+            !status.is_success() && *status != ExitStatus::Killed && max_retries.is_none_or(|max| restarts < max)
+        }
+        RestartPolicy::Always => *status != ExitStatus::Killed,
+    }
+}
+
+/// `restart_delay`, doubled for every quick failure before this one, capped.
+pub fn restart_backoff(base: Duration, quick_failures: u32) -> Duration {
+    let factor = 1u32.checked_shl(quick_failures.saturating_sub(1)).unwrap_or(u32::MAX);
+    base.saturating_mul(factor).min(MAX_RESTART_DELAY)
+}
+
+fn plural(n: u32) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
     }
 }
 
@@ -356,5 +428,43 @@ async fn wait_for(
         if phase.changed().await.is_err() {
             return Err(format!("dependency `{name}` went away"));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_policies() {
+        let failed = ExitStatus::Exited(1);
+        let trapped = ExitStatus::Trapped("unreachable".into());
+        let ok = ExitStatus::Exited(0);
+        assert!(!should_restart(RestartPolicy::No, &failed, 0));
+        let three = RestartPolicy::OnFailure { max_retries: Some(3) };
+        assert!(should_restart(three, &failed, 0) && should_restart(three, &trapped, 2));
+        assert!(!should_restart(three, &failed, 3), "at most 3 restarts");
+        assert!(!should_restart(three, &ok, 0), "success is not a failure");
+        assert!(should_restart(
+            RestartPolicy::OnFailure { max_retries: None },
+            &failed,
+            1000
+        ));
+        assert!(should_restart(RestartPolicy::Always, &ok, 1000));
+        assert!(
+            !should_restart(RestartPolicy::Always, &ExitStatus::Killed, 0),
+            "a stopped container stays stopped"
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let base = Duration::from_millis(100);
+        assert_eq!(restart_backoff(base, 0), base);
+        assert_eq!(restart_backoff(base, 1), base);
+        assert_eq!(restart_backoff(base, 2), base * 2);
+        assert_eq!(restart_backoff(base, 4), base * 8);
+        assert_eq!(restart_backoff(base, 40), MAX_RESTART_DELAY);
+        assert_eq!(restart_backoff(Duration::from_secs(1000), 1), MAX_RESTART_DELAY);
     }
 }

@@ -155,3 +155,36 @@ fn thousand_replicas_start_in_one_up() {
     assert_eq!(exited, 1000);
     assert!(out.contains("hello-1000 | "));
 }
+
+#[test]
+fn on_failure_restarts_with_growing_delays_then_gives_up() {
+    let sandbox = Sandbox::new();
+    let file = compose_with(
+        &sandbox,
+        "containers:\n  boom:\n    image: IMAGES/trap.wasm\n    restart: on-failure:3\n    restart_delay: 100ms\n  fine:\n    image: IMAGES/exit-code.wasm\n    args: [\"0\"]\n    restart: on-failure\n",
+    );
+    let output = sandbox.shoal().args(["up", "-f"]).arg(&file).output().unwrap();
+    let out = stdout(&output);
+    let restarts: Vec<_> = out
+        .lines()
+        .filter(|l| l.starts_with("boom trapped") && l.contains("restarting in"))
+        .collect();
+    assert_eq!(restarts.len(), 3, "{out}");
+    for (line, delay) in restarts
+        .iter()
+        .zip(["100ms (restart 1)", "200ms (restart 2)", "400ms (restart 3)"])
+    {
+        assert!(line.contains(delay), "expected {delay}: {line}");
+    }
+    assert!(out.contains("(not restarted again after 3 restarts)"), "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("boom | ")).count(),
+        4,
+        "1 run + 3 restarts:\n{out}"
+    );
+    assert!(
+        !out.contains("fine exited with code 0; restarting"),
+        "success is not restarted under on-failure"
+    );
+    assert_eq!(output.status.code(), Some(1));
+}
