@@ -163,6 +163,22 @@ enum BenchCommand {
         #[arg(long, value_name = "FILE.svg")]
         plot: Option<PathBuf>,
     },
+    /// Up/down cycles of one stack in one process, printing RSS as it goes: growth means
+    /// something is not given back
+    Soak {
+        /// Cycles to run
+        #[arg(long, default_value_t = 1000)]
+        cycles: usize,
+        /// Containers in the stack (built-in idle subscribers)
+        #[arg(long, default_value_t = 20)]
+        containers: usize,
+        /// Print RSS every this many cycles
+        #[arg(long, default_value_t = 100)]
+        every: usize,
+        /// Also write the figures as JSON
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
     /// Publish -> deliver latency (p50/p99) to parked subscribers and fan-out throughput
     Messaging {
         /// Subscriber counts to measure
@@ -660,6 +676,33 @@ fn bench_command(images: &ImageStore, runtime_config: &RuntimeConfig, args: Benc
             if let Some(path) = plot {
                 std::fs::write(&path, bench::plot::render_svg(&report))?;
                 eprintln!("plot written to {}", path.display());
+            }
+        }
+        BenchCommand::Soak {
+            cycles,
+            containers,
+            every,
+            json,
+        } => {
+            let bytes = bench::guests::idle_subscriber().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let path = bench::built_in_image(images, "idle-subscriber", &bytes)?;
+            let loaded = images.load_module(runtime.engine(), &path)?;
+            let stack = bench::replicated_stack(&path, containers.max(1), &["messaging"])?;
+            let report = executor.block_on(bench::soak::run(
+                runtime.clone(),
+                &stack,
+                loaded.module,
+                cycles,
+                every,
+                |sample| println!("{:>8} cycles  {:>8} KB", sample.cycles, sample.rss_kib),
+            ));
+            println!(
+                "RSS growth over {cycles} cycles of {} containers (from the first sample after warm-up): {:+.2}%",
+                report.containers_per_cycle,
+                report.growth_percent()
+            );
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_string_pretty(&report)? + "\n")?;
             }
         }
         BenchCommand::Messaging {

@@ -172,6 +172,11 @@ impl StackRunner {
         &self.broker
     }
 
+    /// Containers whose end has been collected.
+    pub fn ended(&self) -> usize {
+        self.outcomes.len()
+    }
+
     /// Containers that have been instantiated (running or already ended).
     pub fn started(&self) -> usize {
         self.phases
