@@ -180,50 +180,58 @@ fn check_topics(stack: &Stack, imports: &BTreeMap<&str, Vec<(String, String)>>) 
         .iter()
         .filter(|c| uses(c, "ocre_subscribe_message"))
         .collect();
-    let mut diagnostics = Vec::new();
+    let publish_list = |c: &ContainerSpec| c.publish.clone();
+    let subscribe_list = |c: &ContainerSpec| c.subscribe.clone();
+    let mut diagnostics = unmatched_prefixes(
+        &subscribers,
+        subscribe_list,
+        &publishers,
+        publish_list,
+        ("subscribe", "subscribes to", "no container publishes under it"),
+        "check the spelling against the publishers' `publish:` lists",
+    );
+    diagnostics.extend(unmatched_prefixes(
+        &publishers,
+        publish_list,
+        &subscribers,
+        subscribe_list,
+        ("publish", "publishes under", "no container subscribes to it"),
+        "messages there are dropped at once (publishing to no one is not an error)",
+    ));
+    diagnostics
+}
+
+/// Prefixes in one side's lists that no prefix of the other side's lists can meet. Only
+/// decided when every container on the other side declares its list.
+fn unmatched_prefixes(
+    side: &[&ContainerSpec],
+    own_list: impl Fn(&ContainerSpec) -> Option<Vec<String>>,
+    others: &[&ContainerSpec],
+    other_list: impl Fn(&ContainerSpec) -> Option<Vec<String>>,
+    (key, verb, nobody): (&str, &str, &str),
+    hint: &str,
+) -> Vec<Diagnostic> {
+    let Some(other_prefixes) = others.iter().map(|c| other_list(c)).collect::<Option<Vec<_>>>() else {
+        return Vec::new();
+    };
+    let other_prefixes: Vec<String> = other_prefixes.into_iter().flatten().collect();
     let mut reported = BTreeSet::new();
-    if publishers.iter().all(|p| p.publish.is_some()) {
-        let published: Vec<&String> = publishers.iter().flat_map(|p| p.publish.iter().flatten()).collect();
-        for subscriber in &subscribers {
-            for prefix in subscriber.subscribe.iter().flatten() {
-                if !published.iter().any(|p| overlaps(p, prefix))
-                    && reported.insert(("sub", &subscriber.service, prefix))
-                {
-                    diagnostics.push(
-                        Diagnostic::warning(
-                            Some(subscriber.location.clone()),
-                            format!("containers.{}.subscribe", subscriber.service),
-                            format!(
-                                "container `{}` subscribes to `{prefix}` but no container publishes under it",
-                                subscriber.service
-                            ),
-                        )
-                        .with_hint("check the spelling against the publishers' `publish:` lists"),
-                    );
-                }
+    let mut diagnostics = Vec::new();
+    for container in side {
+        for prefix in own_list(container).into_iter().flatten() {
+            if other_prefixes.iter().any(|p| overlaps(p, &prefix))
+                || !reported.insert((container.service.clone(), prefix.clone()))
+            {
+                continue;
             }
-        }
-    }
-    if subscribers.iter().all(|s| s.subscribe.is_some()) {
-        let subscribed: Vec<&String> = subscribers.iter().flat_map(|s| s.subscribe.iter().flatten()).collect();
-        for publisher in &publishers {
-            for prefix in publisher.publish.iter().flatten() {
-                if !subscribed.iter().any(|s| overlaps(s, prefix))
-                    && reported.insert(("pub", &publisher.service, prefix))
-                {
-                    diagnostics.push(
-                        Diagnostic::warning(
-                            Some(publisher.location.clone()),
-                            format!("containers.{}.publish", publisher.service),
-                            format!(
-                                "container `{}` publishes under `{prefix}` but no container subscribes to it",
-                                publisher.service
-                            ),
-                        )
-                        .with_hint("messages there are dropped at once (publishing to no one is not an error)"),
-                    );
-                }
-            }
+            diagnostics.push(
+                Diagnostic::warning(
+                    Some(container.location.clone()),
+                    format!("containers.{}.{key}", container.service),
+                    format!("container `{}` {verb} `{prefix}` but {nobody}", container.service),
+                )
+                .with_hint(hint),
+            );
         }
     }
     diagnostics
@@ -258,6 +266,91 @@ mod tests {
             ]
         );
         assert!(function_imports(b"\0asm\x01\0\0\0\x02\x05").is_err());
+    }
+
+    fn stack_of(dir: &Path, compose: &str) -> Stack {
+        let module = |import: &str| {
+            wat::parse_str(format!(
+                r#"(module (import "env" "{import}" (func (param i32 i32 i32 i32) (result i32))) (memory (export "memory") 1) (func (export "_start")))"#
+            ))
+            .unwrap()
+        };
+        std::fs::write(dir.join("pub.wasm"), module("ocre_publish_message")).unwrap();
+        std::fs::write(dir.join("sub.wasm"), module("ocre_subscribe_message")).unwrap();
+        std::fs::write(dir.join("gpio.wasm"), module("ocre_gpio_pin_set")).unwrap();
+        let env = std::collections::HashMap::new();
+        let none = |_: &str| None;
+        let options = crate::spec::LoadOptions {
+            env: &env,
+            lookup_digest: &none,
+        };
+        crate::spec::load_str(compose, &dir.join("shoal.yaml"), &options)
+            .unwrap()
+            .0
+    }
+
+    fn messages(stack: &Stack) -> Vec<String> {
+        let resolve = |image: &ImageRef| match image {
+            ImageRef::Path(path) => Some(path.clone()),
+            ImageRef::Digest(_) => None,
+        };
+        check_stack(stack, &resolve).iter().map(|d| d.to_string()).collect()
+    }
+
+    #[test]
+    fn topic_wiring_and_grants() {
+        let dir = tempfile::tempdir().unwrap();
+        let stack = stack_of(
+            dir.path(),
+            "containers:\n  p:\n    image: pub.wasm\n    capabilities: [messaging, timers]\n    publish: [a/]\n  s:\n    image: sub.wasm\n    subscribe: [b/]\n",
+        );
+        let found = messages(&stack);
+        let has = |needle: &str| found.iter().any(|m| m.contains(needle));
+        assert!(
+            has("container `s` subscribes to `b/` but no container publishes under it"),
+            "{found:#?}"
+        );
+        assert!(
+            has("container `p` publishes under `a/` but no container subscribes to it"),
+            "{found:#?}"
+        );
+        assert!(
+            has("container `p` is granted `timers` but its image never uses it"),
+            "{found:#?}"
+        );
+        assert!(
+            has("container `s` imports `ocre_subscribe_message` but has no `messaging` capability"),
+            "{found:#?}"
+        );
+
+        let stack = stack_of(
+            dir.path(),
+            "containers:\n  p:\n    image: pub.wasm\n    capabilities: [messaging]\n    publish: [a/]\n  s:\n    image: sub.wasm\n    capabilities: [messaging]\n    subscribe: [a/x/]\n",
+        );
+        assert!(messages(&stack).is_empty(), "{:#?}", messages(&stack));
+
+        // An undeclared publish list may cover anything: no wiring warning then.
+        let stack = stack_of(
+            dir.path(),
+            "containers:\n  p:\n    image: pub.wasm\n    capabilities: [messaging]\n  s:\n    image: sub.wasm\n    capabilities: [messaging]\n    subscribe: [b/]\n",
+        );
+        assert!(messages(&stack).is_empty(), "{:#?}", messages(&stack));
+    }
+
+    #[test]
+    fn unserved_imports_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let stack = stack_of(dir.path(), "containers:\n  g:\n    image: gpio.wasm\n");
+        let found = check_stack(&stack, &|image: &ImageRef| match image {
+            ImageRef::Path(path) => Some(path.clone()),
+            ImageRef::Digest(_) => None,
+        });
+        assert_eq!(found.len(), 1);
+        assert!(
+            found[0].is_error() && found[0].message.contains("GPIO is not supported yet"),
+            "{}",
+            found[0]
+        );
     }
 
     #[test]
