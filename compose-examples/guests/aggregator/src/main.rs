@@ -20,9 +20,7 @@ fn main() {
         },
         Err(_) => 80.0,
     };
-    if let Err(e) = shoal_guest::register_dispatcher(EventKind::Message)
-        .and_then(|_| shoal_guest::subscribe(PREFIX))
-    {
+    if let Err(e) = shoal_guest::register_dispatcher(EventKind::Message).and_then(|_| shoal_guest::subscribe(PREFIX)) {
         eprintln!("aggregator: cannot subscribe to {PREFIX}: {e}");
         exit(1);
     }
@@ -48,11 +46,7 @@ fn main() {
         w.push_back(value);
         let avg = w.iter().sum::<f64>() / w.len() as f64;
         let payload = format!("{avg:.2}");
-        if let Err(e) = shoal_guest::publish(
-            &format!("sensors/avg/{sensor}"),
-            "text/plain",
-            payload.as_bytes(),
-        ) {
+        if let Err(e) = shoal_guest::publish(&format!("sensors/avg/{sensor}"), "text/plain", payload.as_bytes()) {
             eprintln!("aggregator: {e}");
         }
         if avg > threshold {

@@ -6,8 +6,7 @@ use std::io::Write;
 use std::process::exit;
 
 fn main() {
-    if let Err(e) = shoal_guest::register_dispatcher(EventKind::Message)
-        .and_then(|_| shoal_guest::subscribe("alarms/"))
+    if let Err(e) = shoal_guest::register_dispatcher(EventKind::Message).and_then(|_| shoal_guest::subscribe("alarms/"))
     {
         eprintln!("logger: cannot subscribe to alarms/: {e}");
         exit(1);

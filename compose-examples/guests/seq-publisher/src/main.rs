@@ -33,9 +33,7 @@ fn main() {
     shoal_guest::run(|event| {
         if let Event::Timer { id: 1 } = event {
             let payload = n.to_string();
-            if let Err(e) =
-                shoal_guest::publish(&format!("{prefix}{n}"), "text/plain", payload.as_bytes())
-            {
+            if let Err(e) = shoal_guest::publish(&format!("{prefix}{n}"), "text/plain", payload.as_bytes()) {
                 eprintln!("seq-publisher: {n}: {e}");
             }
             n += 1;

@@ -6,9 +6,7 @@ use shoal_guest::{Event, EventKind};
 use std::process::exit;
 
 fn main() {
-    if let Err(e) = shoal_guest::register_dispatcher(EventKind::Message)
-        .and_then(|_| shoal_guest::subscribe("seq/"))
-    {
+    if let Err(e) = shoal_guest::register_dispatcher(EventKind::Message).and_then(|_| shoal_guest::subscribe("seq/")) {
         eprintln!("seq-subscriber: cannot subscribe to seq/: {e}");
         exit(1);
     }
@@ -17,11 +15,7 @@ fn main() {
     shoal_guest::run(|event| {
         let Event::Message(m) = event else { return };
         let Ok(n) = m.payload_str().trim().parse::<u64>() else {
-            eprintln!(
-                "seq-subscriber: bad payload on {}: {}",
-                m.topic,
-                m.payload_str()
-            );
+            eprintln!("seq-subscriber: bad payload on {}: {}", m.topic, m.payload_str());
             return;
         };
         println!("got {n}");

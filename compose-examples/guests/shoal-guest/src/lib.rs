@@ -90,13 +90,7 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} failed: {} ({})",
-            self.call,
-            self.code,
-            self.errno_name()
-        )
+        write!(f, "{} failed: {} ({})", self.call, self.code, self.errno_name())
     }
 }
 
@@ -244,18 +238,12 @@ pub mod sensors {
 
     /// Number of sensors this container may use (`ocre_sensors_discover`).
     pub fn discover() -> Result<u32, Error> {
-        Error::check("ocre_sensors_discover", unsafe {
-            sys::ocre_sensors_discover()
-        })
-        .map(|n| n as u32)
+        Error::check("ocre_sensors_discover", unsafe { sys::ocre_sensors_discover() }).map(|n| n as u32)
     }
 
     /// Open a sensor by handle.
     pub fn open(handle: i32) -> Result<(), Error> {
-        Error::check("ocre_sensors_open", unsafe {
-            sys::ocre_sensors_open(handle)
-        })
-        .map(|_| ())
+        Error::check("ocre_sensors_open", unsafe { sys::ocre_sensors_open(handle) }).map(|_| ())
     }
 
     /// Handle of the sensor at discovery index `index`.
@@ -355,11 +343,7 @@ impl Message {
     /// The payload as text (lossy UTF-8), without trailing NUL bytes (C publishers often
     /// send the terminating NUL as part of the payload).
     pub fn payload_str(&self) -> std::borrow::Cow<'_, str> {
-        let end = self
-            .payload
-            .iter()
-            .rposition(|&b| b != 0)
-            .map_or(0, |i| i + 1);
+        let end = self.payload.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
         String::from_utf8_lossy(&self.payload[..end])
     }
 }
@@ -437,11 +421,7 @@ pub fn poll_event() -> Option<Event> {
     let [ty, id, port, state, extra, len] = s;
     Some(match ty as i32 {
         sys::EVENT_TIMER => Event::Timer { id },
-        sys::EVENT_GPIO => Event::Gpio {
-            pin: id,
-            port,
-            state,
-        },
+        sys::EVENT_GPIO => Event::Gpio { pin: id, port, state },
         sys::EVENT_SENSOR => Event::Sensor {
             handle: id,
             port,

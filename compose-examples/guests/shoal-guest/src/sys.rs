@@ -48,19 +48,10 @@ extern "C" {
     pub fn ocre_timer_get_remaining(id: i32) -> i32;
 
     // --- messaging ---
-    pub fn ocre_publish_message(
-        topic: *const u8,
-        content_type: *const u8,
-        payload: *const u8,
-        len: i32,
-    ) -> i32;
+    pub fn ocre_publish_message(topic: *const u8, content_type: *const u8, payload: *const u8, len: i32) -> i32;
     pub fn ocre_subscribe_message(topic_prefix: *const u8) -> i32;
     /// Release the copies the host placed in guest memory for one message event.
-    pub fn ocre_messaging_free_module_event_data(
-        topic: i32,
-        content_type: i32,
-        payload: i32,
-    ) -> i32;
+    pub fn ocre_messaging_free_module_event_data(topic: i32, content_type: i32, payload: i32) -> i32;
 
     // --- sensors (signatures fixed by shoal; see ABI-NOTES.md) ---
     /// Initialise the sensor subsystem for this container. 0 or a negative error.

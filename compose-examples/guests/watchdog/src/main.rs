@@ -36,9 +36,7 @@ fn main() {
                 if !silent {
                     silent = true;
                     let alarm = format!("collector silent for {secs}s");
-                    if let Err(e) =
-                        shoal_guest::publish("alarms/watchdog", "text/plain", alarm.as_bytes())
-                    {
+                    if let Err(e) = shoal_guest::publish("alarms/watchdog", "text/plain", alarm.as_bytes()) {
                         eprintln!("watchdog: {e}");
                     }
                 }
