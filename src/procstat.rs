@@ -54,13 +54,6 @@ pub struct Reclamation {
     pub after_kib: u64,
 }
 
-impl Reclamation {
-    /// How much more than the baseline is still resident (0 when below it).
-    pub fn residue_kib(&self) -> u64 {
-        self.after_kib.saturating_sub(self.baseline_kib)
-    }
-}
-
 impl std::fmt::Display for Reclamation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mb = |kib: u64| kib as f64 / 1024.0;

@@ -430,7 +430,15 @@ fn up(images: &ImageStore, runtime_config: &RuntimeConfig, args: UpArgs) -> anyh
     if !services.is_empty() {
         stack = select_containers(stack, &services)?;
     }
-    run_stack_in_foreground(images, runtime_config, &stack, args.no_color, args.verbose)
+    let report = run_stack_in_foreground(images, runtime_config, &stack, args.no_color, args.verbose)?;
+    if report.interrupted {
+        eprintln!("stack `{}` stopped", stack.name);
+    }
+    Ok(if report.is_success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// Positional `up` arguments: a path to a compose file (has a `/`, ends in .yaml/.yml, or
@@ -484,7 +492,7 @@ fn run_stack_in_foreground(
     stack: &Stack,
     no_colour: bool,
     verbose: bool,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<supervisor::StackReport> {
     let runtime = Arc::new(Runtime::new(runtime_config)?);
     let modules = supervisor::load_modules(&runtime, images, stack, |path, loaded| {
         if verbose {
@@ -502,9 +510,6 @@ fn run_stack_in_foreground(
         supervisor::run_stack(runtime.clone(), modules, stack, log, shutdown).await
     });
     procstat::release_free_memory();
-    if report.interrupted {
-        eprintln!("stack `{}` stopped", stack.name);
-    }
     if verbose {
         let reclamation = procstat::Reclamation {
             baseline_kib,
@@ -513,11 +518,7 @@ fn run_stack_in_foreground(
         };
         eprintln!("{reclamation}");
     }
-    Ok(if report.is_success() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(report)
 }
 
 fn run_image(images: &ImageStore, runtime_config: &RuntimeConfig, args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -537,16 +538,7 @@ fn run_image(images: &ImageStore, runtime_config: &RuntimeConfig, args: RunArgs)
         spec::decode::sanitize_name(&stem)
     });
     let stack = command_line_stack(&name, &image_path, &args)?;
-    let runtime = Arc::new(Runtime::new(runtime_config)?);
-    let modules = supervisor::load_modules(&runtime, images, &stack, |_, _| {})?;
-    let log = Arc::new(TerminalLog::new(
-        stack.containers.iter().map(|c| c.name.as_str()),
-        false,
-    ));
-    let report = tokio_runtime()?.block_on(async {
-        let shutdown = shutdown_signal();
-        supervisor::run_stack(runtime.clone(), modules, &stack, log, shutdown).await
-    });
+    let report = run_stack_in_foreground(images, runtime_config, &stack, false, false)?;
     // Like `docker run`: the container's own exit code, 1 for a trap or a failure to start,
     // 130 when stopped by Ctrl-C.
     let code = match report.outcomes.first().map(|(_, outcome)| outcome) {

@@ -258,11 +258,7 @@ impl Runtime {
         }
         Instance::new_async(&mut *store, module, &imports)
             .await
-            .map_err(|e| match classify(Err(e)) {
-                ExitStatus::Exited(code) => ExitStatus::Exited(code),
-                ExitStatus::Trapped(why) => ExitStatus::Trapped(why),
-                other => other,
-            })
+            .map_err(|e| classify(Err(e)))
     }
 }
 
