@@ -76,7 +76,9 @@ struct MailboxShared {
     queue: Mutex<Queue>,
     notify: Arc<Notify>,
     delivered: AtomicU64,
-    dropped: AtomicU64,
+    /// Shared with whoever wants a drop count that outlives this mailbox (a container's
+    /// counters survive its restarts).
+    dropped: Arc<AtomicU64>,
 }
 
 impl MailboxShared {
@@ -147,6 +149,12 @@ impl Broker {
     /// Open a mailbox holding at most `capacity` messages (at least 1). It receives nothing
     /// until [`Mailbox::subscribe`] is called; dropping it unsubscribes everything.
     pub fn mailbox(&self, capacity: usize) -> Mailbox {
+        self.mailbox_counting_drops(capacity, Arc::new(AtomicU64::new(0)))
+    }
+
+    /// Like [`Broker::mailbox`], but drops are also added to `dropped`, which the caller
+    /// keeps (so `ps` sees a container's drops while it runs and after it restarts).
+    pub fn mailbox_counting_drops(&self, capacity: usize, dropped: Arc<AtomicU64>) -> Mailbox {
         let shared = Arc::new(MailboxShared {
             queue: Mutex::new(Queue {
                 items: VecDeque::new(),
@@ -154,7 +162,7 @@ impl Broker {
             }),
             notify: Arc::new(Notify::new()),
             delivered: AtomicU64::new(0),
-            dropped: AtomicU64::new(0),
+            dropped,
         });
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         self.inner

@@ -85,6 +85,7 @@ pub fn load_str(text: &str, path: &Path, opts: &LoadOptions) -> Result<(Stack, V
         dir: dir.clone(),
         opts,
         diags: Vec::new(),
+        env_files: Vec::new(),
     };
 
     let (mut root, problems) = match node::parse(text) {
@@ -117,6 +118,9 @@ pub fn load_str(text: &str, path: &Path, opts: &LoadOptions) -> Result<(Stack, V
     let containers = validate::assemble(&decoded, &mut ctx);
 
     let mut diags = ctx.diags;
+    let mut env_files = ctx.env_files;
+    env_files.sort();
+    env_files.dedup();
     // Report in file order; errors without a location first (they are about the whole file).
     diags.sort_by(|a, b| {
         let ka = a.location.as_ref().map(|l| (l.file != *path, l.line, l.column));
@@ -140,6 +144,7 @@ pub fn load_str(text: &str, path: &Path, opts: &LoadOptions) -> Result<(Stack, V
         containers,
         sensors: decoded.sensors,
         watch: decoded.watch,
+        env_files,
     };
     Ok((stack, diags))
 }

@@ -39,6 +39,9 @@ pub struct Stack {
     pub sensors: BTreeMap<String, SensorSpec>,
     /// `watch: true`: restart containers whose image file changes on disk (development aid).
     pub watch: bool,
+    /// Absolute paths of the env files the containers read (`up --watch` watches them).
+    #[serde(skip)]
+    pub env_files: Vec<PathBuf>,
 }
 
 /// Where a container's image comes from. Serialized as the path or `sha256:<hex>` string.
