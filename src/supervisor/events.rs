@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 /// Events kept for late readers.
@@ -21,16 +21,16 @@ const LIVE_BUFFER: usize = 1024;
 /// One event. `action` uses Docker's words where they exist (`start`, `die`, `stop`,
 /// `kill`, `restart`, `pause`, `unpause`) plus shoal's own (`waiting`, `not-started`,
 /// `crash-loop`, `warning`, `reload`, `reload-failed`, `oom`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// Seconds since the Unix epoch, with microseconds.
     pub time: f64,
     /// The container it is about; `None` for the stack itself (reloads).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
     pub action: String,
     /// Human-readable detail: the exit status, the plan of a reload, the denied call...
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detail: String,
 }
 

@@ -4,6 +4,8 @@
 mod support;
 
 mod config;
+mod control;
 mod images;
 mod messaging;
+mod reload;
 mod up;
