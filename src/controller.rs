@@ -34,6 +34,8 @@ pub struct Options {
     pub exit_when_done: bool,
     /// Containers named on the command line (empty: all); reloads keep the selection.
     pub selection: Vec<String>,
+    /// The stack's stored log lines, dropped with the stack on teardown.
+    pub book: Option<Arc<crate::logs::LogBook>>,
 }
 
 /// What `down` replies.
@@ -70,13 +72,19 @@ pub struct Controller {
     stack: Stack,
     log: Arc<dyn LogSink>,
     options: Options,
-    baseline_kib: u64,
+    baseline: (u64, u64),
     watcher: Option<FileWatcher>,
 }
 
 impl Controller {
     /// Nothing starts until [`Controller::run`].
-    pub fn new(runtime: Arc<Runtime>, images: ImageStore, stack: Stack, log: Arc<dyn LogSink>, options: Options) -> Self {
+    pub fn new(
+        runtime: Arc<Runtime>,
+        images: ImageStore,
+        stack: Stack,
+        log: Arc<dyn LogSink>,
+        options: Options,
+    ) -> Self {
         let supervisor = Supervisor::new(runtime.clone(), log.clone());
         Controller {
             runtime,
@@ -85,7 +93,7 @@ impl Controller {
             stack,
             log,
             options,
-            baseline_kib: 0,
+            baseline: (0, 0),
             watcher: None,
         }
     }
@@ -103,7 +111,7 @@ impl Controller {
         shutdown: CancellationToken,
     ) -> (StackReport, Ending, Reclamation) {
         procstat::release_free_memory();
-        self.baseline_kib = procstat::rss_kib().unwrap_or(0);
+        self.baseline = Reclamation::baseline();
         self.supervisor.set_sensors(self.stack.sensors.clone());
         for spec in &self.stack.containers {
             self.supervisor.add(spec, modules.get(&spec.image).cloned());
@@ -143,14 +151,20 @@ impl Controller {
         if ending != Ending::AllEnded {
             self.supervisor.stop_all().await;
         }
+        // What the stack leaves behind goes with it: the status rows, the event history
+        // and the log lines. Scattered small survivors would otherwise pin whole pages of
+        // the freed instances and hide the reclamation.
+        let board = self.supervisor.board();
+        let events = self.supervisor.events().clone();
         let report = self.supervisor.into_report(ending != Ending::AllEnded);
+        board.clear();
+        events.clear();
+        if let Some(book) = &self.options.book {
+            book.clear();
+        }
         inject_test_leak();
         procstat::release_free_memory();
-        let reclamation = Reclamation {
-            baseline_kib: self.baseline_kib,
-            peak_kib: procstat::peak_rss_kib().unwrap_or(0),
-            after_kib: procstat::rss_kib().unwrap_or(0),
-        };
+        let reclamation = Reclamation::since(self.baseline);
         if let Some(reply) = down_reply {
             let down = DownReport {
                 reclamation,
@@ -197,20 +211,18 @@ impl Controller {
                 Request::Kill { .. } => self.supervisor.kill(&name).await.map(|o| format!("killed ({o})")),
                 Request::Start { .. } => self.supervisor.start(&name).map(|()| "started".to_owned()),
                 Request::Restart { .. } => self.supervisor.restart(&name).await.map(|()| "restarted".to_owned()),
-                Request::Pause { .. } => self.supervisor.set_paused(&name, true).map(|changed| {
-                    if changed { "paused" } else { "already paused" }.to_owned()
-                }),
-                Request::Unpause { .. } => self.supervisor.set_paused(&name, false).map(|changed| {
-                    if changed { "unpaused" } else { "was not paused" }.to_owned()
-                }),
+                Request::Pause { .. } => self
+                    .supervisor
+                    .set_paused(&name, true)
+                    .map(|changed| if changed { "paused" } else { "already paused" }.to_owned()),
+                Request::Unpause { .. } => self
+                    .supervisor
+                    .set_paused(&name, false)
+                    .map(|changed| if changed { "unpaused" } else { "was not paused" }.to_owned()),
                 _ => continue,
             };
             results.push(match result {
-                Ok(result) => VerbResult {
-                    name,
-                    result,
-                    ok: true,
-                },
+                Ok(result) => VerbResult { name, result, ok: true },
                 Err(e) => VerbResult {
                     name,
                     result: e.to_string(),
@@ -253,7 +265,11 @@ impl Controller {
                 this.log.line(SELF, Stream::Warning, line);
             }
             this.say("reload rejected: the running stack is unchanged; fix the file and save again");
-            events.record(None, "reload-failed", format!("trigger: {trigger}; {}", first_line(&text)));
+            events.record(
+                None,
+                "reload-failed",
+                format!("trigger: {trigger}; {}", first_line(&text)),
+            );
             Err(text)
         };
         let (desired, warnings) = match check::load_checked(&self.stack.file, &self.images) {
@@ -361,7 +377,10 @@ pub fn select_containers(mut stack: Stack, wanted: &[String]) -> Result<Stack, S
             .map(|c| c.name.clone())
             .collect();
         if matched.is_empty() {
-            return Err(format!("error: no container named `{name}` in {}", stack.file.display()));
+            return Err(format!(
+                "error: no container named `{name}` in {}",
+                stack.file.display()
+            ));
         }
         keep.extend(matched);
     }

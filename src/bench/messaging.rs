@@ -10,9 +10,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::bench_image;
 use crate::runtime::Runtime;
 use crate::spec::Stack;
-use super::bench_image;
 use crate::supervisor::Supervisor;
 
 use super::density::CountingSink;

@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
+use super::bench_image;
 use crate::procstat;
 use crate::runtime::Runtime;
 use crate::spec::Stack;
-use super::bench_image;
 use crate::supervisor::Supervisor;
 
 use super::density::CountingSink;

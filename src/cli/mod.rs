@@ -58,7 +58,9 @@ enum Command {
     )]
     Up(UpArgs),
     /// Stop a running stack and report the memory it gave back
-    #[command(after_help = "Examples:\n  shoal down\n  shoal down -p line-3 --verify\n  shoal down --verify --threshold 512KiB")]
+    #[command(
+        after_help = "Examples:\n  shoal down\n  shoal down -p line-3 --verify\n  shoal down --verify --threshold 512KiB"
+    )]
     Down(DownArgs),
     /// List the containers of a running stack
     #[command(after_help = "Examples:\n  shoal ps\n  shoal ps -p line-3 --format json")]
@@ -110,9 +112,7 @@ enum Command {
     #[command(
         after_help = "Examples:\n  shoal completions bash > /etc/bash_completion.d/shoal\n  shoal completions zsh > ~/.zfunc/_shoal\n  shoal completions fish > ~/.config/fish/completions/shoal.fish"
     )]
-    Completions {
-        shell: clap_complete::Shell,
-    },
+    Completions { shell: clap_complete::Shell },
     /// Run one image as a container, like `docker run`
     #[command(
         after_help = "Examples:\n  shoal run hello.wasm\n  shoal run -v ./data:/shared writer.wasm\n  shoal run --cap messaging -e UNIT=celsius publisher.wasm -- --period 2s"
@@ -627,38 +627,25 @@ fn split_targets(targets: &[String]) -> (Option<PathBuf>, Vec<String>) {
     (file, services)
 }
 
+/// `shoal run`: one container in the foreground, no control socket (like a `docker run`
+/// without a name, it is not a project other commands can address).
 fn run_stack_in_foreground(
     images: &ImageStore,
     runtime_config: &RuntimeConfig,
     stack: &Stack,
-    no_colour: bool,
-    verbose: bool,
 ) -> anyhow::Result<supervisor::StackReport> {
     let runtime = Arc::new(Runtime::new(runtime_config)?);
-    let modules = supervisor::load_modules(&runtime, images, stack, |path, loaded| {
-        if verbose {
-            eprintln!("{}", supervisor::describe_load(path, loaded));
-        }
-    })?;
+    let modules = supervisor::load_modules(&runtime, images, stack, |_, _| {})?;
     let log = Arc::new(TerminalLog::new(
         stack.containers.iter().map(|c| c.name.as_str()),
-        no_colour,
+        false,
     ));
     let executor = tokio_runtime()?;
-    let baseline_kib = procstat::rss_kib().unwrap_or(0);
     let report = executor.block_on(async {
         let shutdown = shutdown_signal();
         supervisor::run_stack(runtime.clone(), modules, stack, log, shutdown).await
     });
     procstat::release_free_memory();
-    if verbose {
-        let reclamation = procstat::Reclamation {
-            baseline_kib,
-            peak_kib: procstat::peak_rss_kib().unwrap_or(0),
-            after_kib: procstat::rss_kib().unwrap_or(0),
-        };
-        eprintln!("{reclamation}");
-    }
     Ok(report)
 }
 
@@ -679,7 +666,7 @@ fn run_image(images: &ImageStore, runtime_config: &RuntimeConfig, args: RunArgs)
         spec::decode::sanitize_name(&stem)
     });
     let stack = command_line_stack(&name, &image_path, &args)?;
-    let report = run_stack_in_foreground(images, runtime_config, &stack, false, false)?;
+    let report = run_stack_in_foreground(images, runtime_config, &stack)?;
     // Like `docker run`: the container's own exit code, 1 for a trap or a failure to start,
     // 130 when stopped by Ctrl-C.
     let code = match report.outcomes.first().map(|(_, outcome)| outcome) {

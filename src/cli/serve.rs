@@ -56,6 +56,7 @@ pub(super) fn up(
         watch,
         exit_when_done: !args.detached_child && !watch,
         selection: services,
+        book: None,
     };
     let foreground = !args.detached_child;
     let (report, ending, reclamation) = serve(images, runtime_config, stack, options, &args, foreground)?;
@@ -83,7 +84,7 @@ fn serve(
     images: &ImageStore,
     runtime_config: &RuntimeConfig,
     stack: Stack,
-    options: Options,
+    mut options: Options,
     args: &UpArgs,
     foreground: bool,
 ) -> anyhow::Result<(supervisor::StackReport, Ending, procstat::Reclamation)> {
@@ -103,6 +104,7 @@ fn serve(
     let terminal: Arc<dyn LogSink> = Arc::new(TerminalLog::new(names, args.no_color || !foreground));
     let book = Arc::new(LogBook::default());
     let log: Arc<dyn LogSink> = Arc::new(Tee(vec![terminal, book.clone()]));
+    options.book = Some(book.clone());
     let executor = tokio_runtime()?;
     let info = Info {
         project: stack.name.clone(),
@@ -227,13 +229,20 @@ fn detach(
     loop {
         if let Some(status) = child.try_wait()? {
             eprint!("{}", tail_of(&log_path, 20));
-            anyhow::bail!("the background process for `{project}` ended at start ({status}); its output is in {}", log_path.display());
+            anyhow::bail!(
+                "the background process for `{project}` ended at start ({status}); its output is in {}",
+                log_path.display()
+            );
         }
         if control::is_live(&socket) {
             break;
         }
         if began.elapsed() > DETACH_START_TIMEOUT {
-            anyhow::bail!("the background process for `{project}` did not open {} within {}s", socket.display(), DETACH_START_TIMEOUT.as_secs());
+            anyhow::bail!(
+                "the background process for `{project}` did not open {} within {}s",
+                socket.display(),
+                DETACH_START_TIMEOUT.as_secs()
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }

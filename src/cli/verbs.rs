@@ -45,7 +45,9 @@ impl ProjectArgs {
         }
         match control::running_projects().as_slice() {
             [only] => Ok(only.clone()),
-            [] => anyhow::bail!("no stack is running, and there is no shoal.yaml here\n  hint: start one with `shoal up -d`"),
+            [] => anyhow::bail!(
+                "no stack is running, and there is no shoal.yaml here\n  hint: start one with `shoal up -d`"
+            ),
             many => anyhow::bail!(
                 "several stacks are running ({}); say which with `-p NAME`",
                 many.join(", ")
@@ -129,7 +131,9 @@ pub fn ps(project: &ProjectArgs, format: Format) -> anyhow::Result<ExitCode> {
 pub fn top(project: &ProjectArgs) -> anyhow::Result<ExitCode> {
     let mut rows: Vec<ContainerInfo> = project.client()?.call_as(Request::Ps)?;
     rows.sort_by(|a, b| b.cpu_seconds.total_cmp(&a.cpu_seconds));
-    let mut table = vec![["NAME", "CPU TIME", "CPU %", "MEMORY", "STATE"].map(String::from).to_vec()];
+    let mut table = vec![["NAME", "CPU TIME", "CPU %", "MEMORY", "STATE"]
+        .map(String::from)
+        .to_vec()];
     for row in &rows {
         let share = row
             .uptime_seconds
@@ -235,7 +239,9 @@ fn parse_since(text: &str) -> anyhow::Result<f64> {
         return Ok(unix_seconds(when));
     }
     let ago = humantime::parse_duration(text).map_err(|_| {
-        anyhow::anyhow!("invalid --since `{text}`\n  hint: a duration such as 10m or 2h, or a time such as 2026-11-28T10:00:00Z")
+        anyhow::anyhow!(
+            "invalid --since `{text}`\n  hint: a duration such as 10m or 2h, or a time such as 2026-11-28T10:00:00Z"
+        )
     })?;
     Ok(unix_seconds(SystemTime::now()) - ago.as_secs_f64())
 }
@@ -382,7 +388,9 @@ pub fn ls(format: Format) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&infos)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let mut table = vec![["NAME", "CONTAINERS", "PID", "WATCH", "CONFIG FILE"].map(String::from).to_vec()];
+    let mut table = vec![["NAME", "CONTAINERS", "PID", "WATCH", "CONFIG FILE"]
+        .map(String::from)
+        .to_vec()];
     for info in infos {
         table.push(vec![
             info.project,
@@ -420,7 +428,13 @@ pub fn topics_tail(project: &ProjectArgs, prefix: String) -> anyhow::Result<Exit
 fn print_table(rows: &[Vec<String>]) {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
-        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     for row in rows {
         let mut line = String::new();

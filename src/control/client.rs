@@ -35,8 +35,8 @@ impl Client {
             source,
         };
         let mut stream = UnixStream::connect(&self.path).map_err(io)?;
-        let mut line = serde_json::to_vec(&Envelope { v: VERSION, request })
-            .map_err(|e| ControlError::Protocol(e.to_string()))?;
+        let mut line =
+            serde_json::to_vec(&Envelope { v: VERSION, request }).map_err(|e| ControlError::Protocol(e.to_string()))?;
         line.push(b'\n');
         stream.write_all(&line).map_err(io)?;
         Ok(BufReader::new(stream))
@@ -49,7 +49,9 @@ impl Client {
             Some(Reply::Ok(value)) => Ok(value),
             Some(Reply::Error(message)) => Err(ControlError::Refused(message)),
             Some(other) => Err(ControlError::Protocol(format!("unexpected reply {other:?}"))),
-            None => Err(ControlError::Protocol("the stack closed the connection without a reply".into())),
+            None => Err(ControlError::Protocol(
+                "the stack closed the connection without a reply".into(),
+            )),
         }
     }
 

@@ -172,7 +172,9 @@ mod tests {
         );
         let back = serde_json::to_string(&Envelope {
             v: VERSION,
-            request: Request::Stop { names: vec!["a".into()] },
+            request: Request::Stop {
+                names: vec!["a".into()],
+            },
         })
         .expect("json");
         assert_eq!(back, r#"{"v":1,"cmd":"stop","names":["a"]}"#);

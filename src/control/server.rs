@@ -143,7 +143,8 @@ async fn handle(stream: UnixStream, context: ServerContext, shutdown: Cancellati
     let mut line = Vec::new();
     let mut reader = BufReader::new(reader).take(MAX_REQUEST as u64 + 1);
     if reader.read_until(b'\n', &mut line).await.is_err() || line.len() > MAX_REQUEST {
-        conn.send(&Reply::Error("request line missing or too long".into())).await;
+        conn.send(&Reply::Error("request line missing or too long".into()))
+            .await;
         return;
     }
     let request = match serde_json::from_slice::<serde_json::Value>(&line) {

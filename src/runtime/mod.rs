@@ -34,8 +34,8 @@ use crate::spec::ContainerSpec;
 
 pub use limiter::MemoryLimiter;
 pub use output::{LineOutput, MAX_LINE};
-pub use probe::Probe;
 use probe::CpuClock;
+pub use probe::Probe;
 use ticker::{ExecutionGuard, Ticker};
 
 /// Errors at the runtime's border.
@@ -206,7 +206,12 @@ impl Runtime {
         Ok(Prepared { store, start })
     }
 
-    fn new_store(&self, spec: &ContainerSpec, host: HostConfig, probe: Arc<Probe>) -> Result<Store<ContainerCtx>, String> {
+    fn new_store(
+        &self,
+        spec: &ContainerSpec,
+        host: HostConfig,
+        probe: Arc<Probe>,
+    ) -> Result<Store<ContainerCtx>, String> {
         let name: Arc<str> = spec.name.as_str().into();
         let log: Arc<dyn LogSink> = host.log.clone();
         let mut wasi = WasiCtxBuilder::new();

@@ -23,7 +23,9 @@ pub enum State {
     Waiting,
     Running,
     /// Ended, waiting `delay` before its next start (restart policy).
-    Restarting { delay: Duration },
+    Restarting {
+        delay: Duration,
+    },
     /// Ended and not restarted.
     Ended(Outcome),
 }
@@ -91,10 +93,7 @@ impl ContainerStatus {
             State::Waiting => ("waiting".to_owned(), None),
             State::Running if self.probe.is_paused() => ("paused".to_owned(), None),
             State::Running => ("running".to_owned(), None),
-            State::Restarting { delay } => (
-                format!("restarting in {}", humantime::format_duration(*delay)),
-                None,
-            ),
+            State::Restarting { delay } => (format!("restarting in {}", humantime::format_duration(*delay)), None),
             State::Ended(outcome) => {
                 let state = match outcome {
                     _ if life.stopped_by_operator => "stopped",
@@ -119,11 +118,9 @@ impl ContainerStatus {
             state,
             exit,
             exit_code,
-            started_at: life.started_at.and_then(|(_, at)| {
-                at.duration_since(SystemTime::UNIX_EPOCH)
-                    .ok()
-                    .map(|d| d.as_secs_f64())
-            }),
+            started_at: life
+                .started_at
+                .and_then(|(_, at)| at.duration_since(SystemTime::UNIX_EPOCH).ok().map(|d| d.as_secs_f64())),
             uptime_seconds: life
                 .started_at
                 .filter(|_| running)

@@ -227,6 +227,11 @@ struct BoardRow {
 }
 
 impl Board {
+    /// Forget every row (the stack is gone).
+    pub fn clear(&self) {
+        *self.rows.lock().unwrap_or_else(|e| e.into_inner()) = Vec::new();
+    }
+
     /// One row per container, in start order.
     pub fn infos(&self) -> Vec<ContainerInfo> {
         let rows = self.rows.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -322,11 +327,15 @@ impl Supervisor {
         });
         // One row, not a new board: `shoal bench` adds 10,000 containers one by one.
         if let Some(c) = self.containers.last() {
-            self.board.rows.lock().unwrap_or_else(|e| e.into_inner()).push(BoardRow {
-                spec: c.spec.clone(),
-                digest: c.image.as_ref().map(|i| i.digest.clone()).unwrap_or_default(),
-                status: c.status.clone(),
-            });
+            self.board
+                .rows
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(BoardRow {
+                    spec: c.spec.clone(),
+                    digest: c.image.as_ref().map(|i| i.digest.clone()).unwrap_or_default(),
+                    status: c.status.clone(),
+                });
         }
         self.spawn(self.containers.len() - 1, None);
     }
@@ -497,7 +506,8 @@ impl Supervisor {
             .await
             .unwrap_or(Outcome::Finished(ExitStatus::Killed));
         self.events.record(Some(name), action, outcome.to_string());
-        self.log.line(name, Stream::System, &format!("{action}ped by the operator"));
+        self.log
+            .line(name, Stream::System, &format!("{action}ped by the operator"));
         Ok(outcome)
     }
 
@@ -614,10 +624,13 @@ impl Supervisor {
         failures
     }
 
-    async fn replace(&mut self, spec: &ContainerSpec, image: Option<LoadedImage>, reason: &Reason) -> Result<(), String> {
-        let index = self
-            .index(&spec.name)
-            .map_err(|e| e.to_string())?;
+    async fn replace(
+        &mut self,
+        spec: &ContainerSpec,
+        image: Option<LoadedImage>,
+        reason: &Reason,
+    ) -> Result<(), String> {
+        let index = self.index(&spec.name).map_err(|e| e.to_string())?;
         let Some(image) = image else {
             return Err("its new image was not loaded; the old instance keeps running".into());
         };
@@ -638,7 +651,8 @@ impl Supervisor {
         let timeout = self.containers[index].spec.stop_timeout;
         self.halt(index, timeout).await;
         self.containers[index] = fresh;
-        self.log.line(&spec.name, Stream::System, &format!("replaced ({reason})"));
+        self.log
+            .line(&spec.name, Stream::System, &format!("replaced ({reason})"));
         self.spawn(index, Some(prepared));
         self.publish_board();
         Ok(())

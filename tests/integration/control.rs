@@ -77,7 +77,11 @@ fn a_second_shell_drives_a_detached_stack() {
 
     let unknown = sandbox.run(&["stop", "-p", "line1", "nope"]);
     assert!(!unknown.status.success());
-    assert!(stderr(&unknown).contains("no container named `nope`"), "{}", stderr(&unknown));
+    assert!(
+        stderr(&unknown).contains("no container named `nope`"),
+        "{}",
+        stderr(&unknown)
+    );
 
     let down = sandbox.ok(&["down", "-p", "line1", "--verify"]);
     assert!(down.contains("verified:"), "{down}");
@@ -146,7 +150,10 @@ fn a_crashing_guest_is_restarted_three_times_then_left_stopped() {
     assert!(stdout(&up).contains("✘ container boom"), "{}", stdout(&up));
     let row = sandbox.wait_row("crashy", "boom", Duration::from_secs(30), |r| r["state"] == "trapped");
     assert_eq!(row["restarts"], 3, "{row}");
-    assert!(row["exit"].as_str().unwrap_or("").contains("unreachable"), "ps says why: {row}");
+    assert!(
+        row["exit"].as_str().unwrap_or("").contains("unreachable"),
+        "ps says why: {row}"
+    );
     let events = sandbox.ok(&["events", "-p", "crashy", "--no-stream"]);
     let delays: Vec<&str> = events
         .lines()
@@ -199,7 +206,11 @@ fn down_verify_fails_on_an_injected_leak() {
     assert!(output.status.success(), "{}", stderr(&output));
     let down = sandbox.run(&["down", "-p", "leaky", "--verify"]);
     assert!(!down.status.success(), "an 8 MiB leak must fail --verify");
-    assert!(stderr(&down).contains("was not returned after teardown"), "{}", stderr(&down));
+    assert!(
+        stderr(&down).contains("was not returned after teardown"),
+        "{}",
+        stderr(&down)
+    );
 }
 
 #[test]

@@ -58,7 +58,11 @@ fn edits_restart_only_what_changed() {
         }
     };
     sandbox.wait_row("reload", "sub", LIMIT, |r| r["messages_in"].as_u64().unwrap_or(0) > 5);
-    let (sub0, pub0, third0) = (started_at(&sandbox, "sub"), started_at(&sandbox, "pub"), started_at(&sandbox, "third"));
+    let (sub0, pub0, third0) = (
+        started_at(&sandbox, "sub"),
+        started_at(&sandbox, "pub"),
+        started_at(&sandbox, "third"),
+    );
 
     // 1. Args of one container: only that one restarts.
     three(&sandbox, "b", "");
@@ -68,7 +72,9 @@ fn edits_restart_only_what_changed() {
     assert_eq!(started_at(&sandbox, "sub"), sub0, "sub untouched");
     assert_eq!(started_at(&sandbox, "pub"), pub0, "pub untouched");
     let in_before = sandbox.row("reload", "sub")["messages_in"].as_u64().unwrap_or(0);
-    sandbox.wait_row("reload", "sub", LIMIT, |r| r["messages_in"].as_u64().unwrap_or(0) > in_before);
+    sandbox.wait_row("reload", "sub", LIMIT, |r| {
+        r["messages_in"].as_u64().unwrap_or(0) > in_before
+    });
     let third1 = started_at(&sandbox, "third");
 
     // 2. Touch the image: same bytes, nothing restarts.
@@ -97,7 +103,10 @@ fn edits_restart_only_what_changed() {
     let line = bad.lines().position(|l| l.contains("sometimes")).expect("edited") + 1;
     sandbox.write("shoal.yaml", &bad);
     let detail = wait_reload(&sandbox, "reload-failed", 1);
-    assert!(detail.contains(&format!("shoal.yaml:{line}:")), "the error names the line: {detail}");
+    assert!(
+        detail.contains(&format!("shoal.yaml:{line}:")),
+        "the error names the line: {detail}"
+    );
     let log = std::fs::read_to_string(sandbox.runtime_dir().join("reload.log")).expect("log");
     assert!(log.contains("reload rejected"), "{log}");
     assert!(sandbox.ps("reload").iter().all(|r| r["state"] == "running"));
@@ -107,7 +116,10 @@ fn edits_restart_only_what_changed() {
     three(
         &sandbox,
         "b",
-        &format!("  extra:\n    image: {}/idle_subscriber.wasm\n    capabilities: [messaging]\n", images().display()),
+        &format!(
+            "  extra:\n    image: {}/idle_subscriber.wasm\n    capabilities: [messaging]\n",
+            images().display()
+        ),
     );
     let detail = wait_reload(&sandbox, "reload", 4);
     assert!(detail.contains("plan: +extra"), "{detail}");
@@ -119,7 +131,11 @@ fn edits_restart_only_what_changed() {
     );
     let detail = wait_reload(&sandbox, "reload", 5);
     assert!(detail.contains("-third") && detail.contains("-extra"), "{detail}");
-    let names: Vec<_> = sandbox.ps("reload").iter().map(|r| r["name"].as_str().unwrap_or("").to_owned()).collect();
+    let names: Vec<_> = sandbox
+        .ps("reload")
+        .iter()
+        .map(|r| r["name"].as_str().unwrap_or("").to_owned())
+        .collect();
     assert_eq!(names, ["sub", "pub"]);
     assert_eq!(started_at(&sandbox, "sub"), sub0, "sub untouched through five reloads");
     let logs = sandbox.ok(&["logs", "-p", "reload", "sub"]);
@@ -143,14 +159,17 @@ fn a_hundred_reloads_of_a_neighbour_lose_and_duplicate_nothing() {
     assert_eq!(started_at(&sandbox, "pub"), pub0);
     sandbox.ok(&["stop", "-p", "reload", "pub"]);
     let published = sandbox.row("reload", "pub")["messages_out"].as_u64().expect("out");
-    let received = sandbox
-        .wait_row("reload", "sub", LIMIT, |r| r["messages_in"].as_u64() == Some(published))["messages_in"]
+    let received = sandbox.wait_row("reload", "sub", LIMIT, |r| r["messages_in"].as_u64() == Some(published))
+        ["messages_in"]
         .as_u64();
     assert_eq!(received, Some(published));
     sandbox.ok(&["down", "-p", "reload"]);
     // The detached log holds every line the stack printed.
     let log = std::fs::read_to_string(sandbox.runtime_dir().join("reload.log")).expect("log");
-    assert!(!log.contains("GAP") && !log.contains("DUP"), "lost or duplicated messages");
+    assert!(
+        !log.contains("GAP") && !log.contains("DUP"),
+        "lost or duplicated messages"
+    );
     let got: Vec<u64> = log
         .lines()
         .filter_map(|l| l.strip_prefix("sub   | got "))

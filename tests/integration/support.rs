@@ -122,7 +122,13 @@ impl Sandbox {
     }
 
     /// Poll `ps` until `check` holds for the row of `name` (hang guard `limit`).
-    pub fn wait_row(&self, project: &str, name: &str, limit: Duration, check: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    pub fn wait_row(
+        &self,
+        project: &str,
+        name: &str,
+        limit: Duration,
+        check: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
         let deadline = Instant::now() + limit;
         loop {
             let row = self.row(project, name);
