@@ -351,6 +351,12 @@ enum BenchCommand {
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
     },
+    /// Time from saving the compose file to the changed container running again (`up --watch`)
+    Reload {
+        /// Saves to measure
+        #[arg(long, default_value_t = 50)]
+        rounds: usize,
+    },
     /// Publish -> deliver latency (p50/p99) to parked subscribers and fan-out throughput
     Messaging {
         /// Subscriber counts to measure
@@ -723,6 +729,13 @@ fn without_location(diagnostic: &Diagnostic) -> Diagnostic {
     }
 }
 
+/// A private scratch folder for a benchmark's files.
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("shoal-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
 fn bench_command(images: &ImageStore, runtime_config: &RuntimeConfig, args: BenchArgs) -> anyhow::Result<ExitCode> {
     let runtime = Arc::new(Runtime::new(runtime_config)?);
     let executor = tokio_runtime()?;
@@ -797,6 +810,31 @@ fn bench_command(images: &ImageStore, runtime_config: &RuntimeConfig, args: Benc
                 std::fs::write(&path, bench::plot::render_svg(&report))?;
                 eprintln!("plot written to {}", path.display());
             }
+        }
+        BenchCommand::Reload { rounds } => {
+            let bytes = bench::guests::idle_subscriber().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let image = bench::built_in_image(images, "idle-subscriber", &bytes)?;
+            let dir = tempfile_dir()?;
+            let report = executor.block_on(bench::reload::run(
+                runtime.clone(),
+                images.clone(),
+                &image,
+                &dir,
+                rounds.max(1),
+                |round, ms| eprintln!("  save {round:>3}: running again after {ms:.1} ms"),
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            let report = report?;
+            let (p50, p99, max) = bench::reload::summary(&report.save_to_running_ms);
+            println!(
+                "save -> changed container running: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms over {} saves",
+                report.save_to_running_ms.len()
+            );
+            let (a50, a99, _) = bench::reload::summary(&report.apply_ms);
+            println!(
+                "of which validate + diff + apply: p50 {a50:.1} ms, p99 {a99:.1} ms (the rest is the {} ms debounce)",
+                crate::watch::DEBOUNCE.as_millis()
+            );
         }
         BenchCommand::Soak {
             cycles,

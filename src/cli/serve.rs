@@ -278,8 +278,17 @@ fn detach(
     })
 }
 
+/// A detached stack's log file is rotated when it starts if it grew past this: the old
+/// one becomes `<project>.log.1` (replacing an older `.1`).
+const LOG_ROTATE_BYTES: u64 = 10 << 20;
+
 fn open_log(path: &PathBuf) -> anyhow::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
+    if std::fs::metadata(path).is_ok_and(|m| m.len() > LOG_ROTATE_BYTES) {
+        let mut rotated = path.clone().into_os_string();
+        rotated.push(".1");
+        let _ = std::fs::rename(path, rotated);
+    }
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
