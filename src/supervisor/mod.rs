@@ -291,7 +291,7 @@ pub fn host_config(
             .collect(),
         broker: broker.clone(),
         log,
-        limits: HostLimits::default(),
+        limits: HostLimits::from_spec(&spec.limits),
     }
 }
 
