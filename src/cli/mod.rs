@@ -30,6 +30,9 @@ pub struct Cli {
     /// Address space reserved per linear memory, e.g. 8MiB (see README: memory sizing)
     #[arg(long, global = true, value_name = "SIZE", env = "SHOAL_MEMORY_RESERVATION")]
     memory_reservation: Option<String>,
+    /// Deepest wasm stack any container may use, e.g. 1MiB [default: 512KiB] (engine-wide; see README: limits)
+    #[arg(long, global = true, value_name = "SIZE", env = "SHOAL_MAX_WASM_STACK")]
+    max_wasm_stack: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -131,6 +134,9 @@ struct RunArgs {
     /// Linear memory limit, e.g. 1MiB
     #[arg(long, value_name = "SIZE")]
     memory: Option<String>,
+    /// CPU share limit, e.g. 0.25 or 25%
+    #[arg(long, value_name = "SHARE")]
+    cpu: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -226,7 +232,8 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let images = ImageStore::new(cli.data_dir.clone().unwrap_or_else(default_data_dir));
-    let runtime_config = runtime_config(cli.memory_reservation.as_deref())?;
+    let mut runtime_config = runtime_config(cli.memory_reservation.as_deref())?;
+    crate::runtime::stack::apply(&mut runtime_config, cli.max_wasm_stack.as_deref())?;
     match cli.command {
         Command::Config(args) => config(&images, args),
         Command::Up(args) => up(&images, &runtime_config, args),
@@ -562,6 +569,9 @@ fn command_line_stack(name: &str, image: &Path, args: &RunArgs) -> anyhow::Resul
     });
     if let Some(memory) = &args.memory {
         container["limits"] = serde_json::json!({ "memory": memory });
+    }
+    if let Some(cpu) = &args.cpu {
+        container["limits"]["cpu"] = serde_json::json!(cpu);
     }
     let document = serde_json::json!({ "name": name, "containers": { name: container } });
     let env: HashMap<String, String> = HashMap::new();

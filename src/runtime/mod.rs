@@ -12,8 +12,11 @@
 //!   ticker thread runs only while some container is executing guest code (tracked with a
 //!   call hook), so an idle stack costs no CPU at all.
 
+pub mod cpu;
+mod exit;
 mod limiter;
 mod output;
+pub mod stack;
 mod ticker;
 
 use std::sync::Arc;
@@ -22,7 +25,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use wasmtime::{Config, Engine, Extern, Instance, Linker, Memory, Module, Store, WasmBacktraceDetails};
 use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use crate::host::{self, HostConfig, HostState};
 use crate::logs::{LogSink, Stream};
@@ -76,6 +79,8 @@ pub struct ContainerCtx {
     /// The Ocre `env` API state: mailbox, timers, sensors, capability checks.
     pub host: HostState,
     pub limiter: MemoryLimiter,
+    /// `limits.cpu`: the container's share, CPU meter and credit (see [`cpu`]).
+    pub cpu: cpu::CpuState,
     execution: ExecutionGuard,
 }
 
@@ -90,6 +95,12 @@ pub enum ExitStatus {
     Killed,
     /// It never ran: a mount could not be opened, an import is missing, ...
     Failed(String),
+    /// It trapped after `limits.memory` refused a growth: an allocation failure it did not
+    /// survive. The message names the limit, the size it wanted, and the trap.
+    OutOfMemory(String),
+    /// It was ended by an error of the host (a WASI call failing inside the runtime), not
+    /// by its own trap or exit.
+    HostError(String),
 }
 
 impl ExitStatus {
@@ -105,6 +116,8 @@ impl std::fmt::Display for ExitStatus {
             ExitStatus::Trapped(why) => write!(f, "trapped: {why}"),
             ExitStatus::Killed => f.write_str("killed"),
             ExitStatus::Failed(why) => write!(f, "failed to start: {why}"),
+            ExitStatus::OutOfMemory(why) => write!(f, "ran out of memory: {why}"),
+            ExitStatus::HostError(why) => write!(f, "ended by a host error: {why}"),
         }
     }
 }
@@ -184,8 +197,9 @@ impl Runtime {
             return ExitStatus::Failed("the module has no `_start` function (it is not a WASI command)".into());
         };
         started();
-        let result = start.call_async(&mut store, ()).await;
-        classify(result)
+        let meter = store.data().cpu.meter();
+        let result = cpu::metered(meter, start.call_async(&mut store, ())).await;
+        exit::classify(result, &store.data().limiter)
     }
 
     fn new_store(&self, spec: &ContainerSpec, host: HostConfig) -> Result<Store<ContainerCtx>, String> {
@@ -206,15 +220,18 @@ impl Runtime {
             wasi.preopened_dir(&mount.host, &mount.guest, perms)
                 .map_err(|e| format!("cannot mount {} at {}: {e:#}", mount.host.display(), mount.guest))?;
         }
+        let limiter = MemoryLimiter::new(spec.limits.memory).reporting_to(&spec.name, host.log.clone());
+        let cpu = cpu::CpuState::new(spec.limits.cpu).reporting_to(&spec.name, host.log.clone());
         let ctx = ContainerCtx {
             wasi: wasi.build_p1(),
             host: HostState::new(host),
-            limiter: MemoryLimiter::new(spec.limits.memory),
+            limiter,
+            cpu,
             execution: self.ticker.guard(),
         };
         let mut store = Store::new(&self.engine, ctx);
         store.limiter(|cx| &mut cx.limiter);
-        store.epoch_deadline_async_yield_and_update(1);
+        cpu::install(&mut store);
         store.call_hook(|mut cx, hook| {
             let execution = &mut cx.data_mut().execution;
             if hook.entering_host() {
@@ -238,7 +255,7 @@ impl Runtime {
                         "cannot create the imported memory `{}.{}`: {}",
                         import.module(),
                         import.name(),
-                        root_message(&e)
+                        exit::start_failure(&e, &store.data().limiter)
                     ))
                 })?;
                 store.data_mut().host.set_imported_memory(memory);
@@ -256,33 +273,9 @@ impl Runtime {
                 }
             }
         }
-        Instance::new_async(&mut *store, module, &imports)
-            .await
-            .map_err(|e| classify(Err(e)))
+        match Instance::new_async(&mut *store, module, &imports).await {
+            Ok(instance) => Ok(instance),
+            Err(e) => Err(exit::classify_start(e, &store.data().limiter)),
+        }
     }
-}
-
-/// Turn the result of `_start` into an exit status.
-fn classify(result: wasmtime::Result<()>) -> ExitStatus {
-    let error = match result {
-        Ok(()) => return ExitStatus::Exited(0),
-        Err(error) => error,
-    };
-    if let Some(exit) = error.downcast_ref::<I32Exit>() {
-        return ExitStatus::Exited(exit.0);
-    }
-    if let Some(trap) = error.downcast_ref::<wasmtime::Trap>() {
-        return ExitStatus::Trapped(trap.to_string());
-    }
-    ExitStatus::Trapped(root_message(&error))
-}
-
-fn root_message(error: &wasmtime::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        message = format!("{message}: {inner}");
-        source = inner.source();
-    }
-    message
 }
