@@ -24,6 +24,11 @@ pub fn classify(result: wasmtime::Result<()>, limiter: &MemoryLimiter) -> ExitSt
             None => ExitStatus::Trapped(why),
         };
     }
+    // WASI preview 1 says a function given a pointer outside memory "shall trap";
+    // wasmtime-wasi ends the guest with this error for it.
+    if let Some(guest) = error.downcast_ref::<wiggle::GuestError>() {
+        return ExitStatus::Trapped(format!("a WASI call was given memory outside the guest: {guest}"));
+    }
     ExitStatus::HostError(root_message(&error))
 }
 
@@ -89,6 +94,14 @@ mod tests {
             matches!(&overflow, ExitStatus::Trapped(why) if why.contains("--max-wasm-stack")),
             "{overflow:?}"
         );
+        let wasi = classify(
+            Err(wasmtime::Error::new(wiggle::GuestError::PtrOverflow)),
+            &plain,
+        );
+        assert_eq!(
+            wasi,
+            ExitStatus::Trapped("a WASI call was given memory outside the guest: Pointer overflow".into())
+        );
         let host = classify(Err(wasmtime::Error::msg("disk on fire")), &plain);
         assert_eq!(host, ExitStatus::HostError("disk on fire".into()));
         assert_eq!(host.to_string(), "ended by a host error: disk on fire");
@@ -102,7 +115,7 @@ mod tests {
         let status = classify(Err(wasmtime::Error::new(wasmtime::Trap::UnreachableCodeReached)), &full);
         assert_eq!(
             status.to_string(),
-            "ran out of memory: `limits.memory` (64 KiB) refused growing to 128 KiB, then it trapped: wasm `unreachable` instruction executed"
+            "ran out of memory: `limits.memory` (64 KiB) refused a growth of 128 KiB (it held 0 B), then it trapped: wasm `unreachable` instruction executed"
         );
         // A guest that handles the failure and exits keeps its own exit code.
         assert_eq!(

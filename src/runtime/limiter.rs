@@ -17,11 +17,13 @@ use crate::logs::{LogSink, Stream};
 /// Bytes counted per table element (a function reference is one pointer).
 const TABLE_ELEMENT_BYTES: usize = 8;
 
-/// The refusal that ended up mattering: how big the container tried to get.
+/// The first refused growth: what the container held and how much more it asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Denial {
-    /// Memories plus tables, in bytes, had the growth been allowed.
-    pub wanted: u64,
+    /// Memories plus tables held when the growth was asked for, in bytes.
+    pub held: u64,
+    /// The growth asked for, in bytes.
+    pub extra: u64,
     /// The cap, in bytes.
     pub limit: u64,
 }
@@ -30,9 +32,10 @@ impl std::fmt::Display for Denial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "`limits.memory` ({}) refused growing to {}",
+            "`limits.memory` ({}) refused a growth of {} (it held {})",
             size(self.limit),
-            size(self.wanted)
+            size(self.extra),
+            size(self.held)
         )
     }
 }
@@ -120,15 +123,16 @@ impl MemoryLimiter {
 
     /// Decide a growth by `extra` bytes on top of what the store holds.
     fn allow(&mut self, extra: usize) -> bool {
-        let total = self.memories.saturating_add(self.tables).saturating_add(extra);
+        let held = self.memories.saturating_add(self.tables);
         let Some(max) = self.max_bytes else { return true };
-        if total <= max {
+        if held.saturating_add(extra) <= max {
             return true;
         }
         self.denied += 1;
         if self.first_denial.is_none() {
             let denial = Denial {
-                wanted: total as u64,
+                held: held as u64,
+                extra: extra as u64,
                 limit: max as u64,
             };
             self.first_denial = Some(denial);
@@ -208,14 +212,15 @@ mod tests {
         assert_eq!(
             l.first_denial(),
             Some(Denial {
-                wanted: (4 * PAGE + 8000) as u64,
+                held: (3 * PAGE + 8000) as u64,
+                extra: PAGE as u64,
                 limit: 4 * PAGE as u64
             })
         );
         let lines = log.0.lock().unwrap().clone();
         assert_eq!(lines.len(), 1, "{lines:?}");
         assert!(
-            lines[0].starts_with("`limits.memory` (256 KiB) refused growing to 263.8 KiB"),
+            lines[0].starts_with("`limits.memory` (256 KiB) refused a growth of 64 KiB (it held 199.8 KiB)"),
             "{lines:?}"
         );
         assert_eq!(l.in_use(), (3 * PAGE + 8000) as u64);
