@@ -4,6 +4,7 @@
 mod support;
 
 mod config;
+mod hostile;
 mod images;
 mod messaging;
 mod up;
