@@ -4,6 +4,7 @@
 mod support;
 
 mod config;
+mod confinement;
 mod hostile;
 mod images;
 mod messaging;
