@@ -505,6 +505,9 @@ fn run_stack_in_foreground(
         if verbose {
             eprintln!("{}", supervisor::describe_load(path, loaded));
         }
+        if let Some(why) = &loaded.cache_error {
+            eprintln!("warning: cannot write the compile cache: {why}");
+        }
     })?;
     let log = Arc::new(TerminalLog::new(
         stack.containers.iter().map(|c| c.name.as_str()),

@@ -13,27 +13,6 @@ use crate::support::*;
 
 const LONG: Duration = Duration::from_secs(120);
 
-/// A line with runs of spaces collapsed, so needles need not know the name padding.
-fn squash(line: &str) -> String {
-    line.split(' ').filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ")
-}
-
-/// Wait for a line containing `needle` (spaces collapsed), whether it was seen already or not.
-fn wait_seen(run: &mut Running, needle: &str) -> String {
-    if let Some(line) = run.seen.iter().find(|l| squash(l).contains(needle)) {
-        return line.clone();
-    }
-    let deadline = Instant::now() + LONG;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        assert!(!left.is_zero(), "no line containing {needle:?}:\n{}", run.seen.join("\n"));
-        let line = run.wait_for("", left);
-        if squash(&line).contains(needle) {
-            return line;
-        }
-    }
-}
-
 /// The last `got N` the healthy subscriber printed so far.
 fn last_got(run: &Running) -> u64 {
     run.seen
@@ -150,7 +129,7 @@ fn hostile_guests_leave_the_host_and_their_neighbours_alone() {
         "exitcb exited with code 7",
     ];
     for end in ends {
-        wait_seen(&mut up, end);
+        up.wait_seen(end, LONG);
     }
     // The operator was told about each limit once.
     for warning in [
@@ -160,7 +139,7 @@ fn hostile_guests_leave_the_host_and_their_neighbours_alone() {
         "substorm | warning: ocre_subscribe_message refused: the container already has 256 subscriptions",
         "timerstorm | warning: ocre_timer_create refused: the container already has 16 timers",
     ] {
-        wait_seen(&mut up, warning);
+        up.wait_seen(warning, LONG);
     }
 
     // The oom guest's 32 MiB came back when it ended (its store is dropped at once).
@@ -170,7 +149,7 @@ fn hostile_guests_leave_the_host_and_their_neighbours_alone() {
 
     // The pair keeps going after every offender is done: 200 more messages, in order.
     let after = last_got(&up) + 200;
-    wait_seen(&mut up, &format!("sub | got {after}"));
+    up.wait_seen(&format!("sub | got {after}"), LONG);
     up.signal(libc::SIGINT);
     let status = up.wait_exit(LONG);
     let seen = up.seen.join("\n");

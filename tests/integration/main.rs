@@ -8,4 +8,5 @@ mod confinement;
 mod hostile;
 mod images;
 mod messaging;
+mod regressions;
 mod up;

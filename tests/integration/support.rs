@@ -136,6 +136,24 @@ impl Running {
         }
     }
 
+    /// Like [`Running::wait_for`], but a line seen before this call counts too, and runs of
+    /// spaces are collapsed on both sides (needles need not know the name padding).
+    pub fn wait_seen(&mut self, needle: &str, limit: Duration) -> String {
+        let needle = squash(needle);
+        if let Some(line) = self.seen.iter().find(|l| squash(l).contains(&needle)) {
+            return line.clone();
+        }
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "no line containing {needle:?} within {limit:?}:\n{}", self.seen.join("\n"));
+            let line = self.wait_for("", left);
+            if squash(&line).contains(&needle) {
+                return line;
+            }
+        }
+    }
+
     pub fn signal(&self, signal: i32) {
         // SAFETY: plain kill(2) on our own child's pid.
         unsafe {
@@ -171,4 +189,9 @@ impl Drop for Running {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A line with runs of spaces collapsed: `sub    | got 3` -> `sub | got 3`.
+pub fn squash(line: &str) -> String {
+    line.split(' ').filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ")
 }
