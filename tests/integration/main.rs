@@ -5,6 +5,7 @@ mod support;
 
 mod config;
 mod confinement;
+mod faults;
 mod hostile;
 mod images;
 mod messaging;
