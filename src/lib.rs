@@ -6,6 +6,8 @@ pub mod bench;
 pub mod broker;
 pub mod check;
 pub mod cli;
+#[cfg(test)]
+mod fuzz;
 pub mod host;
 pub mod images;
 pub mod logs;
