@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::runtime::Runtime;
-use crate::spec::Stack;
+use crate::spec::{ContainerSpec, Stack};
 use crate::supervisor::StackRunner;
 
 use super::density::CountingSink;
@@ -48,8 +48,24 @@ pub async fn run_one(
     rounds: usize,
     burst: usize,
 ) -> MessagingRow {
+    run_beside(runtime, stack, module, &[], rounds, burst).await
+}
+
+/// [`run_one`] with `neighbours` (other containers and their modules) running in the same
+/// stack, started first: what they cost the subscribers (`shoal bench isolation`).
+pub async fn run_beside(
+    runtime: Arc<Runtime>,
+    stack: &Stack,
+    module: wasmtime::Module,
+    neighbours: &[(ContainerSpec, wasmtime::Module)],
+    rounds: usize,
+    burst: usize,
+) -> MessagingRow {
     let n = stack.containers.len();
     let mut runner = StackRunner::new(runtime, Arc::new(CountingSink::default()));
+    for (spec, neighbour) in neighbours {
+        runner.start(spec, Some(neighbour.clone()), &stack.sensors);
+    }
     for spec in &stack.containers {
         runner.start(spec, Some(module.clone()), &stack.sensors);
     }

@@ -185,6 +185,22 @@ enum BenchCommand {
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
     },
+    /// The share `limits.cpu` holds a spinning guest to, and what spinning guests cost a
+    /// parked subscriber's message latency, with and without a limit
+    Isolation {
+        /// Seconds to measure each CPU share
+        #[arg(long, default_value_t = 3.0)]
+        secs: f64,
+        /// Spinning guests beside the subscriber
+        #[arg(long, default_value_t = 4)]
+        spinners: usize,
+        /// Latency rounds per configuration
+        #[arg(long, default_value_t = 200)]
+        rounds: usize,
+        /// Also write the figures as JSON
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
     /// Publish -> deliver latency (p50/p99) to parked subscribers and fan-out throughput
     Messaging {
         /// Subscriber counts to measure
@@ -706,6 +722,21 @@ fn bench_command(images: &ImageStore, runtime_config: &RuntimeConfig, args: Benc
                 report.containers_per_cycle,
                 report.growth_percent()
             );
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_string_pretty(&report)? + "\n")?;
+            }
+        }
+        BenchCommand::Isolation {
+            secs,
+            spinners,
+            rounds,
+            json,
+        } => {
+            let window = std::time::Duration::from_secs_f64(secs.max(0.1));
+            let report = bench::isolation::run(images, runtime, &executor, window, spinners, rounds.max(1), |l| {
+                eprintln!("  {l}")
+            })?;
+            print!("{}", bench::isolation::render(&report.cpu, &report.neighbours));
             if let Some(path) = json {
                 std::fs::write(&path, serde_json::to_string_pretty(&report)? + "\n")?;
             }

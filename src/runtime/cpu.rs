@@ -5,11 +5,12 @@
 //! addition held off the executor once it has used more than its share, for as long as it
 //! takes to be back within it, so a spinning guest at `0.25` runs 10 ms and waits 30 ms.
 //!
-//! Measuring. The guest's CPU time is the time spent inside `poll` of its `_start` call
-//! ([`metered`]): that covers its wasm and the host functions it calls (a publish flood is
-//! mostly host time), and excludes the time it is parked (`ocre_sleep`, event waits) or
-//! waits its turn behind other containers. One thread runs everything, so wall time inside
-//! `poll` is this guest's CPU time.
+//! Measuring. The guest's CPU time is the executor thread's CPU time spent inside `poll`
+//! of its `_start` call ([`metered`]): that covers its wasm and the host functions it
+//! calls (a publish flood is mostly host time), and excludes the time it is parked
+//! (`ocre_sleep`, event waits) or waits its turn behind other containers. The thread's own
+//! CPU clock (not wall time) is read, so a machine busy with other processes does not make
+//! a guest look busier than it is.
 //!
 //! Deciding. A token bucket: the container earns `share` of every elapsed second as credit
 //! (at most [`BURST`] saved up, so a guest that was idle may run a short burst at full speed)
@@ -81,48 +82,55 @@ fn at_epoch_deadline(mut cx: StoreContextMut<'_, ContainerCtx>) -> wasmtime::Res
 }
 
 /// CPU time used by one container, shared between its metered `_start` call and its
-/// epoch callback.
+/// epoch callback (both run on the thread that polls the container).
 #[derive(Debug)]
 pub struct Meter {
-    base: Instant,
     /// Nanoseconds used in finished polls.
     used: AtomicU64,
-    /// Start of the poll in progress, in nanoseconds after `base` plus one (0: none).
+    /// The polling thread's CPU clock at the start of the poll in progress, plus one
+    /// (0: no poll in progress).
     poll_started: AtomicU64,
+}
+
+/// This thread's CPU time in nanoseconds, plus one (so that 0 can mean "none").
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime only writes the timespec we pass.
+    let ok = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0;
+    if !ok {
+        return 1;
+    }
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
+        .saturating_add(1)
 }
 
 impl Meter {
     fn new() -> Self {
         Meter {
-            base: Instant::now(),
             used: AtomicU64::new(0),
             poll_started: AtomicU64::new(0),
         }
     }
 
-    fn since_base(&self, at: Instant) -> u64 {
-        u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
-    }
-
     fn begin_poll(&self) {
-        let now = self.since_base(Instant::now()).saturating_add(1);
-        self.poll_started.store(now, Ordering::Relaxed);
+        self.poll_started.store(thread_cpu_ns(), Ordering::Relaxed);
     }
 
     fn end_poll(&self) {
         let started = self.poll_started.swap(0, Ordering::Relaxed);
         if started != 0 {
-            let now = self.since_base(Instant::now()).saturating_add(1);
-            self.used.fetch_add(now.saturating_sub(started), Ordering::Relaxed);
+            self.used.fetch_add(thread_cpu_ns().saturating_sub(started), Ordering::Relaxed);
         }
     }
 
-    /// CPU time used so far, including the poll in progress.
-    pub fn used(&self, now: Instant) -> Duration {
+    /// CPU time used so far, including the poll in progress (call it on the polling thread).
+    pub fn used(&self) -> Duration {
         let mut used = self.used.load(Ordering::Relaxed);
         let started = self.poll_started.load(Ordering::Relaxed);
         if started != 0 {
-            used = used.saturating_add(self.since_base(now).saturating_add(1).saturating_sub(started));
+            used = used.saturating_add(thread_cpu_ns().saturating_sub(started));
         }
         Duration::from_nanos(used)
     }
@@ -195,7 +203,7 @@ impl CpuState {
         let Some(share) = self.share else {
             return AtDeadline::Yield;
         };
-        let used = self.meter.used(now);
+        let used = self.meter.used();
         let spent = used.saturating_sub(self.last_used).as_nanos() as i128;
         self.last_used = used;
         let elapsed = now.saturating_duration_since(self.last_refill).as_nanos() as i128;
@@ -307,14 +315,14 @@ mod tests {
             let _ = tx.send(());
         });
         metered(meter.clone(), async {
-            let spin = Instant::now();
-            while spin.elapsed() < Duration::from_millis(30) {
+            let spin = thread_cpu_ns();
+            while thread_cpu_ns() - spin < 30_000_000 {
                 std::hint::spin_loop();
             }
             let _ = rx.await;
         })
         .await;
-        let used = meter.used(Instant::now());
+        let used = meter.used();
         assert!(used >= Duration::from_millis(30), "{used:?}");
         assert!(used < Duration::from_millis(500), "the wait is not CPU time: {used:?}");
     }

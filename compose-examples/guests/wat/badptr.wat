@@ -1,14 +1,15 @@
-;; Hostile guest: calls every `env` function shoal serves (and a few WASI ones) with
+;; Hostile guest: calls every `env` function shoal serves that takes a pointer, a length or
+;; an id (all but ocre_sleep, ocre_sensors_init and ocre_sensors_discover), then WASI, with
 ;; pointers outside memory, huge and negative lengths, unterminated strings and unknown
 ;; ids. Every call must fail with an error code (a negative value, NaN for sensor reads);
 ;; none may trap, hang or touch memory it was not given.
 ;; Prints "badptr: all 48 env calls refused; ..." and then calls WASI `fd_write` with an
 ;; iovec outside memory, which WASI preview 1 says shall trap: the guest ends trapped. It
-;; exits with the number of the first `env` call that unexpectedly succeeded instead. Needs capabilities ocre:api and one declared sensor
+;; exits with the number of the first `env` call that unexpectedly succeeded instead.
+;; Needs capabilities ocre:api and one declared sensor
 ;; (so that `ocre_sensors_get_list` has something to write).
 ;; Written in WAT because a compiler would not let most of these calls through.
 (module
-  (import "env" "ocre_sleep" (func $sleep (param i32) (result i32)))
   (import "env" "ocre_get_event" (func $get_event (param i32 i32 i32 i32 i32 i32) (result i32)))
   (import "env" "ocre_register_dispatcher" (func $register (param i32 i32) (result i32)))
   (import "env" "uname" (func $uname (param i32) (result i32)))
