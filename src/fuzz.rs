@@ -55,12 +55,76 @@ impl Rng {
 
 /// Tokens that mean something to YAML, to shoal's interpolation or to its decoder.
 const YAML_TOKENS: &[&str] = &[
-    ":", ": ", "- ", "-", "{", "}", "[", "]", ",", "&a ", "*a", "<<: *a", "${X}", "${X:-d}", "${X:?gone}", "$$",
-    "${", "!!binary ", "!!str ", "!custom ", "~", "null", "\t", "\n", "\n  ", "\n    ", "'", "\"", "#", "---\n",
-    "...\n", "? ", "|\n", ">-\n", "0x1F", "1e999", "-1", "-0", ".inf", ".nan", "99999999999999999999", "\u{feff}",
-    "é", "\u{0}", "\r\n", "image: ", "limits: ", "cpu: ", "memory: ", "mounts: ", "depends_on: ", "replicas: ",
-    "containers:\n", "sensors:\n", "capabilities: ", "x-a: &a ", "restart: ", "on-failure:", "max_timers: ",
-    "queue: ", "25%", "0.5", "4GiB", "1KiB", "/..", "../", ":ro", "sha256:", "ocre:api", "env_file: ",
+    ":",
+    ": ",
+    "- ",
+    "-",
+    "{",
+    "}",
+    "[",
+    "]",
+    ",",
+    "&a ",
+    "*a",
+    "<<: *a",
+    "${X}",
+    "${X:-d}",
+    "${X:?gone}",
+    "$$",
+    "${",
+    "!!binary ",
+    "!!str ",
+    "!custom ",
+    "~",
+    "null",
+    "\t",
+    "\n",
+    "\n  ",
+    "\n    ",
+    "'",
+    "\"",
+    "#",
+    "---\n",
+    "...\n",
+    "? ",
+    "|\n",
+    ">-\n",
+    "0x1F",
+    "1e999",
+    "-1",
+    "-0",
+    ".inf",
+    ".nan",
+    "99999999999999999999",
+    "\u{feff}",
+    "é",
+    "\u{0}",
+    "\r\n",
+    "image: ",
+    "limits: ",
+    "cpu: ",
+    "memory: ",
+    "mounts: ",
+    "depends_on: ",
+    "replicas: ",
+    "containers:\n",
+    "sensors:\n",
+    "capabilities: ",
+    "x-a: &a ",
+    "restart: ",
+    "on-failure:",
+    "max_timers: ",
+    "queue: ",
+    "25%",
+    "0.5",
+    "4GiB",
+    "1KiB",
+    "/..",
+    "../",
+    ":ro",
+    "sha256:",
+    "ocre:api",
+    "env_file: ",
 ];
 
 /// Values that break length and count fields of the wasm binary format.
@@ -200,9 +264,10 @@ fn fuzz(name: &str, corpus: Vec<Vec<u8>>, tokens: &[&[u8]], check: impl Fn(&[u8]
         };
         if let Some(why) = problem {
             let path = save_finding(name, &input);
-            findings
-                .problems
-                .push(format!("{name} (seed {seed}): {why}; input saved to {}", path.display()));
+            findings.problems.push(format!(
+                "{name} (seed {seed}): {why}; input saved to {}",
+                path.display()
+            ));
             if findings.problems.len() >= 10 {
                 break;
             }
@@ -311,7 +376,14 @@ fn compose_corpus() -> Vec<Vec<u8>> {
     for dir in ["fuzz/corpus/compose", "tests/golden/config"] {
         corpus.extend(read_dir_files(&root().join(dir), "yaml").into_iter().map(|(_, b)| b));
     }
-    for example in ["hello", "pubsub", "temperature", "shared-fs", "factory", "no-capability"] {
+    for example in [
+        "hello",
+        "pubsub",
+        "temperature",
+        "shared-fs",
+        "factory",
+        "no-capability",
+    ] {
         if let Ok(bytes) = std::fs::read(root().join("compose-examples").join(example).join("shoal.yaml")) {
             corpus.push(bytes);
         }
@@ -326,7 +398,11 @@ fn wasm_corpus() -> Vec<Vec<u8>> {
         .into_iter()
         .filter_map(|(_, text)| wat::parse_bytes(&text).ok().map(|b| b.into_owned()))
         .collect();
-    corpus.extend(read_dir_files(&root().join("tests/golden/config"), "wasm").into_iter().map(|(_, b)| b));
+    corpus.extend(
+        read_dir_files(&root().join("tests/golden/config"), "wasm")
+            .into_iter()
+            .map(|(_, b)| b),
+    );
     corpus.push(b"\0asm\x01\0\0\0".to_vec());
     corpus.push(Vec::new());
     corpus
@@ -411,7 +487,10 @@ impl WasmTarget {
             return Ok(());
         }
         std::fs::write(&file, bytes).map_err(|e| e.to_string())?;
-        let added = self.store.add(&file).map_err(|e| format!("valid module refused by the store: {e}"))?;
+        let added = self
+            .store
+            .add(&file)
+            .map_err(|e| format!("valid module refused by the store: {e}"))?;
         // Compile one valid module in four (compiling dominates the time).
         if self.compiles.fetch_add(1, Ordering::Relaxed) % 4 == 0 {
             if let Err(e) = self.store.load_module(&self.engine, &added.path) {
@@ -468,7 +547,9 @@ mod tests {
         let tokens: Vec<&[u8]> = YAML_TOKENS.iter().map(|t| t.as_bytes()).collect();
         let run = |seed| {
             let mut rng = Rng(seed);
-            (0..50).map(|_| mutate(&mut rng, &corpus[0], &corpus, &tokens)).collect::<Vec<_>>()
+            (0..50)
+                .map(|_| mutate(&mut rng, &corpus[0], &corpus, &tokens))
+                .collect::<Vec<_>>()
         };
         assert_eq!(run(42), run(42));
         assert_ne!(run(42), run(43));

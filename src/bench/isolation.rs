@@ -145,14 +145,25 @@ pub fn run(
     for share in [None, Some("50%"), Some("25%"), Some("10%")] {
         let stack = super::limited_stack(&spin_path, 1, &[], limits(share))?;
         let row = executor.block_on(cpu_share(runtime.clone(), &stack, spin.clone(), window));
-        progress(&format!("limits.cpu {}: {:.1}%", limit_text(row.limit_percent), row.used_percent));
+        progress(&format!(
+            "limits.cpu {}: {:.1}%",
+            limit_text(row.limit_percent),
+            row.used_percent
+        ));
         cpu.push(row);
     }
     let echo_stack = super::replicated_stack(&echo_path, 1, &["messaging"])?;
     let mut neighbours = Vec::new();
     for (count, share) in [(0, None), (spinners, None), (spinners, Some("10%"))] {
         let stack = super::limited_stack(&spin_path, count, &[], limits(share))?;
-        let stack_spinners = if count == 0 { Stack { containers: Vec::new(), ..stack } } else { stack };
+        let stack_spinners = if count == 0 {
+            Stack {
+                containers: Vec::new(),
+                ..stack
+            }
+        } else {
+            stack
+        };
         let row = executor.block_on(neighbour_latency(
             runtime.clone(),
             &echo_stack,

@@ -244,7 +244,8 @@ impl Mailbox {
     /// Whether `prefix` is one of this mailbox's subscriptions already.
     pub fn is_subscribed(&self, prefix: &str) -> bool {
         let subs = self.broker.inner.subscribers.read().unwrap_or_else(|e| e.into_inner());
-        subs.get(&self.id).is_some_and(|sub| sub.prefixes.iter().any(|p| p == prefix))
+        subs.get(&self.id)
+            .is_some_and(|sub| sub.prefixes.iter().any(|p| p == prefix))
     }
 
     /// Take the oldest queued message.

@@ -267,9 +267,9 @@ impl ImageStore {
         })?;
         // A cache that cannot be written only costs a compile next time; say why.
         let cache_error = match module.serialize() {
-            Ok(serialized) => write_atomically(&cached, &serialized).err().map(|e| {
-                format!("{e}; {} will be compiled again next time", file.display())
-            }),
+            Ok(serialized) => write_atomically(&cached, &serialized)
+                .err()
+                .map(|e| format!("{e}; {} will be compiled again next time", file.display())),
             Err(e) => Some(format!("cannot serialize the compiled {}: {e:#}", file.display())),
         };
         Ok(LoadedModule {

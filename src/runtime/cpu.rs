@@ -121,7 +121,8 @@ impl Meter {
     fn end_poll(&self) {
         let started = self.poll_started.swap(0, Ordering::Relaxed);
         if started != 0 {
-            self.used.fetch_add(thread_cpu_ns().saturating_sub(started), Ordering::Relaxed);
+            self.used
+                .fetch_add(thread_cpu_ns().saturating_sub(started), Ordering::Relaxed);
         }
     }
 

@@ -86,7 +86,10 @@ mod tests {
             ExitStatus::Exited(7)
         );
         assert_eq!(
-            classify(Err(wasmtime::Error::new(wasmtime::Trap::UnreachableCodeReached)), &plain),
+            classify(
+                Err(wasmtime::Error::new(wasmtime::Trap::UnreachableCodeReached)),
+                &plain
+            ),
             ExitStatus::Trapped("wasm `unreachable` instruction executed".into())
         );
         let overflow = classify(Err(wasmtime::Error::new(wasmtime::Trap::StackOverflow)), &plain);
@@ -94,10 +97,7 @@ mod tests {
             matches!(&overflow, ExitStatus::Trapped(why) if why.contains("--max-wasm-stack")),
             "{overflow:?}"
         );
-        let wasi = classify(
-            Err(wasmtime::Error::new(wiggle::GuestError::PtrOverflow)),
-            &plain,
-        );
+        let wasi = classify(Err(wasmtime::Error::new(wiggle::GuestError::PtrOverflow)), &plain);
         assert_eq!(
             wasi,
             ExitStatus::Trapped("a WASI call was given memory outside the guest: Pointer overflow".into())

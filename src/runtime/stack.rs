@@ -57,7 +57,10 @@ mod tests {
         assert_eq!(config.max_wasm_stack, 4 << 20);
         assert_eq!(config.async_stack_size, (4 << 20) + HOST_HEADROOM);
         assert!(crate::runtime::Runtime::new(&config).is_ok());
-        assert!(apply(&mut config, Some("1KiB")).unwrap_err().to_string().contains("64KiB to 64MiB"));
+        assert!(apply(&mut config, Some("1KiB"))
+            .unwrap_err()
+            .to_string()
+            .contains("64KiB to 64MiB"));
         assert!(apply(&mut config, Some("deep")).is_err());
     }
 }

@@ -8,7 +8,9 @@ use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use super::diagnostic::{did_you_mean_hint, Diagnostic};
-use super::model::{Capability, CpuShare, DependencyCondition, Limits, Location, Mount, RestartPolicy, SensorKind, SensorSpec};
+use super::model::{
+    Capability, CpuShare, DependencyCondition, Limits, Location, Mount, RestartPolicy, SensorKind, SensorSpec,
+};
 use super::node::{Key, Node, Pos, Value};
 use super::schema::{ComposeFile, ContainerFile, DependencyFile, LimitsFile, MountLongFile, SensorFile};
 use super::units::{cpu_milli, parse_cpu, parse_duration, parse_memory};
@@ -1034,12 +1036,32 @@ fn parse_restart(s: &str, pos: Pos, key: &str, ctx: &mut Ctx) -> Option<RestartP
 /// Keys people write under `limits:` that shoal does not have, with what to write instead.
 const LIMIT_LOOKALIKES: &[(&str, &str, &str)] = &[
     // (key, message, hint)
-    ("cpus", "shoal calls it `limits.cpu`", "write `cpu: 0.5` (a share of one core) or `cpu: 50%`"),
+    (
+        "cpus",
+        "shoal calls it `limits.cpu`",
+        "write `cpu: 0.5` (a share of one core) or `cpu: 50%`",
+    ),
     ("timers", "shoal calls it `limits.max_timers`", "write `max_timers: 16`"),
-    ("subscriptions", "shoal calls it `limits.max_subscriptions`", "write `max_subscriptions: 64`"),
-    ("mailbox", "shoal calls it `limits.queue`", "write `queue: 64` (messages)"),
-    ("stack", "the wasm stack depth is one setting for the whole process (wasmtime sets it per engine), not per container", "start shoal with `--max-wasm-stack SIZE` (default 512KiB)"),
-    ("fuel", "shoal meters CPU by time, not by fuel", "write `cpu: 0.5` (a share of one core)"),
+    (
+        "subscriptions",
+        "shoal calls it `limits.max_subscriptions`",
+        "write `max_subscriptions: 64`",
+    ),
+    (
+        "mailbox",
+        "shoal calls it `limits.queue`",
+        "write `queue: 64` (messages)",
+    ),
+    (
+        "stack",
+        "the wasm stack depth is one setting for the whole process (wasmtime sets it per engine), not per container",
+        "start shoal with `--max-wasm-stack SIZE` (default 512KiB)",
+    ),
+    (
+        "fuel",
+        "shoal meters CPU by time, not by fuel",
+        "write `cpu: 0.5` (a share of one core)",
+    ),
     ("pids", "a WebAssembly guest cannot start processes", "remove `pids`"),
 ];
 
@@ -1048,7 +1070,12 @@ fn decode_limits(m: &[(Key, Node)], key: &str, ctx: &mut Ctx) -> Limits {
     for (k, v) in m {
         let kp = format!("{key}.{}", k.name);
         if let Some((_, message, hint)) = LIMIT_LOOKALIKES.iter().find(|(name, ..)| *name == k.name) {
-            ctx.error(k.pos, &kp, format!("`limits.{}`: {message}", k.name), Some((*hint).into()));
+            ctx.error(
+                k.pos,
+                &kp,
+                format!("`limits.{}`: {message}", k.name),
+                Some((*hint).into()),
+            );
             continue;
         }
         if !LimitsFile::KEYS.contains(&k.name.as_str()) {
@@ -1067,7 +1094,9 @@ fn decode_limits(m: &[(Key, Node)], key: &str, ctx: &mut Ctx) -> Limits {
             }
             "cpu" => limits.cpu = decode_cpu_limit(v, &kp, ctx).or(limits.cpu),
             name => {
-                let Some(n) = decode_count_limit(v, &kp, name, ctx) else { continue };
+                let Some(n) = decode_count_limit(v, &kp, name, ctx) else {
+                    continue;
+                };
                 match name {
                     "max_timers" => limits.max_timers = n,
                     "queue" => limits.queue = n,
@@ -1125,7 +1154,10 @@ fn decode_cpu_limit(v: &Node, kp: &str, ctx: &mut Ctx) -> Option<CpuShare> {
             ctx.error(
                 v.pos,
                 kp,
-                format!("`limits.cpu` must be a share of one core such as `0.25` or `25%`, found {}", other.kind()),
+                format!(
+                    "`limits.cpu` must be a share of one core such as `0.25` or `25%`, found {}",
+                    other.kind()
+                ),
                 None,
             );
             return None;

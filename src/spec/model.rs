@@ -209,7 +209,9 @@ impl CpuShare {
 
     /// `None` outside `MIN_MILLI..=MAX_MILLI`.
     pub fn from_milli(milli: u32) -> Option<Self> {
-        (Self::MIN_MILLI..=Self::MAX_MILLI).contains(&milli).then_some(CpuShare(milli))
+        (Self::MIN_MILLI..=Self::MAX_MILLI)
+            .contains(&milli)
+            .then_some(CpuShare(milli))
     }
 
     pub fn milli(self) -> u32 {

@@ -193,7 +193,9 @@ pub fn parse(text: &str) -> Result<(Node, Vec<ParseProblem>), ParseProblem> {
         });
         let text = e.to_string();
         let message = if text.contains("budget breached: Depth") || text.contains("recursion limit exceeded") {
-            format!("the file nests mappings and lists deeper than {MAX_DEPTH} levels; a compose file needs fewer than ten")
+            format!(
+                "the file nests mappings and lists deeper than {MAX_DEPTH} levels; a compose file needs fewer than ten"
+            )
         } else {
             first_line(&text)
         };

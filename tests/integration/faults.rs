@@ -99,11 +99,21 @@ fn a_removed_mount_and_a_deleted_image_do_not_stop_the_stack() {
     };
     assert!(last.starts_with("remounter failed to start: cannot mount"), "{last}");
     // The deleted image still runs from the module loaded at start.
-    up.wait_seen("orphaned exited with code 1 (not restarted again after 2 restarts)", LONG);
+    up.wait_seen(
+        "orphaned exited with code 1 (not restarted again after 2 restarts)",
+        LONG,
+    );
     let seen = pair_goes_on_then_stop(&mut up);
-    let runs = up.seen.iter().filter(|l| squash(l) == "orphaned | exiting with 1").count();
+    let runs = up
+        .seen
+        .iter()
+        .filter(|l| squash(l) == "orphaned | exiting with 1")
+        .count();
     assert_eq!(runs, 3, "{seen}");
-    assert!(seen.contains(&data.display().to_string()), "the error names the folder:\n{seen}");
+    assert!(
+        seen.contains(&data.display().to_string()),
+        "the error names the folder:\n{seen}"
+    );
     // What the logger wrote before the folder went was complete, line by line.
     let kept_path = sandbox.path().join("kept.txt");
     std::fs::write(&kept_path, kept).unwrap();
@@ -169,7 +179,10 @@ fn a_full_disk_is_reported_and_nothing_is_truncated() {
         .unwrap_or_else(|| panic!("{filled}"));
     assert!(written > 0, "{filled}");
     assert_eq!(std::fs::metadata(full.join("data/big")).unwrap().len(), written);
-    assert!(seen.contains("append /data/log.txt: line 0 failed: No space left on device"), "{seen}");
+    assert!(
+        seen.contains("append /data/log.txt: line 0 failed: No space left on device"),
+        "{seen}"
+    );
     assert!(
         seen.contains("[stderr] warning: cannot write the compile cache") && seen.contains("No space left on device"),
         "{seen}"

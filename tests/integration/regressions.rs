@@ -25,7 +25,11 @@ fn a_restarted_container_gets_no_timer_event_of_its_previous_run() {
         "containers:\n  again:\n    image: IMAGES/hostile.wasm\n    args: [orphan-check]\n    capabilities: [timers]\n    restart: on-failure:2\n    restart_delay: 100ms\n",
     );
     assert_eq!(out.matches("again | hostile: no orphan events").count(), 3, "{out}");
-    assert_eq!(out.matches("again | hostile: exiting with timer 1 armed").count(), 3, "{out}");
+    assert_eq!(
+        out.matches("again | hostile: exiting with timer 1 armed").count(),
+        3,
+        "{out}"
+    );
     assert!(!out.contains("ORPHAN"), "{out}");
     assert!(out.contains("(not restarted again after 2 restarts)"), "{out}");
 }

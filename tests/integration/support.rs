@@ -146,7 +146,11 @@ impl Running {
         let deadline = Instant::now() + limit;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "no line containing {needle:?} within {limit:?}:\n{}", self.seen.join("\n"));
+            assert!(
+                !left.is_zero(),
+                "no line containing {needle:?} within {limit:?}:\n{}",
+                self.seen.join("\n")
+            );
             let line = self.wait_for("", left);
             if squash(&line).contains(&needle) {
                 return line;

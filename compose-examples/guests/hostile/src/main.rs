@@ -55,7 +55,7 @@ fn oom() {
     loop {
         // Touch every page so the memory is really used, not only reserved.
         blocks.push(vec![0xa5; 256 << 10]);
-        if blocks.len() % 16 == 0 {
+        if blocks.len().is_multiple_of(16) {
             println!("hostile: holding {} MiB", blocks.len() / 4);
         }
     }
