@@ -226,3 +226,53 @@ fn a_hundred_mib_of_stdout_is_passed_on_and_the_pair_goes_on() {
     assert!(!text.contains("GAP") && !text.contains("DUP"), "{text}");
     assert!(text.contains("chatty | hostile: wrote 100 MiB to stdout"), "{text}");
 }
+
+/// The wasm stack limit is one setting for the process: a deep recursion traps under any
+/// value, and a value out of range is a usage error before anything runs.
+#[test]
+fn the_wasm_stack_limit_is_a_process_setting() {
+    let sandbox = Sandbox::new();
+    for size in ["64KiB", "4MiB"] {
+        let output = sandbox
+            .shoal()
+            .args(["--max-wasm-stack", size, "run"])
+            .arg(image("recurse.wasm"))
+            .output()
+            .unwrap();
+        let out = stdout(&output);
+        assert_eq!(output.status.code(), Some(1), "{out}");
+        assert!(out.contains("recurse trapped: call stack exhausted"), "{size}: {out}");
+    }
+    let output = sandbox
+        .shoal()
+        .args(["--max-wasm-stack", "1GiB", "run"])
+        .arg(image("recurse.wasm"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("--max-wasm-stack `1GiB` is out of range: use 64KiB to 64MiB"),
+        "{}",
+        stderr(&output)
+    );
+    // A compose file cannot set it per container, and says where to set it instead.
+    let file = sandbox.write(
+        "shoal.yaml",
+        &format!(
+            "containers:\n  deep:\n    image: {}\n    limits: {{stack: 1MiB}}\n",
+            image("recurse.wasm").display()
+        ),
+    );
+    let output = sandbox
+        .shoal()
+        .args(["config", "-q", "-f"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("`--max-wasm-stack SIZE`"),
+        "{}",
+        stderr(&output)
+    );
+}
