@@ -10,29 +10,10 @@ use crate::support::*;
 
 const LONG: Duration = Duration::from_secs(60);
 
-const HEALTHY_PAIR: &str = "  sub:
-    image: IMAGES/seq-subscriber.wasm
-    capabilities: [messaging]
-  pub:
-    image: IMAGES/seq-publisher.wasm
-    capabilities: [messaging, timers]
-    env: {PERIOD_MS: \"5\"}
-    depends_on: {sub: {condition: service_started}}
-";
-
-fn last_got(run: &Running) -> u64 {
-    run.seen
-        .iter()
-        .filter_map(|l| squash(l).strip_prefix("sub | got ").map(str::to_owned))
-        .filter_map(|n| n.trim().parse().ok())
-        .max()
-        .unwrap_or(0)
-}
-
 /// Let the healthy pair exchange 100 more messages, stop the stack, and check the pair
 /// lost nothing.
 fn pair_goes_on_then_stop(up: &mut Running) -> String {
-    let target = last_got(up) + 100;
+    let target = up.last_got() + 100;
     up.wait_seen(&format!("sub | got {target}"), LONG);
     up.signal(libc::SIGINT);
     up.wait_exit(LONG);

@@ -13,16 +13,6 @@ use crate::support::*;
 
 const LONG: Duration = Duration::from_secs(120);
 
-/// The last `got N` the healthy subscriber printed so far.
-fn last_got(run: &Running) -> u64 {
-    run.seen
-        .iter()
-        .filter_map(|l| squash(l).strip_prefix("sub | got ").map(str::to_owned))
-        .filter_map(|n| n.trim().parse().ok())
-        .max()
-        .unwrap_or(0)
-}
-
 /// A `/proc/PID/status` field in KiB.
 fn status_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -32,16 +22,6 @@ fn status_kib(pid: u32, field: &str) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
 }
-
-const HEALTHY_PAIR: &str = "  sub:
-    image: IMAGES/seq-subscriber.wasm
-    capabilities: [messaging]
-  pub:
-    image: IMAGES/seq-publisher.wasm
-    capabilities: [messaging, timers]
-    env: {PERIOD_MS: \"5\"}
-    depends_on: {sub: {condition: service_started}}
-";
 
 /// Every offender that ends on its own, plus a spinner and a reader that never reads,
 /// started together once the pair runs.
@@ -148,7 +128,7 @@ fn hostile_guests_leave_the_host_and_their_neighbours_alone() {
     assert!(peak > 0 && now + 16 * 1024 < peak, "RSS {now} KiB, peak {peak} KiB");
 
     // The pair keeps going after every offender is done: 200 more messages, in order.
-    let after = last_got(&up) + 200;
+    let after = up.last_got() + 200;
     up.wait_seen(&format!("sub | got {after}"), LONG);
     up.signal(libc::SIGINT);
     let status = up.wait_exit(LONG);

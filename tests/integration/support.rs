@@ -199,3 +199,27 @@ impl Drop for Running {
 pub fn squash(line: &str) -> String {
     line.split(' ').filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ")
 }
+
+/// A `seq-publisher` (every 5 ms) -> `seq-subscriber` pair, as `containers:` entries with
+/// `IMAGES` for the images folder: the healthy neighbours of the isolation tests.
+pub const HEALTHY_PAIR: &str = "  sub:
+    image: IMAGES/seq-subscriber.wasm
+    capabilities: [messaging]
+  pub:
+    image: IMAGES/seq-publisher.wasm
+    capabilities: [messaging, timers]
+    env: {PERIOD_MS: \"5\"}
+    depends_on: {sub: {condition: service_started}}
+";
+
+impl Running {
+    /// The highest `got N` the healthy pair's subscriber (`sub`) printed so far.
+    pub fn last_got(&self) -> u64 {
+        self.seen
+            .iter()
+            .filter_map(|l| squash(l).strip_prefix("sub | got ").map(str::to_owned))
+            .filter_map(|n| n.trim().parse().ok())
+            .max()
+            .unwrap_or(0)
+    }
+}
