@@ -2,6 +2,7 @@
 # Build every guest image and copy it into compose-examples/images/:
 #   - the Rust guest workspace compose-examples/guests/ (cargo, target wasm32-wasip1)
 #   - the C guests in compose-examples/guests/c/ (make; NAME.wasm and NAME.newlibc.wasm)
+#   - the WAT guests in compose-examples/guests/wat/ (wat2wasm; misbehaviour no compiler emits)
 # Incremental: cargo and make rebuild only what changed; files are copied only when different.
 set -euo pipefail
 
@@ -19,6 +20,7 @@ command -v cargo >/dev/null 2>&1 || die "cargo not found"
 command -v rustc >/dev/null 2>&1 || die "rustc not found"
 command -v clang >/dev/null 2>&1 || die "clang not found (apt package clang)"
 command -v make >/dev/null 2>&1 || die "make not found"
+command -v wat2wasm >/dev/null 2>&1 || die "wat2wasm not found (apt package wabt)"
 command -v wasm-ld >/dev/null 2>&1 || command -v wasm-ld-14 >/dev/null 2>&1 \
     || die "wasm-ld not found (apt package lld)"
 [ -f /usr/lib/wasm32-wasi/libc.a ] || die "Debian wasi-libc missing (apt package wasi-libc)"
@@ -42,6 +44,15 @@ echo "build-guests.sh: cargo build --release --target wasm32-wasip1 (in compose-
 echo "build-guests.sh: make -C compose-examples/guests/c"
 make -s -C "$GUESTS/c" -j"$(nproc 2>/dev/null || echo 2)"
 
+echo "build-guests.sh: wat2wasm compose-examples/guests/wat/*.wat"
+mkdir -p "$GUESTS/wat/out"
+for w in "$GUESTS"/wat/*.wat; do
+    out="$GUESTS/wat/out/$(basename "${w%.wat}").wasm"
+    if [ ! -f "$out" ] || [ "$w" -nt "$out" ]; then
+        wat2wasm "$w" -o "$out"
+    fi
+done
+
 mkdir -p "$IMAGES"
 copied=0
 copy() {
@@ -51,7 +62,7 @@ copy() {
         copied=$((copied + 1))
     fi
 }
-for f in "$GUESTS"/target/wasm32-wasip1/release/*.wasm "$GUESTS"/c/out/*.wasm; do
+for f in "$GUESTS"/target/wasm32-wasip1/release/*.wasm "$GUESTS"/c/out/*.wasm "$GUESTS"/wat/out/*.wasm; do
     copy "$f"
 done
 total=$(ls "$IMAGES"/*.wasm | wc -l)

@@ -59,6 +59,13 @@ const HELLO: &str = r#"
     (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))
 "#;
 
+/// Burns CPU without any host call, forever (`shoal bench isolation`).
+const SPIN: &str = r#"
+(module
+  (memory (export "memory") 1)
+  (func (export "_start") (loop $spin (br $spin))))
+"#;
+
 /// The built-in guests as wasm bytes.
 pub fn idle_subscriber() -> wasmtime::Result<Vec<u8>> {
     Ok(wat::parse_str(SUBSCRIBER.replace("ECHO_CODE", ""))?)
@@ -72,11 +79,20 @@ pub fn hello() -> wasmtime::Result<Vec<u8>> {
     Ok(wat::parse_str(HELLO)?)
 }
 
+pub fn spin() -> wasmtime::Result<Vec<u8>> {
+    Ok(wat::parse_str(SPIN)?)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn built_in_guests_are_valid_wasm() {
-        for bytes in [super::idle_subscriber(), super::echo_subscriber(), super::hello()] {
+        for bytes in [
+            super::idle_subscriber(),
+            super::echo_subscriber(),
+            super::hello(),
+            super::spin(),
+        ] {
             let bytes = bytes.unwrap();
             wasmparser::Validator::new().validate_all(&bytes).unwrap();
         }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::bench_image;
 use crate::runtime::Runtime;
-use crate::spec::Stack;
+use crate::spec::{ContainerSpec, Stack};
 use crate::supervisor::Supervisor;
 
 use super::density::CountingSink;
@@ -49,8 +49,24 @@ pub async fn run_one(
     rounds: usize,
     burst: usize,
 ) -> MessagingRow {
+    run_beside(runtime, stack, module, &[], rounds, burst).await
+}
+
+/// [`run_one`] with `neighbours` (other containers and their modules) running in the same
+/// stack, started first: what they cost the subscribers (`shoal bench isolation`).
+pub async fn run_beside(
+    runtime: Arc<Runtime>,
+    stack: &Stack,
+    module: wasmtime::Module,
+    neighbours: &[(ContainerSpec, wasmtime::Module)],
+    rounds: usize,
+    burst: usize,
+) -> MessagingRow {
     let n = stack.containers.len();
     let mut runner = Supervisor::new(runtime, Arc::new(CountingSink::default()));
+    for (spec, neighbour) in neighbours {
+        runner.add(spec, Some(bench_image(neighbour)));
+    }
     for spec in &stack.containers {
         runner.add(spec, Some(bench_image(&module)));
     }

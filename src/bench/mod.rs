@@ -3,6 +3,7 @@
 
 pub mod density;
 pub mod guests;
+pub mod isolation;
 pub mod messaging;
 pub mod plot;
 pub mod reload;
@@ -54,7 +55,17 @@ pub fn built_in_image(images: &ImageStore, name: &str, bytes: &[u8]) -> Result<P
 
 /// A stack of `count` replicas of one image, validated like a compose file.
 pub fn replicated_stack(image: &Path, count: usize, capabilities: &[&str]) -> Result<Stack, BenchError> {
-    let document = serde_json::json!({
+    limited_stack(image, count, capabilities, serde_json::Value::Null)
+}
+
+/// [`replicated_stack`] with a `limits:` section (`null` for none).
+pub fn limited_stack(
+    image: &Path,
+    count: usize,
+    capabilities: &[&str],
+    limits: serde_json::Value,
+) -> Result<Stack, BenchError> {
+    let mut document = serde_json::json!({
         "name": "bench",
         "containers": {
             "bench": {
@@ -65,6 +76,9 @@ pub fn replicated_stack(image: &Path, count: usize, capabilities: &[&str]) -> Re
             }
         }
     });
+    if !limits.is_null() {
+        document["containers"]["bench"]["limits"] = limits;
+    }
     let env = HashMap::new();
     let no_store = |_: &str| None;
     let options = spec::LoadOptions {

@@ -243,6 +243,19 @@ impl Mailbox {
         }
     }
 
+    /// Prefixes this mailbox is subscribed to.
+    pub fn subscriptions(&self) -> usize {
+        let subs = self.broker.inner.subscribers.read().unwrap_or_else(|e| e.into_inner());
+        subs.get(&self.id).map_or(0, |sub| sub.prefixes.len())
+    }
+
+    /// Whether `prefix` is one of this mailbox's subscriptions already.
+    pub fn is_subscribed(&self, prefix: &str) -> bool {
+        let subs = self.broker.inner.subscribers.read().unwrap_or_else(|e| e.into_inner());
+        subs.get(&self.id)
+            .is_some_and(|sub| sub.prefixes.iter().any(|p| p == prefix))
+    }
+
     /// Take the oldest queued message.
     pub fn try_recv(&self) -> Option<Arc<Message>> {
         lock(&self.shared.queue).items.pop_front()

@@ -43,6 +43,9 @@ struct GlobalArgs {
     /// Address space reserved per linear memory, e.g. 8MiB (see README: memory sizing)
     #[arg(long, global = true, value_name = "SIZE", env = "SHOAL_MEMORY_RESERVATION")]
     memory_reservation: Option<String>,
+    /// Deepest wasm stack any container may use, e.g. 1MiB [default: 512KiB] (engine-wide; see README: limits)
+    #[arg(long, global = true, value_name = "SIZE", env = "SHOAL_MAX_WASM_STACK")]
+    max_wasm_stack: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -303,6 +306,9 @@ struct RunArgs {
     /// Linear memory limit, e.g. 1MiB
     #[arg(long, value_name = "SIZE")]
     memory: Option<String>,
+    /// CPU share limit, e.g. 0.25 or 25%
+    #[arg(long, value_name = "SHARE")]
+    cpu: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -356,6 +362,22 @@ enum BenchCommand {
         /// Saves to measure
         #[arg(long, default_value_t = 50)]
         rounds: usize,
+    },
+    /// The share `limits.cpu` holds a spinning guest to, and what spinning guests cost a
+    /// parked subscriber's message latency, with and without a limit
+    Isolation {
+        /// Seconds to measure each CPU share
+        #[arg(long, default_value_t = 3.0)]
+        secs: f64,
+        /// Spinning guests beside the subscriber
+        #[arg(long, default_value_t = 4)]
+        spinners: usize,
+        /// Latency rounds per configuration
+        #[arg(long, default_value_t = 200)]
+        rounds: usize,
+        /// Also write the figures as JSON
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
     },
     /// Publish -> deliver latency (p50/p99) to parked subscribers and fan-out throughput
     Messaging {
@@ -413,7 +435,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     let images = ImageStore::new(cli.global.data_dir.clone().unwrap_or_else(default_data_dir));
-    let runtime_config = runtime_config(cli.global.memory_reservation.as_deref())?;
+    let mut runtime_config = runtime_config(cli.global.memory_reservation.as_deref())?;
+    crate::runtime::stack::apply(&mut runtime_config, cli.global.max_wasm_stack.as_deref())?;
     match cli.command {
         Command::Config(args) => config(&images, args),
         Command::Up(args) => serve::up(&images, &runtime_config, &cli.global, args),
@@ -641,7 +664,11 @@ fn run_stack_in_foreground(
     stack: &Stack,
 ) -> anyhow::Result<supervisor::StackReport> {
     let runtime = Arc::new(Runtime::new(runtime_config)?);
-    let modules = supervisor::load_modules(&runtime, images, stack, |_, _| {})?;
+    let modules = supervisor::load_modules(&runtime, images, stack, |_, loaded| {
+        if let Some(why) = &loaded.cache_error {
+            eprintln!("warning: cannot write the compile cache: {why}");
+        }
+    })?;
     let log = Arc::new(TerminalLog::new(
         stack.containers.iter().map(|c| c.name.as_str()),
         false,
@@ -696,6 +723,9 @@ fn command_line_stack(name: &str, image: &Path, args: &RunArgs) -> anyhow::Resul
     });
     if let Some(memory) = &args.memory {
         container["limits"] = serde_json::json!({ "memory": memory });
+    }
+    if let Some(cpu) = &args.cpu {
+        container["limits"]["cpu"] = serde_json::json!(cpu);
     }
     let document = serde_json::json!({ "name": name, "containers": { name: container } });
     let env: HashMap<String, String> = HashMap::new();
@@ -859,6 +889,21 @@ fn bench_command(images: &ImageStore, runtime_config: &RuntimeConfig, args: Benc
                 report.containers_per_cycle,
                 report.growth_percent()
             );
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_string_pretty(&report)? + "\n")?;
+            }
+        }
+        BenchCommand::Isolation {
+            secs,
+            spinners,
+            rounds,
+            json,
+        } => {
+            let window = std::time::Duration::from_secs_f64(secs.max(0.1));
+            let report = bench::isolation::run(images, runtime, &executor, window, spinners, rounds.max(1), |l| {
+                eprintln!("  {l}")
+            })?;
+            print!("{}", bench::isolation::render(&report.cpu, &report.neighbours));
             if let Some(path) = json {
                 std::fs::write(&path, serde_json::to_string_pretty(&report)? + "\n")?;
             }

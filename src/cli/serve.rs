@@ -94,6 +94,9 @@ fn serve(
         if verbose {
             eprintln!("{}", supervisor::describe_load(path, loaded));
         }
+        if let Some(why) = &loaded.cache_error {
+            eprintln!("warning: cannot write the compile cache: {why}");
+        }
     })?;
     // shoal's own lines are system lines, never padded: only containers set the width.
     let names = stack.containers.iter().map(|c| c.name.as_str());
@@ -193,6 +196,9 @@ fn detach(
     if let Some(size) = &global.memory_reservation {
         command.arg("--memory-reservation").arg(size);
     }
+    if let Some(size) = &global.max_wasm_stack {
+        command.arg("--max-wasm-stack").arg(size);
+    }
     command
         .arg("up")
         .arg("--detached-child")
@@ -254,8 +260,10 @@ fn detach(
     };
     let mut failed = 0;
     for row in &rows {
-        let bad = matches!(row.state.as_str(), "trapped" | "failed" | "killed" | "waiting")
-            || row.exit_code.is_some_and(|code| code != 0)
+        let bad = matches!(
+            row.state.as_str(),
+            "trapped" | "failed" | "killed" | "waiting" | "out of memory" | "host error"
+        ) || row.exit_code.is_some_and(|code| code != 0)
             || row.state.starts_with("restarting");
         if bad {
             failed += 1;

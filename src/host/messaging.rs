@@ -3,7 +3,7 @@
 use wasmtime::{Caller, Linker};
 
 use super::memory::{guest_memory, read_bytes, read_cstr};
-use super::{Get, DENIED, E2BIG, EINVAL, SUCCESS};
+use super::{Get, DENIED, E2BIG, EINVAL, ENOMEM, SUCCESS};
 use crate::broker::{PublishError, MAX_PAYLOAD};
 use crate::spec::Capability;
 
@@ -98,12 +98,19 @@ fn subscribe<T: 'static>(caller: &mut Caller<'_, T>, get: Get<T>, topic: u32) ->
         debug_assert_eq!(e, DENIED);
         return e;
     }
-    let cap = st.limits.mailbox_capacity;
+    let (cap, max) = (st.limits.mailbox_capacity, st.limits.max_subscriptions);
     let broker = st.broker.clone();
     let drops = st.counters.dropped.clone();
-    st.mailbox
-        .get_or_insert_with(|| broker.mailbox_counting_drops(cap, drops))
-        .subscribe(topic);
+    let mailbox = st
+        .mailbox
+        .get_or_insert_with(|| broker.mailbox_counting_drops(cap, drops));
+    if mailbox.subscriptions() >= max && !mailbox.is_subscribed(topic) {
+        st.warn_once("subscribe:max", || {
+            format!("{SUBSCRIBE} refused: the container already has {max} subscriptions (`limits.max_subscriptions`); the call returns -12 (ENOMEM)")
+        });
+        return ENOMEM;
+    }
+    mailbox.subscribe(topic);
     SUCCESS
 }
 
@@ -247,6 +254,31 @@ mod tests {
         assert_eq!(a.i("ocre_publish_message", &[t, c, 100, 1]).await, 0);
         assert_eq!(b.get_event().await.0, ENOMEM);
         assert_eq!(b.host().stats().messages_in, 0);
+    }
+
+    #[tokio::test]
+    async fn subscriptions_are_capped_per_container() {
+        let (engine, broker, log) = (engine(), Broker::new(), Arc::new(Collect::default()));
+        let mut cfg = config("storm", ALL, &broker, &log);
+        cfg.limits.max_subscriptions = 3;
+        let mut g = Guest::new(&engine, cfg).await;
+        let mut other = Guest::new(&engine, config("calm", ALL, &broker, &log)).await;
+        for (i, topic) in ["a/", "b/", "c/"].into_iter().enumerate() {
+            let t = g.cstr(100 + 10 * i as u32, topic);
+            assert_eq!(g.i("ocre_subscribe_message", &[t]).await, 0);
+        }
+        let d = g.cstr(200, "d/");
+        assert_eq!(g.i("ocre_subscribe_message", &[d]).await, ENOMEM);
+        assert_eq!(g.i("ocre_subscribe_message", &[d]).await, ENOMEM);
+        // Subscribing again to a prefix it holds is not a new subscription.
+        assert_eq!(g.i("ocre_subscribe_message", &[100]).await, 0);
+        // The cap is per container.
+        let t = other.cstr(100, "d/");
+        assert_eq!(other.i("ocre_subscribe_message", &[t]).await, 0);
+        assert_eq!(broker.stats().subscriptions, 4);
+        let w = log.warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("limits.max_subscriptions"), "{w:?}");
     }
 
     #[tokio::test]

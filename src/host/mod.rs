@@ -67,6 +67,8 @@ pub struct HostLimits {
     /// Timers a container may have at once (ids themselves may be any of `1..=i32::MAX`).
     /// Default 64.
     pub max_timers: usize,
+    /// Topic prefixes a container may subscribe to (`-12` beyond). Default 256.
+    pub max_subscriptions: usize,
     /// Longest topic / content type accepted, in bytes without the NUL. Default 1024.
     pub max_topic_len: u32,
     /// Bytes of guest memory the host may add (whole 64 KiB pages) to hold message copies.
@@ -80,8 +82,22 @@ impl Default for HostLimits {
         HostLimits {
             mailbox_capacity: 256,
             max_timers: 64,
+            max_subscriptions: 256,
             max_topic_len: 1024,
             host_region_bytes: 5 * 64 * 1024,
+        }
+    }
+}
+
+impl HostLimits {
+    /// The limits a container's `limits:` section sets; the rest keep their defaults.
+    pub fn from_spec(limits: &crate::spec::Limits) -> Self {
+        let count = |n: u32| usize::try_from(n).unwrap_or(usize::MAX);
+        HostLimits {
+            mailbox_capacity: count(limits.queue),
+            max_timers: count(limits.max_timers),
+            max_subscriptions: count(limits.max_subscriptions),
+            ..HostLimits::default()
         }
     }
 }
@@ -379,6 +395,25 @@ pub(crate) mod testutil;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_from_the_file_default_to_the_host_defaults() {
+        assert_eq!(
+            HostLimits::from_spec(&crate::spec::Limits::default()),
+            HostLimits::default()
+        );
+        let limits = crate::spec::Limits {
+            queue: 3,
+            max_timers: 4,
+            max_subscriptions: 5,
+            ..Default::default()
+        };
+        let host = HostLimits::from_spec(&limits);
+        assert_eq!(
+            (host.mailbox_capacity, host.max_timers, host.max_subscriptions),
+            (3, 4, 5)
+        );
+    }
 
     #[test]
     fn classify() {

@@ -87,6 +87,9 @@ pub struct LoadedModule {
     pub digest: ImageDigest,
     pub source: ModuleSource,
     pub elapsed: Duration,
+    /// Why the compiled code could not be written to the cache (a full disk, a read-only
+    /// data directory). The module is fine; it is only compiled again next time.
+    pub cache_error: Option<String>,
 }
 
 /// The store under one data directory.
@@ -254,6 +257,7 @@ impl ImageStore {
                     digest,
                     source: ModuleSource::Cached,
                     elapsed: started.elapsed(),
+                    cache_error: None,
                 });
             }
         }
@@ -261,15 +265,19 @@ impl ImageStore {
             path: file.to_path_buf(),
             message: format!("{e:#}"),
         })?;
-        if let Ok(serialized) = module.serialize() {
-            // A cache that cannot be written only costs a compile next time.
-            let _ = write_atomically(&cached, &serialized);
-        }
+        // A cache that cannot be written only costs a compile next time; say why.
+        let cache_error = match module.serialize() {
+            Ok(serialized) => write_atomically(&cached, &serialized)
+                .err()
+                .map(|e| format!("{e}; {} will be compiled again next time", file.display())),
+            Err(e) => Some(format!("cannot serialize the compiled {}: {e:#}", file.display())),
+        };
         Ok(LoadedModule {
             module,
             digest,
             source: ModuleSource::Compiled,
             elapsed: started.elapsed(),
+            cache_error,
         })
     }
 
@@ -332,10 +340,14 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
         path.file_name().and_then(|n| n.to_str()).unwrap_or("x"),
         std::process::id()
     ));
-    let mut file = fs::File::create(&tmp).map_err(err)?;
-    file.write_all(bytes).map_err(err)?;
-    file.sync_all().map_err(err)?;
-    fs::rename(&tmp, path).map_err(err)
+    let written = fs::File::create(&tmp)
+        .and_then(|mut file| file.write_all(bytes).and_then(|()| file.sync_all()))
+        .and_then(|()| fs::rename(&tmp, path));
+    if written.is_err() {
+        // A full disk must not leave half a file behind.
+        let _ = fs::remove_file(&tmp);
+    }
+    written.map_err(err)
 }
 
 #[cfg(test)]

@@ -12,21 +12,21 @@
 //!   ticker thread runs only while some container is executing guest code (tracked with a
 //!   call hook), so an idle stack costs no CPU at all.
 
+pub mod cpu;
+mod exit;
 mod limiter;
 mod output;
 mod probe;
+pub mod stack;
 mod ticker;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use wasmtime::{
-    Config, Engine, Extern, Instance, Linker, Memory, Module, Store, StoreContextMut, TypedFunc, UpdateDeadline,
-    WasmBacktraceDetails,
-};
+use wasmtime::{Config, Engine, Extern, Instance, Linker, Memory, Module, Store, TypedFunc, WasmBacktraceDetails};
 use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use crate::host::{self, HostConfig, HostState};
 use crate::logs::{LogSink, Stream};
@@ -82,9 +82,12 @@ pub struct ContainerCtx {
     /// The Ocre `env` API state: mailbox, timers, sensors, capability checks.
     pub host: HostState,
     pub limiter: MemoryLimiter,
+    /// `limits.cpu`: the container's share, CPU meter and credit (see [`cpu`]).
+    pub cpu: cpu::CpuState,
     execution: ExecutionGuard,
     probe: Arc<Probe>,
-    cpu: CpuClock,
+    /// Times guest execution for `ps`/`top` (the CPU limit has its own meter in `cpu`).
+    clock: CpuClock,
 }
 
 impl Drop for ContainerCtx {
@@ -104,6 +107,12 @@ pub enum ExitStatus {
     Killed,
     /// It never ran: a mount could not be opened, an import is missing, ...
     Failed(String),
+    /// It trapped after `limits.memory` refused a growth: an allocation failure it did not
+    /// survive. The message names the limit, the size it wanted, and the trap.
+    OutOfMemory(String),
+    /// It was ended by an error of the host (a WASI call failing inside the runtime), not
+    /// by its own trap or exit.
+    HostError(String),
 }
 
 impl ExitStatus {
@@ -119,6 +128,8 @@ impl std::fmt::Display for ExitStatus {
             ExitStatus::Trapped(why) => write!(f, "trapped: {why}"),
             ExitStatus::Killed => f.write_str("killed"),
             ExitStatus::Failed(why) => write!(f, "failed to start: {why}"),
+            ExitStatus::OutOfMemory(why) => write!(f, "ran out of memory: {why}"),
+            ExitStatus::HostError(why) => write!(f, "ended by a host error: {why}"),
         }
     }
 }
@@ -229,26 +240,28 @@ impl Runtime {
             wasi.preopened_dir(&mount.host, &mount.guest, perms)
                 .map_err(|e| format!("cannot mount {} at {}: {e:#}", mount.host.display(), mount.guest))?;
         }
+        let limiter = MemoryLimiter::new(spec.limits.memory).reporting_to(&spec.name, host.log.clone());
+        let cpu = cpu::CpuState::new(spec.limits.cpu).reporting_to(&spec.name, host.log.clone());
         let ctx = ContainerCtx {
             wasi: wasi.build_p1(),
             host: HostState::new(host),
-            limiter: MemoryLimiter::new(spec.limits.memory, probe.clone()),
+            limiter: limiter.with_probe(probe.clone()),
+            cpu,
             execution: self.ticker.guard(),
             probe,
-            cpu: CpuClock::default(),
+            clock: CpuClock::default(),
         };
         let mut store = Store::new(&self.engine, ctx);
         store.limiter(|cx| &mut cx.limiter);
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(on_epoch_deadline);
+        cpu::install(&mut store);
         store.call_hook(|mut cx, hook| {
             let cx = cx.data_mut();
             if hook.entering_host() {
                 cx.execution.leave();
-                cx.cpu.leave(&cx.probe);
+                cx.clock.leave(&cx.probe);
             } else {
                 cx.execution.enter();
-                cx.cpu.enter();
+                cx.clock.enter();
             }
             Ok(())
         });
@@ -266,7 +279,7 @@ impl Runtime {
                         "cannot create the imported memory `{}.{}`: {}",
                         import.module(),
                         import.name(),
-                        root_message(&e)
+                        exit::start_failure(&e, &store.data().limiter)
                     ))
                 })?;
                 store.data_mut().host.set_imported_memory(memory);
@@ -284,9 +297,10 @@ impl Runtime {
                 }
             }
         }
-        Instance::new_async(&mut *store, module, &imports)
-            .await
-            .map_err(|e| classify(Err(e)))
+        match Instance::new_async(&mut *store, module, &imports).await {
+            Ok(instance) => Ok(instance),
+            Err(e) => Err(exit::classify_start(e, &store.data().limiter)),
+        }
     }
 }
 
@@ -300,51 +314,13 @@ impl Prepared {
     /// Run `_start` to its end, or until `stop` is cancelled (then the store is dropped
     /// with the call in flight, which ends any host call at once).
     pub async fn start(mut self, stop: CancellationToken) -> ExitStatus {
+        let meter = self.store.data().cpu.meter();
         tokio::select! {
             biased;
             _ = stop.cancelled() => ExitStatus::Killed,
-            result = self.start.call_async(&mut self.store, ()) => classify(result),
+            result = cpu::metered(meter, self.start.call_async(&mut self.store, ())) => {
+                exit::classify(result, &self.store.data().limiter)
+            }
         }
     }
-}
-
-/// Called each time a running guest reaches its epoch deadline (every tick while it
-/// executes): yield to the other containers, or, while it is paused, park until resumed.
-fn on_epoch_deadline(cx: StoreContextMut<'_, ContainerCtx>) -> wasmtime::Result<UpdateDeadline> {
-    let probe = &cx.data().probe;
-    if probe.is_paused() {
-        let mut paused = probe.pause_receiver();
-        return Ok(UpdateDeadline::YieldCustom(
-            1,
-            Box::pin(async move {
-                let _ = paused.wait_for(|p| !*p).await;
-            }),
-        ));
-    }
-    Ok(UpdateDeadline::Yield(1))
-}
-
-/// Turn the result of `_start` into an exit status.
-fn classify(result: wasmtime::Result<()>) -> ExitStatus {
-    let error = match result {
-        Ok(()) => return ExitStatus::Exited(0),
-        Err(error) => error,
-    };
-    if let Some(exit) = error.downcast_ref::<I32Exit>() {
-        return ExitStatus::Exited(exit.0);
-    }
-    if let Some(trap) = error.downcast_ref::<wasmtime::Trap>() {
-        return ExitStatus::Trapped(trap.to_string());
-    }
-    ExitStatus::Trapped(root_message(&error))
-}
-
-fn root_message(error: &wasmtime::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        message = format!("{message}: {inner}");
-        source = inner.source();
-    }
-    message
 }

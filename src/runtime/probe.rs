@@ -59,6 +59,14 @@ impl Probe {
         self.memory_bytes.fetch_add(delta, Ordering::Relaxed);
     }
 
+    /// A growth that was allowed and then failed.
+    pub(crate) fn shrank(&self, bytes: usize) {
+        let bytes = u64::try_from(bytes).unwrap_or(0);
+        let _ = self
+            .memory_bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |m| Some(m.saturating_sub(bytes)));
+    }
+
     pub(crate) fn instance_gone(&self) {
         self.memory_bytes.store(0, Ordering::Relaxed);
     }

@@ -4,7 +4,7 @@
 //! parked. Each store's call hook tells us when its fiber enters and leaves wasm; the
 //! ticker thread parks itself whenever that count is zero.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -12,7 +12,9 @@ use std::time::Duration;
 use wasmtime::Engine;
 
 struct Shared {
-    executing: AtomicUsize,
+    /// Stores executing wasm. Signed: a store dropped while one of its paused slices is
+    /// still pending may take it below zero for a moment (see [`Paused`]).
+    executing: AtomicIsize,
     shutdown: AtomicBool,
 }
 
@@ -24,7 +26,7 @@ pub struct Ticker {
 impl Ticker {
     pub fn start(engine: Engine, tick: Duration) -> Self {
         let shared = Arc::new(Shared {
-            executing: AtomicUsize::new(0),
+            executing: AtomicIsize::new(0),
             shutdown: AtomicBool::new(false),
         });
         let state = shared.clone();
@@ -33,7 +35,7 @@ impl Ticker {
             .stack_size(64 * 1024)
             .spawn(move || {
                 while !state.shutdown.load(Ordering::Acquire) {
-                    if state.executing.load(Ordering::Acquire) == 0 {
+                    if state.executing.load(Ordering::Acquire) <= 0 {
                         thread::park();
                         continue;
                     }
@@ -75,7 +77,7 @@ impl ExecutionGuard {
     pub fn enter(&mut self) {
         if !self.inside {
             self.inside = true;
-            if self.shared.executing.fetch_add(1, Ordering::AcqRel) == 0 {
+            if self.shared.executing.fetch_add(1, Ordering::AcqRel) <= 0 {
                 if let Some(thread) = &self.thread {
                     thread.unpark();
                 }
@@ -89,11 +91,71 @@ impl ExecutionGuard {
             self.shared.executing.fetch_sub(1, Ordering::AcqRel);
         }
     }
+
+    /// Stop counting this store as executing while it is held off the executor (a CPU
+    /// throttle); it counts again when the returned [`Paused`] is dropped. `None` when the
+    /// store is not inside wasm.
+    pub fn pause(&mut self) -> Option<Paused> {
+        if !self.inside {
+            return None;
+        }
+        self.shared.executing.fetch_sub(1, Ordering::AcqRel);
+        Some(Paused {
+            shared: self.shared.clone(),
+            thread: self.thread.clone(),
+        })
+    }
+}
+
+/// A paused slice of execution: dropping it (when the pause ends, or when the container is
+/// stopped during it) counts the store as executing again, so a throttled guest costs no
+/// ticks while it waits and its own guard's accounting stays balanced.
+pub struct Paused {
+    shared: Arc<Shared>,
+    thread: Option<thread::Thread>,
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        if self.shared.executing.fetch_add(1, Ordering::AcqRel) <= 0 {
+            if let Some(thread) = &self.thread {
+                thread.unpark();
+            }
+        }
+    }
 }
 
 impl Drop for ExecutionGuard {
     /// A store dropped mid-execution (a stopped spinning guest) must not keep the ticker awake.
     fn drop(&mut self) {
         self.leave();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn executing(t: &Ticker) -> isize {
+        t.shared.executing.load(Ordering::Acquire)
+    }
+
+    #[test]
+    fn a_paused_store_does_not_count_and_the_count_always_balances() {
+        let ticker = Ticker::start(Engine::default(), Duration::from_millis(10));
+        let mut guard = ticker.guard();
+        assert!(guard.pause().is_none(), "not inside wasm: nothing to pause");
+        guard.enter();
+        assert_eq!(executing(&ticker), 1);
+        let paused = guard.pause();
+        assert_eq!(executing(&ticker), 0);
+        drop(paused);
+        assert_eq!(executing(&ticker), 1);
+        // A store stopped while paused: the guard goes first, then the pending pause.
+        let paused = guard.pause();
+        drop(guard);
+        assert_eq!(executing(&ticker), -1);
+        drop(paused);
+        assert_eq!(executing(&ticker), 0);
     }
 }

@@ -152,10 +152,85 @@ pub enum RestartPolicy {
     Always,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// Per-container resource limits (`limits:`). Every field has a default, so a container
+/// without `limits:` is still bounded; see [`Limits::default`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Limits {
-    /// Linear memory cap in bytes (`None`: the module's own maximum).
+    /// Cap on linear memory plus tables, in bytes (`None`: only the module's own maximum;
+    /// the file always yields `Some`, default [`Limits::DEFAULT_MEMORY`]).
     pub memory: Option<u64>,
+    /// Share of the executor thread the container may use (`None`: no cap; it still yields
+    /// to its neighbours at every epoch tick).
+    pub cpu: Option<CpuShare>,
+    /// Timers the container may hold at once.
+    pub max_timers: u32,
+    /// Messages queued for the container before the oldest is dropped.
+    pub queue: u32,
+    /// Topic prefixes the container may subscribe to.
+    pub max_subscriptions: u32,
+}
+
+impl Limits {
+    /// 64 MiB: sixteen times an Ocre-SDK guest's maximum (4 MiB), far above what the
+    /// example guests use (1-2 MiB), and small enough that one runaway guest cannot take a
+    /// Raspberry Pi's 903 MB.
+    pub const DEFAULT_MEMORY: u64 = 64 << 20;
+    /// Enough for any real guest; the reference runtime had 5 for the whole process.
+    pub const DEFAULT_MAX_TIMERS: u32 = 64;
+    /// The broker's default mailbox bound.
+    pub const DEFAULT_QUEUE: u32 = 256;
+    /// Every publish scans the subscribers' prefixes, so one container subscribing to
+    /// millions of prefixes would slow everyone's publishes; 256 is far more than real
+    /// guests use (the reference runtime had 32 for the whole process).
+    pub const DEFAULT_MAX_SUBSCRIPTIONS: u32 = 256;
+    /// Upper bound of the count limits (`max_timers`, `queue`, `max_subscriptions`).
+    pub const MAX_COUNT: u32 = 65_536;
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory: Some(Self::DEFAULT_MEMORY),
+            cpu: None,
+            max_timers: Self::DEFAULT_MAX_TIMERS,
+            queue: Self::DEFAULT_QUEUE,
+            max_subscriptions: Self::DEFAULT_MAX_SUBSCRIPTIONS,
+        }
+    }
+}
+
+/// A share of one core in thousandths (`250` = `0.25` = `25%`), between
+/// [`CpuShare::MIN_MILLI`] and [`CpuShare::MAX_MILLI`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CpuShare(u32);
+
+impl CpuShare {
+    /// 1%: below that a guest runs one 10 ms tick per second or less.
+    pub const MIN_MILLI: u32 = 10;
+    /// One whole core: every container runs on the one executor thread.
+    pub const MAX_MILLI: u32 = 1000;
+
+    /// `None` outside `MIN_MILLI..=MAX_MILLI`.
+    pub fn from_milli(milli: u32) -> Option<Self> {
+        (Self::MIN_MILLI..=Self::MAX_MILLI)
+            .contains(&milli)
+            .then_some(CpuShare(milli))
+    }
+
+    pub fn milli(self) -> u32 {
+        self.0
+    }
+
+    /// The share as a fraction of a core (`0.25`).
+    pub fn fraction(self) -> f64 {
+        f64::from(self.0) / 1000.0
+    }
+}
+
+impl Serialize for CpuShare {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(self.fraction())
+    }
 }
 
 /// A declared host sensor.

@@ -154,11 +154,21 @@ fn pos_of<T>(s: &Spanned<T>) -> Pos {
 
 /// Options that make YAML mean what a compose-file author expects: YAML 1.2 booleans, so
 /// `restart: no` is the string `no` and not `false`.
+///
+/// Nesting is capped at [`MAX_DEPTH`] (the parser's default is 64): deserializing recurses
+/// per level, and found by fuzzing, 65 levels overflow a 2 MiB thread stack in a debug
+/// build. A compose file needs fewer than ten.
 fn options() -> serde_saphyr::Options {
     let mut o = serde_saphyr::Options::default();
     o.strict_booleans = true;
+    let mut budget = serde_saphyr::budget::Budget::default();
+    budget.max_depth = MAX_DEPTH;
+    o.budget = Some(budget);
     o
 }
+
+/// Deepest nesting of mappings and lists accepted in a compose file.
+pub const MAX_DEPTH: usize = 24;
 
 /// Parses `text` into a spanned tree. A syntax error is returned alone (nothing after it can
 /// be trusted); non-string keys are reported as problems while the rest of the tree is kept.
@@ -181,9 +191,17 @@ pub fn parse(text: &str) -> Result<(Node, Vec<ParseProblem>), ParseProblem> {
             line: l.line(),
             column: l.column(),
         });
+        let text = e.to_string();
+        let message = if text.contains("budget breached: Depth") || text.contains("recursion limit exceeded") {
+            format!(
+                "the file nests mappings and lists deeper than {MAX_DEPTH} levels; a compose file needs fewer than ten"
+            )
+        } else {
+            first_line(&text)
+        };
         ParseProblem {
             pos: pos.filter(|p| p.line > 0),
-            message: first_line(&e.to_string()),
+            message,
         }
     })?;
     let mut problems = Vec::new();
@@ -297,5 +315,24 @@ mod tests {
     #[test]
     fn duplicate_keys_are_a_syntax_error() {
         assert!(parse("a: 1\na: 2\n").is_err());
+    }
+
+    /// Found by the fuzzer: nesting past the parser's default depth overflowed a 2 MiB
+    /// stack in a debug build. Deep files are now a clear error, on a small stack too.
+    #[test]
+    fn deep_nesting_is_a_clear_error_even_on_a_small_stack() {
+        let handle = std::thread::Builder::new()
+            .stack_size(1 << 20)
+            .spawn(|| {
+                for depth in [MAX_DEPTH + 1, 65, 10_000] {
+                    let text = format!("a: {}{}", "[".repeat(depth), "]".repeat(depth));
+                    let e = parse(&text).unwrap_err();
+                    assert!(e.message.contains("deeper than 24 levels"), "{depth}: {e:?}");
+                }
+                let ok = format!("a: {}{}", "[".repeat(MAX_DEPTH - 1), "]".repeat(MAX_DEPTH - 1));
+                assert!(parse(&ok).is_ok());
+            })
+            .unwrap();
+        handle.join().unwrap();
     }
 }

@@ -119,7 +119,9 @@ fn defaults_and_name_from_folder() {
     assert_eq!(c.restart, RestartPolicy::No);
     assert_eq!(c.restart_delay, std::time::Duration::from_secs(1));
     assert_eq!(c.stop_timeout, std::time::Duration::from_secs(10));
-    assert_eq!(c.limits.memory, None);
+    assert_eq!(c.limits, Limits::default());
+    assert_eq!(c.limits.memory, Some(64 << 20));
+    assert_eq!(c.limits.cpu, None);
     assert!(c.capabilities.is_empty());
     assert_eq!(c.capabilities_location, c.location);
     assert_eq!((c.location.line, c.location.column), (2, 3));
@@ -341,10 +343,42 @@ fn restart_durations_limits() {
     assert_eq!(stack.containers[0].restart, RestartPolicy::No);
     let e = errors(load_in(
         p.path(),
-        "containers:\n  a:\n    image: m.wasm\n    limits: {memory: 1KiB, queue: 3}\n",
+        "containers:\n  a:\n    image: m.wasm\n    limits: {memory: 1KiB, queue: 0}\n",
     ));
     assert!(e.contains("at least 64KiB"), "{e}");
-    assert!(e.contains("`limits.queue` is not supported yet"), "{e}");
+    assert!(e.contains("`limits.queue` must be between 1 and 65536, found 0"), "{e}");
+}
+
+#[test]
+fn every_limit_is_decoded() {
+    let p = project();
+    let yaml = "containers:\n  a:\n    image: m.wasm\n    limits: {memory: 2MiB, cpu: 25%, max_timers: 3, queue: 8, max_subscriptions: 5}\n  b:\n    image: m.wasm\n    limits: {cpu: 0.5}\n  c:\n    image: m.wasm\n    limits: {cpu: 1}\n";
+    let (stack, _) = load_in(p.path(), yaml).unwrap();
+    let l = &stack.containers[0].limits;
+    assert_eq!(l.memory, Some(2 << 20));
+    assert_eq!(l.cpu.map(CpuShare::milli), Some(250));
+    assert_eq!((l.max_timers, l.queue, l.max_subscriptions), (3, 8, 5));
+    assert_eq!(stack.containers[1].limits.cpu.map(CpuShare::milli), Some(500));
+    assert_eq!(stack.containers[2].limits.cpu.map(CpuShare::milli), Some(1000));
+    for (bad, needle) in [
+        ("cpu: 2", "between 0.01 (1%) and 1 (one core), found `2`"),
+        ("cpu: 0", "found `0`"),
+        ("cpu: 0.001", "found `0.001`"),
+        ("cpu: \"150%\"", "found `150%`"),
+        ("cpu: lots", "invalid CPU share `lots`"),
+        ("cpu: [1]", "found a list"),
+        ("memory: 5GiB", "at most 4GiB"),
+        ("max_timers: -1", "between 1 and 65536, found -1"),
+        ("max_subscriptions: many", "must be a whole number, found a string"),
+        ("stack: 1MiB", "--max-wasm-stack"),
+        ("cpus: 1", "shoal calls it `limits.cpu`"),
+    ] {
+        let e = errors(load_in(
+            p.path(),
+            &format!("containers:\n  a:\n    image: m.wasm\n    limits: {{{bad}}}\n"),
+        ));
+        assert!(e.contains(needle), "{bad}: {e}");
+    }
 }
 
 #[test]

@@ -43,6 +43,28 @@ pub fn parse_memory(text: &str) -> Result<u64, String> {
     Ok(bytes)
 }
 
+/// Parses a CPU share into thousandths of a core: a fraction (`0.25`, `1`) or a percentage
+/// (`25%`, `2.5%`). Only the syntax is checked here; the caller checks the range.
+pub fn parse_cpu(text: &str) -> Result<u32, String> {
+    let t = text.trim();
+    let (number, scale) = match t.strip_suffix('%') {
+        Some(n) => (n.trim(), 10.0),
+        None => (t, 1000.0),
+    };
+    let value: f64 = number
+        .parse()
+        .ok()
+        .filter(|v: &f64| v.is_finite() && number.chars().all(|c| c.is_ascii_digit() || c == '.'))
+        .ok_or_else(|| format!("invalid CPU share `{text}`: write a fraction of one core such as `0.25`, or `25%`"))?;
+    cpu_milli(value * scale).ok_or_else(|| format!("CPU share `{text}` is too large"))
+}
+
+/// Thousandths of a core, rounded, from a value already scaled to thousandths.
+pub fn cpu_milli(scaled: f64) -> Option<u32> {
+    let rounded = scaled.round();
+    (rounded.is_finite() && (0.0..=f64::from(u32::MAX)).contains(&rounded)).then_some(rounded as u32)
+}
+
 /// Parses a duration such as `5s`, `250ms`, `1m 30s` (humantime). A bare number is refused:
 /// seconds or milliseconds would both be plausible guesses.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -69,6 +91,21 @@ mod tests {
         assert!(parse_memory("12 parsecs").is_err());
         assert!(parse_memory("MiB").is_err());
         assert!(parse_memory("99999999999999999999GiB").is_err());
+    }
+
+    #[test]
+    fn cpu_shares() {
+        assert_eq!(parse_cpu("0.25"), Ok(250));
+        assert_eq!(parse_cpu("25%"), Ok(250));
+        assert_eq!(parse_cpu(" 2.5 % "), Ok(25));
+        assert_eq!(parse_cpu("1"), Ok(1000));
+        assert_eq!(parse_cpu("150%"), Ok(1500));
+        assert!(parse_cpu("half").is_err());
+        assert!(parse_cpu("-0.5").is_err());
+        assert!(parse_cpu("1e3").is_err());
+        assert!(parse_cpu("NaN").is_err());
+        assert!(parse_cpu("%").is_err());
+        assert!(parse_cpu("99999999999999999999").is_err());
     }
 
     #[test]

@@ -99,6 +99,8 @@ impl ContainerStatus {
                     _ if life.stopped_by_operator => "stopped",
                     Outcome::Finished(ExitStatus::Exited(_)) => "exited",
                     Outcome::Finished(ExitStatus::Trapped(_)) => "trapped",
+                    Outcome::Finished(ExitStatus::OutOfMemory(_)) => "out of memory",
+                    Outcome::Finished(ExitStatus::HostError(_)) => "host error",
                     Outcome::Finished(ExitStatus::Killed) => "killed",
                     Outcome::Finished(ExitStatus::Failed(_)) | Outcome::NotStarted(_) => "failed",
                 };

@@ -718,7 +718,7 @@ pub fn host_config(
             .collect(),
         broker: broker.clone(),
         log,
-        limits: HostLimits::default(),
+        limits: HostLimits::from_spec(&spec.limits),
         counters: status.counters.clone(),
         paused: Some(status.probe.pause_receiver()),
     }

@@ -11,7 +11,16 @@ use crate::support::*;
 fn golden_diagnostics_match_the_binary() {
     let dir = repo().join("tests/golden/config");
     let mut cases = 0;
-    for case in ["all_five", "depends", "docker_keys", "empty", "fields", "syntax", "ok"] {
+    for case in [
+        "all_five",
+        "depends",
+        "docker_keys",
+        "empty",
+        "fields",
+        "limits",
+        "syntax",
+        "ok",
+    ] {
         let path = dir.join(format!("{case}.yaml"));
         let expected_path = path.with_extension("stderr");
         let expected = std::fs::read_to_string(&expected_path).unwrap();
@@ -40,7 +49,7 @@ fn golden_diagnostics_match_the_binary() {
             relative.display()
         );
     }
-    assert_eq!(cases, 7);
+    assert_eq!(cases, 8);
 }
 
 #[test]

@@ -4,8 +4,12 @@
 mod support;
 
 mod config;
+mod confinement;
 mod control;
+mod faults;
+mod hostile;
 mod images;
 mod messaging;
+mod regressions;
 mod reload;
 mod up;

@@ -218,6 +218,28 @@ impl Running {
         }
     }
 
+    /// Like [`Running::wait_for`], but a line seen before this call counts too, and runs of
+    /// spaces are collapsed on both sides (needles need not know the name padding).
+    pub fn wait_seen(&mut self, needle: &str, limit: Duration) -> String {
+        let needle = squash(needle);
+        if let Some(line) = self.seen.iter().find(|l| squash(l).contains(&needle)) {
+            return line.clone();
+        }
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "no line containing {needle:?} within {limit:?}:\n{}",
+                self.seen.join("\n")
+            );
+            let line = self.wait_for("", left);
+            if squash(&line).contains(&needle) {
+                return line;
+            }
+        }
+    }
+
     pub fn signal(&self, signal: i32) {
         // SAFETY: plain kill(2) on our own child's pid.
         unsafe {
@@ -252,5 +274,34 @@ impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A line with runs of spaces collapsed: `sub    | got 3` -> `sub | got 3`.
+pub fn squash(line: &str) -> String {
+    line.split(' ').filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ")
+}
+
+/// A `seq-publisher` (every 5 ms) -> `seq-subscriber` pair, as `containers:` entries with
+/// `IMAGES` for the images folder: the healthy neighbours of the isolation tests.
+pub const HEALTHY_PAIR: &str = "  sub:
+    image: IMAGES/seq-subscriber.wasm
+    capabilities: [messaging]
+  pub:
+    image: IMAGES/seq-publisher.wasm
+    capabilities: [messaging, timers]
+    env: {PERIOD_MS: \"5\"}
+    depends_on: {sub: {condition: service_started}}
+";
+
+impl Running {
+    /// The highest `got N` the healthy pair's subscriber (`sub`) printed so far.
+    pub fn last_got(&self) -> u64 {
+        self.seen
+            .iter()
+            .filter_map(|l| squash(l).strip_prefix("sub | got ").map(str::to_owned))
+            .filter_map(|n| n.trim().parse().ok())
+            .max()
+            .unwrap_or(0)
     }
 }

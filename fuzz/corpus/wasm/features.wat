@@ -1,0 +1,11 @@
+(module
+  (type $t (func (param i64 f64) (result v128)))
+  (memory 1 1)
+  (table 2 externref)
+  (global (export "g") i64 (i64.const 7))
+  (func $f (type $t) (v128.const i32x4 1 2 3 4))
+  (func (export "_start")
+    (local $i i32)
+    (memory.fill (i32.const 0) (i32.const 1) (i32.const 16))
+    (loop $l (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (i32.const 3))))
+    (drop (call $f (i64.const 1) (f64.const 2)))))

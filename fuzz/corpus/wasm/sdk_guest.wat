@@ -1,0 +1,12 @@
+(module
+  (import "env" "memory" (memory 2 64))
+  (import "env" "ocre_sleep" (func $sleep (param i32) (result i32)))
+  (import "env" "ocre_get_event" (func (param i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "ocre_publish_message" (func (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func (param i32)))
+  (table 4 funcref)
+  (global $g (mut i32) (i32.const 16384))
+  (data (i32.const 1024) "topic\00text/plain\00")
+  (func (export "_start") (drop (call $sleep (i32.const 1))))
+  (func (export "message_callback") (param i32 i32 i32 i32 i32))
+  (export "memory" (memory 0)))

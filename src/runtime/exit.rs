@@ -1,0 +1,131 @@
+//! How a container's run ended, told precisely: its own exit code, the trap and its reason,
+//! an allocation failure it did not survive (the memory cap refused a growth, then it
+//! trapped), or an error of the host rather than of the guest.
+
+use wasmtime_wasi::I32Exit;
+
+use super::limiter::MemoryLimiter;
+use super::ExitStatus;
+
+/// Turn the result of `_start` into an exit status. `limiter` tells whether the guest's
+/// memory cap refused a growth before it ended.
+pub fn classify(result: wasmtime::Result<()>, limiter: &MemoryLimiter) -> ExitStatus {
+    let error = match result {
+        Ok(()) => return ExitStatus::Exited(0),
+        Err(error) => error,
+    };
+    if let Some(exit) = error.downcast_ref::<I32Exit>() {
+        return ExitStatus::Exited(exit.0);
+    }
+    if let Some(trap) = error.downcast_ref::<wasmtime::Trap>() {
+        let why = trap_reason(*trap);
+        return match limiter.first_denial() {
+            Some(denial) => ExitStatus::OutOfMemory(format!("{denial}, then it trapped: {why}")),
+            None => ExitStatus::Trapped(why),
+        };
+    }
+    // WASI preview 1 says a function given a pointer outside memory "shall trap";
+    // wasmtime-wasi ends the guest with this error for it.
+    if let Some(guest) = error.downcast_ref::<wiggle::GuestError>() {
+        return ExitStatus::Trapped(format!("a WASI call was given memory outside the guest: {guest}"));
+    }
+    ExitStatus::HostError(root_message(&error))
+}
+
+/// Why instantiation failed: a trap in the module's start function, the memory cap, or
+/// anything else (a table or memory the engine could not create).
+pub fn classify_start(error: wasmtime::Error, limiter: &MemoryLimiter) -> ExitStatus {
+    if let Some(trap) = error.downcast_ref::<wasmtime::Trap>() {
+        return ExitStatus::Trapped(trap_reason(*trap));
+    }
+    ExitStatus::Failed(start_failure(&error, limiter))
+}
+
+/// Why a memory, table or instance could not be created.
+pub fn start_failure(error: &wasmtime::Error, limiter: &MemoryLimiter) -> String {
+    match limiter.first_denial() {
+        Some(denial) => format!("its initial memory does not fit: {denial}; raise `limits.memory`"),
+        None => root_message(error),
+    }
+}
+
+/// wasmtime's text for the trap, with what to do about the ones shoal's settings cause.
+fn trap_reason(trap: wasmtime::Trap) -> String {
+    match trap {
+        wasmtime::Trap::StackOverflow => {
+            "call stack exhausted (the wasm stack limit; shoal's `--max-wasm-stack` sets it for every container)".into()
+        }
+        other => {
+            let text = other.to_string();
+            text.strip_prefix("wasm trap: ").map(str::to_owned).unwrap_or(text)
+        }
+    }
+}
+
+/// An error and every cause below it, on one line.
+pub fn root_message(error: &wasmtime::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        message = format!("{message}: {inner}");
+        source = inner.source();
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_end_is_told_apart() {
+        let plain = MemoryLimiter::new(Some(65536));
+        assert_eq!(classify(Ok(()), &plain), ExitStatus::Exited(0));
+        assert_eq!(
+            classify(Err(wasmtime::Error::new(I32Exit(7))), &plain),
+            ExitStatus::Exited(7)
+        );
+        assert_eq!(
+            classify(
+                Err(wasmtime::Error::new(wasmtime::Trap::UnreachableCodeReached)),
+                &plain
+            ),
+            ExitStatus::Trapped("wasm `unreachable` instruction executed".into())
+        );
+        let overflow = classify(Err(wasmtime::Error::new(wasmtime::Trap::StackOverflow)), &plain);
+        assert!(
+            matches!(&overflow, ExitStatus::Trapped(why) if why.contains("--max-wasm-stack")),
+            "{overflow:?}"
+        );
+        let wasi = classify(Err(wasmtime::Error::new(wiggle::GuestError::PtrOverflow)), &plain);
+        assert_eq!(
+            wasi,
+            ExitStatus::Trapped("a WASI call was given memory outside the guest: Pointer overflow".into())
+        );
+        let host = classify(Err(wasmtime::Error::msg("disk on fire")), &plain);
+        assert_eq!(host, ExitStatus::HostError("disk on fire".into()));
+        assert_eq!(host.to_string(), "ended by a host error: disk on fire");
+    }
+
+    #[test]
+    fn a_trap_after_a_refused_growth_is_out_of_memory() {
+        use wasmtime::ResourceLimiter;
+        let mut full = MemoryLimiter::new(Some(65536));
+        assert!(!full.memory_growing(0, 2 * 65536, None).unwrap());
+        let status = classify(Err(wasmtime::Error::new(wasmtime::Trap::UnreachableCodeReached)), &full);
+        assert_eq!(
+            status.to_string(),
+            "ran out of memory: `limits.memory` (64 KiB) refused a growth of 128 KiB (it held 0 B), then it trapped: wasm `unreachable` instruction executed"
+        );
+        // A guest that handles the failure and exits keeps its own exit code.
+        assert_eq!(
+            classify(Err(wasmtime::Error::new(I32Exit(1))), &full),
+            ExitStatus::Exited(1)
+        );
+        let start = classify_start(wasmtime::Error::msg("memory minimum too large"), &full);
+        assert!(
+            matches!(&start, ExitStatus::Failed(why) if why.contains("raise `limits.memory`")),
+            "{start:?}"
+        );
+    }
+}
