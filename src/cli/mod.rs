@@ -351,6 +351,9 @@ struct ResolvedStack<'a> {
     containers: Vec<ResolvedContainer<'a>>,
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     sensors: &'a std::collections::BTreeMap<String, spec::SensorSpec>,
+    // bridge: MQTT bridges as written (credentials stay references)
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    bridges: &'a [spec::BridgeSpec],
 }
 
 #[derive(serde::Serialize)]
@@ -380,6 +383,7 @@ impl<'a> ResolvedStack<'a> {
             file: &stack.file,
             containers,
             sensors: &stack.sensors,
+            bridges: &stack.bridges, // bridge
         }
     }
 }

@@ -11,13 +11,23 @@ use crate::support::*;
 fn golden_diagnostics_match_the_binary() {
     let dir = repo().join("tests/golden/config");
     let mut cases = 0;
-    for case in ["all_five", "depends", "docker_keys", "empty", "fields", "syntax", "ok"] {
+    for case in [
+        "all_five",
+        "bridges",
+        "depends",
+        "docker_keys",
+        "empty",
+        "fields",
+        "syntax",
+        "ok",
+    ] {
         let path = dir.join(format!("{case}.yaml"));
         let expected_path = path.with_extension("stderr");
         let expected = std::fs::read_to_string(&expected_path).unwrap();
         cases += 1;
         let relative = path.strip_prefix(repo()).unwrap();
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_shoal"))
+            .env_remove("SHOAL_GOLDEN_UNSET_PASSWORD")
             .args(["config", "-q", "-f"])
             .arg(relative)
             .current_dir(repo())
@@ -40,7 +50,7 @@ fn golden_diagnostics_match_the_binary() {
             relative.display()
         );
     }
-    assert_eq!(cases, 7);
+    assert_eq!(cases, 8);
 }
 
 #[test]
