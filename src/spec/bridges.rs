@@ -248,9 +248,11 @@ fn decode_bridge(key: &Key, node: &Node, ctx: &mut Ctx) -> Option<BridgeSpec> {
     }
 
     let keep_alive = duration(ctx, get("keep_alive"), &path, DEFAULT_KEEP_ALIVE, &mut ok, |d| {
-        (d.is_zero() || (Duration::from_secs(1)..=Duration::from_secs(65535)).contains(&d))
+        // The MQTT client refuses shorter intervals; the protocol field is 16 bits of seconds.
+        (Duration::from_secs(5)..=Duration::from_secs(65535))
+            .contains(&d)
             .then_some(())
-            .ok_or("`keep_alive` must be `0s` (off) or between `1s` and `65535s`")
+            .ok_or("`keep_alive` must be between `5s` and `65535s`")
     });
     let session_expiry = duration(
         ctx,

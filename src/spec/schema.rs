@@ -51,7 +51,7 @@ pub struct BridgeFile {
     pub password_file: Option<String>,
     /// TLS files for `mqtts://`.
     pub tls: Option<BridgeTlsFile>,
-    /// Keep-alive interval, e.g. `30s` (default). `0s` disables it; otherwise at least `1s`.
+    /// Keep-alive interval, from `5s` to `65535s`; default `30s`.
     pub keep_alive: Option<String>,
     /// How long the broker keeps this bridge's session (subscriptions, QoS 1 messages queued for it) while disconnected, e.g. `1h` (default). `0s`: a clean session on every connect.
     pub session_expiry: Option<String>,

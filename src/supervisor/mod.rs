@@ -126,7 +126,9 @@ pub async fn run_stack(
     log: Arc<dyn LogSink>,
     shutdown: CancellationToken,
 ) -> StackReport {
-    let mut runner = StackRunner::new(runtime, log);
+    let mut runner = StackRunner::new(runtime, log.clone());
+    // bridge: MQTT bridges tap the runner's broker before any container publishes.
+    let bridges = crate::bridge::start(&stack.bridges, runner.broker(), log);
     for spec in &stack.containers {
         runner.start(spec, modules.get(&spec.image).cloned(), &stack.sensors);
     }
@@ -134,6 +136,7 @@ pub async fn run_stack(
     if interrupted {
         runner.stop().await;
     }
+    bridges.shutdown().await; // bridge: send what is queued (bounded by flush_timeout), disconnect
     runner.into_report(interrupted)
 }
 
