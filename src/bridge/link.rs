@@ -46,7 +46,7 @@ pub struct Shared {
 
 /// What the poller hands to the worker.
 enum Polled {
-    Event(Event),
+    Event(Box<Event>),
     Failed { error: String, retry_in: Duration },
 }
 
@@ -67,7 +67,7 @@ async fn poll(mut eventloop: EventLoop, tx: mpsc::Sender<Polled>, reconnect_max:
                 if matches!(event, Event::Incoming(Packet::ConnAck(_))) {
                     delay = FIRST_RETRY;
                 }
-                if tx.send(Polled::Event(event)).await.is_err() {
+                if tx.send(Polled::Event(Box::new(event))).await.is_err() {
                     return;
                 }
             }
@@ -175,7 +175,7 @@ impl Worker {
         if !self.connected {
             return;
         }
-        while let Some(next) = self.outbox.next() {
+        while let Some(next) = self.outbox.take_next() {
             match next {
                 Ok(outgoing) => self.publish(outgoing),
                 Err(bad) => {
@@ -236,16 +236,21 @@ impl Worker {
     async fn handle(&mut self, polled: Polled) {
         match polled {
             Polled::Failed { error, retry_in } => self.lost(&error, retry_in),
-            Polled::Event(Event::Incoming(packet)) => self.incoming(packet).await,
-            Polled::Event(Event::Outgoing(outgoing)) => match outgoing {
-                ClientOutgoing::Publish(pkid) => {
-                    if self.outbox.on_sent(pkid) {
-                        self.shared.exported.fetch_add(1, Ordering::Relaxed);
-                    }
+            Polled::Event(event) => match *event {
+                Event::Incoming(packet) => self.incoming(packet).await,
+                Event::Outgoing(ClientOutgoing::Publish(pkid)) => {
+                    let confirmed = self.outbox.on_sent(pkid);
+                    self.count_export(confirmed);
                 }
-                ClientOutgoing::AwaitAck(pkid) => self.outbox.on_held(pkid),
-                _ => {}
+                Event::Outgoing(ClientOutgoing::AwaitAck(pkid)) => self.outbox.on_held(pkid),
+                Event::Outgoing(_) => {}
             },
+        }
+    }
+
+    fn count_export(&self, confirmed: bool) {
+        if confirmed {
+            self.shared.exported.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -311,9 +316,8 @@ impl Worker {
             }
             Packet::Publish(publish) => self.import(publish).await,
             Packet::PubAck(ack) => {
-                if self.outbox.on_acked(ack.pkid) {
-                    self.shared.exported.fetch_add(1, Ordering::Relaxed);
-                }
+                let confirmed = self.outbox.on_acked(ack.pkid);
+                self.count_export(confirmed);
             }
             Packet::SubAck(ack) => {
                 let failed: Vec<String> = ack
@@ -419,7 +423,8 @@ impl Worker {
             let wait = tokio::time::timeout(Duration::from_secs(1), async {
                 while let Some(polled) = rx.recv().await {
                     match polled {
-                        Polled::Event(Event::Outgoing(ClientOutgoing::Disconnect)) | Polled::Failed { .. } => break,
+                        Polled::Failed { .. } => break,
+                        Polled::Event(event) if matches!(*event, Event::Outgoing(ClientOutgoing::Disconnect)) => break,
                         other => self.handle(other).await,
                     }
                 }

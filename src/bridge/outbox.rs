@@ -98,7 +98,7 @@ impl Outbox {
     /// The next message to hand to the client, moved into the window; `None` when the
     /// window is full or nothing waits. `Err` reports (and drops) a message whose mapped
     /// topic the broker would refuse.
-    pub fn next(&mut self) -> Option<Result<Outgoing, Unexportable>> {
+    pub fn take_next(&mut self) -> Option<Result<Outgoing, Unexportable>> {
         if !self.has_room() {
             return None;
         }
@@ -200,7 +200,7 @@ mod tests {
             broker.publish("s/x", "text/plain", &[i]).unwrap();
         }
         assert_eq!((out.queued(), out.dropped()), (3, 2));
-        let kept: Vec<u8> = std::iter::from_fn(|| out.next())
+        let kept: Vec<u8> = std::iter::from_fn(|| out.take_next())
             .map(|o| o.unwrap().message.payload[0])
             .collect();
         assert_eq!(kept, [2, 3, 4]);
@@ -218,9 +218,9 @@ mod tests {
         broker
             .publish_from(crate::broker::Origin::Bridge, "s/2", "t", b"imported")
             .unwrap();
-        let first = out.next().unwrap().unwrap();
+        let first = out.take_next().unwrap().unwrap();
         assert_eq!((first.topic.as_str(), first.qos), ("r/1", 1));
-        assert!(out.next().is_none());
+        assert!(out.take_next().is_none());
     }
 
     #[test]
@@ -230,7 +230,7 @@ mod tests {
         for i in 0..3u8 {
             broker.publish("s/x", "t", &[i]).unwrap();
         }
-        while out.next().is_some() {}
+        while out.take_next().is_some() {}
         assert!(!out.on_sent(1) && !out.on_sent(2) && !out.on_sent(3));
         assert!(!out.on_sent(1), "a retransmission confirms nothing");
         assert!(out.on_acked(2), "acks may come out of order");
@@ -251,7 +251,7 @@ mod tests {
         for i in 0..2u8 {
             broker.publish("s/x", "t", &[i]).unwrap();
         }
-        while out.next().is_some() {}
+        while out.take_next().is_some() {}
         out.on_sent(1);
         // Packet id 1 is still in flight: the second publish is held with the same id.
         out.on_held(1);
@@ -269,7 +269,7 @@ mod tests {
             broker.publish("s/x", "t", &i.to_le_bytes()).unwrap();
         }
         let mut handed = 0;
-        while let Some(o) = out.next() {
+        while let Some(o) = out.take_next() {
             o.unwrap();
             handed += 1;
         }
@@ -285,7 +285,7 @@ mod tests {
         let broker = Broker::new();
         let mut out = outbox(&broker, 10, 1);
         broker.publish("s/a+b", "t", b"x").unwrap();
-        let err = out.next().unwrap().unwrap_err();
+        let err = out.take_next().unwrap().unwrap_err();
         assert_eq!(err.remote_topic, "r/a+b");
         assert_eq!(out.dropped(), 1);
     }

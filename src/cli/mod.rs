@@ -51,9 +51,9 @@ enum Command {
         after_help = "Examples:\n  shoal run hello.wasm\n  shoal run -v ./data:/shared writer.wasm\n  shoal run --cap messaging -e UNIT=celsius publisher.wasm -- --period 2s"
     )]
     Run(RunArgs),
-    /// Measure: density (memory per container), messaging (latency, throughput)
+    /// Measure: density (memory per container), messaging (latency, throughput), bridge (MQTT)
     #[command(
-        after_help = "Examples:\n  shoal bench density --max 10000 --plot density.svg --json density.json\n  shoal bench density --mode exited --max 1000\n  shoal bench messaging --subscribers 1,10,100,1000"
+        after_help = "Examples:\n  shoal bench density --max 10000 --plot density.svg --json density.json\n  shoal bench density --mode exited --max 1000\n  shoal bench messaging --subscribers 1,10,100,1000\n  shoal bench bridge --broker mqtt://127.0.0.1:1883"
     )]
     Bench(BenchArgs),
     /// List, add and remove images in the content-addressed store
@@ -190,6 +190,25 @@ enum BenchCommand {
         /// Messages per burst for the throughput figure (at most the mailbox bound, 256)
         #[arg(long, default_value_t = 100)]
         burst: usize,
+        /// Also write the figures as JSON
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
+    /// MQTT bridge: latency (p50/p99) and throughput of local publish -> broker -> other
+    /// stack, against the in-process path
+    Bridge {
+        /// Broker to go through, e.g. mqtt://127.0.0.1:1883 [default: start a private mosquitto]
+        #[arg(long, value_name = "URL")]
+        broker: Option<String>,
+        /// Latency rounds (one message each)
+        #[arg(long, default_value_t = 1000)]
+        rounds: usize,
+        /// Messages in the throughput burst
+        #[arg(long, default_value_t = 20000)]
+        burst: usize,
+        /// Payload size in bytes
+        #[arg(long, default_value_t = 64)]
+        payload: usize,
         /// Also write the figures as JSON
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
@@ -729,6 +748,13 @@ fn bench_command(images: &ImageStore, runtime_config: &RuntimeConfig, args: Benc
                 std::fs::write(&path, serde_json::to_string_pretty(&rows)? + "\n")?;
             }
         }
+        BenchCommand::Bridge {
+            broker,
+            rounds,
+            burst,
+            payload,
+            json,
+        } => bench::bridge::command(&executor, broker, rounds, burst, payload, json.as_deref())?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -93,13 +93,9 @@ fn decode_bridge(key: &Key, node: &Node, ctx: &mut Ctx) -> Option<BridgeSpec> {
             Some(format!("for example `{}`", sanitize_name(name))),
         );
     }
-    let Some(entries) = ctx.map(node, &path, &format!("bridge `{name}`")) else {
-        return None;
-    };
+    let entries = ctx.map(node, &path, &format!("bridge `{name}`"))?;
     // An inline password gets its own message, not "unknown key".
-    let (inline_password, entries): (Vec<&(Key, Node)>, Vec<&(Key, Node)>) =
-        entries.iter().partition(|(k, _)| k.name == "password");
-    for (k, _) in inline_password {
+    for (k, _) in entries.iter().filter(|(k, _)| k.name == "password") {
         ctx.error(
             k.pos,
             &format!("{path}.password"),
@@ -107,7 +103,7 @@ fn decode_bridge(key: &Key, node: &Node, ctx: &mut Ctx) -> Option<BridgeSpec> {
             Some("put it in an environment variable and write `password_env: MQTT_PASSWORD`, or in a file: `password_file: ./secrets/mqtt-password`".into()),
         );
     }
-    let entries: Vec<(Key, Node)> = entries.into_iter().cloned().collect();
+    let entries: Vec<(Key, Node)> = entries.iter().filter(|(k, _)| k.name != "password").cloned().collect();
     let fields = ctx.check_keys(&entries, BridgeFile::KEYS, None, &path, &format!("in bridge `{name}`"));
     let get = |field: &str| {
         fields
