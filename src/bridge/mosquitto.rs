@@ -31,6 +31,8 @@ pub struct Mosquitto {
     dir: PathBuf,
     remove_dir: bool,
     port: u16,
+    /// Server certificate and key: the listener speaks TLS (`mqtts://`).
+    tls: Option<(PathBuf, PathBuf)>,
     child: Option<Child>,
 }
 
@@ -38,6 +40,15 @@ impl Mosquitto {
     /// Start a broker whose configuration, persistence file and log live in `dir` (created
     /// if missing). `remove_dir`: delete `dir` when dropped.
     pub fn start_in(dir: &Path, remove_dir: bool) -> std::io::Result<Self> {
+        Self::start_with(dir, remove_dir, None)
+    }
+
+    /// Like [`Mosquitto::start_in`], with a TLS listener using this PEM certificate and key.
+    pub fn start_tls_in(dir: &Path, cert: &Path, key: &Path) -> std::io::Result<Self> {
+        Self::start_with(dir, false, Some((cert.to_path_buf(), key.to_path_buf())))
+    }
+
+    fn start_with(dir: &Path, remove_dir: bool, tls: Option<(PathBuf, PathBuf)>) -> std::io::Result<Self> {
         let program = find().ok_or_else(|| {
             std::io::Error::new(
                 std::io::ErrorKind::NotFound,
@@ -52,6 +63,7 @@ impl Mosquitto {
             dir: dir.to_path_buf(),
             remove_dir,
             port,
+            tls,
             child: None,
         };
         broker.write_config()?;
@@ -76,8 +88,12 @@ impl Mosquitto {
         } else {
             ""
         };
+        let tls = match &self.tls {
+            Some((cert, key)) => format!("certfile {}\nkeyfile {}\n", cert.display(), key.display()),
+            None => String::new(),
+        };
         let text = format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {dir}/\n\
+            "listener {port} 127.0.0.1\n{tls}allow_anonymous true\npersistence true\npersistence_location {dir}/\n\
              max_queued_messages 100000\nlog_dest file {dir}/mosquitto.log\n{user}",
             port = self.port,
             dir = self.dir.display()
@@ -94,7 +110,8 @@ impl Mosquitto {
     }
 
     pub fn url(&self) -> String {
-        format!("mqtt://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() { "mqtts" } else { "mqtt" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     pub fn dir(&self) -> &Path {

@@ -205,3 +205,116 @@ fn imported_messages_are_not_exported_back() {
     let on_loop: Vec<&String> = sub.seen.iter().filter(|l| l.starts_with("loop/")).collect();
     assert_eq!(on_loop, ["loop/1|text/plain|1", "loop/2|text/plain|2"]);
 }
+
+/// A CA and a server certificate for 127.0.0.1, made with the `openssl` command.
+fn certificates(sandbox: &Sandbox) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let dir = sandbox.path().join("tls");
+    std::fs::create_dir_all(&dir).unwrap();
+    let openssl = |args: &[&str]| {
+        let output = Command::new("openssl")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .expect("run openssl");
+        assert!(output.status.success(), "openssl {args:?}: {}", stderr(&output));
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=shoal test CA",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"],
+        ]
+        .concat(),
+    );
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
+    (dir.join("ca.pem"), dir.join("server.pem"), dir.join("server.key"))
+}
+
+#[test]
+fn mqtts_checks_the_broker_certificate_against_the_ca_file() {
+    let sandbox = Sandbox::new();
+    let (ca, cert, key) = certificates(&sandbox);
+    let broker =
+        Mosquitto::start_tls_in(&sandbox.path().join("mosquitto"), &cert, &key).expect("start mosquitto with TLS");
+    let stack = |ca_file: &std::path::Path| {
+        format!(
+            "name: tls\nbridges:\n  secure:\n    url: {}\n    tls: {{ca_file: {}}}\n    export: [\"sensors/\"]\ncontainers:\n  sensor:\n    image: {}\n    capabilities: [messaging, timers]\n    env: {{PREFIX: \"sensors/\", PERIOD_MS: \"20\", COUNT: \"3\"}}\n",
+            broker.url(),
+            ca_file.display(),
+            image("seq-publisher.wasm").display()
+        )
+    };
+    let mut sub = Command::new("mosquitto_sub");
+    sub.args([
+        "-V",
+        "mqttv5",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &broker.port().to_string(),
+        "--cafile",
+    ])
+    .arg(&ca)
+    .args(["-q", "1", "-t", "sensors/#", "-F", "%t|%p", "-C", "3"]);
+    let mut sub = Running::spawn(sub);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut a = up(&sandbox, &sandbox.write("good.yaml", &stack(&ca)));
+    assert!(a.wait_exit(LONG).success(), "{}", a.seen.join("\n"));
+    assert!(
+        a.seen.iter().any(|l| l.contains("connected to mqtts://127.0.0.1")),
+        "{}",
+        a.seen.join("\n")
+    );
+    assert!(
+        a.seen.iter().any(|l| l.contains("stopped: exported 3,")),
+        "{}",
+        a.seen.join("\n")
+    );
+    sub.wait_for("sensors/2|2", LONG);
+
+    // A CA that did not sign the broker's certificate: refused, said so, nothing sent.
+    let elsewhere = Sandbox::new();
+    let (other_ca, _, _) = certificates(&elsewhere);
+    let mut b = up(&sandbox, &sandbox.write("bad.yaml", &stack(&other_ca)));
+    b.wait_for("cannot connect to mqtts://127.0.0.1", LONG);
+    b.signal(libc::SIGINT);
+    b.wait_exit(LONG);
+    let log = b.seen.join("\n");
+    assert!(log.contains("UnknownIssuer") || log.contains("certificate"), "{log}");
+    assert!(log.contains("exported 0"), "{log}");
+}
