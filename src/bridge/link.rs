@@ -122,8 +122,10 @@ pub async fn run(
     shared: Arc<Shared>,
     drain: CancellationToken,
 ) {
-    // Room for the whole window, one subscribe and one disconnect request.
-    let (client, eventloop) = AsyncClient::new(options, WINDOW + 4);
+    // Room for the whole window twice (messages handed over between a lost link and the
+    // worker hearing of it, then the window resent after a connect without our session),
+    // one subscribe and one disconnect request: `try_publish` never finds it full.
+    let (client, eventloop) = AsyncClient::new(options, 2 * WINDOW + 4);
     let (tx, mut rx) = mpsc::channel(64);
     let _poller = AbortOnDrop(tokio::spawn(poll(eventloop, tx, spec.reconnect_max)));
     let outbox = Outbox::new(&broker, spec.export.clone(), spec.queue);
@@ -201,8 +203,8 @@ impl Worker {
             ..Default::default()
         };
         let payload = bytes::Bytes::copy_from_slice(&outgoing.message.payload);
-        // The channel holds the whole window, so this only fails if the poller is gone, and
-        // then the worker ends on the closed event channel; the message stays counted.
+        // The channel has room for it (see `run`), so this only fails if the poller is gone,
+        // and then the worker ends on the closed event channel; the message stays counted.
         let _ = self
             .client
             .try_publish_with_properties(outgoing.topic, qos(outgoing.qos), false, payload, properties);
