@@ -29,6 +29,31 @@ pub fn function_imports(bytes: &[u8]) -> Result<Vec<(String, String)>, String> {
     Ok(imports)
 }
 
+/// Everything `shoal config` checks, as `up` and every reload check it: the file itself
+/// (spec), then each image against the container's grants. `Err` holds every diagnostic
+/// when any is an error; `Ok` carries the warnings.
+pub fn load_checked(
+    path: &Path,
+    images: &crate::images::ImageStore,
+) -> Result<(Stack, Vec<Diagnostic>), Vec<Diagnostic>> {
+    let env: std::collections::HashMap<String, String> = std::env::vars().collect();
+    let lookup = |digest: &str| images.path_of(digest.strip_prefix("sha256:").unwrap_or(digest));
+    let options = crate::spec::LoadOptions {
+        env: &env,
+        lookup_digest: &lookup,
+    };
+    let (stack, mut diagnostics) = crate::spec::load(path, &options)?;
+    let resolve = |image: &ImageRef| match image {
+        ImageRef::Path(path) => Some(path.clone()),
+        ImageRef::Digest(digest) => lookup(digest),
+    };
+    diagnostics.extend(check_stack(&stack, &resolve));
+    if diagnostics.iter().any(Diagnostic::is_error) {
+        return Err(diagnostics);
+    }
+    Ok((stack, diagnostics))
+}
+
 /// Check every container's image imports and the topic wiring of the whole stack.
 /// `resolve` maps an image reference to a readable file (digests go through the store).
 pub fn check_stack(stack: &Stack, resolve: &dyn Fn(&ImageRef) -> Option<std::path::PathBuf>) -> Vec<Diagnostic> {

@@ -47,11 +47,18 @@ pub fn release_free_memory() {
 }
 
 /// Memory before, at the peak of, and after one stack's life, for `down`-style reports.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct Reclamation {
     pub baseline_kib: u64,
     pub peak_kib: u64,
     pub after_kib: u64,
+}
+
+impl Reclamation {
+    /// Memory still held after teardown beyond the baseline (0 when below it).
+    pub fn residue_kib(&self) -> u64 {
+        self.after_kib.saturating_sub(self.baseline_kib)
+    }
 }
 
 impl std::fmt::Display for Reclamation {

@@ -8,11 +8,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::bench_image;
 use crate::logs::{LogSink, Stream};
 use crate::procstat;
 use crate::runtime::Runtime;
 use crate::spec::Stack;
-use crate::supervisor::StackRunner;
+use crate::supervisor::Supervisor;
 
 /// How the benchmark's containers behave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -101,7 +102,7 @@ pub async fn run(
     mut progress: impl FnMut(&Checkpoint),
 ) -> DensityReport {
     let sink = Arc::new(CountingSink::default());
-    let mut runner = StackRunner::new(runtime, sink.clone());
+    let mut runner = Supervisor::new(runtime, sink.clone());
     let points = checkpoints(stack.containers.len());
     let mut results = Vec::new();
     procstat::release_free_memory();
@@ -119,7 +120,7 @@ pub async fn run(
     }
     let started = Instant::now();
     for (index, spec) in stack.containers.iter().enumerate() {
-        runner.start(spec, Some(module.clone()), &stack.sensors);
+        runner.add(spec, Some(bench_image(&module)));
         let count = index + 1;
         if next.peek() != Some(&count) {
             continue;
@@ -157,7 +158,7 @@ pub async fn run(
         None
     };
     let peak_kib = procstat::peak_rss_kib().unwrap_or(0);
-    runner.stop().await;
+    runner.stop_all().await;
     let _ = runner.into_report(true);
     procstat::release_free_memory();
     let teardown = procstat::Reclamation {

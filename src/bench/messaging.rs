@@ -10,9 +10,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::bench_image;
 use crate::runtime::Runtime;
 use crate::spec::Stack;
-use crate::supervisor::StackRunner;
+use crate::supervisor::Supervisor;
 
 use super::density::CountingSink;
 
@@ -49,9 +50,9 @@ pub async fn run_one(
     burst: usize,
 ) -> MessagingRow {
     let n = stack.containers.len();
-    let mut runner = StackRunner::new(runtime, Arc::new(CountingSink::default()));
+    let mut runner = Supervisor::new(runtime, Arc::new(CountingSink::default()));
     for spec in &stack.containers {
-        runner.start(spec, Some(module.clone()), &stack.sensors);
+        runner.add(spec, Some(bench_image(&module)));
     }
     let broker = runner.broker().clone();
     while broker.stats().mailboxes < n {
@@ -105,7 +106,7 @@ pub async fn run_one(
     let delivered = collect(n * burst).await.len();
     let elapsed = started.elapsed().as_secs_f64();
 
-    runner.stop().await;
+    runner.stop_all().await;
     let _ = runner.into_report(true);
     MessagingRow {
         subscribers: n,

@@ -27,6 +27,14 @@ pub enum BenchError {
 
 /// Write a built-in guest into the data directory (so it goes through the image store's
 /// compile cache like any image) and return its path.
+/// A module as the supervisor takes it; benchmarks never diff stacks, so the digest is a label.
+pub(crate) fn bench_image(module: &wasmtime::Module) -> crate::supervisor::LoadedImage {
+    crate::supervisor::LoadedImage {
+        module: module.clone(),
+        digest: "sha256:bench".into(),
+    }
+}
+
 pub fn built_in_image(images: &ImageStore, name: &str, bytes: &[u8]) -> Result<PathBuf, BenchError> {
     let dir = images.root().join("bench");
     let path = dir.join(format!("{name}.wasm"));

@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
+use super::bench_image;
 use crate::procstat;
 use crate::runtime::Runtime;
 use crate::spec::Stack;
-use crate::supervisor::StackRunner;
+use crate::supervisor::Supervisor;
 
 use super::density::CountingSink;
 
@@ -57,15 +58,15 @@ pub async fn run(
     };
     record(0, &mut samples, &mut progress);
     for cycle in 1..=cycles {
-        let mut runner = StackRunner::new(runtime.clone(), sink.clone());
+        let mut runner = Supervisor::new(runtime.clone(), sink.clone());
         for spec in &stack.containers {
-            runner.start(spec, Some(module.clone()), &stack.sensors);
+            runner.add(spec, Some(bench_image(&module)));
         }
         let n = stack.containers.len();
         while runner.broker().stats().mailboxes < n && runner.ended() < n {
             tokio::task::yield_now().await;
         }
-        runner.stop().await;
+        runner.stop_all().await;
         drop(runner);
         procstat::release_free_memory();
         if cycle % every == 0 {

@@ -92,7 +92,9 @@ struct MailboxShared {
     queue: Mutex<Queue>,
     notify: Arc<Notify>,
     delivered: AtomicU64,
-    dropped: AtomicU64,
+    /// Shared with whoever wants a drop count that outlives this mailbox (a container's
+    /// counters survive its restarts).
+    dropped: Arc<AtomicU64>,
 }
 
 impl MailboxShared {
@@ -165,17 +167,23 @@ impl Broker {
     /// Open a mailbox holding at most `capacity` messages (at least 1). It receives nothing
     /// until [`Mailbox::subscribe`] is called; dropping it unsubscribes everything.
     pub fn mailbox(&self, capacity: usize) -> Mailbox {
-        self.open_mailbox(capacity, false)
+        self.mailbox_counting_drops(capacity, Arc::new(AtomicU64::new(0)))
+    }
+
+    /// Like [`Broker::mailbox`], but drops are also added to `dropped`, which the caller
+    /// keeps (so `ps` sees a container's drops while it runs and after it restarts).
+    pub fn mailbox_counting_drops(&self, capacity: usize, dropped: Arc<AtomicU64>) -> Mailbox {
+        self.open_mailbox(capacity, dropped, false)
     }
 
     /// Like [`Broker::mailbox`], but it receives only messages published locally, never
     /// those imported by a bridge: what a bridge exports must not include what it (or
     /// another bridge) brought in.
     pub fn local_mailbox(&self, capacity: usize) -> Mailbox {
-        self.open_mailbox(capacity, true)
+        self.open_mailbox(capacity, Arc::new(AtomicU64::new(0)), true)
     }
 
-    fn open_mailbox(&self, capacity: usize, local_only: bool) -> Mailbox {
+    fn open_mailbox(&self, capacity: usize, dropped: Arc<AtomicU64>, local_only: bool) -> Mailbox {
         let shared = Arc::new(MailboxShared {
             queue: Mutex::new(Queue {
                 items: VecDeque::new(),
@@ -183,7 +191,7 @@ impl Broker {
             }),
             notify: Arc::new(Notify::new()),
             delivered: AtomicU64::new(0),
-            dropped: AtomicU64::new(0),
+            dropped,
         });
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         self.inner

@@ -2,7 +2,10 @@
 //! convention of uv and ripgrep: 0 success, 1 failure (invalid file, failed container),
 //! 2 usage error (clap's own).
 
+mod graph;
+mod serve;
 mod terminal;
+mod verbs;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -14,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bench;
 use crate::check;
+use crate::control;
 use crate::images::{default_data_dir, digest_file, ImageStore};
 use crate::procstat;
 use crate::runtime::{ExitStatus, Runtime, RuntimeConfig};
@@ -24,14 +28,21 @@ use terminal::TerminalLog;
 #[derive(Parser, Debug)]
 #[command(name = "shoal", version, about = "Run a stack of WebAssembly containers in one small process", long_about = None)]
 pub struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every command takes.
+#[derive(Args, Debug, Clone)]
+struct GlobalArgs {
     /// Where images and the compile cache live [default: $SHOAL_DATA_DIR, $XDG_DATA_HOME/shoal or ~/.local/share/shoal]
     #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// Address space reserved per linear memory, e.g. 8MiB (see README: memory sizing)
     #[arg(long, global = true, value_name = "SIZE", env = "SHOAL_MEMORY_RESERVATION")]
     memory_reservation: Option<String>,
-    #[command(subcommand)]
-    command: Command,
 }
 
 #[derive(Subcommand, Debug)]
@@ -41,11 +52,67 @@ enum Command {
         after_help = "Examples:\n  shoal config\n  shoal config -f line-3/shoal.yaml --format json\n  shoal config -q && echo valid"
     )]
     Config(ConfigArgs),
-    /// Start the stack in the foreground and stream its logs; Ctrl-C stops it
+    /// Start the stack (in the foreground, or in the background with -d) and serve it to `ps`, `logs`, `down`...
     #[command(
-        after_help = "Examples:\n  shoal up\n  shoal up compose-examples/hello/shoal.yaml\n  shoal up -f stack.yaml collector   # only collector and what it depends on"
+        after_help = "Examples:\n  shoal up\n  shoal up compose-examples/hello/shoal.yaml\n  shoal up -f stack.yaml collector   # only collector and what it depends on\n  shoal up -d                         # in the background; again to apply file changes\n  shoal up --watch                    # reload when the file or an image changes"
     )]
     Up(UpArgs),
+    /// Stop a running stack and report the memory it gave back
+    #[command(
+        after_help = "Examples:\n  shoal down\n  shoal down -p line-3 --verify\n  shoal down --verify --threshold 512KiB"
+    )]
+    Down(DownArgs),
+    /// List the containers of a running stack
+    #[command(after_help = "Examples:\n  shoal ps\n  shoal ps -p line-3 --format json")]
+    Ps(PsArgs),
+    /// Print containers' output (the last 1,000 lines of each are kept)
+    #[command(
+        after_help = "Examples:\n  shoal logs\n  shoal logs -f collector\n  shoal logs --tail 20 --since 10m -t"
+    )]
+    Logs(verbs::LogsArgs),
+    /// Live figures per container and for the process
+    #[command(after_help = "Examples:\n  shoal stats\n  shoal stats --no-stream --format json")]
+    Stats(StatsArgs),
+    /// Lifecycle events: start, die, stop, restart, pause, warnings, reloads
+    #[command(after_help = "Examples:\n  shoal events\n  shoal events --json --no-stream")]
+    Events(EventsArgs),
+    /// Containers sorted by the CPU time their guest code used
+    #[command(after_help = "Examples:\n  shoal top\n  shoal top -p line-3")]
+    Top(ProjectOnly),
+    /// Stop containers (they stay stopped; no restart policy applies)
+    #[command(after_help = "Examples:\n  shoal stop watchdog\n  shoal stop        # every container")]
+    Stop(NamesArgs),
+    /// Start stopped or ended containers
+    #[command(after_help = "Examples:\n  shoal start watchdog")]
+    Start(NamesArgs),
+    /// Stop then start containers
+    #[command(after_help = "Examples:\n  shoal restart collector aggregator")]
+    Restart(NamesArgs),
+    /// Stop containers at once, without waiting for stop_timeout
+    #[command(after_help = "Examples:\n  shoal kill spinner")]
+    Kill(NamesArgs),
+    /// Hold containers: no guest code runs, all state is kept, messages queue (bounded)
+    #[command(after_help = "Examples:\n  shoal pause collector")]
+    Pause(NamesArgs),
+    /// Let paused containers run again
+    #[command(after_help = "Examples:\n  shoal unpause collector")]
+    Unpause(NamesArgs),
+    /// Running stacks on this machine
+    #[command(after_help = "Examples:\n  shoal ls\n  shoal ls --format json")]
+    Ls(LsArgs),
+    /// Containers and the topics between them, from the file (with live counts when it runs)
+    #[command(
+        after_help = "Examples:\n  shoal graph\n  shoal graph --format mermaid > stack.mmd\n  shoal graph --format dot | dot -Tsvg > stack.svg"
+    )]
+    Graph(GraphArgs),
+    /// Watch the messages of a running stack
+    #[command(after_help = "Examples:\n  shoal topics tail sensors/\n  shoal topics tail ''   # everything")]
+    Topics(TopicsArgs),
+    /// Print a shell completion script
+    #[command(
+        after_help = "Examples:\n  shoal completions bash > /etc/bash_completion.d/shoal\n  shoal completions zsh > ~/.zfunc/_shoal\n  shoal completions fish > ~/.config/fish/completions/shoal.fish"
+    )]
+    Completions { shell: clap_complete::Shell },
     /// Run one image as a container, like `docker run`
     #[command(
         after_help = "Examples:\n  shoal run hello.wasm\n  shoal run -v ./data:/shared writer.wasm\n  shoal run --cap messaging -e UNIT=celsius publisher.wasm -- --period 2s"
@@ -73,6 +140,13 @@ struct FileArgs {
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 enum Format {
     Yaml,
+    Json,
+}
+
+/// Output of the commands that list things.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OutputFormat {
+    Table,
     Json,
 }
 
@@ -107,6 +181,104 @@ struct UpArgs {
     /// Print how each image was obtained (compiled or from the cache) and how long it took
     #[arg(short, long)]
     verbose: bool,
+    /// Run in the background; on a running project, apply the file's changes
+    #[arg(short, long)]
+    detach: bool,
+    /// Reload when the compose file, an env file or an image file changes
+    #[arg(long)]
+    watch: bool,
+    /// Internal: this process is the background half of `up -d`
+    #[arg(long, hide = true)]
+    detached_child: bool,
+}
+
+#[derive(Args, Debug)]
+struct ProjectOnly {
+    #[command(flatten)]
+    project: verbs::ProjectArgs,
+}
+
+#[derive(Args, Debug)]
+struct NamesArgs {
+    #[command(flatten)]
+    project: verbs::ProjectArgs,
+    /// Containers [default: all]
+    #[arg(value_name = "NAME")]
+    names: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+struct DownArgs {
+    #[command(flatten)]
+    project: verbs::ProjectArgs,
+    /// Exit non-zero when more memory than --threshold stays in use after teardown
+    #[arg(long)]
+    verify: bool,
+    /// Residue allowed by --verify
+    #[arg(long, value_name = "SIZE", default_value = "1MiB")]
+    threshold: String,
+}
+
+#[derive(Args, Debug)]
+struct PsArgs {
+    #[command(flatten)]
+    project: verbs::ProjectArgs,
+    #[arg(long, value_enum, default_value = "table")]
+    format: OutputFormat,
+}
+
+#[derive(Args, Debug)]
+struct StatsArgs {
+    #[command(flatten)]
+    project: verbs::ProjectArgs,
+    /// Print once and exit
+    #[arg(long)]
+    no_stream: bool,
+    #[arg(long, value_enum, default_value = "table")]
+    format: OutputFormat,
+}
+
+#[derive(Args, Debug)]
+struct EventsArgs {
+    #[command(flatten)]
+    project: verbs::ProjectArgs,
+    /// One JSON object per line
+    #[arg(long)]
+    json: bool,
+    /// Print the recent events and exit instead of following
+    #[arg(long)]
+    no_stream: bool,
+}
+
+#[derive(Args, Debug)]
+struct LsArgs {
+    #[arg(long, value_enum, default_value = "table")]
+    format: OutputFormat,
+}
+
+#[derive(Args, Debug)]
+struct GraphArgs {
+    #[command(flatten)]
+    project: verbs::ProjectArgs,
+    #[arg(long, value_enum, default_value = "text")]
+    format: graph::GraphFormat,
+}
+
+#[derive(Args, Debug)]
+struct TopicsArgs {
+    #[command(subcommand)]
+    command: TopicsCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum TopicsCommand {
+    /// Print messages under a topic prefix as they are published
+    Tail {
+        #[command(flatten)]
+        project: verbs::ProjectArgs,
+        /// Topic prefix ('' for all)
+        prefix: String,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -244,11 +416,42 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let images = ImageStore::new(cli.data_dir.clone().unwrap_or_else(default_data_dir));
-    let runtime_config = runtime_config(cli.memory_reservation.as_deref())?;
+    if !matches!(cli.command, Command::Up(_) | Command::Run(_) | Command::Bench(_)) {
+        // Short-lived commands die quietly when their reader goes (`shoal ps | head`), as
+        // Unix tools do. Never in a process that serves a stack: a client hanging up on
+        // the control socket must not kill the containers.
+        // SAFETY: setting a signal disposition has no preconditions.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
+    let images = ImageStore::new(cli.global.data_dir.clone().unwrap_or_else(default_data_dir));
+    let runtime_config = runtime_config(cli.global.memory_reservation.as_deref())?;
     match cli.command {
         Command::Config(args) => config(&images, args),
-        Command::Up(args) => up(&images, &runtime_config, args),
+        Command::Up(args) => serve::up(&images, &runtime_config, &cli.global, args),
+        Command::Down(args) => verbs::down(&args.project, args.verify, &args.threshold),
+        Command::Ps(args) => verbs::ps(&args.project, args.format),
+        Command::Logs(args) => verbs::logs(args),
+        Command::Stats(args) => verbs::stats(&args.project, args.no_stream, args.format),
+        Command::Events(args) => verbs::events(&args.project, args.json, args.no_stream),
+        Command::Top(args) => verbs::top(&args.project),
+        Command::Stop(args) => verbs::lifecycle(&args.project, control::Request::Stop { names: args.names }),
+        Command::Start(args) => verbs::lifecycle(&args.project, control::Request::Start { names: args.names }),
+        Command::Restart(args) => verbs::lifecycle(&args.project, control::Request::Restart { names: args.names }),
+        Command::Kill(args) => verbs::lifecycle(&args.project, control::Request::Kill { names: args.names }),
+        Command::Pause(args) => verbs::lifecycle(&args.project, control::Request::Pause { names: args.names }),
+        Command::Unpause(args) => verbs::lifecycle(&args.project, control::Request::Unpause { names: args.names }),
+        Command::Ls(args) => verbs::ls(args.format),
+        Command::Graph(args) => graph::graph(&images, &args.project, args.format),
+        Command::Topics(args) => match args.command {
+            TopicsCommand::Tail { project, prefix } => verbs::topics_tail(&project, prefix),
+        },
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "shoal", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Run(args) => run_image(&images, &runtime_config, args),
         Command::Images(args) => images_command(&images, args),
         Command::Bench(args) => bench_command(&images, &runtime_config, args),
@@ -285,13 +488,7 @@ fn compose_path(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
 /// Parse and validate, then check the images' imports against the grants and the topic
 /// wiring; print diagnostics to stderr. `None` when the stack must not run.
 fn load_stack(images: &ImageStore, path: &Path, strict: bool) -> Option<Stack> {
-    let env: HashMap<String, String> = std::env::vars().collect();
-    let lookup = |digest: &str| images.path_of(digest.strip_prefix("sha256:").unwrap_or(digest));
-    let options = spec::LoadOptions {
-        env: &env,
-        lookup_digest: &lookup,
-    };
-    let (stack, mut diagnostics) = match spec::load(path, &options) {
+    let (stack, diagnostics) = match check::load_checked(path, images) {
         Ok(loaded) => loaded,
         Err(diagnostics) => {
             print_diagnostics(&diagnostics);
@@ -299,18 +496,8 @@ fn load_stack(images: &ImageStore, path: &Path, strict: bool) -> Option<Stack> {
             return None;
         }
     };
-    let resolve = |image: &ImageRef| match image {
-        ImageRef::Path(path) => Some(path.clone()),
-        ImageRef::Digest(digest) => lookup(digest),
-    };
-    diagnostics.extend(check::check_stack(&stack, &resolve));
     print_diagnostics(&diagnostics);
-    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
-    let warnings = diagnostics.len() - errors;
-    if errors > 0 {
-        report_invalid(path, &diagnostics);
-        return None;
-    }
+    let warnings = diagnostics.len();
     if strict && warnings > 0 {
         eprintln!(
             "error: {} has {warnings} warning{} and --strict is set",
@@ -444,26 +631,6 @@ fn shutdown_signal() -> CancellationToken {
     token
 }
 
-fn up(images: &ImageStore, runtime_config: &RuntimeConfig, args: UpArgs) -> anyhow::Result<ExitCode> {
-    let (file_target, services) = split_targets(&args.targets);
-    let path = compose_path(args.file.file.as_deref().or(file_target.as_deref()))?;
-    let Some(mut stack) = load_stack(images, &path, false) else {
-        return Ok(ExitCode::from(1));
-    };
-    if !services.is_empty() {
-        stack = select_containers(stack, &services)?;
-    }
-    let report = run_stack_in_foreground(images, runtime_config, &stack, args.no_color, args.verbose)?;
-    if report.interrupted {
-        eprintln!("stack `{}` stopped", stack.name);
-    }
-    Ok(if report.is_success() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
-}
-
 /// Positional `up` arguments: a path to a compose file (has a `/`, ends in .yaml/.yml, or
 /// exists) or container names.
 fn split_targets(targets: &[String]) -> (Option<PathBuf>, Vec<String>) {
@@ -481,32 +648,6 @@ fn split_targets(targets: &[String]) -> (Option<PathBuf>, Vec<String>) {
         }
     }
     (file, services)
-}
-
-/// Keep the named containers (a service name selects all its replicas) and everything
-/// they depend on.
-fn select_containers(mut stack: Stack, wanted: &[String]) -> anyhow::Result<Stack> {
-    let mut keep: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
-    for name in wanted {
-        let matched: Vec<_> = stack
-            .containers
-            .iter()
-            .filter(|c| &c.name == name || &c.service == name)
-            .map(|c| c.name.clone())
-            .collect();
-        if matched.is_empty() {
-            anyhow::bail!("no container named `{name}` in {}", stack.file.display());
-        }
-        keep.extend(matched);
-    }
-    // Containers are in start order, so walking backwards sees dependents before dependencies.
-    for container in stack.containers.iter().rev() {
-        if keep.contains(&container.name) {
-            keep.extend(container.depends_on.iter().map(|d| d.name.clone()));
-        }
-    }
-    stack.containers.retain(|c| keep.contains(&c.name));
-    Ok(stack)
 }
 
 fn run_stack_in_foreground(

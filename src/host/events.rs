@@ -61,7 +61,7 @@ async fn get_event<T: Send + 'static>(caller: &mut Caller<'_, T>, get: Get<T>, s
 
     // 1. The earliest due timer.
     if let Some(id) = st.timers.take_due(Instant::now()) {
-        st.stats.timer_events += 1;
+        super::Counters::bump(&st.counters.timer_events);
         let (data, _) = mem.data_and_store_mut(&mut *caller);
         let values = [EVENT_TIMER, id as u32, 0, 0, 0, 0];
         return write_slots(data, slots, values);
@@ -162,7 +162,7 @@ fn place<T: 'static>(
     ];
     let rc = write_slots(data, slots, values);
     if rc == SUCCESS {
-        st.stats.messages_in += 1;
+        super::Counters::bump(&st.counters.messages_in);
     }
     rc
 }

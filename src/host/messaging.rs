@@ -72,7 +72,7 @@ fn publish<T: 'static>(caller: &mut Caller<'_, T>, get: Get<T>, topic: u32, ct: 
     }
     match st.broker.publish(topic, ct, bytes) {
         Ok(_) => {
-            st.stats.messages_out += 1;
+            super::Counters::bump(&st.counters.messages_out);
             SUCCESS
         }
         Err(PublishError::TooLarge { .. }) => E2BIG,
@@ -100,7 +100,10 @@ fn subscribe<T: 'static>(caller: &mut Caller<'_, T>, get: Get<T>, topic: u32) ->
     }
     let cap = st.limits.mailbox_capacity;
     let broker = st.broker.clone();
-    st.mailbox.get_or_insert_with(|| broker.mailbox(cap)).subscribe(topic);
+    let drops = st.counters.dropped.clone();
+    st.mailbox
+        .get_or_insert_with(|| broker.mailbox_counting_drops(cap, drops))
+        .subscribe(topic);
     SUCCESS
 }
 

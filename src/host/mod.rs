@@ -40,6 +40,7 @@ pub mod timers;
 pub mod uname;
 
 use std::collections::{BTreeSet, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::broker::{Broker, Mailbox, Message};
@@ -99,6 +100,33 @@ pub struct HostConfig {
     pub broker: Broker,
     pub log: Arc<dyn LogSink>,
     pub limits: HostLimits,
+    /// Kept by the supervisor across the container's restarts, read by `ps` and `stats`.
+    pub counters: Arc<Counters>,
+    /// While it holds `true` the container is paused: a parked call does not return to
+    /// the guest until it turns `false` again.
+    pub paused: Option<tokio::sync::watch::Receiver<bool>>,
+}
+
+/// Live counters of one container, shared between its host state and the supervisor.
+/// Relaxed atomics: they are statistics, not synchronisation.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub messages_in: AtomicU64,
+    pub messages_out: AtomicU64,
+    /// Messages dropped from the container's mailbox (overflow policy), all instances.
+    pub dropped: Arc<AtomicU64>,
+    pub timer_events: AtomicU64,
+    pub denied: AtomicU64,
+}
+
+impl Counters {
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// Per-container counters.
@@ -143,7 +171,8 @@ pub struct HostState {
     next_message_id: u32,
     /// The previous host call was an `ocre_get_event` that found nothing.
     event_wait: bool,
-    stats: ContainerStats,
+    counters: Arc<Counters>,
+    paused: Option<tokio::sync::watch::Receiver<bool>>,
     /// State of the `rng` sensors' generator (0 = not seeded yet).
     rng_state: u64,
     /// The memory the runtime created for an `env.memory` import, for guests that import
@@ -176,17 +205,30 @@ impl HostState {
             timers: timers::Timers::default(),
             next_message_id: 0,
             event_wait: false,
-            stats: ContainerStats::default(),
+            counters: cfg.counters,
+            paused: cfg.paused,
             rng_state: 0,
         }
     }
 
     pub fn stats(&self) -> ContainerStats {
+        let c = &self.counters;
         ContainerStats {
-            dropped: self.mailbox.as_ref().map_or(0, |m| m.dropped()),
+            messages_in: Counters::get(&c.messages_in),
+            messages_out: Counters::get(&c.messages_out),
+            dropped: Counters::get(&c.dropped),
+            timer_events: Counters::get(&c.timer_events),
+            denied: Counters::get(&c.denied),
             host_region_bytes: self.heap.owned_bytes(),
             unfreed_events: self.heap.live_blocks(),
-            ..self.stats
+        }
+    }
+
+    /// Wait while the container is paused (returns at once when it is not).
+    pub(crate) async fn resumed(paused: Option<tokio::sync::watch::Receiver<bool>>) {
+        if let Some(mut paused) = paused {
+            // An error means the supervisor is gone: nothing can pause us any more.
+            let _ = paused.wait_for(|p| !*p).await;
         }
     }
 
@@ -221,7 +263,7 @@ impl HostState {
         if self.capabilities.contains(&cap) {
             return Ok(());
         }
-        self.stats.denied += 1;
+        Counters::bump(&self.counters.denied);
         let loc = self.capabilities_location.clone();
         self.warn_once(&format!("cap:{import}"), || {
             format!("{import} denied: container has no `{cap}` capability; add it to `capabilities:` at {loc}")
@@ -237,7 +279,7 @@ impl HostState {
         if prefixes.iter().any(|p| topic.starts_with(p.as_str())) {
             return Ok(());
         }
-        self.stats.denied += 1;
+        Counters::bump(&self.counters.denied);
         let field = if subscribe { "subscribe" } else { "publish" };
         let allowed = prefixes.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().join(", ");
         let loc = self.capabilities_location.clone();

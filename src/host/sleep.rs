@@ -31,51 +31,59 @@ const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 pub(crate) fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: Get<T>) -> wasmtime::Result<()> {
     linker.func_wrap_async("env", "ocre_sleep", move |mut caller: Caller<'_, T>, (ms,): (u32,)| {
         Box::new(async move {
-            let st = get(caller.data_mut());
-            let event_wait = std::mem::take(&mut st.event_wait);
-            let now = Instant::now();
-            let end = now
-                .checked_add(Duration::from_millis(u64::from(ms)))
-                .or_else(|| now.checked_add(FAR))
-                .unwrap_or(now);
-            if !event_wait {
-                tokio::time::sleep_until(end.into()).await;
-                return SUCCESS;
-            }
-            let notify = st.mailbox.as_ref().map(|m| m.notify());
-            if let Some(n) = &notify {
-                // Consume a permit left by a delivery the guest has already read, so it
-                // does not end this wait spuriously; what is still queued is seen below.
-                tokio::select! {
-                    biased;
-                    _ = n.notified() => {}
-                    _ = std::future::ready(()) => {}
-                }
-            }
-            let st = get(caller.data_mut());
-            if st.has_ready_event(Instant::now()) {
-                return SUCCESS;
-            }
-            let timer = st.timers.next_deadline();
-            let until_timer = async move {
-                match timer {
-                    Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
-            match notify {
-                Some(notify) => {
-                    tokio::select! {
-                        _ = until_timer => {}
-                        _ = notify.notified() => {}
-                    }
-                }
-                None => until_timer.await,
-            }
-            SUCCESS
+            let paused = get(caller.data_mut()).paused.clone();
+            let rc = sleep(&mut caller, get, ms).await;
+            // A paused container's wake-up is held here, so it runs no guest code.
+            super::HostState::resumed(paused).await;
+            rc
         })
     })?;
     Ok(())
+}
+
+async fn sleep<T: Send + 'static>(caller: &mut Caller<'_, T>, get: Get<T>, ms: u32) -> i32 {
+    let st = get(caller.data_mut());
+    let event_wait = std::mem::take(&mut st.event_wait);
+    let now = Instant::now();
+    let end = now
+        .checked_add(Duration::from_millis(u64::from(ms)))
+        .or_else(|| now.checked_add(FAR))
+        .unwrap_or(now);
+    if !event_wait {
+        tokio::time::sleep_until(end.into()).await;
+        return SUCCESS;
+    }
+    let notify = st.mailbox.as_ref().map(|m| m.notify());
+    if let Some(n) = &notify {
+        // Consume a permit left by a delivery the guest has already read, so it
+        // does not end this wait spuriously; what is still queued is seen below.
+        tokio::select! {
+            biased;
+            _ = n.notified() => {}
+            _ = std::future::ready(()) => {}
+        }
+    }
+    let st = get(caller.data_mut());
+    if st.has_ready_event(Instant::now()) {
+        return SUCCESS;
+    }
+    let timer = st.timers.next_deadline();
+    let until_timer = async move {
+        match timer {
+            Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+            None => std::future::pending().await,
+        }
+    };
+    match notify {
+        Some(notify) => {
+            tokio::select! {
+                _ = until_timer => {}
+                _ = notify.notified() => {}
+            }
+        }
+        None => until_timer.await,
+    }
+    SUCCESS
 }
 
 #[cfg(test)]

@@ -115,6 +115,8 @@ pub fn config(name: &str, caps: &[Capability], broker: &Broker, log: &Arc<Collec
         broker: broker.clone(),
         log: log.clone(),
         limits: HostLimits::default(),
+        counters: Default::default(),
+        paused: None,
     }
 }
 

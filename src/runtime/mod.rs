@@ -14,13 +14,17 @@
 
 mod limiter;
 mod output;
+mod probe;
 mod ticker;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use wasmtime::{Config, Engine, Extern, Instance, Linker, Memory, Module, Store, WasmBacktraceDetails};
+use wasmtime::{
+    Config, Engine, Extern, Instance, Linker, Memory, Module, Store, StoreContextMut, TypedFunc, UpdateDeadline,
+    WasmBacktraceDetails,
+};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
@@ -30,6 +34,8 @@ use crate::spec::ContainerSpec;
 
 pub use limiter::MemoryLimiter;
 pub use output::{LineOutput, MAX_LINE};
+use probe::CpuClock;
+pub use probe::Probe;
 use ticker::{ExecutionGuard, Ticker};
 
 /// Errors at the runtime's border.
@@ -77,6 +83,14 @@ pub struct ContainerCtx {
     pub host: HostState,
     pub limiter: MemoryLimiter,
     execution: ExecutionGuard,
+    probe: Arc<Probe>,
+    cpu: CpuClock,
+}
+
+impl Drop for ContainerCtx {
+    fn drop(&mut self) {
+        self.probe.instance_gone();
+    }
 }
 
 /// How a container ended. shoal never reports a killed or trapped container as exit 0.
@@ -158,37 +172,46 @@ impl Runtime {
         if stop.is_cancelled() {
             return ExitStatus::Killed;
         }
-        tokio::select! {
+        let prepared = tokio::select! {
             biased;
-            _ = stop.cancelled() => ExitStatus::Killed,
-            status = self.run_to_end(spec, module, host, started) => status,
+            _ = stop.cancelled() => return ExitStatus::Killed,
+            prepared = self.prepare(spec, module, host, Arc::default()) => prepared,
+        };
+        match prepared {
+            Ok(prepared) => {
+                started();
+                prepared.start(stop).await
+            }
+            Err(status) => status,
         }
     }
 
-    async fn run_to_end(
+    /// Create the container's store and instance without running any of its code (the
+    /// module's own start function aside). A reload prepares the new instance first and
+    /// stops the old one only once this succeeded.
+    pub async fn prepare(
         &self,
         spec: &ContainerSpec,
         module: &Module,
         host: HostConfig,
-        started: impl FnOnce(),
-    ) -> ExitStatus {
-        let mut store = match self.new_store(spec, host) {
-            Ok(store) => store,
-            Err(why) => return ExitStatus::Failed(why),
-        };
-        let instance = match self.instantiate(&mut store, module).await {
-            Ok(instance) => instance,
-            Err(status) => return status,
-        };
+        probe: Arc<Probe>,
+    ) -> Result<Prepared, ExitStatus> {
+        let mut store = self.new_store(spec, host, probe).map_err(ExitStatus::Failed)?;
+        let instance = self.instantiate(&mut store, module).await?;
         let Ok(start) = instance.get_typed_func::<(), ()>(&mut store, "_start") else {
-            return ExitStatus::Failed("the module has no `_start` function (it is not a WASI command)".into());
+            return Err(ExitStatus::Failed(
+                "the module has no `_start` function (it is not a WASI command)".into(),
+            ));
         };
-        started();
-        let result = start.call_async(&mut store, ()).await;
-        classify(result)
+        Ok(Prepared { store, start })
     }
 
-    fn new_store(&self, spec: &ContainerSpec, host: HostConfig) -> Result<Store<ContainerCtx>, String> {
+    fn new_store(
+        &self,
+        spec: &ContainerSpec,
+        host: HostConfig,
+        probe: Arc<Probe>,
+    ) -> Result<Store<ContainerCtx>, String> {
         let name: Arc<str> = spec.name.as_str().into();
         let log: Arc<dyn LogSink> = host.log.clone();
         let mut wasi = WasiCtxBuilder::new();
@@ -209,18 +232,23 @@ impl Runtime {
         let ctx = ContainerCtx {
             wasi: wasi.build_p1(),
             host: HostState::new(host),
-            limiter: MemoryLimiter::new(spec.limits.memory),
+            limiter: MemoryLimiter::new(spec.limits.memory, probe.clone()),
             execution: self.ticker.guard(),
+            probe,
+            cpu: CpuClock::default(),
         };
         let mut store = Store::new(&self.engine, ctx);
         store.limiter(|cx| &mut cx.limiter);
-        store.epoch_deadline_async_yield_and_update(1);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(on_epoch_deadline);
         store.call_hook(|mut cx, hook| {
-            let execution = &mut cx.data_mut().execution;
+            let cx = cx.data_mut();
             if hook.entering_host() {
-                execution.leave();
+                cx.execution.leave();
+                cx.cpu.leave(&cx.probe);
             } else {
-                execution.enter();
+                cx.execution.enter();
+                cx.cpu.enter();
             }
             Ok(())
         });
@@ -260,6 +288,40 @@ impl Runtime {
             .await
             .map_err(|e| classify(Err(e)))
     }
+}
+
+/// A container whose instance exists and whose `_start` has not run yet.
+pub struct Prepared {
+    store: Store<ContainerCtx>,
+    start: TypedFunc<(), ()>,
+}
+
+impl Prepared {
+    /// Run `_start` to its end, or until `stop` is cancelled (then the store is dropped
+    /// with the call in flight, which ends any host call at once).
+    pub async fn start(mut self, stop: CancellationToken) -> ExitStatus {
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => ExitStatus::Killed,
+            result = self.start.call_async(&mut self.store, ()) => classify(result),
+        }
+    }
+}
+
+/// Called each time a running guest reaches its epoch deadline (every tick while it
+/// executes): yield to the other containers, or, while it is paused, park until resumed.
+fn on_epoch_deadline(cx: StoreContextMut<'_, ContainerCtx>) -> wasmtime::Result<UpdateDeadline> {
+    let probe = &cx.data().probe;
+    if probe.is_paused() {
+        let mut paused = probe.pause_receiver();
+        return Ok(UpdateDeadline::YieldCustom(
+            1,
+            Box::pin(async move {
+                let _ = paused.wait_for(|p| !*p).await;
+            }),
+        ));
+    }
+    Ok(UpdateDeadline::Yield(1))
 }
 
 /// Turn the result of `_start` into an exit status.

@@ -99,6 +99,8 @@ pub struct Ctx<'a> {
     pub dir: PathBuf,
     pub opts: &'a LoadOptions<'a>,
     pub diags: Vec<Diagnostic>,
+    /// Every env file the stack reads (absolute), for `up --watch`.
+    pub env_files: Vec<PathBuf>,
 }
 
 impl Ctx<'_> {
@@ -927,6 +929,7 @@ fn decode_env_file(node: &Node, key: &str, ctx: &mut Ctx) -> Vec<(String, String
     let mut out = Vec::new();
     for (p, pos) in paths {
         let abs = ctx.resolve(&p);
+        ctx.env_files.push(abs.clone());
         // Point into the env file with a path shaped like the compose file's (relative if the
         // caller's was), so the message is clickable from where shoal was started.
         let shown = match ctx.file.parent() {

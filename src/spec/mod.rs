@@ -87,6 +87,7 @@ pub fn load_str(text: &str, path: &Path, opts: &LoadOptions) -> Result<(Stack, V
         dir: dir.clone(),
         opts,
         diags: Vec::new(),
+        env_files: Vec::new(),
     };
 
     let (mut root, problems) = match node::parse(text) {
@@ -128,6 +129,9 @@ pub fn load_str(text: &str, path: &Path, opts: &LoadOptions) -> Result<(Stack, V
     bridges::fill_client_ids(&mut bridges, &name, &mut ctx);
 
     let mut diags = ctx.diags;
+    let mut env_files = ctx.env_files;
+    env_files.sort();
+    env_files.dedup();
     // Report in file order; errors without a location first (they are about the whole file).
     diags.sort_by(|a, b| {
         let ka = a.location.as_ref().map(|l| (l.file != *path, l.line, l.column));
@@ -145,6 +149,7 @@ pub fn load_str(text: &str, path: &Path, opts: &LoadOptions) -> Result<(Stack, V
         sensors: decoded.sensors,
         watch: decoded.watch,
         bridges,
+        env_files,
     };
     Ok((stack, diags))
 }

@@ -42,6 +42,9 @@ pub struct Stack {
     /// MQTT bridges to external brokers, in file order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub bridges: Vec<BridgeSpec>,
+    /// Absolute paths of the env files the containers read (`up --watch` watches them).
+    #[serde(skip)]
+    pub env_files: Vec<PathBuf>,
 }
 
 /// Where a container's image comes from. Serialized as the path or `sha256:<hex>` string.

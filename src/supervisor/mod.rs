@@ -10,17 +10,25 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
-use tokio::task::JoinSet;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use wasmtime::Module;
+
+mod container;
+pub mod events;
+pub mod plan;
+
+pub use container::{short_digest, ContainerInfo, ContainerStatus, State};
+pub use events::{Event, EventBus};
+pub use plan::{diff, Deployed, Plan, Reason};
 
 use crate::broker::Broker;
 use crate::host::{HostConfig, HostLimits};
 use crate::images::{ImageError, ImageStore, LoadedModule, ModuleSource};
 use crate::logs::{LogSink, Stream};
-use crate::runtime::{ExitStatus, Runtime};
+use crate::runtime::{ExitStatus, Prepared, Runtime};
 use crate::spec::{ContainerSpec, DependencyCondition, ImageRef, RestartPolicy, SensorSpec, Stack};
+use container::Launch;
 
 /// Errors that stop a stack before any container runs.
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +89,7 @@ pub fn load_modules(
     images: &ImageStore,
     stack: &Stack,
     mut on_loaded: impl FnMut(&PathBuf, &LoadedModule),
-) -> Result<HashMap<ImageRef, Module>, SupervisorError> {
+) -> Result<HashMap<ImageRef, LoadedImage>, SupervisorError> {
     let mut modules = HashMap::new();
     for container in &stack.containers {
         if modules.contains_key(&container.image) {
@@ -98,7 +106,14 @@ pub fn load_modules(
         };
         let loaded = images.load_module(runtime.engine(), &path)?;
         on_loaded(&path, &loaded);
-        modules.insert(container.image.clone(), loaded.module);
+        let digest = format!("sha256:{}", loaded.digest.hex());
+        modules.insert(
+            container.image.clone(),
+            LoadedImage {
+                module: loaded.module,
+                digest,
+            },
+        );
     }
     Ok(modules)
 }
@@ -118,56 +133,129 @@ pub fn describe_load(path: &std::path::Path, loaded: &LoadedModule) -> String {
 }
 
 /// Run the stack until every container has ended, or until `shutdown` is cancelled; then
-/// stop what still runs (see [`StackRunner::stop`]).
+/// stop what still runs (see [`Supervisor::stop_all`]).
 pub async fn run_stack(
     runtime: Arc<Runtime>,
-    modules: HashMap<ImageRef, Module>,
+    modules: HashMap<ImageRef, LoadedImage>,
     stack: &Stack,
     log: Arc<dyn LogSink>,
     shutdown: CancellationToken,
 ) -> StackReport {
-    let mut runner = StackRunner::new(runtime, log.clone());
-    // bridge: MQTT bridges tap the runner's broker before any container publishes.
-    let bridges = crate::bridge::start(&stack.bridges, runner.broker(), log);
+    let mut supervisor = Supervisor::new(runtime, log.clone());
+    supervisor.set_sensors(stack.sensors.clone());
+    // bridge: MQTT bridges tap the supervisor's broker before any container publishes.
+    let bridges = crate::bridge::start(&stack.bridges, supervisor.broker(), log);
     for spec in &stack.containers {
-        runner.start(spec, modules.get(&spec.image).cloned(), &stack.sensors);
+        supervisor.add(spec, modules.get(&spec.image).cloned());
     }
-    let interrupted = !runner.wait(&shutdown).await;
+    let interrupted = !supervisor.wait(&shutdown).await;
     if interrupted {
-        runner.stop().await;
+        supervisor.stop_all().await;
     }
     bridges.shutdown().await; // bridge: send what is queued (bounded by flush_timeout), disconnect
-    runner.into_report(interrupted)
+    supervisor.into_report(interrupted)
 }
 
-/// The containers of one stack, started one by one, sharing one broker.
+/// A compiled image and the sha256 of its bytes.
+#[derive(Clone)]
+pub struct LoadedImage {
+    pub module: Module,
+    /// `sha256:<hex>`.
+    pub digest: String,
+}
+
+/// Why a lifecycle request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ControlError {
+    #[error("no container named `{0}` in this stack")]
+    NoSuchContainer(String),
+    #[error("container `{0}` is not running")]
+    NotRunning(String),
+    #[error("container `{0}` is already running")]
+    AlreadyRunning(String),
+    #[error("container `{0}` cannot start: its image was not loaded")]
+    NoImage(String),
+}
+
+/// The containers of one stack, sharing one broker; started, stopped, paused and replaced
+/// one by one.
 ///
 /// `run_stack` starts a whole file's worth at once; `shoal bench` starts them one after
-/// another and measures in between, through the same code.
-pub struct StackRunner {
+/// another and measures in between; the control socket and hot reload act on single
+/// containers. All go through this type. It is driven from one task; what other tasks need
+/// to read while it is busy (`ps`) is in the shared [`Board`].
+pub struct Supervisor {
     runtime: Arc<Runtime>,
     broker: Broker,
     log: Arc<dyn LogSink>,
-    stop: CancellationToken,
-    phases: HashMap<String, watch::Receiver<Phase>>,
-    tasks: JoinSet<(String, Outcome)>,
-    names: Vec<String>,
-    outcomes: HashMap<String, Outcome>,
-    longest_stop_timeout: Duration,
+    events: EventBus,
+    sensors: BTreeMap<String, SensorSpec>,
+    containers: Vec<Container>,
+    board: Board,
+    /// Each container task sends `(name, generation, outcome)` here when it ends. Unbounded
+    /// on purpose: at most one message per run, and a run cannot start before the previous
+    /// one ended, so it never holds more than one message per container.
+    ended_tx: mpsc::UnboundedSender<(String, u64, Outcome)>,
+    ended_rx: mpsc::UnboundedReceiver<(String, u64, Outcome)>,
+    next_generation: u64,
+    /// Runs whose end [`Supervisor::next_end`] has taken note of.
+    collected: usize,
 }
 
-impl StackRunner {
+struct Container {
+    spec: ContainerSpec,
+    image: Option<LoadedImage>,
+    status: Arc<ContainerStatus>,
+    phase: watch::Receiver<Phase>,
+    run: Option<Run>,
+}
+
+struct Run {
+    generation: u64,
+    stop: CancellationToken,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+/// A snapshot source for `ps` and `stats`, readable while the supervisor is busy.
+#[derive(Clone, Default)]
+pub struct Board {
+    rows: Arc<std::sync::Mutex<Vec<BoardRow>>>,
+}
+
+#[derive(Clone)]
+struct BoardRow {
+    spec: ContainerSpec,
+    digest: String,
+    status: Arc<ContainerStatus>,
+}
+
+impl Board {
+    /// One row per container, in start order.
+    pub fn infos(&self) -> Vec<ContainerInfo> {
+        let rows = self.rows.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        rows.iter().map(|row| row.status.info(&row.spec, &row.digest)).collect()
+    }
+}
+
+impl Supervisor {
     pub fn new(runtime: Arc<Runtime>, log: Arc<dyn LogSink>) -> Self {
-        StackRunner {
+        let events = EventBus::default();
+        let (ended_tx, ended_rx) = mpsc::unbounded_channel();
+        Supervisor {
             runtime,
             broker: Broker::new(),
-            log,
-            stop: CancellationToken::new(),
-            phases: HashMap::new(),
-            tasks: JoinSet::new(),
-            names: Vec::new(),
-            outcomes: HashMap::new(),
-            longest_stop_timeout: Duration::ZERO,
+            log: Arc::new(WarningEvents {
+                inner: log,
+                events: events.clone(),
+            }),
+            events,
+            sensors: BTreeMap::new(),
+            containers: Vec::new(),
+            board: Board::default(),
+            ended_tx,
+            ended_rx,
+            next_generation: 0,
+            collected: 0,
         }
     }
 
@@ -175,56 +263,182 @@ impl StackRunner {
         &self.broker
     }
 
-    /// Containers whose end has been collected.
+    pub fn events(&self) -> &EventBus {
+        &self.events
+    }
+
+    pub fn board(&self) -> Board {
+        self.board.clone()
+    }
+
+    /// The sensor declarations containers added from now on may open.
+    pub fn set_sensors(&mut self, sensors: BTreeMap<String, SensorSpec>) {
+        self.sensors = sensors;
+    }
+
+    /// What is deployed now, for [`plan::diff`].
+    pub fn deployed(&self) -> Vec<Deployed> {
+        self.containers
+            .iter()
+            .map(|c| {
+                let digest = c.image.as_ref().map(|i| i.digest.as_str()).unwrap_or("");
+                Deployed::new(&c.spec, digest, &self.sensors)
+            })
+            .collect()
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.containers.iter().map(|c| c.spec.name.clone()).collect()
+    }
+
+    /// Containers that have ended and will not run again by themselves.
     pub fn ended(&self) -> usize {
-        self.outcomes.len()
+        self.containers
+            .iter()
+            .filter(|c| matches!(c.status.state(), State::Ended(_)))
+            .count()
     }
 
     /// Containers that have been instantiated (running or already ended).
     pub fn started(&self) -> usize {
-        self.phases
-            .values()
-            .filter(|phase| *phase.borrow() != Phase::Waiting)
+        self.containers
+            .iter()
+            .filter(|c| *c.phase.borrow() != Phase::Waiting)
             .count()
     }
 
-    /// Start one container once its dependencies (started before it) allow; `None` for a
-    /// module that could not be loaded.
-    pub fn start(&mut self, spec: &ContainerSpec, module: Option<Module>, sensors: &BTreeMap<String, SensorSpec>) {
-        let (tx, rx) = watch::channel(Phase::Waiting);
-        let deps: Vec<_> = spec
+    /// Containers with a live task (running, waiting for a dependency, or between restarts).
+    pub fn active(&self) -> usize {
+        self.containers.iter().filter(|c| c.run.is_some()).count()
+    }
+
+    /// Add a container and start it once its dependencies (added before it) allow. `None`
+    /// for an image that could not be loaded: the container is listed as failed.
+    pub fn add(&mut self, spec: &ContainerSpec, image: Option<LoadedImage>) {
+        let (_, phase) = watch::channel(Phase::Waiting);
+        self.containers.push(Container {
+            spec: spec.clone(),
+            image,
+            status: Arc::new(ContainerStatus::default()),
+            phase,
+            run: None,
+        });
+        // One row, not a new board: `shoal bench` adds 10,000 containers one by one.
+        if let Some(c) = self.containers.last() {
+            self.board
+                .rows
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(BoardRow {
+                    spec: c.spec.clone(),
+                    digest: c.image.as_ref().map(|i| i.digest.clone()).unwrap_or_default(),
+                    status: c.status.clone(),
+                });
+        }
+        self.spawn(self.containers.len() - 1, None);
+    }
+
+    fn index(&self, name: &str) -> Result<usize, ControlError> {
+        self.containers
+            .iter()
+            .position(|c| c.spec.name == name)
+            .ok_or_else(|| ControlError::NoSuchContainer(name.to_owned()))
+    }
+
+    fn publish_board(&self) {
+        let rows = self
+            .containers
+            .iter()
+            .map(|c| BoardRow {
+                spec: c.spec.clone(),
+                digest: c.image.as_ref().map(|i| i.digest.clone()).unwrap_or_default(),
+                status: c.status.clone(),
+            })
+            .collect();
+        *self.board.rows.lock().unwrap_or_else(|e| e.into_inner()) = rows;
+    }
+
+    fn spawn(&mut self, index: usize, prepared: Option<Prepared>) {
+        let deps: Vec<_> = self.containers[index]
+            .spec
             .depends_on
             .iter()
-            .filter_map(|d| self.phases.get(&d.name).map(|rx| (d.clone(), rx.clone())))
+            .filter_map(|d| {
+                self.containers
+                    .iter()
+                    .find(|c| c.spec.name == d.name)
+                    .map(|c| (d.clone(), c.phase.clone()))
+            })
             .collect();
-        self.phases.insert(spec.name.clone(), rx);
-        self.names.push(spec.name.clone());
-        self.longest_stop_timeout = self.longest_stop_timeout.max(spec.stop_timeout);
-        let Some(module) = module else {
-            let _ = tx.send(Phase::Ended(Outcome::NotStarted("its image was not loaded".into())));
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        let host = self.host_config(&self.containers[index]);
+        let container = &mut self.containers[index];
+        let (tx, rx) = watch::channel(Phase::Waiting);
+        container.phase = rx;
+        let Some(image) = container.image.clone() else {
+            let outcome = Outcome::NotStarted("its image was not loaded".into());
+            container.status.set_state(State::Ended(outcome.clone()));
+            let _ = tx.send(Phase::Ended(outcome));
             return;
         };
-        let task = ContainerTask {
+        let stop = CancellationToken::new();
+        let launch = Launch {
             runtime: self.runtime.clone(),
-            host: host_config(spec, sensors, &self.broker, self.log.clone()),
-            spec: spec.clone(),
-            module,
+            spec: container.spec.clone(),
+            module: image.module,
+            host,
             log: self.log.clone(),
-            stop: self.stop.child_token(),
+            events: self.events.clone(),
+            status: container.status.clone(),
+            stop: stop.clone(),
             phase: tx,
+            prepared,
+            deps,
         };
-        self.tasks.spawn(task.run(deps));
+        let name = container.spec.name.clone();
+        let ended = self.ended_tx.clone();
+        let handle = tokio::spawn(async move {
+            let outcome = launch.run().await;
+            let _ = ended.send((name, generation, outcome));
+        });
+        container.run = Some(Run {
+            generation,
+            stop,
+            handle,
+        });
+    }
+
+    fn host_config(&self, container: &Container) -> HostConfig {
+        host_config(
+            &container.spec,
+            &self.sensors,
+            &self.broker,
+            self.log.clone(),
+            &container.status,
+        )
+    }
+
+    /// Wait for the next container end and take note of it. `None` when nothing runs.
+    pub async fn next_end(&mut self) -> Option<(String, Outcome)> {
+        if self.active() == 0 {
+            return None;
+        }
+        let (name, generation, outcome) = self.ended_rx.recv().await?;
+        if let Some(c) = self.containers.iter_mut().find(|c| c.spec.name == name) {
+            if c.run.as_ref().is_some_and(|r| r.generation == generation) {
+                c.run = None;
+                self.collected += 1;
+            }
+        }
+        Some((name, outcome))
     }
 
     /// Wait until at least `count` containers have ended.
     pub async fn wait_ended(&mut self, count: usize) {
-        while self.outcomes.len() < count {
-            match self.tasks.join_next().await {
-                Some(Ok((name, outcome))) => {
-                    self.outcomes.insert(name, outcome);
-                }
-                Some(Err(_)) => {}
-                None => return,
+        while self.collected < count {
+            if self.next_end().await.is_none() {
+                return;
             }
         }
     }
@@ -233,53 +447,261 @@ impl StackRunner {
     pub async fn wait(&mut self, shutdown: &CancellationToken) -> bool {
         loop {
             tokio::select! {
-                joined = self.tasks.join_next() => match joined {
-                    Some(Ok((name, outcome))) => { self.outcomes.insert(name, outcome); }
-                    Some(Err(_)) => {}
-                    None => return true,
-                },
+                end = self.next_end() => if end.is_none() { return true },
                 _ = shutdown.cancelled() => return false,
             }
         }
     }
 
-    /// Stop everything: each container is interrupted at once (at its next host call or
-    /// epoch tick); whatever is still not gone after the longest `stop_timeout` is
-    /// abandoned and reported killed.
-    pub async fn stop(&mut self) {
-        self.stop.cancel();
-        let deadline = Instant::now() + self.longest_stop_timeout;
-        while let Ok(Some(joined)) = tokio::time::timeout_at(deadline.into(), self.tasks.join_next()).await {
-            if let Ok((name, outcome)) = joined {
-                self.outcomes.insert(name, outcome);
-            }
+    /// Stop one container: interrupt it at once (at its next host call or epoch tick);
+    /// if it is not gone after its `stop_timeout` (`Duration::ZERO`: at once, for `kill`),
+    /// abandon it and report it killed.
+    async fn halt(&mut self, index: usize, timeout: Duration) -> Option<Outcome> {
+        let container = &mut self.containers[index];
+        let mut run = container.run.take()?;
+        run.stop.cancel();
+        container.status.probe.set_paused(false);
+        if tokio::time::timeout(timeout, &mut run.handle).await.is_err() {
+            run.handle.abort();
+            let _ = run.handle.await;
         }
-        self.tasks.abort_all();
-        while self.tasks.join_next().await.is_some() {}
+        if !matches!(container.status.state(), State::Ended(_)) {
+            container
+                .status
+                .set_state(State::Ended(Outcome::Finished(ExitStatus::Killed)));
+        }
+        match container.status.state() {
+            State::Ended(outcome) => Some(outcome),
+            _ => None,
+        }
     }
 
-    pub fn into_report(mut self, interrupted: bool) -> StackReport {
-        let outcomes = std::mem::take(&mut self.names)
-            .into_iter()
-            .map(|name| {
-                let outcome = self
-                    .outcomes
-                    .remove(&name)
-                    .unwrap_or(Outcome::Finished(ExitStatus::Killed));
-                (name, outcome)
+    /// `shoal stop NAME`: stop it and keep it stopped (no restart policy applies).
+    pub async fn stop(&mut self, name: &str) -> Result<Outcome, ControlError> {
+        self.operator_halt(name, "stop", None).await
+    }
+
+    /// `shoal kill NAME`: like stop, without waiting for `stop_timeout`.
+    pub async fn kill(&mut self, name: &str) -> Result<Outcome, ControlError> {
+        self.operator_halt(name, "kill", Some(Duration::ZERO)).await
+    }
+
+    async fn operator_halt(
+        &mut self,
+        name: &str,
+        action: &str,
+        timeout: Option<Duration>,
+    ) -> Result<Outcome, ControlError> {
+        let index = self.index(name)?;
+        let container = &self.containers[index];
+        if container.run.is_none() {
+            return Err(ControlError::NotRunning(name.to_owned()));
+        }
+        container.status.mark_stopped_by_operator(true);
+        let timeout = timeout.unwrap_or(container.spec.stop_timeout);
+        let outcome = self
+            .halt(index, timeout)
+            .await
+            .unwrap_or(Outcome::Finished(ExitStatus::Killed));
+        self.events.record(Some(name), action, outcome.to_string());
+        self.log
+            .line(name, Stream::System, &format!("{action}ped by the operator"));
+        Ok(outcome)
+    }
+
+    /// `shoal start NAME`: start a container that is not running (stopped, exited, failed).
+    pub fn start(&mut self, name: &str) -> Result<(), ControlError> {
+        let index = self.index(name)?;
+        let container = &self.containers[index];
+        if container.run.is_some() {
+            return Err(ControlError::AlreadyRunning(name.to_owned()));
+        }
+        if container.image.is_none() {
+            return Err(ControlError::NoImage(name.to_owned()));
+        }
+        container.status.mark_stopped_by_operator(false);
+        self.spawn(index, None);
+        Ok(())
+    }
+
+    /// `shoal restart NAME`: stop (if running), then start.
+    pub async fn restart(&mut self, name: &str) -> Result<(), ControlError> {
+        let index = self.index(name)?;
+        if self.containers[index].run.is_some() {
+            let timeout = self.containers[index].spec.stop_timeout;
+            self.halt(index, timeout).await;
+        }
+        self.events.record(Some(name), "restart", "by the operator");
+        self.start(name)
+    }
+
+    /// `shoal pause NAME` / `unpause`: a paused container runs no guest code (it is held
+    /// at its next epoch tick or host-call return) and keeps all its state; messages for
+    /// it queue in its mailbox under the usual bound.
+    pub fn set_paused(&mut self, name: &str, paused: bool) -> Result<bool, ControlError> {
+        let index = self.index(name)?;
+        let container = &self.containers[index];
+        if container.run.is_none() {
+            return Err(ControlError::NotRunning(name.to_owned()));
+        }
+        let changed = container.status.probe.set_paused(paused);
+        if changed {
+            let action = if paused { "pause" } else { "unpause" };
+            self.events.record(Some(name), action, "");
+            self.log.line(name, Stream::System, &format!("{action}d"));
+        }
+        Ok(changed)
+    }
+
+    /// Stop everything at once; each container gets its own `stop_timeout`, counted from
+    /// the moment the stop began.
+    pub async fn stop_all(&mut self) {
+        for container in &self.containers {
+            if let Some(run) = &container.run {
+                run.stop.cancel();
+                container.status.probe.set_paused(false);
+            }
+        }
+        let began = Instant::now();
+        for index in (0..self.containers.len()).rev() {
+            let left = self.containers[index].spec.stop_timeout.saturating_sub(began.elapsed());
+            self.halt(index, left).await;
+        }
+        while self.ended_rx.try_recv().is_ok() {}
+    }
+
+    /// Apply a reload [`Plan`] towards `desired`, whose images are in `images`.
+    ///
+    /// Removed containers stop first (dependents first). A changed container's new
+    /// instance is created and instantiated before the old one is stopped; if that fails,
+    /// the old one keeps running and the failure is in the report. Unchanged containers
+    /// are not touched at all: same instance, memory, timers, subscriptions and queue.
+    pub async fn apply(
+        &mut self,
+        plan: &Plan,
+        desired: &Stack,
+        images: &HashMap<ImageRef, LoadedImage>,
+    ) -> Vec<ApplyFailure> {
+        let mut failures = Vec::new();
+        self.sensors = desired.sensors.clone();
+        for name in &plan.stop {
+            if let Ok(index) = self.index(name) {
+                let timeout = self.containers[index].spec.stop_timeout;
+                self.halt(index, timeout).await;
+                self.containers.remove(index);
+                self.log.line(name, Stream::System, "removed (no longer in the file)");
+            }
+        }
+        let restarting: HashMap<&str, &Reason> = plan.restart.iter().map(|(n, r)| (n.as_str(), r)).collect();
+        for spec in &desired.containers {
+            let image = images.get(&spec.image).cloned();
+            if plan.start.contains(&spec.name) {
+                self.add(spec, image);
+                continue;
+            }
+            let Some(reason) = restarting.get(spec.name.as_str()) else {
+                continue;
+            };
+            if let Err(why) = self.replace(spec, image, reason).await {
+                failures.push(ApplyFailure {
+                    container: spec.name.clone(),
+                    reason: why,
+                });
+            }
+        }
+        // Keep the file's order, so the next stop and diff see dependents after dependencies.
+        let order: HashMap<&str, usize> = desired
+            .containers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.as_str(), i))
+            .collect();
+        self.containers
+            .sort_by_key(|c| order.get(c.spec.name.as_str()).copied().unwrap_or(usize::MAX));
+        self.publish_board();
+        failures
+    }
+
+    async fn replace(
+        &mut self,
+        spec: &ContainerSpec,
+        image: Option<LoadedImage>,
+        reason: &Reason,
+    ) -> Result<(), String> {
+        let index = self.index(&spec.name).map_err(|e| e.to_string())?;
+        let Some(image) = image else {
+            return Err("its new image was not loaded; the old instance keeps running".into());
+        };
+        let status = Arc::new(ContainerStatus::default());
+        let fresh = Container {
+            spec: spec.clone(),
+            image: Some(image.clone()),
+            status: status.clone(),
+            phase: self.containers[index].phase.clone(),
+            run: None,
+        };
+        let host = self.host_config(&fresh);
+        let prepared = self
+            .runtime
+            .prepare(spec, &image.module, host, status.probe.clone())
+            .await
+            .map_err(|status| format!("the new instance did not start ({status}); the old one keeps running"))?;
+        let timeout = self.containers[index].spec.stop_timeout;
+        self.halt(index, timeout).await;
+        self.containers[index] = fresh;
+        self.log
+            .line(&spec.name, Stream::System, &format!("replaced ({reason})"));
+        self.spawn(index, Some(prepared));
+        self.publish_board();
+        Ok(())
+    }
+
+    pub fn into_report(self, interrupted: bool) -> StackReport {
+        let outcomes = self
+            .containers
+            .iter()
+            .map(|c| {
+                let outcome = match c.status.state() {
+                    State::Ended(outcome) => outcome,
+                    _ => Outcome::Finished(ExitStatus::Killed),
+                };
+                (c.spec.name.clone(), outcome)
             })
             .collect();
         StackReport { outcomes, interrupted }
     }
 }
 
+/// A change of a reload that could not be applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyFailure {
+    pub container: String,
+    pub reason: String,
+}
+
+/// Passes every line on, and turns warnings (denied calls, drops) into events too.
+struct WarningEvents {
+    inner: Arc<dyn LogSink>,
+    events: EventBus,
+}
+
+impl LogSink for WarningEvents {
+    fn line(&self, container: &str, stream: Stream, text: &str) {
+        if stream == Stream::Warning {
+            self.events.record(Some(container), "warning", text);
+        }
+        self.inner.line(container, stream, text);
+    }
+}
+
 /// What the container's `env` API gets: its grants, its topic lists, the sensors it may
-/// open, and the stack's broker.
+/// open, the stack's broker, and the counters and pause switch the supervisor watches.
 pub fn host_config(
     spec: &ContainerSpec,
     sensors: &BTreeMap<String, SensorSpec>,
     broker: &Broker,
     log: Arc<dyn LogSink>,
+    status: &ContainerStatus,
 ) -> HostConfig {
     HostConfig {
         container: spec.name.clone(),
@@ -295,94 +717,15 @@ pub fn host_config(
         broker: broker.clone(),
         log,
         limits: HostLimits::default(),
-    }
-}
-
-struct ContainerTask {
-    runtime: Arc<Runtime>,
-    host: HostConfig,
-    spec: ContainerSpec,
-    module: Module,
-    log: Arc<dyn LogSink>,
-    stop: CancellationToken,
-    phase: watch::Sender<Phase>,
-}
-
-impl ContainerTask {
-    async fn run(self, deps: Vec<(crate::spec::Dependency, watch::Receiver<Phase>)>) -> (String, Outcome) {
-        let name = self.spec.name.clone();
-        let log = self.log.clone();
-        let phase = self.phase.clone();
-        let outcome = self.run_inner(deps).await;
-        log.line(&name, Stream::System, &outcome.to_string());
-        let _ = phase.send(Phase::Ended(outcome.clone()));
-        (name, outcome)
-    }
-
-    async fn run_inner(self, deps: Vec<(crate::spec::Dependency, watch::Receiver<Phase>)>) -> Outcome {
-        for (dep, mut phase) in deps {
-            let ready = tokio::select! {
-                _ = self.stop.cancelled() => return Outcome::NotStarted("the stack was stopped first".into()),
-                ready = wait_for(&dep.name, dep.condition, &mut phase) => ready,
-            };
-            if let Err(why) = ready {
-                return Outcome::NotStarted(why);
-            }
-        }
-        let phase = &self.phase;
-        let mut restarts = 0u32;
-        let mut quick_failures = 0u32;
-        loop {
-            let began = Instant::now();
-            let status = self
-                .runtime
-                .run(&self.spec, &self.module, self.host.clone(), self.stop.clone(), || {
-                    let _ = phase.send(Phase::Running);
-                })
-                .await;
-            if self.stop.is_cancelled() || !should_restart(self.spec.restart, &status, restarts) {
-                if restarts > 0 && !self.stop.is_cancelled() {
-                    let why = format!(
-                        "{status} (not restarted again after {restarts} restart{})",
-                        plural(restarts)
-                    );
-                    self.log.line(&self.spec.name, Stream::System, &why);
-                }
-                return Outcome::Finished(status);
-            }
-            // Backoff doubles per restart; a run that lasted a while resets it, as Docker does.
-            if began.elapsed() >= BACKOFF_RESET_AFTER {
-                quick_failures = 0;
-            } else {
-                quick_failures += 1;
-            }
-            restarts += 1;
-            let delay = restart_backoff(self.spec.restart_delay, quick_failures);
-            let crash_loop = if quick_failures >= CRASH_LOOP_AFTER {
-                " (crash loop: it keeps ending within seconds)"
-            } else {
-                ""
-            };
-            self.log.line(
-                &self.spec.name,
-                Stream::System,
-                &format!(
-                    "{status}; restarting in {} (restart {restarts}){crash_loop}",
-                    humantime::format_duration(delay)
-                ),
-            );
-            tokio::select! {
-                _ = self.stop.cancelled() => return Outcome::Finished(status),
-                _ = tokio::time::sleep(delay) => {}
-            }
-        }
+        counters: status.counters.clone(),
+        paused: Some(status.probe.pause_receiver()),
     }
 }
 
 /// Runs shorter than this count towards the backoff and the crash-loop report.
-const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(10);
+pub(crate) const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(10);
 /// Consecutive quick failures after which a restart is reported as a crash loop.
-const CRASH_LOOP_AFTER: u32 = 3;
+pub(crate) const CRASH_LOOP_AFTER: u32 = 3;
 /// Longest wait between two restarts.
 pub const MAX_RESTART_DELAY: Duration = Duration::from_secs(300);
 
@@ -404,15 +747,7 @@ pub fn restart_backoff(base: Duration, quick_failures: u32) -> Duration {
     base.saturating_mul(factor).min(MAX_RESTART_DELAY)
 }
 
-fn plural(n: u32) -> &'static str {
-    if n == 1 {
-        ""
-    } else {
-        "s"
-    }
-}
-
-async fn wait_for(
+pub(crate) async fn wait_for(
     name: &str,
     condition: DependencyCondition,
     phase: &mut watch::Receiver<Phase>,

@@ -5,6 +5,8 @@ mod support;
 
 mod bridge;
 mod config;
+mod control;
 mod images;
 mod messaging;
+mod reload;
 mod up;

@@ -61,10 +61,92 @@ impl Sandbox {
         path
     }
 
+    /// Where this sandbox's stacks put their control sockets and detached logs.
+    pub fn runtime_dir(&self) -> PathBuf {
+        self.path().join("run")
+    }
+
+    /// Run `shoal ARGS` to its end (a hang guard of 60 s), returning the output.
+    pub fn run(&self, args: &[&str]) -> Output {
+        let child = self
+            .shoal()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn shoal");
+        let pid = child.id() as i32;
+        // Read the pipes while waiting: a large output would block the child otherwise.
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(output) => output.expect("output"),
+            Err(_) => {
+                // SAFETY: kill(2) on our own child.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+                panic!("`shoal {}` did not finish within 60 s", args.join(" "));
+            }
+        }
+    }
+
+    /// Run `shoal ARGS`, insist on success, return stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert!(
+            output.status.success(),
+            "`shoal {}` failed ({}):\n{}\n{}",
+            args.join(" "),
+            output.status,
+            stdout(&output),
+            stderr(&output)
+        );
+        stdout(&output)
+    }
+
+    /// `shoal ps --format json` of `project`.
+    pub fn ps(&self, project: &str) -> Vec<serde_json::Value> {
+        let out = self.ok(&["ps", "-p", project, "--format", "json"]);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("ps json: {e}\n{out}"))
+    }
+
+    /// The row of `name` in `ps`.
+    pub fn row(&self, project: &str, name: &str) -> serde_json::Value {
+        self.ps(project)
+            .into_iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("no container {name} in ps"))
+    }
+
+    /// Poll `ps` until `check` holds for the row of `name` (hang guard `limit`).
+    pub fn wait_row(
+        &self,
+        project: &str,
+        name: &str,
+        limit: Duration,
+        check: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            let row = self.row(project, name);
+            if check(&row) {
+                return row;
+            }
+            if Instant::now() > deadline {
+                panic!("container {name} never reached the awaited state; last row: {row}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// `shoal` with this sandbox's data directory and no colours.
     pub fn shoal(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_shoal"));
         cmd.env("SHOAL_DATA_DIR", self.path().join("data"))
+            .env("SHOAL_RUNTIME_DIR", self.runtime_dir())
             .env("NO_COLOR", "1")
             .env_remove("RUST_BACKTRACE")
             .current_dir(self.path());

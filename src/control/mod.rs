@@ -1,0 +1,135 @@
+//! The control plane: every `shoal up` (foreground or `-d`) serves its stack on a Unix
+//! socket, so `ps`, `logs`, `stop`, `down`... work from any shell without a daemon of
+//! their own. The running `up` process *is* the server; nothing else stays resident.
+//!
+//! # Where the socket lives
+//! `$SHOAL_RUNTIME_DIR/<project>.sock` if set, else `$XDG_RUNTIME_DIR/shoal/<project>.sock`
+//! (systemd's per-user tmpfs), else `/tmp/shoal-<uid>/<project>.sock`. The folder is
+//! created mode 0700 and the socket is chmod 0600: only its owner can talk to it. A
+//! detached stack's own output (what `up` would print) goes to `<project>.log` beside it.
+//!
+//! # Stale sockets
+//! A socket file left by a process that was killed is detected (connecting to it is
+//! refused) and replaced by the next `up`. A socket that answers belongs to a running
+//! stack: a second `up` does not start another copy.
+
+pub mod client;
+pub mod protocol;
+pub mod server;
+
+use std::path::{Path, PathBuf};
+
+pub use client::Client;
+pub use protocol::{Envelope, Info, Reply, Request, TopicMessage, VerbResult, VERSION};
+pub use server::{Server, ServerContext};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("cannot create the runtime folder {path}: {source}")]
+    RuntimeDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("project `{project}` is already running (socket {path})")]
+    AlreadyRunning { project: String, path: PathBuf },
+    #[error("cannot listen on {path}: {source}")]
+    Bind {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("project `{project}` is not running (no live socket at {path})")]
+    NotRunning { project: String, path: PathBuf },
+    #[error("cannot talk to {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the stack answered something this shoal cannot read: {0}")]
+    Protocol(String),
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// The folder holding every project's socket and detached log.
+pub fn runtime_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SHOAL_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("shoal");
+    }
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    std::env::temp_dir().join(format!("shoal-{uid}"))
+}
+
+/// Create [`runtime_dir`] owner-only.
+pub fn ensure_runtime_dir() -> Result<PathBuf, ControlError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let dir = runtime_dir();
+    let error = |source| ControlError::RuntimeDir {
+        path: dir.clone(),
+        source,
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(error)?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(error)?;
+    Ok(dir)
+}
+
+pub fn socket_path(project: &str) -> PathBuf {
+    runtime_dir().join(format!("{project}.sock"))
+}
+
+/// Where a detached stack's own output goes.
+pub fn log_path(project: &str) -> PathBuf {
+    runtime_dir().join(format!("{project}.log"))
+}
+
+/// Whether something answers on `path` (false for a missing or stale socket).
+pub fn is_live(path: &Path) -> bool {
+    std::os::unix::net::UnixStream::connect(path).is_ok()
+}
+
+/// Projects with a live socket, sorted.
+pub fn running_projects() -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(runtime_dir()) else {
+        return Vec::new();
+    };
+    let mut projects: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let path = e.path();
+            let name = path.file_name()?.to_str()?.strip_suffix(".sock")?.to_owned();
+            is_live(&path).then_some(name)
+        })
+        .collect();
+    projects.sort();
+    projects
+}
+
+/// Tell systemd (`Type=notify`) that the stack is up, when started by it.
+pub fn notify_systemd_ready() {
+    let Some(socket) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let Ok(sender) = std::os::unix::net::UnixDatagram::unbound() else {
+        return;
+    };
+    let message = format!("READY=1\nMAINPID={}", std::process::id());
+    let bytes = socket.as_encoded_bytes();
+    if let Some(abstract_name) = bytes.strip_prefix(b"@") {
+        use std::os::linux::net::SocketAddrExt;
+        if let Ok(addr) = std::os::unix::net::SocketAddr::from_abstract_name(abstract_name) {
+            let _ = sender.send_to_addr(message.as_bytes(), &addr);
+        }
+    } else {
+        let _ = sender.send_to(message.as_bytes(), PathBuf::from(socket));
+    }
+}

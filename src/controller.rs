@@ -1,0 +1,403 @@
+//! A running `shoal up`: one stack, its supervisor, the reload loop and the queue of
+//! control-socket commands, all driven from one task so that changes never interleave.
+//!
+//! Data flows one way: file -> [`crate::check::load_checked`] (spec + image checks) ->
+//! [`crate::supervisor::diff`] (plan) -> [`Supervisor::apply`] (runtime). A reload that
+//! fails validation changes nothing; the stack keeps running as it was.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::check;
+use crate::control::{Reply, Request, VerbResult};
+use crate::images::ImageStore;
+use crate::logs::{LogSink, Stream};
+use crate::procstat::{self, Reclamation};
+use crate::runtime::Runtime;
+use crate::spec::{render_diagnostics, ImageRef, Stack};
+use crate::supervisor::{self, ControlError, Deployed, LoadedImage, StackReport, Supervisor};
+use crate::watch::FileWatcher;
+
+/// The name under which the controller's own lines appear in the log.
+pub const SELF: &str = "shoal";
+
+pub struct Options {
+    /// Reload when the compose file, an env file or an image file changes.
+    pub watch: bool,
+    /// End when every container has ended (foreground `up` without `--watch`).
+    pub exit_when_done: bool,
+    /// Containers named on the command line (empty: all); reloads keep the selection.
+    pub selection: Vec<String>,
+}
+
+/// What `down` replies.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DownReport {
+    pub reclamation: Reclamation,
+    pub outcomes: Vec<(String, String)>,
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ReloadReport {
+    /// `+ added`, `- removed`, `~ changed (why)`; empty when nothing changed.
+    pub plan: Vec<String>,
+    pub failures: Vec<String>,
+    pub millis: f64,
+}
+
+/// How the controller's loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Every container ended on its own.
+    AllEnded,
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
+    /// `shoal down` from another shell.
+    Down,
+}
+
+pub struct Controller {
+    runtime: Arc<Runtime>,
+    images: ImageStore,
+    supervisor: Supervisor,
+    stack: Stack,
+    log: Arc<dyn LogSink>,
+    options: Options,
+    baseline_kib: u64,
+    watcher: Option<FileWatcher>,
+}
+
+impl Controller {
+    /// Nothing starts until [`Controller::run`].
+    pub fn new(
+        runtime: Arc<Runtime>,
+        images: ImageStore,
+        stack: Stack,
+        log: Arc<dyn LogSink>,
+        options: Options,
+    ) -> Self {
+        let supervisor = Supervisor::new(runtime.clone(), log.clone());
+        Controller {
+            runtime,
+            images,
+            supervisor,
+            stack,
+            log,
+            options,
+            baseline_kib: 0,
+            watcher: None,
+        }
+    }
+
+    pub fn supervisor(&self) -> &Supervisor {
+        &self.supervisor
+    }
+
+    /// Start every container, then serve commands, reloads and ends until the stack is
+    /// done, interrupted or taken down. Returns the report and the memory reclamation.
+    pub async fn run(
+        mut self,
+        modules: HashMap<ImageRef, LoadedImage>,
+        mut commands: mpsc::Receiver<crate::control::server::Command>,
+        shutdown: CancellationToken,
+    ) -> (StackReport, Ending, Reclamation) {
+        procstat::release_free_memory();
+        self.baseline_kib = procstat::rss_kib().unwrap_or(0);
+        self.supervisor.set_sensors(self.stack.sensors.clone());
+        // bridge: MQTT bridges tap the supervisor's broker before any container publishes.
+        let bridges = crate::bridge::start(&self.stack.bridges, self.supervisor.broker(), self.log.clone());
+        for spec in &self.stack.containers {
+            self.supervisor.add(spec, modules.get(&spec.image).cloned());
+        }
+        if self.options.watch {
+            self.start_watching();
+        }
+        crate::control::notify_systemd_ready();
+        let mut down_reply: Option<oneshot::Sender<Reply>> = None;
+        let ending = loop {
+            if self.options.exit_when_done && self.supervisor.active() == 0 {
+                break Ending::AllEnded;
+            }
+            let active = self.supervisor.active() > 0;
+            let watching = self.watcher.is_some();
+            tokio::select! {
+                _ = shutdown.cancelled() => break Ending::Interrupted,
+                _ = self.supervisor.next_end(), if active => {}
+                command = commands.recv() => match command {
+                    Some((Request::Down, reply)) => {
+                        down_reply = Some(reply);
+                        break Ending::Down;
+                    }
+                    Some((request, reply)) => {
+                        let answer = self.handle(request).await;
+                        let _ = reply.send(answer);
+                    }
+                    None => {}
+                },
+                changed = async { match self.watcher.as_mut() { Some(w) => w.changed().await, None => std::future::pending().await } }, if watching => {
+                    let names: Vec<String> = changed.iter().map(|p| p.display().to_string()).collect();
+                    let _ = self.reload(&names.join(", ")).await;
+                }
+            }
+        };
+        self.watcher = None;
+        if ending != Ending::AllEnded {
+            self.supervisor.stop_all().await;
+        }
+        bridges.shutdown().await; // bridge: send what is queued (bounded by flush_timeout), disconnect
+        let report = self.supervisor.into_report(ending != Ending::AllEnded);
+        inject_test_leak();
+        procstat::release_free_memory();
+        let reclamation = Reclamation {
+            baseline_kib: self.baseline_kib,
+            peak_kib: procstat::peak_rss_kib().unwrap_or(0),
+            after_kib: procstat::rss_kib().unwrap_or(0),
+        };
+        if let Some(reply) = down_reply {
+            let down = DownReport {
+                reclamation,
+                outcomes: report
+                    .outcomes
+                    .iter()
+                    .map(|(name, outcome)| (name.clone(), outcome.to_string()))
+                    .collect(),
+            };
+            let _ = reply.send(match serde_json::to_value(&down) {
+                Ok(value) => Reply::Ok(value),
+                Err(e) => Reply::Error(e.to_string()),
+            });
+        }
+        (report, ending, reclamation)
+    }
+
+    async fn handle(&mut self, request: Request) -> Reply {
+        let names = match &request {
+            Request::Stop { names }
+            | Request::Start { names }
+            | Request::Restart { names }
+            | Request::Kill { names }
+            | Request::Pause { names }
+            | Request::Unpause { names } => {
+                if names.is_empty() {
+                    self.supervisor.names()
+                } else {
+                    names.clone()
+                }
+            }
+            Request::Reload => {
+                return match self.reload("shoal up").await {
+                    Ok(report) => json_reply(&report),
+                    Err(text) => Reply::Error(text),
+                }
+            }
+            other => return Reply::Error(format!("{other:?} is not a change")),
+        };
+        let mut results = Vec::new();
+        for name in names {
+            let result: Result<String, ControlError> = match &request {
+                Request::Stop { .. } => self.supervisor.stop(&name).await.map(|o| format!("stopped ({o})")),
+                Request::Kill { .. } => self.supervisor.kill(&name).await.map(|o| format!("killed ({o})")),
+                Request::Start { .. } => self.supervisor.start(&name).map(|()| "started".to_owned()),
+                Request::Restart { .. } => self.supervisor.restart(&name).await.map(|()| "restarted".to_owned()),
+                Request::Pause { .. } => self
+                    .supervisor
+                    .set_paused(&name, true)
+                    .map(|changed| if changed { "paused" } else { "already paused" }.to_owned()),
+                Request::Unpause { .. } => self
+                    .supervisor
+                    .set_paused(&name, false)
+                    .map(|changed| if changed { "unpaused" } else { "was not paused" }.to_owned()),
+                _ => continue,
+            };
+            results.push(match result {
+                Ok(result) => VerbResult { name, result, ok: true },
+                Err(e) => VerbResult {
+                    name,
+                    result: e.to_string(),
+                    ok: false,
+                },
+            });
+        }
+        procstat::release_free_memory();
+        json_reply(&results)
+    }
+
+    fn say(&self, text: &str) {
+        self.log.line(SELF, Stream::System, text);
+    }
+
+    fn start_watching(&mut self) {
+        let files = watched_files(&self.stack);
+        let watcher = FileWatcher::new().and_then(|mut w| w.set_files(files).map(|()| w));
+        match watcher {
+            Ok(watcher) => {
+                self.say(&format!(
+                    "watching {} and its images for changes",
+                    self.stack.file.display()
+                ));
+                self.watcher = Some(watcher);
+            }
+            Err(e) => self
+                .log
+                .line(SELF, Stream::Warning, &format!("{e}; reloads on file changes are off")),
+        }
+    }
+
+    /// Re-read the file and apply the difference. `Err` carries the rendered diagnostics
+    /// of a file that does not validate (nothing was changed).
+    pub async fn reload(&mut self, trigger: &str) -> Result<ReloadReport, String> {
+        let began = Instant::now();
+        let events = self.supervisor.events().clone();
+        let fail = |this: &Self, text: String| {
+            for line in text.lines() {
+                this.log.line(SELF, Stream::Warning, line);
+            }
+            this.say("reload rejected: the running stack is unchanged; fix the file and save again");
+            events.record(
+                None,
+                "reload-failed",
+                format!("trigger: {trigger}; {}", first_line(&text)),
+            );
+            Err(text)
+        };
+        let (desired, warnings) = match check::load_checked(&self.stack.file, &self.images) {
+            Ok(loaded) => loaded,
+            Err(diagnostics) => return fail(self, render_diagnostics(&diagnostics)),
+        };
+        for warning in &warnings {
+            self.log.line(SELF, Stream::Warning, &warning.to_string());
+        }
+        let desired = match select_containers(desired, &self.options.selection) {
+            Ok(stack) => stack,
+            Err(text) => return fail(self, text),
+        };
+        let modules = match supervisor::load_modules(&self.runtime, &self.images, &desired, |_, _| {}) {
+            Ok(modules) => modules,
+            Err(e) => return fail(self, format!("error: {e}")),
+        };
+        let digest = |spec: &crate::spec::ContainerSpec| {
+            modules
+                .get(&spec.image)
+                .map(|image| image.digest.clone())
+                .unwrap_or_default()
+        };
+        let plan = supervisor::diff(&self.supervisor.deployed(), &Deployed::all(&desired, digest));
+        let mut report = ReloadReport {
+            plan: plan.lines(),
+            ..ReloadReport::default()
+        };
+        if plan.is_empty() {
+            self.say(&format!("{trigger} changed; nothing to do (no container differs)"));
+        } else {
+            self.say(&format!("{trigger} changed; applying:"));
+            for line in plan.lines() {
+                self.say(&format!("  {line}"));
+            }
+            let failures = self.supervisor.apply(&plan, &desired, &modules).await;
+            procstat::release_free_memory();
+            for failure in &failures {
+                let text = format!("{}: {}", failure.container, failure.reason);
+                self.log.line(SELF, Stream::Warning, &text);
+                report.failures.push(text);
+            }
+        }
+        self.stack = desired;
+        if let Some(watcher) = self.watcher.as_mut() {
+            if let Err(e) = watcher.set_files(watched_files(&self.stack)) {
+                self.log.line(SELF, Stream::Warning, &e.to_string());
+            }
+        }
+        report.millis = began.elapsed().as_secs_f64() * 1000.0;
+        let result = if report.failures.is_empty() {
+            "ok".to_owned()
+        } else {
+            format!("{} failed: {}", report.failures.len(), report.failures.join("; "))
+        };
+        events.record(
+            None,
+            "reload",
+            format!(
+                "trigger: {trigger}; plan: {}; took {:.1} ms; result: {result}",
+                plan.summary(),
+                report.millis
+            ),
+        );
+        Ok(report)
+    }
+}
+
+fn json_reply<T: Serialize>(value: &T) -> Reply {
+    match serde_json::to_value(value) {
+        Ok(value) => Reply::Ok(value),
+        Err(e) => Reply::Error(e.to_string()),
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or("")
+}
+
+/// The compose file, its env files and every image file (digest images live in the
+/// store and change only through `shoal images`).
+pub fn watched_files(stack: &Stack) -> BTreeSet<PathBuf> {
+    let mut files = BTreeSet::from([stack.file.clone()]);
+    files.extend(stack.env_files.iter().cloned());
+    for container in &stack.containers {
+        if let ImageRef::Path(path) = &container.image {
+            files.insert(path.clone());
+        }
+    }
+    files
+}
+
+/// Keep the named containers (a service name selects all its replicas) and everything
+/// they depend on. An empty selection keeps everything.
+pub fn select_containers(mut stack: Stack, wanted: &[String]) -> Result<Stack, String> {
+    if wanted.is_empty() {
+        return Ok(stack);
+    }
+    let mut keep: BTreeSet<String> = BTreeSet::new();
+    for name in wanted {
+        let matched: Vec<_> = stack
+            .containers
+            .iter()
+            .filter(|c| &c.name == name || &c.service == name)
+            .map(|c| c.name.clone())
+            .collect();
+        if matched.is_empty() {
+            return Err(format!(
+                "error: no container named `{name}` in {}",
+                stack.file.display()
+            ));
+        }
+        keep.extend(matched);
+    }
+    // Containers are in start order, so walking backwards sees dependents before dependencies.
+    for container in stack.containers.iter().rev() {
+        if keep.contains(&container.name) {
+            keep.extend(container.depends_on.iter().map(|d| d.name.clone()));
+        }
+    }
+    stack.containers.retain(|c| keep.contains(&c.name));
+    Ok(stack)
+}
+
+/// Test hook for `down --verify`: `SHOAL_TEST_LEAK_KIB=N` keeps N KiB allocated and
+/// touched past teardown, so a test can prove that the check fails on a real leak.
+fn inject_test_leak() {
+    let Some(kib) = std::env::var("SHOAL_TEST_LEAK_KIB")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    else {
+        return;
+    };
+    let leak = vec![0x5au8; kib.saturating_mul(1024)];
+    std::mem::forget(std::hint::black_box(leak));
+}

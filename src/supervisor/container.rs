@@ -1,0 +1,293 @@
+//! One container's life: wait for its dependencies, run, apply its restart policy, and
+//! keep a status that `ps` can read at any moment without disturbing it.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use wasmtime::Module;
+
+use super::events::EventBus;
+use super::{restart_backoff, should_restart, wait_for, Outcome, Phase, BACKOFF_RESET_AFTER, CRASH_LOOP_AFTER};
+use crate::host::{Counters, HostConfig};
+use crate::logs::{LogSink, Stream};
+use crate::runtime::{ExitStatus, Prepared, Probe, Runtime};
+use crate::spec::{ContainerSpec, Dependency};
+
+/// Where a container is, as `ps` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    /// Waiting for a dependency.
+    Waiting,
+    Running,
+    /// Ended, waiting `delay` before its next start (restart policy).
+    Restarting {
+        delay: Duration,
+    },
+    /// Ended and not restarted.
+    Ended(Outcome),
+}
+
+/// The live, shared part of a container: lifecycle and counters. One per container name,
+/// kept across restarts; a reload that replaces the container starts a fresh one.
+#[derive(Debug)]
+pub struct ContainerStatus {
+    lifecycle: Mutex<Lifecycle>,
+    pub counters: Arc<Counters>,
+    pub probe: Arc<Probe>,
+}
+
+#[derive(Debug)]
+struct Lifecycle {
+    state: State,
+    started_at: Option<(Instant, SystemTime)>,
+    restarts: u32,
+    /// The operator stopped it (`stop`, `kill`): shown as such, never restarted.
+    stopped_by_operator: bool,
+    crash_loop: bool,
+}
+
+impl Default for ContainerStatus {
+    fn default() -> Self {
+        ContainerStatus {
+            lifecycle: Mutex::new(Lifecycle {
+                state: State::Waiting,
+                started_at: None,
+                restarts: 0,
+                stopped_by_operator: false,
+                crash_loop: false,
+            }),
+            counters: Arc::default(),
+            probe: Arc::default(),
+        }
+    }
+}
+
+impl ContainerStatus {
+    fn lock(&self) -> MutexGuard<'_, Lifecycle> {
+        self.lifecycle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn state(&self) -> State {
+        self.lock().state.clone()
+    }
+
+    pub(super) fn set_state(&self, state: State) {
+        let mut life = self.lock();
+        if state == State::Running {
+            life.started_at = Some((Instant::now(), SystemTime::now()));
+        }
+        life.state = state;
+    }
+
+    pub(super) fn mark_stopped_by_operator(&self, stopped: bool) {
+        self.lock().stopped_by_operator = stopped;
+    }
+
+    /// A row of `ps`.
+    pub fn info(&self, spec: &ContainerSpec, digest: &str) -> ContainerInfo {
+        let life = self.lock();
+        let (state, exit) = match &life.state {
+            State::Waiting => ("waiting".to_owned(), None),
+            State::Running if self.probe.is_paused() => ("paused".to_owned(), None),
+            State::Running => ("running".to_owned(), None),
+            State::Restarting { delay } => (format!("restarting in {}", humantime::format_duration(*delay)), None),
+            State::Ended(outcome) => {
+                let state = match outcome {
+                    _ if life.stopped_by_operator => "stopped",
+                    Outcome::Finished(ExitStatus::Exited(_)) => "exited",
+                    Outcome::Finished(ExitStatus::Trapped(_)) => "trapped",
+                    Outcome::Finished(ExitStatus::Killed) => "killed",
+                    Outcome::Finished(ExitStatus::Failed(_)) | Outcome::NotStarted(_) => "failed",
+                };
+                (state.to_owned(), Some(outcome.to_string()))
+            }
+        };
+        let exit_code = match &life.state {
+            State::Ended(Outcome::Finished(ExitStatus::Exited(code))) => Some(*code),
+            _ => None,
+        };
+        let running = matches!(life.state, State::Running);
+        let c = &self.counters;
+        ContainerInfo {
+            name: spec.name.clone(),
+            service: spec.service.clone(),
+            image: short_digest(digest),
+            state,
+            exit,
+            exit_code,
+            started_at: life
+                .started_at
+                .and_then(|(_, at)| at.duration_since(SystemTime::UNIX_EPOCH).ok().map(|d| d.as_secs_f64())),
+            uptime_seconds: life
+                .started_at
+                .filter(|_| running)
+                .map(|(at, _)| at.elapsed().as_secs_f64()),
+            restarts: life.restarts,
+            crash_loop: life.crash_loop,
+            memory_bytes: self.probe.memory_bytes(),
+            cpu_seconds: self.probe.cpu_time().as_secs_f64(),
+            messages_in: Counters::get(&c.messages_in),
+            messages_out: Counters::get(&c.messages_out),
+            dropped: Counters::get(&c.dropped),
+            denied: Counters::get(&c.denied),
+        }
+    }
+}
+
+/// `sha256:` and the first 12 hex digits, as `docker ps` shows image ids.
+pub fn short_digest(digest: &str) -> String {
+    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    hex.chars().take(12).collect()
+}
+
+/// One row of `ps --format json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerInfo {
+    pub name: String,
+    pub service: String,
+    /// Short sha256 of the image bytes.
+    pub image: String,
+    /// `waiting`, `running`, `paused`, `restarting in 2s`, `exited`, `trapped`, `killed`,
+    /// `failed`, `stopped`.
+    pub state: String,
+    /// How it ended (`exited with code 1`, `trapped: ...`), once it has.
+    pub exit: Option<String>,
+    pub exit_code: Option<i32>,
+    /// When the current (or last) run started, seconds since the Unix epoch.
+    pub started_at: Option<f64>,
+    pub uptime_seconds: Option<f64>,
+    pub restarts: u32,
+    pub crash_loop: bool,
+    /// Linear memory of the running instance.
+    pub memory_bytes: u64,
+    /// Time spent executing guest code, all runs.
+    pub cpu_seconds: f64,
+    pub messages_in: u64,
+    pub messages_out: u64,
+    pub dropped: u64,
+    pub denied: u64,
+}
+
+/// Everything one run of the container task needs.
+pub(super) struct Launch {
+    pub runtime: Arc<Runtime>,
+    pub spec: ContainerSpec,
+    pub module: Module,
+    pub host: HostConfig,
+    pub log: Arc<dyn LogSink>,
+    pub events: EventBus,
+    pub status: Arc<ContainerStatus>,
+    pub stop: CancellationToken,
+    pub phase: watch::Sender<Phase>,
+    /// An instance prepared ahead (a reload prepares before it stops the old one).
+    pub prepared: Option<Prepared>,
+    pub deps: Vec<(Dependency, watch::Receiver<Phase>)>,
+}
+
+impl Launch {
+    pub async fn run(self) -> Outcome {
+        let name = self.spec.name.clone();
+        let (log, events, status, phase) = (
+            self.log.clone(),
+            self.events.clone(),
+            self.status.clone(),
+            self.phase.clone(),
+        );
+        let outcome = self.run_inner().await;
+        log.line(&name, Stream::System, &outcome.to_string());
+        let action = match &outcome {
+            Outcome::NotStarted(_) => "not-started",
+            Outcome::Finished(_) => "die",
+        };
+        events.record(Some(&name), action, outcome.to_string());
+        status.set_state(State::Ended(outcome.clone()));
+        let _ = phase.send(Phase::Ended(outcome.clone()));
+        outcome
+    }
+
+    async fn run_inner(mut self) -> Outcome {
+        let deps = std::mem::take(&mut self.deps);
+        if !deps.is_empty() {
+            self.status.set_state(State::Waiting);
+        }
+        for (dep, mut phase) in deps {
+            let ready = tokio::select! {
+                _ = self.stop.cancelled() => return Outcome::NotStarted("the stack was stopped first".into()),
+                ready = wait_for(&dep.name, dep.condition, &mut phase) => ready,
+            };
+            if let Err(why) = ready {
+                return Outcome::NotStarted(why);
+            }
+        }
+        let name = self.spec.name.clone();
+        let mut restarts = 0u32;
+        let mut quick_failures = 0u32;
+        loop {
+            let began = Instant::now();
+            let prepared = match self.prepared.take() {
+                Some(prepared) => Ok(prepared),
+                None => {
+                    tokio::select! {
+                        biased;
+                        _ = self.stop.cancelled() => Err(ExitStatus::Killed),
+                        prepared = self.runtime.prepare(&self.spec, &self.module, self.host.clone(), self.status.probe.clone()) => prepared,
+                    }
+                }
+            };
+            let status = match prepared {
+                Ok(prepared) => {
+                    self.status.set_state(State::Running);
+                    let _ = self.phase.send(Phase::Running);
+                    self.events.record(Some(&name), "start", "");
+                    prepared.start(self.stop.clone()).await
+                }
+                Err(status) => status,
+            };
+            if self.stop.is_cancelled() || !should_restart(self.spec.restart, &status, restarts) {
+                if restarts > 0 && !self.stop.is_cancelled() {
+                    let why = format!(
+                        "{status} (not restarted again after {restarts} restart{})",
+                        if restarts == 1 { "" } else { "s" }
+                    );
+                    self.log.line(&name, Stream::System, &why);
+                }
+                return Outcome::Finished(status);
+            }
+            // Backoff doubles per restart; a run that lasted a while resets it, as Docker does.
+            if began.elapsed() >= BACKOFF_RESET_AFTER {
+                quick_failures = 0;
+            } else {
+                quick_failures += 1;
+            }
+            restarts += 1;
+            let delay = restart_backoff(self.spec.restart_delay, quick_failures);
+            let crash_loop = quick_failures >= CRASH_LOOP_AFTER;
+            {
+                let mut life = self.status.lock();
+                life.restarts = restarts;
+                life.crash_loop = crash_loop;
+            }
+            let note = if crash_loop {
+                " (crash loop: it keeps ending within seconds)"
+            } else {
+                ""
+            };
+            let text = format!(
+                "{status}; restarting in {} (restart {restarts}){note}",
+                humantime::format_duration(delay)
+            );
+            self.log.line(&name, Stream::System, &text);
+            self.events.record(Some(&name), "die", status.to_string());
+            self.events
+                .record(Some(&name), if crash_loop { "crash-loop" } else { "restart" }, text);
+            self.status.set_state(State::Restarting { delay });
+            tokio::select! {
+                _ = self.stop.cancelled() => return Outcome::Finished(status),
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+}
