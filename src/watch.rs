@@ -126,7 +126,8 @@ mod tests {
         let other = dir.path().join("unrelated.txt");
         let mut watcher = FileWatcher::new().expect("watcher");
         watcher.set_files([file.clone()]).expect("watch");
-        let saves: [(&str, Box<dyn Fn()>); 4] = [
+        type Save<'a> = (&'a str, Box<dyn Fn() + 'a>);
+        let saves: [Save; 4] = [
             ("in place", Box::new(|| std::fs::write(&file, "b").expect("write"))),
             (
                 "temp + rename",
@@ -158,7 +159,7 @@ mod tests {
             let changed = tokio::time::timeout(Duration::from_secs(10), watcher.changed())
                 .await
                 .unwrap_or_else(|_| panic!("no trigger for a save {how}"));
-            assert_eq!(changed, [file.clone()], "{how}");
+            assert_eq!(changed, std::slice::from_ref(&file), "{how}");
             // Nothing else is pending: the burst was folded into one trigger.
             let again = tokio::time::timeout(DEBOUNCE * 3, watcher.changed()).await;
             assert!(again.is_err(), "a save {how} triggered twice: {again:?}");
