@@ -34,6 +34,8 @@ pub struct Options {
     pub exit_when_done: bool,
     /// Containers named on the command line (empty: all); reloads keep the selection.
     pub selection: Vec<String>,
+    /// The stack's stored log lines, dropped with the stack on teardown.
+    pub book: Option<Arc<crate::logs::LogBook>>,
 }
 
 /// What `down` replies.
@@ -70,7 +72,7 @@ pub struct Controller {
     stack: Stack,
     log: Arc<dyn LogSink>,
     options: Options,
-    baseline_kib: u64,
+    baseline: (u64, u64),
     watcher: Option<FileWatcher>,
 }
 
@@ -91,7 +93,7 @@ impl Controller {
             stack,
             log,
             options,
-            baseline_kib: 0,
+            baseline: (0, 0),
             watcher: None,
         }
     }
@@ -109,7 +111,7 @@ impl Controller {
         shutdown: CancellationToken,
     ) -> (StackReport, Ending, Reclamation) {
         procstat::release_free_memory();
-        self.baseline_kib = procstat::rss_kib().unwrap_or(0);
+        self.baseline = Reclamation::baseline();
         self.supervisor.set_sensors(self.stack.sensors.clone());
         // bridge: MQTT bridges tap the supervisor's broker before any container publishes.
         let bridges = crate::bridge::start(&self.stack.bridges, self.supervisor.broker(), self.log.clone());
@@ -152,14 +154,20 @@ impl Controller {
             self.supervisor.stop_all().await;
         }
         bridges.shutdown().await; // bridge: send what is queued (bounded by flush_timeout), disconnect
+        // What the stack leaves behind goes with it: the status rows, the event history
+        // and the log lines. Scattered small survivors would otherwise pin whole pages of
+        // the freed instances and hide the reclamation.
+        let board = self.supervisor.board();
+        let events = self.supervisor.events().clone();
         let report = self.supervisor.into_report(ending != Ending::AllEnded);
+        board.clear();
+        events.clear();
+        if let Some(book) = &self.options.book {
+            book.clear();
+        }
         inject_test_leak();
         procstat::release_free_memory();
-        let reclamation = Reclamation {
-            baseline_kib: self.baseline_kib,
-            peak_kib: procstat::peak_rss_kib().unwrap_or(0),
-            after_kib: procstat::rss_kib().unwrap_or(0),
-        };
+        let reclamation = Reclamation::since(self.baseline);
         if let Some(reply) = down_reply {
             let down = DownReport {
                 reclamation,

@@ -44,6 +44,9 @@ impl Stream {
     }
 }
 
+/// Lines buffered per live follower before it starts missing some.
+const LIVE_LINES: usize = 1024;
+
 /// Keeps the last lines of every container in memory for `shoal logs`, and streams new
 /// ones to followers (`logs -f`).
 ///
@@ -52,7 +55,10 @@ impl Stream {
 /// falls behind misses lines instead of growing memory.
 pub struct LogBook {
     lines: std::sync::Mutex<std::collections::HashMap<String, std::collections::VecDeque<LogLine>>>,
-    live: tokio::sync::broadcast::Sender<LogLine>,
+    /// Created on the first [`LogBook::snapshot`] and dropped on [`LogBook::clear`]: a
+    /// broadcast ring keeps its last values alive, and scattered lines would pin pages of
+    /// freed containers.
+    live: std::sync::Mutex<Option<tokio::sync::broadcast::Sender<LogLine>>>,
     per_container: usize,
 }
 
@@ -69,9 +75,15 @@ impl LogBook {
     pub fn with_capacity(per_container: usize) -> Self {
         LogBook {
             lines: Default::default(),
-            live: tokio::sync::broadcast::Sender::new(4096),
+            live: std::sync::Mutex::new(None),
             per_container: per_container.max(1),
         }
+    }
+
+    /// Forget every stored line (the stack is gone).
+    pub fn clear(&self) {
+        *self.lines.lock().unwrap_or_else(|e| e.into_inner()) = Default::default();
+        *self.live.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     /// The stored lines (all containers, in time order) and a receiver for new ones,
@@ -80,7 +92,13 @@ impl LogBook {
         let lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
         let mut all: Vec<LogLine> = lines.values().flat_map(|q| q.iter().cloned()).collect();
         all.sort_by(|a, b| a.time.total_cmp(&b.time));
-        (all, self.live.subscribe())
+        let live = self
+            .live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(|| tokio::sync::broadcast::Sender::new(LIVE_LINES))
+            .subscribe();
+        (all, live)
     }
 }
 
@@ -103,7 +121,9 @@ impl LogSink for LogBook {
             }
             queue.push_back(line.clone());
         }
-        let _ = self.live.send(line);
+        if let Some(live) = self.live.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            let _ = live.send(line);
+        }
     }
 }
 

@@ -17,6 +17,13 @@ pub fn rss_kib() -> Option<u64> {
     status_kib("VmRSS")
 }
 
+/// Anonymous resident memory now (heap, stacks, linear memories), in KiB: what `down
+/// --verify` checks. File-backed pages (the shoal binary's code, mapped compile-cache
+/// files) are page cache the kernel may drop at any time, not memory a stack kept.
+pub fn anon_kib() -> Option<u64> {
+    status_kib("RssAnon")
+}
+
 /// Peak resident set size of the process, in KiB.
 pub fn peak_rss_kib() -> Option<u64> {
     status_kib("VmHWM")
@@ -52,12 +59,33 @@ pub struct Reclamation {
     pub baseline_kib: u64,
     pub peak_kib: u64,
     pub after_kib: u64,
+    /// Anonymous part of `baseline_kib` and `after_kib` (see [`anon_kib`]).
+    #[serde(default)]
+    pub baseline_anon_kib: u64,
+    #[serde(default)]
+    pub after_anon_kib: u64,
 }
 
 impl Reclamation {
-    /// Memory still held after teardown beyond the baseline (0 when below it).
+    /// Read the memory now, against a baseline taken earlier with [`Reclamation::baseline`].
+    pub fn since(baseline: (u64, u64)) -> Self {
+        Reclamation {
+            baseline_kib: baseline.0,
+            peak_kib: peak_rss_kib().unwrap_or(0),
+            after_kib: rss_kib().unwrap_or(0),
+            baseline_anon_kib: baseline.1,
+            after_anon_kib: anon_kib().unwrap_or(0),
+        }
+    }
+
+    /// `(VmRSS, RssAnon)` now.
+    pub fn baseline() -> (u64, u64) {
+        (rss_kib().unwrap_or(0), anon_kib().unwrap_or(0))
+    }
+
+    /// Anonymous memory still held after teardown beyond the baseline (0 when below).
     pub fn residue_kib(&self) -> u64 {
-        self.after_kib.saturating_sub(self.baseline_kib)
+        self.after_anon_kib.saturating_sub(self.baseline_anon_kib)
     }
 }
 
@@ -66,11 +94,12 @@ impl std::fmt::Display for Reclamation {
         let mb = |kib: u64| kib as f64 / 1024.0;
         write!(
             f,
-            "memory: {:.1} MB before the containers, {:.1} MB at the peak, {:.1} MB after teardown ({} KB above the start)",
+            "memory: {:.1} MB before the containers, {:.1} MB at the peak, {:.1} MB after teardown ({} KB above the start; anonymous memory {} KB above)",
             mb(self.baseline_kib),
             mb(self.peak_kib),
             mb(self.after_kib),
-            self.after_kib as i64 - self.baseline_kib as i64
+            self.after_kib as i64 - self.baseline_kib as i64,
+            self.after_anon_kib as i64 - self.baseline_anon_kib as i64
         )
     }
 }

@@ -107,6 +107,7 @@ pub async fn run(
     let mut results = Vec::new();
     procstat::release_free_memory();
     let mut next = points.iter().copied().peekable();
+    let baseline_anon_kib = procstat::anon_kib().unwrap_or(0);
     // N = 0: everything up but no container.
     if next.peek() == Some(&0) {
         next.next();
@@ -165,6 +166,8 @@ pub async fn run(
         baseline_kib: results.first().map_or(0, |c| c.rss_kib),
         peak_kib,
         after_kib: procstat::rss_kib().unwrap_or(0),
+        baseline_anon_kib,
+        after_anon_kib: procstat::anon_kib().unwrap_or(0),
     };
     DensityReport {
         mode,

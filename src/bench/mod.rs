@@ -6,6 +6,7 @@ pub mod density;
 pub mod guests;
 pub mod messaging;
 pub mod plot;
+pub mod reload;
 pub mod soak;
 
 use std::collections::HashMap;

@@ -351,6 +351,12 @@ enum BenchCommand {
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
     },
+    /// Time from saving the compose file to the changed container running again (`up --watch`)
+    Reload {
+        /// Saves to measure
+        #[arg(long, default_value_t = 50)]
+        rounds: usize,
+    },
     /// Publish -> deliver latency (p50/p99) to parked subscribers and fan-out throughput
     Messaging {
         /// Subscriber counts to measure
@@ -650,38 +656,25 @@ fn split_targets(targets: &[String]) -> (Option<PathBuf>, Vec<String>) {
     (file, services)
 }
 
+/// `shoal run`: one container in the foreground, no control socket (like a `docker run`
+/// without a name, it is not a project other commands can address).
 fn run_stack_in_foreground(
     images: &ImageStore,
     runtime_config: &RuntimeConfig,
     stack: &Stack,
-    no_colour: bool,
-    verbose: bool,
 ) -> anyhow::Result<supervisor::StackReport> {
     let runtime = Arc::new(Runtime::new(runtime_config)?);
-    let modules = supervisor::load_modules(&runtime, images, stack, |path, loaded| {
-        if verbose {
-            eprintln!("{}", supervisor::describe_load(path, loaded));
-        }
-    })?;
+    let modules = supervisor::load_modules(&runtime, images, stack, |_, _| {})?;
     let log = Arc::new(TerminalLog::new(
         stack.containers.iter().map(|c| c.name.as_str()),
-        no_colour,
+        false,
     ));
     let executor = tokio_runtime()?;
-    let baseline_kib = procstat::rss_kib().unwrap_or(0);
     let report = executor.block_on(async {
         let shutdown = shutdown_signal();
         supervisor::run_stack(runtime.clone(), modules, stack, log, shutdown).await
     });
     procstat::release_free_memory();
-    if verbose {
-        let reclamation = procstat::Reclamation {
-            baseline_kib,
-            peak_kib: procstat::peak_rss_kib().unwrap_or(0),
-            after_kib: procstat::rss_kib().unwrap_or(0),
-        };
-        eprintln!("{reclamation}");
-    }
     Ok(report)
 }
 
@@ -702,7 +695,7 @@ fn run_image(images: &ImageStore, runtime_config: &RuntimeConfig, args: RunArgs)
         spec::decode::sanitize_name(&stem)
     });
     let stack = command_line_stack(&name, &image_path, &args)?;
-    let report = run_stack_in_foreground(images, runtime_config, &stack, false, false)?;
+    let report = run_stack_in_foreground(images, runtime_config, &stack)?;
     // Like `docker run`: the container's own exit code, 1 for a trap or a failure to start,
     // 130 when stopped by Ctrl-C.
     let code = match report.outcomes.first().map(|(_, outcome)| outcome) {
@@ -757,6 +750,13 @@ fn without_location(diagnostic: &Diagnostic) -> Diagnostic {
         location: None,
         ..diagnostic.clone()
     }
+}
+
+/// A private scratch folder for a benchmark's files.
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("shoal-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
 }
 
 fn bench_command(images: &ImageStore, runtime_config: &RuntimeConfig, args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -833,6 +833,31 @@ fn bench_command(images: &ImageStore, runtime_config: &RuntimeConfig, args: Benc
                 std::fs::write(&path, bench::plot::render_svg(&report))?;
                 eprintln!("plot written to {}", path.display());
             }
+        }
+        BenchCommand::Reload { rounds } => {
+            let bytes = bench::guests::idle_subscriber().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let image = bench::built_in_image(images, "idle-subscriber", &bytes)?;
+            let dir = tempfile_dir()?;
+            let report = executor.block_on(bench::reload::run(
+                runtime.clone(),
+                images.clone(),
+                &image,
+                &dir,
+                rounds.max(1),
+                |round, ms| eprintln!("  save {round:>3}: running again after {ms:.1} ms"),
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            let report = report?;
+            let (p50, p99, max) = bench::reload::summary(&report.save_to_running_ms);
+            println!(
+                "save -> changed container running: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms over {} saves",
+                report.save_to_running_ms.len()
+            );
+            let (a50, a99, _) = bench::reload::summary(&report.apply_ms);
+            println!(
+                "of which validate + diff + apply: p50 {a50:.1} ms, p99 {a99:.1} ms (the rest is the {} ms debounce)",
+                crate::watch::DEBOUNCE.as_millis()
+            );
         }
         BenchCommand::Soak {
             cycles,

@@ -56,6 +56,7 @@ pub(super) fn up(
         watch,
         exit_when_done: !args.detached_child && !watch,
         selection: services,
+        book: None,
     };
     let foreground = !args.detached_child;
     let (report, ending, reclamation) = serve(images, runtime_config, stack, options, &args, foreground)?;
@@ -83,7 +84,7 @@ fn serve(
     images: &ImageStore,
     runtime_config: &RuntimeConfig,
     stack: Stack,
-    options: Options,
+    mut options: Options,
     args: &UpArgs,
     foreground: bool,
 ) -> anyhow::Result<(supervisor::StackReport, Ending, procstat::Reclamation)> {
@@ -103,6 +104,7 @@ fn serve(
     let terminal: Arc<dyn LogSink> = Arc::new(TerminalLog::new(names, args.no_color || !foreground));
     let book = Arc::new(LogBook::default());
     let log: Arc<dyn LogSink> = Arc::new(Tee(vec![terminal, book.clone()]));
+    options.book = Some(book.clone());
     let executor = tokio_runtime()?;
     let info = Info {
         project: stack.name.clone(),
@@ -276,8 +278,17 @@ fn detach(
     })
 }
 
+/// A detached stack's log file is rotated when it starts if it grew past this: the old
+/// one becomes `<project>.log.1` (replacing an older `.1`).
+const LOG_ROTATE_BYTES: u64 = 10 << 20;
+
 fn open_log(path: &PathBuf) -> anyhow::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
+    if std::fs::metadata(path).is_ok_and(|m| m.len() > LOG_ROTATE_BYTES) {
+        let mut rotated = path.clone().into_os_string();
+        rotated.push(".1");
+        let _ = std::fs::rename(path, rotated);
+    }
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)

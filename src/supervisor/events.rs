@@ -68,14 +68,16 @@ impl std::fmt::Display for Event {
 #[derive(Clone)]
 pub struct EventBus {
     history: Arc<Mutex<VecDeque<Event>>>,
-    live: broadcast::Sender<Event>,
+    /// Created on the first [`EventBus::subscribe`] and dropped on [`EventBus::clear`]: a
+    /// broadcast ring keeps its last values (and its slots) alive.
+    live: Arc<Mutex<Option<broadcast::Sender<Event>>>>,
 }
 
 impl Default for EventBus {
     fn default() -> Self {
         EventBus {
             history: Arc::new(Mutex::new(VecDeque::with_capacity(HISTORY))),
-            live: broadcast::Sender::new(LIVE_BUFFER),
+            live: Arc::new(Mutex::new(None)),
         }
     }
 }
@@ -90,7 +92,9 @@ impl EventBus {
             history.push_back(event.clone());
         }
         // No live reader is fine.
-        let _ = self.live.send(event);
+        if let Some(live) = self.live.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            let _ = live.send(event);
+        }
     }
 
     /// Shorthand for [`EventBus::emit`] of a new [`Event`].
@@ -98,11 +102,23 @@ impl EventBus {
         self.emit(Event::new(container, action, detail));
     }
 
+    /// Forget the history (the stack is gone).
+    pub fn clear(&self) {
+        *self.history.lock().unwrap_or_else(|e| e.into_inner()) = VecDeque::new();
+        *self.live.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
     /// The history so far and a receiver for what comes next, taken together so that no
     /// event falls between them.
     pub fn subscribe(&self) -> (Vec<Event>, broadcast::Receiver<Event>) {
         let history = self.history.lock().unwrap_or_else(|e| e.into_inner());
-        (history.iter().cloned().collect(), self.live.subscribe())
+        let live = self
+            .live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(|| broadcast::Sender::new(LIVE_BUFFER))
+            .subscribe();
+        (history.iter().cloned().collect(), live)
     }
 }
 

@@ -230,6 +230,11 @@ struct BoardRow {
 }
 
 impl Board {
+    /// Forget every row (the stack is gone).
+    pub fn clear(&self) {
+        *self.rows.lock().unwrap_or_else(|e| e.into_inner()) = Vec::new();
+    }
+
     /// One row per container, in start order.
     pub fn infos(&self) -> Vec<ContainerInfo> {
         let rows = self.rows.lock().unwrap_or_else(|e| e.into_inner()).clone();
