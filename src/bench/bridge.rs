@@ -239,6 +239,11 @@ pub async fn run(url: &str, rounds: usize, burst: usize, payload_bytes: usize) -
         let samples = latencies(&a, &mailbox, rounds, &payload).await?;
         let rate = throughput(&a, &mailbox, burst, &payload).await;
         rows.push(row(&format!("bridged, QoS {qos}"), &samples, rate));
+        let counted = exporter.monitor().stats();
+        eprintln!(
+            "  QoS {qos}: exported {}, dropped {}, reconnects {}",
+            counted[0].exported, counted[0].dropped, counted[0].reconnects
+        );
         exporter.shutdown().await;
         importer.shutdown().await;
     }

@@ -61,8 +61,8 @@ pub async fn run(
     write(compose(image, 0))?;
     let (stack, _) = crate::check::load_checked(&file, &images)
         .map_err(|d| BenchError::Stack(crate::spec::render_diagnostics(&d)))?;
-    let modules = supervisor::load_modules(&runtime, &images, &stack, |_, _| {})
-        .map_err(|e| BenchError::Stack(e.to_string()))?;
+    let modules =
+        supervisor::load_modules(&runtime, &images, &stack, |_, _| {}).map_err(|e| BenchError::Stack(e.to_string()))?;
     let options = Options {
         watch: true,
         exit_when_done: false,
@@ -110,7 +110,9 @@ pub async fn run(
                 Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
                 _ => {
                     shutdown.cancel();
-                    return Err(BenchError::Stack(format!("round {round}: the reload did not happen within 10 s")));
+                    return Err(BenchError::Stack(format!(
+                        "round {round}: the reload did not happen within 10 s"
+                    )));
                 }
             }
         }

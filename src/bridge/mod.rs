@@ -93,18 +93,7 @@ impl BridgeHandle {
     }
 
     pub fn stats(&self) -> BridgeStats {
-        let s = &self.shared;
-        BridgeStats {
-            name: self.spec.name.clone(),
-            url: self.spec.url.clone(),
-            connected: s.connected.load(Ordering::Relaxed),
-            exported: s.exported.load(Ordering::Relaxed),
-            imported: s.imported.load(Ordering::Relaxed),
-            queued: s.queued.load(Ordering::Relaxed),
-            dropped: s.dropped.load(Ordering::Relaxed),
-            rejected: s.rejected.load(Ordering::Relaxed),
-            reconnects: s.reconnects.load(Ordering::Relaxed),
-        }
+        snapshot(&self.spec, &self.shared)
     }
 
     pub fn export_rules(&self) -> &[ExportRule] {
@@ -118,6 +107,36 @@ impl BridgeHandle {
     /// One line per rule, e.g. `export sensors/ -> line-3/sensors/ (qos 1)`.
     pub fn describe(&self) -> Vec<String> {
         describe_rules(&self.spec)
+    }
+}
+
+fn snapshot(spec: &BridgeSpec, s: &link::Shared) -> BridgeStats {
+    BridgeStats {
+        name: spec.name.clone(),
+        url: spec.url.clone(),
+        connected: s.connected.load(Ordering::Relaxed),
+        exported: s.exported.load(Ordering::Relaxed),
+        imported: s.imported.load(Ordering::Relaxed),
+        queued: s.queued.load(Ordering::Relaxed),
+        dropped: s.dropped.load(Ordering::Relaxed),
+        rejected: s.rejected.load(Ordering::Relaxed),
+        reconnects: s.reconnects.load(Ordering::Relaxed),
+    }
+}
+
+/// A read-only view of a [`BridgeSet`]'s counters that other tasks can keep (cheap to
+/// clone), e.g. a control socket answering `stats` while the stack runs.
+#[derive(Clone, Default)]
+pub struct BridgeMonitor {
+    bridges: Arc<Vec<(BridgeSpec, Arc<link::Shared>)>>,
+}
+
+impl BridgeMonitor {
+    pub fn stats(&self) -> Vec<BridgeStats> {
+        self.bridges
+            .iter()
+            .map(|(spec, shared)| snapshot(spec, shared))
+            .collect()
     }
 }
 
@@ -151,6 +170,18 @@ impl BridgeSet {
 
     pub fn is_empty(&self) -> bool {
         self.bridges.is_empty()
+    }
+
+    /// A view of the counters that outlives borrows of the set (see [`BridgeMonitor`]).
+    pub fn monitor(&self) -> BridgeMonitor {
+        BridgeMonitor {
+            bridges: Arc::new(
+                self.bridges
+                    .iter()
+                    .map(|b| (b.spec.clone(), b.shared.clone()))
+                    .collect(),
+            ),
+        }
     }
 
     /// Stop every bridge: each sends what is queued for at most its `flush_timeout`, then
