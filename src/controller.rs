@@ -301,6 +301,7 @@ impl Controller {
             plan: plan.lines(),
             ..ReloadReport::default()
         };
+        let rss_before = procstat::rss_kib().unwrap_or(0);
         if plan.is_empty() {
             self.say(&format!("{trigger} changed; nothing to do (no container differs)"));
         } else {
@@ -328,13 +329,18 @@ impl Controller {
         } else {
             format!("{} failed: {}", report.failures.len(), report.failures.join("; "))
         };
+        // Removed and replaced containers' memory is given back (the apply trims the
+        // heap); the event shows it.
+        let rss_after = procstat::rss_kib().unwrap_or(0);
         events.record(
             None,
             "reload",
             format!(
-                "trigger: {trigger}; plan: {}; took {:.1} ms; result: {result}",
+                "trigger: {trigger}; plan: {}; took {:.1} ms; result: {result}; rss {:.1} -> {:.1} MB",
                 plan.summary(),
-                report.millis
+                report.millis,
+                rss_before as f64 / 1024.0,
+                rss_after as f64 / 1024.0
             ),
         );
         Ok(report)

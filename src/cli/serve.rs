@@ -95,11 +95,8 @@ fn serve(
             eprintln!("{}", supervisor::describe_load(path, loaded));
         }
     })?;
-    let names = stack
-        .containers
-        .iter()
-        .map(|c| c.name.as_str())
-        .chain([controller::SELF]);
+    // shoal's own lines are system lines, never padded: only containers set the width.
+    let names = stack.containers.iter().map(|c| c.name.as_str());
     // Detached, "the terminal" is the project's log file: no colours there.
     let terminal: Arc<dyn LogSink> = Arc::new(TerminalLog::new(names, args.no_color || !foreground));
     let book = Arc::new(LogBook::default());

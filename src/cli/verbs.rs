@@ -199,10 +199,7 @@ pub fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
         .filter(|r| args.names.is_empty() || args.names.contains(&r.name) || args.names.contains(&r.service))
         .map(|r| r.name.clone())
         .collect();
-    let printer = TerminalLog::new(
-        names.iter().map(String::as_str).chain([crate::controller::SELF]),
-        args.no_color,
-    );
+    let printer = TerminalLog::new(names.iter().map(String::as_str), args.no_color);
     let filter = if args.names.is_empty() { Vec::new() } else { names };
     let request = Request::Logs {
         follow: args.follow,
