@@ -153,10 +153,11 @@ impl Controller {
         if ending != Ending::AllEnded {
             self.supervisor.stop_all().await;
         }
-        bridges.shutdown().await; // bridge: send what is queued (bounded by flush_timeout), disconnect
-                                  // What the stack leaves behind goes with it: the status rows, the event history
-                                  // and the log lines. Scattered small survivors would otherwise pin whole pages of
-                                  // the freed instances and hide the reclamation.
+        // bridge: send what is queued (bounded by flush_timeout), disconnect.
+        bridges.shutdown().await;
+        // What the stack leaves behind goes with it: the status rows, the event history
+        // and the log lines. Scattered small survivors would otherwise pin whole pages of
+        // the freed instances and hide the reclamation.
         let board = self.supervisor.board();
         let events = self.supervisor.events().clone();
         let report = self.supervisor.into_report(ending != Ending::AllEnded);
