@@ -2,12 +2,13 @@
 # Install what shoal's guest builds and bridge tests need on Debian 12:
 #   clang + lld (wasm-ld) + make, Debian's wasi-libc sysroot, compiler-rt builtins for wasm32,
 #   wabt (wat2wasm, for the hand-written hostile guests in compose-examples/guests/wat),
-#   mosquitto (broker + clients, for the MQTT bridge tests; never started here),
+#   mosquitto (broker + clients, for the MQTT bridge tests; never started here), openssl (the
+#   bridge TLS test makes its certificates with it),
 #   and Rust's wasm32-wasip1 target.
 # Idempotent: skips apt work when every package is already installed. Starts no service.
 set -euo pipefail
 
-PKGS=(clang lld wasi-libc libclang-rt-14-dev-wasm32 make wabt mosquitto mosquitto-clients)
+PKGS=(clang lld wasi-libc libclang-rt-14-dev-wasm32 make wabt mosquitto mosquitto-clients openssl)
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then

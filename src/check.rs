@@ -207,10 +207,21 @@ fn check_topics(stack: &Stack, imports: &BTreeMap<&str, Vec<(String, String)>>) 
         .collect();
     let publish_list = |c: &ContainerSpec| c.publish.clone();
     let subscribe_list = |c: &ContainerSpec| c.subscribe.clone();
+    // A bridge publishes locally under its import prefixes and listens under its exports.
+    let imported: Vec<String> = stack
+        .bridges
+        .iter()
+        .flat_map(|b| b.import.iter().map(|r| r.local.clone()))
+        .collect();
+    let exported: Vec<String> = stack
+        .bridges
+        .iter()
+        .flat_map(|b| b.export.iter().map(|r| r.local.clone()))
+        .collect();
     let mut diagnostics = unmatched_prefixes(
         &subscribers,
         subscribe_list,
-        &publishers,
+        (&publishers, &imported),
         publish_list,
         ("subscribe", "subscribes to", "no container publishes under it"),
         "check the spelling against the publishers' `publish:` lists",
@@ -218,7 +229,7 @@ fn check_topics(stack: &Stack, imports: &BTreeMap<&str, Vec<(String, String)>>) 
     diagnostics.extend(unmatched_prefixes(
         &publishers,
         publish_list,
-        &subscribers,
+        (&subscribers, &exported),
         subscribe_list,
         ("publish", "publishes under", "no container subscribes to it"),
         "messages there are dropped at once (publishing to no one is not an error)",
@@ -226,12 +237,13 @@ fn check_topics(stack: &Stack, imports: &BTreeMap<&str, Vec<(String, String)>>) 
     diagnostics
 }
 
-/// Prefixes in one side's lists that no prefix of the other side's lists can meet. Only
-/// decided when every container on the other side declares its list.
+/// Prefixes in one side's lists that no prefix of the other side's lists (or of the
+/// bridges' rules on that side) can meet. Only decided when every container on the other
+/// side declares its list.
 fn unmatched_prefixes(
     side: &[&ContainerSpec],
     own_list: impl Fn(&ContainerSpec) -> Option<Vec<String>>,
-    others: &[&ContainerSpec],
+    (others, bridged): (&[&ContainerSpec], &[String]),
     other_list: impl Fn(&ContainerSpec) -> Option<Vec<String>>,
     (key, verb, nobody): (&str, &str, &str),
     hint: &str,
@@ -239,7 +251,11 @@ fn unmatched_prefixes(
     let Some(other_prefixes) = others.iter().map(|c| other_list(c)).collect::<Option<Vec<_>>>() else {
         return Vec::new();
     };
-    let other_prefixes: Vec<String> = other_prefixes.into_iter().flatten().collect();
+    let other_prefixes: Vec<String> = other_prefixes
+        .into_iter()
+        .flatten()
+        .chain(bridged.iter().cloned())
+        .collect();
     let mut reported = BTreeSet::new();
     let mut diagnostics = Vec::new();
     for container in side {
@@ -358,6 +374,13 @@ mod tests {
         let stack = stack_of(
             dir.path(),
             "containers:\n  p:\n    image: pub.wasm\n    capabilities: [messaging]\n  s:\n    image: sub.wasm\n    capabilities: [messaging]\n    subscribe: [b/]\n",
+        );
+        assert!(messages(&stack).is_empty(), "{:#?}", messages(&stack));
+
+        // A bridge's import publishes locally, its export listens locally.
+        let stack = stack_of(
+            dir.path(),
+            "bridges:\n  up:\n    url: mqtt://h\n    export: [a/]\n    import: [{remote: \"r/#\", local: b/}]\ncontainers:\n  p:\n    image: pub.wasm\n    capabilities: [messaging]\n    publish: [a/]\n  s:\n    image: sub.wasm\n    capabilities: [messaging]\n    subscribe: [b/]\n",
         );
         assert!(messages(&stack).is_empty(), "{:#?}", messages(&stack));
     }

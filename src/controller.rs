@@ -74,6 +74,7 @@ pub struct Controller {
     options: Options,
     baseline: (u64, u64),
     watcher: Option<FileWatcher>,
+    bridges: Option<crate::bridge::BridgeSet>,
 }
 
 impl Controller {
@@ -95,7 +96,17 @@ impl Controller {
             options,
             baseline: (0, 0),
             watcher: None,
+            bridges: None,
         }
+    }
+
+    /// Start the stack's MQTT bridges now (before [`Controller::run`] would), so that
+    /// `stats` can watch them. Must run inside the tokio runtime.
+    pub fn start_bridges(&mut self) -> crate::bridge::BridgeMonitor {
+        let set = self.bridges.get_or_insert_with(|| {
+            crate::bridge::start(&self.stack.bridges, self.supervisor.broker(), self.log.clone())
+        });
+        set.monitor()
     }
 
     pub fn supervisor(&self) -> &Supervisor {
@@ -113,6 +124,9 @@ impl Controller {
         procstat::release_free_memory();
         self.baseline = Reclamation::baseline();
         self.supervisor.set_sensors(self.stack.sensors.clone());
+        // bridge: MQTT bridges tap the supervisor's broker before any container publishes.
+        self.start_bridges();
+        let bridges = self.bridges.take().unwrap_or_default();
         for spec in &self.stack.containers {
             self.supervisor.add(spec, modules.get(&spec.image).cloned());
         }
@@ -151,6 +165,8 @@ impl Controller {
         if ending != Ending::AllEnded {
             self.supervisor.stop_all().await;
         }
+        // bridge: send what is queued (bounded by flush_timeout), disconnect.
+        bridges.shutdown().await;
         // What the stack leaves behind goes with it: the status rows, the event history
         // and the log lines. Scattered small survivors would otherwise pin whole pages of
         // the freed instances and hide the reclamation.

@@ -3,6 +3,7 @@
 //! Data flows one way: file -> [`spec`] -> plan -> supervisor -> runtime.
 
 pub mod bench;
+pub mod bridge;
 pub mod broker;
 pub mod check;
 pub mod cli;

@@ -1,6 +1,7 @@
 //! `shoal bench`: figures, never assertions. Each benchmark runs the real machinery
 //! (spec, image store and compile cache, supervisor, broker, host API) in this process.
 
+pub mod bridge;
 pub mod density;
 pub mod guests;
 pub mod isolation;

@@ -19,6 +19,11 @@
 //! * **Zero-copy fan-out.** A message is one `Arc`; delivering it to 1,000 mailboxes copies
 //!   1,000 pointers, not the payload.
 //!
+//! * **Origin.** Every message records whether a local container published it or an MQTT
+//!   bridge imported it ([`Origin`]). A mailbox opened with [`Broker::local_mailbox`] (a
+//!   bridge's export tap) never receives imported messages, so a message that came from a
+//!   remote broker is never sent back out (no echo loops).
+//!
 //! Locks are `std::sync` locks held only for a few instructions and never across an
 //! `.await`.
 
@@ -37,6 +42,17 @@ pub struct Message {
     pub topic: String,
     pub content_type: String,
     pub payload: Vec<u8>,
+    pub origin: Origin,
+}
+
+/// Where a message entered the stack.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Origin {
+    /// Published by a container (or by shoal itself).
+    #[default]
+    Local,
+    /// Imported from an external broker by an MQTT bridge.
+    Bridge,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -106,6 +122,8 @@ impl MailboxShared {
 
 struct Subscriber {
     prefixes: Vec<String>,
+    /// Skip messages whose origin is not [`Origin::Local`] (bridge export taps).
+    local_only: bool,
     shared: Arc<MailboxShared>,
 }
 
@@ -155,6 +173,17 @@ impl Broker {
     /// Like [`Broker::mailbox`], but drops are also added to `dropped`, which the caller
     /// keeps (so `ps` sees a container's drops while it runs and after it restarts).
     pub fn mailbox_counting_drops(&self, capacity: usize, dropped: Arc<AtomicU64>) -> Mailbox {
+        self.open_mailbox(capacity, dropped, false)
+    }
+
+    /// Like [`Broker::mailbox`], but it receives only messages published locally, never
+    /// those imported by a bridge: what a bridge exports must not include what it (or
+    /// another bridge) brought in.
+    pub fn local_mailbox(&self, capacity: usize) -> Mailbox {
+        self.open_mailbox(capacity, Arc::new(AtomicU64::new(0)), true)
+    }
+
+    fn open_mailbox(&self, capacity: usize, dropped: Arc<AtomicU64>, local_only: bool) -> Mailbox {
         let shared = Arc::new(MailboxShared {
             queue: Mutex::new(Queue {
                 items: VecDeque::new(),
@@ -173,6 +202,7 @@ impl Broker {
                 id,
                 Subscriber {
                     prefixes: Vec::new(),
+                    local_only,
                     shared: shared.clone(),
                 },
             );
@@ -186,6 +216,17 @@ impl Broker {
     /// Deliver a message to every mailbox with a matching prefix. Returns the number of
     /// mailboxes it was delivered to (0 is success too).
     pub fn publish(&self, topic: &str, content_type: &str, payload: &[u8]) -> Result<usize, PublishError> {
+        self.publish_from(Origin::Local, topic, content_type, payload)
+    }
+
+    /// [`Broker::publish`] for a message of the given origin (bridges pass [`Origin::Bridge`]).
+    pub fn publish_from(
+        &self,
+        origin: Origin,
+        topic: &str,
+        content_type: &str,
+        payload: &[u8],
+    ) -> Result<usize, PublishError> {
         if payload.len() > MAX_PAYLOAD {
             return Err(PublishError::TooLarge {
                 len: payload.len(),
@@ -196,6 +237,7 @@ impl Broker {
             topic: topic.to_owned(),
             content_type: content_type.to_owned(),
             payload: payload.to_vec(),
+            origin,
         });
         self.inner.published.fetch_add(1, Ordering::Relaxed);
         let mut delivered = 0usize;
@@ -203,7 +245,9 @@ impl Broker {
         {
             let subs = self.inner.subscribers.read().unwrap_or_else(|e| e.into_inner());
             for sub in subs.values() {
-                if sub.prefixes.iter().any(|p| topic.starts_with(p.as_str())) {
+                if (origin == Origin::Local || !sub.local_only)
+                    && sub.prefixes.iter().any(|p| topic.starts_with(p.as_str()))
+                {
                     delivered += 1;
                     if sub.shared.push(msg.clone()) {
                         dropped += 1;
@@ -412,6 +456,26 @@ mod tests {
         assert_eq!(b.stats().mailboxes, 0);
         assert_eq!(b.stats().subscriptions, 0);
         assert_eq!(b.publish("a", "t", b"x").unwrap(), 0);
+    }
+
+    #[test]
+    fn imported_messages_skip_local_only_mailboxes() {
+        let b = Broker::new();
+        let guest = b.mailbox(8);
+        guest.subscribe("s/");
+        let tap = b.local_mailbox(8);
+        tap.subscribe("s/");
+        assert_eq!(b.publish("s/1", "t", b"local").unwrap(), 2);
+        assert_eq!(b.publish_from(Origin::Bridge, "s/2", "t", b"remote").unwrap(), 1);
+        let first = guest.try_recv().unwrap();
+        assert_eq!(first.origin, Origin::Local);
+        let second = guest.try_recv().unwrap();
+        assert_eq!(
+            (second.origin, second.payload.as_slice()),
+            (Origin::Bridge, &b"remote"[..])
+        );
+        assert_eq!(tap.try_recv().unwrap().payload, b"local");
+        assert!(tap.try_recv().is_none(), "an imported message reached an export tap");
     }
 
     #[tokio::test]

@@ -69,7 +69,61 @@ pub fn edges(stack: &Stack) -> Vec<Edge> {
             }
         }
     }
+    // bridge: an MQTT bridge is a node too; local publishers feed its exports, its imports
+    // feed local subscribers.
+    for bridge in &stack.bridges {
+        let node = crate::bridge::log_name(bridge);
+        let meet = |a: &str, b: &str| {
+            (a.starts_with(b) || b.starts_with(a)).then(|| if a.len() >= b.len() { a } else { b }.to_owned())
+        };
+        for rule in &bridge.export {
+            for from in stack
+                .containers
+                .iter()
+                .filter(|c| c.capabilities.contains(&crate::spec::Capability::Messaging))
+            {
+                let found: Vec<(String, bool)> = match &from.publish {
+                    Some(list) => list
+                        .iter()
+                        .filter_map(|p| meet(p, &rule.local))
+                        .map(|t| (t, false))
+                        .collect(),
+                    None => vec![(rule.local.clone(), true)],
+                };
+                for (topic, maybe) in found {
+                    edges.push(Edge {
+                        from: from.name.clone(),
+                        to: node.clone(),
+                        topic,
+                        maybe,
+                    });
+                }
+            }
+        }
+        for rule in &bridge.import {
+            for to in &stack.containers {
+                for topic in to.subscribe.iter().flatten().filter_map(|s| meet(s, &rule.local)) {
+                    edges.push(Edge {
+                        from: node.clone(),
+                        to: to.name.clone(),
+                        topic,
+                        maybe: false,
+                    });
+                }
+            }
+        }
+    }
     edges
+}
+
+/// Every node: the containers, then the bridges (`bridge:NAME`) with their broker.
+fn nodes(stack: &Stack) -> Vec<(String, Option<String>)> {
+    let containers = stack.containers.iter().map(|c| (c.name.clone(), None));
+    let bridges = stack
+        .bridges
+        .iter()
+        .map(|b| (crate::bridge::log_name(b), Some(b.url.clone())));
+    containers.chain(bridges).collect()
 }
 
 pub fn render(stack: &Stack, live: &[ContainerInfo], format: GraphFormat) -> String {
@@ -78,14 +132,24 @@ pub fn render(stack: &Stack, live: &[ContainerInfo], format: GraphFormat) -> Str
         Some(r) => format!("{name} ({}, in {}, out {})", r.state, r.messages_in, r.messages_out),
         None => name.to_owned(),
     };
-    let id = |name: &str| name.replace(['-', '.'], "_");
+    let id = |name: &str| name.replace(['-', '.', ':'], "_");
+    let label = |name: &str, url: &Option<String>| match url {
+        Some(url) => format!("{name} ({url})"),
+        None => label(name),
+    };
+    let nodes = nodes(stack);
     let mut out = String::new();
     match format {
         GraphFormat::Text => {
-            for c in &stack.containers {
-                out.push_str(&label(&c.name));
+            for (name, url) in &nodes {
+                out.push_str(&label(name, url));
                 out.push('\n');
-                for e in edges.iter().filter(|e| e.from == c.name) {
+                if let Some(bridge) = stack.bridges.iter().find(|b| crate::bridge::log_name(b) == *name) {
+                    for rule in crate::bridge::describe_rules(bridge) {
+                        out.push_str(&format!("  === {rule}\n"));
+                    }
+                }
+                for e in edges.iter().filter(|e| e.from == *name) {
                     let arrow = if e.maybe { "-?->" } else { "--->" };
                     out.push_str(&format!("  {arrow} {} on {:?}\n", e.to, e.topic));
                 }
@@ -96,8 +160,8 @@ pub fn render(stack: &Stack, live: &[ContainerInfo], format: GraphFormat) -> Str
         }
         GraphFormat::Mermaid => {
             out.push_str("flowchart LR\n");
-            for c in &stack.containers {
-                out.push_str(&format!("  {}[\"{}\"]\n", id(&c.name), label(&c.name)));
+            for (name, url) in &nodes {
+                out.push_str(&format!("  {}[\"{}\"]\n", id(name), label(name, url)));
             }
             for e in &edges {
                 let arrow = if e.maybe { "-.->" } else { "-->" };
@@ -106,8 +170,8 @@ pub fn render(stack: &Stack, live: &[ContainerInfo], format: GraphFormat) -> Str
         }
         GraphFormat::Dot => {
             out.push_str("digraph shoal {\n  rankdir=LR;\n  node [shape=box];\n");
-            for c in &stack.containers {
-                out.push_str(&format!("  {} [label={:?}];\n", id(&c.name), label(&c.name)));
+            for (name, url) in &nodes {
+                out.push_str(&format!("  {} [label={:?}];\n", id(name), label(name, url)));
             }
             for e in &edges {
                 let style = if e.maybe { ", style=dashed" } else { "" };

@@ -121,9 +121,9 @@ enum Command {
         after_help = "Examples:\n  shoal run hello.wasm\n  shoal run -v ./data:/shared writer.wasm\n  shoal run --cap messaging -e UNIT=celsius publisher.wasm -- --period 2s"
     )]
     Run(RunArgs),
-    /// Measure: density (memory per container), messaging (latency, throughput)
+    /// Measure: density (memory per container), messaging (latency, throughput), bridge (MQTT)
     #[command(
-        after_help = "Examples:\n  shoal bench density --max 10000 --plot density.svg --json density.json\n  shoal bench density --mode exited --max 1000\n  shoal bench messaging --subscribers 1,10,100,1000"
+        after_help = "Examples:\n  shoal bench density --max 10000 --plot density.svg --json density.json\n  shoal bench density --mode exited --max 1000\n  shoal bench messaging --subscribers 1,10,100,1000\n  shoal bench bridge --broker mqtt://127.0.0.1:1883"
     )]
     Bench(BenchArgs),
     /// List, add and remove images in the content-addressed store
@@ -394,6 +394,25 @@ enum BenchCommand {
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
     },
+    /// MQTT bridge: latency (p50/p99) and throughput of local publish -> broker -> other
+    /// stack, against the in-process path
+    Bridge {
+        /// Broker to go through, e.g. mqtt://127.0.0.1:1883 [default: start a private mosquitto]
+        #[arg(long, value_name = "URL")]
+        broker: Option<String>,
+        /// Latency rounds (one message each)
+        #[arg(long, default_value_t = 1000)]
+        rounds: usize,
+        /// Messages in the throughput burst
+        #[arg(long, default_value_t = 20000)]
+        burst: usize,
+        /// Payload size in bytes
+        #[arg(long, default_value_t = 64)]
+        payload: usize,
+        /// Also write the figures as JSON
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -567,6 +586,9 @@ struct ResolvedStack<'a> {
     containers: Vec<ResolvedContainer<'a>>,
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     sensors: &'a std::collections::BTreeMap<String, spec::SensorSpec>,
+    // bridge: MQTT bridges as written (credentials stay references)
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    bridges: &'a [spec::BridgeSpec],
 }
 
 #[derive(serde::Serialize)]
@@ -596,6 +618,7 @@ impl<'a> ResolvedStack<'a> {
             file: &stack.file,
             containers,
             sensors: &stack.sensors,
+            bridges: &stack.bridges, // bridge
         }
     }
 }
@@ -936,6 +959,13 @@ fn bench_command(images: &ImageStore, runtime_config: &RuntimeConfig, args: Benc
                 std::fs::write(&path, serde_json::to_string_pretty(&rows)? + "\n")?;
             }
         }
+        BenchCommand::Bridge {
+            broker,
+            rounds,
+            burst,
+            payload,
+            json,
+        } => bench::bridge::command(&executor, broker, rounds, burst, payload, json.as_deref())?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -123,13 +123,15 @@ fn serve(
         }
         let shutdown = shutdown_signal();
         let (commands_tx, commands_rx) = mpsc::channel(server::COMMAND_QUEUE);
-        let controller = Controller::new(runtime, images.clone(), stack, log, options);
+        let mut controller = Controller::new(runtime, images.clone(), stack, log, options);
+        let bridges = controller.start_bridges();
         let context = ServerContext {
             info,
             board: controller.supervisor().board(),
             events: controller.supervisor().events().clone(),
             book,
             broker: controller.supervisor().broker().clone(),
+            bridges,
             commands: commands_tx,
         };
         let stop_serving = CancellationToken::new();

@@ -276,6 +276,22 @@ pub fn stats(project: &ProjectArgs, no_stream: bool, format: Format) -> anyhow::
                 broker["delivered"],
                 broker["dropped"],
             );
+            let bridges: Vec<crate::bridge::BridgeStats> =
+                serde_json::from_value(stats["bridges"].clone()).unwrap_or_default();
+            for b in &bridges {
+                println!(
+                    "bridge {} ({}): {}, exported {}, imported {}, queued {}, dropped {}, rejected {}, reconnects {}",
+                    b.name,
+                    b.url,
+                    if b.connected { "connected" } else { "disconnected" },
+                    b.exported,
+                    b.imported,
+                    b.queued,
+                    b.dropped,
+                    b.rejected,
+                    b.reconnects
+                );
+            }
             let rows: Vec<ContainerInfo> = serde_json::from_value(stats["containers"].clone())?;
             let mut table = vec![["NAME", "STATE", "MEMORY", "CPU", "IN", "OUT", "DROPPED", "DENIED"]
                 .map(String::from)

@@ -34,6 +34,7 @@ pub struct ServerContext {
     pub events: EventBus,
     pub book: Arc<LogBook>,
     pub broker: Broker,
+    pub bridges: crate::bridge::BridgeMonitor,
     pub commands: mpsc::Sender<Command>,
 }
 
@@ -210,6 +211,7 @@ async fn serve_request(request: Request, conn: &mut Connection, context: &Server
                 "peak_rss_kib": crate::procstat::peak_rss_kib().unwrap_or(0),
                 "cpu_seconds": crate::procstat::cpu_time().as_secs_f64(),
                 "broker": broker_stats(&context.broker),
+                "bridges": context.bridges.stats(),
                 "containers": context.board.infos(),
             });
             conn.send(&Reply::Ok(stats)).await;

@@ -38,7 +38,6 @@ pub const DOCKER_KEYS: &[(Scope, &str, bool, &str, &str)] = &[
     (Scope::Top, "networks", false, "shoal containers have no network; they exchange messages over topics", "use `publish`/`subscribe` in the containers"),
     (Scope::Top, "configs", false, "shoal has no configs", "mount a host folder with `mounts:` or use `env_file`"),
     (Scope::Top, "secrets", false, "shoal has no secrets store", "mount a read-only host folder with `mounts: [./secrets:/run/secrets:ro]`"),
-    (Scope::Top, "bridges", false, "`bridges` is not supported yet", "remove the `bridges:` section for now; MQTT bridging is planned"),
     (Scope::Container, "ports", false, "shoal containers have no network, so there are no ports to publish", "containers talk over topics: use `publish`/`subscribe`"),
     (Scope::Container, "expose", false, "shoal containers have no network, so there are no ports to expose", "containers talk over topics: use `publish`/`subscribe`"),
     (Scope::Container, "networks", false, "shoal containers have no network; they exchange messages over topics", "use `publish`/`subscribe`"),
@@ -91,6 +90,7 @@ pub struct Decoded {
     pub containers: Vec<Draft>,
     pub sensors: BTreeMap<String, SensorSpec>,
     pub watch: bool,
+    pub bridges: Vec<super::model::BridgeSpec>,
 }
 
 /// Collects diagnostics and knows how to turn a [`Pos`] into a [`Location`].
@@ -129,7 +129,7 @@ impl Ctx<'_> {
         normalize(&self.dir.join(p))
     }
 
-    fn type_error(&mut self, node: &Node, key: &str, what: &str, expected: &str) {
+    pub(super) fn type_error(&mut self, node: &Node, key: &str, what: &str, expected: &str) {
         self.error(
             node.pos,
             key,
@@ -139,7 +139,7 @@ impl Ctx<'_> {
     }
 
     /// A mapping's entries; reports a type error otherwise.
-    fn map<'n>(&mut self, node: &'n Node, key: &str, what: &str) -> Option<&'n [(Key, Node)]> {
+    pub(super) fn map<'n>(&mut self, node: &'n Node, key: &str, what: &str) -> Option<&'n [(Key, Node)]> {
         match &node.value {
             Value::Map(m) => Some(m),
             _ => {
@@ -150,7 +150,7 @@ impl Ctx<'_> {
     }
 
     /// A string scalar; numbers and booleans are accepted as their text when `loose`.
-    fn string(&mut self, node: &Node, key: &str, what: &str) -> Option<String> {
+    pub(super) fn string(&mut self, node: &Node, key: &str, what: &str) -> Option<String> {
         match &node.value {
             Value::Str(s) => Some(s.clone()),
             _ => {
@@ -161,7 +161,7 @@ impl Ctx<'_> {
     }
 
     /// An integer; a string that is an integer is accepted (it may come from `${VAR}`).
-    fn int(&mut self, node: &Node, key: &str, what: &str) -> Option<i64> {
+    pub(super) fn int(&mut self, node: &Node, key: &str, what: &str) -> Option<i64> {
         match &node.value {
             Value::Int(i) => Some(*i),
             Value::Str(s) if s.trim().parse::<i64>().is_ok() => s.trim().parse().ok(),
@@ -233,7 +233,7 @@ impl Ctx<'_> {
 
     /// Reports keys not in `known`: Docker-only keys with their specific message, others with a
     /// did-you-mean hint. Returns the entries whose keys are known.
-    fn check_keys<'n>(
+    pub(super) fn check_keys<'n>(
         &mut self,
         entries: &'n [(Key, Node)],
         known: &[&str],
@@ -261,7 +261,6 @@ impl Ctx<'_> {
                 } else {
                     format!("`{name}` is not supported: {msg}")
                 };
-                let message = if name == "bridges" { msg.to_string() } else { message };
                 if warning {
                     self.warn(k.pos, &path, message, Some(hint.to_string()));
                 } else {
@@ -376,6 +375,7 @@ pub fn decode(root: &Node, ctx: &mut Ctx) -> Decoded {
                 }
             }
             "containers" => containers = Some((k, v)),
+            "bridges" => out.bridges = super::bridges::decode_bridges(v, ctx),
             _ => {}
         }
     }

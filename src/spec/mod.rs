@@ -13,12 +13,14 @@
 //! - `env: {KEY: }` (no value) is an empty string plus a warning: unlike Compose, the host
 //!   environment is never passed implicitly; `KEY: ${KEY}` passes it explicitly.
 //! - `x-*` keys (top level and in containers) are ignored, as in Compose, for YAML anchors.
-//! - `bridges:` is reported as "not supported yet" (an error), not silently ignored.
+//! - `bridges:` ([`bridges`]) holds MQTT brokers; credentials are references (an environment
+//!   variable or a file), never inline: `password:` is an error with a hint.
 //! - Sensor names may be any non-empty string (`"RNG Sensor"`); container and project names
 //!   are `[a-z0-9][a-z0-9_-]*`.
 //! - The JSON schema ([`json_schema`], `schemas/shoal.schema.json`) is generated from the
 //!   file-format types in [`schema`]; their `KEYS` lists are what the decoder accepts.
 
+pub mod bridges;
 pub mod decode;
 pub mod diagnostic;
 pub mod interpolate;
@@ -114,8 +116,17 @@ pub fn load_str(text: &str, path: &Path, opts: &LoadOptions) -> Result<(Stack, V
         }
     }
 
-    let decoded = decode::decode(&root, &mut ctx);
+    let mut decoded = decode::decode(&root, &mut ctx);
     let containers = validate::assemble(&decoded, &mut ctx);
+    let name = decoded.name.clone().unwrap_or_else(|| {
+        let folder = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        decode::sanitize_name(&folder)
+    });
+    let mut bridges = std::mem::take(&mut decoded.bridges);
+    bridges::fill_client_ids(&mut bridges, &name, &mut ctx);
 
     let mut diags = ctx.diags;
     let mut env_files = ctx.env_files;
@@ -130,13 +141,6 @@ pub fn load_str(text: &str, path: &Path, opts: &LoadOptions) -> Result<(Stack, V
     if diags.iter().any(Diagnostic::is_error) {
         return Err(diags);
     }
-    let name = decoded.name.clone().unwrap_or_else(|| {
-        let folder = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        decode::sanitize_name(&folder)
-    });
     let stack = Stack {
         name,
         file: abs_file,
@@ -144,6 +148,7 @@ pub fn load_str(text: &str, path: &Path, opts: &LoadOptions) -> Result<(Stack, V
         containers,
         sensors: decoded.sensors,
         watch: decoded.watch,
+        bridges,
         env_files,
     };
     Ok((stack, diags))

@@ -39,6 +39,9 @@ pub struct Stack {
     pub sensors: BTreeMap<String, SensorSpec>,
     /// `watch: true`: restart containers whose image file changes on disk (development aid).
     pub watch: bool,
+    /// MQTT bridges to external brokers, in file order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bridges: Vec<BridgeSpec>,
     /// Absolute paths of the env files the containers read (`up --watch` watches them).
     #[serde(skip)]
     pub env_files: Vec<PathBuf>,
@@ -250,6 +253,106 @@ pub enum SensorKind {
     File { path: PathBuf, scale: f64 },
     /// A hwmon input file (same reading rule as `File`).
     Hwmon { path: PathBuf, scale: f64 },
+}
+
+/// One `bridges:` entry: the stack's topics to and from an external MQTT broker.
+///
+/// Credentials are kept as references (an environment variable's name, a file's path) and
+/// read only when the bridge connects, so a printed or serialized stack never holds a secret.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BridgeSpec {
+    /// The key under `bridges:`; logs say `bridge:NAME`.
+    pub name: String,
+    /// The URL as written (`mqtt://host:port` or `mqtts://host:port`).
+    pub url: String,
+    /// The broker's host name or address (without IPv6 brackets).
+    #[serde(skip)]
+    pub host: String,
+    #[serde(skip)]
+    pub port: u16,
+    /// `mqtts://`: TLS (server certificate checked against `tls.ca_file` or the system roots).
+    #[serde(skip)]
+    pub use_tls: bool,
+    /// MQTT client id; default `shoal-<project>-<bridge>`.
+    pub client_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<SecretRef>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<SecretRef>,
+    #[serde(skip_serializing_if = "BridgeTls::is_empty")]
+    pub tls: BridgeTls,
+    #[serde(with = "humantime_serde_compat")]
+    pub keep_alive: Duration,
+    /// How long the broker keeps this client's session (its subscriptions and the QoS 1
+    /// messages queued for it) while the link is down. Zero: a clean session every time.
+    #[serde(with = "humantime_serde_compat")]
+    pub session_expiry: Duration,
+    /// Exported messages held while the link is down (or faster than it); the oldest is
+    /// dropped and counted when full.
+    pub queue: usize,
+    /// How long a stopping stack waits for the queue to drain before disconnecting.
+    #[serde(with = "humantime_serde_compat")]
+    pub flush_timeout: Duration,
+    /// Longest wait between two reconnection attempts (the wait doubles from 250 ms).
+    #[serde(with = "humantime_serde_compat")]
+    pub reconnect_max: Duration,
+    pub export: Vec<ExportRule>,
+    pub import: Vec<ImportRule>,
+    /// Where the bridge's key is written.
+    #[serde(skip)]
+    pub location: Location,
+}
+
+/// A credential by reference. Serialized as `{env: NAME}`, `{file: PATH}` or the plain
+/// text of a `username:` (user names are not secrets).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretRef {
+    /// The value of this environment variable when the bridge connects.
+    Env(String),
+    /// The contents of this file (absolute path; trailing newline removed) when it connects.
+    File(PathBuf),
+    /// Written in the file (only allowed for user names).
+    #[serde(untagged)]
+    Plain(String),
+}
+
+/// TLS files for `mqtts://`, all absolute paths.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BridgeTls {
+    /// PEM CA certificate(s) to check the broker's certificate; default: the system roots.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate chain, for brokers that require client certificates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `cert_file`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+}
+
+impl BridgeTls {
+    pub fn is_empty(&self) -> bool {
+        self.ca_file.is_none() && self.cert_file.is_none() && self.key_file.is_none()
+    }
+}
+
+/// Local topics under `local` are published on the broker under `remote` (the prefix
+/// replaced, the rest of the topic kept).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExportRule {
+    pub local: String,
+    pub remote: String,
+    pub qos: u8,
+}
+
+/// Broker messages matching the MQTT filter `remote` are published locally: the part of the
+/// topic before the filter's first wildcard is replaced by `local`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImportRule {
+    pub remote: String,
+    pub local: String,
+    pub qos: u8,
 }
 
 mod humantime_serde_compat {

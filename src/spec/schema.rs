@@ -24,10 +24,135 @@ pub struct ComposeFile {
     pub sensors: Option<BTreeMap<String, SensorFile>>,
     /// Restart containers whose image file changes on disk (development aid).
     pub watch: Option<bool>,
+    /// MQTT bridges to external brokers, by name (`[a-z0-9][a-z0-9_-]*`): which local topics are published on the broker, and which broker topics are delivered to local subscribers.
+    pub bridges: Option<BTreeMap<String, BridgeFile>>,
 }
 
 impl ComposeFile {
-    pub const KEYS: &'static [&'static str] = &["name", "containers", "sensors", "watch"];
+    pub const KEYS: &'static [&'static str] = &["name", "containers", "sensors", "watch", "bridges"];
+}
+
+/// One MQTT bridge (MQTT 5). Credentials are references only: an inline `password` is refused.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct BridgeFile {
+    /// Broker URL: `mqtt://host[:port]` (default port 1883) or `mqtts://host[:port]` (TLS, default port 8883).
+    #[schemars(regex(pattern = r"^mqtts?://"))]
+    pub url: String,
+    /// MQTT client id. Default `shoal-<project>-<bridge>`. Two boards on one broker need different ids.
+    pub client_id: Option<String>,
+    /// User name, written here (not a secret). Or use `username_env`.
+    pub username: Option<String>,
+    /// Environment variable holding the user name.
+    pub username_env: Option<String>,
+    /// Environment variable holding the password (read when the bridge connects).
+    pub password_env: Option<String>,
+    /// File holding the password (relative to the compose file; one trailing newline is ignored).
+    pub password_file: Option<String>,
+    /// TLS files for `mqtts://`.
+    pub tls: Option<BridgeTlsFile>,
+    /// Keep-alive interval, from `5s` to `65535s`; default `30s`.
+    pub keep_alive: Option<String>,
+    /// How long the broker keeps this bridge's session (subscriptions, QoS 1 messages queued for it) while disconnected, e.g. `1h` (default). `0s`: a clean session on every connect.
+    pub session_expiry: Option<String>,
+    /// Exported messages held while the link is down; when full the oldest is dropped and counted. Default 1000.
+    #[schemars(range(min = 1, max = 1000000))]
+    pub queue: Option<u32>,
+    /// How long a stopping stack waits for queued exports to reach the broker, e.g. `5s` (default).
+    pub flush_timeout: Option<String>,
+    /// Longest wait between reconnection attempts, e.g. `30s` (default). The wait starts at 250ms and doubles.
+    pub reconnect_max: Option<String>,
+    /// Local topics to publish on the broker. A bare string is `{local: STRING}`.
+    pub export: Option<Vec<ExportFile>>,
+    /// Broker topics to deliver to local subscribers. A bare string is `{remote: STRING}`.
+    pub import: Option<Vec<ImportFile>>,
+}
+
+impl BridgeFile {
+    pub const KEYS: &'static [&'static str] = &[
+        "url",
+        "client_id",
+        "username",
+        "username_env",
+        "password_env",
+        "password_file",
+        "tls",
+        "keep_alive",
+        "session_expiry",
+        "queue",
+        "flush_timeout",
+        "reconnect_max",
+        "export",
+        "import",
+    ];
+}
+
+/// An export rule, or a bare local prefix exported under the same name.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum ExportFile {
+    Short(String),
+    Long(ExportRuleFile),
+}
+
+/// An import rule, or a bare MQTT filter imported under the same topics.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum ImportFile {
+    Short(String),
+    Long(ImportRuleFile),
+}
+
+/// TLS files (PEM), relative to the compose file.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct BridgeTlsFile {
+    /// CA certificate(s) the broker's certificate must chain to. Default: the system's roots.
+    pub ca_file: Option<String>,
+    /// Client certificate (chain), for brokers that require one. Needs `key_file`.
+    pub cert_file: Option<String>,
+    /// Private key of `cert_file`.
+    pub key_file: Option<String>,
+}
+
+impl BridgeTlsFile {
+    pub const KEYS: &'static [&'static str] = &["ca_file", "cert_file", "key_file"];
+}
+
+/// Export rule: local topics starting with `local` go to the broker with `local` replaced by `remote`.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ExportRuleFile {
+    /// Local topic prefix (Ocre prefix match, as in `subscribe`).
+    pub local: String,
+    /// Broker topic prefix replacing `local` (no `+` or `#`). Default: the same as `local`.
+    pub remote: Option<String>,
+    /// MQTT QoS: 0 (at most once) or 1 (at least once, the default).
+    #[schemars(range(min = 0, max = 1))]
+    pub qos: Option<u8>,
+}
+
+impl ExportRuleFile {
+    pub const KEYS: &'static [&'static str] = &["local", "remote", "qos"];
+}
+
+/// Import rule: broker messages matching the MQTT filter `remote` are published locally.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ImportRuleFile {
+    /// MQTT topic filter; `+` matches one level, a final `#` any number of levels.
+    pub remote: String,
+    /// Local topic prefix replacing the part of the topic before the filter's first wildcard. Default: that part itself (topics arrive unchanged).
+    pub local: Option<String>,
+    /// MQTT QoS of the subscription: 0 or 1 (the default).
+    #[schemars(range(min = 0, max = 1))]
+    pub qos: Option<u8>,
+}
+
+impl ImportRuleFile {
+    pub const KEYS: &'static [&'static str] = &["remote", "local", "qos"];
 }
 
 /// A scalar written where text is expected; numbers and booleans are taken as written.
@@ -315,6 +440,10 @@ mod tests {
         assert_eq!(props(&s, Some("DependencyFile")), keys(DependencyFile::KEYS));
         assert_eq!(props(&s, Some("LimitsFile")), keys(LimitsFile::KEYS));
         assert_eq!(props(&s, Some("SensorFile")), keys(SensorFile::KEYS));
+        assert_eq!(props(&s, Some("BridgeFile")), keys(BridgeFile::KEYS));
+        assert_eq!(props(&s, Some("BridgeTlsFile")), keys(BridgeTlsFile::KEYS));
+        assert_eq!(props(&s, Some("ExportRuleFile")), keys(ExportRuleFile::KEYS));
+        assert_eq!(props(&s, Some("ImportRuleFile")), keys(ImportRuleFile::KEYS));
     }
 
     #[test]

@@ -535,3 +535,45 @@ fn services_instead_of_containers_is_one_error() {
     assert_eq!(e.len(), 1, "{}", render_diagnostics(&e));
     assert_eq!(e[0].hint.as_deref(), Some("rename `services:` to `containers:`"));
 }
+
+#[test]
+fn bridges_defaults_references_and_client_ids() {
+    let p = project();
+    std::fs::write(p.path().join("pw"), "secret\n").unwrap();
+    let yaml = "name: line-3\nbridges:\n  up:\n    url: mqtt://127.0.0.1\n    username_env: V\n    password_file: pw\n    export: [\"s/\"]\n    import: [{remote: \"c/+/x/#\", local: \"cmd/\", qos: 0}]\ncontainers:\n  app:\n    image: m.wasm\n";
+    let (stack, warnings) = load_in(p.path(), yaml).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let b = &stack.bridges[0];
+    assert_eq!(b.client_id, "shoal-line-3-up");
+    assert_eq!((b.host.as_str(), b.port, b.use_tls), ("127.0.0.1", 1883, false));
+    assert_eq!(b.username, Some(SecretRef::Env("V".into())));
+    assert_eq!(b.password, Some(SecretRef::File(p.path().join("pw"))));
+    assert_eq!(b.queue, bridges::DEFAULT_QUEUE);
+    assert_eq!(b.session_expiry, bridges::DEFAULT_SESSION_EXPIRY);
+    assert_eq!(
+        b.export,
+        [ExportRule {
+            local: "s/".into(),
+            remote: "s/".into(),
+            qos: 1
+        }]
+    );
+    assert_eq!(b.import[0].local, "cmd/");
+    assert_eq!(b.import[0].qos, 0);
+    // The serialized stack names the references, never the secret itself.
+    let json = serde_json::to_string(&stack).unwrap();
+    assert!(
+        json.contains(r#""password":{"file":"#) && !json.contains("secret"),
+        "{json}"
+    );
+
+    let clash = "bridges:\n  a: {url: \"mqtt://h\", client_id: same, export: [x/]}\n  b: {url: \"mqtt://h\", client_id: same, export: [y/]}\ncontainers:\n  app:\n    image: m.wasm\n";
+    assert!(errors(load_in(p.path(), clash))
+        .contains(":3:3: bridge `b` uses client id `same` on mqtt://h like the bridge at line 2"));
+    let no_rules = "bridges:\n  a: {url: \"mqtt://h\"}\ncontainers:\n  app:\n    image: m.wasm\n";
+    let (_, warnings) = load_in(p.path(), no_rules).unwrap();
+    assert!(render_diagnostics(&warnings).contains("has no `export` or `import` rules"));
+    let password_alone =
+        "bridges:\n  a: {url: \"mqtt://h\", password_file: pw, export: [x/]}\ncontainers:\n  app:\n    image: m.wasm\n";
+    assert!(errors(load_in(p.path(), password_alone)).contains("has a password but no user name"));
+}

@@ -141,8 +141,10 @@ pub async fn run_stack(
     log: Arc<dyn LogSink>,
     shutdown: CancellationToken,
 ) -> StackReport {
-    let mut supervisor = Supervisor::new(runtime, log);
+    let mut supervisor = Supervisor::new(runtime, log.clone());
     supervisor.set_sensors(stack.sensors.clone());
+    // bridge: MQTT bridges tap the supervisor's broker before any container publishes.
+    let bridges = crate::bridge::start(&stack.bridges, supervisor.broker(), log);
     for spec in &stack.containers {
         supervisor.add(spec, modules.get(&spec.image).cloned());
     }
@@ -150,6 +152,7 @@ pub async fn run_stack(
     if interrupted {
         supervisor.stop_all().await;
     }
+    bridges.shutdown().await; // bridge: send what is queued (bounded by flush_timeout), disconnect
     supervisor.into_report(interrupted)
 }
 

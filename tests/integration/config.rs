@@ -13,6 +13,7 @@ fn golden_diagnostics_match_the_binary() {
     let mut cases = 0;
     for case in [
         "all_five",
+        "bridges",
         "depends",
         "docker_keys",
         "empty",
@@ -27,6 +28,7 @@ fn golden_diagnostics_match_the_binary() {
         cases += 1;
         let relative = path.strip_prefix(repo()).unwrap();
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_shoal"))
+            .env_remove("SHOAL_GOLDEN_UNSET_PASSWORD")
             .args(["config", "-q", "-f"])
             .arg(relative)
             .current_dir(repo())
@@ -49,7 +51,7 @@ fn golden_diagnostics_match_the_binary() {
             relative.display()
         );
     }
-    assert_eq!(cases, 8);
+    assert_eq!(cases, 9);
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod bridge;
 mod config;
 mod confinement;
 mod control;

@@ -240,6 +240,13 @@ impl Running {
         }
     }
 
+    /// The next line if one comes within `within` (also kept in `seen`).
+    pub fn next_line(&mut self, within: Duration) -> Option<String> {
+        let line = self.lines.recv_timeout(within).ok()?;
+        self.seen.push(line.clone());
+        Some(line)
+    }
+
     pub fn signal(&self, signal: i32) {
         // SAFETY: plain kill(2) on our own child's pid.
         unsafe {

@@ -1,4 +1,4 @@
-//! Subscribes `seq/` and checks the sequence numbers sent by `seq-publisher`: prints `got N`
+//! Subscribes `seq/` (or the prefix in env `PREFIX`) and checks the sequence numbers sent by `seq-publisher`: prints `got N`
 //! for every message, `GAP expected X got Y` when numbers were skipped and `DUP N` when a
 //! number comes again (or goes backwards).
 
@@ -6,11 +6,12 @@ use shoal_guest::{Event, EventKind};
 use std::process::exit;
 
 fn main() {
-    if let Err(e) = shoal_guest::register_dispatcher(EventKind::Message).and_then(|_| shoal_guest::subscribe("seq/")) {
-        eprintln!("seq-subscriber: cannot subscribe to seq/: {e}");
+    let prefix = std::env::var("PREFIX").unwrap_or_else(|_| "seq/".to_string());
+    if let Err(e) = shoal_guest::register_dispatcher(EventKind::Message).and_then(|_| shoal_guest::subscribe(&prefix)) {
+        eprintln!("seq-subscriber: cannot subscribe to {prefix}: {e}");
         exit(1);
     }
-    println!("seq-subscriber: listening on seq/");
+    println!("seq-subscriber: listening on {prefix}");
     let mut expected: Option<u64> = None;
     shoal_guest::run(|event| {
         let Event::Message(m) = event else { return };
