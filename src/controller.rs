@@ -135,6 +135,9 @@ impl Controller {
         }
         crate::control::notify_systemd_ready();
         let mut down_reply: Option<oneshot::Sender<Reply>> = None;
+        // Without a control socket (the senders gone) the branch is switched off instead
+        // of returning `None` in a busy loop.
+        let mut commands_open = true;
         let ending = loop {
             if self.options.exit_when_done && self.supervisor.active() == 0 {
                 break Ending::AllEnded;
@@ -144,7 +147,7 @@ impl Controller {
             tokio::select! {
                 _ = shutdown.cancelled() => break Ending::Interrupted,
                 _ = self.supervisor.next_end(), if active => {}
-                command = commands.recv() => match command {
+                command = commands.recv(), if commands_open => match command {
                     Some((Request::Down, reply)) => {
                         down_reply = Some(reply);
                         break Ending::Down;
@@ -153,7 +156,7 @@ impl Controller {
                         let answer = self.handle(request).await;
                         let _ = reply.send(answer);
                     }
-                    None => {}
+                    None => commands_open = false,
                 },
                 changed = async { match self.watcher.as_mut() { Some(w) => w.changed().await, None => std::future::pending().await } }, if watching => {
                     let names: Vec<String> = changed.iter().map(|p| p.display().to_string()).collect();
