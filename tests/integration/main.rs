@@ -7,5 +7,6 @@ mod config;
 mod control;
 mod images;
 mod messaging;
+mod precompiled;
 mod reload;
 mod up;
