@@ -22,9 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use wasmtime::{
-    Engine, Extern, Instance, Linker, Memory, Module, Store, StoreContextMut, TypedFunc, UpdateDeadline,
-};
+use wasmtime::{Engine, Extern, Instance, Linker, Memory, Module, Store, StoreContextMut, TypedFunc, UpdateDeadline};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 

@@ -37,7 +37,12 @@ fn a_stack_of_precompiled_images_runs() {
         "board/shoal.yaml",
         "containers:\n  sub:\n    image: seq-subscriber.cwasm\n    capabilities: [messaging]\n  pub:\n    image: seq-publisher.cwasm\n    capabilities: [messaging, timers]\n    env: {COUNT: \"20\", PERIOD_MS: \"1\"}\n    depends_on: {sub: {condition: service_started}}\n  hi:\n    image: hello.cwasm\n",
     );
-    let output = sandbox.shoal().args(["config", "-q", "-f"]).arg(&file).output().unwrap();
+    let output = sandbox
+        .shoal()
+        .args(["config", "-q", "-f"])
+        .arg(&file)
+        .output()
+        .unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
 
     let mut cmd = sandbox.shoal();
@@ -73,7 +78,10 @@ fn an_image_for_another_machine_or_settings_is_refused_clearly() {
         let err = stderr(&output);
         assert!(err.contains("arm/hello.cwasm cannot run on this shoal"), "{err}");
         assert!(err.contains("architecture 'aarch64'"), "{err}");
-        assert!(err.contains(&format!("shoal images compile FILE.wasm --target {HOST}")), "{err}");
+        assert!(
+            err.contains(&format!("shoal images compile FILE.wasm --target {HOST}")),
+            "{err}"
+        );
     }
 
     let output = sandbox
@@ -91,7 +99,11 @@ fn an_image_for_another_machine_or_settings_is_refused_clearly() {
     assert!(stdout(&output).contains("Hello from a shoal container!"));
 
     // The store keeps .wasm modules; a .cwasm is named by path.
-    let output = sandbox.shoal().args(["images", "add", "host/hello.cwasm"]).output().unwrap();
+    let output = sandbox
+        .shoal()
+        .args(["images", "add", "host/hello.cwasm"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("precompiled image"), "{}", stderr(&output));
 }
@@ -108,7 +120,10 @@ fn compile_refuses_bad_targets_and_inputs() {
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let err = stderr(&output);
-    assert!(err.contains("cannot compile for target `nonsense-triple`") && err.contains("hint:"), "{err}");
+    assert!(
+        err.contains("cannot compile for target `nonsense-triple`") && err.contains("hint:"),
+        "{err}"
+    );
     let text = sandbox.write("t.wasm", "(module)");
     let output = sandbox.shoal().args(["images", "compile"]).arg(&text).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
