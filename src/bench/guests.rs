@@ -68,19 +68,35 @@ const SPIN: &str = r#"
 
 /// The built-in guests as wasm bytes.
 pub fn idle_subscriber() -> wasmtime::Result<Vec<u8>> {
-    Ok(wat::parse_str(SUBSCRIBER.replace("ECHO_CODE", ""))?)
+    assemble(&SUBSCRIBER.replace("ECHO_CODE", ""))
 }
 
 pub fn echo_subscriber() -> wasmtime::Result<Vec<u8>> {
-    Ok(wat::parse_str(SUBSCRIBER.replace("ECHO_CODE", ECHO_CODE))?)
+    assemble(&SUBSCRIBER.replace("ECHO_CODE", ECHO_CODE))
 }
 
 pub fn hello() -> wasmtime::Result<Vec<u8>> {
-    Ok(wat::parse_str(HELLO)?)
+    assemble(HELLO)
+}
+
+#[cfg(feature = "compiler")]
+fn assemble(text: &str) -> wasmtime::Result<Vec<u8>> {
+    Ok(wat::parse_str(text)?)
+}
+
+/// A lean shoal could turn the text into wasm but not the wasm into machine code, so say
+/// at once what works instead.
+#[cfg(not(feature = "compiler"))]
+fn assemble(_text: &str) -> wasmtime::Result<Vec<u8>> {
+    Err(wasmtime::Error::msg(
+        "the built-in benchmark guests need a compiler and this shoal has none (it was built without the \
+         `compiler` feature)\n  hint: `shoal bench density --image GUEST.cwasm` runs a precompiled guest; make \
+         one on a bigger machine with `shoal images compile GUEST.wasm --target TRIPLE`",
+    ))
 }
 
 pub fn spin() -> wasmtime::Result<Vec<u8>> {
-    Ok(wat::parse_str(SPIN)?)
+    assemble(SPIN)
 }
 
 #[cfg(test)]

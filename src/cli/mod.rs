@@ -2,6 +2,7 @@
 //! convention of uv and ripgrep: 0 success, 1 failure (invalid file, failed container),
 //! 2 usage error (clap's own).
 
+mod compile;
 mod graph;
 mod serve;
 mod terminal;
@@ -128,7 +129,7 @@ enum Command {
     Bench(BenchArgs),
     /// List, add and remove images in the content-addressed store
     #[command(
-        after_help = "Examples:\n  shoal images\n  shoal images add build/collector.wasm\n  shoal images rm 1e8fcd21"
+        after_help = "Examples:\n  shoal images\n  shoal images add build/collector.wasm\n  shoal images rm 1e8fcd21\n  shoal images compile collector.wasm --target aarch64-unknown-linux-gnu -o board/"
     )]
     Images(ImagesArgs),
 }
@@ -429,6 +430,8 @@ enum ImagesCommand {
     Add { files: Vec<PathBuf> },
     /// Remove images by digest prefix or name
     Rm { images: Vec<String> },
+    /// Precompile .wasm files into .cwasm images for a board whose shoal has no compiler
+    Compile(compile::CompileArgs),
 }
 
 /// Entry point used by `main`.
@@ -482,7 +485,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run(args) => run_image(&images, &runtime_config, args),
-        Command::Images(args) => images_command(&images, args),
+        Command::Images(args) => images_command(&images, &runtime_config, args),
         Command::Bench(args) => bench_command(&images, &runtime_config, args),
     }
 }
@@ -970,7 +973,7 @@ fn bench_command(images: &ImageStore, runtime_config: &RuntimeConfig, args: Benc
     Ok(ExitCode::SUCCESS)
 }
 
-fn images_command(images: &ImageStore, args: ImagesArgs) -> anyhow::Result<ExitCode> {
+fn images_command(images: &ImageStore, runtime_config: &RuntimeConfig, args: ImagesArgs) -> anyhow::Result<ExitCode> {
     match args.command.unwrap_or(ImagesCommand::Ls) {
         ImagesCommand::Ls => {
             println!("{:<64} {:>8} NAME", "SHA-256", "SIZE");
@@ -987,6 +990,7 @@ fn images_command(images: &ImageStore, args: ImagesArgs) -> anyhow::Result<ExitC
                 println!("sha256:{} {}", image.digest, image.name);
             }
         }
+        ImagesCommand::Compile(args) => compile::compile(runtime_config, args)?,
         ImagesCommand::Rm { images: refs } => {
             if refs.is_empty() {
                 anyhow::bail!("`shoal images rm` needs a digest prefix or name");

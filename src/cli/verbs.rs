@@ -369,6 +369,12 @@ pub fn down(project: &ProjectArgs, verify: bool, threshold: &str) -> anyhow::Res
         Err(e) => return Err(e.into()),
     };
     let report: DownReport = client.call_as(Request::Down)?;
+    // The reply comes once the containers are gone; the process then closes its socket.
+    // Return after that, so that a `down && up -d` never meets the old socket.
+    let began = std::time::Instant::now();
+    while client.path().exists() && began.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     for (container, outcome) in &report.outcomes {
         println!(" ✔ container {container:<20} removed ({outcome})");
     }

@@ -11,9 +11,17 @@
 //! images/<hex>.name        the name it was added under (what `shoal images` shows)
 //! cache/<engine>/<hex>.cwasm  precompiled module for one engine configuration
 //! ```
+//!
+//! An image file may also be precompiled already (`shoal images compile`, see
+//! [`precompiled`]): it is loaded as it is, and it is the only kind a shoal built without
+//! the `compiler` feature runs.
 
+pub mod precompiled;
+
+#[cfg(feature = "compiler")]
 use std::collections::hash_map::DefaultHasher;
 use std::fs;
+#[cfg(feature = "compiler")]
 use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -35,6 +43,32 @@ pub enum ImageError {
     NotFound(String),
     #[error("`{0}` matches more than one image; give more digits")]
     Ambiguous(String),
+    #[error(
+        "precompiled image {path} cannot run on this shoal: {reason}\n  hint: compile it again from its .wasm for \
+         this machine with the same shoal version and settings: `shoal images compile FILE.wasm --target {host}` \
+         (and the same --memory-reservation, if this shoal is given one)",
+        host = precompiled::HOST_TARGET
+    )]
+    Precompiled { path: PathBuf, reason: String },
+    #[error(
+        "{path} is a .wasm module and this shoal has no compiler (it was built without the `compiler` feature)\n  \
+         hint: precompile it on a machine with the full shoal: `shoal images compile FILE.wasm --target {host}`, \
+         then name the .cwasm file as the image",
+        host = precompiled::HOST_TARGET
+    )]
+    NoCompiler { path: PathBuf },
+    #[error(
+        "cannot compile for target `{target}`: {reason}\n  hint: give a target triple such as \
+         `aarch64-unknown-linux-gnu` or `x86_64-unknown-linux-gnu`; other architectures need shoal built with \
+         `--features all-arch`"
+    )]
+    Target { target: String, reason: String },
+    #[error("cannot compile {path} for {target}: {reason}")]
+    Compile {
+        path: PathBuf,
+        target: String,
+        reason: String,
+    },
 }
 
 /// A SHA-256 image digest, 64 lowercase hex digits.
@@ -79,6 +113,8 @@ pub enum ModuleSource {
     Compiled,
     /// Loaded from the compile cache.
     Cached,
+    /// The image file itself was precompiled (`shoal images compile`).
+    Precompiled,
 }
 
 /// A module ready to instantiate, with its digest and how long it took to get.
@@ -235,7 +271,8 @@ impl ImageStore {
         Ok(image)
     }
 
-    /// Load a module from a `.wasm` file, through the compile cache.
+    /// Load a module from an image file: a precompiled image as it is, a `.wasm` file
+    /// through the compile cache (only in a shoal with the compiler).
     ///
     /// A cache entry that fails to load (another wasmtime, other settings, a truncated
     /// file) is compiled again and replaced, never trusted.
@@ -246,6 +283,33 @@ impl ImageStore {
             source,
         })?;
         let digest = ImageDigest::of(&bytes);
+        if precompiled::is_precompiled(&bytes) {
+            drop(bytes);
+            return Ok(LoadedModule {
+                module: precompiled::load(engine, file)?,
+                digest,
+                source: ModuleSource::Precompiled,
+                elapsed: started.elapsed(),
+                cache_error: None,
+            });
+        }
+        #[cfg(feature = "compiler")]
+        return self.compile_through_cache(engine, file, &bytes, digest, started);
+        #[cfg(not(feature = "compiler"))]
+        Err(ImageError::NoCompiler {
+            path: file.to_path_buf(),
+        })
+    }
+
+    #[cfg(feature = "compiler")]
+    fn compile_through_cache(
+        &self,
+        engine: &Engine,
+        file: &Path,
+        bytes: &[u8],
+        digest: ImageDigest,
+        started: Instant,
+    ) -> Result<LoadedModule, ImageError> {
         let cached = self.cache_path(engine, &digest);
         if cached.is_file() {
             // SAFETY: the cache directory is written only by this code, from modules this
@@ -261,7 +325,7 @@ impl ImageStore {
                 });
             }
         }
-        let module = Module::new(engine, &bytes).map_err(|e| ImageError::Invalid {
+        let module = Module::new(engine, bytes).map_err(|e| ImageError::Invalid {
             path: file.to_path_buf(),
             message: format!("{e:#}"),
         })?;
@@ -281,6 +345,7 @@ impl ImageStore {
         })
     }
 
+    #[cfg(feature = "compiler")]
     fn cache_path(&self, engine: &Engine, digest: &ImageDigest) -> PathBuf {
         self.root
             .join("cache")
@@ -290,6 +355,7 @@ impl ImageStore {
 }
 
 /// A short stable name for an engine configuration (wasmtime version, target, settings).
+#[cfg(feature = "compiler")]
 pub fn engine_fingerprint(engine: &Engine) -> String {
     let mut hasher = DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut hasher);
@@ -298,6 +364,14 @@ pub fn engine_fingerprint(engine: &Engine) -> String {
 
 /// Check a module's bytes without compiling it, for errors that name the file.
 pub fn validate_wasm(path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
+    if precompiled::is_precompiled(bytes) {
+        return Err(ImageError::Invalid {
+            path: path.to_path_buf(),
+            message: "it is a precompiled image; the store keeps .wasm modules, so name the .cwasm file by its path \
+                      as the `image` of a container"
+                .into(),
+        });
+    }
     if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
         return Err(ImageError::Invalid {
             path: path.to_path_buf(),
@@ -386,6 +460,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "compiler")]
     fn second_load_comes_from_the_cache() {
         let dir = tempfile::tempdir().unwrap();
         let store = ImageStore::new(dir.path());

@@ -13,6 +13,7 @@
 //!   call hook), so an idle stack costs no CPU at all.
 
 pub mod cpu;
+mod engine;
 mod exit;
 mod limiter;
 mod output;
@@ -24,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use wasmtime::{Config, Engine, Extern, Instance, Linker, Memory, Module, Store, TypedFunc, WasmBacktraceDetails};
+use wasmtime::{Engine, Extern, Instance, Linker, Memory, Module, Store, TypedFunc};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
@@ -32,6 +33,7 @@ use crate::host::{self, HostConfig, HostState};
 use crate::logs::{LogSink, Stream};
 use crate::spec::ContainerSpec;
 
+pub use engine::engine_config;
 pub use limiter::MemoryLimiter;
 pub use output::{LineOutput, MAX_LINE};
 use probe::CpuClock;
@@ -143,17 +145,7 @@ pub struct Runtime {
 
 impl Runtime {
     pub fn new(config: &RuntimeConfig) -> Result<Self, RuntimeError> {
-        let mut wasm = Config::new();
-        wasm.epoch_interruption(true)
-            .memory_reservation(config.memory_reservation)
-            .memory_reservation_for_growth(config.memory_reservation_for_growth)
-            .memory_guard_size(0)
-            .guard_before_linear_memory(false)
-            .async_stack_size(config.async_stack_size)
-            .max_wasm_stack(config.max_wasm_stack)
-            // Trap messages name the wasm function; never let RUST_BACKTRACE switch on
-            // debug-info symbolisation, which costs ~32 MB that never comes back.
-            .wasm_backtrace_details(WasmBacktraceDetails::Disable);
+        let wasm = engine_config(config);
         let engine = Engine::new(&wasm).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |cx: &mut ContainerCtx| &mut cx.wasi)

@@ -51,7 +51,7 @@ fn check_wasm_file(abs: &Path, pos: Pos, key: &str, ctx: &mut Ctx) -> bool {
     let bytes = match std::fs::read(abs) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let hint = if abs.extension().is_none_or(|e| e != "wasm") {
+            let hint = if abs.extension().is_none_or(|e| e != "wasm" && e != "cwasm") {
                 Some("`image` is a .wasm path relative to the compose file, or `sha256:<hex>`".to_string())
             } else {
                 Some("build the module first, or fix the path (relative to the compose file)".to_string())
@@ -69,6 +69,23 @@ fn check_wasm_file(abs: &Path, pos: Pos, key: &str, ctx: &mut Ctx) -> bool {
             return false;
         }
     };
+    if is_precompiled_image(&bytes) {
+        // Machine code from `shoal images compile`: the runtime checks that it fits this
+        // machine and this shoal when it loads it (spec has no wasmtime to ask).
+        return true;
+    }
+    if bytes.starts_with(b"\x7fELF") {
+        ctx.error(
+            pos,
+            key,
+            format!(
+                "image file {} is a native program, not a WebAssembly module or a precompiled image",
+                abs.display()
+            ),
+            Some("give the .wasm module, or a .cwasm file made by `shoal images compile`".into()),
+        );
+        return false;
+    }
     if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
         let hint = if bytes.starts_with(b"(module") || bytes.starts_with(b"(component") || bytes.starts_with(b";;") {
             Some("this looks like the text format; compile it with `wasm-tools parse FILE -o FILE.wasm`".to_string())
@@ -114,6 +131,15 @@ fn check_wasm_file(abs: &Path, pos: Pos, key: &str, ctx: &mut Ctx) -> bool {
         return false;
     }
     true
+}
+
+/// Whether `bytes` look like an image precompiled by `shoal images compile`: wasmtime writes
+/// ELF objects whose OS/ABI byte is its own mark (200). The full check (wasmtime version,
+/// target, CPU features, engine settings) happens when the runtime loads the file.
+pub fn is_precompiled_image(bytes: &[u8]) -> bool {
+    const ELF_OSABI: usize = 7;
+    const WASMTIME_OSABI: u8 = 200;
+    bytes.len() > ELF_OSABI && bytes.starts_with(b"\x7fELF") && bytes[ELF_OSABI] == WASMTIME_OSABI
 }
 
 /// Resolves dependency names and reports unknown targets, self-dependencies and cycles.

@@ -123,6 +123,7 @@ pub fn describe_load(path: &std::path::Path, loaded: &LoadedModule) -> String {
     let how = match loaded.source {
         ModuleSource::Compiled => "compiled",
         ModuleSource::Cached => "loaded from the compile cache",
+        ModuleSource::Precompiled => "loaded precompiled",
     };
     format!(
         "{} ({}) {how} in {:.1?}",

@@ -11,6 +11,7 @@ mod faults;
 mod hostile;
 mod images;
 mod messaging;
+mod precompiled;
 mod regressions;
 mod reload;
 mod up;

@@ -1,0 +1,131 @@
+//! Precompiled images (`shoal images compile`), the path a board without a compiler takes.
+
+use std::time::Duration;
+
+use crate::support::*;
+
+const LONG: Duration = Duration::from_secs(60);
+const HOST: &str = env!("SHOAL_HOST_TARGET");
+
+fn compile(sandbox: &Sandbox, target: &str, out_dir: &str, names: &[&str]) {
+    let mut cmd = sandbox.shoal();
+    cmd.args(["images", "compile", "--target", target, "-o", out_dir]);
+    for name in names {
+        cmd.arg(image(name));
+    }
+    let output = cmd.output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    for name in names {
+        let cwasm = name.replace(".wasm", ".cwasm");
+        assert!(stdout(&output).contains(&cwasm), "{}", stdout(&output));
+        assert!(sandbox.path().join(out_dir).join(&cwasm).is_file());
+    }
+}
+
+/// A stack of precompiled SDK guests runs: validated by `config`, loaded without the
+/// compiler or its cache, and the messages flow through the host API.
+#[test]
+fn a_stack_of_precompiled_images_runs() {
+    let sandbox = Sandbox::new();
+    compile(
+        &sandbox,
+        HOST,
+        "board",
+        &["seq-subscriber.wasm", "seq-publisher.wasm", "hello.wasm"],
+    );
+    let file = sandbox.write(
+        "board/shoal.yaml",
+        "containers:\n  sub:\n    image: seq-subscriber.cwasm\n    capabilities: [messaging]\n  pub:\n    image: seq-publisher.cwasm\n    capabilities: [messaging, timers]\n    env: {COUNT: \"20\", PERIOD_MS: \"1\"}\n    depends_on: {sub: {condition: service_started}}\n  hi:\n    image: hello.cwasm\n",
+    );
+    let output = sandbox
+        .shoal()
+        .args(["config", "-q", "-f"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    let mut cmd = sandbox.shoal();
+    cmd.args(["up", "-v", "-f"]).arg(&file);
+    let mut up = Running::spawn(cmd);
+    up.wait_for("seq-publisher.cwasm", LONG);
+    up.wait_for("sub | got 19", LONG);
+    if !up.seen.iter().any(|l| l.contains("hi exited with code 0")) {
+        up.wait_for("hi exited with code 0", LONG);
+    }
+    up.signal(libc::SIGINT);
+    up.wait_exit(LONG);
+    let seen = up.seen.join("\n");
+    assert!(seen.contains("loaded precompiled"), "{seen}");
+    assert!(seen.contains("Hello from a shoal container!"), "{seen}");
+    assert!(!seen.contains("GAP") && !seen.contains("DUP"), "{seen}");
+    // Nothing went through the compile cache.
+    let cache = sandbox.path().join("data/cache");
+    assert!(std::fs::read_dir(&cache).map(|d| d.count() == 0).unwrap_or(true));
+}
+
+/// An image compiled for aarch64, or with other engine settings, is refused before
+/// anything runs, with the reason and the command that makes a fitting one.
+#[test]
+fn an_image_for_another_machine_or_settings_is_refused_clearly() {
+    let sandbox = Sandbox::new();
+    compile(&sandbox, "aarch64-unknown-linux-gnu", "arm", &["hello.wasm"]);
+    compile(&sandbox, HOST, "host", &["hello.wasm"]);
+    if !HOST.starts_with("aarch64") {
+        let file = sandbox.write("arm/shoal.yaml", "containers:\n  hi:\n    image: hello.cwasm\n");
+        let output = sandbox.shoal().args(["up", "-f"]).arg(&file).output().unwrap();
+        assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+        let err = stderr(&output);
+        assert!(err.contains("arm/hello.cwasm cannot run on this shoal"), "{err}");
+        assert!(err.contains("architecture 'aarch64'"), "{err}");
+        assert!(
+            err.contains(&format!("shoal images compile FILE.wasm --target {HOST}")),
+            "{err}"
+        );
+    }
+
+    let output = sandbox
+        .shoal()
+        .args(["--memory-reservation", "64MiB", "run", "host/hello.cwasm"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    let err = stderr(&output);
+    assert!(err.contains("host/hello.cwasm cannot run on this shoal"), "{err}");
+    assert!(err.contains("memory") && err.contains("--memory-reservation"), "{err}");
+    // With the settings it was compiled with, the same file runs.
+    let output = sandbox.shoal().args(["run", "host/hello.cwasm"]).output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains("Hello from a shoal container!"));
+
+    // The store keeps .wasm modules; a .cwasm is named by path.
+    let output = sandbox
+        .shoal()
+        .args(["images", "add", "host/hello.cwasm"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("precompiled image"), "{}", stderr(&output));
+}
+
+/// Bad input to `images compile` names the file or the target and the fix.
+#[test]
+fn compile_refuses_bad_targets_and_inputs() {
+    let sandbox = Sandbox::new();
+    let output = sandbox
+        .shoal()
+        .args(["images", "compile", "--target", "nonsense-triple"])
+        .arg(image("hello.wasm"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.contains("cannot compile for target `nonsense-triple`") && err.contains("hint:"),
+        "{err}"
+    );
+    let text = sandbox.write("t.wasm", "(module)");
+    let output = sandbox.shoal().args(["images", "compile"]).arg(&text).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("t.wasm"), "{}", stderr(&output));
+}
