@@ -129,6 +129,11 @@ impl Controller {
         let bridges = self.bridges.take().unwrap_or_default();
         for spec in &self.stack.containers {
             self.supervisor.add(spec, modules.get(&spec.image).cloned());
+            // Let it instantiate (and park, or wait for its dependencies) before the next
+            // one is created. Creating all tasks first interleaves 1,000 instances'
+            // allocations with long-lived ones, and the pages those share cannot be given
+            // back after `down` (1.3 MB left instead of 0.5 MB at 1,000 containers).
+            tokio::task::yield_now().await;
         }
         if self.options.watch {
             self.start_watching();

@@ -49,7 +49,7 @@ pub(super) fn up(
         );
     }
     if args.detach && !args.detached_child {
-        return detach(global, &args, &path, &services, &project);
+        return detach(global, &args, &path, &services, &project, stack.containers.len());
     }
     let watch = args.watch || stack.watch;
     let options = Options {
@@ -187,6 +187,7 @@ fn detach(
     path: &Path,
     services: &[String],
     project: &str,
+    containers: usize,
 ) -> anyhow::Result<ExitCode> {
     control::ensure_runtime_dir()?;
     let log_path = control::log_path(project);
@@ -255,7 +256,9 @@ fn detach(
     let began = Instant::now();
     let rows = loop {
         let rows: Vec<ContainerInfo> = client.call_as(Request::Ps)?;
-        if rows.iter().all(|r| r.state != "waiting") || began.elapsed() > DETACH_READY_TIMEOUT {
+        // The stack adds its containers one by one while it already answers.
+        let all_added = rows.len() >= containers;
+        if (all_added && rows.iter().all(|r| r.state != "waiting")) || began.elapsed() > DETACH_READY_TIMEOUT {
             break rows;
         }
         std::thread::sleep(Duration::from_millis(20));
