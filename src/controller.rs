@@ -193,9 +193,8 @@ impl Controller {
             let down = DownReport {
                 reclamation,
                 outcomes: report
-                    .outcomes
-                    .iter()
-                    .map(|(name, outcome)| (name.clone(), outcome.to_string()))
+                    .outcomes()
+                    .map(|(name, outcome)| (name.to_owned(), outcome.to_string()))
                     .collect(),
             };
             let _ = reply.send(match serde_json::to_value(&down) {

@@ -15,6 +15,11 @@ use super::density::CountingSink;
 pub struct SoakSample {
     pub cycles: usize,
     pub rss_kib: u64,
+    /// The anonymous part of `rss_kib` (heap, stacks): what a leak would grow. The rest is
+    /// file-backed, mostly shoal's own code pages faulted in the first time a path runs.
+    pub anon_kib: u64,
+    /// Live heap (see [`procstat::heap_in_use_kib`]); 0 where it cannot be read.
+    pub heap_kib: u64,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -52,6 +57,8 @@ pub async fn run(
         let sample = SoakSample {
             cycles,
             rss_kib: procstat::rss_kib().unwrap_or(0),
+            anon_kib: procstat::anon_kib().unwrap_or(0),
+            heap_kib: procstat::heap_in_use_kib().unwrap_or(0),
         };
         progress(&sample);
         samples.push(sample);

@@ -728,7 +728,7 @@ fn run_image(images: &ImageStore, runtime_config: &RuntimeConfig, args: RunArgs)
     let report = run_stack_in_foreground(images, runtime_config, &stack)?;
     // Like `docker run`: the container's own exit code, 1 for a trap or a failure to start,
     // 130 when stopped by Ctrl-C.
-    let code = match report.outcomes.first().map(|(_, outcome)| outcome) {
+    let code = match report.outcomes().next().map(|(_, outcome)| outcome) {
         Some(Outcome::Finished(ExitStatus::Exited(code))) => u8::try_from(*code).unwrap_or(1),
         Some(Outcome::Finished(ExitStatus::Killed)) => 130,
         _ => 1,
@@ -908,7 +908,12 @@ fn bench_command(images: &ImageStore, runtime_config: &RuntimeConfig, args: Benc
                 loaded.module,
                 cycles,
                 every,
-                |sample| println!("{:>8} cycles  {:>8} KB", sample.cycles, sample.rss_kib),
+                |sample| {
+                    println!(
+                        "{:>8} cycles  {:>8} KB  (anonymous {:>6} KB, live heap {:>6} KB)",
+                        sample.cycles, sample.rss_kib, sample.anon_kib, sample.heap_kib
+                    )
+                },
             ));
             println!(
                 "RSS growth over {cycles} cycles of {} containers (from the first sample after warm-up): {:+.2}%",

@@ -86,12 +86,7 @@ fn config_prints_the_resolved_stack_as_json_and_yaml() {
 
     let output = sandbox.shoal().args(["config", "-f"]).arg(&file).output().unwrap();
     assert!(stdout(&output).contains("name: probe-1"), "{}", stdout(&output));
-    let output = sandbox
-        .shoal()
-        .args(["config", "-q", "-f"])
-        .arg(&file)
-        .output()
-        .unwrap();
+    let output = sandbox.check(&file, &[]);
     assert!(output.status.success() && output.stdout.is_empty());
 }
 

@@ -243,12 +243,7 @@ fn the_wasm_stack_limit_is_a_process_setting() {
             image("recurse.wasm").display()
         ),
     );
-    let output = sandbox
-        .shoal()
-        .args(["config", "-q", "-f"])
-        .arg(&file)
-        .output()
-        .unwrap();
+    let output = sandbox.check(&file, &[]);
     assert_eq!(output.status.code(), Some(1));
     assert!(
         stderr(&output).contains("`--max-wasm-stack SIZE`"),

@@ -46,12 +46,7 @@ fn add_list_run_by_digest_and_remove() {
 
     let output = sandbox.shoal().args(["images", "rm", &digest[..10]]).output().unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
-    let output = sandbox
-        .shoal()
-        .args(["config", "-q", "-f"])
-        .arg(&file)
-        .output()
-        .unwrap();
+    let output = sandbox.check(&file, &[]);
     assert_eq!(output.status.code(), Some(1));
     assert!(
         stderr(&output).contains("not in the image store"),

@@ -97,12 +97,7 @@ fn a_container_without_the_capability_is_denied_loudly() {
         err.contains("has no `timers` capability: those calls will be denied"),
         "{err}"
     );
-    let output = sandbox
-        .shoal()
-        .args(["config", "-q", "--strict", "-f"])
-        .arg(&file)
-        .output()
-        .unwrap();
+    let output = sandbox.check(&file, &["--strict"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("--strict"), "{}", stderr(&output));
 }

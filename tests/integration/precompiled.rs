@@ -37,12 +37,7 @@ fn a_stack_of_precompiled_images_runs() {
         "board/shoal.yaml",
         "containers:\n  sub:\n    image: seq-subscriber.cwasm\n    capabilities: [messaging]\n  pub:\n    image: seq-publisher.cwasm\n    capabilities: [messaging, timers]\n    env: {COUNT: \"20\", PERIOD_MS: \"1\"}\n    depends_on: {sub: {condition: service_started}}\n  hi:\n    image: hello.cwasm\n",
     );
-    let output = sandbox
-        .shoal()
-        .args(["config", "-q", "-f"])
-        .arg(&file)
-        .output()
-        .unwrap();
+    let output = sandbox.check(&file, &[]);
     assert!(output.status.success(), "{}", stderr(&output));
 
     let mut cmd = sandbox.shoal();

@@ -66,6 +66,15 @@ impl Sandbox {
         self.path().join("run")
     }
 
+    /// `shoal config -q [EXTRA...] -f FILE`: validate a compose file the way users do first.
+    pub fn check(&self, file: &Path, extra: &[&str]) -> Output {
+        let file = file.to_str().expect("sandbox paths are UTF-8");
+        let mut args = vec!["config", "-q"];
+        args.extend_from_slice(extra);
+        args.extend(["-f", file]);
+        self.run(&args)
+    }
+
     /// Run `shoal ARGS` to its end (a hang guard of 60 s), returning the output.
     pub fn run(&self, args: &[&str]) -> Output {
         let child = self

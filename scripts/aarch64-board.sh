@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# What a 64-bit Raspberry Pi runs, checked on this machine: the lean shoal (no compiler) built
+# for aarch64-unknown-linux-gnu, images precompiled for it by the full build here, and a stack
+# of them run under qemu-user. Prints the lean binary's size and the stack's output.
+#
+#   scripts/aarch64-board.sh          build, precompile, run (a few minutes the first time)
+#
+# Needs, besides scripts/setup.sh: the Rust target aarch64-unknown-linux-gnu and the Debian
+# packages gcc-aarch64-linux-gnu, libc6-dev-arm64-cross and qemu-user. The script installs
+# them when it runs as root and they are missing. Not part of the test command: building
+# wasmtime a second time, for another target, costs more than the whole test suite.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+TARGET=aarch64-unknown-linux-gnu
+
+die() {
+    echo "aarch64-board.sh: error: $*" >&2
+    exit 1
+}
+
+missing=()
+command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || missing+=(gcc-aarch64-linux-gnu)
+[ -d /usr/aarch64-linux-gnu/lib ] || missing+=(libc6-dev-arm64-cross)
+command -v qemu-aarch64 >/dev/null 2>&1 || missing+=(qemu-user)
+if [ ${#missing[@]} -gt 0 ]; then
+    [ "$(id -u)" = 0 ] || die "missing Debian packages: ${missing[*]} (run as root, or apt-get install them)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+fi
+rustup target list --installed | grep -qx "$TARGET" || rustup target add "$TARGET"
+
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
+echo "aarch64-board.sh: cargo build --release --no-default-features --target $TARGET"
+cargo build --release --no-default-features --target "$TARGET"
+echo "aarch64-board.sh: cargo build --release (the full build, to precompile the images)"
+cargo build --release
+bash scripts/build-guests.sh >/dev/null
+
+lean="target/$TARGET/release/shoal"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+cp "$lean" "$work/shoal" && strip -o "$work/shoal.stripped" "$lean" 2>/dev/null \
+    || aarch64-linux-gnu-strip -o "$work/shoal.stripped" "$lean"
+echo "lean aarch64 binary: $(stat -c %s "$lean") bytes, $(stat -c %s "$work/shoal.stripped") stripped"
+
+target/release/shoal images compile --target "$TARGET" -o "$work/board" \
+    compose-examples/images/seq-subscriber.wasm \
+    compose-examples/images/seq-publisher.wasm \
+    compose-examples/images/hello.wasm
+cat >"$work/board/shoal.yaml" <<'EOF'
+name: board
+containers:
+  sub:
+    image: seq-subscriber.cwasm
+    capabilities: [messaging]
+  pub:
+    image: seq-publisher.cwasm
+    capabilities: [messaging, timers]
+    env: {COUNT: "50", PERIOD_MS: "2"}
+    depends_on: {sub: {condition: service_started}}
+  hi:
+    image: hello.cwasm
+EOF
+
+qemu=(qemu-aarch64 -L /usr/aarch64-linux-gnu)
+export SHOAL_DATA_DIR="$work/data" SHOAL_RUNTIME_DIR="$work/run"
+"${qemu[@]}" "$lean" --version
+"${qemu[@]}" "$lean" config -q -f "$work/board/shoal.yaml"
+# The subscriber never ends by itself: stop the stack once the last message has arrived.
+"${qemu[@]}" "$lean" up -v -f "$work/board/shoal.yaml" >"$work/up.log" 2>&1 &
+up=$!
+for _ in $(seq 1 600); do
+    grep -q "sub | got 49" "$work/up.log" && break
+    kill -0 "$up" 2>/dev/null || break
+    sleep 0.1
+done
+kill -INT "$up" 2>/dev/null || true
+wait "$up" || true
+cat "$work/up.log"
+grep -q "sub | got 49" "$work/up.log" || die "the subscriber did not get all 50 messages"
+grep -q "Hello from a shoal container!" "$work/up.log" || die "hello did not print its banner"
+if grep -qE "GAP|DUP" "$work/up.log"; then die "messages were lost or repeated"; fi
+echo "aarch64-board.sh: the lean aarch64 shoal ran the precompiled stack under qemu-user"
