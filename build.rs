@@ -1,7 +1,8 @@
 //! Records the target triple shoal is built for, so that `shoal images compile` defaults to
 //! it and errors about a precompiled image for another machine can name this one.
 //!
-//! For release builds on x86_64 Linux it also hands the linker `build/startup-functions.txt`,
+//! For release builds on x86_64 Linux it also hands the linker `build/startup-functions.txt`
+//! (`build/startup-functions-lean.txt` without the `compiler` feature: mangled names differ),
 //! the functions that run while a stack starts and runs, so that they sit side by side in the
 //! binary. The kernel maps code 64 KiB around every page touched; scattered, those functions
 //! keep ~7 MB of the binary resident, together ~2 MB. `scripts/startup-order.sh` regenerates
@@ -14,6 +15,7 @@ fn main() {
     println!("cargo:rustc-env=SHOAL_HOST_TARGET={target}");
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=build/startup-functions.txt");
+    println!("cargo:rerun-if-changed=build/startup-functions-lean.txt");
     println!("cargo:rerun-if-env-changed=SHOAL_NO_STARTUP_ORDER");
 
     let release = std::env::var("PROFILE").is_ok_and(|p| p == "release");
@@ -21,7 +23,11 @@ fn main() {
     // rustc links this target with its bundled LLD, which takes the option; other targets
     // link with the system's `ld`, and GNU ld would refuse it.
     if release && wanted && target == "x86_64-unknown-linux-gnu" {
-        let list = Path::new(env!("CARGO_MANIFEST_DIR")).join("build/startup-functions.txt");
+        let name = match std::env::var_os("CARGO_FEATURE_COMPILER") {
+            Some(_) => "build/startup-functions.txt",
+            None => "build/startup-functions-lean.txt",
+        };
+        let list = Path::new(env!("CARGO_MANIFEST_DIR")).join(name);
         if list.is_file() {
             println!(
                 "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}",

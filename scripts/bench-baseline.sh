@@ -17,7 +17,8 @@ work="$(mktemp -d)"
 trap '"$BIN" down -p baseline >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 export SHOAL_DATA_DIR="$work/data" SHOAL_RUNTIME_DIR="$work/run"
 image="$ROOT/compose-examples/images/idle_subscriber.wasm"
-if ! "$BIN" images compile --help >/dev/null 2>&1; then
+# A lean shoal cannot compile: it gets the image precompiled by the full build.
+if ! "$BIN" images compile -o "$work/probe" "$image" >/dev/null 2>&1; then
     "$ROOT/target/release/shoal" images compile -o "$work" "$image" >/dev/null
     image="$work/idle_subscriber.cwasm"
 fi

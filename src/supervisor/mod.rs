@@ -69,8 +69,8 @@ impl std::fmt::Display for Outcome {
 /// The names share one buffer instead of a `String` each, on purpose. The report is built
 /// while the stopped stack's freed memory is full of holes; a thousand small allocations
 /// land all over it, and each keeps its page from going back to the kernel: with a
-/// `String` per name, `down` of 1,000 containers left ~2 MB behind for 20 KB of names,
-/// with one buffer nothing.
+/// `String` per name, `down` of 1,000 containers left ~2 MB behind for 20 KB of names;
+/// with one buffer, under 100 KB stays behind in all.
 #[derive(Debug, Clone, Default)]
 pub struct StackReport {
     names: String,
