@@ -68,7 +68,8 @@ pub fn reexec_without_malloc_cache() {
         } else {
             format!("{current_text}:{MALLOC_TUNABLE}")
         };
-        // Still one thread: nothing else reads the environment while it changes.
+        // Called before anything starts a thread: nothing else reads the environment while
+        // it changes.
         std::env::set_var("GLIBC_TUNABLES", tunables);
         // SAFETY: `path` and the strings behind `argv` are NUL-terminated and outlive the
         // call, and `argv` ends with a null pointer. `execv`, unlike `execvp` (which

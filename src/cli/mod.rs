@@ -447,7 +447,11 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    if !matches!(cli.command, Command::Up(_) | Command::Run(_) | Command::Bench(_)) {
+    if matches!(cli.command, Command::Up(_) | Command::Run(_) | Command::Bench(_)) {
+        // Processes that run containers get the allocator setting that lets their memory
+        // go back after a teardown; the short-lived clients below do not need the exec.
+        crate::procstat::reexec_without_malloc_cache();
+    } else {
         // Short-lived commands die quietly when their reader goes (`shoal ps | head`), as
         // Unix tools do. Never in a process that serves a stack: a client hanging up on
         // the control socket must not kill the containers.
