@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build-guests.sh
-cargo test --all-targets "$@"
+cargo test --workspace --all-targets "$@"

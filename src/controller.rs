@@ -21,7 +21,7 @@ use crate::logs::{LogSink, Stream};
 use crate::procstat::{self, Reclamation};
 use crate::runtime::Runtime;
 use crate::spec::{render_diagnostics, ImageRef, Stack};
-use crate::supervisor::{self, ControlError, Deployed, LoadedImage, StackReport, Supervisor};
+use crate::supervisor::{self, Deployed, LifecycleError, LoadedImage, StackReport, Supervisor};
 use crate::watch::FileWatcher;
 
 /// The name under which the controller's own lines appear in the log.
@@ -229,7 +229,7 @@ impl Controller {
         };
         let mut results = Vec::new();
         for name in names {
-            let result: Result<String, ControlError> = match &request {
+            let result: Result<String, LifecycleError> = match &request {
                 Request::Stop { .. } => self.supervisor.stop(&name).await.map(|o| format!("stopped ({o})")),
                 Request::Kill { .. } => self.supervisor.kill(&name).await.map(|o| format!("killed ({o})")),
                 Request::Start { .. } => self.supervisor.start(&name).map(|()| "started".to_owned()),

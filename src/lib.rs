@@ -16,6 +16,8 @@ pub mod images;
 pub mod logs;
 pub mod procstat;
 pub mod runtime;
-pub mod spec;
 pub mod supervisor;
 pub mod watch;
+
+/// The compose file (its own crate, with no engine in it), under the name the modules use.
+pub use shoal_spec as spec;

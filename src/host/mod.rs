@@ -329,65 +329,7 @@ pub fn add_to_linker<T: Send + 'static>(
     Ok(())
 }
 
-/// What an `env` import needs, for validate-time checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ImportKind {
-    /// shoal serves it; `capability` is the grant it needs (`None`: always available, or
-    /// depends on arguments, like `ocre_register_dispatcher`).
-    Served {
-        capability: Option<Capability>,
-    },
-    /// Part of the Ocre API, not served yet.
-    NotYet {
-        reason: &'static str,
-    },
-    Unknown,
-}
-
-/// Every function [`add_to_linker`] registers, with the capability it needs.
-pub const SERVED: &[(&str, Option<Capability>)] = &[
-    ("ocre_sleep", None),
-    ("ocre_get_event", None),
-    ("ocre_register_dispatcher", None),
-    ("uname", None),
-    ("ocre_publish_message", Some(Capability::Messaging)),
-    ("ocre_subscribe_message", Some(Capability::Messaging)),
-    ("ocre_messaging_free_module_event_data", Some(Capability::Messaging)),
-    ("ocre_timer_create", Some(Capability::Timers)),
-    ("ocre_timer_start", Some(Capability::Timers)),
-    ("ocre_timer_stop", Some(Capability::Timers)),
-    ("ocre_timer_delete", Some(Capability::Timers)),
-    ("ocre_timer_get_remaining", Some(Capability::Timers)),
-    ("ocre_sensors_init", Some(Capability::Sensors)),
-    ("ocre_sensors_discover", Some(Capability::Sensors)),
-    ("ocre_sensors_open", Some(Capability::Sensors)),
-    ("ocre_sensors_get_handle", Some(Capability::Sensors)),
-    ("ocre_sensors_get_channel_count", Some(Capability::Sensors)),
-    ("ocre_sensors_get_channel_type", Some(Capability::Sensors)),
-    ("ocre_sensors_read", Some(Capability::Sensors)),
-    ("ocre_sensors_open_by_name", Some(Capability::Sensors)),
-    ("ocre_sensors_get_handle_by_name", Some(Capability::Sensors)),
-    ("ocre_sensors_get_channel_count_by_name", Some(Capability::Sensors)),
-    ("ocre_sensors_get_channel_type_by_name", Some(Capability::Sensors)),
-    ("ocre_sensors_read_by_name", Some(Capability::Sensors)),
-    ("ocre_sensors_get_list", Some(Capability::Sensors)),
-];
-
-/// Classify an import from module `env`. `memory` is served by the runtime itself.
-pub fn classify_env_import(name: &str) -> ImportKind {
-    if name == "memory" {
-        return ImportKind::Served { capability: None };
-    }
-    if let Some((_, cap)) = SERVED.iter().find(|(n, _)| *n == name) {
-        return ImportKind::Served { capability: *cap };
-    }
-    if name.starts_with("ocre_gpio_") {
-        return ImportKind::NotYet {
-            reason: "GPIO is not supported yet",
-        };
-    }
-    ImportKind::Unknown
-}
+pub use shoal_abi::{classify_env_import, ImportKind, SERVED};
 
 #[cfg(test)]
 pub(crate) mod testutil;
@@ -413,24 +355,5 @@ mod tests {
             (host.mailbox_capacity, host.max_timers, host.max_subscriptions),
             (3, 4, 5)
         );
-    }
-
-    #[test]
-    fn classify() {
-        assert_eq!(
-            classify_env_import("ocre_publish_message"),
-            ImportKind::Served {
-                capability: Some(Capability::Messaging)
-            }
-        );
-        assert_eq!(
-            classify_env_import("ocre_sleep"),
-            ImportKind::Served { capability: None }
-        );
-        assert!(matches!(
-            classify_env_import("ocre_gpio_pin_set"),
-            ImportKind::NotYet { .. }
-        ));
-        assert_eq!(classify_env_import("printf"), ImportKind::Unknown);
     }
 }

@@ -194,9 +194,10 @@ pub struct LoadedImage {
     pub digest: String,
 }
 
-/// Why a lifecycle request was refused.
+/// Why a lifecycle request (stop, start, pause ...) on one container was refused; the
+/// control plane carries it to the client as that container's result.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ControlError {
+pub enum LifecycleError {
     #[error("no container named `{0}` in this stack")]
     NoSuchContainer(String),
     #[error("container `{0}` is not running")]
@@ -373,11 +374,11 @@ impl Supervisor {
         self.spawn(self.containers.len() - 1, None);
     }
 
-    fn index(&self, name: &str) -> Result<usize, ControlError> {
+    fn index(&self, name: &str) -> Result<usize, LifecycleError> {
         self.containers
             .iter()
             .position(|c| c.spec.name == name)
-            .ok_or_else(|| ControlError::NoSuchContainer(name.to_owned()))
+            .ok_or_else(|| LifecycleError::NoSuchContainer(name.to_owned()))
     }
 
     fn publish_board(&self) {
@@ -512,12 +513,12 @@ impl Supervisor {
     }
 
     /// `shoal stop NAME`: stop it and keep it stopped (no restart policy applies).
-    pub async fn stop(&mut self, name: &str) -> Result<Outcome, ControlError> {
+    pub async fn stop(&mut self, name: &str) -> Result<Outcome, LifecycleError> {
         self.operator_halt(name, "stop", None).await
     }
 
     /// `shoal kill NAME`: like stop, without waiting for `stop_timeout`.
-    pub async fn kill(&mut self, name: &str) -> Result<Outcome, ControlError> {
+    pub async fn kill(&mut self, name: &str) -> Result<Outcome, LifecycleError> {
         self.operator_halt(name, "kill", Some(Duration::ZERO)).await
     }
 
@@ -526,11 +527,11 @@ impl Supervisor {
         name: &str,
         action: &str,
         timeout: Option<Duration>,
-    ) -> Result<Outcome, ControlError> {
+    ) -> Result<Outcome, LifecycleError> {
         let index = self.index(name)?;
         let container = &self.containers[index];
         if container.run.is_none() {
-            return Err(ControlError::NotRunning(name.to_owned()));
+            return Err(LifecycleError::NotRunning(name.to_owned()));
         }
         container.status.mark_stopped_by_operator(true);
         let timeout = timeout.unwrap_or(container.spec.stop_timeout);
@@ -545,14 +546,14 @@ impl Supervisor {
     }
 
     /// `shoal start NAME`: start a container that is not running (stopped, exited, failed).
-    pub fn start(&mut self, name: &str) -> Result<(), ControlError> {
+    pub fn start(&mut self, name: &str) -> Result<(), LifecycleError> {
         let index = self.index(name)?;
         let container = &self.containers[index];
         if container.run.is_some() {
-            return Err(ControlError::AlreadyRunning(name.to_owned()));
+            return Err(LifecycleError::AlreadyRunning(name.to_owned()));
         }
         if container.image.is_none() {
-            return Err(ControlError::NoImage(name.to_owned()));
+            return Err(LifecycleError::NoImage(name.to_owned()));
         }
         container.status.mark_stopped_by_operator(false);
         self.spawn(index, None);
@@ -560,7 +561,7 @@ impl Supervisor {
     }
 
     /// `shoal restart NAME`: stop (if running), then start.
-    pub async fn restart(&mut self, name: &str) -> Result<(), ControlError> {
+    pub async fn restart(&mut self, name: &str) -> Result<(), LifecycleError> {
         let index = self.index(name)?;
         if self.containers[index].run.is_some() {
             let timeout = self.containers[index].spec.stop_timeout;
@@ -573,11 +574,11 @@ impl Supervisor {
     /// `shoal pause NAME` / `unpause`: a paused container runs no guest code (it is held
     /// at its next epoch tick or host-call return) and keeps all its state; messages for
     /// it queue in its mailbox under the usual bound.
-    pub fn set_paused(&mut self, name: &str, paused: bool) -> Result<bool, ControlError> {
+    pub fn set_paused(&mut self, name: &str, paused: bool) -> Result<bool, LifecycleError> {
         let index = self.index(name)?;
         let container = &self.containers[index];
         if container.run.is_none() {
-            return Err(ControlError::NotRunning(name.to_owned()));
+            return Err(LifecycleError::NotRunning(name.to_owned()));
         }
         let changed = container.status.probe.set_paused(paused);
         if changed {

@@ -94,32 +94,7 @@ pub struct ContainerSpec {
     pub sensors: Vec<String>,
 }
 
-/// A fine-grained grant. `ocre:api` in the file expands to messaging + timers + sensors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Capability {
-    Messaging,
-    Timers,
-    Sensors,
-}
-
-impl Capability {
-    pub const ALL: [Capability; 3] = [Capability::Messaging, Capability::Timers, Capability::Sensors];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Capability::Messaging => "messaging",
-            Capability::Timers => "timers",
-            Capability::Sensors => "sensors",
-        }
-    }
-}
-
-impl std::fmt::Display for Capability {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use shoal_abi::Capability;
 
 /// A host folder visible to the guest (WASI preopen).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

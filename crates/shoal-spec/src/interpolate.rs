@@ -286,7 +286,7 @@ mod tests {
 
     #[test]
     fn tree_values_not_keys() {
-        let (mut n, _) = crate::spec::node::parse("${A}: ${A}\nn: ${N}\n").unwrap();
+        let (mut n, _) = crate::node::parse("${A}: ${A}\nn: ${N}\n").unwrap();
         let mut p = Vec::new();
         interpolate_tree(&mut n, &env(), &mut p);
         assert!(p.is_empty());

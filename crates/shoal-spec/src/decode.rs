@@ -323,8 +323,6 @@ pub fn sanitize_name(s: &str) -> String {
     }
 }
 
-const CAPABILITY_NAMES: &[&str] = &["messaging", "timers", "sensors", "ocre:api"];
-
 /// Decodes the whole document.
 pub fn decode(root: &Node, ctx: &mut Ctx) -> Decoded {
     let mut out = Decoded::default();
@@ -674,14 +672,16 @@ fn decode_container(
                 d.capabilities_pos = k.pos;
                 if let Some(items) = ctx.strings(v, &kp, "`capabilities`", false) {
                     for (c, pos) in items {
-                        match c.as_str() {
-                            "messaging" => drop(d.capabilities.insert(Capability::Messaging)),
-                            "timers" => drop(d.capabilities.insert(Capability::Timers)),
-                            "sensors" => drop(d.capabilities.insert(Capability::Sensors)),
-                            "ocre:api" => d.capabilities.extend(Capability::ALL),
-                            other => {
-                                let hint = did_you_mean_hint(other, CAPABILITY_NAMES.iter().copied())
-                                    .or_else(|| Some(format!("known capabilities: {}", CAPABILITY_NAMES.join(", "))));
+                        match Capability::parse_grant(&c) {
+                            Some(granted) => d.capabilities.extend(granted.iter().copied()),
+                            None => {
+                                let other = c.as_str();
+                                let hint = did_you_mean_hint(other, Capability::names()).or_else(|| {
+                                    Some(format!(
+                                        "known capabilities: {}",
+                                        Capability::names().collect::<Vec<_>>().join(", ")
+                                    ))
+                                });
                                 ctx.error(
                                     pos,
                                     &kp,

@@ -399,6 +399,7 @@ mod tests {
     /// `SHOAL_UPDATE_SCHEMA=1 cargo test schema`.
     #[test]
     fn schema_file_is_up_to_date() {
+        crate::tests::at_repo_root();
         let want = rendered();
         if std::env::var_os("SHOAL_UPDATE_SCHEMA").is_some_and(|v| v == "1") {
             std::fs::create_dir_all("schemas").unwrap();

@@ -6,6 +6,18 @@ use std::path::Path;
 const GOLDEN_DIR: &str = "tests/golden/config";
 const KNOWN_DIGEST: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 
+/// The golden files live at the repository root (the binary's integration tests read them
+/// too); cargo runs this crate's tests in `crates/shoal-spec`. Every test that names a
+/// relative path moves there first; the folder is the same for all, so the order of
+/// tests does not matter.
+pub(crate) fn at_repo_root() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        std::env::set_current_dir(root).expect("the repository root exists");
+    });
+}
+
 fn golden_env() -> HashMap<String, String> {
     [("GREETING", "hello"), ("REPLICAS", "2")]
         .into_iter()
@@ -20,6 +32,7 @@ fn lookup(d: &str) -> Option<PathBuf> {
 /// Renders a load result as the CLI would print it, with the machine-specific package root
 /// replaced by `$ROOT` so golden files are portable.
 fn render(result: &Result<(Stack, Vec<Diagnostic>), Vec<Diagnostic>>) -> String {
+    at_repo_root();
     let diags = match result {
         Ok((_, w)) => w,
         Err(e) => e,
@@ -32,6 +45,7 @@ fn render(result: &Result<(Stack, Vec<Diagnostic>), Vec<Diagnostic>>) -> String 
 /// `NAME.stderr`. Regenerate with `SHOAL_UPDATE_GOLDEN=1 cargo test --lib spec`.
 #[test]
 fn golden_diagnostics() {
+    at_repo_root();
     let update = std::env::var_os("SHOAL_UPDATE_GOLDEN").is_some_and(|v| v == "1");
     let mut entries: Vec<_> = std::fs::read_dir(GOLDEN_DIR)
         .unwrap()
@@ -70,6 +84,7 @@ fn golden_diagnostics() {
 /// The acceptance case: five kinds of mistakes, all in one run, each with file:line:col.
 #[test]
 fn all_five_mistakes_in_one_run() {
+    at_repo_root();
     let env = HashMap::new();
     let opts = LoadOptions {
         env: &env,
@@ -426,6 +441,7 @@ fn find_compose_file_order() {
 
 #[test]
 fn missing_file() {
+    at_repo_root();
     let env = HashMap::new();
     let opts = LoadOptions {
         env: &env,
@@ -439,6 +455,7 @@ fn missing_file() {
 
 #[test]
 fn golden_ok_file_loads() {
+    at_repo_root();
     let env = golden_env();
     let opts = LoadOptions {
         env: &env,
