@@ -77,7 +77,7 @@ fn bridge_spec(
     export: bool,
     queue: usize,
 ) -> Result<BridgeSpec, BenchError> {
-    let parsed = parse_url(url).map_err(|(message, _)| BenchError::Stack(message))?;
+    let parsed = parse_url(url).map_err(|e| BenchError::Stack(e.message))?;
     let (export, import) = if export {
         (
             vec![ExportRule {

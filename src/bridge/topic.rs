@@ -6,8 +6,13 @@
 //! * Import: a broker topic matching the MQTT filter `remote` becomes `local + rest`, where
 //!   `rest` is what follows the filter's literal part (the levels before its first
 //!   wildcard). Several matching rules: the first in file order wins.
+//!
+//! MQTT topic syntax itself (filter matching, valid topic names) is the spec crate's
+//! [`crate::spec::topic`], the same leaf the bridge decoder checks the file's rules with.
 
-use crate::spec::{bridges::filter_literal_prefix, ExportRule, ImportRule};
+use crate::spec::topic::filter_literal_prefix;
+pub use crate::spec::topic::{filter_matches, invalid_topic_name};
+use crate::spec::{ExportRule, ImportRule};
 
 /// The broker topic for a local topic, and the rule that exports it; `None` when no rule
 /// covers it.
@@ -20,21 +25,6 @@ pub fn export_topic<'r>(rules: &'r [ExportRule], local_topic: &str) -> Option<(S
     Some((format!("{}{rest}", rule.remote), rule))
 }
 
-/// Why a mapped topic cannot be published on an MQTT broker.
-pub fn invalid_topic_name(topic: &str) -> Option<&'static str> {
-    if topic.is_empty() {
-        Some("it is empty")
-    } else if topic.contains(['+', '#']) {
-        Some("it contains an MQTT wildcard (`+` or `#`)")
-    } else if topic.contains('\0') {
-        Some("it contains a NUL character")
-    } else if topic.len() > usize::from(u16::MAX) {
-        Some("it is longer than 65535 bytes")
-    } else {
-        None
-    }
-}
-
 /// The local topic for a broker topic, and the rule that imports it.
 pub fn import_topic<'r>(rules: &'r [ImportRule], remote_topic: &str) -> Option<(String, &'r ImportRule)> {
     let rule = rules.iter().find(|r| filter_matches(&r.remote, remote_topic))?;
@@ -42,26 +32,6 @@ pub fn import_topic<'r>(rules: &'r [ImportRule], remote_topic: &str) -> Option<(
     // `a/#` also matches `a` itself, which is shorter than the literal part `a/`.
     let rest = remote_topic.get(literal.len()..).unwrap_or("");
     Some((format!("{}{rest}", rule.local), rule))
-}
-
-/// MQTT filter matching: `+` is exactly one level, a final `#` is any number of levels
-/// (including none: `a/#` matches `a`). Topics starting with `$` match no filter that
-/// starts with a wildcard, as the MQTT specification requires.
-pub fn filter_matches(filter: &str, topic: &str) -> bool {
-    if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
-        return false;
-    }
-    let mut filter_levels = filter.split('/');
-    let mut topic_levels = topic.split('/');
-    loop {
-        match (filter_levels.next(), topic_levels.next()) {
-            (Some("#"), _) => return true,
-            (Some("+"), Some(_)) => {}
-            (Some(f), Some(t)) if f == t => {}
-            (None, None) => return true,
-            _ => return false,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -100,34 +70,6 @@ mod tests {
             export_topic(&[export("temp", "t")], "temperature").unwrap().0,
             "terature"
         );
-    }
-
-    #[test]
-    fn invalid_names_for_a_broker() {
-        assert!(invalid_topic_name("a/b").is_none());
-        assert!(invalid_topic_name("").is_some());
-        assert!(invalid_topic_name("a/#").is_some());
-        assert!(invalid_topic_name("a/+/b").is_some());
-        assert!(invalid_topic_name(&"x".repeat(70_000)).is_some());
-    }
-
-    #[test]
-    fn filters_match_like_mqtt() {
-        assert!(filter_matches("a/#", "a/b/c"));
-        assert!(filter_matches("a/#", "a"));
-        assert!(filter_matches("#", "anything/at/all"));
-        assert!(filter_matches("a/+/c", "a/b/c"));
-        assert!(!filter_matches("a/+/c", "a/b/d"));
-        assert!(!filter_matches("a/+/c", "a/b/c/d"));
-        assert!(filter_matches("a/+", "a/"));
-        assert!(!filter_matches("a/+", "a"));
-        assert!(filter_matches("+/+", "/x"));
-        assert!(filter_matches("a/b", "a/b"));
-        assert!(!filter_matches("a/b", "a/bc"));
-        assert!(!filter_matches("a/b", "a/b/c"));
-        assert!(!filter_matches("#", "$SYS/broker/load"));
-        assert!(!filter_matches("+/broker", "$SYS/broker"));
-        assert!(filter_matches("$SYS/#", "$SYS/broker"));
     }
 
     #[test]

@@ -25,8 +25,10 @@ pub mod decode;
 pub mod diagnostic;
 pub mod interpolate;
 pub mod model;
+pub mod names;
 pub mod node;
 pub mod schema;
+pub mod topic;
 pub mod units;
 pub mod validate;
 
@@ -35,6 +37,7 @@ use std::path::{Path, PathBuf};
 
 pub use diagnostic::{render_diagnostics, Diagnostic, Severity};
 pub use model::*;
+pub use names::ProjectName;
 pub use schema::json_schema;
 
 /// What `load` needs from the outside world, passed in so `spec` stays free of global state.
@@ -118,13 +121,10 @@ pub fn load_str(text: &str, path: &Path, opts: &LoadOptions) -> Result<(Stack, V
 
     let mut decoded = decode::decode(&root, &mut ctx);
     let containers = validate::assemble(&decoded, &mut ctx);
-    let name = decoded.name.clone().unwrap_or_else(|| {
-        let folder = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        decode::sanitize_name(&folder)
-    });
+    let name = decoded
+        .name
+        .clone()
+        .unwrap_or_else(|| names::ProjectName::from_dir(&dir).into_string());
     let mut bridges = std::mem::take(&mut decoded.bridges);
     bridges::fill_client_ids(&mut bridges, &name, &mut ctx);
 

@@ -1,0 +1,189 @@
+//! The decoding context: where diagnostics go, and typed accessors that read one node and
+//! report a type error when it is not what the key needs, so each section's decoder states
+//! only its own rules.
+
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use crate::diagnostic::Diagnostic;
+use crate::model::Location;
+use crate::node::{Key, Node, Pos, Value};
+use crate::units::parse_duration;
+use crate::LoadOptions;
+
+/// Collects diagnostics and knows how to turn a [`Pos`] into a [`Location`].
+pub struct Ctx<'a> {
+    /// The compose file as the caller named it (messages use this).
+    pub file: PathBuf,
+    /// Absolute folder of the compose file (relative paths are resolved against it).
+    pub dir: PathBuf,
+    pub opts: &'a LoadOptions<'a>,
+    pub diags: Vec<Diagnostic>,
+    /// Every env file the stack reads (absolute), for `up --watch`.
+    pub env_files: Vec<PathBuf>,
+}
+
+impl Ctx<'_> {
+    pub fn loc(&self, pos: Pos) -> Location {
+        Location {
+            file: self.file.clone(),
+            line: pos.line,
+            column: pos.column,
+        }
+    }
+
+    pub fn error(&mut self, pos: Pos, key: &str, message: impl Into<String>, hint: Option<String>) {
+        let d = Diagnostic::error(Some(self.loc(pos)), key, message).with_hint_opt(hint);
+        self.diags.push(d);
+    }
+
+    pub fn warn(&mut self, pos: Pos, key: &str, message: impl Into<String>, hint: Option<String>) {
+        let d = Diagnostic::warning(Some(self.loc(pos)), key, message).with_hint_opt(hint);
+        self.diags.push(d);
+    }
+
+    /// Resolves a path written in the file against the compose file's folder.
+    pub fn resolve(&self, p: &str) -> PathBuf {
+        normalize(&self.dir.join(p))
+    }
+
+    pub(crate) fn type_error(&mut self, node: &Node, key: &str, what: &str, expected: &str) {
+        self.error(
+            node.pos,
+            key,
+            format!("{what} must be {expected}, found {}", node.value.kind()),
+            None,
+        );
+    }
+
+    /// A mapping's entries; reports a type error otherwise.
+    pub(crate) fn map<'n>(&mut self, node: &'n Node, key: &str, what: &str) -> Option<&'n [(Key, Node)]> {
+        match &node.value {
+            Value::Map(m) => Some(m),
+            _ => {
+                self.type_error(node, key, what, "a mapping");
+                None
+            }
+        }
+    }
+
+    /// A string scalar.
+    pub(crate) fn string(&mut self, node: &Node, key: &str, what: &str) -> Option<String> {
+        match &node.value {
+            Value::Str(s) => Some(s.clone()),
+            _ => {
+                self.type_error(node, key, what, "a string");
+                None
+            }
+        }
+    }
+
+    /// An integer; a string that is an integer is accepted (it may come from `${VAR}`).
+    pub(crate) fn int(&mut self, node: &Node, key: &str, what: &str) -> Option<i64> {
+        match &node.value {
+            Value::Int(i) => Some(*i),
+            Value::Str(s) if s.trim().parse::<i64>().is_ok() => s.trim().parse().ok(),
+            _ => {
+                self.type_error(node, key, what, "an integer");
+                None
+            }
+        }
+    }
+
+    /// A number; an integer or numeric string is accepted.
+    pub(crate) fn float(&mut self, node: &Node, key: &str, what: &str) -> Option<f64> {
+        let f = match &node.value {
+            Value::Int(i) => Some(*i as f64),
+            Value::Float(f) => Some(*f),
+            Value::Str(s) => s.trim().parse::<f64>().ok(),
+            _ => None,
+        };
+        match f {
+            Some(f) if f.is_finite() => Some(f),
+            _ => {
+                self.type_error(node, key, what, "a finite number");
+                None
+            }
+        }
+    }
+
+    /// A boolean; `"true"`/`"false"` strings are accepted (they may come from `${VAR}`).
+    pub(crate) fn bool(&mut self, node: &Node, key: &str, what: &str) -> Option<bool> {
+        match &node.value {
+            Value::Bool(b) => Some(*b),
+            Value::Str(s) if s == "true" => Some(true),
+            Value::Str(s) if s == "false" => Some(false),
+            _ => {
+                self.type_error(node, key, what, "`true` or `false`");
+                None
+            }
+        }
+    }
+
+    /// A duration such as `5s` or `1m 30s` ([`parse_duration`]). An integer is read as its
+    /// text so that `5` gets the "no unit" message rather than a type error. `example` is the
+    /// duration the type error suggests (`5s`, `30s`): one a user would write for this key.
+    pub(crate) fn duration(&mut self, node: &Node, key: &str, what: &str, example: &str) -> Option<Duration> {
+        let parsed = match &node.value {
+            Value::Str(s) => parse_duration(s),
+            Value::Int(i) => parse_duration(&i.to_string()),
+            other => Err(format!(
+                "{what} must be a duration such as `{example}`, found {}",
+                other.kind()
+            )),
+        };
+        match parsed {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.error(node.pos, key, e, None);
+                None
+            }
+        }
+    }
+
+    /// A list of strings (scalars converted to text when `loose`). Bad items are reported
+    /// and skipped.
+    pub(crate) fn strings(&mut self, node: &Node, key: &str, what: &str, loose: bool) -> Option<Vec<(String, Pos)>> {
+        let Value::Seq(items) = &node.value else {
+            self.type_error(node, key, what, "a list");
+            return None;
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let text = if loose {
+                item.value.scalar_text()
+            } else if let Value::Str(s) = &item.value {
+                Some(s.clone())
+            } else {
+                None
+            };
+            match text {
+                Some(t) => out.push((t, item.pos)),
+                None => self.type_error(
+                    item,
+                    &format!("{key}[{i}]"),
+                    &format!("each item of {what}"),
+                    "a string",
+                ),
+            }
+        }
+        Some(out)
+    }
+}
+
+/// Lexically cleans a path (drops `.`, folds `..`) so messages show the path a user would type.
+pub fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}

@@ -1,0 +1,182 @@
+//! `limits:`: memory, CPU share and the per-container counts, with the keys people bring
+//! from elsewhere (`cpus`, `pids`, ...) answered with what to write instead.
+
+use super::Ctx;
+use crate::diagnostic::did_you_mean_hint;
+use crate::model::{CpuShare, Limits};
+use crate::node::{Key, Node, Value};
+use crate::schema::LimitsFile;
+use crate::units::{cpu_milli, parse_cpu, parse_memory};
+
+/// Keys people write under `limits:` that shoal does not have, with what to write instead.
+const LIMIT_LOOKALIKES: &[(&str, &str, &str)] = &[
+    // (key, message, hint)
+    (
+        "cpus",
+        "shoal calls it `limits.cpu`",
+        "write `cpu: 0.5` (a share of one core) or `cpu: 50%`",
+    ),
+    ("timers", "shoal calls it `limits.max_timers`", "write `max_timers: 16`"),
+    (
+        "subscriptions",
+        "shoal calls it `limits.max_subscriptions`",
+        "write `max_subscriptions: 64`",
+    ),
+    (
+        "mailbox",
+        "shoal calls it `limits.queue`",
+        "write `queue: 64` (messages)",
+    ),
+    (
+        "stack",
+        "the wasm stack depth is one setting for the whole process (wasmtime sets it per engine), not per container",
+        "start shoal with `--max-wasm-stack SIZE` (default 512KiB)",
+    ),
+    (
+        "fuel",
+        "shoal meters CPU by time, not by fuel",
+        "write `cpu: 0.5` (a share of one core)",
+    ),
+    ("pids", "a WebAssembly guest cannot start processes", "remove `pids`"),
+];
+
+pub(super) fn decode_limits(m: &[(Key, Node)], key: &str, ctx: &mut Ctx) -> Limits {
+    let mut limits = Limits::default();
+    for (k, v) in m {
+        let kp = format!("{key}.{}", k.name);
+        if let Some((_, message, hint)) = LIMIT_LOOKALIKES.iter().find(|(name, ..)| *name == k.name) {
+            ctx.error(
+                k.pos,
+                &kp,
+                format!("`limits.{}`: {message}", k.name),
+                Some((*hint).into()),
+            );
+            continue;
+        }
+        if !LimitsFile::KEYS.contains(&k.name.as_str()) {
+            let hint = did_you_mean_hint(&k.name, LimitsFile::KEYS.iter().copied());
+            ctx.error(k.pos, &kp, format!("unknown key `{}` in `limits`", k.name), hint);
+            continue;
+        }
+        if matches!(v.value, Value::Null) {
+            continue;
+        }
+        match k.name.as_str() {
+            "memory" => {
+                if let Some(bytes) = decode_memory_limit(v, &kp, ctx) {
+                    limits.memory = Some(bytes);
+                }
+            }
+            "cpu" => limits.cpu = decode_cpu_limit(v, &kp, ctx).or(limits.cpu),
+            name => {
+                let Some(n) = decode_count_limit(v, &kp, name, ctx) else {
+                    continue;
+                };
+                match name {
+                    "max_timers" => limits.max_timers = n,
+                    "queue" => limits.queue = n,
+                    _ => limits.max_subscriptions = n,
+                }
+            }
+        }
+    }
+    limits
+}
+
+/// Largest `limits.memory`: a wasm32 memory cannot be larger.
+const MAX_MEMORY_LIMIT: u64 = 4 << 30;
+
+fn decode_memory_limit(v: &Node, kp: &str, ctx: &mut Ctx) -> Option<u64> {
+    let parsed = match &v.value {
+        Value::Int(i) if *i >= 0 => Ok(*i as u64),
+        Value::Str(s) => parse_memory(s),
+        other => Err(format!(
+            "`limits.memory` must be a size such as `1MiB`, found {}",
+            other.kind()
+        )),
+    };
+    match parsed {
+        Ok(b) if b < 65536 => ctx.error(
+            v.pos,
+            kp,
+            format!("`limits.memory` must be at least 64KiB (one wasm page), found {b} bytes"),
+            None,
+        ),
+        Ok(b) if b > MAX_MEMORY_LIMIT => ctx.error(
+            v.pos,
+            kp,
+            format!("`limits.memory` must be at most 4GiB (a wasm32 memory cannot grow further), found {b} bytes"),
+            None,
+        ),
+        Ok(b) => return Some(b),
+        Err(e) => ctx.error(v.pos, kp, e, None),
+    }
+    None
+}
+
+fn decode_cpu_limit(v: &Node, kp: &str, ctx: &mut Ctx) -> Option<CpuShare> {
+    let milli = match &v.value {
+        Value::Int(i) => u32::try_from(*i).ok().and_then(|i| i.checked_mul(1000)).ok_or(()),
+        Value::Float(f) => cpu_milli(f * 1000.0).ok_or(()),
+        Value::Str(s) => match parse_cpu(s) {
+            Ok(m) => Ok(m),
+            Err(e) => {
+                ctx.error(v.pos, kp, e, None);
+                return None;
+            }
+        },
+        other => {
+            ctx.error(
+                v.pos,
+                kp,
+                format!(
+                    "`limits.cpu` must be a share of one core such as `0.25` or `25%`, found {}",
+                    other.kind()
+                ),
+                None,
+            );
+            return None;
+        }
+    };
+    if let Some(share) = milli.ok().and_then(CpuShare::from_milli) {
+        return Some(share);
+    }
+    let written = match &v.value {
+        Value::Str(s) => s.clone(),
+        Value::Int(i) => i.to_string(),
+        Value::Float(f) => f.to_string(),
+        _ => String::new(),
+    };
+    ctx.error(
+        v.pos,
+        kp,
+        format!("`limits.cpu` must be between 0.01 (1%) and 1 (one core), found `{written}`"),
+        Some("every container runs on shoal's one executor thread, so one core is the most a container can get".into()),
+    );
+    None
+}
+
+fn decode_count_limit(v: &Node, kp: &str, name: &str, ctx: &mut Ctx) -> Option<u32> {
+    let max = Limits::MAX_COUNT;
+    match &v.value {
+        Value::Int(i) if (1..=i64::from(max)).contains(i) => u32::try_from(*i).ok(),
+        Value::Int(i) => {
+            ctx.error(
+                v.pos,
+                kp,
+                format!("`limits.{name}` must be between 1 and {max}, found {i}"),
+                None,
+            );
+            None
+        }
+        other => {
+            ctx.error(
+                v.pos,
+                kp,
+                format!("`limits.{name}` must be a whole number, found {}", other.kind()),
+                None,
+            );
+            None
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! The top-level `sensors:` section: named host sensors (`rng`, `file`, `hwmon`) that
+//! containers list by name.
+
+use std::collections::BTreeMap;
+
+use super::Ctx;
+use crate::diagnostic::did_you_mean_hint;
+use crate::model::{SensorKind, SensorSpec};
+use crate::node::{Key, Node, Value};
+use crate::schema::SensorFile;
+
+/// Largest `channels:` of an `rng` sensor.
+const MAX_CHANNELS: i64 = 1024;
+
+pub(super) fn decode_sensors(node: &Node, ctx: &mut Ctx) -> BTreeMap<String, SensorSpec> {
+    let mut out = BTreeMap::new();
+    if matches!(node.value, Value::Null) {
+        return out;
+    }
+    let Some(entries) = ctx.map(node, "sensors", "`sensors`") else {
+        return out;
+    };
+    for (k, v) in entries {
+        if let Some(sensor) = decode_sensor(k, v, ctx) {
+            out.insert(k.name.clone(), sensor);
+        }
+    }
+    out
+}
+
+/// One sensor's known fields, with the key path messages use.
+struct Fields<'n> {
+    path: String,
+    fields: Vec<&'n (Key, Node)>,
+}
+
+impl<'n> Fields<'n> {
+    fn get(&self, name: &str) -> Option<(&'n Key, &'n Node)> {
+        self.fields
+            .iter()
+            .find(|(fk, _)| fk.name == name)
+            .map(|(fk, fv)| (fk, fv))
+    }
+
+    /// Reports `field` when it is set on a sensor whose `kind` has no use for it.
+    fn not_for(&self, ctx: &mut Ctx, field: &str, kind: &str) {
+        if let Some((fk, _)) = self.get(field) {
+            ctx.error(
+                fk.pos,
+                &format!("{}.{field}", self.path),
+                format!("`{field}` does not apply to `{kind}` sensors"),
+                None,
+            );
+        }
+    }
+}
+
+fn decode_sensor(k: &Key, v: &Node, ctx: &mut Ctx) -> Option<SensorSpec> {
+    let path = format!("sensors.{}", k.name);
+    if k.name.trim().is_empty() || k.name.contains('\0') {
+        ctx.error(k.pos, &path, "sensor names must not be empty", None);
+        return None;
+    }
+    let context = format!("in sensor `{}`", k.name);
+    let m = ctx.map(v, &path, &format!("sensor `{}`", k.name))?;
+    let fields = ctx.check_keys(m, SensorFile::KEYS, None, &path, &context);
+    let f = Fields { path, fields };
+    let Some((_, kind_node)) = f.get("kind") else {
+        ctx.error(
+            k.pos,
+            &f.path,
+            format!("sensor `{}` has no `kind`", k.name),
+            Some("add `kind: rng`, `kind: file` or `kind: hwmon`".into()),
+        );
+        return None;
+    };
+    let kind = ctx.string(kind_node, &format!("{}.kind", f.path), "`kind`")?;
+    match kind.as_str() {
+        "rng" => Some(decode_rng(k, &f, ctx)),
+        "file" | "hwmon" => decode_file_sensor(k, &kind, &f, ctx),
+        other => {
+            let hint =
+                did_you_mean_hint(other, ["rng", "file", "hwmon"]).or(Some("use `rng`, `file` or `hwmon`".into()));
+            ctx.error(
+                kind_node.pos,
+                &format!("{}.kind", f.path),
+                format!("unknown sensor kind `{other}`"),
+                hint,
+            );
+            None
+        }
+    }
+}
+
+/// An `rng` sensor: `channels` (default 1) and `range` (default `[0, 100]`); a bad value is
+/// reported and its default kept.
+fn decode_rng(k: &Key, f: &Fields, ctx: &mut Ctx) -> SensorSpec {
+    let path = &f.path;
+    f.not_for(ctx, "path", "rng");
+    f.not_for(ctx, "scale", "rng");
+    let mut channels = 1u32;
+    if let Some((_, cn)) = f.get("channels") {
+        if let Some(c) = ctx.int(cn, &format!("{path}.channels"), "`channels`") {
+            if (1..=MAX_CHANNELS).contains(&c) {
+                channels = c as u32;
+            } else {
+                ctx.error(
+                    cn.pos,
+                    &format!("{path}.channels"),
+                    format!("`channels` must be between 1 and {MAX_CHANNELS}, found {c}"),
+                    None,
+                );
+            }
+        }
+    }
+    let (min, max) = f
+        .get("range")
+        .and_then(|(_, rn)| decode_range(rn, path, ctx))
+        .unwrap_or((0.0, 100.0));
+    SensorSpec {
+        name: k.name.clone(),
+        kind: SensorKind::Rng { min, max },
+        channels,
+    }
+}
+
+/// `range: [min, max]` with min < max.
+fn decode_range(rn: &Node, path: &str, ctx: &mut Ctx) -> Option<(f64, f64)> {
+    let rkey = format!("{path}.range");
+    match &rn.value {
+        Value::Seq(items) if items.len() == 2 => {
+            let a = ctx.float(&items[0], &rkey, "`range` bounds");
+            let b = ctx.float(&items[1], &rkey, "`range` bounds");
+            let (a, b) = (a?, b?);
+            if a < b {
+                return Some((a, b));
+            }
+            ctx.error(
+                rn.pos,
+                &rkey,
+                format!("`range` must be `[min, max]` with min < max, found [{a}, {b}]"),
+                None,
+            );
+            None
+        }
+        _ => {
+            ctx.error(
+                rn.pos,
+                &rkey,
+                "`range` must be a list `[min, max]`",
+                Some("for example `range: [0, 100]`".into()),
+            );
+            None
+        }
+    }
+}
+
+/// A `file` or `hwmon` sensor: one channel, a `path` (a missing file is only a warning: it
+/// may appear later) and a `scale`.
+fn decode_file_sensor(k: &Key, kind: &str, f: &Fields, ctx: &mut Ctx) -> Option<SensorSpec> {
+    let path = &f.path;
+    f.not_for(ctx, "range", kind);
+    if let Some((_, cn)) = f.get("channels") {
+        if let Some(c) = ctx.int(cn, &format!("{path}.channels"), "`channels`") {
+            if c != 1 {
+                ctx.error(
+                    cn.pos,
+                    &format!("{path}.channels"),
+                    format!("a `{kind}` sensor has exactly 1 channel, found {c}"),
+                    None,
+                );
+            }
+        }
+    }
+    let mut scale = 1.0;
+    if let Some((_, sn)) = f.get("scale") {
+        if let Some(s) = ctx.float(sn, &format!("{path}.scale"), "`scale`") {
+            scale = s;
+        }
+    }
+    let Some((_, pn)) = f.get("path") else {
+        ctx.error(
+            k.pos,
+            path,
+            format!("`{kind}` sensor `{}` has no `path`", k.name),
+            Some("add the file to read, e.g. `path: /sys/class/thermal/thermal_zone0/temp`".into()),
+        );
+        return None;
+    };
+    let p = ctx.string(pn, &format!("{path}.path"), "`path`")?;
+    if p.is_empty() {
+        ctx.error(pn.pos, &format!("{path}.path"), "`path` must not be empty", None);
+        return None;
+    }
+    let abs = ctx.resolve(&p);
+    if !abs.exists() {
+        ctx.warn(
+            pn.pos,
+            &format!("{path}.path"),
+            format!("sensor file {} does not exist (yet)", abs.display()),
+            Some("reads fail until it appears".into()),
+        );
+    }
+    let kind = if kind == "file" {
+        SensorKind::File { path: abs, scale }
+    } else {
+        SensorKind::Hwmon { path: abs, scale }
+    };
+    Some(SensorSpec {
+        name: k.name.clone(),
+        kind,
+        channels: 1,
+    })
+}
