@@ -16,7 +16,11 @@
 //! - `bridges:` ([`bridges`]) holds MQTT brokers; credentials are references (an environment
 //!   variable or a file), never inline: `password:` is an error with a hint.
 //! - Sensor names may be any non-empty string (`"RNG Sensor"`); container and project names
-//!   are `[a-z0-9][a-z0-9_-]*`.
+//!   are `[a-z0-9][a-z0-9_-]*` ([`names`]). Without `name:`, the project is named after the
+//!   compose file's folder ([`ProjectName::from_dir`]), the rule clients that look for a
+//!   running stack use too.
+//! - MQTT topic syntax (prefixes, filters, matching) is in [`topic`], shared by the bridge
+//!   decoder and the running bridge.
 //! - The JSON schema ([`json_schema`], `schemas/shoal.schema.json`) is generated from the
 //!   file-format types in [`schema`]; their `KEYS` lists are what the decoder accepts.
 

@@ -243,6 +243,10 @@ pub enum OneOrMany {
     Many(Vec<String>),
 }
 
+// The names are `shoal_abi::Capability`'s table written out again, on purpose: each value
+// carries a description editors show, and the leaf crate stays free of schemars. The test
+// `capability_names_match_the_abi_table` fails when the two lists disagree. (A plain
+// comment: a doc comment here would become the schema's description.)
 /// A capability name.
 #[derive(JsonSchema)]
 #[allow(dead_code)]
@@ -396,7 +400,7 @@ mod tests {
     }
 
     /// The committed schema must match the types. Regenerate with
-    /// `SHOAL_UPDATE_SCHEMA=1 cargo test schema`.
+    /// `SHOAL_UPDATE_SCHEMA=1 cargo test -p shoal-spec schema`.
     #[test]
     fn schema_file_is_up_to_date() {
         crate::tests::at_repo_root();
@@ -409,8 +413,8 @@ mod tests {
         let have = std::fs::read_to_string(SCHEMA_PATH).unwrap_or_default();
         assert!(
             have == want,
-            "{SCHEMA_PATH} is out of date with the types in src/spec/schema.rs; \
-             regenerate it with `SHOAL_UPDATE_SCHEMA=1 cargo test schema`"
+            "{SCHEMA_PATH} is out of date with the types in crates/shoal-spec/src/schema.rs; \
+             regenerate it with `SHOAL_UPDATE_SCHEMA=1 cargo test -p shoal-spec schema`"
         );
     }
 
@@ -445,6 +449,20 @@ mod tests {
         assert_eq!(props(&s, Some("BridgeTlsFile")), keys(BridgeTlsFile::KEYS));
         assert_eq!(props(&s, Some("ExportRuleFile")), keys(ExportRuleFile::KEYS));
         assert_eq!(props(&s, Some("ImportRuleFile")), keys(ImportRuleFile::KEYS));
+    }
+
+    /// The schema's capability names are exactly the ones `capabilities:` accepts.
+    #[test]
+    fn capability_names_match_the_abi_table() {
+        let s = json_schema();
+        let values: BTreeSet<String> = s["$defs"]["CapabilityFile"]["oneOf"]
+            .as_array()
+            .expect("CapabilityFile is a oneOf of constants")
+            .iter()
+            .map(|v| v["const"].as_str().expect("each capability is a constant").to_string())
+            .collect();
+        let table: BTreeSet<String> = shoal_abi::Capability::names().map(str::to_string).collect();
+        assert_eq!(values, table);
     }
 
     #[test]

@@ -42,7 +42,7 @@ fn render(result: &Result<(Stack, Vec<Diagnostic>), Vec<Diagnostic>>) -> String 
 }
 
 /// Each `tests/golden/config/NAME.yaml` is loaded and its diagnostics compared with
-/// `NAME.stderr`. Regenerate with `SHOAL_UPDATE_GOLDEN=1 cargo test --lib spec`.
+/// `NAME.stderr`. Regenerate with `SHOAL_UPDATE_GOLDEN=1 cargo test -p shoal-spec golden`.
 #[test]
 fn golden_diagnostics() {
     at_repo_root();
@@ -76,7 +76,7 @@ fn golden_diagnostics() {
     }
     assert!(
         failures.is_empty(),
-        "golden diagnostics differ (regenerate with `SHOAL_UPDATE_GOLDEN=1 cargo test --lib spec`):\n{}",
+        "golden diagnostics differ (regenerate with `SHOAL_UPDATE_GOLDEN=1 cargo test -p shoal-spec golden`):\n{}",
         failures.join("\n")
     );
 }

@@ -181,10 +181,16 @@ fn check_dependencies(drafts: &[Draft], ctx: &mut Ctx) -> Vec<Vec<usize>> {
             }
         }
     }
-    // Cycles: one depth-first search over all services in file order (white/grey/black
-    // colouring, so it stays linear however dense the graph); every edge back to a service on
-    // the current path closes a cycle. Each distinct cycle is reported once, rotated to start
-    // at its earliest service in the file, at that service's `depends_on` entry.
+    report_cycles(drafts, &mut graph, ctx);
+    graph
+}
+
+/// Cycles: one depth-first search over all services in file order (white/grey/black
+/// colouring, so it stays linear however dense the graph); every edge back to a service on
+/// the current path closes a cycle. Each distinct cycle is reported once, rotated to start
+/// at its earliest service in the file, at that service's `depends_on` entry. Edges inside
+/// cycles are then dropped so the start order can still be computed.
+fn report_cycles(drafts: &[Draft], graph: &mut [Vec<usize>], ctx: &mut Ctx) {
     let mut reported: HashSet<BTreeSet<usize>> = HashSet::new();
     let mut in_cycle = vec![false; drafts.len()];
     let mut done = vec![false; drafts.len()];
@@ -225,7 +231,6 @@ fn check_dependencies(drafts: &[Draft], ctx: &mut Ctx) -> Vec<Vec<usize>> {
             }
         }
     }
-    graph
 }
 
 /// Reports `a -> b -> c -> a`, starting at the cycle's earliest service in the file.

@@ -18,8 +18,8 @@
 //! or file is checked here and read only when the bridge connects.
 
 //!
-//! One file per part: [`decode`] (each bridge's fields), [`url`] (the broker address) and
-//! [`rules`] (export / import rules); MQTT topic syntax is the shared [`crate::topic`] leaf.
+//! One file per part: `decode` (each bridge's fields), `url` (the broker address) and
+//! `rules` (export / import rules); MQTT topic syntax is the shared [`crate::topic`] leaf.
 
 mod decode;
 mod rules;

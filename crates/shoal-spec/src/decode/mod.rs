@@ -3,7 +3,7 @@
 //! Each field is checked on its own so one mistake does not hide the next; cross-container
 //! checks (dependencies, cycles, replicas, image files) are in [`super::validate`].
 //!
-//! One file per section: [`ctx`] (diagnostics and typed accessors), [`docker`] (unknown and
+//! One file per section: `ctx` (diagnostics and typed accessors), `docker` (unknown and
 //! Docker-only keys), this file (the top level), then sensors, containers, and the container
 //! fields with rules of their own: env / env_file, restart, limits, mounts, depends_on.
 
