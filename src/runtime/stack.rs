@@ -34,7 +34,7 @@ pub enum StackSizeError {
 /// Set the wasm stack limit (and the fiber stack that must hold it) from the command line.
 pub fn apply(config: &mut RuntimeConfig, size: Option<&str>) -> Result<(), StackSizeError> {
     let Some(text) = size else { return Ok(()) };
-    let bytes = parse_memory(text).map_err(|e| StackSizeError::Invalid(text.into(), e))?;
+    let bytes = parse_memory(text).map_err(|e| StackSizeError::Invalid(text.into(), e.to_string()))?;
     let bytes = usize::try_from(bytes)
         .ok()
         .filter(|b| (MIN..=MAX).contains(b))

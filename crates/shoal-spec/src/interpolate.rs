@@ -18,10 +18,16 @@ pub struct Interpolated {
     pub unset: Vec<String>,
 }
 
-/// Interpolates one string. `Err` carries a message (unterminated `${`, bad name, `:?`).
-pub fn interpolate(input: &str, env: &HashMap<String, String>) -> Result<Interpolated, String> {
+/// A string that cannot be interpolated: an unterminated `${`, a bad variable name, or a
+/// `${VAR:?message}` whose variable is unset. The text is the whole message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InterpolationError(pub String);
+
+/// Interpolates one string.
+pub fn interpolate(input: &str, env: &HashMap<String, String>) -> Result<Interpolated, InterpolationError> {
     let mut out = Interpolated::default();
-    out.text = expand(input, env, &mut out.unset)?;
+    out.text = expand(input, env, &mut out.unset).map_err(InterpolationError)?;
     Ok(out)
 }
 
@@ -192,7 +198,7 @@ fn walk(node: &mut Node, env: &HashMap<String, String>, problems: &mut Vec<TreeP
                     }
                     *s = done.text;
                 }
-                Err(message) => problems.push(TreeProblem::Error {
+                Err(InterpolationError(message)) => problems.push(TreeProblem::Error {
                     pos: node.pos,
                     key: key.to_string(),
                     message,
@@ -268,12 +274,12 @@ mod tests {
     #[test]
     fn unterminated_is_an_error() {
         let e = interpolate("x ${A", &env()).unwrap_err();
-        assert!(e.contains("unterminated"), "{e}");
+        assert!(e.0.contains("unterminated"), "{e}");
     }
 
     #[test]
     fn required() {
-        assert!(interpolate("${NOPE:?set it}", &env()).unwrap_err().contains("set it"));
+        assert!(interpolate("${NOPE:?set it}", &env()).unwrap_err().0.contains("set it"));
         assert!(interpolate("${EMPTY:?}", &env()).is_err());
         assert_eq!(ok("${EMPTY?}"), "");
     }

@@ -2,17 +2,37 @@
 
 use std::time::Duration;
 
+/// A size, CPU share or duration that cannot be read. The messages name the text as written
+/// and show a form that works; callers add which key or flag it came from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnitError {
+    #[error("invalid memory size `{0}`: expected a number, e.g. `512KiB`, `1MiB`")]
+    MemoryNoNumber(String),
+    #[error("invalid memory unit `{unit}` in `{text}`: use B, KiB, MiB, GiB, KB, MB or GB")]
+    MemoryUnit { unit: String, text: String },
+    #[error("invalid memory size `{0}`")]
+    MemoryInvalid(String),
+    #[error("memory size `{0}` is too large")]
+    MemoryTooLarge(String),
+    #[error("invalid CPU share `{0}`: write a fraction of one core such as `0.25`, or `25%`")]
+    CpuInvalid(String),
+    #[error("CPU share `{0}` is too large")]
+    CpuTooLarge(String),
+    #[error("duration `{0}` has no unit; write e.g. `{0}s` or `{0}ms`")]
+    DurationNoUnit(String),
+    #[error("invalid duration `{text}`: {reason}; write e.g. `5s` or `250ms`")]
+    DurationInvalid { text: String, reason: String },
+}
+
 /// Parses a memory size: plain bytes (`65536`) or a number with a unit. `KiB`/`MiB`/`GiB` and
 /// Docker's single letters `k`/`m`/`g` are powers of 1024; `KB`/`MB`/`GB` are powers of 1000
 /// (as written on the tin). Units are case-insensitive except that `kb` means KB.
-pub fn parse_memory(text: &str) -> Result<u64, String> {
+pub fn parse_memory(text: &str) -> Result<u64, UnitError> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
     let (num, unit) = (&t[..split], t[split..].trim());
     if num.is_empty() {
-        return Err(format!(
-            "invalid memory size `{text}`: expected a number, e.g. `512KiB`, `1MiB`"
-        ));
+        return Err(UnitError::MemoryNoNumber(text.to_string()));
     }
     let mult: u64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1,
@@ -23,29 +43,30 @@ pub fn parse_memory(text: &str) -> Result<u64, String> {
         "mb" => 1_000_000,
         "gb" => 1_000_000_000,
         _ => {
-            return Err(format!(
-                "invalid memory unit `{unit}` in `{text}`: use B, KiB, MiB, GiB, KB, MB or GB"
-            ))
+            return Err(UnitError::MemoryUnit {
+                unit: unit.to_string(),
+                text: text.to_string(),
+            })
         }
     };
     let bytes = if num.contains('.') {
-        let f: f64 = num.parse().map_err(|_| format!("invalid memory size `{text}`"))?;
+        let f: f64 = num.parse().map_err(|_| UnitError::MemoryInvalid(text.to_string()))?;
         let b = f * mult as f64;
         if !b.is_finite() || b >= u64::MAX as f64 {
-            return Err(format!("memory size `{text}` is too large"));
+            return Err(UnitError::MemoryTooLarge(text.to_string()));
         }
         b as u64
     } else {
-        let n: u64 = num.parse().map_err(|_| format!("memory size `{text}` is too large"))?;
+        let n: u64 = num.parse().map_err(|_| UnitError::MemoryTooLarge(text.to_string()))?;
         n.checked_mul(mult)
-            .ok_or_else(|| format!("memory size `{text}` is too large"))?
+            .ok_or_else(|| UnitError::MemoryTooLarge(text.to_string()))?
     };
     Ok(bytes)
 }
 
 /// Parses a CPU share into thousandths of a core: a fraction (`0.25`, `1`) or a percentage
 /// (`25%`, `2.5%`). Only the syntax is checked here; the caller checks the range.
-pub fn parse_cpu(text: &str) -> Result<u32, String> {
+pub fn parse_cpu(text: &str) -> Result<u32, UnitError> {
     let t = text.trim();
     let (number, scale) = match t.strip_suffix('%') {
         Some(n) => (n.trim(), 10.0),
@@ -55,8 +76,8 @@ pub fn parse_cpu(text: &str) -> Result<u32, String> {
         .parse()
         .ok()
         .filter(|v: &f64| v.is_finite() && number.chars().all(|c| c.is_ascii_digit() || c == '.'))
-        .ok_or_else(|| format!("invalid CPU share `{text}`: write a fraction of one core such as `0.25`, or `25%`"))?;
-    cpu_milli(value * scale).ok_or_else(|| format!("CPU share `{text}` is too large"))
+        .ok_or_else(|| UnitError::CpuInvalid(text.to_string()))?;
+    cpu_milli(value * scale).ok_or_else(|| UnitError::CpuTooLarge(text.to_string()))
 }
 
 /// Thousandths of a core, rounded, from a value already scaled to thousandths.
@@ -67,12 +88,15 @@ pub fn cpu_milli(scaled: f64) -> Option<u32> {
 
 /// Parses a duration such as `5s`, `250ms`, `1m 30s` (humantime). A bare number is refused:
 /// seconds or milliseconds would both be plausible guesses.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, UnitError> {
     let t = text.trim();
     if !t.is_empty() && t.chars().all(|c| c.is_ascii_digit()) {
-        return Err(format!("duration `{t}` has no unit; write e.g. `{t}s` or `{t}ms`"));
+        return Err(UnitError::DurationNoUnit(t.to_string()));
     }
-    humantime::parse_duration(t).map_err(|e| format!("invalid duration `{text}`: {e}; write e.g. `5s` or `250ms`"))
+    humantime::parse_duration(t).map_err(|e| UnitError::DurationInvalid {
+        text: text.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -113,7 +137,7 @@ mod tests {
         assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("1m 30s"), Ok(Duration::from_secs(90)));
-        assert!(parse_duration("5").unwrap_err().contains("no unit"));
+        assert!(parse_duration("5").unwrap_err().to_string().contains("no unit"));
         assert!(parse_duration("soon").is_err());
     }
 }

@@ -125,8 +125,8 @@ impl Ctx<'_> {
     /// duration the type error suggests (`5s`, `30s`): one a user would write for this key.
     pub(crate) fn duration(&mut self, node: &Node, key: &str, what: &str, example: &str) -> Option<Duration> {
         let parsed = match &node.value {
-            Value::Str(s) => parse_duration(s),
-            Value::Int(i) => parse_duration(&i.to_string()),
+            Value::Str(s) => parse_duration(s).map_err(|e| e.to_string()),
+            Value::Int(i) => parse_duration(&i.to_string()).map_err(|e| e.to_string()),
             other => Err(format!(
                 "{what} must be a duration such as `{example}`, found {}",
                 other.kind()

@@ -89,7 +89,7 @@ const MAX_MEMORY_LIMIT: u64 = 4 << 30;
 fn decode_memory_limit(v: &Node, kp: &str, ctx: &mut Ctx) -> Option<u64> {
     let parsed = match &v.value {
         Value::Int(i) if *i >= 0 => Ok(*i as u64),
-        Value::Str(s) => parse_memory(s),
+        Value::Str(s) => parse_memory(s).map_err(|e| e.to_string()),
         other => Err(format!(
             "`limits.memory` must be a size such as `1MiB`, found {}",
             other.kind()
@@ -121,7 +121,7 @@ fn decode_cpu_limit(v: &Node, kp: &str, ctx: &mut Ctx) -> Option<CpuShare> {
         Value::Str(s) => match parse_cpu(s) {
             Ok(m) => Ok(m),
             Err(e) => {
-                ctx.error(v.pos, kp, e, None);
+                ctx.error(v.pos, kp, e.to_string(), None);
                 return None;
             }
         },
