@@ -594,3 +594,23 @@ fn bridges_defaults_references_and_client_ids() {
         "bridges:\n  a: {url: \"mqtt://h\", password_file: pw, export: [x/]}\ncontainers:\n  app:\n    image: m.wasm\n";
     assert!(errors(load_in(p.path(), password_alone)).contains("has a password but no user name"));
 }
+
+/// Containers and bridges read durations through one accessor: same messages, each with an
+/// example that fits the key.
+#[test]
+fn durations_of_the_wrong_type() {
+    let p = project();
+    let text = errors(load_in(
+        p.path(),
+        "containers:\n  app:\n    image: m.wasm\n    stop_timeout: [1]\n\
+         bridges:\n  up:\n    url: mqtt://127.0.0.1\n    keep_alive: {a: 1}\n    export: [a/]\n",
+    ));
+    assert!(
+        text.contains("`stop_timeout` must be a duration such as `5s`, found a list"),
+        "{text}"
+    );
+    assert!(
+        text.contains("`keep_alive` must be a duration such as `30s`, found a mapping"),
+        "{text}"
+    );
+}
