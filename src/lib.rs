@@ -9,8 +9,6 @@ pub mod check;
 pub mod cli;
 pub mod control;
 pub mod controller;
-#[cfg(test)]
-mod fuzz;
 pub mod host;
 pub mod images;
 pub mod logs;

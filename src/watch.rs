@@ -95,22 +95,33 @@ impl FileWatcher {
 
     /// Wait for the next burst of changes; returns the files that changed, sorted.
     pub async fn changed(&mut self) -> Vec<PathBuf> {
-        let Some(first) = self.raw.recv().await else {
-            return std::future::pending().await;
-        };
-        let mut changed = BTreeSet::from([first]);
-        let deadline = tokio::time::Instant::now() + MAX_DELAY;
-        loop {
-            let quiet = tokio::time::Instant::now() + DEBOUNCE;
-            match tokio::time::timeout_at(quiet.min(deadline), self.raw.recv()).await {
-                Ok(Some(path)) => {
-                    changed.insert(path);
-                }
-                Ok(None) | Err(_) => break,
-            }
+        match next_burst(&mut self.raw).await {
+            Some(changed) => changed,
+            // notify's thread is gone (the watcher was dropped): nothing will ever change.
+            None => std::future::pending().await,
         }
-        changed.into_iter().collect()
     }
+}
+
+/// The debounce stage, apart from notify so it can be tested with tokio's paused clock:
+/// waits for a first raw event, then folds in every event that follows within [`DEBOUNCE`]
+/// of the previous one, for at most [`MAX_DELAY`] after the first. Returns each path once,
+/// sorted; `None` when the channel closed before any event came.
+pub(crate) async fn next_burst(raw: &mut mpsc::UnboundedReceiver<PathBuf>) -> Option<Vec<PathBuf>> {
+    let first = raw.recv().await?;
+    let mut changed = BTreeSet::from([first]);
+    let deadline = tokio::time::Instant::now() + MAX_DELAY;
+    loop {
+        let quiet = tokio::time::Instant::now() + DEBOUNCE;
+        match tokio::time::timeout_at(quiet.min(deadline), raw.recv()).await {
+            Ok(Some(path)) => {
+                changed.insert(path);
+            }
+            // A closed channel ends the burst at once: what came so far is still a change.
+            Ok(None) | Err(_) => break,
+        }
+    }
+    Some(changed.into_iter().collect())
 }
 
 #[cfg(test)]
@@ -164,5 +175,96 @@ mod tests {
             let again = tokio::time::timeout(DEBOUNCE * 3, watcher.changed()).await;
             assert!(again.is_err(), "a save {how} triggered twice: {again:?}");
         }
+    }
+
+    /// The debounce stage on tokio's paused clock: `events` are `(delay after the previous
+    /// one, path)`, sent by a task; returns each burst with the time (from the start) it
+    /// was returned at.
+    async fn bursts(events: &[(u64, &str)]) -> Vec<(Duration, Vec<PathBuf>)> {
+        let (tx, mut raw) = mpsc::unbounded_channel();
+        let events: Vec<(u64, PathBuf)> = events.iter().map(|(ms, p)| (*ms, PathBuf::from(p))).collect();
+        let start = tokio::time::Instant::now();
+        tokio::spawn(async move {
+            for (ms, path) in events {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                let _ = tx.send(path);
+            }
+            // Dropping `tx` closes the channel once everything is sent.
+        });
+        let mut out = Vec::new();
+        while let Some(burst) = next_burst(&mut raw).await {
+            out.push((start.elapsed(), burst));
+        }
+        out
+    }
+
+    fn paths(names: &[&str]) -> Vec<PathBuf> {
+        names.iter().map(PathBuf::from).collect()
+    }
+
+    /// A save's burst (events closer together than the window) is one batch, returned one
+    /// quiet window after its last event, each path once and sorted.
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_within_the_window_is_one_batch() {
+        let got = bursts(&[(0, "/b"), (50, "/a"), (50, "/b"), (40, "/a"), (1000, "/c")]).await;
+        assert_eq!(got[0], (Duration::from_millis(140) + DEBOUNCE, paths(&["/a", "/b"])));
+        assert_eq!(got.len(), 2, "{got:?}");
+    }
+
+    /// An event after a quiet window starts a second batch.
+    #[tokio::test(start_paused = true)]
+    async fn an_event_after_the_window_is_a_second_batch() {
+        let after = DEBOUNCE.as_millis() as u64 + 10;
+        let got = bursts(&[(0, "/a"), (after, "/a"), (after, "/b")]).await;
+        let batches: Vec<_> = got.iter().map(|(_, b)| b.clone()).collect();
+        assert_eq!(batches, [paths(&["/a"]), paths(&["/a"]), paths(&["/b"])]);
+        assert_eq!(got[0].0, DEBOUNCE);
+        assert_eq!(got[1].0, Duration::from_millis(after) + DEBOUNCE);
+    }
+
+    /// A file rewritten without pause still triggers: the batch ends [`MAX_DELAY`] after
+    /// its first event, and the rest of the stream makes the next batch.
+    #[tokio::test(start_paused = true)]
+    async fn a_continuous_stream_is_cut_at_the_max_delay() {
+        let step = DEBOUNCE.as_millis() as u64 / 2;
+        let count = 3 * MAX_DELAY.as_millis() as u64 / step;
+        let events: Vec<(u64, &str)> = (0..count).map(|i| (if i == 0 { 0 } else { step }, "/f")).collect();
+        let got = bursts(&events).await;
+        assert_eq!(got[0], (MAX_DELAY, paths(&["/f"])));
+        // The second batch starts with the first event after the cut.
+        let next_event = (MAX_DELAY.as_millis() as u64).div_ceil(step) * step;
+        assert_eq!(got[1].0, Duration::from_millis(next_event) + MAX_DELAY, "{got:?}");
+        assert!(got.len() >= 3, "{got:?}");
+    }
+
+    /// The sender going away ends a burst at once, and ends the stage after it.
+    #[tokio::test(start_paused = true)]
+    async fn a_closed_channel_ends_the_burst_and_the_stage() {
+        let (tx, mut raw) = mpsc::unbounded_channel();
+        tx.send(PathBuf::from("/a")).expect("send");
+        drop(tx);
+        let start = tokio::time::Instant::now();
+        assert_eq!(next_burst(&mut raw).await, Some(paths(&["/a"])));
+        assert_eq!(start.elapsed(), Duration::ZERO, "no wait for a window that cannot fill");
+        assert_eq!(next_burst(&mut raw).await, None);
+    }
+
+    /// Stepping the clock by hand: every event restarts the quiet window, and the batch
+    /// comes out only once a whole window passes without one.
+    #[tokio::test(start_paused = true)]
+    async fn each_event_restarts_the_quiet_window() {
+        let (tx, mut raw) = mpsc::unbounded_channel();
+        let stage = tokio::spawn(async move { next_burst(&mut raw).await });
+        let almost = DEBOUNCE - Duration::from_millis(1);
+        for name in ["/a", "/b", "/a"] {
+            tx.send(PathBuf::from(name)).expect("send");
+            tokio::task::yield_now().await;
+            tokio::time::advance(almost).await;
+            tokio::task::yield_now().await;
+            assert!(!stage.is_finished(), "returned before a quiet window after {name}");
+        }
+        tokio::time::advance(Duration::from_millis(1)).await;
+        let burst = stage.await.expect("stage task");
+        assert_eq!(burst, Some(paths(&["/a", "/b"])));
     }
 }

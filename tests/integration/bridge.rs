@@ -38,12 +38,6 @@ fn board_b(sandbox: &Sandbox, url: &str) -> std::path::PathBuf {
     )
 }
 
-fn up(sandbox: &Sandbox, file: &std::path::Path) -> Running {
-    let mut cmd = sandbox.shoal();
-    cmd.args(["up", "-f"]).arg(file);
-    Running::spawn(cmd)
-}
-
 /// `mosquitto_sub` printing `topic|content type|payload`, subscribed to `filter` and to
 /// `probe/#`; returns once a probe has come through, so it is known to be subscribed.
 fn mosquitto_sub(broker: &Mosquitto, filter: &str) -> Running {
@@ -97,13 +91,13 @@ fn two_boards_exchange_10000_messages_and_interoperate_with_mosquitto_clients() 
     let sandbox = Sandbox::new();
     let broker = broker(&sandbox);
     let url = broker.url();
-    let mut b = up(&sandbox, &board_b(&sandbox, &url));
+    let mut b = sandbox.up(&board_b(&sandbox, &url));
     b.wait_for("bridge:uplink subscribed to factory/board-a/sensors/#", LONG);
     let mut sub = mosquitto_sub(&broker, "factory/board-a/sensors/#");
 
     // Board A publishes 10,000 readings (10 per millisecond tick) and ends; its bridge
     // sends everything queued before the process exits.
-    let mut a = up(&sandbox, &board_a(&sandbox, &url, 10_000, 10));
+    let mut a = sandbox.up(&board_a(&sandbox, &url, 10_000, 10));
     let status = a.wait_exit(LONG);
     assert!(status.success(), "board A failed:\n{}", a.seen.join("\n"));
     let stopped = a.seen.iter().find(|l| l.contains("bridge:uplink stopped")).cloned();
@@ -158,9 +152,9 @@ fn a_broker_restart_mid_stream_loses_no_qos1_message() {
     let sandbox = Sandbox::new();
     let mut broker = broker(&sandbox);
     let url = broker.url();
-    let mut b = up(&sandbox, &board_b(&sandbox, &url));
+    let mut b = sandbox.up(&board_b(&sandbox, &url));
     b.wait_for("subscribed to", LONG);
-    let mut a = up(&sandbox, &board_a(&sandbox, &url, 3000, 1));
+    let mut a = sandbox.up(&board_a(&sandbox, &url, 3000, 1));
     b.wait_for("| got 500", LONG);
     // SIGTERM: Mosquitto saves its sessions (B's subscription and what is queued for it).
     broker.stop();
@@ -197,7 +191,7 @@ fn imported_messages_are_not_exported_back() {
             image("seq-subscriber.wasm").display()
         ),
     );
-    let mut stack = up(&sandbox, &file);
+    let mut stack = sandbox.up(&file);
     stack.wait_for("subscribed to loop/#", LONG);
     let mut sub = mosquitto_sub(&broker, "loop/#");
     mosquitto_pub(&broker, "loop/1", "1", "text/plain");
@@ -303,7 +297,7 @@ fn mqtts_checks_the_broker_certificate_against_the_ca_file() {
     .args(["-q", "1", "-t", "sensors/#", "-F", "%t|%p", "-C", "3"]);
     let mut sub = Running::spawn(sub);
     std::thread::sleep(Duration::from_millis(300));
-    let mut a = up(&sandbox, &sandbox.write("good.yaml", &stack(&ca)));
+    let mut a = sandbox.up(&sandbox.write("good.yaml", &stack(&ca)));
     assert!(a.wait_exit(LONG).success(), "{}", a.seen.join("\n"));
     assert!(
         a.seen.iter().any(|l| l.contains("connected to mqtts://127.0.0.1")),
@@ -320,7 +314,7 @@ fn mqtts_checks_the_broker_certificate_against_the_ca_file() {
     // A CA that did not sign the broker's certificate: refused, said so, nothing sent.
     let elsewhere = Sandbox::new();
     let (other_ca, _, _) = certificates(&elsewhere);
-    let mut b = up(&sandbox, &sandbox.write("bad.yaml", &stack(&other_ca)));
+    let mut b = sandbox.up(&sandbox.write("bad.yaml", &stack(&other_ca)));
     b.wait_for("cannot connect to mqtts://127.0.0.1", LONG);
     b.signal(libc::SIGINT);
     b.wait_exit(LONG);

@@ -65,14 +65,8 @@ fn config_prints_the_resolved_stack_as_json_and_yaml() {
             hello.display()
         ),
     );
-    let output = sandbox
-        .shoal()
-        .args(["config", "--format", "json", "-f"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", stderr(&output));
-    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let out = sandbox.ok(&["config", "--format", "json", "-f", arg(&file)]);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     let name = sandbox.path().file_name().unwrap().to_str().unwrap().to_lowercase();
     assert_eq!(
         json["name"].as_str().unwrap(),
@@ -84,8 +78,8 @@ fn config_prints_the_resolved_stack_as_json_and_yaml() {
     assert!(json["containers"][0]["digest"].as_str().unwrap().starts_with("sha256:"));
     assert_eq!(json["containers"][0]["stop_timeout"], "10s");
 
-    let output = sandbox.shoal().args(["config", "-f"]).arg(&file).output().unwrap();
-    assert!(stdout(&output).contains("name: probe-1"), "{}", stdout(&output));
+    let out = sandbox.ok(&["config", "-f", arg(&file)]);
+    assert!(out.contains("name: probe-1"), "{out}");
     let output = sandbox.check(&file, &[]);
     assert!(output.status.success() && output.stdout.is_empty());
 }
@@ -93,19 +87,12 @@ fn config_prints_the_resolved_stack_as_json_and_yaml() {
 #[test]
 fn compose_yaml_is_found_in_the_current_folder_and_usage_errors_exit_2() {
     let sandbox = Sandbox::new();
-    let output = sandbox.shoal().arg("config").output().unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stderr(&output).contains("no shoal.yaml or compose.yaml"),
-        "{}",
-        stderr(&output)
-    );
+    let err = sandbox.fails(&["config"], 1);
+    assert!(err.contains("no shoal.yaml or compose.yaml"), "{err}");
     sandbox.write(
         "compose.yaml",
         &format!("containers:\n  a:\n    image: {}\n", image("hello.wasm").display()),
     );
-    let output = sandbox.shoal().args(["config", "-q"]).output().unwrap();
-    assert!(output.status.success(), "{}", stderr(&output));
-    let output = sandbox.shoal().args(["config", "--format", "toml"]).output().unwrap();
-    assert_eq!(output.status.code(), Some(2));
+    sandbox.ok(&["config", "-q"]);
+    sandbox.fails(&["config", "--format", "toml"], 2);
 }

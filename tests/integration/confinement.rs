@@ -9,15 +9,16 @@ use crate::support::*;
 
 /// Run `fs-probe` with `shoal run`, `volumes` as `-v` flags; its output lines.
 fn probe(sandbox: &Sandbox, volumes: &[&str], ops: &[&str]) -> Vec<String> {
-    let mut cmd = sandbox.shoal();
-    cmd.arg("run");
+    let probe = image("fs-probe.wasm");
+    let mut args = vec!["run"];
     for volume in volumes {
-        cmd.args(["-v", volume]);
+        args.extend(["-v", volume]);
     }
-    let output = cmd.arg(image("fs-probe.wasm")).args(ops).output().unwrap();
-    let out = stdout(&output);
-    assert_eq!(output.status.code(), Some(0), "{out}\n{}", stderr(&output));
-    out.lines()
+    args.push(arg(&probe));
+    args.extend_from_slice(ops);
+    sandbox
+        .ok(&args)
+        .lines()
         .filter_map(|l| l.strip_prefix("fs-probe | fs-probe: "))
         .map(str::to_owned)
         .collect()

@@ -19,8 +19,7 @@ impl Drop for Detached<'_> {
 }
 
 pub fn up_detached<'a>(sandbox: &'a Sandbox, file: &std::path::Path, project: &str) -> Detached<'a> {
-    let file = file.display().to_string();
-    sandbox.ok(&["up", "-d", "-f", &file]);
+    sandbox.ok(&["up", "-d", "-f", arg(file)]);
     Detached {
         sandbox,
         project: project.to_owned(),
@@ -120,7 +119,7 @@ fn a_killed_stack_leaves_a_stale_socket_that_the_next_up_replaces() {
     assert!(socket.exists(), "SIGKILL leaves the socket file behind");
     let ls = sandbox.ok(&["ls"]);
     assert!(!ls.contains("stale"), "a dead socket is not a running stack:\n{ls}");
-    let out = sandbox.ok(&["up", "-d", "-f", &file.display().to_string()]);
+    let out = sandbox.ok(&["up", "-d", "-f", arg(&file)]);
     assert!(out.contains("runs in the background"), "{out}");
     let log = std::fs::read_to_string(sandbox.runtime_dir().join("stale.log")).expect("log");
     assert!(log.contains("replaced a stale control socket"), "{log}");
@@ -132,10 +131,10 @@ fn a_second_foreground_up_refuses_and_up_d_applies_changes() {
     let sandbox = Sandbox::new();
     let file = stack(&sandbox, "twice", PAIR);
     let _up = up_detached(&sandbox, &file, "twice");
-    let second = sandbox.run(&["up", "-f", &file.display().to_string()]);
+    let second = sandbox.run(&["up", "-f", arg(&file)]);
     assert!(!second.status.success());
     assert!(stderr(&second).contains("already running"), "{}", stderr(&second));
-    let same = sandbox.ok(&["up", "-d", "-f", &file.display().to_string()]);
+    let same = sandbox.ok(&["up", "-d", "-f", arg(&file)]);
     assert!(same.contains("up to date"), "{same}");
 }
 
@@ -147,7 +146,7 @@ fn a_crashing_guest_is_restarted_three_times_then_left_stopped() {
         "crashy",
         "  boom:\n    image: IMAGES/trap.wasm\n    restart: on-failure:3\n    restart_delay: 50ms\n  calm:\n    image: IMAGES/idle_subscriber.wasm\n    capabilities: [messaging]\n",
     );
-    let up = sandbox.run(&["up", "-d", "-f", &file.display().to_string()]);
+    let up = sandbox.run(&["up", "-d", "-f", arg(&file)]);
     let _up = Detached {
         sandbox: &sandbox,
         project: "crashy".into(),

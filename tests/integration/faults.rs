@@ -49,9 +49,7 @@ fn a_removed_mount_and_a_deleted_image_do_not_stop_the_stack() {
         "containers:\n{HEALTHY_PAIR}  logger:\n    image: IMAGES/fs-probe.wasm\n    args: [\"append:/data/log.txt:100\"]\n    mounts: [./data:/data]\n    depends_on: [pub]\n  remounter:\n    image: IMAGES/exit-code.wasm\n    args: [\"1\"]\n    mounts: [./data:/data]\n    restart: on-failure:2\n    restart_delay: 1s\n    depends_on: [pub]\n  orphaned:\n    image: ./exit-code.wasm\n    args: [\"1\"]\n    restart: on-failure:2\n    restart_delay: 500ms\n    depends_on: [pub]\n"
     );
     let file = sandbox.write("shoal.yaml", &text.replace("IMAGES", &images().display().to_string()));
-    let mut cmd = sandbox.shoal();
-    cmd.args(["up", "-f"]).arg(&file);
-    let mut up = Running::spawn(cmd);
+    let mut up = sandbox.up(&file);
 
     // The image goes once its container has started; the mount once the log has lines.
     up.wait_seen("orphaned | exiting with 1", LONG);
@@ -143,9 +141,8 @@ fn a_full_disk_is_reported_and_nothing_is_truncated() {
         "containers:\n{HEALTHY_PAIR}  filler:\n    image: IMAGES/fs-probe.wasm\n    args: [\"fill:/data/big\", \"append:/data/log.txt:3\"]\n    mounts: [./full/data:/data]\n    depends_on: [pub]\n"
     );
     let file = sandbox.write("shoal.yaml", &text.replace("IMAGES", &images().display().to_string()));
-    let mut cmd = sandbox.shoal();
+    let mut cmd = sandbox.command(&["up", "-f", arg(&file)]);
     cmd.env("SHOAL_DATA_DIR", full.join("shoal-data"));
-    cmd.args(["up", "-f"]).arg(&file);
     let mut up = Running::spawn(cmd);
     let filled = up.wait_seen("filler | fs-probe: fill /data/big: ok", LONG);
     up.wait_seen("filler exited with code 0", LONG);

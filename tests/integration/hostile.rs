@@ -85,9 +85,7 @@ fn hostile_guests_leave_the_host_and_their_neighbours_alone() {
     let sandbox = Sandbox::new();
     let text = format!("sensors:\n  noise: {{kind: rng}}\ncontainers:\n{HEALTHY_PAIR}{OFFENDERS}");
     let file = sandbox.write("shoal.yaml", &text.replace("IMAGES", &images().display().to_string()));
-    let mut cmd = sandbox.shoal();
-    cmd.args(["up", "-f"]).arg(&file);
-    let mut up = Running::spawn(cmd);
+    let mut up = sandbox.up(&file);
     let pid = up.child.id();
 
     // Each offender's end, told precisely.
@@ -151,9 +149,7 @@ fn a_hundred_mib_of_stdout_is_passed_on_and_the_pair_goes_on() {
     );
     let file = sandbox.write("shoal.yaml", &text.replace("IMAGES", &images().display().to_string()));
     let mut child = sandbox
-        .shoal()
-        .args(["up", "-f"])
-        .arg(&file)
+        .command(&["up", "-f", arg(&file)])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -212,28 +208,17 @@ fn a_hundred_mib_of_stdout_is_passed_on_and_the_pair_goes_on() {
 #[test]
 fn the_wasm_stack_limit_is_a_process_setting() {
     let sandbox = Sandbox::new();
+    let recurse = image("recurse.wasm");
     for size in ["64KiB", "4MiB"] {
-        let output = sandbox
-            .shoal()
-            .args(["--max-wasm-stack", size, "run"])
-            .arg(image("recurse.wasm"))
-            .output()
-            .unwrap();
+        let output = sandbox.run(&["--max-wasm-stack", size, "run", arg(&recurse)]);
         let out = stdout(&output);
         assert_eq!(output.status.code(), Some(1), "{out}");
         assert!(out.contains("recurse trapped: call stack exhausted"), "{size}: {out}");
     }
-    let output = sandbox
-        .shoal()
-        .args(["--max-wasm-stack", "1GiB", "run"])
-        .arg(image("recurse.wasm"))
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(1));
+    let err = sandbox.fails(&["--max-wasm-stack", "1GiB", "run", arg(&recurse)], 1);
     assert!(
-        stderr(&output).contains("--max-wasm-stack `1GiB` is out of range: use 64KiB to 64MiB"),
-        "{}",
-        stderr(&output)
+        err.contains("--max-wasm-stack `1GiB` is out of range: use 64KiB to 64MiB"),
+        "{err}"
     );
     // A compose file cannot set it per container, and says where to set it instead.
     let file = sandbox.write(

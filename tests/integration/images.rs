@@ -5,14 +5,7 @@ use crate::support::*;
 #[test]
 fn add_list_run_by_digest_and_remove() {
     let sandbox = Sandbox::new();
-    let output = sandbox
-        .shoal()
-        .args(["images", "add"])
-        .arg(image("hello.wasm"))
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", stderr(&output));
-    let added = stdout(&output);
+    let added = sandbox.ok(&["images", "add", arg(&image("hello.wasm"))]);
     let digest = added
         .split_whitespace()
         .next()
@@ -21,7 +14,7 @@ fn add_list_run_by_digest_and_remove() {
         .to_string();
     assert_eq!(digest.len(), 64);
 
-    let list = stdout(&sandbox.shoal().arg("images").output().unwrap());
+    let list = sandbox.ok(&["images"]);
     assert!(list.starts_with("SHA-256"), "{list}");
     assert!(list.contains(&digest) && list.contains("hello.wasm"), "{list}");
 
@@ -29,7 +22,7 @@ fn add_list_run_by_digest_and_remove() {
         "shoal.yaml",
         &format!("containers:\n  hi:\n    image: sha256:{digest}\n"),
     );
-    let output = sandbox.shoal().args(["up", "-v", "-f"]).arg(&file).output().unwrap();
+    let output = sandbox.run(&["up", "-v", "-f", arg(&file)]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(stdout(&output).contains("hi | "));
     assert!(
@@ -37,15 +30,14 @@ fn add_list_run_by_digest_and_remove() {
         "first up compiles: {}",
         stderr(&output)
     );
-    let output = sandbox.shoal().args(["up", "-v", "-f"]).arg(&file).output().unwrap();
+    let output = sandbox.run(&["up", "-v", "-f", arg(&file)]);
     assert!(
         stderr(&output).contains("loaded from the compile cache"),
         "second up hits the cache: {}",
         stderr(&output)
     );
 
-    let output = sandbox.shoal().args(["images", "rm", &digest[..10]]).output().unwrap();
-    assert!(output.status.success(), "{}", stderr(&output));
+    sandbox.ok(&["images", "rm", &digest[..10]]);
     let output = sandbox.check(&file, &[]);
     assert_eq!(output.status.code(), Some(1));
     assert!(
@@ -59,11 +51,6 @@ fn add_list_run_by_digest_and_remove() {
 fn adding_a_file_that_is_not_wasm_fails_clearly() {
     let sandbox = Sandbox::new();
     let bad = sandbox.write("bad.wasm", "definitely not wasm");
-    let output = sandbox.shoal().args(["images", "add"]).arg(&bad).output().unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stderr(&output).contains("is not a valid WebAssembly module"),
-        "{}",
-        stderr(&output)
-    );
+    let err = sandbox.fails(&["images", "add", arg(&bad)], 1);
+    assert!(err.contains("is not a valid WebAssembly module"), "{err}");
 }

@@ -1,5 +1,6 @@
 //! One integration-test binary (a single link of wasmtime keeps CI fast). Each module drives
-//! the real `shoal` binary on real guests built from `compose-examples/guests`.
+//! the real `shoal` binary on real guests built from `compose-examples/guests`, except
+//! `fuzz`, which feeds mutated compose files and images to the library.
 
 mod support;
 
@@ -8,6 +9,7 @@ mod config;
 mod confinement;
 mod control;
 mod faults;
+mod fuzz;
 mod hostile;
 mod images;
 mod messaging;

@@ -24,9 +24,7 @@ fn pubsub_delivers_in_order_with_old_and_new_wasi_libc() {
                 "containers:\n  sub:\n    image: IMAGES/{subscriber}.wasm\n    capabilities: [messaging]\n    subscribe: [\"test/\"]\n  pub:\n    image: IMAGES/{publisher}.wasm\n    capabilities: [messaging, timers]\n    publish: [\"test/\"]\n    depends_on: {{sub: {{condition: service_started}}}}\n"
             ),
         );
-        let mut cmd = sandbox.shoal();
-        cmd.args(["up", "-f"]).arg(&file);
-        let mut up = Running::spawn(cmd);
+        let mut up = sandbox.up(&file);
         for n in 0..3 {
             up.wait_for(
                 &format!("sub | Received message: topic=test/topic, content_type=text/plain, payload=Test message {n}"),
@@ -54,9 +52,7 @@ fn temperature_fan_in_interleaves_two_publishers() {
         &sandbox,
         "containers:\n  subscriber_temp:\n    image: IMAGES/subscriber_temp.wasm\n    capabilities: [messaging]\n  inside:\n    image: IMAGES/publisher_inside.wasm\n    capabilities: [messaging, timers]\n    depends_on: {subscriber_temp: {condition: service_started}}\n  outside:\n    image: IMAGES/publisher_outside.newlibc.wasm\n    capabilities: [messaging, timers]\n    depends_on: {subscriber_temp: {condition: service_started}}\n",
     );
-    let mut cmd = sandbox.shoal();
-    cmd.args(["up", "-f"]).arg(&file);
-    let mut up = Running::spawn(cmd);
+    let mut up = sandbox.up(&file);
     up.wait_for("payload=Temperature outside 1", LONG);
     up.signal(libc::SIGINT);
     up.wait_exit(LONG);
@@ -78,7 +74,7 @@ fn a_container_without_the_capability_is_denied_loudly() {
         &sandbox,
         "containers:\n  publisher:\n    image: IMAGES/publisher.wasm\n",
     );
-    let output = sandbox.shoal().args(["up", "-f"]).arg(&file).output().unwrap();
+    let output = sandbox.run(&["up", "-f", arg(&file)]);
     let out = stdout(&output);
     let warnings: Vec<_> = out
         .lines()
@@ -110,7 +106,7 @@ fn publishing_outside_the_declared_prefixes_is_denied() {
         &sandbox,
         "containers:\n  pub:\n    image: IMAGES/seq-publisher.wasm\n    capabilities: [messaging, timers]\n    publish: [\"allowed/\"]\n    env: {COUNT: \"3\", PERIOD_MS: \"1\"}\n",
     );
-    let output = sandbox.shoal().args(["up", "-f"]).arg(&file).output().unwrap();
+    let output = sandbox.run(&["up", "-f", arg(&file)]);
     let out = stdout(&output);
     let denied: Vec<_> = out
         .lines()
@@ -130,9 +126,7 @@ fn message_copies_never_overlap_the_guest_heap_on_either_libc() {
             &sandbox,
             &format!("containers:\n  check:\n    image: IMAGES/{checker}.wasm\n    capabilities: [messaging]\n  pub:\n    image: IMAGES/seq-publisher.wasm\n    capabilities: [messaging, timers]\n    env: {{PREFIX: \"heap/\", COUNT: \"40\", PERIOD_MS: \"2\"}}\n    depends_on: {{check: {{condition: service_started}}}}\n"),
         );
-        let mut cmd = sandbox.shoal();
-        cmd.args(["up", "-f"]).arg(&file);
-        let mut up = Running::spawn(cmd);
+        let mut up = sandbox.up(&file);
         up.wait_for("pub exited with code 0", LONG);
         // The last check may print before or after the publisher's end.
         up.wait_seen("check | heap ok 39", LONG);
@@ -151,9 +145,7 @@ fn a_thousand_messages_arrive_in_order_without_gaps() {
         &sandbox,
         "containers:\n  sub:\n    image: IMAGES/seq-subscriber.wasm\n    capabilities: [messaging]\n  pub:\n    image: IMAGES/seq-publisher.wasm\n    capabilities: [messaging, timers]\n    env: {COUNT: \"1000\", PERIOD_MS: \"1\"}\n    depends_on: {sub: {condition: service_started}}\n",
     );
-    let mut cmd = sandbox.shoal();
-    cmd.args(["up", "-f"]).arg(&file);
-    let mut up = Running::spawn(cmd);
+    let mut up = sandbox.up(&file);
     up.wait_for("sub | got 999", LONG);
     up.signal(libc::SIGINT);
     up.wait_exit(LONG);
@@ -170,9 +162,7 @@ fn parked_subscribers_stop_on_ctrl_c() {
         &sandbox,
         "containers:\n  idle:\n    image: IMAGES/idle_subscriber.wasm\n    capabilities: [messaging]\n    replicas: 50\n  marker:\n    image: IMAGES/hello.wasm\n    depends_on: {idle: {condition: service_started}}\n",
     );
-    let mut cmd = sandbox.shoal();
-    cmd.args(["up", "-f"]).arg(&file);
-    let mut up = Running::spawn(cmd);
+    let mut up = sandbox.up(&file);
     up.wait_for("marker exited with code 0", LONG);
     up.signal(libc::SIGTERM);
     let status = up.wait_exit(LONG);
@@ -209,9 +199,7 @@ fn stop_during_a_long_sleep_ends_it_at_once() {
         "shoal.yaml",
         "containers:\n  sleeper:\n    image: sleeper.wasm\n    stop_timeout: 30s\n",
     );
-    let mut cmd = sandbox.shoal();
-    cmd.args(["up", "-f"]).arg(&file);
-    let mut up = Running::spawn(cmd);
+    let mut up = sandbox.up(&file);
     up.wait_for("sleeper | sleeping", LONG);
     let stopping = std::time::Instant::now();
     up.signal(libc::SIGINT);
@@ -247,17 +235,5 @@ fn imported_memory_without_an_export_works() {
     .unwrap();
     let image = sandbox.path().join("noexport.wasm");
     std::fs::write(&image, wasm).unwrap();
-    let output = sandbox
-        .shoal()
-        .args(["run", "--cap", "messaging"])
-        .arg(&image)
-        .output()
-        .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}\n{}",
-        stdout(&output),
-        stderr(&output)
-    );
+    sandbox.ok(&["run", "--cap", "messaging", arg(&image)]);
 }

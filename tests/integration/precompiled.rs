@@ -8,16 +8,13 @@ const LONG: Duration = Duration::from_secs(60);
 const HOST: &str = env!("SHOAL_HOST_TARGET");
 
 fn compile(sandbox: &Sandbox, target: &str, out_dir: &str, names: &[&str]) {
-    let mut cmd = sandbox.shoal();
-    cmd.args(["images", "compile", "--target", target, "-o", out_dir]);
-    for name in names {
-        cmd.arg(image(name));
-    }
-    let output = cmd.output().unwrap();
-    assert!(output.status.success(), "{}", stderr(&output));
+    let images: Vec<_> = names.iter().map(|name| image(name)).collect();
+    let mut args = vec!["images", "compile", "--target", target, "-o", out_dir];
+    args.extend(images.iter().map(|path| arg(path)));
+    let out = sandbox.ok(&args);
     for name in names {
         let cwasm = name.replace(".wasm", ".cwasm");
-        assert!(stdout(&output).contains(&cwasm), "{}", stdout(&output));
+        assert!(out.contains(&cwasm), "{out}");
         assert!(sandbox.path().join(out_dir).join(&cwasm).is_file());
     }
 }
@@ -40,9 +37,7 @@ fn a_stack_of_precompiled_images_runs() {
     let output = sandbox.check(&file, &[]);
     assert!(output.status.success(), "{}", stderr(&output));
 
-    let mut cmd = sandbox.shoal();
-    cmd.args(["up", "-v", "-f"]).arg(&file);
-    let mut up = Running::spawn(cmd);
+    let mut up = sandbox.spawn(&["up", "-v", "-f", arg(&file)]);
     up.wait_for("seq-publisher.cwasm", LONG);
     up.wait_for("sub | got 19", LONG);
     if !up.seen.iter().any(|l| l.contains("hi exited with code 0")) {
@@ -68,9 +63,7 @@ fn an_image_for_another_machine_or_settings_is_refused_clearly() {
     compile(&sandbox, HOST, "host", &["hello.wasm"]);
     if !HOST.starts_with("aarch64") {
         let file = sandbox.write("arm/shoal.yaml", "containers:\n  hi:\n    image: hello.cwasm\n");
-        let output = sandbox.shoal().args(["up", "-f"]).arg(&file).output().unwrap();
-        assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
-        let err = stderr(&output);
+        let err = sandbox.fails(&["up", "-f", arg(&file)], 1);
         assert!(err.contains("arm/hello.cwasm cannot run on this shoal"), "{err}");
         assert!(err.contains("architecture 'aarch64'"), "{err}");
         assert!(
@@ -79,48 +72,29 @@ fn an_image_for_another_machine_or_settings_is_refused_clearly() {
         );
     }
 
-    let output = sandbox
-        .shoal()
-        .args(["--memory-reservation", "64MiB", "run", "host/hello.cwasm"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
-    let err = stderr(&output);
+    let err = sandbox.fails(&["--memory-reservation", "64MiB", "run", "host/hello.cwasm"], 1);
     assert!(err.contains("host/hello.cwasm cannot run on this shoal"), "{err}");
     assert!(err.contains("memory") && err.contains("--memory-reservation"), "{err}");
     // With the settings it was compiled with, the same file runs.
-    let output = sandbox.shoal().args(["run", "host/hello.cwasm"]).output().unwrap();
-    assert!(output.status.success(), "{}", stderr(&output));
-    assert!(stdout(&output).contains("Hello from a shoal container!"));
+    let out = sandbox.ok(&["run", "host/hello.cwasm"]);
+    assert!(out.contains("Hello from a shoal container!"), "{out}");
 
     // The store keeps .wasm modules; a .cwasm is named by path.
-    let output = sandbox
-        .shoal()
-        .args(["images", "add", "host/hello.cwasm"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).contains("precompiled image"), "{}", stderr(&output));
+    let err = sandbox.fails(&["images", "add", "host/hello.cwasm"], 1);
+    assert!(err.contains("precompiled image"), "{err}");
 }
 
 /// Bad input to `images compile` names the file or the target and the fix.
 #[test]
 fn compile_refuses_bad_targets_and_inputs() {
     let sandbox = Sandbox::new();
-    let output = sandbox
-        .shoal()
-        .args(["images", "compile", "--target", "nonsense-triple"])
-        .arg(image("hello.wasm"))
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    let err = stderr(&output);
+    let hello = image("hello.wasm");
+    let err = sandbox.fails(&["images", "compile", "--target", "nonsense-triple", arg(&hello)], 1);
     assert!(
         err.contains("cannot compile for target `nonsense-triple`") && err.contains("hint:"),
         "{err}"
     );
     let text = sandbox.write("t.wasm", "(module)");
-    let output = sandbox.shoal().args(["images", "compile"]).arg(&text).output().unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).contains("t.wasm"), "{}", stderr(&output));
+    let err = sandbox.fails(&["images", "compile", arg(&text)], 1);
+    assert!(err.contains("t.wasm"), "{err}");
 }

@@ -10,8 +10,7 @@ const LONG: Duration = Duration::from_secs(60);
 
 fn run_stack(sandbox: &Sandbox, body: &str) -> String {
     let file = sandbox.write("shoal.yaml", &body.replace("IMAGES", &images().display().to_string()));
-    let output = sandbox.shoal().args(["up", "-f"]).arg(&file).output().unwrap();
-    stdout(&output)
+    stdout(&sandbox.run(&["up", "-f", arg(&file)]))
 }
 
 /// Reference: a dead container's leaked timer delivered events to the next container at
@@ -45,9 +44,7 @@ fn publishing_without_the_messaging_capability_delivers_nothing() {
         &"containers:\n  sub:\n    image: IMAGES/seq-subscriber.wasm\n    capabilities: [messaging]\n  pub:\n    image: IMAGES/seq-publisher.wasm\n    capabilities: [timers]\n    env: {COUNT: \"5\", PERIOD_MS: \"5\"}\n    depends_on: {sub: {condition: service_started}}\n"
             .replace("IMAGES", &images().display().to_string()),
     );
-    let mut cmd = sandbox.shoal();
-    cmd.args(["up", "-f"]).arg(&file);
-    let mut up = Running::spawn(cmd);
+    let mut up = sandbox.up(&file);
     up.wait_for("pub exited with code 0", LONG);
     up.signal(libc::SIGINT);
     up.wait_exit(LONG);
@@ -76,9 +73,7 @@ fn no_process_wide_slot_limits() {
         &"containers:\n  sub:\n    image: IMAGES/seq-subscriber.wasm\n    capabilities: [messaging]\n    replicas: 40\n  pub:\n    image: IMAGES/seq-publisher.wasm\n    capabilities: [messaging, timers]\n    env: {COUNT: \"10\", PERIOD_MS: \"5\"}\n    depends_on: [sub]\n  timers:\n    image: IMAGES/hostile.wasm\n    args: [timerstorm]\n    capabilities: [timers]\n    limits: {max_timers: 40}\n"
             .replace("IMAGES", &images().display().to_string()),
     );
-    let mut cmd = sandbox.shoal();
-    cmd.args(["up", "-f"]).arg(&file);
-    let mut up = Running::spawn(cmd);
+    let mut up = sandbox.up(&file);
     up.wait_seen("timers exited with code 0", LONG);
     up.wait_seen("pub exited with code 0", LONG);
     let deadline = std::time::Instant::now() + LONG;

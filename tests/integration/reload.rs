@@ -49,13 +49,10 @@ fn wait_reload(sandbox: &Sandbox, action: &str, n: usize) -> String {
 fn edits_restart_only_what_changed() {
     let sandbox = Sandbox::new();
     let file = three(&sandbox, "a", "");
-    let _up = {
-        let file = file.display().to_string();
-        sandbox.ok(&["up", "-d", "--watch", "-f", &file]);
-        Detached {
-            sandbox: &sandbox,
-            project: "reload".into(),
-        }
+    sandbox.ok(&["up", "-d", "--watch", "-f", arg(&file)]);
+    let _up = Detached {
+        sandbox: &sandbox,
+        project: "reload".into(),
     };
     sandbox.wait_row("reload", "sub", LIMIT, |r| r["messages_in"].as_u64().unwrap_or(0) > 5);
     let (sub0, pub0, third0) = (
@@ -146,13 +143,12 @@ fn edits_restart_only_what_changed() {
 fn a_hundred_reloads_of_a_neighbour_lose_and_duplicate_nothing() {
     let sandbox = Sandbox::new();
     let file = three(&sandbox, "r0", "");
-    let file_arg = file.display().to_string();
     let _up = up_detached(&sandbox, &file, "reload");
     sandbox.wait_row("reload", "sub", LIMIT, |r| r["messages_in"].as_u64().unwrap_or(0) > 5);
     let (sub0, pub0) = (started_at(&sandbox, "sub"), started_at(&sandbox, "pub"));
     for i in 1..=100 {
         three(&sandbox, &format!("r{i}"), "");
-        let out = sandbox.ok(&["up", "-d", "-f", &file_arg]);
+        let out = sandbox.ok(&["up", "-d", "-f", arg(&file)]);
         assert!(out.contains("~ third (args changed)"), "reload {i}: {out}");
     }
     assert_eq!(started_at(&sandbox, "sub"), sub0);

@@ -68,18 +68,30 @@ impl Sandbox {
 
     /// `shoal config -q [EXTRA...] -f FILE`: validate a compose file the way users do first.
     pub fn check(&self, file: &Path, extra: &[&str]) -> Output {
-        let file = file.to_str().expect("sandbox paths are UTF-8");
         let mut args = vec!["config", "-q"];
         args.extend_from_slice(extra);
-        args.extend(["-f", file]);
+        args.extend(["-f", arg(file)]);
         self.run(&args)
     }
 
-    /// Run `shoal ARGS` to its end (a hang guard of 60 s), returning the output.
+    /// `shoal ARGS` as a command not yet started, for a test that adds environment
+    /// variables or reads the output its own way.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = self.shoal();
+        cmd.args(args);
+        cmd
+    }
+
+    /// Run `shoal ARGS` to its end (a hang guard of 120 s, not a timing assertion),
+    /// returning the output.
     pub fn run(&self, args: &[&str]) -> Output {
-        let child = self
-            .shoal()
-            .args(args)
+        self.run_command(self.command(args), args)
+    }
+
+    /// Run a command made by [`Sandbox::command`] to its end, as [`Sandbox::run`] does;
+    /// `args` name it if it hangs.
+    pub fn run_command(&self, mut cmd: Command, args: &[&str]) -> Output {
+        let child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -90,16 +102,41 @@ impl Sandbox {
         std::thread::spawn(move || {
             let _ = tx.send(child.wait_with_output());
         });
-        match rx.recv_timeout(Duration::from_secs(60)) {
+        match rx.recv_timeout(Duration::from_secs(120)) {
             Ok(output) => output.expect("output"),
             Err(_) => {
                 // SAFETY: kill(2) on our own child.
                 unsafe {
                     libc::kill(pid, libc::SIGKILL);
                 }
-                panic!("`shoal {}` did not finish within 60 s", args.join(" "));
+                panic!("`shoal {}` did not finish within 120 s", args.join(" "));
             }
         }
+    }
+
+    /// Run `shoal ARGS`, insist that it exits with `code`, return stderr (the message the
+    /// test then checks).
+    pub fn fails(&self, args: &[&str], code: i32) -> String {
+        let output = self.run(args);
+        assert_eq!(
+            output.status.code(),
+            Some(code),
+            "`shoal {}`:\n{}\n{}",
+            args.join(" "),
+            stdout(&output),
+            stderr(&output)
+        );
+        stderr(&output)
+    }
+
+    /// Start `shoal ARGS` and follow its output line by line.
+    pub fn spawn(&self, args: &[&str]) -> Running {
+        Running::spawn(self.command(args))
+    }
+
+    /// A foreground `shoal up -f FILE`, followed line by line.
+    pub fn up(&self, file: &Path) -> Running {
+        self.spawn(&["up", "-f", arg(file)])
     }
 
     /// Run `shoal ARGS`, insist on success, return stdout.
@@ -161,6 +198,11 @@ impl Sandbox {
             .current_dir(self.path());
         cmd
     }
+}
+
+/// A path as one argument of a `shoal` command line (test paths are UTF-8).
+pub fn arg(path: &Path) -> &str {
+    path.to_str().expect("test paths are UTF-8")
 }
 
 pub fn stdout(output: &Output) -> String {

@@ -14,9 +14,7 @@ fn hello_stack_prints_the_banner_with_a_prefix() {
     let sandbox = Sandbox::new();
     let file = repo().join("compose-examples/hello/shoal.yaml");
     images();
-    let output = sandbox.shoal().args(["up", "-f"]).arg(&file).output().unwrap();
-    let out = stdout(&output);
-    assert!(output.status.success(), "{out}\n{}", stderr(&output));
+    let out = sandbox.ok(&["up", "-f", arg(&file)]);
     let banner: Vec<_> = out.lines().filter(|l| l.starts_with("hello | ")).collect();
     assert!(banner.len() >= 7, "expected a 6-line banner and a greeting:\n{out}");
     assert!(out.contains("hello exited with code 0"), "{out}");
@@ -33,9 +31,7 @@ fn shared_fs_reader_reads_what_the_writer_wrote() {
     let text = std::fs::read_to_string(example.join("shoal.yaml")).unwrap();
     let text = text.replace("../images/", &format!("{}/", images().display()));
     let file = sandbox.write("shoal.yaml", &text);
-    let output = sandbox.shoal().args(["up", "-f"]).arg(&file).output().unwrap();
-    let out = stdout(&output);
-    assert!(output.status.success(), "{out}\n{}", stderr(&output));
+    let out = sandbox.ok(&["up", "-f", arg(&file)]);
     assert!(out.contains("buffer read = Hello World"), "{out}");
     let writer_done = out.find("writer exited with code 0").expect("writer ended");
     let reader_start = out.find("reader | ").expect("reader printed");
@@ -56,7 +52,7 @@ fn exits_are_reported_distinctly() {
         &sandbox,
         "containers:\n  ok:\n    image: IMAGES/hello.wasm\n  seven:\n    image: IMAGES/exit-code.wasm\n    args: [\"7\"]\n  boom:\n    image: IMAGES/trap.wasm\n",
     );
-    let output = sandbox.shoal().args(["up", "-f"]).arg(&file).output().unwrap();
+    let output = sandbox.run(&["up", "-f", arg(&file)]);
     let out = stdout(&output);
     assert_eq!(
         output.status.code(),
@@ -75,7 +71,7 @@ fn failed_dependency_is_reported_and_its_dependent_not_started() {
         &sandbox,
         "containers:\n  first:\n    image: IMAGES/exit-code.wasm\n    args: [\"2\"]\n  second:\n    image: IMAGES/hello.wasm\n    depends_on:\n      first: {condition: service_completed_successfully}\n",
     );
-    let output = sandbox.shoal().args(["up", "-f"]).arg(&file).output().unwrap();
+    let output = sandbox.run(&["up", "-f", arg(&file)]);
     let out = stdout(&output);
     assert!(out.contains("first exited with code 2"), "{out}");
     assert!(
@@ -92,9 +88,7 @@ fn ctrl_c_stops_a_spinning_guest() {
         &sandbox,
         "containers:\n  spin:\n    image: IMAGES/spin.wasm\n    stop_timeout: 2s\n  hello:\n    image: IMAGES/hello.wasm\n",
     );
-    let mut cmd = sandbox.shoal();
-    cmd.args(["up", "-f"]).arg(&file);
-    let mut running = Running::spawn(cmd);
+    let mut running = sandbox.up(&file);
     running.wait_for("| spinning", Duration::from_secs(60));
     // The spinning guest must not starve its neighbour on the one executor thread.
     running.wait_for("hello exited with code 0", Duration::from_secs(30));
@@ -108,37 +102,19 @@ fn ctrl_c_stops_a_spinning_guest() {
 #[test]
 fn run_passes_args_env_and_mounts_and_returns_the_exit_code() {
     let sandbox = Sandbox::new();
-    let output = sandbox
-        .shoal()
-        .arg("run")
-        .arg(image("exit-code.wasm"))
-        .arg("42")
-        .output()
-        .unwrap();
+    let output = sandbox.run(&["run", arg(&image("exit-code.wasm")), "42"]);
     assert_eq!(output.status.code(), Some(42), "{}", stdout(&output));
     assert!(stdout(&output).contains("exiting with 42"));
 
     std::fs::create_dir(sandbox.path().join("shared")).unwrap();
-    let output = sandbox
-        .shoal()
-        .args(["run", "-v", "./shared:/shared"])
-        .arg(image("writer.wasm"))
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}\n{}", stdout(&output), stderr(&output));
+    sandbox.ok(&["run", "-v", "./shared:/shared", arg(&image("writer.wasm"))]);
     assert_eq!(
         std::fs::read_to_string(sandbox.path().join("shared/shared_data.txt")).unwrap(),
         "Hello World"
     );
 
     // Read-only mounts refuse writes.
-    let output = sandbox
-        .shoal()
-        .args(["run", "-v", "./shared:/shared:ro"])
-        .arg(image("writer.wasm"))
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    sandbox.fails(&["run", "-v", "./shared:/shared:ro", arg(&image("writer.wasm"))], 1);
 }
 
 #[test]
@@ -148,9 +124,7 @@ fn thousand_replicas_start_in_one_up() {
         &sandbox,
         "containers:\n  hello:\n    image: IMAGES/hello.wasm\n    replicas: 1000\n",
     );
-    let output = sandbox.shoal().args(["up", "-f"]).arg(&file).output().unwrap();
-    let out = stdout(&output);
-    assert!(output.status.success(), "{}", stderr(&output));
+    let out = sandbox.ok(&["up", "-f", arg(&file)]);
     let exited = out.lines().filter(|l| l.ends_with("exited with code 0")).count();
     assert_eq!(exited, 1000);
     assert!(out.contains("hello-1000 | "));
@@ -163,7 +137,7 @@ fn on_failure_restarts_with_growing_delays_then_gives_up() {
         &sandbox,
         "containers:\n  boom:\n    image: IMAGES/trap.wasm\n    restart: on-failure:3\n    restart_delay: 100ms\n  fine:\n    image: IMAGES/exit-code.wasm\n    args: [\"0\"]\n    restart: on-failure\n",
     );
-    let output = sandbox.shoal().args(["up", "-f"]).arg(&file).output().unwrap();
+    let output = sandbox.run(&["up", "-f", arg(&file)]);
     let out = stdout(&output);
     let restarts: Vec<_> = out
         .lines()

@@ -1,7 +1,7 @@
 //! A small mutation fuzzer over shoal's two doors for untrusted bytes: the compose file
 //! (`spec::load_str`: YAML parsing, interpolation, decoding, validation) and images
 //! (`images::validate_wasm`, `check::function_imports`, `ImageStore::add`,
-//! `ImageStore::load_module`).
+//! `ImageStore::load_module`), driven through the library's public API.
 //!
 //! Why not cargo-fuzz: it needs a nightly toolchain and libFuzzer; shoal builds on stable
 //! only. This fuzzer is a seeded RNG over a small corpus (`fuzz/corpus/`, plus the golden
@@ -10,10 +10,16 @@
 //! error a diagnostic); a panic or an input that takes longer than [`SLOW`] is a failure,
 //! saved under `target/fuzz-findings/` with the seed that produced it.
 //!
-//! It runs as unit tests: a few seconds in the normal test run, longer with
-//! `SHOAL_FUZZ_SECS` (`scripts/fuzz.sh` runs it for a fixed budget). `SHOAL_FUZZ_SEED`
-//! replays a run; `SHOAL_FUZZ_TRACE=1` keeps the input in progress in
-//! `target/fuzz-findings/NAME-current`, for crashes that take the process down.
+//! It runs in the normal test run for a few seconds per target from a fixed seed
+//! ([`DEFAULT_SEED`]), so a failure there is reproducible. To search further:
+//! - `SHOAL_FUZZ_SECS=N` fuzzes each target for N seconds;
+//! - `SHOAL_FUZZ_SEED=N` starts from seed N (replays a reported run),
+//!   `SHOAL_FUZZ_SEED=random` from a seed taken from the clock (printed at the end);
+//! - `SHOAL_FUZZ_TRACE=1` keeps the input in progress in `target/fuzz-findings/NAME-current`,
+//!   for crashes that take the process down.
+//!
+//! `scripts/fuzz.sh [SECONDS] [SEED]` sets these (a random seed unless one is given) and runs
+//! `cargo test --test integration fuzz::`.
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -22,11 +28,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::images::{self, ImageStore};
-use crate::spec::{self, Severity};
+use shoal::images::{self, ImageStore};
+use shoal::spec::{self, Severity};
+
+use crate::support::repo;
 
 /// An input slower than this is reported (a hang in the making).
 const SLOW: Duration = Duration::from_secs(10);
+
+/// The seed of the normal test run: fixed, so what it finds can be replayed.
+const DEFAULT_SEED: u64 = 0x5eed_cafe;
 
 /// splitmix64: tiny, seedable, good enough to pick mutations.
 struct Rng(u64);
@@ -198,20 +209,21 @@ fn mutate(rng: &mut Rng, input: &[u8], others: &[Vec<u8>], tokens: &[&[u8]]) -> 
     data
 }
 
-/// How long to fuzz each target, and from which seed.
+/// How long to fuzz each target, and from which seed (see the module doc).
 fn budget() -> (Duration, u64) {
     let secs = std::env::var("SHOAL_FUZZ_SECS")
         .ok()
         .and_then(|s| s.parse::<f64>().ok())
         .unwrap_or(1.5);
-    let seed = std::env::var("SHOAL_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-        });
+    let seed = match std::env::var("SHOAL_FUZZ_SEED") {
+        Ok(s) if s == "random" => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64),
+        Ok(s) => s
+            .parse()
+            .unwrap_or_else(|_| panic!("SHOAL_FUZZ_SEED={s:?}: give a number or `random`")),
+        Err(_) => DEFAULT_SEED,
+    };
     (Duration::from_secs_f64(secs.max(0.0)), seed)
 }
 
@@ -287,7 +299,7 @@ fn save_finding(name: &str, input: &[u8]) -> PathBuf {
 }
 
 fn save_named(file: &str, input: &[u8]) -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/fuzz-findings");
+    let dir = repo().join("target/fuzz-findings");
     let _ = std::fs::create_dir_all(&dir);
     let path = dir.join(file);
     let _ = std::fs::write(&path, input);
@@ -366,15 +378,11 @@ fn read_dir_files(dir: &Path, ext: &str) -> Vec<(PathBuf, Vec<u8>)> {
         .collect()
 }
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// Compose files: the fuzz corpus, the golden cases and the examples.
 fn compose_corpus() -> Vec<Vec<u8>> {
     let mut corpus = Vec::new();
     for dir in ["fuzz/corpus/compose", "tests/golden/config"] {
-        corpus.extend(read_dir_files(&root().join(dir), "yaml").into_iter().map(|(_, b)| b));
+        corpus.extend(read_dir_files(&repo().join(dir), "yaml").into_iter().map(|(_, b)| b));
     }
     for example in [
         "hello",
@@ -384,7 +392,7 @@ fn compose_corpus() -> Vec<Vec<u8>> {
         "factory",
         "no-capability",
     ] {
-        if let Ok(bytes) = std::fs::read(root().join("compose-examples").join(example).join("shoal.yaml")) {
+        if let Ok(bytes) = std::fs::read(repo().join("compose-examples").join(example).join("shoal.yaml")) {
             corpus.push(bytes);
         }
     }
@@ -394,12 +402,12 @@ fn compose_corpus() -> Vec<Vec<u8>> {
 /// Wasm modules: the fuzz corpus (WAT, assembled here), the golden test files, and small
 /// hand-made edge cases.
 fn wasm_corpus() -> Vec<Vec<u8>> {
-    let mut corpus: Vec<Vec<u8>> = read_dir_files(&root().join("fuzz/corpus/wasm"), "wat")
+    let mut corpus: Vec<Vec<u8>> = read_dir_files(&repo().join("fuzz/corpus/wasm"), "wat")
         .into_iter()
         .filter_map(|(_, text)| wat::parse_bytes(&text).ok().map(|b| b.into_owned()))
         .collect();
     corpus.extend(
-        read_dir_files(&root().join("tests/golden/config"), "wasm")
+        read_dir_files(&repo().join("tests/golden/config"), "wasm")
             .into_iter()
             .map(|(_, b)| b),
     );
@@ -417,7 +425,7 @@ fn check_compose(bytes: &[u8]) -> Result<(), String> {
         lookup_digest: &lookup,
     };
     // Relative paths resolve against the golden folder, which has images and data folders.
-    let path = root().join("tests/golden/config/fuzz.yaml");
+    let path = repo().join("tests/golden/config/fuzz.yaml");
     match spec::load_str(&text, &path, &opts) {
         Ok((stack, warnings)) => {
             if stack.containers.is_empty() {
@@ -456,8 +464,8 @@ impl WasmTarget {
     fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = ImageStore::new(dir.path().join("data"));
-        let config = crate::runtime::RuntimeConfig::default();
-        let engine = crate::runtime::Runtime::new(&config).expect("engine").engine().clone();
+        let config = shoal::runtime::RuntimeConfig::default();
+        let engine = shoal::runtime::Runtime::new(&config).expect("engine").engine().clone();
         WasmTarget {
             dir,
             store,
@@ -479,7 +487,7 @@ impl WasmTarget {
             }
         };
         // Reading imports never fails silently on garbage it cannot parse.
-        let imports = crate::check::function_imports(bytes);
+        let imports = shoal::check::function_imports(bytes);
         if valid && imports.is_err() {
             return Err(format!("valid module whose imports cannot be read: {imports:?}"));
         }
@@ -505,53 +513,48 @@ impl WasmTarget {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+#[test]
+fn fuzz_compose_files() {
+    let tokens: Vec<&[u8]> = YAML_TOKENS.iter().map(|t| t.as_bytes()).collect();
+    let corpus = compose_corpus();
+    assert!(corpus.len() >= 10, "the compose corpus is missing");
+    let findings = fuzz("compose", corpus, &tokens, check_compose);
+    assert!(findings.problems.is_empty(), "{}", findings.problems.join("\n"));
+}
 
-    #[test]
-    fn fuzz_compose_files() {
-        let tokens: Vec<&[u8]> = YAML_TOKENS.iter().map(|t| t.as_bytes()).collect();
-        let corpus = compose_corpus();
-        assert!(corpus.len() >= 10, "the compose corpus is missing");
-        let findings = fuzz("compose", corpus, &tokens, check_compose);
-        assert!(findings.problems.is_empty(), "{}", findings.problems.join("\n"));
-    }
+#[test]
+fn fuzz_images() {
+    let corpus = wasm_corpus();
+    assert!(corpus.len() >= 5, "the wasm corpus is missing");
+    let target = WasmTarget::new();
+    let findings = fuzz("wasm", corpus, WASM_VALUES, |b| target.check(b));
+    assert!(findings.problems.is_empty(), "{}", findings.problems.join("\n"));
+}
 
-    #[test]
-    fn fuzz_images() {
-        let corpus = wasm_corpus();
-        assert!(corpus.len() >= 5, "the wasm corpus is missing");
-        let target = WasmTarget::new();
-        let findings = fuzz("wasm", corpus, WASM_VALUES, |b| target.check(b));
-        assert!(findings.problems.is_empty(), "{}", findings.problems.join("\n"));
+#[test]
+fn oversized_and_random_images_are_clear_errors() {
+    let target = WasmTarget::new();
+    let mut rng = Rng(7);
+    let random: Vec<u8> = (0..(8 << 20)).map(|_| rng.next() as u8).collect();
+    let mut big = b"\0asm\x01\0\0\0".to_vec();
+    big.extend_from_slice(&random);
+    for bytes in [random, big] {
+        let started = Instant::now();
+        target.check(&bytes).unwrap();
+        assert!(started.elapsed() < SLOW * 3);
     }
+}
 
-    #[test]
-    fn oversized_and_random_images_are_clear_errors() {
-        let target = WasmTarget::new();
-        let mut rng = Rng(7);
-        let random: Vec<u8> = (0..(8 << 20)).map(|_| rng.next() as u8).collect();
-        let mut big = b"\0asm\x01\0\0\0".to_vec();
-        big.extend_from_slice(&random);
-        for bytes in [random, big] {
-            let started = Instant::now();
-            target.check(&bytes).unwrap();
-            assert!(started.elapsed() < SLOW * 3);
-        }
-    }
-
-    #[test]
-    fn mutations_are_reproducible_from_the_seed() {
-        let corpus = vec![b"containers:\n  a:\n    image: x.wasm\n".to_vec()];
-        let tokens: Vec<&[u8]> = YAML_TOKENS.iter().map(|t| t.as_bytes()).collect();
-        let run = |seed| {
-            let mut rng = Rng(seed);
-            (0..50)
-                .map(|_| mutate(&mut rng, &corpus[0], &corpus, &tokens))
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(run(42), run(42));
-        assert_ne!(run(42), run(43));
-    }
+#[test]
+fn mutations_are_reproducible_from_the_seed() {
+    let corpus = vec![b"containers:\n  a:\n    image: x.wasm\n".to_vec()];
+    let tokens: Vec<&[u8]> = YAML_TOKENS.iter().map(|t| t.as_bytes()).collect();
+    let run = |seed| {
+        let mut rng = Rng(seed);
+        (0..50)
+            .map(|_| mutate(&mut rng, &corpus[0], &corpus, &tokens))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(run(42), run(42));
+    assert_ne!(run(42), run(43));
 }
