@@ -165,3 +165,55 @@ fn format_mb(mb: f64) -> String {
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::density::{Checkpoint, Mode};
+
+    /// A small report with the checkpoints of `--max 20`; the label has a character that
+    /// needs escaping.
+    fn report() -> DensityReport {
+        let rows = [(0, 6_000), (1, 6_100), (2, 6_180), (3, 6_260), (5, 6_420), (10, 6_800), (20, 7_600)];
+        DensityReport {
+            mode: Mode::Idle,
+            image: "a<b>&c.wasm".into(),
+            checkpoints: rows
+                .iter()
+                .map(|&(containers, rss_kib)| Checkpoint {
+                    containers,
+                    rss_kib,
+                    elapsed_ms: containers as f64 * 1.5,
+                })
+                .collect(),
+            idle_cpu_percent: None,
+            idle_seconds: 0.0,
+            teardown: crate::procstat::Reclamation {
+                baseline_kib: 6_000,
+                peak_kib: 7_600,
+                after_kib: 6_050,
+                baseline_anon_kib: 1_000,
+                after_anon_kib: 1_010,
+            },
+            lines_logged: 0,
+        }
+    }
+
+    /// The plot is drawn by hand, so pin it byte for byte: a refactoring of the drawing
+    /// steps must not move a pixel.
+    #[test]
+    fn svg_is_pinned() {
+        let svg = render_svg(&report());
+        assert_eq!(svg, include_str!("testdata/density-plot.svg"));
+    }
+
+    /// With no measured point the axes fall back to 100 containers and still draw.
+    #[test]
+    fn svg_without_measurements() {
+        let mut report = report();
+        report.checkpoints.truncate(1);
+        let svg = render_svg(&report);
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
+        assert!(svg.contains(">100</text>"));
+    }
+}
