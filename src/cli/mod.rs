@@ -29,9 +29,11 @@ use crate::runtime::RuntimeConfig;
 use crate::spec;
 
 pub use args::Cli;
+use args::{Command, TopicsCommand};
+// Reached through `super::` by `up` (serve.rs: the arguments, the compose file) and by
+// `verbs` (the output format).
 pub(crate) use args::OutputFormat;
-// `up` (serve.rs) reaches these through `super::`.
-use args::{split_targets, Command, GlobalArgs, TopicsCommand, UpArgs};
+use args::{split_targets, GlobalArgs, UpArgs};
 use compose::{compose_path, load_stack};
 
 /// Entry point used by `main`.
