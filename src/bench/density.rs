@@ -127,20 +127,7 @@ pub async fn run(
             continue;
         }
         next.next();
-        match mode {
-            Mode::Idle => {
-                // Parked = subscribed: an SDK subscriber subscribes right before its first
-                // wait. An image that never subscribes counts once it has been started and
-                // had a moment to reach its first wait.
-                let since = Instant::now();
-                while runner.broker().stats().mailboxes < count
-                    && !(since.elapsed() > Duration::from_secs(1) && runner.started() >= count)
-                {
-                    tokio::task::yield_now().await;
-                }
-            }
-            Mode::Exited => runner.wait_ended(count).await,
-        }
+        settled(&mut runner, mode, count).await;
         let row = Checkpoint {
             containers: count,
             rss_kib: procstat::rss_kib().unwrap_or(0),
@@ -150,25 +137,12 @@ pub async fn run(
         results.push(row);
     }
     let idle_cpu_percent = if mode == Mode::Idle && !idle_for.is_zero() {
-        let cpu_before = procstat::cpu_time();
-        let wall = Instant::now();
-        tokio::time::sleep(idle_for).await;
-        let spent = procstat::cpu_time().saturating_sub(cpu_before);
-        Some(spent.as_secs_f64() / wall.elapsed().as_secs_f64() * 100.0)
+        Some(idle_cpu(idle_for).await)
     } else {
         None
     };
-    let peak_kib = procstat::peak_rss_kib().unwrap_or(0);
-    runner.stop_all().await;
-    let _ = runner.into_report(true);
-    procstat::release_free_memory();
-    let teardown = procstat::Reclamation {
-        baseline_kib: results.first().map_or(0, |c| c.rss_kib),
-        peak_kib,
-        after_kib: procstat::rss_kib().unwrap_or(0),
-        baseline_anon_kib,
-        after_anon_kib: procstat::anon_kib().unwrap_or(0),
-    };
+    let baseline_kib = results.first().map_or(0, |c| c.rss_kib);
+    let teardown = tear_down(runner, baseline_kib, baseline_anon_kib).await;
     DensityReport {
         mode,
         image: image_name,
@@ -177,6 +151,49 @@ pub async fn run(
         idle_seconds: idle_for.as_secs_f64(),
         teardown,
         lines_logged: sink.0.load(Ordering::Relaxed),
+    }
+}
+
+/// Wait until the first `count` containers count as running: parked (idle) or ended (exited).
+async fn settled(runner: &mut Supervisor, mode: Mode, count: usize) {
+    match mode {
+        Mode::Idle => {
+            // Parked = subscribed: an SDK subscriber subscribes right before its first
+            // wait. An image that never subscribes counts once it has been started and
+            // had a moment to reach its first wait.
+            let since = Instant::now();
+            while runner.broker().stats().mailboxes < count
+                && !(since.elapsed() > Duration::from_secs(1) && runner.started() >= count)
+            {
+                tokio::task::yield_now().await;
+            }
+        }
+        Mode::Exited => runner.wait_ended(count).await,
+    }
+}
+
+/// The process's CPU time over `window` of wall time, as a percentage of one core.
+async fn idle_cpu(window: Duration) -> f64 {
+    let cpu_before = procstat::cpu_time();
+    let wall = Instant::now();
+    tokio::time::sleep(window).await;
+    let spent = procstat::cpu_time().saturating_sub(cpu_before);
+    spent.as_secs_f64() / wall.elapsed().as_secs_f64() * 100.0
+}
+
+/// Stop every container, give free memory back, and compare what stays with the baseline
+/// (the peak is read before the teardown).
+async fn tear_down(mut runner: Supervisor, baseline_kib: u64, baseline_anon_kib: u64) -> procstat::Reclamation {
+    let peak_kib = procstat::peak_rss_kib().unwrap_or(0);
+    runner.stop_all().await;
+    let _ = runner.into_report(true);
+    procstat::release_free_memory();
+    procstat::Reclamation {
+        baseline_kib,
+        peak_kib,
+        after_kib: procstat::rss_kib().unwrap_or(0),
+        baseline_anon_kib,
+        after_anon_kib: procstat::anon_kib().unwrap_or(0),
     }
 }
 

@@ -27,8 +27,6 @@ pub enum BenchError {
     Stack(String),
 }
 
-/// Write a built-in guest into the data directory (so it goes through the image store's
-/// compile cache like any image) and return its path.
 /// A module as the supervisor takes it; benchmarks never diff stacks, so the digest is a label.
 pub(crate) fn bench_image(module: &wasmtime::Module) -> crate::supervisor::LoadedImage {
     crate::supervisor::LoadedImage {
@@ -37,6 +35,8 @@ pub(crate) fn bench_image(module: &wasmtime::Module) -> crate::supervisor::Loade
     }
 }
 
+/// Write a built-in guest into the data directory (so it goes through the image store's
+/// compile cache like any image) and return its path.
 pub fn built_in_image(images: &ImageStore, name: &str, bytes: &[u8]) -> Result<PathBuf, BenchError> {
     let dir = images.root().join("bench");
     let path = dir.join(format!("{name}.wasm"));

@@ -34,8 +34,30 @@ pub struct Edge {
     pub maybe: bool,
 }
 
-/// Every edge the file's declarations allow, in file order.
+/// Every edge the file's declarations allow, in file order: between containers first, then
+/// to and from the bridges.
 pub fn edges(stack: &Stack) -> Vec<Edge> {
+    let mut edges = container_edges(stack);
+    edges.extend(bridge_edges(stack));
+    edges
+}
+
+/// The topic two prefixes meet on (the longer one) when one contains the other.
+fn meet(a: &str, b: &str) -> Option<String> {
+    (a.starts_with(b) || b.starts_with(a)).then(|| if a.len() >= b.len() { a } else { b }.to_owned())
+}
+
+fn edge(from: &str, to: &str, topic: String, maybe: bool) -> Edge {
+    Edge {
+        from: from.to_owned(),
+        to: to.to_owned(),
+        topic,
+        maybe,
+    }
+}
+
+/// Publisher -> subscriber edges between the stack's containers.
+fn container_edges(stack: &Stack) -> Vec<Edge> {
     let mut edges = Vec::new();
     for from in &stack.containers {
         for to in &stack.containers {
@@ -45,70 +67,49 @@ pub fn edges(stack: &Stack) -> Vec<Edge> {
             let Some(subscribes) = &to.subscribe else { continue };
             for sub in subscribes {
                 match &from.publish {
-                    Some(publishes) => {
-                        for publ in publishes {
-                            if publ.starts_with(sub.as_str()) || sub.starts_with(publ.as_str()) {
-                                let topic = if publ.len() >= sub.len() { publ } else { sub };
-                                edges.push(Edge {
-                                    from: from.name.clone(),
-                                    to: to.name.clone(),
-                                    topic: topic.clone(),
-                                    maybe: false,
-                                });
-                            }
-                        }
+                    Some(publishes) => edges.extend(
+                        publishes
+                            .iter()
+                            .filter_map(|publ| meet(publ, sub))
+                            .map(|topic| edge(&from.name, &to.name, topic, false)),
+                    ),
+                    None if from.capabilities.contains(&crate::spec::Capability::Messaging) => {
+                        edges.push(edge(&from.name, &to.name, sub.clone(), true))
                     }
-                    None if from.capabilities.contains(&crate::spec::Capability::Messaging) => edges.push(Edge {
-                        from: from.name.clone(),
-                        to: to.name.clone(),
-                        topic: sub.clone(),
-                        maybe: true,
-                    }),
                     None => {}
                 }
             }
         }
     }
-    // bridge: an MQTT bridge is a node too; local publishers feed its exports, its imports
-    // feed local subscribers.
+    edges
+}
+
+/// bridge: an MQTT bridge is a node too; local publishers feed its exports, its imports
+/// feed local subscribers.
+fn bridge_edges(stack: &Stack) -> Vec<Edge> {
+    let mut edges = Vec::new();
     for bridge in &stack.bridges {
         let node = crate::bridge::log_name(bridge);
-        let meet = |a: &str, b: &str| {
-            (a.starts_with(b) || b.starts_with(a)).then(|| if a.len() >= b.len() { a } else { b }.to_owned())
-        };
         for rule in &bridge.export {
             for from in stack
                 .containers
                 .iter()
                 .filter(|c| c.capabilities.contains(&crate::spec::Capability::Messaging))
             {
-                let found: Vec<(String, bool)> = match &from.publish {
-                    Some(list) => list
-                        .iter()
-                        .filter_map(|p| meet(p, &rule.local))
-                        .map(|t| (t, false))
-                        .collect(),
-                    None => vec![(rule.local.clone(), true)],
-                };
-                for (topic, maybe) in found {
-                    edges.push(Edge {
-                        from: from.name.clone(),
-                        to: node.clone(),
-                        topic,
-                        maybe,
-                    });
+                match &from.publish {
+                    Some(list) => edges.extend(
+                        list.iter()
+                            .filter_map(|p| meet(p, &rule.local))
+                            .map(|topic| edge(&from.name, &node, topic, false)),
+                    ),
+                    None => edges.push(edge(&from.name, &node, rule.local.clone(), true)),
                 }
             }
         }
         for rule in &bridge.import {
             for to in &stack.containers {
                 for topic in to.subscribe.iter().flatten().filter_map(|s| meet(s, &rule.local)) {
-                    edges.push(Edge {
-                        from: node.clone(),
-                        to: to.name.clone(),
-                        topic,
-                        maybe: false,
-                    });
+                    edges.push(edge(&node, &to.name, topic, false));
                 }
             }
         }
@@ -189,8 +190,8 @@ pub fn render(stack: &Stack, live: &[ContainerInfo], format: GraphFormat) -> Str
 }
 
 pub(super) fn graph(images: &ImageStore, project: &ProjectArgs, format: GraphFormat) -> anyhow::Result<ExitCode> {
-    let path = super::compose_path(project.file.as_deref())?;
-    let Some(stack) = super::load_stack(images, &path, false) else {
+    let path = super::compose::compose_path(project.file.as_deref())?;
+    let Some(stack) = super::compose::load_stack(images, &path, false) else {
         return Ok(ExitCode::from(1));
     };
     let live: Vec<ContainerInfo> = Client::for_project(project.project.as_deref().unwrap_or(&stack.name))
@@ -198,4 +199,63 @@ pub(super) fn graph(images: &ImageStore, project: &ProjectArgs, format: GraphFor
         .unwrap_or_default();
     print!("{}", render(&stack, &live, format));
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stack(yaml: &str) -> Stack {
+        let env = std::collections::HashMap::new();
+        let options = crate::spec::LoadOptions {
+            env: &env,
+            lookup_digest: &|_| None,
+        };
+        // The images must exist; an empty module is enough for the graph.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.wasm"), b"\0asm\x01\0\0\0").unwrap();
+        match crate::spec::load_str(yaml, &dir.path().join("graph-test.yaml"), &options) {
+            Ok((stack, _)) => stack,
+            Err(diagnostics) => panic!("{}", crate::spec::render_diagnostics(&diagnostics)),
+        }
+    }
+
+    fn pairs(edges: &[Edge]) -> Vec<(&str, &str, &str, bool)> {
+        edges
+            .iter()
+            .map(|e| (e.from.as_str(), e.to.as_str(), e.topic.as_str(), e.maybe))
+            .collect()
+    }
+
+    /// Declared prefixes meet on the longer one; an undeclared publisher may reach every
+    /// subscriber; a bridge takes what local publishers send under its export prefixes.
+    #[test]
+    fn edges_follow_the_declarations_in_file_order() {
+        let stack = stack(
+            r#"
+name: g
+bridges:
+  up:
+    url: mqtt://127.0.0.1:1883
+    export: [{local: "sensors/", remote: "b/sensors/"}]
+    import: [{remote: "cmd/", local: "cmd/"}]
+containers:
+  sensor: {image: a.wasm, capabilities: [messaging], publish: ["sensors/temp"]}
+  anywhere: {image: a.wasm, capabilities: [messaging]}
+  collector: {image: a.wasm, capabilities: [messaging], subscribe: ["sensors/", "cmd/"]}
+"#,
+        );
+        assert_eq!(
+            pairs(&edges(&stack)),
+            [
+                ("sensor", "collector", "sensors/temp", false),
+                ("anywhere", "collector", "sensors/", true),
+                ("anywhere", "collector", "cmd/", true),
+                ("sensor", "bridge:up", "sensors/temp", false),
+                ("anywhere", "bridge:up", "sensors/", true),
+                ("collector", "bridge:up", "sensors/", true),
+                ("bridge:up", "collector", "cmd/", false),
+            ]
+        );
+    }
 }

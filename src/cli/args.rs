@@ -1,0 +1,454 @@
+//! The command line as clap types: every command, flag and help text of `shoal`. The
+//! commands themselves live beside this file, one file per family; nothing here runs.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use super::{compile, graph, verbs};
+use crate::bench;
+
+#[derive(Parser, Debug)]
+#[command(name = "shoal", version, about = "Run a stack of WebAssembly containers in one small process", long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub(super) global: GlobalArgs,
+    #[command(subcommand)]
+    pub(super) command: Command,
+}
+
+/// Options every command takes.
+#[derive(Args, Debug, Clone)]
+pub(super) struct GlobalArgs {
+    /// Where images and the compile cache live [default: $SHOAL_DATA_DIR, $XDG_DATA_HOME/shoal or ~/.local/share/shoal]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub(super) data_dir: Option<PathBuf>,
+    /// Address space reserved per linear memory, e.g. 8MiB (see README: memory sizing)
+    #[arg(long, global = true, value_name = "SIZE", env = "SHOAL_MEMORY_RESERVATION")]
+    pub(super) memory_reservation: Option<String>,
+    /// Deepest wasm stack any container may use, e.g. 1MiB [default: 512KiB] (engine-wide; see README: limits)
+    #[arg(long, global = true, value_name = "SIZE", env = "SHOAL_MAX_WASM_STACK")]
+    pub(super) max_wasm_stack: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum Command {
+    /// Validate the compose file and print the resolved stack
+    #[command(
+        after_help = "Examples:\n  shoal config\n  shoal config -f line-3/shoal.yaml --format json\n  shoal config -q && echo valid"
+    )]
+    Config(ConfigArgs),
+    /// Start the stack (in the foreground, or in the background with -d) and serve it to `ps`, `logs`, `down`...
+    #[command(
+        after_help = "Examples:\n  shoal up\n  shoal up compose-examples/hello/shoal.yaml\n  shoal up -f stack.yaml collector   # only collector and what it depends on\n  shoal up -d                         # in the background; again to apply file changes\n  shoal up --watch                    # reload when the file or an image changes"
+    )]
+    Up(UpArgs),
+    /// Stop a running stack and report the memory it gave back
+    #[command(
+        after_help = "Examples:\n  shoal down\n  shoal down -p line-3 --verify\n  shoal down --verify --threshold 512KiB"
+    )]
+    Down(DownArgs),
+    /// List the containers of a running stack
+    #[command(after_help = "Examples:\n  shoal ps\n  shoal ps -p line-3 --format json")]
+    Ps(PsArgs),
+    /// Print containers' output (the last 1,000 lines of each are kept)
+    #[command(
+        after_help = "Examples:\n  shoal logs\n  shoal logs -f collector\n  shoal logs --tail 20 --since 10m -t"
+    )]
+    Logs(verbs::LogsArgs),
+    /// Live figures per container and for the process
+    #[command(after_help = "Examples:\n  shoal stats\n  shoal stats --no-stream --format json")]
+    Stats(StatsArgs),
+    /// Lifecycle events: start, die, stop, restart, pause, warnings, reloads
+    #[command(after_help = "Examples:\n  shoal events\n  shoal events --json --no-stream")]
+    Events(EventsArgs),
+    /// Containers sorted by the CPU time their guest code used
+    #[command(after_help = "Examples:\n  shoal top\n  shoal top -p line-3")]
+    Top(ProjectOnly),
+    /// Stop containers (they stay stopped; no restart policy applies)
+    #[command(after_help = "Examples:\n  shoal stop watchdog\n  shoal stop        # every container")]
+    Stop(NamesArgs),
+    /// Start stopped or ended containers
+    #[command(after_help = "Examples:\n  shoal start watchdog")]
+    Start(NamesArgs),
+    /// Stop then start containers
+    #[command(after_help = "Examples:\n  shoal restart collector aggregator")]
+    Restart(NamesArgs),
+    /// Stop containers at once, without waiting for stop_timeout
+    #[command(after_help = "Examples:\n  shoal kill spinner")]
+    Kill(NamesArgs),
+    /// Hold containers: no guest code runs, all state is kept, messages queue (bounded)
+    #[command(after_help = "Examples:\n  shoal pause collector")]
+    Pause(NamesArgs),
+    /// Let paused containers run again
+    #[command(after_help = "Examples:\n  shoal unpause collector")]
+    Unpause(NamesArgs),
+    /// Running stacks on this machine
+    #[command(after_help = "Examples:\n  shoal ls\n  shoal ls --format json")]
+    Ls(LsArgs),
+    /// Containers and the topics between them, from the file (with live counts when it runs)
+    #[command(
+        after_help = "Examples:\n  shoal graph\n  shoal graph --format mermaid > stack.mmd\n  shoal graph --format dot | dot -Tsvg > stack.svg"
+    )]
+    Graph(GraphArgs),
+    /// Watch the messages of a running stack
+    #[command(after_help = "Examples:\n  shoal topics tail sensors/\n  shoal topics tail ''   # everything")]
+    Topics(TopicsArgs),
+    /// Print a shell completion script
+    #[command(
+        after_help = "Examples:\n  shoal completions bash > /etc/bash_completion.d/shoal\n  shoal completions zsh > ~/.zfunc/_shoal\n  shoal completions fish > ~/.config/fish/completions/shoal.fish"
+    )]
+    Completions { shell: clap_complete::Shell },
+    /// Run one image as a container, like `docker run`
+    #[command(
+        after_help = "Examples:\n  shoal run hello.wasm\n  shoal run -v ./data:/shared writer.wasm\n  shoal run --cap messaging -e UNIT=celsius publisher.wasm -- --period 2s"
+    )]
+    Run(RunArgs),
+    /// Measure: density (memory per container), messaging (latency, throughput), bridge (MQTT)
+    #[command(
+        after_help = "Examples:\n  shoal bench density --max 10000 --plot density.svg --json density.json\n  shoal bench density --mode exited --max 1000\n  shoal bench messaging --subscribers 1,10,100,1000\n  shoal bench bridge --broker mqtt://127.0.0.1:1883"
+    )]
+    Bench(BenchArgs),
+    /// List, add and remove images in the content-addressed store
+    #[command(
+        after_help = "Examples:\n  shoal images\n  shoal images add build/collector.wasm\n  shoal images rm 1e8fcd21\n  shoal images compile collector.wasm --target aarch64-unknown-linux-gnu -o board/"
+    )]
+    Images(ImagesArgs),
+}
+
+#[derive(Args, Debug)]
+pub(super) struct FileArgs {
+    /// Compose file [default: shoal.yaml or compose.yaml in the current folder]
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub(super) file: Option<PathBuf>,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub(super) enum Format {
+    Yaml,
+    Json,
+}
+
+/// Output of the commands that list things.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OutputFormat {
+    Table,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub(super) struct ConfigArgs {
+    #[command(flatten)]
+    pub(super) file: FileArgs,
+    /// Compose file (same as -f)
+    #[arg(value_name = "FILE", conflicts_with = "file")]
+    pub(super) positional: Option<PathBuf>,
+    /// Only validate; print nothing but errors
+    #[arg(short, long)]
+    pub(super) quiet: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value = "yaml")]
+    pub(super) format: Format,
+    /// Treat warnings as errors
+    #[arg(long)]
+    pub(super) strict: bool,
+}
+
+#[derive(Args, Debug)]
+pub(super) struct UpArgs {
+    #[command(flatten)]
+    pub(super) file: FileArgs,
+    /// A compose file path, or the names of containers to start (with their dependencies)
+    #[arg(value_name = "FILE|CONTAINER")]
+    pub(super) targets: Vec<String>,
+    /// Plain prefixes, no colours
+    #[arg(long)]
+    pub(super) no_color: bool,
+    /// Print how each image was obtained (compiled or from the cache) and how long it took
+    #[arg(short, long)]
+    pub(super) verbose: bool,
+    /// Run in the background; on a running project, apply the file's changes
+    #[arg(short, long)]
+    pub(super) detach: bool,
+    /// Reload when the compose file, an env file or an image file changes
+    #[arg(long)]
+    pub(super) watch: bool,
+    /// Internal: this process is the background half of `up -d`
+    #[arg(long, hide = true)]
+    pub(super) detached_child: bool,
+}
+
+#[derive(Args, Debug)]
+pub(super) struct ProjectOnly {
+    #[command(flatten)]
+    pub(super) project: verbs::ProjectArgs,
+}
+
+#[derive(Args, Debug)]
+pub(super) struct NamesArgs {
+    #[command(flatten)]
+    pub(super) project: verbs::ProjectArgs,
+    /// Containers [default: all]
+    #[arg(value_name = "NAME")]
+    pub(super) names: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub(super) struct DownArgs {
+    #[command(flatten)]
+    pub(super) project: verbs::ProjectArgs,
+    /// Exit non-zero when more memory than --threshold stays in use after teardown
+    #[arg(long)]
+    pub(super) verify: bool,
+    /// Residue allowed by --verify
+    #[arg(long, value_name = "SIZE", default_value = "1MiB")]
+    pub(super) threshold: String,
+}
+
+#[derive(Args, Debug)]
+pub(super) struct PsArgs {
+    #[command(flatten)]
+    pub(super) project: verbs::ProjectArgs,
+    #[arg(long, value_enum, default_value = "table")]
+    pub(super) format: OutputFormat,
+}
+
+#[derive(Args, Debug)]
+pub(super) struct StatsArgs {
+    #[command(flatten)]
+    pub(super) project: verbs::ProjectArgs,
+    /// Print once and exit
+    #[arg(long)]
+    pub(super) no_stream: bool,
+    #[arg(long, value_enum, default_value = "table")]
+    pub(super) format: OutputFormat,
+}
+
+#[derive(Args, Debug)]
+pub(super) struct EventsArgs {
+    #[command(flatten)]
+    pub(super) project: verbs::ProjectArgs,
+    /// One JSON object per line
+    #[arg(long)]
+    pub(super) json: bool,
+    /// Print the recent events and exit instead of following
+    #[arg(long)]
+    pub(super) no_stream: bool,
+}
+
+#[derive(Args, Debug)]
+pub(super) struct LsArgs {
+    #[arg(long, value_enum, default_value = "table")]
+    pub(super) format: OutputFormat,
+}
+
+#[derive(Args, Debug)]
+pub(super) struct GraphArgs {
+    #[command(flatten)]
+    pub(super) project: verbs::ProjectArgs,
+    #[arg(long, value_enum, default_value = "text")]
+    pub(super) format: graph::GraphFormat,
+}
+
+#[derive(Args, Debug)]
+pub(super) struct TopicsArgs {
+    #[command(subcommand)]
+    pub(super) command: TopicsCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum TopicsCommand {
+    /// Print messages under a topic prefix as they are published
+    Tail {
+        #[command(flatten)]
+        project: verbs::ProjectArgs,
+        /// Topic prefix ('' for all)
+        prefix: String,
+    },
+}
+
+#[derive(Args, Debug)]
+pub(super) struct RunArgs {
+    /// A .wasm file, or an image in the store (digest prefix or name)
+    pub(super) image: String,
+    /// Arguments passed to the guest
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub(super) args: Vec<String>,
+    /// Mount a host folder: HOST:GUEST[:ro] (Docker's order)
+    #[arg(short = 'v', long = "volume", value_name = "HOST:GUEST[:ro]")]
+    pub(super) volumes: Vec<String>,
+    /// Set an environment variable
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub(super) env: Vec<String>,
+    /// Grant a capability (messaging, timers, sensors, ocre:api)
+    #[arg(long = "cap", value_name = "NAME")]
+    pub(super) caps: Vec<String>,
+    /// Container name [default: the image's file stem]
+    #[arg(long)]
+    pub(super) name: Option<String>,
+    /// Linear memory limit, e.g. 1MiB
+    #[arg(long, value_name = "SIZE")]
+    pub(super) memory: Option<String>,
+    /// CPU share limit, e.g. 0.25 or 25%
+    #[arg(long, value_name = "SHARE")]
+    pub(super) cpu: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub(super) struct BenchArgs {
+    #[command(subcommand)]
+    pub(super) command: BenchCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum BenchCommand {
+    /// The article's experiment: start containers one after another, read VmRSS at
+    /// 0, 1, 2, 3, 5, 10, 20, 50, 100, ... up to --max, then tear down and read it again
+    Density(DensityArgs),
+    /// Up/down cycles of one stack in one process, printing RSS as it goes: growth means
+    /// something is not given back
+    Soak(SoakArgs),
+    /// Time from saving the compose file to the changed container running again (`up --watch`)
+    Reload(ReloadArgs),
+    /// The share `limits.cpu` holds a spinning guest to, and what spinning guests cost a
+    /// parked subscriber's message latency, with and without a limit
+    Isolation(IsolationArgs),
+    /// Publish -> deliver latency (p50/p99) to parked subscribers and fan-out throughput
+    Messaging(MessagingArgs),
+    /// MQTT bridge: latency (p50/p99) and throughput of local publish -> broker -> other
+    /// stack, against the in-process path
+    Bridge(BridgeArgs),
+}
+
+#[derive(Args, Debug)]
+pub(super) struct DensityArgs {
+    /// Containers to reach
+    #[arg(long, default_value_t = 1000)]
+    pub(super) max: usize,
+    /// idle: SDK-style subscribers parked in the poll loop; exited: hello-style guests that return
+    #[arg(long, value_enum, default_value = "idle")]
+    pub(super) mode: bench::density::Mode,
+    /// Image to run instead of the built-in guest (granted every capability)
+    #[arg(long, value_name = "FILE")]
+    pub(super) image: Option<PathBuf>,
+    /// Seconds to measure idle CPU once all containers run (idle mode)
+    #[arg(long, default_value_t = 10.0)]
+    pub(super) idle_secs: f64,
+    /// Also write the figures as JSON
+    #[arg(long, value_name = "FILE")]
+    pub(super) json: Option<PathBuf>,
+    /// Draw RSS against container count, with the article's reference lines, as SVG
+    #[arg(long, value_name = "FILE.svg")]
+    pub(super) plot: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub(super) struct SoakArgs {
+    /// Cycles to run
+    #[arg(long, default_value_t = 1000)]
+    pub(super) cycles: usize,
+    /// Containers in the stack (built-in idle subscribers)
+    #[arg(long, default_value_t = 20)]
+    pub(super) containers: usize,
+    /// Print RSS every this many cycles
+    #[arg(long, default_value_t = 100)]
+    pub(super) every: usize,
+    /// Also write the figures as JSON
+    #[arg(long, value_name = "FILE")]
+    pub(super) json: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub(super) struct ReloadArgs {
+    /// Saves to measure
+    #[arg(long, default_value_t = 50)]
+    pub(super) rounds: usize,
+}
+
+#[derive(Args, Debug)]
+pub(super) struct IsolationArgs {
+    /// Seconds to measure each CPU share
+    #[arg(long, default_value_t = 3.0)]
+    pub(super) secs: f64,
+    /// Spinning guests beside the subscriber
+    #[arg(long, default_value_t = 4)]
+    pub(super) spinners: usize,
+    /// Latency rounds per configuration
+    #[arg(long, default_value_t = 200)]
+    pub(super) rounds: usize,
+    /// Also write the figures as JSON
+    #[arg(long, value_name = "FILE")]
+    pub(super) json: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub(super) struct MessagingArgs {
+    /// Subscriber counts to measure
+    #[arg(long, value_delimiter = ',', default_value = "1,10,100,1000")]
+    pub(super) subscribers: Vec<usize>,
+    /// Latency rounds per count (one message each, subscribers parked in between)
+    #[arg(long, default_value_t = 200)]
+    pub(super) rounds: usize,
+    /// Messages per burst for the throughput figure (at most the mailbox bound, 256)
+    #[arg(long, default_value_t = 100)]
+    pub(super) burst: usize,
+    /// Also write the figures as JSON
+    #[arg(long, value_name = "FILE")]
+    pub(super) json: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub(super) struct BridgeArgs {
+    /// Broker to go through, e.g. mqtt://127.0.0.1:1883 [default: start a private mosquitto]
+    #[arg(long, value_name = "URL")]
+    pub(super) broker: Option<String>,
+    /// Latency rounds (one message each)
+    #[arg(long, default_value_t = 1000)]
+    pub(super) rounds: usize,
+    /// Messages in the throughput burst
+    #[arg(long, default_value_t = 20000)]
+    pub(super) burst: usize,
+    /// Payload size in bytes
+    #[arg(long, default_value_t = 64)]
+    pub(super) payload: usize,
+    /// Also write the figures as JSON
+    #[arg(long, value_name = "FILE")]
+    pub(super) json: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub(super) struct ImagesArgs {
+    #[command(subcommand)]
+    pub(super) command: Option<ImagesCommand>,
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum ImagesCommand {
+    /// List stored images (the default)
+    Ls,
+    /// Copy a .wasm file into the store
+    Add { files: Vec<PathBuf> },
+    /// Remove images by digest prefix or name
+    Rm { images: Vec<String> },
+    /// Precompile .wasm files into .cwasm images for a board whose shoal has no compiler
+    Compile(compile::CompileArgs),
+}
+
+/// Positional `up` arguments: a path to a compose file (has a `/`, ends in .yaml/.yml, or
+/// exists) or container names.
+pub(super) fn split_targets(targets: &[String]) -> (Option<PathBuf>, Vec<String>) {
+    let mut file = None;
+    let mut services = Vec::new();
+    for target in targets {
+        let looks_like_file = target.contains('/')
+            || target.ends_with(".yaml")
+            || target.ends_with(".yml")
+            || Path::new(target).is_file();
+        if looks_like_file && file.is_none() {
+            file = Some(PathBuf::from(target));
+        } else {
+            services.push(target.clone());
+        }
+    }
+    (file, services)
+}

@@ -1,0 +1,231 @@
+//! `shoal bench`: one function per benchmark, each preparing its guest and stack, running
+//! the measurement in `crate::bench` and printing its figures. The measurements themselves
+//! print nothing but progress through the callbacks given here.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::args::{BenchArgs, BenchCommand, DensityArgs, IsolationArgs, MessagingArgs, ReloadArgs, SoakArgs};
+use super::tokio_runtime;
+use crate::bench::{self, density::Mode};
+use crate::images::ImageStore;
+use crate::procstat;
+use crate::runtime::{Runtime, RuntimeConfig};
+use crate::supervisor;
+
+/// What every benchmark runs on: the engine and the one-thread executor `shoal up` uses.
+struct Machinery<'a> {
+    images: &'a ImageStore,
+    runtime: Arc<Runtime>,
+    executor: tokio::runtime::Runtime,
+}
+
+pub(super) fn bench_command(
+    images: &ImageStore,
+    runtime_config: &RuntimeConfig,
+    args: BenchArgs,
+) -> anyhow::Result<ExitCode> {
+    let machinery = Machinery {
+        images,
+        runtime: Arc::new(Runtime::new(runtime_config)?),
+        executor: tokio_runtime()?,
+    };
+    match args.command {
+        BenchCommand::Density(args) => density(&machinery, args)?,
+        BenchCommand::Reload(args) => reload(&machinery, args)?,
+        BenchCommand::Soak(args) => soak(&machinery, args)?,
+        BenchCommand::Isolation(args) => isolation(machinery, args)?,
+        BenchCommand::Messaging(args) => messaging(&machinery, args)?,
+        BenchCommand::Bridge(args) => bench::bridge::command(
+            &machinery.executor,
+            args.broker,
+            args.rounds,
+            args.burst,
+            args.payload,
+            args.json.as_deref(),
+        )?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Write a built-in guest into the store's bench folder and return its path.
+fn built_in(images: &ImageStore, name: &str, bytes: wasmtime::Result<Vec<u8>>) -> anyhow::Result<PathBuf> {
+    let bytes = bytes.map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(bench::built_in_image(images, name, &bytes)?)
+}
+
+/// Write `value` as pretty JSON (the `--json FILE` of every benchmark).
+fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    std::fs::write(path, serde_json::to_string_pretty(value)? + "\n")?;
+    Ok(())
+}
+
+/// A private scratch folder for a benchmark's files.
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("shoal-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+fn density(m: &Machinery, args: DensityArgs) -> anyhow::Result<()> {
+    if args.max == 0 {
+        anyhow::bail!("--max must be at least 1");
+    }
+    let (path, capabilities): (PathBuf, &[&str]) = match (&args.image, args.mode) {
+        (Some(path), _) => (std::fs::canonicalize(path)?, &["ocre:api"]),
+        (None, Mode::Idle) => (
+            built_in(m.images, "idle-subscriber", bench::guests::idle_subscriber())?,
+            &["messaging"],
+        ),
+        (None, Mode::Exited) => (built_in(m.images, "hello", bench::guests::hello())?, &[]),
+    };
+    let stack = bench::replicated_stack(&path, args.max, capabilities)?;
+    let loaded = m.images.load_module(m.runtime.engine(), &path)?;
+    eprintln!("{}", supervisor::describe_load(&path, &loaded));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let idle_for = Duration::from_secs_f64(args.idle_secs.max(0.0));
+    let report = m.executor.block_on(bench::density::run(
+        m.runtime.clone(),
+        &stack,
+        loaded.module,
+        args.mode,
+        idle_for,
+        name,
+        |row| {
+            eprintln!(
+                "  {:>6} containers  {:>8} KB  {:>8.0} ms",
+                row.containers, row.rss_kib, row.elapsed_ms
+            )
+        },
+    ));
+    print_density(&report);
+    if let Some(path) = args.json {
+        write_json(&path, &report)?;
+    }
+    if let Some(path) = args.plot {
+        std::fs::write(&path, bench::plot::render_svg(&report))?;
+        eprintln!("plot written to {}", path.display());
+    }
+    Ok(())
+}
+
+fn print_density(report: &bench::density::DensityReport) {
+    print!("{}", bench::density::render_table(report));
+    println!(
+        "per container: {:.1} KB (above the {:.1} MB baseline)",
+        report.per_container_kib(),
+        report.baseline_kib() as f64 / 1024.0
+    );
+    if let Some(last) = report.checkpoints.last() {
+        println!(
+            "all {} containers running after {:.0} ms",
+            last.containers, last.elapsed_ms
+        );
+    }
+    if let Some(cpu) = report.idle_cpu_percent {
+        println!("idle CPU over {:.0} s: {cpu:.3}% of one core", report.idle_seconds);
+    }
+    println!("{}", report.teardown);
+}
+
+fn reload(m: &Machinery, args: ReloadArgs) -> anyhow::Result<()> {
+    let image = built_in(m.images, "idle-subscriber", bench::guests::idle_subscriber())?;
+    let dir = tempfile_dir()?;
+    let report = m.executor.block_on(bench::reload::run(
+        m.runtime.clone(),
+        m.images.clone(),
+        &image,
+        &dir,
+        args.rounds.max(1),
+        |round, ms| eprintln!("  save {round:>3}: running again after {ms:.1} ms"),
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let report = report?;
+    let (p50, p99, max) = bench::reload::summary(&report.save_to_running_ms);
+    println!(
+        "save -> changed container running: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms over {} saves",
+        report.save_to_running_ms.len()
+    );
+    let (a50, a99, _) = bench::reload::summary(&report.apply_ms);
+    println!(
+        "of which validate + diff + apply: p50 {a50:.1} ms, p99 {a99:.1} ms (the rest is the {} ms debounce)",
+        crate::watch::DEBOUNCE.as_millis()
+    );
+    Ok(())
+}
+
+fn soak(m: &Machinery, args: SoakArgs) -> anyhow::Result<()> {
+    let path = built_in(m.images, "idle-subscriber", bench::guests::idle_subscriber())?;
+    let loaded = m.images.load_module(m.runtime.engine(), &path)?;
+    let stack = bench::replicated_stack(&path, args.containers.max(1), &["messaging"])?;
+    let report = m.executor.block_on(bench::soak::run(
+        m.runtime.clone(),
+        &stack,
+        loaded.module,
+        args.cycles,
+        args.every,
+        |sample| {
+            println!(
+                "{:>8} cycles  {:>8} KB  (anonymous {:>6} KB, live heap {:>6} KB)",
+                sample.cycles, sample.rss_kib, sample.anon_kib, sample.heap_kib
+            )
+        },
+    ));
+    println!(
+        "RSS growth over {} cycles of {} containers (from the first sample after warm-up): {:+.2}%",
+        args.cycles,
+        report.containers_per_cycle,
+        report.growth_percent()
+    );
+    if let Some(path) = args.json {
+        write_json(&path, &report)?;
+    }
+    Ok(())
+}
+
+fn isolation(m: Machinery, args: IsolationArgs) -> anyhow::Result<()> {
+    let window = Duration::from_secs_f64(args.secs.max(0.1));
+    let report = bench::isolation::run(
+        m.images,
+        m.runtime,
+        &m.executor,
+        window,
+        args.spinners,
+        args.rounds.max(1),
+        |l| eprintln!("  {l}"),
+    )?;
+    print!("{}", bench::isolation::render(&report.cpu, &report.neighbours));
+    if let Some(path) = args.json {
+        write_json(&path, &report)?;
+    }
+    Ok(())
+}
+
+fn messaging(m: &Machinery, args: MessagingArgs) -> anyhow::Result<()> {
+    let path = built_in(m.images, "echo-subscriber", bench::guests::echo_subscriber())?;
+    let loaded = m.images.load_module(m.runtime.engine(), &path)?;
+    let mut rows = Vec::new();
+    for count in args.subscribers.into_iter().filter(|&n| n > 0) {
+        let stack = bench::replicated_stack(&path, count, &["messaging"])?;
+        let row = m.executor.block_on(bench::messaging::run_one(
+            m.runtime.clone(),
+            &stack,
+            loaded.module.clone(),
+            args.rounds.max(1),
+            args.burst.clamp(1, 256),
+        ));
+        eprintln!("  {count} subscribers: p50 {:.1} us", row.latency_p50_us);
+        rows.push(row);
+        procstat::release_free_memory();
+    }
+    print!("{}", bench::messaging::render_table(&rows));
+    if let Some(path) = args.json {
+        write_json(&path, &rows)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,124 @@
+//! `shoal run`: one image as a one-container stack in the foreground, like `docker run`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use super::args::RunArgs;
+use super::terminal::TerminalLog;
+use super::{shutdown_signal, tokio_runtime};
+use crate::images::ImageStore;
+use crate::procstat;
+use crate::runtime::{ExitStatus, Runtime, RuntimeConfig};
+use crate::spec::{self, Diagnostic, Stack};
+use crate::supervisor::{self, Outcome};
+
+/// `shoal run`: one container in the foreground, no control socket (like a `docker run`
+/// without a name, it is not a project other commands can address). The one place the
+/// command line starts a stack outside `up`: when the controller runs foreground stacks,
+/// only this function changes.
+fn run_stack_in_foreground(
+    images: &ImageStore,
+    runtime_config: &RuntimeConfig,
+    stack: &Stack,
+) -> anyhow::Result<supervisor::StackReport> {
+    let runtime = Arc::new(Runtime::new(runtime_config)?);
+    let modules = supervisor::load_modules(&runtime, images, stack, |_, loaded| {
+        if let Some(why) = &loaded.cache_error {
+            eprintln!("warning: cannot write the compile cache: {why}");
+        }
+    })?;
+    let log = Arc::new(TerminalLog::new(
+        stack.containers.iter().map(|c| c.name.as_str()),
+        false,
+    ));
+    let executor = tokio_runtime()?;
+    let report = executor.block_on(async {
+        let shutdown = shutdown_signal();
+        supervisor::run_stack(runtime.clone(), modules, stack, log, shutdown).await
+    });
+    procstat::release_free_memory();
+    Ok(report)
+}
+
+pub(super) fn run_image(
+    images: &ImageStore,
+    runtime_config: &RuntimeConfig,
+    args: RunArgs,
+) -> anyhow::Result<ExitCode> {
+    let image_path = if Path::new(&args.image).is_file() {
+        std::fs::canonicalize(&args.image)?
+    } else {
+        images
+            .find(&args.image)
+            .map_err(|e| anyhow::anyhow!("{e}\n  hint: give a .wasm path or add it with `shoal images add FILE`"))?
+            .path
+    };
+    let name = args.name.clone().unwrap_or_else(|| {
+        let stem = image_path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        spec::decode::sanitize_name(&stem)
+    });
+    let stack = command_line_stack(&name, &image_path, &args)?;
+    let report = run_stack_in_foreground(images, runtime_config, &stack)?;
+    // Like `docker run`: the container's own exit code, 1 for a trap or a failure to start,
+    // 130 when stopped by Ctrl-C.
+    let code = match report.outcomes().next().map(|(_, outcome)| outcome) {
+        Some(Outcome::Finished(ExitStatus::Exited(code))) => u8::try_from(*code).unwrap_or(1),
+        Some(Outcome::Finished(ExitStatus::Killed)) => 130,
+        _ => 1,
+    };
+    Ok(ExitCode::from(code))
+}
+
+/// Build the one-container stack of `shoal run` as a compose document and validate it like
+/// a file, so that `-v`, `--cap` and `--memory` get exactly the checks and messages the
+/// compose file gets (minus the file positions, which mean nothing here).
+fn command_line_stack(name: &str, image: &Path, args: &RunArgs) -> anyhow::Result<Stack> {
+    let mut container = serde_json::json!({
+        "image": image,
+        "args": args.args,
+        "env": args.env,
+        "mounts": args.volumes,
+        "capabilities": args.caps,
+    });
+    if let Some(memory) = &args.memory {
+        container["limits"] = serde_json::json!({ "memory": memory });
+    }
+    if let Some(cpu) = &args.cpu {
+        container["limits"]["cpu"] = serde_json::json!(cpu);
+    }
+    let document = serde_json::json!({ "name": name, "containers": { name: container } });
+    let env: HashMap<String, String> = HashMap::new();
+    let no_store = |_: &str| None;
+    let options = spec::LoadOptions {
+        env: &env,
+        lookup_digest: &no_store,
+    };
+    let here = std::env::current_dir()?;
+    // `$` in a command-line value is literal: the shell already expanded what it wanted.
+    let text = serde_json::to_string(&document)?.replace('$', "$$");
+    match spec::load_str(&text, &here.join("shoal-run.yaml"), &options) {
+        Ok((mut stack, warnings)) => {
+            for warning in warnings.iter().map(without_location) {
+                eprintln!("{warning}");
+            }
+            stack.file = PathBuf::from("<command line>");
+            Ok(stack)
+        }
+        Err(diagnostics) => {
+            let messages: Vec<String> = diagnostics.iter().map(|d| without_location(d).to_string()).collect();
+            anyhow::bail!("{}", messages.join("\n").trim_start_matches("error: "))
+        }
+    }
+}
+
+fn without_location(diagnostic: &Diagnostic) -> Diagnostic {
+    Diagnostic {
+        location: None,
+        ..diagnostic.clone()
+    }
+}
