@@ -14,15 +14,24 @@
 //! stack: a second `up` does not start another copy.
 
 pub mod client;
+pub mod cmd;
 pub mod protocol;
 pub mod server;
 
 use std::path::{Path, PathBuf};
 
 pub use client::Client;
-pub use protocol::{Envelope, Info, Reply, Request, TopicMessage, VerbResult, VERSION};
+pub use cmd::down::DownReport;
+pub use cmd::info::Info;
+pub use cmd::lifecycle::VerbResult;
+pub use cmd::reload::ReloadReport;
+pub use cmd::stats::Stats;
+pub use cmd::topics::TopicMessage;
+pub use protocol::{Envelope, Reply, Request, VERSION};
 pub use server::{Server, ServerContext};
 
+/// The control plane's one error type: finding, binding and talking to a stack's socket,
+/// and the stack's own refusals (`Refused` carries its text as the client prints it).
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
     #[error("cannot create the runtime folder {path}: {source}")]
