@@ -60,6 +60,9 @@ pub enum ControlError {
     Protocol(String),
     #[error("{0}")]
     Refused(String),
+    /// Printing a reply as JSON (`--format json`) failed.
+    #[error("cannot write the reply as JSON: {0}")]
+    Encode(#[from] serde_json::Error),
 }
 
 /// The folder holding every project's socket and detached log.

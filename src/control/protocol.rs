@@ -24,8 +24,7 @@
 use serde::{Deserialize, Serialize};
 
 pub use super::cmd::Request;
-use super::cmd::{events::Event, topics::TopicMessage};
-use crate::logs::LogLine;
+use super::cmd::{events::Event, logs::Line, topics::TopicMessage};
 
 /// Protocol version spoken by this build.
 pub const VERSION: u32 = 1;
@@ -46,7 +45,7 @@ pub struct Envelope {
 pub enum Reply {
     Ok(serde_json::Value),
     Error(String),
-    Log(LogLine),
+    Log(Line),
     Event(Event),
     Message(TopicMessage),
     /// A follower fell behind and this many items were skipped.

@@ -143,6 +143,29 @@ impl Connection {
     }
 }
 
+/// Why a request line was refused before any command saw it.
+#[derive(Debug, thiserror::Error)]
+enum BadRequest {
+    #[error(
+        "protocol version {found} is not spoken here (this stack speaks {VERSION}); use the same shoal version for `up` and the other commands"
+    )]
+    Version { found: String },
+    #[error("bad request: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// The request in one line. The version is checked before the command is decoded, so a
+/// client of another version hears about the version, not about a field it misnamed.
+fn parse_request(line: &[u8]) -> Result<Request, BadRequest> {
+    let value = serde_json::from_slice::<serde_json::Value>(line)?;
+    let version = value.get("v").and_then(|v| v.as_u64());
+    if version != Some(u64::from(VERSION)) {
+        let found = version.map_or("missing".to_string(), |v| v.to_string());
+        return Err(BadRequest::Version { found });
+    }
+    Ok(serde_json::from_value::<Envelope>(value)?.request)
+}
+
 async fn handle(stream: UnixStream, context: ServerContext, shutdown: CancellationToken) {
     let (reader, writer) = stream.into_split();
     let mut conn = Connection { writer };
@@ -153,27 +176,10 @@ async fn handle(stream: UnixStream, context: ServerContext, shutdown: Cancellati
             .await;
         return;
     }
-    let request = match serde_json::from_slice::<serde_json::Value>(&line) {
-        Ok(value) => {
-            let version = value.get("v").and_then(|v| v.as_u64());
-            if version != Some(u64::from(VERSION)) {
-                let text = format!(
-                    "protocol version {} is not spoken here (this stack speaks {VERSION}); use the same shoal version for `up` and the other commands",
-                    version.map_or("missing".to_string(), |v| v.to_string())
-                );
-                conn.send(&Reply::Error(text)).await;
-                return;
-            }
-            match serde_json::from_value::<Envelope>(value) {
-                Ok(envelope) => envelope.request,
-                Err(e) => {
-                    conn.send(&Reply::Error(format!("bad request: {e}"))).await;
-                    return;
-                }
-            }
-        }
+    let request = match parse_request(&line) {
+        Ok(request) => request,
         Err(e) => {
-            conn.send(&Reply::Error(format!("bad request: {e}"))).await;
+            conn.send(&Reply::Error(e.to_string())).await;
             return;
         }
     };
@@ -214,5 +220,25 @@ pub(super) async fn forward<T: Clone>(
         if !conn.send(&reply).await {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_version_is_checked_before_the_command() {
+        assert_eq!(parse_request(br#"{"v":1,"cmd":"ps"}"#).expect("ps"), Request::Ps);
+        let other = parse_request(br#"{"v":2,"cmd":"nonsense"}"#).expect_err("v2");
+        assert!(
+            other.to_string().starts_with("protocol version 2 is not spoken here"),
+            "{other}"
+        );
+        let missing = parse_request(br#"{"cmd":"ps"}"#).expect_err("no v");
+        assert!(missing.to_string().starts_with("protocol version missing"), "{missing}");
+        let bad = parse_request(br#"{"v":1,"cmd":"nonsense"}"#).expect_err("unknown");
+        assert!(bad.to_string().starts_with("bad request: "), "{bad}");
+        assert!(parse_request(b"not json").is_err());
     }
 }

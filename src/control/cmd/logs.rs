@@ -27,6 +27,33 @@ pub struct LogsRequest {
     pub names: Vec<String>,
 }
 
+/// One log line on the wire, converted from the log book's at the socket so the book may
+/// change its own type without changing the protocol.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Line {
+    /// Seconds since the Unix epoch.
+    pub time: f64,
+    pub container: String,
+    /// `stdout`, `stderr`, `system` or `warning`.
+    pub stream: String,
+    pub text: String,
+}
+
+impl From<LogLine> for Line {
+    fn from(line: LogLine) -> Self {
+        Line {
+            time: line.time,
+            container: line.container,
+            stream: line.stream,
+            text: line.text,
+        }
+    }
+}
+
+fn reply(line: LogLine) -> Reply {
+    Reply::Log(line.into())
+}
+
 impl LogsRequest {
     fn wants(&self, line: &LogLine) -> bool {
         (self.names.is_empty() || self.names.contains(&line.container)) && self.since.is_none_or(|t| line.time >= t)
@@ -42,15 +69,12 @@ pub(super) async fn serve(request: LogsRequest, conn: &mut Connection, context: 
         selected = last_per_container(selected, tail);
     }
     for line in selected {
-        if !conn.send(&Reply::Log(line)).await {
+        if !conn.send(&reply(line)).await {
             return;
         }
     }
     if request.follow {
-        forward(live, conn, |line: LogLine| {
-            request.wants(&line).then_some(Reply::Log(line))
-        })
-        .await;
+        forward(live, conn, |line: LogLine| request.wants(&line).then(|| reply(line))).await;
     }
 }
 
@@ -120,6 +144,16 @@ mod tests {
         let lines = vec![line("a", "1"), line("b", "x"), line("a", "2"), line("a", "3")];
         let texts: Vec<_> = last_per_container(lines, 2).into_iter().map(|l| l.text).collect();
         assert_eq!(texts, ["x", "2", "3"]);
+    }
+
+    #[test]
+    fn the_wire_line_writes_the_same_bytes() {
+        let stored = line("a", "hello");
+        let before = serde_json::to_string(&stored).expect("json");
+        let text = serde_json::to_string(&reply(stored.clone())).expect("json");
+        assert_eq!(text, format!(r#"{{"log":{before}}}"#));
+        let back: Reply = serde_json::from_str(&text).expect("parse");
+        assert_eq!(back, Reply::Log(stored.into()));
     }
 
     #[test]

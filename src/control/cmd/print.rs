@@ -60,7 +60,7 @@ pub fn rfc3339(time: f64) -> String {
 
 /// `value` as indented JSON (`--format json`).
 pub fn to_json_pretty<T: serde::Serialize>(value: &T) -> Result<String, crate::control::ControlError> {
-    serde_json::to_string_pretty(value).map_err(|e| crate::control::ControlError::Protocol(e.to_string()))
+    Ok(serde_json::to_string_pretty(value)?)
 }
 
 /// Flush stdout after each streamed item, so a pipe sees it at once; a closed pipe is

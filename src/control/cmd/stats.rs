@@ -68,7 +68,7 @@ pub fn stats(client: &Client, no_stream: bool, json: bool) -> Result<ExitCode, C
         let stats: Stats = client.call_as(Request::Stats)?;
         if json {
             // Through a `Value`, as before: its keys print sorted.
-            let value = serde_json::to_value(&stats).map_err(|e| ControlError::Protocol(e.to_string()))?;
+            let value = serde_json::to_value(&stats)?;
             println!("{value}");
         } else {
             if terminal && !no_stream {
