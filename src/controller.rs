@@ -10,18 +10,18 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::check;
-use crate::control::{Reply, Request, VerbResult};
+use crate::control::cmd::lifecycle;
+use crate::control::{Reply, Request};
 use crate::images::ImageStore;
 use crate::logs::{LogSink, Stream};
 use crate::procstat::{self, Reclamation};
 use crate::runtime::Runtime;
 use crate::spec::{render_diagnostics, ImageRef, Stack};
-use crate::supervisor::{self, Deployed, LifecycleError, LoadedImage, StackReport, Supervisor};
+use crate::supervisor::{self, Deployed, LoadedImage, StackReport, Supervisor};
 use crate::watch::FileWatcher;
 
 /// The name under which the controller's own lines appear in the log.
@@ -38,21 +38,8 @@ pub struct Options {
     pub book: Option<Arc<crate::logs::LogBook>>,
 }
 
-/// What `down` replies.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DownReport {
-    pub reclamation: Reclamation,
-    pub outcomes: Vec<(String, String)>,
-}
-
-/// What a reload did.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct ReloadReport {
-    /// `+ added`, `- removed`, `~ changed (why)`; empty when nothing changed.
-    pub plan: Vec<String>,
-    pub failures: Vec<String>,
-    pub millis: f64,
-}
+/// The replies to `down` and `reload` are control-protocol types.
+pub use crate::control::{DownReport, ReloadReport};
 
 /// How the controller's loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,56 +192,20 @@ impl Controller {
         (report, ending, reclamation)
     }
 
+    /// Answer a request that changes the stack (`down` is the loop's own business).
     async fn handle(&mut self, request: Request) -> Reply {
-        let names = match &request {
-            Request::Stop { names }
-            | Request::Start { names }
-            | Request::Restart { names }
-            | Request::Kill { names }
-            | Request::Pause { names }
-            | Request::Unpause { names } => {
-                if names.is_empty() {
-                    self.supervisor.names()
-                } else {
-                    names.clone()
-                }
-            }
-            Request::Reload => {
-                return match self.reload("shoal up").await {
-                    Ok(report) => json_reply(&report),
-                    Err(text) => Reply::Error(text),
-                }
-            }
-            other => return Reply::Error(format!("{other:?} is not a change")),
-        };
-        let mut results = Vec::new();
-        for name in names {
-            let result: Result<String, LifecycleError> = match &request {
-                Request::Stop { .. } => self.supervisor.stop(&name).await.map(|o| format!("stopped ({o})")),
-                Request::Kill { .. } => self.supervisor.kill(&name).await.map(|o| format!("killed ({o})")),
-                Request::Start { .. } => self.supervisor.start(&name).map(|()| "started".to_owned()),
-                Request::Restart { .. } => self.supervisor.restart(&name).await.map(|()| "restarted".to_owned()),
-                Request::Pause { .. } => self
-                    .supervisor
-                    .set_paused(&name, true)
-                    .map(|changed| if changed { "paused" } else { "already paused" }.to_owned()),
-                Request::Unpause { .. } => self
-                    .supervisor
-                    .set_paused(&name, false)
-                    .map(|changed| if changed { "unpaused" } else { "was not paused" }.to_owned()),
-                _ => continue,
-            };
-            results.push(match result {
-                Ok(result) => VerbResult { name, result, ok: true },
-                Err(e) => VerbResult {
-                    name,
-                    result: e.to_string(),
-                    ok: false,
-                },
-            });
+        if let Some((verb, names)) = lifecycle::Verb::of(&request) {
+            let results = lifecycle::apply(&mut self.supervisor, verb, names).await;
+            procstat::release_free_memory();
+            return Reply::ok(&results);
         }
-        procstat::release_free_memory();
-        json_reply(&results)
+        match request {
+            Request::Reload => match self.reload("shoal up").await {
+                Ok(report) => Reply::ok(&report),
+                Err(text) => Reply::Error(text),
+            },
+            other => Reply::Error(format!("{other:?} is not a change")),
+        }
     }
 
     fn say(&self, text: &str) {
@@ -304,7 +255,7 @@ impl Controller {
         }
         let desired = match select_containers(desired, &self.options.selection) {
             Ok(stack) => stack,
-            Err(text) => return fail(self, text),
+            Err(e) => return fail(self, format!("error: {e}")),
         };
         let modules = match supervisor::load_modules(&self.runtime, &self.images, &desired, |_, _| {}) {
             Ok(modules) => modules,
@@ -367,13 +318,6 @@ impl Controller {
     }
 }
 
-fn json_reply<T: Serialize>(value: &T) -> Reply {
-    match serde_json::to_value(value) {
-        Ok(value) => Reply::Ok(value),
-        Err(e) => Reply::Error(e.to_string()),
-    }
-}
-
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or("")
 }
@@ -391,9 +335,17 @@ pub fn watched_files(stack: &Stack) -> BTreeSet<PathBuf> {
     files
 }
 
+/// A selection names a container the file does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no container named `{name}` in {}", file.display())]
+pub struct UnknownContainer {
+    pub name: String,
+    pub file: PathBuf,
+}
+
 /// Keep the named containers (a service name selects all its replicas) and everything
 /// they depend on. An empty selection keeps everything.
-pub fn select_containers(mut stack: Stack, wanted: &[String]) -> Result<Stack, String> {
+pub fn select_containers(mut stack: Stack, wanted: &[String]) -> Result<Stack, UnknownContainer> {
     if wanted.is_empty() {
         return Ok(stack);
     }
@@ -406,10 +358,10 @@ pub fn select_containers(mut stack: Stack, wanted: &[String]) -> Result<Stack, S
             .map(|c| c.name.clone())
             .collect();
         if matched.is_empty() {
-            return Err(format!(
-                "error: no container named `{name}` in {}",
-                stack.file.display()
-            ));
+            return Err(UnknownContainer {
+                name: name.clone(),
+                file: stack.file.clone(),
+            });
         }
         keep.extend(matched);
     }

@@ -36,7 +36,7 @@ pub(super) fn up(
     let Some(stack) = load_stack(images, &path, false) else {
         return Ok(ExitCode::from(1));
     };
-    let stack = controller::select_containers(stack, &services).map_err(|e| anyhow::anyhow!("{}", strip(&e)))?;
+    let stack = controller::select_containers(stack, &services)?;
     let project = stack.name.clone();
     let socket = control::socket_path(&project);
     if control::is_live(&socket) {
@@ -73,10 +73,6 @@ pub(super) fn up(
     } else {
         ExitCode::from(1)
     })
-}
-
-fn strip(text: &str) -> &str {
-    text.trim_start_matches("error: ")
 }
 
 /// Run the stack in this process and serve it on the control socket.

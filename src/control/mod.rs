@@ -14,15 +14,24 @@
 //! stack: a second `up` does not start another copy.
 
 pub mod client;
+pub mod cmd;
 pub mod protocol;
 pub mod server;
 
 use std::path::{Path, PathBuf};
 
 pub use client::Client;
-pub use protocol::{Envelope, Info, Reply, Request, TopicMessage, VerbResult, VERSION};
+pub use cmd::down::DownReport;
+pub use cmd::info::Info;
+pub use cmd::lifecycle::VerbResult;
+pub use cmd::reload::ReloadReport;
+pub use cmd::stats::Stats;
+pub use cmd::topics::TopicMessage;
+pub use protocol::{Envelope, Reply, Request, VERSION};
 pub use server::{Server, ServerContext};
 
+/// The control plane's one error type: finding, binding and talking to a stack's socket,
+/// and the stack's own refusals (`Refused` carries its text as the client prints it).
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
     #[error("cannot create the runtime folder {path}: {source}")]
@@ -51,6 +60,9 @@ pub enum ControlError {
     Protocol(String),
     #[error("{0}")]
     Refused(String),
+    /// Printing a reply as JSON (`--format json`) failed.
+    #[error("cannot write the reply as JSON: {0}")]
+    Encode(#[from] serde_json::Error),
 }
 
 /// The folder holding every project's socket and detached log.

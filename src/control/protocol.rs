@@ -1,4 +1,4 @@
-//! The control protocol: JSON lines over the project's Unix socket.
+//! The control protocol's framing: JSON lines over the project's Unix socket.
 //!
 //! A client connects, writes **one request line** and reads reply lines until the server
 //! closes the connection (or, for `follow` requests, until the client hangs up):
@@ -17,91 +17,26 @@
 //! `v` is [`VERSION`]; a server refuses any other with an error naming both versions, so
 //! an old client against a new server fails loudly instead of misreading replies. New
 //! optional fields may be added within a version; removing or changing one bumps it.
+//!
+//! The commands themselves (their payloads, replies, handling and printing) live one per
+//! file in [`super::cmd`]; this file holds only what every conversation shares.
 
 use serde::{Deserialize, Serialize};
 
-use crate::logs::LogLine;
-use crate::supervisor::Event;
+pub use super::cmd::Request;
+use super::cmd::{events::Event, logs::Line, topics::TopicMessage};
 
 /// Protocol version spoken by this build.
 pub const VERSION: u32 = 1;
 /// Longest request line accepted.
 pub const MAX_REQUEST: usize = 64 * 1024;
 
+/// The request line: the version beside the command's own fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Envelope {
     pub v: u32,
     #[serde(flatten)]
     pub request: Request,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "cmd", rename_all = "kebab-case")]
-pub enum Request {
-    /// Project name, compose file, pid, version.
-    Info,
-    Ps,
-    Stats,
-    Logs {
-        #[serde(default)]
-        follow: bool,
-        /// Last N lines per container.
-        #[serde(default)]
-        tail: Option<usize>,
-        /// Only lines at or after this time (seconds since the Unix epoch).
-        #[serde(default)]
-        since: Option<f64>,
-        #[serde(default)]
-        names: Vec<String>,
-    },
-    Events {
-        #[serde(default)]
-        follow: bool,
-    },
-    Stop {
-        names: Vec<String>,
-    },
-    Start {
-        names: Vec<String>,
-    },
-    Restart {
-        names: Vec<String>,
-    },
-    Kill {
-        names: Vec<String>,
-    },
-    Pause {
-        names: Vec<String>,
-    },
-    Unpause {
-        names: Vec<String>,
-    },
-    /// Re-read the compose file and apply the difference (what `up -d` on a running
-    /// project does).
-    Reload,
-    /// Stop everything, report the memory, and end the `up` process.
-    Down,
-    /// Messages under a topic prefix as they flow.
-    TopicsTail {
-        prefix: String,
-    },
-}
-
-impl Request {
-    /// Requests that change the stack go through the controller, one at a time.
-    pub fn is_mutation(&self) -> bool {
-        matches!(
-            self,
-            Request::Stop { .. }
-                | Request::Start { .. }
-                | Request::Restart { .. }
-                | Request::Kill { .. }
-                | Request::Pause { .. }
-                | Request::Unpause { .. }
-                | Request::Reload
-                | Request::Down
-        )
-    }
 }
 
 /// One reply line.
@@ -110,51 +45,39 @@ impl Request {
 pub enum Reply {
     Ok(serde_json::Value),
     Error(String),
-    Log(LogLine),
+    Log(Line),
     Event(Event),
     Message(TopicMessage),
     /// A follower fell behind and this many items were skipped.
     Missed(u64),
 }
 
-/// A message seen by `topics tail`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TopicMessage {
-    pub time: f64,
-    pub topic: String,
-    pub content_type: String,
-    /// The payload as text when it is UTF-8, else `None` (see `hex`).
-    pub text: Option<String>,
-    /// The payload in hex when it is not UTF-8.
-    pub hex: Option<String>,
-    pub bytes: usize,
-}
-
-/// What `info` returns.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Info {
-    pub project: String,
-    pub file: std::path::PathBuf,
-    pub pid: u32,
-    pub version: String,
-    pub protocol: u32,
-    pub started_at: f64,
-    pub containers: usize,
-    pub watching: bool,
-}
-
-/// Result of a lifecycle verb for one container.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct VerbResult {
-    pub name: String,
-    /// What happened (`stopped: exited with code 0`), or why nothing did.
-    pub result: String,
-    pub ok: bool,
+impl Reply {
+    /// The `ok` line carrying `value`: the one place a typed reply becomes JSON, so the
+    /// server and the controller cannot disagree on how an encoding failure reads.
+    pub fn ok<T: Serialize>(value: &T) -> Reply {
+        match serde_json::to_value(value) {
+            Ok(value) => Reply::Ok(value),
+            Err(e) => Reply::Error(format!("cannot encode the reply: {e}")),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::cmd::{events::EventsRequest, logs::LogsRequest, topics::TailRequest};
     use super::*;
+
+    fn round_trip(request: Request, line: &str) {
+        let text = serde_json::to_string(&Envelope {
+            v: VERSION,
+            request: request.clone(),
+        })
+        .expect("json");
+        assert_eq!(text, line, "the bytes on the wire are unchanged");
+        let back: Envelope = serde_json::from_str(line).expect("parse");
+        assert_eq!(back.request, request);
+    }
 
     #[test]
     fn requests_round_trip_and_are_versioned() {
@@ -163,22 +86,60 @@ mod tests {
         assert_eq!(env.v, 1);
         assert_eq!(
             env.request,
-            Request::Logs {
+            Request::Logs(LogsRequest {
                 follow: true,
                 tail: Some(5),
                 since: None,
                 names: vec![]
-            }
+            })
         );
-        let back = serde_json::to_string(&Envelope {
-            v: VERSION,
-            request: Request::Stop {
-                names: vec!["a".into()],
-            },
-        })
-        .expect("json");
-        assert_eq!(back, r#"{"v":1,"cmd":"stop","names":["a"]}"#);
         let reply = serde_json::to_string(&Reply::Error("x".into())).expect("json");
         assert_eq!(reply, r#"{"error":"x"}"#);
+    }
+
+    #[test]
+    fn every_request_keeps_its_wire_form() {
+        round_trip(Request::Info, r#"{"v":1,"cmd":"info"}"#);
+        round_trip(Request::Ps, r#"{"v":1,"cmd":"ps"}"#);
+        round_trip(Request::Stats, r#"{"v":1,"cmd":"stats"}"#);
+        round_trip(
+            Request::Logs(LogsRequest {
+                follow: false,
+                tail: None,
+                since: Some(1.5),
+                names: vec!["a".into()],
+            }),
+            r#"{"v":1,"cmd":"logs","follow":false,"tail":null,"since":1.5,"names":["a"]}"#,
+        );
+        round_trip(
+            Request::Events(EventsRequest { follow: true }),
+            r#"{"v":1,"cmd":"events","follow":true}"#,
+        );
+        round_trip(
+            Request::Stop {
+                names: vec!["a".into()],
+            },
+            r#"{"v":1,"cmd":"stop","names":["a"]}"#,
+        );
+        round_trip(
+            Request::Unpause { names: vec![] },
+            r#"{"v":1,"cmd":"unpause","names":[]}"#,
+        );
+        round_trip(Request::Reload, r#"{"v":1,"cmd":"reload"}"#);
+        round_trip(Request::Down, r#"{"v":1,"cmd":"down"}"#);
+        round_trip(
+            Request::TopicsTail(TailRequest {
+                prefix: "sensors/".into(),
+            }),
+            r#"{"v":1,"cmd":"topics-tail","prefix":"sensors/"}"#,
+        );
+        // Fields a client may leave out still default.
+        let env: Envelope = serde_json::from_str(r#"{"v":1,"cmd":"events"}"#).expect("parse");
+        assert_eq!(env.request, Request::Events(EventsRequest { follow: false }));
+    }
+
+    #[test]
+    fn ok_wraps_a_typed_value() {
+        assert_eq!(Reply::ok(&vec![1, 2]), Reply::Ok(serde_json::json!([1, 2])));
     }
 }

@@ -12,10 +12,11 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::protocol::{Envelope, Info, Reply, Request, TopicMessage, MAX_REQUEST, VERSION};
+use super::cmd::{self, info::Info};
+use super::protocol::{Envelope, Reply, Request, MAX_REQUEST, VERSION};
 use super::{ensure_runtime_dir, is_live, socket_path, ControlError};
 use crate::broker::Broker;
-use crate::logs::{LogBook, LogLine};
+use crate::logs::LogBook;
 use crate::supervisor::{Board, EventBus};
 
 /// A request for the controller and where its one reply goes.
@@ -23,8 +24,6 @@ pub type Command = (Request, oneshot::Sender<Reply>);
 
 /// Commands waiting for the controller. Small: a client waits for its own reply anyway.
 pub const COMMAND_QUEUE: usize = 16;
-/// Messages a `topics tail` may have queued before the oldest are dropped.
-const TAIL_QUEUE: usize = 1024;
 
 /// What connections read from.
 #[derive(Clone)]
@@ -123,19 +122,48 @@ fn file_identity(path: &std::path::Path) -> Option<(u64, u64)> {
     std::fs::symlink_metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
-struct Connection {
+/// One client's connection, as the commands write to it.
+pub(super) struct Connection {
     writer: tokio::net::unix::OwnedWriteHalf,
 }
 
 impl Connection {
     /// Write one reply line; `false` once the client has gone.
-    async fn send(&mut self, reply: &Reply) -> bool {
+    pub(super) async fn send(&mut self, reply: &Reply) -> bool {
         let Ok(mut line) = serde_json::to_vec(reply) else {
             return false;
         };
         line.push(b'\n');
         self.writer.write_all(&line).await.is_ok()
     }
+
+    /// Write `value` as the one `ok` reply.
+    pub(super) async fn send_ok<T: serde::Serialize>(&mut self, value: &T) -> bool {
+        self.send(&Reply::ok(value)).await
+    }
+}
+
+/// Why a request line was refused before any command saw it.
+#[derive(Debug, thiserror::Error)]
+enum BadRequest {
+    #[error(
+        "protocol version {found} is not spoken here (this stack speaks {VERSION}); use the same shoal version for `up` and the other commands"
+    )]
+    Version { found: String },
+    #[error("bad request: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// The request in one line. The version is checked before the command is decoded, so a
+/// client of another version hears about the version, not about a field it misnamed.
+fn parse_request(line: &[u8]) -> Result<Request, BadRequest> {
+    let value = serde_json::from_slice::<serde_json::Value>(line)?;
+    let version = value.get("v").and_then(|v| v.as_u64());
+    if version != Some(u64::from(VERSION)) {
+        let found = version.map_or("missing".to_string(), |v| v.to_string());
+        return Err(BadRequest::Version { found });
+    }
+    Ok(serde_json::from_value::<Envelope>(value)?.request)
 }
 
 async fn handle(stream: UnixStream, context: ServerContext, shutdown: CancellationToken) {
@@ -148,27 +176,10 @@ async fn handle(stream: UnixStream, context: ServerContext, shutdown: Cancellati
             .await;
         return;
     }
-    let request = match serde_json::from_slice::<serde_json::Value>(&line) {
-        Ok(value) => {
-            let version = value.get("v").and_then(|v| v.as_u64());
-            if version != Some(u64::from(VERSION)) {
-                let text = format!(
-                    "protocol version {} is not spoken here (this stack speaks {VERSION}); use the same shoal version for `up` and the other commands",
-                    version.map_or("missing".to_string(), |v| v.to_string())
-                );
-                conn.send(&Reply::Error(text)).await;
-                return;
-            }
-            match serde_json::from_value::<Envelope>(value) {
-                Ok(envelope) => envelope.request,
-                Err(e) => {
-                    conn.send(&Reply::Error(format!("bad request: {e}"))).await;
-                    return;
-                }
-            }
-        }
+    let request = match parse_request(&line) {
+        Ok(request) => request,
         Err(e) => {
-            conn.send(&Reply::Error(format!("bad request: {e}"))).await;
+            conn.send(&Reply::Error(e.to_string())).await;
             return;
         }
     };
@@ -182,155 +193,17 @@ async fn handle(stream: UnixStream, context: ServerContext, shutdown: Cancellati
             }
         }
     };
-    let streaming = matches!(
-        request,
-        Request::Logs { follow: true, .. } | Request::Events { follow: true } | Request::TopicsTail { .. }
-    );
+    let streaming = request.is_stream();
     tokio::select! {
         _ = hangup => {}
         _ = shutdown.cancelled(), if streaming => {}
-        _ = serve_request(request, &mut conn, &context) => {}
+        _ = cmd::serve(request, &mut conn, &context) => {}
     }
 }
 
-async fn serve_request(request: Request, conn: &mut Connection, context: &ServerContext) {
-    match request {
-        Request::Info => {
-            let info = Info {
-                containers: context.board.infos().len(),
-                ..context.info.clone()
-            };
-            conn.send(&ok(&info)).await;
-        }
-        Request::Ps => {
-            conn.send(&ok(&context.board.infos())).await;
-        }
-        Request::Stats => {
-            let stats = serde_json::json!({
-                "rss_kib": crate::procstat::rss_kib().unwrap_or(0),
-                "peak_rss_kib": crate::procstat::peak_rss_kib().unwrap_or(0),
-                "cpu_seconds": crate::procstat::cpu_time().as_secs_f64(),
-                "broker": broker_stats(&context.broker),
-                "bridges": context.bridges.stats(),
-                "containers": context.board.infos(),
-            });
-            conn.send(&Reply::Ok(stats)).await;
-        }
-        Request::Logs {
-            follow,
-            tail,
-            since,
-            names,
-        } => {
-            let (lines, live) = context.book.snapshot();
-            let wanted = |line: &LogLine| {
-                (names.is_empty() || names.contains(&line.container)) && since.is_none_or(|t| line.time >= t)
-            };
-            let mut selected: Vec<LogLine> = lines.into_iter().filter(|l| wanted(l)).collect();
-            if let Some(tail) = tail {
-                selected = last_per_container(selected, tail);
-            }
-            for line in selected {
-                if !conn.send(&Reply::Log(line)).await {
-                    return;
-                }
-            }
-            if follow {
-                stream(live, conn, |line: LogLine| wanted(&line).then_some(Reply::Log(line))).await;
-            }
-        }
-        Request::Events { follow } => {
-            let (history, live) = context.events.subscribe();
-            for event in history {
-                if !conn.send(&Reply::Event(event)).await {
-                    return;
-                }
-            }
-            if follow {
-                stream(live, conn, |event| Some(Reply::Event(event))).await;
-            }
-        }
-        Request::TopicsTail { prefix } => {
-            let mailbox = context.broker.mailbox(TAIL_QUEUE);
-            mailbox.subscribe(&prefix);
-            let notify = mailbox.notify();
-            let mut reported_drops = 0;
-            loop {
-                while let Some(message) = mailbox.try_recv() {
-                    let text = String::from_utf8(message.payload.clone()).ok();
-                    let reply = Reply::Message(TopicMessage {
-                        time: crate::supervisor::Event::new(None, "", "").time,
-                        topic: message.topic.clone(),
-                        content_type: message.content_type.clone(),
-                        hex: text.is_none().then(|| hex::encode(&message.payload)),
-                        text,
-                        bytes: message.payload.len(),
-                    });
-                    if !conn.send(&reply).await {
-                        return;
-                    }
-                }
-                if mailbox.dropped() > reported_drops {
-                    let missed = mailbox.dropped() - reported_drops;
-                    reported_drops = mailbox.dropped();
-                    if !conn.send(&Reply::Missed(missed)).await {
-                        return;
-                    }
-                }
-                notify.notified().await;
-            }
-        }
-        request => {
-            debug_assert!(request.is_mutation());
-            let (tx, rx) = oneshot::channel();
-            if context.commands.send((request, tx)).await.is_err() {
-                conn.send(&Reply::Error("the stack is shutting down".into())).await;
-                return;
-            }
-            let reply = rx
-                .await
-                .unwrap_or_else(|_| Reply::Error("the stack is shutting down".into()));
-            conn.send(&reply).await;
-        }
-    }
-}
-
-fn ok<T: serde::Serialize>(value: &T) -> Reply {
-    match serde_json::to_value(value) {
-        Ok(value) => Reply::Ok(value),
-        Err(e) => Reply::Error(format!("cannot encode the reply: {e}")),
-    }
-}
-
-fn broker_stats(broker: &Broker) -> serde_json::Value {
-    let stats = broker.stats();
-    serde_json::json!({
-        "mailboxes": stats.mailboxes,
-        "subscriptions": stats.subscriptions,
-        "published": stats.published,
-        "delivered": stats.delivered,
-        "dropped": stats.dropped,
-    })
-}
-
-/// The last `n` lines of each container, keeping time order.
-fn last_per_container(lines: Vec<LogLine>, n: usize) -> Vec<LogLine> {
-    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    let mut keep: Vec<LogLine> = lines
-        .into_iter()
-        .rev()
-        .filter(|line| {
-            let count = seen.entry(line.container.clone()).or_default();
-            *count += 1;
-            *count <= n
-        })
-        .collect();
-    keep.reverse();
-    keep
-}
-
-/// Forward a broadcast stream until the client hangs up or the sender goes away.
-async fn stream<T: Clone>(
+/// Forward a broadcast stream until the client hangs up or the sender goes away; a
+/// reader that lagged is told how many items it missed.
+pub(super) async fn forward<T: Clone>(
     mut live: broadcast::Receiver<T>,
     conn: &mut Connection,
     mut to_reply: impl FnMut(T) -> Option<Reply>,
@@ -354,19 +227,18 @@ async fn stream<T: Clone>(
 mod tests {
     use super::*;
 
-    fn line(container: &str, text: &str) -> LogLine {
-        LogLine {
-            time: 0.0,
-            container: container.into(),
-            stream: "stdout".into(),
-            text: text.into(),
-        }
-    }
-
     #[test]
-    fn tail_is_per_container() {
-        let lines = vec![line("a", "1"), line("b", "x"), line("a", "2"), line("a", "3")];
-        let texts: Vec<_> = last_per_container(lines, 2).into_iter().map(|l| l.text).collect();
-        assert_eq!(texts, ["x", "2", "3"]);
+    fn the_version_is_checked_before_the_command() {
+        assert_eq!(parse_request(br#"{"v":1,"cmd":"ps"}"#).expect("ps"), Request::Ps);
+        let other = parse_request(br#"{"v":2,"cmd":"nonsense"}"#).expect_err("v2");
+        assert!(
+            other.to_string().starts_with("protocol version 2 is not spoken here"),
+            "{other}"
+        );
+        let missing = parse_request(br#"{"cmd":"ps"}"#).expect_err("no v");
+        assert!(missing.to_string().starts_with("protocol version missing"), "{missing}");
+        let bad = parse_request(br#"{"v":1,"cmd":"nonsense"}"#).expect_err("unknown");
+        assert!(bad.to_string().starts_with("bad request: "), "{bad}");
+        assert!(parse_request(b"not json").is_err());
     }
 }

@@ -1,0 +1,60 @@
+//! `down`: stop every container, report what each ended with and how much memory went
+//! back, and end the `up` process. The controller itself answers (it is the one that
+//! tears the stack down); this file holds the reply and the client side.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::Request;
+use crate::control::{Client, ControlError};
+use crate::procstat::Reclamation;
+
+/// How long `down` waits for the process to close its socket after the reply.
+const SOCKET_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What `down` replies.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DownReport {
+    pub reclamation: Reclamation,
+    /// (container, how it ended), in stop order.
+    pub outcomes: Vec<(String, String)>,
+}
+
+/// `shoal down` on `project`; with `verify`, exit 1 when more than `threshold_bytes`
+/// stayed allocated after the teardown.
+pub fn print(project: &str, verify: bool, threshold_bytes: u64) -> Result<ExitCode, ControlError> {
+    let client = match Client::for_project(project) {
+        Ok(client) => client,
+        Err(ControlError::NotRunning { .. }) => {
+            println!("project `{project}` is not running; nothing to take down");
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(e) => return Err(e),
+    };
+    let report: DownReport = client.call_as(Request::Down)?;
+    // The reply comes once the containers are gone; the process then closes its socket.
+    // Return after that, so that a `down && up -d` never meets the old socket.
+    let began = Instant::now();
+    while client.path().exists() && began.elapsed() < SOCKET_CLOSE_TIMEOUT {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for (container, outcome) in &report.outcomes {
+        println!(" ✔ container {container:<20} removed ({outcome})");
+    }
+    let r = report.reclamation;
+    println!("{r}");
+    let residue = r.residue_kib();
+    let threshold_kib = threshold_bytes / 1024;
+    if verify {
+        if residue > threshold_kib {
+            eprintln!(
+                "error: {residue} KB of memory was not returned after teardown (the threshold is {threshold_kib} KB)\n  hint: a container's memory, a task or a buffer outlived the stack; `shoal bench soak` shows whether it grows with every cycle"
+            );
+            return Ok(ExitCode::from(1));
+        }
+        println!("verified: {residue} KB above the baseline, within the {threshold_kib} KB threshold");
+    }
+    Ok(ExitCode::SUCCESS)
+}

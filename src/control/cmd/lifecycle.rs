@@ -1,0 +1,122 @@
+//! `stop`, `start`, `restart`, `kill`, `pause`, `unpause`: one verb over named containers
+//! (none named: all), run by the controller one container at a time.
+
+use std::process::ExitCode;
+
+use serde::{Deserialize, Serialize};
+
+use super::Request;
+use crate::control::{Client, ControlError};
+use crate::supervisor::{LifecycleError, Supervisor};
+
+/// Which lifecycle verb a request is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Stop,
+    Start,
+    Restart,
+    Kill,
+    Pause,
+    Unpause,
+}
+
+impl Verb {
+    /// The verb of a lifecycle request and the containers it names.
+    pub fn of(request: &Request) -> Option<(Verb, &[String])> {
+        let (verb, names) = match request {
+            Request::Stop { names } => (Verb::Stop, names),
+            Request::Start { names } => (Verb::Start, names),
+            Request::Restart { names } => (Verb::Restart, names),
+            Request::Kill { names } => (Verb::Kill, names),
+            Request::Pause { names } => (Verb::Pause, names),
+            Request::Unpause { names } => (Verb::Unpause, names),
+            _ => return None,
+        };
+        Some((verb, names.as_slice()))
+    }
+
+    /// Apply the verb to one container; `Ok` says what happened.
+    async fn run(self, supervisor: &mut Supervisor, name: &str) -> Result<String, LifecycleError> {
+        match self {
+            Verb::Stop => supervisor.stop(name).await.map(|o| format!("stopped ({o})")),
+            Verb::Kill => supervisor.kill(name).await.map(|o| format!("killed ({o})")),
+            Verb::Start => supervisor.start(name).map(|()| "started".to_owned()),
+            Verb::Restart => supervisor.restart(name).await.map(|()| "restarted".to_owned()),
+            Verb::Pause => supervisor
+                .set_paused(name, true)
+                .map(|changed| if changed { "paused" } else { "already paused" }.to_owned()),
+            Verb::Unpause => supervisor
+                .set_paused(name, false)
+                .map(|changed| if changed { "unpaused" } else { "was not paused" }.to_owned()),
+        }
+    }
+}
+
+/// Result of a lifecycle verb for one container.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerbResult {
+    pub name: String,
+    /// What happened (`stopped: exited with code 0`), or why nothing did.
+    pub result: String,
+    pub ok: bool,
+}
+
+/// Run `verb` on each named container (none named: every one), in order. A refusal for
+/// one container is its row's result and does not stop the others.
+pub async fn apply(supervisor: &mut Supervisor, verb: Verb, names: &[String]) -> Vec<VerbResult> {
+    let names = if names.is_empty() {
+        supervisor.names()
+    } else {
+        names.to_vec()
+    };
+    let mut results = Vec::with_capacity(names.len());
+    for name in names {
+        results.push(match verb.run(supervisor, &name).await {
+            Ok(result) => VerbResult { name, result, ok: true },
+            Err(e) => VerbResult {
+                name,
+                result: e.to_string(),
+                ok: false,
+            },
+        });
+    }
+    results
+}
+
+/// Print each container's result like `docker compose`; exit 1 when any was refused.
+pub fn print(client: &Client, request: Request) -> Result<ExitCode, ControlError> {
+    let results: Vec<VerbResult> = client.call_as(request)?;
+    let mut failed = 0;
+    for result in &results {
+        if result.ok {
+            println!(" ✔ container {:<20} {}", result.name, result.result);
+        } else {
+            failed += 1;
+            eprintln!(" ✘ container {:<20} {}", result.name, result.result);
+        }
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_lifecycle_requests_have_a_verb() {
+        let names = vec!["a".to_owned()];
+        let stop = Request::Stop { names: names.clone() };
+        assert_eq!(Verb::of(&stop), Some((Verb::Stop, names.as_slice())));
+        assert_eq!(
+            Verb::of(&Request::Unpause { names: vec![] }).map(|(v, _)| v),
+            Some(Verb::Unpause)
+        );
+        assert_eq!(Verb::of(&Request::Reload), None);
+        assert_eq!(Verb::of(&Request::Ps), None);
+        assert!(stop.is_mutation() && Request::Down.is_mutation() && !Request::Stats.is_mutation());
+    }
+}

@@ -1,0 +1,174 @@
+//! `logs`: the stored lines of the stack's containers, optionally followed live.
+
+use std::process::ExitCode;
+
+use serde::{Deserialize, Serialize};
+
+use super::print::rfc3339;
+use super::Request;
+use crate::control::protocol::Reply;
+use crate::control::server::{forward, Connection, ServerContext};
+use crate::control::{Client, ControlError};
+use crate::logs::{LogLine, LogSink, Stream};
+
+/// Which lines a `logs` request wants.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogsRequest {
+    #[serde(default)]
+    pub follow: bool,
+    /// Last N lines per container.
+    #[serde(default)]
+    pub tail: Option<usize>,
+    /// Only lines at or after this time (seconds since the Unix epoch).
+    #[serde(default)]
+    pub since: Option<f64>,
+    /// Only these containers (empty: all).
+    #[serde(default)]
+    pub names: Vec<String>,
+}
+
+/// One log line on the wire, converted from the log book's at the socket so the book may
+/// change its own type without changing the protocol.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Line {
+    /// Seconds since the Unix epoch.
+    pub time: f64,
+    pub container: String,
+    /// `stdout`, `stderr`, `system` or `warning`.
+    pub stream: String,
+    pub text: String,
+}
+
+impl From<LogLine> for Line {
+    fn from(line: LogLine) -> Self {
+        Line {
+            time: line.time,
+            container: line.container,
+            stream: line.stream,
+            text: line.text,
+        }
+    }
+}
+
+fn reply(line: LogLine) -> Reply {
+    Reply::Log(line.into())
+}
+
+impl LogsRequest {
+    fn wants(&self, line: &LogLine) -> bool {
+        (self.names.is_empty() || self.names.contains(&line.container)) && self.since.is_none_or(|t| line.time >= t)
+    }
+}
+
+/// The stored lines first, then (with `follow`) the live ones, through one filter. The
+/// snapshot and the live receiver are taken together, so no line falls between them.
+pub(super) async fn serve(request: LogsRequest, conn: &mut Connection, context: &ServerContext) {
+    let (lines, live) = context.book.snapshot();
+    let mut selected: Vec<LogLine> = lines.into_iter().filter(|l| request.wants(l)).collect();
+    if let Some(tail) = request.tail {
+        selected = last_per_container(selected, tail);
+    }
+    for line in selected {
+        if !conn.send(&reply(line)).await {
+            return;
+        }
+    }
+    if request.follow {
+        forward(live, conn, |line: LogLine| request.wants(&line).then(|| reply(line))).await;
+    }
+}
+
+/// The last `n` lines of each container, keeping time order.
+fn last_per_container(lines: Vec<LogLine>, n: usize) -> Vec<LogLine> {
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut keep: Vec<LogLine> = lines
+        .into_iter()
+        .rev()
+        .filter(|line| {
+            let count = seen.entry(line.container.clone()).or_default();
+            *count += 1;
+            *count <= n
+        })
+        .collect();
+    keep.reverse();
+    keep
+}
+
+/// `shoal logs`: print each line through `printer` (the terminal's colours and padding),
+/// prefixed with its time when `timestamps`.
+pub fn print(
+    client: &Client,
+    request: LogsRequest,
+    timestamps: bool,
+    printer: &dyn LogSink,
+) -> Result<ExitCode, ControlError> {
+    client.stream(Request::Logs(request), |reply| {
+        match reply {
+            Reply::Log(line) => {
+                let stream = match line.stream.as_str() {
+                    "stderr" => Stream::Stderr,
+                    "system" => Stream::System,
+                    "warning" => Stream::Warning,
+                    _ => Stream::Stdout,
+                };
+                let text = if timestamps {
+                    format!("{} {}", rfc3339(line.time), line.text)
+                } else {
+                    line.text
+                };
+                printer.line(&line.container, stream, &text);
+            }
+            Reply::Missed(n) => eprintln!("({n} lines skipped: this reader fell behind)"),
+            _ => {}
+        }
+        true
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(container: &str, text: &str) -> LogLine {
+        LogLine {
+            time: 0.0,
+            container: container.into(),
+            stream: "stdout".into(),
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn tail_is_per_container() {
+        let lines = vec![line("a", "1"), line("b", "x"), line("a", "2"), line("a", "3")];
+        let texts: Vec<_> = last_per_container(lines, 2).into_iter().map(|l| l.text).collect();
+        assert_eq!(texts, ["x", "2", "3"]);
+    }
+
+    #[test]
+    fn the_wire_line_writes_the_same_bytes() {
+        let stored = line("a", "hello");
+        let before = serde_json::to_string(&stored).expect("json");
+        let text = serde_json::to_string(&reply(stored.clone())).expect("json");
+        assert_eq!(text, format!(r#"{{"log":{before}}}"#));
+        let back: Reply = serde_json::from_str(&text).expect("parse");
+        assert_eq!(back, Reply::Log(stored.into()));
+    }
+
+    #[test]
+    fn the_filter_takes_names_and_time() {
+        let request = LogsRequest {
+            since: Some(1.0),
+            names: vec!["a".into()],
+            ..LogsRequest::default()
+        };
+        let mut early = line("a", "1");
+        assert!(!request.wants(&early), "before `since`");
+        early.time = 2.0;
+        assert!(request.wants(&early));
+        let mut other = line("b", "1");
+        other.time = 2.0;
+        assert!(!request.wants(&other), "another container");
+    }
+}

@@ -1,0 +1,86 @@
+//! `ps` and `top`: two client views of the same reply, one row per container from the
+//! status board.
+
+use std::process::ExitCode;
+
+use super::print::{header, human_bytes, human_secs, print_table, to_json_pretty};
+use super::Request;
+use crate::control::server::{Connection, ServerContext};
+use crate::control::{Client, ControlError};
+use crate::supervisor::ContainerInfo;
+
+/// The reply to `ps`.
+pub type Rows = Vec<ContainerInfo>;
+
+pub(super) async fn serve(conn: &mut Connection, context: &ServerContext) {
+    conn.send_ok(&context.board.infos()).await;
+}
+
+/// Ask for the rows.
+pub fn rows(client: &Client) -> Result<Rows, ControlError> {
+    client.call_as(Request::Ps)
+}
+
+/// `shoal ps`.
+pub fn ps(client: &Client, json: bool) -> Result<ExitCode, ControlError> {
+    let rows = rows(client)?;
+    if json {
+        println!("{}", to_json_pretty(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = vec![header(&[
+        "NAME", "IMAGE", "STATE", "UPTIME", "RESTARTS", "MEMORY", "CPU", "IN", "OUT", "DROPPED",
+    ])];
+    table.extend(rows.iter().map(ps_row));
+    print_table(&table);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ps_row(row: &ContainerInfo) -> Vec<String> {
+    // A stopped container's exit is the stop itself: not worth repeating.
+    let state = match &row.exit {
+        Some(exit) if row.state != "stopped" => format!("{} ({exit})", row.state),
+        _ => row.state.clone(),
+    };
+    let restarts = if row.crash_loop {
+        format!("{} (crash loop)", row.restarts)
+    } else {
+        row.restarts.to_string()
+    };
+    vec![
+        row.name.clone(),
+        row.image.clone(),
+        state,
+        row.uptime_seconds.map(human_secs).unwrap_or_else(|| "-".into()),
+        restarts,
+        human_bytes(row.memory_bytes),
+        format!("{:.2}s", row.cpu_seconds),
+        row.messages_in.to_string(),
+        row.messages_out.to_string(),
+        row.dropped.to_string(),
+    ]
+}
+
+/// `shoal top`: the busiest containers first.
+pub fn top(client: &Client) -> Result<ExitCode, ControlError> {
+    let mut rows = rows(client)?;
+    rows.sort_by(|a, b| b.cpu_seconds.total_cmp(&a.cpu_seconds));
+    let mut table = vec![header(&["NAME", "CPU TIME", "CPU %", "MEMORY", "STATE"])];
+    for row in &rows {
+        let share = row
+            .uptime_seconds
+            .filter(|up| *up > 0.0)
+            .map(|up| format!("{:.2}", 100.0 * row.cpu_seconds / up))
+            .unwrap_or_else(|| "-".into());
+        table.push(vec![
+            row.name.clone(),
+            format!("{:.3}s", row.cpu_seconds),
+            share,
+            human_bytes(row.memory_bytes),
+            row.state.clone(),
+        ]);
+    }
+    print_table(&table);
+    println!("(CPU time is time spent running guest code, measured at every host-call boundary)");
+    Ok(ExitCode::SUCCESS)
+}

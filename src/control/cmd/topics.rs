@@ -1,0 +1,95 @@
+//! `topics tail`: the broker's messages under a prefix, as they flow.
+
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use super::print::{flush, rfc3339};
+use super::{unix_seconds, Request};
+use crate::broker::Message;
+use crate::control::protocol::Reply;
+use crate::control::server::{Connection, ServerContext};
+use crate::control::{Client, ControlError};
+
+/// Messages a `topics tail` may have queued before the oldest are dropped.
+const TAIL_QUEUE: usize = 1024;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TailRequest {
+    /// Topic prefix, as a subscription takes it.
+    pub prefix: String,
+}
+
+/// A message seen by `topics tail`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopicMessage {
+    pub time: f64,
+    pub topic: String,
+    pub content_type: String,
+    /// The payload as text when it is UTF-8, else `None` (see `hex`).
+    pub text: Option<String>,
+    /// The payload in hex when it is not UTF-8.
+    pub hex: Option<String>,
+    pub bytes: usize,
+}
+
+impl TopicMessage {
+    /// `message` as seen now.
+    fn seen(message: &Message) -> Self {
+        let text = String::from_utf8(message.payload.clone()).ok();
+        TopicMessage {
+            time: unix_seconds(SystemTime::now()),
+            topic: message.topic.clone(),
+            content_type: message.content_type.clone(),
+            hex: text.is_none().then(|| hex::encode(&message.payload)),
+            text,
+            bytes: message.payload.len(),
+        }
+    }
+}
+
+/// Subscribe a mailbox of its own to the prefix and forward what arrives; when it
+/// overflows, say how many were dropped instead of holding the broker up.
+pub(super) async fn serve(request: TailRequest, conn: &mut Connection, context: &ServerContext) {
+    let mailbox = context.broker.mailbox(TAIL_QUEUE);
+    mailbox.subscribe(&request.prefix);
+    let notify = mailbox.notify();
+    let mut reported_drops = 0;
+    loop {
+        while let Some(message) = mailbox.try_recv() {
+            if !conn.send(&Reply::Message(TopicMessage::seen(&message))).await {
+                return;
+            }
+        }
+        if mailbox.dropped() > reported_drops {
+            let missed = mailbox.dropped() - reported_drops;
+            reported_drops = mailbox.dropped();
+            if !conn.send(&Reply::Missed(missed)).await {
+                return;
+            }
+        }
+        notify.notified().await;
+    }
+}
+
+/// `shoal topics tail`: one line per message, the payload as text or `0x` hex.
+pub fn print(client: &Client, prefix: String) -> Result<ExitCode, ControlError> {
+    client.stream(Request::TopicsTail(TailRequest { prefix }), |reply| {
+        match reply {
+            Reply::Message(m) => {
+                let body = match (&m.text, &m.hex) {
+                    (Some(text), _) => text.clone(),
+                    (None, Some(hex)) => format!("0x{hex}"),
+                    _ => String::new(),
+                };
+                println!("{} {} [{}] {body}", rfc3339(m.time), m.topic, m.content_type);
+            }
+            Reply::Missed(n) => eprintln!("({n} messages skipped: this reader fell behind)"),
+            _ => {}
+        }
+        flush();
+        true
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
