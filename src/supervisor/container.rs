@@ -218,9 +218,11 @@ impl Launch {
         loop {
             let began = Instant::now();
             let status = self.run_once().await;
-            let restart = match self.stop.is_cancelled() {
-                true => None,
-                false => restarts.next(self.spec.restart, self.spec.restart_delay, &status, began.elapsed()),
+            // A container shoal stopped is never restarted.
+            let restart = if self.stop.is_cancelled() {
+                None
+            } else {
+                restarts.next(self.spec.restart, self.spec.restart_delay, &status, began.elapsed())
             };
             let Some(Restart { delay, crash_loop }) = restart else {
                 if restarts.count > 0 && !self.stop.is_cancelled() {

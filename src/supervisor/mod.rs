@@ -5,10 +5,10 @@
 //! the dependency's [`Phase`], so a container waiting for `writer` to complete costs nothing
 //! while it waits, and a failed dependency is reported instead of starting on top of it.
 //!
-//! One concern per file: [`report`] (how containers ended), [`load`] (images), [`board`]
-//! (what `ps` reads), [`lifecycle`] (the operator's verbs), [`reload`] (applying a plan),
-//! [`restart`] (the restart policy), [`container`] (one container's task), [`host`] (what
-//! its host side gets), [`events`] and [`plan`].
+//! One concern per file: `report` (how containers ended), `load` (images), `board` (what
+//! `ps` reads), `lifecycle` (the operator's verbs), `reload` (applying a plan), `restart`
+//! (the restart policy), `container` (one container's task), `host` (what its host side
+//! gets), [`events`] and [`plan`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
