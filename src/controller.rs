@@ -15,18 +15,20 @@ use tokio_util::sync::CancellationToken;
 
 use crate::check;
 use crate::control::cmd::lifecycle;
+use crate::control::server::Command;
 use crate::control::{Reply, Request};
 use crate::images::ImageStore;
 use crate::logs::{LogSink, Stream};
 use crate::procstat::{self, Reclamation};
 use crate::runtime::Runtime;
 use crate::spec::{render_diagnostics, ImageRef, Stack};
-use crate::supervisor::{self, Deployed, LoadedImage, StackReport, Supervisor};
+use crate::supervisor::{self, Deployed, LoadedImage, StackReport, Supervisor, SupervisorError};
 use crate::watch::FileWatcher;
 
 /// The name under which the controller's own lines appear in the log.
 pub const SELF: &str = "shoal";
 
+#[derive(Default)]
 pub struct Options {
     /// Reload when the compose file, an env file or an image file changes.
     pub watch: bool,
@@ -40,6 +42,20 @@ pub struct Options {
 
 /// The replies to `down` and `reload` are control-protocol types.
 pub use crate::control::{DownReport, ReloadReport};
+
+/// Why a reload changed nothing. The texts are what the client of `reload` (and `up -d`
+/// on a running project) prints as they are, hence the `error: ` the diagnostics carry.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The file does not validate: its rendered diagnostics.
+    #[error("{0}")]
+    Invalid(String),
+    /// The containers named on the command line are not all in the file any more.
+    #[error("error: {0}")]
+    Selection(#[from] UnknownContainer),
+    #[error("error: {0}")]
+    Images(#[from] SupervisorError),
+}
 
 /// How the controller's loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,11 +119,50 @@ impl Controller {
     /// Start every container, then serve commands, reloads and ends until the stack is
     /// done, interrupted or taken down. Returns the report and the memory reclamation.
     pub async fn run(
-        mut self,
+        self,
         modules: HashMap<ImageRef, LoadedImage>,
-        mut commands: mpsc::Receiver<crate::control::server::Command>,
+        commands: mpsc::Receiver<Command>,
         shutdown: CancellationToken,
     ) -> (StackReport, Ending, Reclamation) {
+        self.run_with(modules, Some(commands), shutdown).await
+    }
+
+    /// `shoal run`: the stack without a control socket and without watching its files,
+    /// until every container has ended or `shutdown` is cancelled.
+    pub async fn run_to_completion(
+        mut self,
+        modules: HashMap<ImageRef, LoadedImage>,
+        shutdown: CancellationToken,
+    ) -> StackReport {
+        self.options.exit_when_done = true;
+        self.options.watch = false;
+        self.run_with(modules, None, shutdown).await.0
+    }
+
+    /// `commands` is `None` without a control socket: then nothing reports readiness to
+    /// systemd (there is nothing to talk to) and only the stack's end or `shutdown` ends it.
+    async fn run_with(
+        mut self,
+        modules: HashMap<ImageRef, LoadedImage>,
+        commands: Option<mpsc::Receiver<Command>>,
+        shutdown: CancellationToken,
+    ) -> (StackReport, Ending, Reclamation) {
+        let serving = commands.is_some();
+        let bridges = self.start(&modules).await;
+        if serving {
+            crate::control::notify_systemd_ready();
+        }
+        let (ending, down_reply) = self.serve(commands, &shutdown).await;
+        let (report, reclamation) = self.teardown(ending, bridges).await;
+        if let Some(reply) = down_reply {
+            reply_down(reply, &report, reclamation);
+        }
+        (report, ending, reclamation)
+    }
+
+    /// Take the memory baseline, start the bridges and every container, and watch the
+    /// files if asked to.
+    async fn start(&mut self, modules: &HashMap<ImageRef, LoadedImage>) -> crate::bridge::BridgeSet {
         procstat::release_free_memory();
         self.baseline = Reclamation::baseline();
         self.supervisor.set_sensors(self.stack.sensors.clone());
@@ -125,37 +180,46 @@ impl Controller {
         if self.options.watch {
             self.start_watching();
         }
-        crate::control::notify_systemd_ready();
-        let mut down_reply: Option<oneshot::Sender<Reply>> = None;
-        // Without a control socket (the senders gone) the branch is switched off instead
-        // of returning `None` in a busy loop.
-        let mut commands_open = true;
-        let ending = loop {
+        bridges
+    }
+
+    /// The loop: container ends, commands, file changes, until the stack ends, is
+    /// interrupted or taken down (then with the `down` request's reply channel).
+    async fn serve(
+        &mut self,
+        mut commands: Option<mpsc::Receiver<Command>>,
+        shutdown: &CancellationToken,
+    ) -> (Ending, Option<oneshot::Sender<Reply>>) {
+        loop {
             if self.options.exit_when_done && self.supervisor.active() == 0 {
-                break Ending::AllEnded;
+                return (Ending::AllEnded, None);
             }
             let active = self.supervisor.active() > 0;
             let watching = self.watcher.is_some();
+            let open = commands.is_some();
             tokio::select! {
-                _ = shutdown.cancelled() => break Ending::Interrupted,
+                _ = shutdown.cancelled() => return (Ending::Interrupted, None),
                 _ = self.supervisor.next_end(), if active => {}
-                command = commands.recv(), if commands_open => match command {
-                    Some((Request::Down, reply)) => {
-                        down_reply = Some(reply);
-                        break Ending::Down;
-                    }
+                command = next_command(&mut commands), if open => match command {
+                    Some((Request::Down, reply)) => return (Ending::Down, Some(reply)),
                     Some((request, reply)) => {
                         let answer = self.handle(request).await;
                         let _ = reply.send(answer);
                     }
-                    None => commands_open = false,
+                    // The senders are gone: switch the branch off rather than spin on `None`.
+                    None => commands = None,
                 },
-                changed = async { match self.watcher.as_mut() { Some(w) => w.changed().await, None => std::future::pending().await } }, if watching => {
+                changed = next_change(&mut self.watcher), if watching => {
                     let names: Vec<String> = changed.iter().map(|p| p.display().to_string()).collect();
                     let _ = self.reload(&names.join(", ")).await;
                 }
             }
-        };
+        }
+    }
+
+    /// Stop what still runs, close the bridges, and drop what the stack leaves behind;
+    /// then measure what memory came back.
+    async fn teardown(mut self, ending: Ending, bridges: crate::bridge::BridgeSet) -> (StackReport, Reclamation) {
         self.watcher = None;
         if ending != Ending::AllEnded {
             self.supervisor.stop_all().await;
@@ -173,23 +237,8 @@ impl Controller {
         if let Some(book) = &self.options.book {
             book.clear();
         }
-        inject_test_leak();
         procstat::release_free_memory();
-        let reclamation = Reclamation::since(self.baseline);
-        if let Some(reply) = down_reply {
-            let down = DownReport {
-                reclamation,
-                outcomes: report
-                    .outcomes()
-                    .map(|(name, outcome)| (name.to_owned(), outcome.to_string()))
-                    .collect(),
-            };
-            let _ = reply.send(match serde_json::to_value(&down) {
-                Ok(value) => Reply::Ok(value),
-                Err(e) => Reply::Error(e.to_string()),
-            });
-        }
-        (report, ending, reclamation)
+        (report, Reclamation::since(self.baseline))
     }
 
     /// Answer a request that changes the stack (`down` is the loop's own business).
@@ -202,7 +251,7 @@ impl Controller {
         match request {
             Request::Reload => match self.reload("shoal up").await {
                 Ok(report) => Reply::ok(&report),
-                Err(text) => Reply::Error(text),
+                Err(e) => Reply::Error(e.to_string()),
             },
             other => Reply::Error(format!("{other:?} is not a change")),
         }
@@ -229,37 +278,16 @@ impl Controller {
         }
     }
 
-    /// Re-read the file and apply the difference. `Err` carries the rendered diagnostics
-    /// of a file that does not validate (nothing was changed).
-    pub async fn reload(&mut self, trigger: &str) -> Result<ReloadReport, String> {
+    /// Re-read the file and apply the difference. On `Err` nothing was changed; the
+    /// error is in the log and the events too.
+    pub async fn reload(&mut self, trigger: &str) -> Result<ReloadReport, ReloadError> {
         let began = Instant::now();
-        let events = self.supervisor.events().clone();
-        let fail = |this: &Self, text: String| {
-            for line in text.lines() {
-                this.log.line(SELF, Stream::Warning, line);
-            }
-            this.say("reload rejected: the running stack is unchanged; fix the file and save again");
-            events.record(
-                None,
-                "reload-failed",
-                format!("trigger: {trigger}; {}", first_line(&text)),
-            );
-            Err(text)
-        };
-        let (desired, warnings) = match check::load_checked(&self.stack.file, &self.images) {
+        let (desired, modules) = match self.load_desired() {
             Ok(loaded) => loaded,
-            Err(diagnostics) => return fail(self, render_diagnostics(&diagnostics)),
-        };
-        for warning in &warnings {
-            self.log.line(SELF, Stream::Warning, &warning.to_string());
-        }
-        let desired = match select_containers(desired, &self.options.selection) {
-            Ok(stack) => stack,
-            Err(e) => return fail(self, format!("error: {e}")),
-        };
-        let modules = match supervisor::load_modules(&self.runtime, &self.images, &desired, |_, _| {}) {
-            Ok(modules) => modules,
-            Err(e) => return fail(self, format!("error: {e}")),
+            Err(e) => {
+                self.reject(trigger, &e);
+                return Err(e);
+            }
         };
         let digest = |spec: &crate::spec::ContainerSpec| {
             modules
@@ -295,15 +323,47 @@ impl Controller {
             }
         }
         report.millis = began.elapsed().as_secs_f64() * 1000.0;
+        self.record_reload(trigger, &plan, &report, rss_before);
+        Ok(report)
+    }
+
+    /// The file checked, the selection applied and its images loaded: what to deploy.
+    fn load_desired(&self) -> Result<(Stack, HashMap<ImageRef, LoadedImage>), ReloadError> {
+        let (desired, warnings) = check::load_checked(&self.stack.file, &self.images)
+            .map_err(|diagnostics| ReloadError::Invalid(render_diagnostics(&diagnostics)))?;
+        for warning in &warnings {
+            self.log.line(SELF, Stream::Warning, &warning.to_string());
+        }
+        let desired =
+            select_containers(desired, &self.options.selection)?;
+        let modules = supervisor::load_modules(&self.runtime, &self.images, &desired, |_, _| {})?;
+        Ok((desired, modules))
+    }
+
+    /// A reload that changed nothing: say why in the log and the events.
+    fn reject(&self, trigger: &str, error: &ReloadError) {
+        let text = error.to_string();
+        for line in text.lines() {
+            self.log.line(SELF, Stream::Warning, line);
+        }
+        self.say("reload rejected: the running stack is unchanged; fix the file and save again");
+        self.supervisor.events().record(
+            None,
+            "reload-failed",
+            format!("trigger: {trigger}; {}", first_line(&text)),
+        );
+    }
+
+    /// The `reload` event. Removed and replaced containers' memory is given back (the
+    /// apply trims the heap); the event shows it.
+    fn record_reload(&self, trigger: &str, plan: &supervisor::Plan, report: &ReloadReport, rss_before: u64) {
         let result = if report.failures.is_empty() {
             "ok".to_owned()
         } else {
             format!("{} failed: {}", report.failures.len(), report.failures.join("; "))
         };
-        // Removed and replaced containers' memory is given back (the apply trims the
-        // heap); the event shows it.
         let rss_after = procstat::rss_kib().unwrap_or(0);
-        events.record(
+        self.supervisor.events().record(
             None,
             "reload",
             format!(
@@ -314,8 +374,35 @@ impl Controller {
                 rss_after as f64 / 1024.0
             ),
         );
-        Ok(report)
     }
+}
+
+/// The next command, or never without a control socket.
+async fn next_command(commands: &mut Option<mpsc::Receiver<Command>>) -> Option<Command> {
+    match commands {
+        Some(commands) => commands.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next batch of changed files, or never when nothing is watched.
+async fn next_change(watcher: &mut Option<FileWatcher>) -> Vec<PathBuf> {
+    match watcher {
+        Some(watcher) => watcher.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Answer `down` once the stack is gone: how each container ended and what memory came back.
+fn reply_down(reply: oneshot::Sender<Reply>, report: &StackReport, reclamation: Reclamation) {
+    let down = DownReport {
+        reclamation,
+        outcomes: report
+            .outcomes()
+            .map(|(name, outcome)| (name.to_owned(), outcome.to_string()))
+            .collect(),
+    };
+    let _ = reply.send(Reply::ok(&down));
 }
 
 fn first_line(text: &str) -> &str {
@@ -375,15 +462,79 @@ pub fn select_containers(mut stack: Stack, wanted: &[String]) -> Result<Stack, U
     Ok(stack)
 }
 
-/// Test hook for `down --verify`: `SHOAL_TEST_LEAK_KIB=N` keeps N KiB allocated and
-/// touched past teardown, so a test can prove that the check fails on a real leak.
-fn inject_test_leak() {
-    let Some(kib) = std::env::var("SHOAL_TEST_LEAK_KIB")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-    else {
-        return;
-    };
-    let leak = vec![0x5au8; kib.saturating_mul(1024)];
-    std::mem::forget(std::hint::black_box(leak));
+#[cfg(all(test, feature = "compiler"))]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::bench::{built_in_image, guests, replicated_stack};
+    use crate::runtime::{ExitStatus, RuntimeConfig};
+    use crate::supervisor::Outcome;
+
+    /// Every line the stack logs, as `container text`.
+    #[derive(Default)]
+    struct Lines(Mutex<Vec<String>>);
+
+    impl LogSink for Lines {
+        fn line(&self, container: &str, _: Stream, text: &str) {
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(format!("{container} {text}"));
+        }
+    }
+
+    /// A controller for `replicas` copies of `guest`, as `shoal run` builds one.
+    fn controller(
+        dir: &std::path::Path,
+        guest: &[u8],
+        replicas: usize,
+        log: Arc<Lines>,
+    ) -> (Controller, HashMap<ImageRef, LoadedImage>) {
+        let images = ImageStore::new(dir);
+        let path = built_in_image(&images, "guest", guest).expect("guest written");
+        let stack = replicated_stack(&path, replicas, &[]).expect("valid stack");
+        let runtime = Arc::new(Runtime::new(&RuntimeConfig::default()).expect("runtime"));
+        let modules = supervisor::load_modules(&runtime, &images, &stack, |_, _| {}).expect("images load");
+        let controller = Controller::new(runtime, images, stack, log, Options::default());
+        (controller, modules)
+    }
+
+    #[tokio::test]
+    async fn run_to_completion_ends_when_every_container_has_ended() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = Arc::new(Lines::default());
+        let (controller, modules) = controller(dir.path(), &guests::hello().expect("hello"), 3, log.clone());
+        let report = controller.run_to_completion(modules, CancellationToken::new()).await;
+        assert!(!report.interrupted);
+        assert!(report.is_success());
+        let outcomes: Vec<_> = report.outcomes().map(|(_, o)| o.clone()).collect();
+        assert_eq!(outcomes, vec![Outcome::Finished(ExitStatus::Exited(0)); 3]);
+        let lines = log.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        assert_eq!(
+            lines.iter().filter(|l| l.ends_with("exited with code 0")).count(),
+            3,
+            "{lines:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn run_to_completion_stops_every_container_on_shutdown() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (controller, modules) = controller(dir.path(), &guests::spin().expect("spin"), 2, Arc::default());
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            stop.cancel();
+        });
+        let report = controller.run_to_completion(modules, shutdown).await;
+        assert!(report.interrupted, "stopped from outside");
+        assert!(report.is_success(), "a stack stopped by the operator is a success");
+        assert!(report
+            .outcomes()
+            .all(|(_, outcome)| *outcome == Outcome::Finished(ExitStatus::Killed)));
+        assert_eq!(report.outcomes().count(), 2);
+    }
 }

@@ -105,10 +105,7 @@ impl LogBook {
 impl LogSink for LogBook {
     fn line(&self, container: &str, stream: Stream, text: &str) {
         let line = LogLine {
-            time: std::time::SystemTime::now()
-                .duration_since(std::time::SystemTime::UNIX_EPOCH)
-                .map(|d| d.as_secs_f64())
-                .unwrap_or(0.0),
+            time: crate::procstat::unix_now(),
             container: container.to_owned(),
             stream: stream.name().to_owned(),
             text: text.to_owned(),

@@ -1,7 +1,21 @@
 //! What this process costs, read from the kernel: resident memory, its peak, CPU time.
-//! And giving freed heap back, which glibc does not do on its own.
+//! And giving freed heap back, which glibc does not do on its own. Also the one clock
+//! shoal stamps its events, log lines and status rows with ([`unix_now`]).
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+/// Now, in seconds since the Unix epoch (with sub-microsecond digits): the time of every
+/// event, log line and `started_at`, and what `--since` counts back from.
+pub fn unix_now() -> f64 {
+    unix_seconds(SystemTime::now())
+}
+
+/// `when` in seconds since the Unix epoch; 0 for a time before it (a clock set wrong).
+pub fn unix_seconds(when: SystemTime) -> f64 {
+    when.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
 
 /// A `/proc/self/status` field in KiB (`VmRSS`, `VmHWM`, ...); `None` off Linux.
 fn status_kib(field: &str) -> Option<u64> {
@@ -165,6 +179,27 @@ impl Reclamation {
     pub fn residue_kib(&self) -> u64 {
         self.after_anon_kib.saturating_sub(self.baseline_anon_kib)
     }
+
+    /// The verdict of `down --verify`: the residue (KiB) when it is within
+    /// `threshold_kib`, else what was not returned.
+    pub fn verify(&self, threshold_kib: u64) -> Result<u64, Unreturned> {
+        let residue_kib = self.residue_kib();
+        if residue_kib > threshold_kib {
+            return Err(Unreturned {
+                residue_kib,
+                threshold_kib,
+            });
+        }
+        Ok(residue_kib)
+    }
+}
+
+/// Memory a stack kept after its teardown, beyond what `down --verify` allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{residue_kib} KB of memory was not returned after teardown (the threshold is {threshold_kib} KB)")]
+pub struct Unreturned {
+    pub residue_kib: u64,
+    pub threshold_kib: u64,
 }
 
 impl std::fmt::Display for Reclamation {
@@ -185,6 +220,56 @@ impl std::fmt::Display for Reclamation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn reclamation(baseline_anon_kib: u64, after_anon_kib: u64) -> Reclamation {
+        Reclamation {
+            baseline_kib: 6_000,
+            peak_kib: 60_000,
+            after_kib: 6_500,
+            baseline_anon_kib,
+            after_anon_kib,
+        }
+    }
+
+    #[test]
+    fn verify_fails_when_more_than_the_threshold_stayed_behind() {
+        let leaky = reclamation(2_000, 2_000 + 8_192);
+        let error = leaky
+            .verify(1_024)
+            .expect_err("an 8 MiB residue fails a 1 MiB threshold");
+        assert_eq!(
+            error,
+            Unreturned {
+                residue_kib: 8_192,
+                threshold_kib: 1_024
+            }
+        );
+        assert_eq!(
+            error.to_string(),
+            "8192 KB of memory was not returned after teardown (the threshold is 1024 KB)"
+        );
+        assert_eq!(
+            reclamation(2_000, 3_024).verify(1_024),
+            Ok(1_024),
+            "the threshold itself passes"
+        );
+        assert_eq!(
+            reclamation(2_000, 1_500).verify(0),
+            Ok(0),
+            "less than the baseline is no residue"
+        );
+    }
+
+    #[test]
+    fn unix_time_is_now_and_never_negative() {
+        let before = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        let now = unix_now();
+        assert!(now >= before && now - before < 60.0, "{before} {now}");
+        assert_eq!(unix_seconds(SystemTime::UNIX_EPOCH - Duration::from_secs(1)), 0.0);
+    }
 
     #[test]
     fn reads_this_process() {

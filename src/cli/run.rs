@@ -15,9 +15,8 @@ use crate::spec::{self, Diagnostic, Stack};
 use crate::supervisor::{self, Outcome};
 
 /// `shoal run`: one container in the foreground, no control socket (like a `docker run`
-/// without a name, it is not a project other commands can address). The one place the
-/// command line starts a stack outside `up`: when the controller runs foreground stacks,
-/// only this function changes.
+/// without a name, it is not a project other commands can address). It runs through the
+/// same controller as `up`, without a socket or a watcher.
 fn run_stack_in_foreground(
     images: &ImageStore,
     runtime_config: &RuntimeConfig,
@@ -34,10 +33,15 @@ fn run_stack_in_foreground(
         false,
     ));
     let executor = tokio_runtime()?;
-    let report = executor.block_on(async {
-        let shutdown = shutdown_signal();
-        supervisor::run_stack(runtime.clone(), modules, stack, log, shutdown).await
-    });
+    let controller = crate::controller::Controller::new(
+        runtime,
+        images.clone(),
+        stack.clone(),
+        log,
+        crate::controller::Options::default(),
+    );
+    // `shutdown_signal` spawns its task on the executor, so it is called inside it.
+    let report = executor.block_on(async { controller.run_to_completion(modules, shutdown_signal()).await });
     procstat::release_free_memory();
     Ok(report)
 }

@@ -108,7 +108,7 @@ fn serve(
         pid: std::process::id(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         protocol: control::VERSION,
-        started_at: supervisor::Event::new(None, "", "").time,
+        started_at: procstat::unix_now(),
         containers: stack.containers.len(),
         watching: options.watch,
     };
@@ -187,7 +187,31 @@ fn detach(
 ) -> anyhow::Result<ExitCode> {
     control::ensure_runtime_dir()?;
     let log_path = control::log_path(project);
-    let log_file = open_log(&log_path)?;
+    let mut child = spawn_detached(global, args, path, services, &log_path)?;
+    wait_for_socket(&mut child, project, &log_path)?;
+    let rows = wait_until_started(project, containers)?;
+    let failed = print_rows(&rows);
+    println!(
+        "project `{project}` runs in the background (pid {}); `shoal logs -f -p {project}` follows it, `shoal down -p {project}` stops it",
+        child.id()
+    );
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `shoal up --detached-child` with this invocation's settings, in a session of its own,
+/// writing to `log_path`.
+fn spawn_detached(
+    global: &GlobalArgs,
+    args: &UpArgs,
+    path: &Path,
+    services: &[String],
+    log_path: &PathBuf,
+) -> anyhow::Result<std::process::Child> {
+    let log_file = open_log(log_path)?;
     let mut command = std::process::Command::new(std::env::current_exe()?);
     if let Some(dir) = &global.data_dir {
         command.arg("--data-dir").arg(dir);
@@ -225,19 +249,24 @@ fn detach(
             });
         }
     }
-    let mut child = command.spawn()?;
+    Ok(command.spawn()?)
+}
+
+/// Wait until the background process serves its socket; an error (with the end of its
+/// log) when it ended first or took too long.
+fn wait_for_socket(child: &mut std::process::Child, project: &str, log_path: &Path) -> anyhow::Result<()> {
     let socket = control::socket_path(project);
     let began = Instant::now();
     loop {
         if let Some(status) = child.try_wait()? {
-            eprint!("{}", tail_of(&log_path, 20));
+            eprint!("{}", tail_of(log_path, 20));
             anyhow::bail!(
                 "the background process for `{project}` ended at start ({status}); its output is in {}",
                 log_path.display()
             );
         }
         if control::is_live(&socket) {
-            break;
+            return Ok(());
         }
         if began.elapsed() > DETACH_START_TIMEOUT {
             anyhow::bail!(
@@ -248,19 +277,28 @@ fn detach(
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The `ps` rows once all `containers` are added and none is waiting any more (or after
+/// [`DETACH_READY_TIMEOUT`], as they are then).
+fn wait_until_started(project: &str, containers: usize) -> anyhow::Result<Vec<ContainerInfo>> {
     let client = Client::for_project(project)?;
     let began = Instant::now();
-    let rows = loop {
+    loop {
         let rows: Vec<ContainerInfo> = client.call_as(Request::Ps)?;
         // The stack adds its containers one by one while it already answers.
         let all_added = rows.len() >= containers;
         if (all_added && rows.iter().all(|r| r.state != "waiting")) || began.elapsed() > DETACH_READY_TIMEOUT {
-            break rows;
+            return Ok(rows);
         }
         std::thread::sleep(Duration::from_millis(20));
-    };
+    }
+}
+
+/// One line per container, `✔` or `✘`; returns how many failed.
+fn print_rows(rows: &[ContainerInfo]) -> usize {
     let mut failed = 0;
-    for row in &rows {
+    for row in rows {
         let bad = matches!(
             row.state.as_str(),
             "trapped" | "failed" | "killed" | "waiting" | "out of memory" | "host error"
@@ -273,15 +311,7 @@ fn detach(
         let detail = row.exit.as_deref().map(|e| format!(" ({e})")).unwrap_or_default();
         println!(" {mark} container {:<20} {}{detail}", row.name, row.state);
     }
-    println!(
-        "project `{project}` runs in the background (pid {}); `shoal logs -f -p {project}` follows it, `shoal down -p {project}` stops it",
-        child.id()
-    );
-    Ok(if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    failed
 }
 
 /// A detached stack's log file is rotated when it starts if it grew past this: the old

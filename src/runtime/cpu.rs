@@ -14,7 +14,7 @@
 //!
 //! Deciding. A token bucket: the container earns `share` of every elapsed second as credit
 //! (at most [`BURST`] saved up, so a guest that was idle may run a short burst at full speed)
-//! and spends what it uses. At each epoch deadline, [`at_epoch_deadline`] asks [`decide`]
+//! and spends what it uses. At each epoch deadline, `at_epoch_deadline` asks [`decide`]
 //! what to do; with credit below zero the guest sleeps `-credit / share` (a tokio timer, not
 //! a blocked thread: the executor runs everyone else meanwhile) and counts as not executing,
 //! so the epoch ticker can stop when nothing else runs.

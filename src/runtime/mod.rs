@@ -45,6 +45,9 @@ use ticker::{ExecutionGuard, Ticker};
 pub enum RuntimeError {
     #[error("cannot set up the wasm engine: {0}")]
     Engine(String),
+    /// Without the epoch ticker a spinning guest could never be interrupted or stopped.
+    #[error("cannot start the epoch ticker thread: {0}")]
+    Ticker(#[source] std::io::Error),
 }
 
 /// Engine-wide settings. They are part of the compile-cache key: a module compiled with one
@@ -152,41 +155,12 @@ impl Runtime {
             .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         host::add_to_linker(&mut linker, |cx: &mut ContainerCtx| &mut cx.host)
             .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
-        let ticker = Ticker::start(engine.clone(), config.epoch_tick);
+        let ticker = Ticker::start(engine.clone(), config.epoch_tick).map_err(RuntimeError::Ticker)?;
         Ok(Runtime { engine, linker, ticker })
     }
 
     pub fn engine(&self) -> &Engine {
         &self.engine
-    }
-
-    /// Run one container to its end, or until `stop` is cancelled.
-    ///
-    /// `started` is called once the instance exists (imports resolved, memory created),
-    /// just before `_start` runs: that is what `depends_on: service_started` waits for.
-    pub async fn run(
-        &self,
-        spec: &ContainerSpec,
-        module: &Module,
-        host: HostConfig,
-        stop: CancellationToken,
-        started: impl FnOnce(),
-    ) -> ExitStatus {
-        if stop.is_cancelled() {
-            return ExitStatus::Killed;
-        }
-        let prepared = tokio::select! {
-            biased;
-            _ = stop.cancelled() => return ExitStatus::Killed,
-            prepared = self.prepare(spec, module, host, Arc::default()) => prepared,
-        };
-        match prepared {
-            Ok(prepared) => {
-                started();
-                prepared.start(stop).await
-            }
-            Err(status) => status,
-        }
     }
 
     /// Create the container's store and instance without running any of its code (the

@@ -20,11 +20,16 @@ struct Shared {
 
 pub struct Ticker {
     shared: Arc<Shared>,
+    /// Taken only on drop, to join the thread.
     thread: Option<JoinHandle<()>>,
+    /// The ticker thread's handle, for the guards to wake it.
+    waker: thread::Thread,
 }
 
 impl Ticker {
-    pub fn start(engine: Engine, tick: Duration) -> Self {
+    /// Spawn the ticker thread (parked until a store enters wasm). An error here must stop
+    /// start-up: without the thread no spinning guest can be interrupted or stopped.
+    pub fn start(engine: Engine, tick: Duration) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
             executing: AtomicIsize::new(0),
             shutdown: AtomicBool::new(false),
@@ -42,16 +47,19 @@ impl Ticker {
                     thread::sleep(tick);
                     engine.increment_epoch();
                 }
-            })
-            .ok();
-        Ticker { shared, thread }
+            })?;
+        Ok(Ticker {
+            shared,
+            waker: thread.thread().clone(),
+            thread: Some(thread),
+        })
     }
 
     /// A guard for one store; it counts while that store executes wasm.
     pub fn guard(&self) -> ExecutionGuard {
         ExecutionGuard {
             shared: self.shared.clone(),
-            thread: self.thread.as_ref().map(|t| t.thread().clone()),
+            thread: self.waker.clone(),
             inside: false,
         }
     }
@@ -69,7 +77,7 @@ impl Drop for Ticker {
 
 pub struct ExecutionGuard {
     shared: Arc<Shared>,
-    thread: Option<thread::Thread>,
+    thread: thread::Thread,
     inside: bool,
 }
 
@@ -78,9 +86,7 @@ impl ExecutionGuard {
         if !self.inside {
             self.inside = true;
             if self.shared.executing.fetch_add(1, Ordering::AcqRel) <= 0 {
-                if let Some(thread) = &self.thread {
-                    thread.unpark();
-                }
+                self.thread.unpark();
             }
         }
     }
@@ -112,15 +118,13 @@ impl ExecutionGuard {
 /// ticks while it waits and its own guard's accounting stays balanced.
 pub struct Paused {
     shared: Arc<Shared>,
-    thread: Option<thread::Thread>,
+    thread: thread::Thread,
 }
 
 impl Drop for Paused {
     fn drop(&mut self) {
         if self.shared.executing.fetch_add(1, Ordering::AcqRel) <= 0 {
-            if let Some(thread) = &self.thread {
-                thread.unpark();
-            }
+            self.thread.unpark();
         }
     }
 }
@@ -142,7 +146,7 @@ mod tests {
 
     #[test]
     fn a_paused_store_does_not_count_and_the_count_always_balances() {
-        let ticker = Ticker::start(Engine::default(), Duration::from_millis(10));
+        let ticker = Ticker::start(Engine::default(), Duration::from_millis(10)).expect("ticker thread");
         let mut guard = ticker.guard();
         assert!(guard.pause().is_none(), "not inside wasm: nothing to pause");
         guard.enter();

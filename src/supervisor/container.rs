@@ -10,11 +10,12 @@ use tokio_util::sync::CancellationToken;
 use wasmtime::Module;
 
 use super::events::EventBus;
-use super::{restart_backoff, should_restart, wait_for, Outcome, Phase, BACKOFF_RESET_AFTER, CRASH_LOOP_AFTER};
+use super::restart::{Restart, Restarts};
+use super::{Outcome, Phase};
 use crate::host::{Counters, HostConfig};
 use crate::logs::{LogSink, Stream};
 use crate::runtime::{ExitStatus, Prepared, Probe, Runtime};
-use crate::spec::{ContainerSpec, Dependency};
+use crate::spec::{ContainerSpec, Dependency, DependencyCondition};
 
 /// Where a container is, as `ps` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,9 +121,7 @@ impl ContainerStatus {
             state,
             exit,
             exit_code,
-            started_at: life
-                .started_at
-                .and_then(|(_, at)| at.duration_since(SystemTime::UNIX_EPOCH).ok().map(|d| d.as_secs_f64())),
+            started_at: life.started_at.map(|(_, at)| crate::procstat::unix_seconds(at)),
             uptime_seconds: life
                 .started_at
                 .filter(|_| running)
@@ -211,65 +210,34 @@ impl Launch {
     }
 
     async fn run_inner(mut self) -> Outcome {
-        let deps = std::mem::take(&mut self.deps);
-        if !deps.is_empty() {
-            self.status.set_state(State::Waiting);
-        }
-        for (dep, mut phase) in deps {
-            let ready = tokio::select! {
-                _ = self.stop.cancelled() => return Outcome::NotStarted("the stack was stopped first".into()),
-                ready = wait_for(&dep.name, dep.condition, &mut phase) => ready,
-            };
-            if let Err(why) = ready {
-                return Outcome::NotStarted(why);
-            }
+        if let Err(outcome) = self.wait_for_dependencies().await {
+            return outcome;
         }
         let name = self.spec.name.clone();
-        let mut restarts = 0u32;
-        let mut quick_failures = 0u32;
+        let mut restarts = Restarts::default();
         loop {
             let began = Instant::now();
-            let prepared = match self.prepared.take() {
-                Some(prepared) => Ok(prepared),
-                None => {
-                    tokio::select! {
-                        biased;
-                        _ = self.stop.cancelled() => Err(ExitStatus::Killed),
-                        prepared = self.runtime.prepare(&self.spec, &self.module, self.host.clone(), self.status.probe.clone()) => prepared,
-                    }
-                }
+            let status = self.run_once().await;
+            // A container shoal stopped is never restarted.
+            let restart = if self.stop.is_cancelled() {
+                None
+            } else {
+                restarts.next(self.spec.restart, self.spec.restart_delay, &status, began.elapsed())
             };
-            let status = match prepared {
-                Ok(prepared) => {
-                    self.status.set_state(State::Running);
-                    let _ = self.phase.send(Phase::Running);
-                    self.events.record(Some(&name), "start", "");
-                    prepared.start(self.stop.clone()).await
-                }
-                Err(status) => status,
-            };
-            if self.stop.is_cancelled() || !should_restart(self.spec.restart, &status, restarts) {
-                if restarts > 0 && !self.stop.is_cancelled() {
+            let Some(Restart { delay, crash_loop }) = restart else {
+                if restarts.count > 0 && !self.stop.is_cancelled() {
                     let why = format!(
-                        "{status} (not restarted again after {restarts} restart{})",
-                        if restarts == 1 { "" } else { "s" }
+                        "{status} (not restarted again after {} restart{})",
+                        restarts.count,
+                        if restarts.count == 1 { "" } else { "s" }
                     );
                     self.log.line(&name, Stream::System, &why);
                 }
                 return Outcome::Finished(status);
-            }
-            // Backoff doubles per restart; a run that lasted a while resets it, as Docker does.
-            if began.elapsed() >= BACKOFF_RESET_AFTER {
-                quick_failures = 0;
-            } else {
-                quick_failures += 1;
-            }
-            restarts += 1;
-            let delay = restart_backoff(self.spec.restart_delay, quick_failures);
-            let crash_loop = quick_failures >= CRASH_LOOP_AFTER;
+            };
             {
                 let mut life = self.status.lock();
-                life.restarts = restarts;
+                life.restarts = restarts.count;
                 life.crash_loop = crash_loop;
             }
             let note = if crash_loop {
@@ -278,8 +246,9 @@ impl Launch {
                 ""
             };
             let text = format!(
-                "{status}; restarting in {} (restart {restarts}){note}",
-                humantime::format_duration(delay)
+                "{status}; restarting in {} (restart {}){note}",
+                humantime::format_duration(delay),
+                restarts.count
             );
             self.log.line(&name, Stream::System, &text);
             self.events.record(Some(&name), "die", status.to_string());
@@ -290,6 +259,74 @@ impl Launch {
                 _ = self.stop.cancelled() => return Outcome::Finished(status),
                 _ = tokio::time::sleep(delay) => {}
             }
+        }
+    }
+
+    /// Wait for every dependency's condition; `Err` with the outcome of not starting.
+    async fn wait_for_dependencies(&mut self) -> Result<(), Outcome> {
+        let deps = std::mem::take(&mut self.deps);
+        if !deps.is_empty() {
+            self.status.set_state(State::Waiting);
+        }
+        for (dep, mut phase) in deps {
+            let ready = tokio::select! {
+                _ = self.stop.cancelled() => return Err(Outcome::NotStarted("the stack was stopped first".into())),
+                ready = wait_for(&dep.name, dep.condition, &mut phase) => ready,
+            };
+            ready.map_err(Outcome::NotStarted)?;
+        }
+        Ok(())
+    }
+
+    /// One run: instantiate (or take the instance a reload prepared) and run `_start`.
+    async fn run_once(&mut self) -> ExitStatus {
+        let prepared = match self.prepared.take() {
+            Some(prepared) => Ok(prepared),
+            None => {
+                tokio::select! {
+                    biased;
+                    _ = self.stop.cancelled() => Err(ExitStatus::Killed),
+                    prepared = self.runtime.prepare(&self.spec, &self.module, self.host.clone(), self.status.probe.clone()) => prepared,
+                }
+            }
+        };
+        match prepared {
+            Ok(prepared) => {
+                self.status.set_state(State::Running);
+                let _ = self.phase.send(Phase::Running);
+                self.events.record(Some(&self.spec.name), "start", "");
+                prepared.start(self.stop.clone()).await
+            }
+            Err(status) => status,
+        }
+    }
+}
+
+/// Wait until dependency `name`, whose phase `phase` carries, meets `condition`; `Err`
+/// says why it never will.
+async fn wait_for(
+    name: &str,
+    condition: DependencyCondition,
+    phase: &mut watch::Receiver<Phase>,
+) -> Result<(), String> {
+    loop {
+        let current = phase.borrow_and_update().clone();
+        match (condition, current) {
+            (DependencyCondition::ServiceStarted, Phase::Running) => return Ok(()),
+            (_, Phase::Ended(Outcome::Finished(status))) => {
+                return match condition {
+                    DependencyCondition::ServiceStarted => Ok(()),
+                    DependencyCondition::ServiceCompletedSuccessfully if status.is_success() => Ok(()),
+                    DependencyCondition::ServiceCompletedSuccessfully => {
+                        Err(format!("dependency `{name}` did not complete successfully ({status})"))
+                    }
+                };
+            }
+            (_, Phase::Ended(Outcome::NotStarted(_))) => return Err(format!("dependency `{name}` did not start")),
+            _ => {}
+        }
+        if phase.changed().await.is_err() {
+            return Err(format!("dependency `{name}` went away"));
         }
     }
 }

@@ -36,12 +36,8 @@ pub struct Event {
 
 impl Event {
     pub fn new(container: Option<&str>, action: &str, detail: impl Into<String>) -> Self {
-        let time = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
         Event {
-            time,
+            time: crate::procstat::unix_now(),
             container: container.map(str::to_owned),
             action: action.to_owned(),
             detail: detail.into(),
