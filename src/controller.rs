@@ -334,8 +334,7 @@ impl Controller {
         for warning in &warnings {
             self.log.line(SELF, Stream::Warning, &warning.to_string());
         }
-        let desired =
-            select_containers(desired, &self.options.selection)?;
+        let desired = select_containers(desired, &self.options.selection)?;
         let modules = supervisor::load_modules(&self.runtime, &self.images, &desired, |_, _| {})?;
         Ok((desired, modules))
     }

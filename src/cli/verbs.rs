@@ -7,14 +7,14 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::SystemTime;
 
 use clap::Args;
 
 use super::terminal::TerminalLog;
 use super::OutputFormat as Format;
-use crate::control::cmd::{self, down, events, info, lifecycle, logs::LogsRequest, ps, stats, topics, unix_seconds};
+use crate::control::cmd::{self, down, events, info, lifecycle, logs::LogsRequest, ps, stats, topics};
 use crate::control::{self, Client, ControlError, Request};
+use crate::procstat::{unix_now, unix_seconds};
 
 /// Which running stack a command talks to.
 #[derive(Args, Debug, Clone, Default)]
@@ -34,14 +34,7 @@ impl ProjectArgs {
         if let Some(project) = &self.project {
             return Ok(project.clone());
         }
-        let file = match &self.file {
-            Some(path) if path.is_dir() => crate::spec::find_compose_file(path),
-            Some(path) => Some(path.clone()),
-            None => std::env::current_dir()
-                .ok()
-                .and_then(|here| crate::spec::find_compose_file(&here)),
-        };
-        if let Some(file) = file {
+        if let Ok(file) = super::compose::compose_path(self.file.as_deref()) {
             return Ok(project_of_file(&file));
         }
         match control::running_projects().as_slice() {
@@ -82,11 +75,7 @@ pub fn project_of_file(file: &Path) -> String {
                 .ok()
                 .and_then(|f| f.parent().map(Path::to_path_buf))
                 .unwrap_or_default();
-            let folder = dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            crate::spec::decode::sanitize_name(&folder)
+            crate::spec::ProjectName::from_dir(&dir).into_string()
         }
     }
 }
@@ -164,7 +153,7 @@ fn parse_since(text: &str) -> anyhow::Result<f64> {
             "invalid --since `{text}`\n  hint: a duration such as 10m or 2h, or a time such as 2026-11-28T10:00:00Z"
         )
     })?;
-    Ok(unix_seconds(SystemTime::now()) - ago.as_secs_f64())
+    Ok(unix_now() - ago.as_secs_f64())
 }
 
 pub fn stats(project: &ProjectArgs, no_stream: bool, format: Format) -> anyhow::Result<ExitCode> {
@@ -200,7 +189,7 @@ mod tests {
 
     #[test]
     fn since_takes_durations_and_times() {
-        let now = unix_seconds(SystemTime::now());
+        let now = unix_now();
         let ten_minutes_ago = parse_since("10m").expect("duration");
         assert!((now - ten_minutes_ago - 600.0).abs() < 5.0);
         assert_eq!(parse_since("2026-11-28T10:00:00Z").expect("time"), 1_795_860_000.0);

@@ -18,8 +18,6 @@ pub mod reload;
 pub mod stats;
 pub mod topics;
 
-use std::time::SystemTime;
-
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
@@ -106,11 +104,4 @@ async fn queue_for_controller(request: Request, context: &ServerContext) -> Repl
         return gone();
     }
     rx.await.unwrap_or_else(|_| gone())
-}
-
-/// Seconds since the Unix epoch, as every time on the wire is written.
-pub(crate) fn unix_seconds(when: SystemTime) -> f64 {
-    when.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }

@@ -1,12 +1,11 @@
 //! `topics tail`: the broker's messages under a prefix, as they flow.
 
 use std::process::ExitCode;
-use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
 use super::print::{flush, rfc3339};
-use super::{unix_seconds, Request};
+use super::Request;
 use crate::broker::Message;
 use crate::control::protocol::Reply;
 use crate::control::server::{Connection, ServerContext};
@@ -39,7 +38,7 @@ impl TopicMessage {
     fn seen(message: &Message) -> Self {
         let text = String::from_utf8(message.payload.clone()).ok();
         TopicMessage {
-            time: unix_seconds(SystemTime::now()),
+            time: crate::procstat::unix_now(),
             topic: message.topic.clone(),
             content_type: message.content_type.clone(),
             hex: text.is_none().then(|| hex::encode(&message.payload)),
