@@ -78,8 +78,24 @@ pub fn check_stack(stack: &Stack, resolve: &dyn Fn(&ImageRef) -> Option<std::pat
     diagnostics
 }
 
+/// One container's image against its grants: imports shoal does not serve, capabilities its
+/// imports need but it lacks, and capabilities it holds but never uses.
 fn check_container(container: &ContainerSpec, path: &Path, imports: &[(String, String)]) -> Vec<Diagnostic> {
     let mut diagnostics = Vec::new();
+    let needed = needed_capabilities(container, path, imports, &mut diagnostics);
+    diagnostics.extend(missing_grants(container, &needed));
+    diagnostics.extend(unused_grants(container, &needed));
+    diagnostics
+}
+
+/// The capabilities the imports need, each with the imports that need it; an import shoal
+/// does not serve (or not yet) is an error pushed to `diagnostics`.
+fn needed_capabilities<'a>(
+    container: &ContainerSpec,
+    path: &Path,
+    imports: &'a [(String, String)],
+    diagnostics: &mut Vec<Diagnostic>,
+) -> BTreeMap<Capability, Vec<&'a str>> {
     let key = format!("containers.{}", container.service);
     let mut needed: BTreeMap<Capability, Vec<&str>> = BTreeMap::new();
     for (module, name) in imports {
@@ -125,7 +141,14 @@ fn check_container(container: &ContainerSpec, path: &Path, imports: &[(String, S
             ),
         }
     }
-    for (capability, names) in &needed {
+    needed
+}
+
+/// A warning for each capability the image's imports need that the container lacks.
+fn missing_grants(container: &ContainerSpec, needed: &BTreeMap<Capability, Vec<&str>>) -> Vec<Diagnostic> {
+    let key = format!("containers.{}", container.service);
+    let mut diagnostics = Vec::new();
+    for (capability, names) in needed {
         if !container.capabilities.contains(capability) {
             diagnostics.push(
                 Diagnostic::warning(
@@ -141,49 +164,55 @@ fn check_container(container: &ContainerSpec, path: &Path, imports: &[(String, S
             );
         }
     }
+    diagnostics
+}
+
+/// One warning naming the capabilities the container holds but its image never uses.
+fn unused_grants(container: &ContainerSpec, needed: &BTreeMap<Capability, Vec<&str>>) -> Option<Diagnostic> {
+    let key = format!("containers.{}", container.service);
     let unused: Vec<Capability> = container
         .capabilities
         .iter()
         .copied()
         .filter(|c| !needed.contains_key(c))
         .collect();
-    if !unused.is_empty() {
-        let used: Vec<&str> = container
-            .capabilities
-            .iter()
-            .filter(|c| needed.contains_key(c))
-            .map(|c| c.as_str())
-            .collect();
-        let all_granted = Capability::ALL.iter().all(|c| container.capabilities.contains(c));
-        // `ocre:api` grants all three at once; say so once instead of once per capability.
-        let message = if all_granted {
-            format!(
-                "container `{}` is granted every capability (as `ocre:api` does) but its image uses only {}",
-                container.service,
-                if used.is_empty() {
-                    "none of them".to_string()
-                } else {
-                    quote_list(&used)
-                }
-            )
-        } else {
-            let names: Vec<&str> = unused.iter().map(|c| c.as_str()).collect();
-            format!(
-                "container `{}` is granted {} but its image never uses it",
-                container.service,
-                quote_list(&names)
-            )
-        };
-        diagnostics.push(
-            Diagnostic::warning(
-                Some(container.capabilities_location.clone()),
-                format!("{key}.capabilities"),
-                message,
-            )
-            .with_hint(format!("least privilege: `capabilities: [{}]`", used.join(", "))),
-        );
+    if unused.is_empty() {
+        return None;
     }
-    diagnostics
+    let used: Vec<&str> = container
+        .capabilities
+        .iter()
+        .filter(|c| needed.contains_key(c))
+        .map(|c| c.as_str())
+        .collect();
+    let all_granted = Capability::ALL.iter().all(|c| container.capabilities.contains(c));
+    // `ocre:api` grants all three at once; say so once instead of once per capability.
+    let message = if all_granted {
+        format!(
+            "container `{}` is granted every capability (as `ocre:api` does) but its image uses only {}",
+            container.service,
+            if used.is_empty() {
+                "none of them".to_string()
+            } else {
+                quote_list(&used)
+            }
+        )
+    } else {
+        let names: Vec<&str> = unused.iter().map(|c| c.as_str()).collect();
+        format!(
+            "container `{}` is granted {} but its image never uses it",
+            container.service,
+            quote_list(&names)
+        )
+    };
+    Some(
+        Diagnostic::warning(
+            Some(container.capabilities_location.clone()),
+            format!("{key}.capabilities"),
+            message,
+        )
+        .with_hint(format!("least privilege: `capabilities: [{}]`", used.join(", "))),
+    )
 }
 
 /// A subscription no declared publisher can reach, and a publish prefix no declared

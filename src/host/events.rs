@@ -121,7 +121,10 @@ async fn get_event<T: Send + 'static>(caller: &mut Caller<'_, T>, get: Get<T>, s
 fn hold(st: &mut HostState, msg: Arc<Message>, why: &str) -> i32 {
     st.held = Some(msg);
     st.warn_once("get_event:enomem", || {
-        format!("ocre_get_event: {why}; the message stays queued and the call returns -12 (ENOMEM)")
+        format!(
+            "{}: {why}; the message stays queued and the call returns -12 (ENOMEM)",
+            abi::OCRE_GET_EVENT.name
+        )
     });
     ENOMEM
 }

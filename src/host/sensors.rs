@@ -127,14 +127,38 @@ fn resolve_name<T: 'static>(
 
 /// Register `import(handle[, channel])` for `ops.0` and `import_by_name(name[, channel])`
 /// for `ops.1`.
+/// A function served twice, by sensor handle and by sensor name, with the same operation.
+struct SensorFns<R> {
+    by_handle: &'static HostFn,
+    by_name: &'static HostFn,
+    /// Takes a channel argument after the handle or name.
+    with_channel: bool,
+    ops: (Op<R>, Op<R>),
+}
+
+impl<R> SensorFns<R> {
+    fn new(by_handle: &'static HostFn, by_name: &'static HostFn, with_channel: bool, ops: (Op<R>, Op<R>)) -> Self {
+        SensorFns {
+            by_handle,
+            by_name,
+            with_channel,
+            ops,
+        }
+    }
+}
+
 fn add_op<T: Send + 'static, R: wasmtime::WasmRet + Copy + Send + Sync + 'static>(
     linker: &mut Linker<T>,
     get: Get<T>,
-    (by_handle_fn, by_name): (&'static HostFn, &'static HostFn),
-    with_channel: bool,
+    fns: SensorFns<R>,
     err: R,
-    (op, op_by_name): (Op<R>, Op<R>),
 ) -> wasmtime::Result<()> {
+    let SensorFns {
+        by_handle: by_handle_fn,
+        by_name,
+        with_channel,
+        ops: (op, op_by_name),
+    } = fns;
     let by_handle = move |caller: &mut Caller<'_, T>, h: i32, c: i32| -> R {
         let st = get(caller.data_mut());
         if st.begin(by_handle_fn).is_err() {
@@ -183,53 +207,42 @@ pub(crate) fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: Get<
                 .map_or_else(|e| e, |()| i32::try_from(st.sensors.len()).unwrap_or(i32::MAX))
         },
     )?;
-    let pair = |function: &'static HostFn, by_name: &'static HostFn| (function, by_name);
-    add_op(
-        linker,
-        get,
-        pair(&abi::OCRE_SENSORS_OPEN, &abi::OCRE_SENSORS_OPEN_BY_NAME),
-        false,
-        EINVAL,
-        (open, handle),
-    )?;
-    add_op(
-        linker,
-        get,
-        pair(&abi::OCRE_SENSORS_GET_HANDLE, &abi::OCRE_SENSORS_GET_HANDLE_BY_NAME),
-        false,
-        EINVAL,
-        (handle, handle),
-    )?;
-    add_op(
-        linker,
-        get,
-        pair(
+    let int_fns = [
+        SensorFns::new(
+            &abi::OCRE_SENSORS_OPEN,
+            &abi::OCRE_SENSORS_OPEN_BY_NAME,
+            false,
+            (open, handle),
+        ),
+        SensorFns::new(
+            &abi::OCRE_SENSORS_GET_HANDLE,
+            &abi::OCRE_SENSORS_GET_HANDLE_BY_NAME,
+            false,
+            (handle, handle),
+        ),
+        SensorFns::new(
             &abi::OCRE_SENSORS_GET_CHANNEL_COUNT,
             &abi::OCRE_SENSORS_GET_CHANNEL_COUNT_BY_NAME,
+            false,
+            (channel_count, channel_count),
         ),
-        false,
-        EINVAL,
-        (channel_count, channel_count),
-    )?;
-    add_op(
-        linker,
-        get,
-        pair(
+        SensorFns::new(
             &abi::OCRE_SENSORS_GET_CHANNEL_TYPE,
             &abi::OCRE_SENSORS_GET_CHANNEL_TYPE_BY_NAME,
+            true,
+            (channel_type, channel_type),
         ),
+    ];
+    for fns in int_fns {
+        add_op(linker, get, fns, EINVAL)?;
+    }
+    let read_fns = SensorFns::new(
+        &abi::OCRE_SENSORS_READ,
+        &abi::OCRE_SENSORS_READ_BY_NAME,
         true,
-        EINVAL,
-        (channel_type, channel_type),
-    )?;
-    add_op(
-        linker,
-        get,
-        pair(&abi::OCRE_SENSORS_READ, &abi::OCRE_SENSORS_READ_BY_NAME),
-        true,
-        f64::NAN,
         (read, read),
-    )?;
+    );
+    add_op(linker, get, read_fns, f64::NAN)?;
     linker.func_wrap(
         "env",
         abi::OCRE_SENSORS_GET_LIST.name,

@@ -78,7 +78,10 @@ fn create(st: &mut HostState, id: i32) -> i32 {
     if st.timers.len() >= st.limits.max_timers {
         let max = st.limits.max_timers;
         st.warn_once("timer:max", || {
-            format!("ocre_timer_create refused: the container already has {max} timers (`limits.max_timers`); the call returns -12 (ENOMEM)")
+            format!(
+                "{} refused: the container already has {max} timers (`limits.max_timers`); the call returns -12 (ENOMEM)",
+                abi::OCRE_TIMER_CREATE.name
+            )
         });
         return ENOMEM;
     }
