@@ -52,8 +52,17 @@ impl HostFn {
     /// The signature in the wasm text format, e.g. `(param i32 i32) (result f64)`, for
     /// messages about a guest that imports the function with another one.
     pub fn signature(&self) -> String {
-        let list = |types: &[WasmType]| types.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(" ");
-        format!("(param {}) (result {})", list(self.params), list(self.results))
+        let group = |word: &str, types: &[WasmType]| {
+            (!types.is_empty()).then(|| {
+                let names: Vec<&str> = types.iter().map(|t| t.as_str()).collect();
+                format!("({word} {})", names.join(" "))
+            })
+        };
+        let groups: Vec<String> = [group("param", self.params), group("result", self.results)]
+            .into_iter()
+            .flatten()
+            .collect();
+        groups.join(" ")
     }
 
     /// The row for an `env` function name, if shoal serves it.

@@ -166,6 +166,20 @@ mod tests {
         assert_eq!(names.len(), HOST_FUNCTIONS.len(), "a name is listed twice");
         assert_eq!(HostFn::find("ocre_sensors_read"), Some(&OCRE_SENSORS_READ));
         assert_eq!(OCRE_SENSORS_READ.signature(), "(param i32 i32) (result f64)");
-        assert_eq!(OCRE_SENSORS_INIT.signature(), "(param ) (result i32)");
+        assert_eq!(OCRE_SENSORS_INIT.signature(), "(result i32)");
+    }
+
+    #[test]
+    fn the_static_check_classifies_every_row_as_the_table_says() {
+        for f in HOST_FUNCTIONS {
+            assert_eq!(
+                classify_env_import(f.name),
+                ImportKind::Served {
+                    capability: f.capability
+                },
+                "{}",
+                f.name
+            );
+        }
     }
 }
