@@ -10,24 +10,12 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 
 use crate::host::{classify_env_import, ImportKind};
+use crate::images::ImageDigest;
 use crate::spec::{Capability, ContainerSpec, Diagnostic, ImageRef, Stack};
 
-/// The function imports of a module, as `(module, name)` pairs.
-pub fn function_imports(bytes: &[u8]) -> Result<Vec<(String, String)>, String> {
-    let mut imports = Vec::new();
-    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
-        let payload = payload.map_err(|e| e.to_string())?;
-        if let wasmparser::Payload::ImportSection(section) = payload {
-            for import in section {
-                let import = import.map_err(|e| e.to_string())?;
-                if matches!(import.ty, wasmparser::TypeRef::Func(_)) {
-                    imports.push((import.module.to_string(), import.name.to_string()));
-                }
-            }
-        }
-    }
-    Ok(imports)
-}
+/// The function imports of a module, as `(module, name)` pairs (read where the image
+/// formats are known, in `shoal_abi::module`).
+pub use shoal_abi::module::function_imports;
 
 /// Everything `shoal config` checks, as `up` and every reload check it: the file itself
 /// (spec), then each image against the container's grants. `Err` holds every diagnostic
@@ -37,7 +25,7 @@ pub fn load_checked(
     images: &crate::images::ImageStore,
 ) -> Result<(Stack, Vec<Diagnostic>), Vec<Diagnostic>> {
     let env: std::collections::HashMap<String, String> = std::env::vars().collect();
-    let lookup = |digest: &str| images.path_of(digest.strip_prefix("sha256:").unwrap_or(digest));
+    let lookup = |digest: &str| digest.parse::<ImageDigest>().ok().and_then(|d| images.path_of(&d));
     let options = crate::spec::LoadOptions {
         env: &env,
         lookup_digest: &lookup,
@@ -45,7 +33,7 @@ pub fn load_checked(
     let (stack, mut diagnostics) = crate::spec::load(path, &options)?;
     let resolve = |image: &ImageRef| match image {
         ImageRef::Path(path) => Some(path.clone()),
-        ImageRef::Digest(digest) => lookup(digest),
+        ImageRef::Digest(digest) => images.path_of(digest),
     };
     diagnostics.extend(check_stack(&stack, &resolve));
     if diagnostics.iter().any(Diagnostic::is_error) {
@@ -66,10 +54,11 @@ pub fn check_stack(stack: &Stack, resolve: &dyn Fn(&ImageRef) -> Option<std::pat
             continue;
         };
         let Ok(bytes) = std::fs::read(&path) else { continue };
-        if crate::spec::validate::is_precompiled_image(&bytes) {
+        if shoal_abi::module::is_precompiled(&bytes) {
             // Machine code has no import section to read here. Its imports are resolved
             // when the runtime loads it (one shoal lacks fails the start, named), and each
-            // gated call still checks the container's grants (denied calls return -42).
+            // gated call still checks the container's grants (denied calls return -22,
+            // `host::DENIED`).
             // Not knowing who publishes, the topic wiring check would guess: skip it too.
             opaque = true;
             continue;
@@ -89,8 +78,24 @@ pub fn check_stack(stack: &Stack, resolve: &dyn Fn(&ImageRef) -> Option<std::pat
     diagnostics
 }
 
+/// One container's image against its grants: imports shoal does not serve, capabilities its
+/// imports need but it lacks, and capabilities it holds but never uses.
 fn check_container(container: &ContainerSpec, path: &Path, imports: &[(String, String)]) -> Vec<Diagnostic> {
     let mut diagnostics = Vec::new();
+    let needed = needed_capabilities(container, path, imports, &mut diagnostics);
+    diagnostics.extend(missing_grants(container, &needed));
+    diagnostics.extend(unused_grants(container, &needed));
+    diagnostics
+}
+
+/// The capabilities the imports need, each with the imports that need it; an import shoal
+/// does not serve (or not yet) is an error pushed to `diagnostics`.
+fn needed_capabilities<'a>(
+    container: &ContainerSpec,
+    path: &Path,
+    imports: &'a [(String, String)],
+    diagnostics: &mut Vec<Diagnostic>,
+) -> BTreeMap<Capability, Vec<&'a str>> {
     let key = format!("containers.{}", container.service);
     let mut needed: BTreeMap<Capability, Vec<&str>> = BTreeMap::new();
     for (module, name) in imports {
@@ -136,7 +141,14 @@ fn check_container(container: &ContainerSpec, path: &Path, imports: &[(String, S
             ),
         }
     }
-    for (capability, names) in &needed {
+    needed
+}
+
+/// A warning for each capability the image's imports need that the container lacks.
+fn missing_grants(container: &ContainerSpec, needed: &BTreeMap<Capability, Vec<&str>>) -> Vec<Diagnostic> {
+    let key = format!("containers.{}", container.service);
+    let mut diagnostics = Vec::new();
+    for (capability, names) in needed {
         if !container.capabilities.contains(capability) {
             diagnostics.push(
                 Diagnostic::warning(
@@ -152,49 +164,55 @@ fn check_container(container: &ContainerSpec, path: &Path, imports: &[(String, S
             );
         }
     }
+    diagnostics
+}
+
+/// One warning naming the capabilities the container holds but its image never uses.
+fn unused_grants(container: &ContainerSpec, needed: &BTreeMap<Capability, Vec<&str>>) -> Option<Diagnostic> {
+    let key = format!("containers.{}", container.service);
     let unused: Vec<Capability> = container
         .capabilities
         .iter()
         .copied()
         .filter(|c| !needed.contains_key(c))
         .collect();
-    if !unused.is_empty() {
-        let used: Vec<&str> = container
-            .capabilities
-            .iter()
-            .filter(|c| needed.contains_key(c))
-            .map(|c| c.as_str())
-            .collect();
-        let all_granted = Capability::ALL.iter().all(|c| container.capabilities.contains(c));
-        // `ocre:api` grants all three at once; say so once instead of once per capability.
-        let message = if all_granted {
-            format!(
-                "container `{}` is granted every capability (as `ocre:api` does) but its image uses only {}",
-                container.service,
-                if used.is_empty() {
-                    "none of them".to_string()
-                } else {
-                    quote_list(&used)
-                }
-            )
-        } else {
-            let names: Vec<&str> = unused.iter().map(|c| c.as_str()).collect();
-            format!(
-                "container `{}` is granted {} but its image never uses it",
-                container.service,
-                quote_list(&names)
-            )
-        };
-        diagnostics.push(
-            Diagnostic::warning(
-                Some(container.capabilities_location.clone()),
-                format!("{key}.capabilities"),
-                message,
-            )
-            .with_hint(format!("least privilege: `capabilities: [{}]`", used.join(", "))),
-        );
+    if unused.is_empty() {
+        return None;
     }
-    diagnostics
+    let used: Vec<&str> = container
+        .capabilities
+        .iter()
+        .filter(|c| needed.contains_key(c))
+        .map(|c| c.as_str())
+        .collect();
+    let all_granted = Capability::ALL.iter().all(|c| container.capabilities.contains(c));
+    // `ocre:api` grants all three at once; say so once instead of once per capability.
+    let message = if all_granted {
+        format!(
+            "container `{}` is granted every capability (as `ocre:api` does) but its image uses only {}",
+            container.service,
+            if used.is_empty() {
+                "none of them".to_string()
+            } else {
+                quote_list(&used)
+            }
+        )
+    } else {
+        let names: Vec<&str> = unused.iter().map(|c| c.as_str()).collect();
+        format!(
+            "container `{}` is granted {} but its image never uses it",
+            container.service,
+            quote_list(&names)
+        )
+    };
+    Some(
+        Diagnostic::warning(
+            Some(container.capabilities_location.clone()),
+            format!("{key}.capabilities"),
+            message,
+        )
+        .with_hint(format!("least privilege: `capabilities: [{}]`", used.join(", "))),
+    )
 }
 
 /// A subscription no declared publisher can reach, and a publish prefix no declared
@@ -209,12 +227,12 @@ fn check_topics(stack: &Stack, imports: &BTreeMap<&str, Vec<(String, String)>>) 
     let publishers: Vec<&ContainerSpec> = stack
         .containers
         .iter()
-        .filter(|c| uses(c, "ocre_publish_message"))
+        .filter(|c| uses(c, shoal_abi::OCRE_PUBLISH_MESSAGE.name))
         .collect();
     let subscribers: Vec<&ContainerSpec> = stack
         .containers
         .iter()
-        .filter(|c| uses(c, "ocre_subscribe_message"))
+        .filter(|c| uses(c, shoal_abi::OCRE_SUBSCRIBE_MESSAGE.name))
         .collect();
     let publish_list = |c: &ContainerSpec| c.publish.clone();
     let subscribe_list = |c: &ContainerSpec| c.subscribe.clone();

@@ -29,7 +29,7 @@ pub struct CompileArgs {
 #[cfg(feature = "compiler")]
 pub fn compile(runtime: &RuntimeConfig, args: CompileArgs) -> anyhow::Result<()> {
     let target = args.target.as_deref().unwrap_or(HOST_TARGET);
-    let compiler = crate::images::precompiled::CrossCompiler::new(runtime, target)?;
+    let compiler = crate::images::precompiled::CrossCompiler::new(crate::runtime::engine_config(runtime), target)?;
     for file in &args.files {
         let out = compiler.compile_to(file, args.out_dir.as_deref())?;
         println!("{} -> {} ({target})", file.display(), out.display());

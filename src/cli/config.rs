@@ -54,9 +54,7 @@ impl<'a> ResolvedStack<'a> {
             .map(|spec| {
                 let digest = match &spec.image {
                     ImageRef::Path(path) => digest_file(path).ok().map(|d| d.to_string()),
-                    ImageRef::Digest(d) => images
-                        .path_of(d.strip_prefix("sha256:").unwrap_or(d))
-                        .map(|_| d.clone()),
+                    ImageRef::Digest(d) => images.path_of(d).map(|_| d.to_string()),
                 };
                 ResolvedContainer { spec, digest }
             })

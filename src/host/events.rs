@@ -18,6 +18,7 @@ use super::memory::{guest_memory, read_cstr, write_bytes, write_u32s};
 use super::{Get, HostState, EINVAL, ENOMEM, ENOMSG, SUCCESS};
 use crate::broker::Message;
 use crate::spec::Capability;
+use shoal_abi as abi;
 
 pub const EVENT_TIMER: u32 = 0;
 pub const EVENT_GPIO: u32 = 1;
@@ -30,14 +31,14 @@ const MAX_NAME: u32 = 256;
 pub(crate) fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: Get<T>) -> wasmtime::Result<()> {
     linker.func_wrap_async(
         "env",
-        "ocre_get_event",
+        abi::OCRE_GET_EVENT.name,
         move |mut caller: Caller<'_, T>, (a, b, c, d, e, f): (u32, u32, u32, u32, u32, u32)| {
             Box::new(async move { get_event(&mut caller, get, [a, b, c, d, e, f]).await })
         },
     )?;
     linker.func_wrap(
         "env",
-        "ocre_register_dispatcher",
+        abi::OCRE_REGISTER_DISPATCHER.name,
         move |mut caller: Caller<'_, T>, kind: i32, name: u32| -> i32 {
             register_dispatcher(&mut caller, get, kind, name)
         },
@@ -120,7 +121,10 @@ async fn get_event<T: Send + 'static>(caller: &mut Caller<'_, T>, get: Get<T>, s
 fn hold(st: &mut HostState, msg: Arc<Message>, why: &str) -> i32 {
     st.held = Some(msg);
     st.warn_once("get_event:enomem", || {
-        format!("ocre_get_event: {why}; the message stays queued and the call returns -12 (ENOMEM)")
+        format!(
+            "{}: {why}; the message stays queued and the call returns -12 (ENOMEM)",
+            abi::OCRE_GET_EVENT.name
+        )
     });
     ENOMEM
 }
@@ -175,7 +179,7 @@ fn write_slots(data: &mut [u8], slots: [u32; 6], values: [u32; 6]) -> i32 {
     }
 }
 
-const REGISTER: &str = "ocre_register_dispatcher";
+const REGISTER: &str = abi::OCRE_REGISTER_DISPATCHER.name;
 
 fn register_dispatcher<T: 'static>(caller: &mut Caller<'_, T>, get: Get<T>, kind: i32, name: u32) -> i32 {
     {

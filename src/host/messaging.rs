@@ -5,27 +5,27 @@ use wasmtime::{Caller, Linker};
 use super::memory::{guest_memory, read_bytes, read_cstr};
 use super::{Get, DENIED, E2BIG, EINVAL, ENOMEM, SUCCESS};
 use crate::broker::{PublishError, MAX_PAYLOAD};
-use crate::spec::Capability;
+use shoal_abi as abi;
 
 pub(crate) fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: Get<T>) -> wasmtime::Result<()> {
     linker.func_wrap(
         "env",
-        "ocre_publish_message",
+        abi::OCRE_PUBLISH_MESSAGE.name,
         move |mut caller: Caller<'_, T>, topic: u32, ct: u32, payload: u32, len: u32| -> i32 {
             publish(&mut caller, get, topic, ct, payload, len)
         },
     )?;
     linker.func_wrap(
         "env",
-        "ocre_subscribe_message",
+        abi::OCRE_SUBSCRIBE_MESSAGE.name,
         move |mut caller: Caller<'_, T>, topic: u32| -> i32 { subscribe(&mut caller, get, topic) },
     )?;
     linker.func_wrap(
         "env",
-        "ocre_messaging_free_module_event_data",
+        abi::OCRE_MESSAGING_FREE_MODULE_EVENT_DATA.name,
         move |mut caller: Caller<'_, T>, topic: u32, ct: u32, payload: u32| -> i32 {
             let st = get(caller.data_mut());
-            if let Err(e) = st.begin("ocre_messaging_free_module_event_data", Capability::Messaging) {
+            if let Err(e) = st.begin(&abi::OCRE_MESSAGING_FREE_MODULE_EVENT_DATA) {
                 return e;
             }
             if st.heap.free_message(topic, ct, payload) {
@@ -38,11 +38,11 @@ pub(crate) fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: Get<
     Ok(())
 }
 
-const PUBLISH: &str = "ocre_publish_message";
-const SUBSCRIBE: &str = "ocre_subscribe_message";
+const PUBLISH: &str = abi::OCRE_PUBLISH_MESSAGE.name;
+const SUBSCRIBE: &str = abi::OCRE_SUBSCRIBE_MESSAGE.name;
 
 fn publish<T: 'static>(caller: &mut Caller<'_, T>, get: Get<T>, topic: u32, ct: u32, payload: u32, len: u32) -> i32 {
-    if let Err(e) = get(caller.data_mut()).begin(PUBLISH, Capability::Messaging) {
+    if let Err(e) = get(caller.data_mut()).begin(&abi::OCRE_PUBLISH_MESSAGE) {
         return e;
     }
     if payload == 0 || len == 0 {
@@ -80,7 +80,7 @@ fn publish<T: 'static>(caller: &mut Caller<'_, T>, get: Get<T>, topic: u32, ct: 
 }
 
 fn subscribe<T: 'static>(caller: &mut Caller<'_, T>, get: Get<T>, topic: u32) -> i32 {
-    if let Err(e) = get(caller.data_mut()).begin(SUBSCRIBE, Capability::Messaging) {
+    if let Err(e) = get(caller.data_mut()).begin(&abi::OCRE_SUBSCRIBE_MESSAGE) {
         return e;
     }
     let Ok(mem) = guest_memory(caller, get) else {

@@ -258,10 +258,15 @@ impl HostState {
         self.event_wait = false;
     }
 
-    /// Entry of every capability-gated call: [`Self::enter`], then [`Self::require`].
-    fn begin(&mut self, import: &'static str, cap: Capability) -> Result<(), i32> {
+    /// Entry of every capability-gated call: [`Self::enter`], then [`Self::require`] for
+    /// the capability the function's row in the ABI table names (so the grant a function
+    /// needs is written once, in `shoal_abi`, for the static check and for this check).
+    fn begin(&mut self, function: &'static HostFn) -> Result<(), i32> {
         self.enter();
-        self.require(import, cap)
+        match function.capability {
+            Some(cap) => self.require(function.name, cap),
+            None => Ok(()),
+        }
     }
 
     /// Log `text` as a warning once per `key` for this container.
@@ -329,10 +334,13 @@ pub fn add_to_linker<T: Send + 'static>(
     Ok(())
 }
 
-pub use shoal_abi::{classify_env_import, ImportKind, SERVED};
+pub use shoal_abi::{classify_env_import, HostFn, ImportKind, WasmType, HOST_FUNCTIONS};
 
 #[cfg(test)]
 pub(crate) mod testutil;
+
+#[cfg(test)]
+mod table_tests;
 
 #[cfg(test)]
 mod tests {

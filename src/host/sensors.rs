@@ -17,8 +17,9 @@
 use wasmtime::{Caller, Linker};
 
 use super::memory::{guest_memory, read_cstr, write_bytes};
-use super::{Get, HostState, EINVAL, SUCCESS};
-use crate::spec::{Capability, SensorKind};
+use super::{Get, HostFn, HostState, EINVAL, SUCCESS};
+use crate::spec::SensorKind;
+use shoal_abi as abi;
 
 /// The channel type every channel reports.
 pub const CHANNEL_TYPE_CUSTOM: i32 = 0x8000;
@@ -114,12 +115,10 @@ fn read(st: &mut HostState, i: Option<usize>, c: i32) -> f64 {
 fn resolve_name<T: 'static>(
     caller: &mut Caller<'_, T>,
     get: Get<T>,
-    import: &'static str,
+    function: &'static HostFn,
     ptr: u32,
 ) -> Result<Option<usize>, ()> {
-    get(caller.data_mut())
-        .begin(import, Capability::Sensors)
-        .map_err(|_| ())?;
+    get(caller.data_mut()).begin(function).map_err(|_| ())?;
     let mem = guest_memory(caller, get).map_err(|_| ())?;
     let (data, t) = mem.data_and_store_mut(caller);
     let name = read_cstr(data, ptr, MAX_NAME).map_err(|_| ())?;
@@ -128,17 +127,41 @@ fn resolve_name<T: 'static>(
 
 /// Register `import(handle[, channel])` for `ops.0` and `import_by_name(name[, channel])`
 /// for `ops.1`.
+/// A function served twice, by sensor handle and by sensor name, with the same operation.
+struct SensorFns<R> {
+    by_handle: &'static HostFn,
+    by_name: &'static HostFn,
+    /// Takes a channel argument after the handle or name.
+    with_channel: bool,
+    ops: (Op<R>, Op<R>),
+}
+
+impl<R> SensorFns<R> {
+    fn new(by_handle: &'static HostFn, by_name: &'static HostFn, with_channel: bool, ops: (Op<R>, Op<R>)) -> Self {
+        SensorFns {
+            by_handle,
+            by_name,
+            with_channel,
+            ops,
+        }
+    }
+}
+
 fn add_op<T: Send + 'static, R: wasmtime::WasmRet + Copy + Send + Sync + 'static>(
     linker: &mut Linker<T>,
     get: Get<T>,
-    (import, by_name): (&'static str, &'static str),
-    with_channel: bool,
+    fns: SensorFns<R>,
     err: R,
-    (op, op_by_name): (Op<R>, Op<R>),
 ) -> wasmtime::Result<()> {
+    let SensorFns {
+        by_handle: by_handle_fn,
+        by_name,
+        with_channel,
+        ops: (op, op_by_name),
+    } = fns;
     let by_handle = move |caller: &mut Caller<'_, T>, h: i32, c: i32| -> R {
         let st = get(caller.data_mut());
-        if st.begin(import, Capability::Sensors).is_err() {
+        if st.begin(by_handle_fn).is_err() {
             return err;
         }
         let i = st.sensor_index(h);
@@ -151,81 +174,80 @@ fn add_op<T: Send + 'static, R: wasmtime::WasmRet + Copy + Send + Sync + 'static
         }
     };
     if with_channel {
-        linker.func_wrap("env", import, move |mut c: Caller<'_, T>, h: i32, ch: i32| {
-            by_handle(&mut c, h, ch)
-        })?;
-        linker.func_wrap("env", by_name, move |mut c: Caller<'_, T>, n: u32, ch: i32| {
+        linker.func_wrap(
+            "env",
+            by_handle_fn.name,
+            move |mut c: Caller<'_, T>, h: i32, ch: i32| by_handle(&mut c, h, ch),
+        )?;
+        linker.func_wrap("env", by_name.name, move |mut c: Caller<'_, T>, n: u32, ch: i32| {
             named(&mut c, n, ch)
         })?;
     } else {
-        linker.func_wrap("env", import, move |mut c: Caller<'_, T>, h: i32| {
+        linker.func_wrap("env", by_handle_fn.name, move |mut c: Caller<'_, T>, h: i32| {
             by_handle(&mut c, h, 0)
         })?;
-        linker.func_wrap("env", by_name, move |mut c: Caller<'_, T>, n: u32| named(&mut c, n, 0))?;
+        linker.func_wrap("env", by_name.name, move |mut c: Caller<'_, T>, n: u32| {
+            named(&mut c, n, 0)
+        })?;
     }
     Ok(())
 }
 
 pub(crate) fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: Get<T>) -> wasmtime::Result<()> {
-    linker.func_wrap("env", "ocre_sensors_init", move |mut caller: Caller<'_, T>| {
+    linker.func_wrap("env", abi::OCRE_SENSORS_INIT.name, move |mut caller: Caller<'_, T>| {
         let st = get(caller.data_mut());
-        st.begin("ocre_sensors_init", Capability::Sensors)
-            .map_or_else(|e| e, |()| SUCCESS)
+        st.begin(&abi::OCRE_SENSORS_INIT).map_or_else(|e| e, |()| SUCCESS)
     })?;
-    linker.func_wrap("env", "ocre_sensors_discover", move |mut caller: Caller<'_, T>| {
-        let st = get(caller.data_mut());
-        st.begin("ocre_sensors_discover", Capability::Sensors)
-            .map_or_else(|e| e, |()| i32::try_from(st.sensors.len()).unwrap_or(i32::MAX))
-    })?;
-    let pair = |name: &'static str, by_name: &'static str| (name, by_name);
-    add_op(
-        linker,
-        get,
-        pair("ocre_sensors_open", "ocre_sensors_open_by_name"),
-        false,
-        EINVAL,
-        (open, handle),
-    )?;
-    add_op(
-        linker,
-        get,
-        pair("ocre_sensors_get_handle", "ocre_sensors_get_handle_by_name"),
-        false,
-        EINVAL,
-        (handle, handle),
-    )?;
-    add_op(
-        linker,
-        get,
-        pair(
-            "ocre_sensors_get_channel_count",
-            "ocre_sensors_get_channel_count_by_name",
-        ),
-        false,
-        EINVAL,
-        (channel_count, channel_count),
-    )?;
-    add_op(
-        linker,
-        get,
-        pair("ocre_sensors_get_channel_type", "ocre_sensors_get_channel_type_by_name"),
-        true,
-        EINVAL,
-        (channel_type, channel_type),
-    )?;
-    add_op(
-        linker,
-        get,
-        pair("ocre_sensors_read", "ocre_sensors_read_by_name"),
-        true,
-        f64::NAN,
-        (read, read),
-    )?;
     linker.func_wrap(
         "env",
-        "ocre_sensors_get_list",
+        abi::OCRE_SENSORS_DISCOVER.name,
+        move |mut caller: Caller<'_, T>| {
+            let st = get(caller.data_mut());
+            st.begin(&abi::OCRE_SENSORS_DISCOVER)
+                .map_or_else(|e| e, |()| i32::try_from(st.sensors.len()).unwrap_or(i32::MAX))
+        },
+    )?;
+    let int_fns = [
+        SensorFns::new(
+            &abi::OCRE_SENSORS_OPEN,
+            &abi::OCRE_SENSORS_OPEN_BY_NAME,
+            false,
+            (open, handle),
+        ),
+        SensorFns::new(
+            &abi::OCRE_SENSORS_GET_HANDLE,
+            &abi::OCRE_SENSORS_GET_HANDLE_BY_NAME,
+            false,
+            (handle, handle),
+        ),
+        SensorFns::new(
+            &abi::OCRE_SENSORS_GET_CHANNEL_COUNT,
+            &abi::OCRE_SENSORS_GET_CHANNEL_COUNT_BY_NAME,
+            false,
+            (channel_count, channel_count),
+        ),
+        SensorFns::new(
+            &abi::OCRE_SENSORS_GET_CHANNEL_TYPE,
+            &abi::OCRE_SENSORS_GET_CHANNEL_TYPE_BY_NAME,
+            true,
+            (channel_type, channel_type),
+        ),
+    ];
+    for fns in int_fns {
+        add_op(linker, get, fns, EINVAL)?;
+    }
+    let read_fns = SensorFns::new(
+        &abi::OCRE_SENSORS_READ,
+        &abi::OCRE_SENSORS_READ_BY_NAME,
+        true,
+        (read, read),
+    );
+    add_op(linker, get, read_fns, f64::NAN)?;
+    linker.func_wrap(
+        "env",
+        abi::OCRE_SENSORS_GET_LIST.name,
         move |mut caller: Caller<'_, T>, buf: u32, max: i32| -> i32 {
-            if let Err(e) = get(caller.data_mut()).begin("ocre_sensors_get_list", Capability::Sensors) {
+            if let Err(e) = get(caller.data_mut()).begin(&abi::OCRE_SENSORS_GET_LIST) {
                 return e;
             }
             let Ok(max) = usize::try_from(max) else {

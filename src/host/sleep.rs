@@ -29,15 +29,19 @@ use super::{Get, SUCCESS};
 const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 pub(crate) fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: Get<T>) -> wasmtime::Result<()> {
-    linker.func_wrap_async("env", "ocre_sleep", move |mut caller: Caller<'_, T>, (ms,): (u32,)| {
-        Box::new(async move {
-            let paused = get(caller.data_mut()).paused.clone();
-            let rc = sleep(&mut caller, get, ms).await;
-            // A paused container's wake-up is held here, so it runs no guest code.
-            super::HostState::resumed(paused).await;
-            rc
-        })
-    })?;
+    linker.func_wrap_async(
+        "env",
+        shoal_abi::OCRE_SLEEP.name,
+        move |mut caller: Caller<'_, T>, (ms,): (u32,)| {
+            Box::new(async move {
+                let paused = get(caller.data_mut()).paused.clone();
+                let rc = sleep(&mut caller, get, ms).await;
+                // A paused container's wake-up is held here, so it runs no guest code.
+                super::HostState::resumed(paused).await;
+                rc
+            })
+        },
+    )?;
     Ok(())
 }
 

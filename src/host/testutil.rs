@@ -1,50 +1,29 @@
 //! Test harness: real wasmtime guests (WAT) whose exports `w_<import>` call each `env`
-//! import with the given arguments.
+//! import with the given arguments. The imports are written from the ABI table, so a guest
+//! here imports exactly what `shoal_abi::HOST_FUNCTIONS` says shoal serves.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use wasmtime::{Config, Engine, Instance, Linker, Memory, MemoryType, Module, Store, Val};
 
-use super::{add_to_linker, HostConfig, HostLimits, HostState};
+use super::{add_to_linker, HostConfig, HostFn, HostLimits, HostState, WasmType, HOST_FUNCTIONS};
 use crate::broker::Broker;
 use crate::logs::{LogSink, Stream};
 use crate::spec::{Capability, Location, SensorSpec};
 
-/// (import, params, result) of every served function.
-pub const IMPORTS: &[(&str, &str, &str)] = &[
-    ("ocre_publish_message", "i32 i32 i32 i32", "i32"),
-    ("ocre_subscribe_message", "i32", "i32"),
-    ("ocre_messaging_free_module_event_data", "i32 i32 i32", "i32"),
-    ("ocre_get_event", "i32 i32 i32 i32 i32 i32", "i32"),
-    ("ocre_register_dispatcher", "i32 i32", "i32"),
-    ("ocre_sleep", "i32", "i32"),
-    ("ocre_timer_create", "i32", "i32"),
-    ("ocre_timer_start", "i32 i32 i32", "i32"),
-    ("ocre_timer_stop", "i32", "i32"),
-    ("ocre_timer_delete", "i32", "i32"),
-    ("ocre_timer_get_remaining", "i32", "i32"),
-    ("ocre_sensors_init", "", "i32"),
-    ("ocre_sensors_discover", "", "i32"),
-    ("ocre_sensors_open", "i32", "i32"),
-    ("ocre_sensors_get_handle", "i32", "i32"),
-    ("ocre_sensors_get_channel_count", "i32", "i32"),
-    ("ocre_sensors_get_channel_type", "i32 i32", "i32"),
-    ("ocre_sensors_read", "i32 i32", "f64"),
-    ("ocre_sensors_open_by_name", "i32", "i32"),
-    ("ocre_sensors_get_handle_by_name", "i32", "i32"),
-    ("ocre_sensors_get_channel_count_by_name", "i32", "i32"),
-    ("ocre_sensors_get_channel_type_by_name", "i32 i32", "i32"),
-    ("ocre_sensors_read_by_name", "i32 i32", "f64"),
-    ("ocre_sensors_get_list", "i32 i32", "i32"),
-    ("uname", "i32", "i32"),
-];
+/// The text-format parameter and result lists of a table row, e.g. `("i32 i32", "f64")`.
+fn signature(f: &HostFn) -> (String, String) {
+    let list = |types: &[WasmType]| types.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(" ");
+    (list(f.params), list(f.results))
+}
 
 /// A guest importing every function; memory imported (`env.memory`, SDK style) and
 /// exported, or defined, with `max` pages at most.
 pub fn wat(import_memory: bool, max_pages: u32) -> String {
     let mut s = String::from("(module\n");
-    for (name, params, result) in IMPORTS {
+    for f in HOST_FUNCTIONS {
+        let (name, (params, result)) = (f.name, signature(f));
         s += &format!("  (import \"env\" \"{name}\" (func ${name} (param {params}) (result {result})))\n");
     }
     if import_memory {
@@ -52,7 +31,8 @@ pub fn wat(import_memory: bool, max_pages: u32) -> String {
     } else {
         s += &format!("  (memory (export \"memory\") 2 {max_pages})\n");
     }
-    for (name, params, result) in IMPORTS {
+    for f in HOST_FUNCTIONS {
+        let (name, (params, result)) = (f.name, signature(f));
         let n = params.split_whitespace().count();
         let gets: String = (0..n).map(|i| format!("local.get {i} ")).collect();
         s += &format!("  (func (export \"w_{name}\") (param {params}) (result {result}) {gets}call ${name})\n");
@@ -92,7 +72,7 @@ pub struct Data {
     pub host: HostState,
 }
 
-fn host(d: &mut Data) -> &mut HostState {
+pub fn host(d: &mut Data) -> &mut HostState {
     &mut d.host
 }
 

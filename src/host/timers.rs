@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use wasmtime::{Caller, Linker};
 
-use super::{Get, HostState, EBUSY, EINVAL, ENOMEM, SUCCESS};
-use crate::spec::Capability;
+use super::{Get, HostFn, HostState, EBUSY, EINVAL, ENOMEM, SUCCESS};
+use shoal_abi as abi;
 
 #[derive(Debug, Clone)]
 struct Timer {
@@ -78,7 +78,10 @@ fn create(st: &mut HostState, id: i32) -> i32 {
     if st.timers.len() >= st.limits.max_timers {
         let max = st.limits.max_timers;
         st.warn_once("timer:max", || {
-            format!("ocre_timer_create refused: the container already has {max} timers (`limits.max_timers`); the call returns -12 (ENOMEM)")
+            format!(
+                "{} refused: the container already has {max} timers (`limits.max_timers`); the call returns -12 (ENOMEM)",
+                abi::OCRE_TIMER_CREATE.name
+            )
         });
         return ENOMEM;
     }
@@ -129,24 +132,24 @@ fn start(st: &mut HostState, id: i32, interval_ms: i32, periodic: i32) -> i32 {
 }
 
 pub(crate) fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: Get<T>) -> wasmtime::Result<()> {
-    let one_arg: [(&'static str, TimerOp); 4] = [
-        ("ocre_timer_create", create),
-        ("ocre_timer_stop", stop),
-        ("ocre_timer_delete", delete),
-        ("ocre_timer_get_remaining", remaining),
+    let one_arg: [(&'static HostFn, TimerOp); 4] = [
+        (&abi::OCRE_TIMER_CREATE, create),
+        (&abi::OCRE_TIMER_STOP, stop),
+        (&abi::OCRE_TIMER_DELETE, delete),
+        (&abi::OCRE_TIMER_GET_REMAINING, remaining),
     ];
-    for (import, op) in one_arg {
-        linker.func_wrap("env", import, move |mut caller: Caller<'_, T>, id: i32| {
+    for (function, op) in one_arg {
+        linker.func_wrap("env", function.name, move |mut caller: Caller<'_, T>, id: i32| {
             let st = get(caller.data_mut());
-            st.begin(import, Capability::Timers).map_or_else(|e| e, |()| op(st, id))
+            st.begin(function).map_or_else(|e| e, |()| op(st, id))
         })?;
     }
     linker.func_wrap(
         "env",
-        "ocre_timer_start",
+        abi::OCRE_TIMER_START.name,
         move |mut caller: Caller<'_, T>, id: i32, interval_ms: i32, periodic: i32| {
             let st = get(caller.data_mut());
-            st.begin("ocre_timer_start", Capability::Timers)
+            st.begin(&abi::OCRE_TIMER_START)
                 .map_or_else(|e| e, |()| start(st, id, interval_ms, periodic))
         },
     )?;

@@ -28,19 +28,23 @@ pub fn utsname(container: &str) -> [u8; FIELD * FIELDS] {
 }
 
 pub(crate) fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: Get<T>) -> wasmtime::Result<()> {
-    linker.func_wrap("env", "uname", move |mut caller: Caller<'_, T>, buf: u32| -> i32 {
-        let Ok(mem) = guest_memory(&mut caller, get) else {
-            return EINVAL;
-        };
-        let (data, t) = mem.data_and_store_mut(&mut caller);
-        let st = get(t);
-        st.enter();
-        let u = utsname(&st.container);
-        match write_bytes(data, buf, &u) {
-            Ok(()) => SUCCESS,
-            Err(_) => EINVAL,
-        }
-    })?;
+    linker.func_wrap(
+        "env",
+        shoal_abi::UNAME.name,
+        move |mut caller: Caller<'_, T>, buf: u32| -> i32 {
+            let Ok(mem) = guest_memory(&mut caller, get) else {
+                return EINVAL;
+            };
+            let (data, t) = mem.data_and_store_mut(&mut caller);
+            let st = get(t);
+            st.enter();
+            let u = utsname(&st.container);
+            match write_bytes(data, buf, &u) {
+                Ok(()) => SUCCESS,
+                Err(_) => EINVAL,
+            }
+        },
+    )?;
     Ok(())
 }
 

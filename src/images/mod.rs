@@ -27,7 +27,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use sha2::{Digest as _, Sha256};
+use shoal_abi::module::{self, ImageFormat};
 use wasmtime::{Engine, Module};
 
 /// Errors at the image store's border.
@@ -71,30 +71,9 @@ pub enum ImageError {
     },
 }
 
-/// A SHA-256 image digest, 64 lowercase hex digits.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ImageDigest(String);
-
-impl ImageDigest {
-    pub fn of(bytes: &[u8]) -> Self {
-        ImageDigest(hex::encode(Sha256::digest(bytes)))
-    }
-
-    pub fn hex(&self) -> &str {
-        &self.0
-    }
-
-    /// The first 12 digits, as `docker images` shows them.
-    pub fn short(&self) -> &str {
-        &self.0[..12]
-    }
-}
-
-impl std::fmt::Display for ImageDigest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "sha256:{}", self.0)
-    }
-}
+/// The checked digest type lives with the compose file (an `image: sha256:<hex>` holds
+/// one); the store names its files by it.
+pub use crate::spec::ImageDigest;
 
 /// One stored image, as listed by `shoal images`.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -162,9 +141,9 @@ impl ImageStore {
         self.root.join("images")
     }
 
-    /// Path of a stored image by full digest, if present.
-    pub fn path_of(&self, digest_hex: &str) -> Option<PathBuf> {
-        let path = self.images_dir().join(format!("{digest_hex}.wasm"));
+    /// Path of a stored image by digest, if present.
+    pub fn path_of(&self, digest: &ImageDigest) -> Option<PathBuf> {
+        let path = self.images_dir().join(format!("{}.wasm", digest.hex()));
         path.is_file().then_some(path)
     }
 
@@ -213,7 +192,7 @@ impl ImageStore {
             else {
                 continue;
             };
-            if !is_hex_digest(hex) {
+            if !ImageDigest::is_hex(hex) {
                 continue;
             }
             let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
@@ -231,7 +210,8 @@ impl ImageStore {
 
     /// Find one image by digest (full, `sha256:`-prefixed, or a unique prefix) or by name.
     pub fn find(&self, reference: &str) -> Result<StoredImage, ImageError> {
-        let wanted = reference.strip_prefix("sha256:").unwrap_or(reference);
+        // A prefix of a digest is not a digest: cut `sha256:` here, not through the type.
+        let wanted = reference.strip_prefix(ImageDigest::PREFIX).unwrap_or(reference);
         let images = self.list()?;
         let by_digest: Vec<_> = images
             .iter()
@@ -362,29 +342,27 @@ pub fn engine_fingerprint(engine: &Engine) -> String {
     format!("{:016x}", hasher.finish())
 }
 
-/// Check a module's bytes without compiling it, for errors that name the file.
+/// Check a module's bytes without compiling it, for errors that name the file. The format
+/// rules are `shoal_abi::module`'s, the same the compose-file check applies.
 pub fn validate_wasm(path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
-    if precompiled::is_precompiled(bytes) {
-        return Err(ImageError::Invalid {
-            path: path.to_path_buf(),
-            message: "it is a precompiled image; the store keeps .wasm modules, so name the .cwasm file by its path \
-                      as the `image` of a container"
-                .into(),
-        });
-    }
-    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
-        return Err(ImageError::Invalid {
-            path: path.to_path_buf(),
-            message: "it does not start with the wasm magic bytes `\\0asm`".into(),
-        });
-    }
-    wasmparser::Validator::new()
-        .validate_all(bytes)
-        .map(|_| ())
-        .map_err(|e| ImageError::Invalid {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })
+    let message = match module::detect(bytes) {
+        ImageFormat::CoreModule => match module::validate(bytes) {
+            Ok(()) => return Ok(()),
+            Err(e) => e.to_string(),
+        },
+        ImageFormat::Precompiled => "it is a precompiled image; the store keeps .wasm modules, so name the .cwasm \
+                                     file by its path as the `image` of a container"
+            .into(),
+        ImageFormat::NotWasm { .. } => "it does not start with the wasm magic bytes `\\0asm`".into(),
+        ImageFormat::NativeElf => "it is a native program; give the .wasm module".into(),
+        ImageFormat::Component => {
+            "it is a WebAssembly component; shoal runs core modules (build for `wasm32-wasip1`)".into()
+        }
+    };
+    Err(ImageError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    })
 }
 
 /// Sha256 of a file, for `shoal config`.
@@ -394,10 +372,6 @@ pub fn digest_file(path: &Path) -> Result<ImageDigest, ImageError> {
         source,
     })?;
     Ok(ImageDigest::of(&bytes))
-}
-
-fn is_hex_digest(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Write through a temporary file and a rename, so a reader never sees half a file and a
@@ -441,7 +415,7 @@ mod tests {
         assert_eq!(store.list().unwrap().len(), 1);
         assert_eq!(store.find(&added.digest[..8]).unwrap().name, "empty.wasm");
         assert_eq!(store.find("empty.wasm").unwrap().digest, added.digest);
-        assert!(store.path_of(&added.digest).is_some());
+        assert!(store.path_of(&ImageDigest::from_hex(&added.digest).unwrap()).is_some());
         store.remove("empty.wasm").unwrap();
         assert!(store.list().unwrap().is_empty());
         assert!(matches!(store.find("empty.wasm"), Err(ImageError::NotFound(_))));
@@ -457,6 +431,17 @@ mod tests {
         assert!(err.contains("bad.wasm") && err.contains("magic"), "{err}");
         fs::write(&file, b"\0asm\x01\0\0\0\x01").unwrap();
         assert!(matches!(store.add(&file), Err(ImageError::Invalid { .. })));
+        // The format rules shared with the compose-file check.
+        fs::write(&file, b"\0asm\x0d\0\x01\0").unwrap();
+        let err = store.add(&file).unwrap_err().to_string();
+        assert!(
+            err.contains("bad.wasm is not a valid WebAssembly module: it is a WebAssembly component"),
+            "{err}"
+        );
+        fs::write(&file, b"\x7fELF\x02\x01\x01\0\0\0\0\0").unwrap();
+        let err = store.add(&file).unwrap_err().to_string();
+        assert!(err.contains("it is a native program"), "{err}");
+        assert!(store.list().unwrap().is_empty());
     }
 
     #[test]

@@ -18,12 +18,10 @@ use super::ImageError;
 /// of `shoal images compile --target`, and what errors about a foreign image name.
 pub const HOST_TARGET: &str = env!("SHOAL_HOST_TARGET");
 
-/// Whether `bytes` claim to be a precompiled image, judged by the ELF header alone, exactly
-/// as spec validation judges it; [`load`] does the full check, so a truncated or forged
+/// Whether `bytes` claim to be a precompiled image, judged by the ELF header alone, by the
+/// rule spec validation uses too; [`load`] does the full check, so a truncated or forged
 /// file that passes here is refused there with wasmtime's reason.
-pub fn is_precompiled(bytes: &[u8]) -> bool {
-    crate::spec::validate::is_precompiled_image(bytes)
-}
+pub use shoal_abi::module::is_precompiled;
 
 /// Load a precompiled image into `engine`.
 pub fn load(engine: &Engine, path: &Path) -> Result<Module, ImageError> {
@@ -62,7 +60,8 @@ fn lowercase_first(message: &str) -> String {
 }
 
 /// Compiles `.wasm` images for one target with an engine configured exactly as the
-/// runtime's (see [`crate::runtime::engine_config`]), plus the target.
+/// runtime's, plus the target. The caller passes the runtime's engine configuration
+/// (`runtime::engine_config`), so images do not depend on the runtime.
 #[cfg(feature = "compiler")]
 pub struct CrossCompiler {
     engine: Engine,
@@ -71,12 +70,11 @@ pub struct CrossCompiler {
 
 #[cfg(feature = "compiler")]
 impl CrossCompiler {
-    pub fn new(runtime: &crate::runtime::RuntimeConfig, target: &str) -> Result<Self, ImageError> {
+    pub fn new(mut config: wasmtime::Config, target: &str) -> Result<Self, ImageError> {
         let refused = |e: wasmtime::Error| ImageError::Target {
             target: target.to_string(),
             reason: lowercase_first(&format!("{e:#}")),
         };
-        let mut config = crate::runtime::engine_config(runtime);
         config.target(target).map_err(refused)?;
         let engine = Engine::new(&config).map_err(refused)?;
         Ok(CrossCompiler {
@@ -135,7 +133,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let source = write_module(dir.path());
         let config = RuntimeConfig::default();
-        let out = CrossCompiler::new(&config, HOST_TARGET)
+        let out = CrossCompiler::new(engine_config(&config), HOST_TARGET)
             .unwrap()
             .compile_to(&source, None)
             .unwrap();
@@ -154,7 +152,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let source = write_module(dir.path());
         let config = RuntimeConfig::default();
-        let arm = CrossCompiler::new(&config, "aarch64-unknown-linux-gnu")
+        let arm = CrossCompiler::new(engine_config(&config), "aarch64-unknown-linux-gnu")
             .unwrap()
             .compile_to(&source, Some(&dir.path().join("arm")))
             .unwrap();
@@ -162,7 +160,7 @@ mod tests {
         assert!(err.contains("arm.cwasm") || err.contains("m.cwasm"), "{err}");
         assert!(err.contains("aarch64") && err.contains("shoal images compile"), "{err}");
 
-        let host = CrossCompiler::new(&config, HOST_TARGET)
+        let host = CrossCompiler::new(engine_config(&config), HOST_TARGET)
             .unwrap()
             .compile_to(&source, None)
             .unwrap();
@@ -183,7 +181,7 @@ mod tests {
     #[test]
     fn wasm_text_and_precompiled_input_are_not_compiled() {
         let dir = tempfile::tempdir().unwrap();
-        let compiler = CrossCompiler::new(&RuntimeConfig::default(), HOST_TARGET).unwrap();
+        let compiler = CrossCompiler::new(engine_config(&RuntimeConfig::default()), HOST_TARGET).unwrap();
         let text = dir.path().join("t.wasm");
         std::fs::write(&text, "(module)").unwrap();
         assert!(matches!(compiler.compile(&text), Err(ImageError::Invalid { .. })));
@@ -194,7 +192,7 @@ mod tests {
 
     #[test]
     fn unknown_target_names_the_target() {
-        let err = CrossCompiler::new(&RuntimeConfig::default(), "not-a-triple")
+        let err = CrossCompiler::new(engine_config(&RuntimeConfig::default()), "not-a-triple")
             .err()
             .unwrap()
             .to_string();

@@ -41,16 +41,13 @@ pub fn load_modules(
         }
         let path = match &container.image {
             ImageRef::Path(path) => path.clone(),
-            ImageRef::Digest(digest) => {
-                let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
-                images
-                    .path_of(hex)
-                    .ok_or_else(|| SupervisorError::MissingDigest(digest.clone()))?
-            }
+            ImageRef::Digest(digest) => images
+                .path_of(digest)
+                .ok_or_else(|| SupervisorError::MissingDigest(digest.to_string()))?,
         };
         let loaded = images.load_module(runtime.engine(), &path)?;
         on_loaded(&path, &loaded);
-        let digest = format!("sha256:{}", loaded.digest.hex());
+        let digest = loaded.digest.to_string();
         modules.insert(
             container.image.clone(),
             LoadedImage {

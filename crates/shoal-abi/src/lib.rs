@@ -2,11 +2,19 @@
 //!
 //! Guests built with the public Ocre SDK import these functions from module `env`. The
 //! static import check (`shoal config`) and the runtime's linker are both built from
-//! [`SERVED`], so a function cannot be served without being known to the check, or the
-//! reverse. Capabilities are the grants a container's `capabilities:` list names; their
-//! names are written here once and parsed with [`Capability::from_str`](std::str::FromStr).
+//! [`HOST_FUNCTIONS`] (one named row per function, see [`functions`]), so a function
+//! cannot be served without being known to the check, or the reverse; a test in the
+//! runtime crate compares the table with what its linker registers. Capabilities are the
+//! grants a container's `capabilities:` list names; their names are written here once and
+//! parsed with [`Capability::from_str`](std::str::FromStr). [`module`] tells image formats
+//! apart and validates modules, for the compose-file check and the image store alike.
+
+pub mod functions;
+pub mod module;
 
 use std::str::FromStr;
+
+pub use functions::*;
 
 use serde::Serialize;
 
@@ -97,42 +105,15 @@ pub enum ImportKind {
     Unknown,
 }
 
-/// Every `env` function the runtime registers, with the capability it needs.
-pub const SERVED: &[(&str, Option<Capability>)] = &[
-    ("ocre_sleep", None),
-    ("ocre_get_event", None),
-    ("ocre_register_dispatcher", None),
-    ("uname", None),
-    ("ocre_publish_message", Some(Capability::Messaging)),
-    ("ocre_subscribe_message", Some(Capability::Messaging)),
-    ("ocre_messaging_free_module_event_data", Some(Capability::Messaging)),
-    ("ocre_timer_create", Some(Capability::Timers)),
-    ("ocre_timer_start", Some(Capability::Timers)),
-    ("ocre_timer_stop", Some(Capability::Timers)),
-    ("ocre_timer_delete", Some(Capability::Timers)),
-    ("ocre_timer_get_remaining", Some(Capability::Timers)),
-    ("ocre_sensors_init", Some(Capability::Sensors)),
-    ("ocre_sensors_discover", Some(Capability::Sensors)),
-    ("ocre_sensors_open", Some(Capability::Sensors)),
-    ("ocre_sensors_get_handle", Some(Capability::Sensors)),
-    ("ocre_sensors_get_channel_count", Some(Capability::Sensors)),
-    ("ocre_sensors_get_channel_type", Some(Capability::Sensors)),
-    ("ocre_sensors_read", Some(Capability::Sensors)),
-    ("ocre_sensors_open_by_name", Some(Capability::Sensors)),
-    ("ocre_sensors_get_handle_by_name", Some(Capability::Sensors)),
-    ("ocre_sensors_get_channel_count_by_name", Some(Capability::Sensors)),
-    ("ocre_sensors_get_channel_type_by_name", Some(Capability::Sensors)),
-    ("ocre_sensors_read_by_name", Some(Capability::Sensors)),
-    ("ocre_sensors_get_list", Some(Capability::Sensors)),
-];
-
 /// Classify an import from module `env`. `memory` is served by the runtime itself.
 pub fn classify_env_import(name: &str) -> ImportKind {
     if name == "memory" {
         return ImportKind::Served { capability: None };
     }
-    if let Some((_, cap)) = SERVED.iter().find(|(n, _)| *n == name) {
-        return ImportKind::Served { capability: *cap };
+    if let Some(f) = HostFn::find(name) {
+        return ImportKind::Served {
+            capability: f.capability,
+        };
     }
     if name.starts_with("ocre_gpio_") {
         return ImportKind::NotYet {
@@ -175,5 +156,30 @@ mod tests {
         assert!("ocre:api".parse::<Capability>().is_err());
         assert_eq!(Capability::parse_grant("gpio"), None);
         assert_eq!(Capability::names().count(), Capability::ALL.len() + 1);
+    }
+
+    #[test]
+    fn every_row_is_listed_once() {
+        let mut names: Vec<&str> = HOST_FUNCTIONS.iter().map(|f| f.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), HOST_FUNCTIONS.len(), "a name is listed twice");
+        assert_eq!(HostFn::find("ocre_sensors_read"), Some(&OCRE_SENSORS_READ));
+        assert_eq!(OCRE_SENSORS_READ.signature(), "(param i32 i32) (result f64)");
+        assert_eq!(OCRE_SENSORS_INIT.signature(), "(result i32)");
+    }
+
+    #[test]
+    fn the_static_check_classifies_every_row_as_the_table_says() {
+        for f in HOST_FUNCTIONS {
+            assert_eq!(
+                classify_env_import(f.name),
+                ImportKind::Served {
+                    capability: f.capability
+                },
+                "{}",
+                f.name
+            );
+        }
     }
 }

@@ -27,6 +27,7 @@
 pub mod bridges;
 pub mod decode;
 pub mod diagnostic;
+pub mod digest;
 pub mod interpolate;
 pub mod model;
 pub mod names;
@@ -40,6 +41,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 pub use diagnostic::{render_diagnostics, Diagnostic, Severity};
+pub use digest::{ImageDigest, InvalidDigest};
 pub use model::*;
 pub use names::ProjectName;
 pub use schema::json_schema;

@@ -53,7 +53,7 @@ pub enum ImageRef {
     /// A `.wasm` file (absolute path).
     Path(PathBuf),
     /// `sha256:<64 hex>` in the image store.
-    Digest(String),
+    Digest(crate::ImageDigest),
 }
 
 /// One container (one replica) to run.

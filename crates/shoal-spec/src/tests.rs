@@ -424,7 +424,7 @@ fn watch_and_invalid_name() {
 fn digest_images() {
     let p = project();
     let (s, _) = load_in(p.path(), &format!("containers:\n  a:\n    image: {KNOWN_DIGEST}\n")).unwrap();
-    assert_eq!(s.containers[0].image, ImageRef::Digest(KNOWN_DIGEST.into()));
+    assert_eq!(s.containers[0].image, ImageRef::Digest(KNOWN_DIGEST.parse().unwrap()));
 }
 
 #[test]

@@ -8,21 +8,21 @@ use super::decode::{Ctx, Decoded, Draft};
 use super::diagnostic::did_you_mean_hint;
 use super::model::{ContainerSpec, Dependency, ImageRef};
 use super::node::Pos;
+use super::ImageDigest;
+use shoal_abi::module::{self, ImageFormat};
 
 /// Checks an image reference; returns what the runtime should load.
 fn check_image(d: &Draft, checked: &mut HashMap<PathBuf, bool>, ctx: &mut Ctx) -> Option<ImageRef> {
     let (image, pos) = d.image.as_ref()?;
     let key = format!("containers.{}.image", d.service);
-    if let Some(hex) = image.strip_prefix("sha256:") {
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-            ctx.error(
-                *pos,
-                &key,
-                format!("invalid image digest `{image}`: expected `sha256:` and 64 lowercase hex digits"),
-                None,
-            );
-            return None;
-        }
+    if image.starts_with(ImageDigest::PREFIX) {
+        let digest = match image.parse::<ImageDigest>() {
+            Ok(digest) => digest,
+            Err(e) => {
+                ctx.error(*pos, &key, e.to_string(), None);
+                return None;
+            }
+        };
         if (ctx.opts.lookup_digest)(image).is_none() {
             ctx.error(
                 *pos,
@@ -32,7 +32,7 @@ fn check_image(d: &Draft, checked: &mut HashMap<PathBuf, bool>, ctx: &mut Ctx) -
             );
             return None;
         }
-        return Some(ImageRef::Digest(image.clone()));
+        return Some(ImageRef::Digest(digest));
     }
     let abs = ctx.resolve(image);
     let valid = match checked.get(&abs) {
@@ -69,77 +69,38 @@ fn check_wasm_file(abs: &Path, pos: Pos, key: &str, ctx: &mut Ctx) -> bool {
             return false;
         }
     };
-    if is_precompiled_image(&bytes) {
+    let file = abs.display();
+    let (message, hint) = match module::detect(&bytes) {
         // Machine code from `shoal images compile`: the runtime checks that it fits this
         // machine and this shoal when it loads it (spec has no wasmtime to ask).
-        return true;
-    }
-    if bytes.starts_with(b"\x7fELF") {
-        ctx.error(
-            pos,
-            key,
-            format!(
-                "image file {} is a native program, not a WebAssembly module or a precompiled image",
-                abs.display()
+        ImageFormat::Precompiled => return true,
+        ImageFormat::CoreModule => match module::validate(&bytes) {
+            Ok(()) => return true,
+            Err(e) => (
+                format!(
+                    "image file {file} is not valid WebAssembly: {} (at byte offset {:#x})",
+                    e.message, e.offset
+                ),
+                None,
             ),
+        },
+        ImageFormat::NativeElf => (
+            format!("image file {file} is a native program, not a WebAssembly module or a precompiled image"),
             Some("give the .wasm module, or a .cwasm file made by `shoal images compile`".into()),
-        );
-        return false;
-    }
-    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
-        let hint = if bytes.starts_with(b"(module") || bytes.starts_with(b"(component") || bytes.starts_with(b";;") {
-            Some("this looks like the text format; compile it with `wasm-tools parse FILE -o FILE.wasm`".to_string())
-        } else {
-            None
-        };
-        ctx.error(
-            pos,
-            key,
-            format!(
-                "image file {} is not a WebAssembly module (no `\\0asm` header)",
-                abs.display()
-            ),
-            hint,
-        );
-        return false;
-    }
-    if bytes[4..8] != [1, 0, 0, 0] {
-        ctx.error(
-            pos,
-            key,
-            format!(
-                "image file {} is a WebAssembly component, not a core module",
-                abs.display()
-            ),
+        ),
+        ImageFormat::NotWasm { text } => (
+            format!("image file {file} is not a WebAssembly module (no `\\0asm` header)"),
+            text.then(|| {
+                "this looks like the text format; compile it with `wasm-tools parse FILE -o FILE.wasm`".into()
+            }),
+        ),
+        ImageFormat::Component => (
+            format!("image file {file} is a WebAssembly component, not a core module"),
             Some("build for `wasm32-wasip1` (core module)".into()),
-        );
-        return false;
-    }
-    let mut validator = wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::default());
-    if let Err(e) = validator.validate_all(&bytes) {
-        ctx.error(
-            pos,
-            key,
-            format!(
-                "image file {} is not valid WebAssembly: {} (at byte offset {:#x})",
-                abs.display(),
-                e.message(),
-                e.offset()
-            ),
-            None,
-        );
-        return false;
-    }
-    true
-}
-
-/// Whether `bytes` look like an image precompiled by `shoal images compile`: wasmtime writes
-/// ELF objects whose OS/ABI byte is its own mark (200). The full check (wasmtime version,
-/// target, CPU features, engine settings) happens when the runtime loads the file.
-pub fn is_precompiled_image(bytes: &[u8]) -> bool {
-    const ELF_OSABI: usize = 7;
-    const WASMTIME_OSABI: u8 = 200;
-    bytes.len() > ELF_OSABI && bytes.starts_with(b"\x7fELF") && bytes[ELF_OSABI] == WASMTIME_OSABI
+        ),
+    };
+    ctx.error(pos, key, message, hint);
+    false
 }
 
 /// Resolves dependency names and reports unknown targets, self-dependencies and cycles.
