@@ -5,8 +5,10 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use super::{compile, graph, verbs};
+use super::{compile, graph};
 use crate::bench;
+use crate::control::cmd::ClientCommand;
+use crate::control::ProjectArgs;
 
 #[derive(Parser, Debug)]
 #[command(name = "shoal", version, about = "Run a stack of WebAssembly containers in one small process", long_about = None)]
@@ -43,57 +45,13 @@ pub(super) enum Command {
         after_help = "Examples:\n  shoal up\n  shoal up compose-examples/hello/shoal.yaml\n  shoal up -f stack.yaml collector   # only collector and what it depends on\n  shoal up -d                         # in the background; again to apply file changes\n  shoal up --watch                    # reload when the file or an image changes"
     )]
     Up(UpArgs),
-    /// Stop a running stack and report the memory it gave back
-    #[command(
-        after_help = "Examples:\n  shoal down\n  shoal down -p line-3 --verify\n  shoal down --verify --threshold 512KiB"
-    )]
-    Down(DownArgs),
-    /// List the containers of a running stack
-    #[command(after_help = "Examples:\n  shoal ps\n  shoal ps -p line-3 --format json")]
-    Ps(PsArgs),
-    /// Print containers' output (the last 1,000 lines of each are kept)
-    #[command(
-        after_help = "Examples:\n  shoal logs\n  shoal logs -f collector\n  shoal logs --tail 20 --since 10m -t"
-    )]
-    Logs(verbs::LogsArgs),
-    /// Live figures per container and for the process
-    #[command(after_help = "Examples:\n  shoal stats\n  shoal stats --no-stream --format json")]
-    Stats(StatsArgs),
-    /// Lifecycle events: start, die, stop, restart, pause, warnings, reloads
-    #[command(after_help = "Examples:\n  shoal events\n  shoal events --json --no-stream")]
-    Events(EventsArgs),
-    /// Containers sorted by the CPU time their guest code used
-    #[command(after_help = "Examples:\n  shoal top\n  shoal top -p line-3")]
-    Top(ProjectOnly),
-    /// Stop containers (they stay stopped; no restart policy applies)
-    #[command(after_help = "Examples:\n  shoal stop watchdog\n  shoal stop        # every container")]
-    Stop(NamesArgs),
-    /// Start stopped or ended containers
-    #[command(after_help = "Examples:\n  shoal start watchdog")]
-    Start(NamesArgs),
-    /// Stop then start containers
-    #[command(after_help = "Examples:\n  shoal restart collector aggregator")]
-    Restart(NamesArgs),
-    /// Stop containers at once, without waiting for stop_timeout
-    #[command(after_help = "Examples:\n  shoal kill spinner")]
-    Kill(NamesArgs),
-    /// Hold containers: no guest code runs, all state is kept, messages queue (bounded)
-    #[command(after_help = "Examples:\n  shoal pause collector")]
-    Pause(NamesArgs),
-    /// Let paused containers run again
-    #[command(after_help = "Examples:\n  shoal unpause collector")]
-    Unpause(NamesArgs),
-    /// Running stacks on this machine
-    #[command(after_help = "Examples:\n  shoal ls\n  shoal ls --format json")]
-    Ls(LsArgs),
+    #[command(flatten)]
+    Client(ClientCommand),
     /// Containers and the topics between them, from the file (with live counts when it runs)
     #[command(
         after_help = "Examples:\n  shoal graph\n  shoal graph --format mermaid > stack.mmd\n  shoal graph --format dot | dot -Tsvg > stack.svg"
     )]
     Graph(GraphArgs),
-    /// Watch the messages of a running stack
-    #[command(after_help = "Examples:\n  shoal topics tail sensors/\n  shoal topics tail ''   # everything")]
-    Topics(TopicsArgs),
     /// Print a shell completion script
     #[command(
         after_help = "Examples:\n  shoal completions bash > /etc/bash_completion.d/shoal\n  shoal completions zsh > ~/.zfunc/_shoal\n  shoal completions fish > ~/.config/fish/completions/shoal.fish"
@@ -126,13 +84,6 @@ pub(super) struct FileArgs {
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub(super) enum Format {
     Yaml,
-    Json,
-}
-
-/// Output of the commands that list things.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
-pub(crate) enum OutputFormat {
-    Table,
     Json,
 }
 
@@ -179,92 +130,11 @@ pub(super) struct UpArgs {
 }
 
 #[derive(Args, Debug)]
-pub(super) struct ProjectOnly {
-    #[command(flatten)]
-    pub(super) project: verbs::ProjectArgs,
-}
-
-#[derive(Args, Debug)]
-pub(super) struct NamesArgs {
-    #[command(flatten)]
-    pub(super) project: verbs::ProjectArgs,
-    /// Containers [default: all]
-    #[arg(value_name = "NAME")]
-    pub(super) names: Vec<String>,
-}
-
-#[derive(Args, Debug)]
-pub(super) struct DownArgs {
-    #[command(flatten)]
-    pub(super) project: verbs::ProjectArgs,
-    /// Exit non-zero when more memory than --threshold stays in use after teardown
-    #[arg(long)]
-    pub(super) verify: bool,
-    /// Residue allowed by --verify
-    #[arg(long, value_name = "SIZE", default_value = "1MiB")]
-    pub(super) threshold: String,
-}
-
-#[derive(Args, Debug)]
-pub(super) struct PsArgs {
-    #[command(flatten)]
-    pub(super) project: verbs::ProjectArgs,
-    #[arg(long, value_enum, default_value = "table")]
-    pub(super) format: OutputFormat,
-}
-
-#[derive(Args, Debug)]
-pub(super) struct StatsArgs {
-    #[command(flatten)]
-    pub(super) project: verbs::ProjectArgs,
-    /// Print once and exit
-    #[arg(long)]
-    pub(super) no_stream: bool,
-    #[arg(long, value_enum, default_value = "table")]
-    pub(super) format: OutputFormat,
-}
-
-#[derive(Args, Debug)]
-pub(super) struct EventsArgs {
-    #[command(flatten)]
-    pub(super) project: verbs::ProjectArgs,
-    /// One JSON object per line
-    #[arg(long)]
-    pub(super) json: bool,
-    /// Print the recent events and exit instead of following
-    #[arg(long)]
-    pub(super) no_stream: bool,
-}
-
-#[derive(Args, Debug)]
-pub(super) struct LsArgs {
-    #[arg(long, value_enum, default_value = "table")]
-    pub(super) format: OutputFormat,
-}
-
-#[derive(Args, Debug)]
 pub(super) struct GraphArgs {
     #[command(flatten)]
-    pub(super) project: verbs::ProjectArgs,
+    pub(super) project: ProjectArgs,
     #[arg(long, value_enum, default_value = "text")]
     pub(super) format: graph::GraphFormat,
-}
-
-#[derive(Args, Debug)]
-pub(super) struct TopicsArgs {
-    #[command(subcommand)]
-    pub(super) command: TopicsCommand,
-}
-
-#[derive(Subcommand, Debug)]
-pub(super) enum TopicsCommand {
-    /// Print messages under a topic prefix as they are published
-    Tail {
-        #[command(flatten)]
-        project: verbs::ProjectArgs,
-        /// Topic prefix ('' for all)
-        prefix: String,
-    },
 }
 
 #[derive(Args, Debug)]

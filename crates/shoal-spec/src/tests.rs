@@ -614,3 +614,21 @@ fn durations_of_the_wrong_type() {
         "{text}"
     );
 }
+
+#[test]
+fn a_given_compose_file_is_taken_as_is() {
+    let file = Path::new("/no/such/place/stack.yaml");
+    assert_eq!(compose_path(Some(file)).unwrap(), file);
+}
+
+#[test]
+fn a_folder_is_searched_for_the_compose_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let error = compose_path(Some(dir.path())).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!("no shoal.yaml or compose.yaml in {}", dir.path().display())
+    );
+    std::fs::write(dir.path().join("compose.yaml"), "").unwrap();
+    assert_eq!(compose_path(Some(dir.path())).unwrap(), dir.path().join("compose.yaml"));
+}

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::Request;
-use crate::control::{Client, ControlError};
+use crate::control::{Client, ControlError, ProjectArgs};
 use crate::procstat::Reclamation;
 
 /// How long `down` waits for the process to close its socket after the reply.
@@ -60,4 +60,24 @@ pub fn print(project: &str, verify: bool, threshold_bytes: u64) -> Result<ExitCo
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `shoal down`'s arguments.
+#[derive(clap::Args, Debug)]
+pub struct DownArgs {
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    /// Exit non-zero when more memory than --threshold stays in use after teardown
+    #[arg(long)]
+    pub verify: bool,
+    /// Residue allowed by --verify
+    #[arg(long, value_name = "SIZE", default_value = "1MiB")]
+    pub threshold: String,
+}
+
+pub fn run(args: DownArgs) -> anyhow::Result<ExitCode> {
+    let threshold = &args.threshold;
+    let threshold_bytes = crate::spec::units::parse_memory(threshold)
+        .map_err(|e| anyhow::anyhow!("invalid --threshold `{threshold}`: {e}"))?;
+    Ok(print(&args.project.resolve()?, args.verify, threshold_bytes)?)
 }

@@ -13,7 +13,7 @@ use super::print::flush;
 use super::Request;
 use crate::control::protocol::Reply;
 use crate::control::server::{forward, Connection, ServerContext};
-use crate::control::{Client, ControlError};
+use crate::control::{Client, ControlError, ProjectArgs};
 use crate::supervisor;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -99,6 +99,23 @@ pub fn print(client: &Client, json: bool, no_stream: bool) -> Result<ExitCode, C
         true
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `shoal events`'s arguments.
+#[derive(clap::Args, Debug)]
+pub struct EventsArgs {
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    /// One JSON object per line
+    #[arg(long)]
+    pub json: bool,
+    /// Print the recent events and exit instead of following
+    #[arg(long)]
+    pub no_stream: bool,
+}
+
+pub fn run(args: EventsArgs) -> anyhow::Result<ExitCode> {
+    Ok(print(&args.project.client()?, args.json, args.no_stream)?)
 }
 
 #[cfg(test)]
