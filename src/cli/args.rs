@@ -64,7 +64,7 @@ pub(super) enum Command {
     Run(RunArgs),
     /// Measure: density (memory per container), messaging (latency, throughput), bridge (MQTT)
     #[command(
-        after_help = "Examples:\n  shoal bench density --max 10000 --plot density.svg --json density.json\n  shoal bench density --mode exited --max 1000\n  shoal bench messaging --subscribers 1,10,100,1000\n  shoal bench bridge --broker mqtt://127.0.0.1:1883"
+        after_help = "Examples:\n  shoal bench density --max 10000 --plot density.svg --json density.json\n  shoal bench density --mode exited --max 1000\n  shoal bench density --guest minimal --max 1000\n  shoal bench messaging --subscribers 1,10,100,1000\n  shoal bench bridge --broker mqtt://127.0.0.1:1883"
     )]
     Bench(BenchArgs),
     /// List, add and remove images in the content-addressed store
@@ -198,7 +198,12 @@ pub(super) struct DensityArgs {
     /// idle: SDK-style subscribers parked in the poll loop; exited: hello-style guests that return
     #[arg(long, value_enum, default_value = "idle")]
     pub(super) mode: bench::density::Mode,
-    /// Image to run instead of the built-in guest (granted every capability)
+    /// Guest to run: sdk = the C subscriber (idle) or hello (exited) built with the Ocre SDK's
+    /// flags and event loop, from compose-examples/images/ (scripts/build-guests.sh);
+    /// minimal = the built-in WAT guest
+    #[arg(long, value_enum, default_value = "sdk", conflicts_with = "image")]
+    pub(super) guest: bench::guests::DensityGuest,
+    /// Image to run instead of --guest's (granted every capability)
     #[arg(long, value_name = "FILE")]
     pub(super) image: Option<PathBuf>,
     /// Seconds to measure idle CPU once all containers run (idle mode)

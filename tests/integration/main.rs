@@ -4,6 +4,7 @@
 
 mod support;
 
+mod bench;
 mod bridge;
 mod config;
 mod confinement;
