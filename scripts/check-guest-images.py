@@ -12,7 +12,8 @@ import sys
 
 IMAGES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "compose-examples", "images")
 C_GUESTS = {"publisher", "subscriber", "publisher_inside", "publisher_outside",
-            "subscriber_temp", "sensor_rng", "hello_c", "idle_subscriber", "heap_check"}
+            "subscriber_temp", "sensor_rng", "hello_c", "idle_subscriber", "heap_check",
+            "sensor_sdk"}
 
 
 def leb(b, i):

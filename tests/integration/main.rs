@@ -16,4 +16,5 @@ mod messaging;
 mod precompiled;
 mod regressions;
 mod reload;
+mod sensors;
 mod up;
