@@ -177,3 +177,30 @@ fn sensor_rng_guest_passing_index_0_still_reads() {
     up.signal(libc::SIGINT);
     up.wait_exit(Duration::from_secs(60));
 }
+
+/// `compose-examples/sensors` runs and ends as its README says.
+#[test]
+fn sensors_example_runs_as_its_readme_says() {
+    let sandbox = Sandbox::new();
+    let example = repo().join("compose-examples/sensors");
+    let text = std::fs::read_to_string(example.join("shoal.yaml")).unwrap();
+    let text = text.replace("../images/", &format!("{}/", images().display()));
+    std::fs::copy(example.join("board_temp"), sandbox.path().join("board_temp")).unwrap();
+    let file = sandbox.write("shoal.yaml", &text);
+    sandbox.ok(&["config", "-q", "-f", arg(&file)]);
+    let out = sandbox.ok(&["up", "-f", arg(&file)]);
+    let readme = std::fs::read_to_string(example.join("README.md")).unwrap();
+    for line in [
+        "sensor_sdk: discovered 3 sensors",
+        "by id 2 handle 2 channel 0 type 7 value 41.500000 int 41",
+        "by name \"board\" handle 2 channel 0 type 7 value 41.500000 int 41",
+        "sensor_sdk: wrong type 4242 -> -5",
+        "sensor_sdk: wrong handle 3 -> -22",
+        "sensor_sdk: wrong name -> -2",
+        "sensor_sdk: wrong channel index -> -22",
+        "reader exited with code 0",
+    ] {
+        assert!(out.contains(line), "missing {line:?}:\n{out}");
+        assert!(readme.contains(line), "README lacks {line:?}");
+    }
+}
