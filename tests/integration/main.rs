@@ -17,5 +17,6 @@ mod messaging;
 mod precompiled;
 mod regressions;
 mod reload;
+mod sensors;
 mod shape;
 mod up;

@@ -25,6 +25,7 @@
 //!   file-format types in [`schema`]; their `KEYS` lists are what the decoder accepts.
 
 pub mod bridges;
+pub mod channel_type;
 pub mod decode;
 pub mod diagnostic;
 pub mod digest;
@@ -40,6 +41,7 @@ pub mod validate;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+pub use channel_type::ChannelType;
 pub use diagnostic::{render_diagnostics, Diagnostic, Severity};
 pub use digest::{ImageDigest, InvalidDigest};
 pub use model::*;

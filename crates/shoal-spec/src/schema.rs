@@ -361,10 +361,37 @@ pub struct SensorFile {
     pub path: Option<String>,
     /// Factor applied to the number read (`file`/`hwmon` only; default 1.0).
     pub scale: Option<f64>,
+    /// What each channel measures, one entry per channel: the type code guests get from
+    /// `ocre_sensors_get_channel_type` and pass to `ocre_sensors_read`. Default: `custom`
+    /// for every channel, except `hwmon` files named `temp*_input` (temperature),
+    /// `in*_input` (voltage), `curr*_input` (current), `power*_input` (power) and
+    /// `humidity*_input` (humidity). A type other than `custom` appears at most once per
+    /// sensor.
+    pub channel_types: Option<Vec<ChannelTypeFile>>,
 }
 
 impl SensorFile {
-    pub const KEYS: &'static [&'static str] = &["kind", "channels", "range", "path", "scale"];
+    pub const KEYS: &'static [&'static str] = &["kind", "channels", "range", "path", "scale", "channel_types"];
+}
+
+/// What a sensor channel measures (codes: acceleration 0 ... temperature 7 as in the Ocre
+/// SDK, voltage 8, current 9, power 10, custom 0x8000 + channel index).
+#[derive(JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum ChannelTypeFile {
+    Acceleration,
+    Gyro,
+    MagneticField,
+    Light,
+    Pressure,
+    Proximity,
+    Humidity,
+    Temperature,
+    Voltage,
+    Current,
+    Power,
+    Custom,
 }
 
 /// Sensor kind.
@@ -463,6 +490,24 @@ mod tests {
             .collect();
         let table: BTreeSet<String> = shoal_abi::Capability::names().map(str::to_string).collect();
         assert_eq!(values, table);
+    }
+
+    /// The schema's channel type names are exactly the ones `channel_types:` accepts.
+    #[test]
+    fn channel_type_names_match_the_table() {
+        let s = json_schema();
+        let def = &s["$defs"]["ChannelTypeFile"];
+        let values: BTreeSet<String> = match def["enum"].as_array() {
+            Some(list) => list.iter().filter_map(|v| v.as_str()).map(str::to_string).collect(),
+            None => def["oneOf"]
+                .as_array()
+                .expect("ChannelTypeFile is an enum of strings")
+                .iter()
+                .filter_map(|v| v["const"].as_str())
+                .map(str::to_string)
+                .collect(),
+        };
+        assert_eq!(values, keys(&crate::ChannelType::NAMES));
     }
 
     #[test]
