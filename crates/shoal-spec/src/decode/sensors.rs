@@ -8,7 +8,7 @@ use crate::channel_type::ChannelType;
 use crate::diagnostic::did_you_mean_hint;
 use crate::model::{SensorKind, SensorSpec};
 use crate::node::{Key, Node, Pos, Value};
-use crate::schema::SensorFile;
+use schemars::JsonSchema;
 
 /// Largest `channels:` of an `rng` sensor.
 const MAX_CHANNELS: i64 = 1024;
@@ -311,4 +311,67 @@ fn file_channel_type(kind: &str, file: &std::path::Path, f: &Fields, ctx: &mut C
         }
         None => told,
     }
+}
+
+// The file format of this section, as the JSON schema describes it (see `schema.rs`).
+
+/// A host sensor.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct SensorFile {
+    /// Where readings come from.
+    pub kind: SensorKindFile,
+    /// Number of channels (`rng` only; default 1).
+    #[schemars(range(min = 1, max = 1024))]
+    pub channels: Option<u32>,
+    /// `[min, max]` of generated values (`rng` only; default `[0, 100]`).
+    pub range: Option<[f64; 2]>,
+    /// File holding one number (`file`/`hwmon` only), absolute or relative to the compose file.
+    pub path: Option<String>,
+    /// Factor applied to the number read (`file`/`hwmon` only; default 1.0).
+    pub scale: Option<f64>,
+    /// What each channel measures, one entry per channel: the type code guests get from
+    /// `ocre_sensors_get_channel_type` and pass to `ocre_sensors_read`. Default: `custom`
+    /// for every channel, except `hwmon` files named `temp*_input` (temperature),
+    /// `in*_input` (voltage), `curr*_input` (current), `power*_input` (power) and
+    /// `humidity*_input` (humidity). A type other than `custom` appears at most once per
+    /// sensor.
+    pub channel_types: Option<Vec<ChannelTypeFile>>,
+}
+
+impl SensorFile {
+    pub const KEYS: &'static [&'static str] = &["kind", "channels", "range", "path", "scale", "channel_types"];
+}
+
+/// What a sensor channel measures (codes: acceleration 0 ... temperature 7 as in the Ocre
+/// SDK, voltage 8, current 9, power 10, custom 0x8000 + channel index).
+#[derive(JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum ChannelTypeFile {
+    Acceleration,
+    Gyro,
+    MagneticField,
+    Light,
+    Pressure,
+    Proximity,
+    Humidity,
+    Temperature,
+    Voltage,
+    Current,
+    Power,
+    Custom,
+}
+
+/// Sensor kind.
+#[derive(JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum SensorKindFile {
+    /// Uniform random values (for demos and tests).
+    Rng,
+    /// A number read from a file.
+    File,
+    /// A Linux hwmon input file.
+    Hwmon,
 }
