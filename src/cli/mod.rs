@@ -66,7 +66,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut runtime_config = runtime_config(cli.global.memory_reservation.as_deref())?;
     crate::runtime::stack::apply(&mut runtime_config, cli.global.max_wasm_stack.as_deref())?;
     match cli.command {
-        Command::Config(args) => config::config(&images, args),
+        Command::Config(args) => config::config(&images, &runtime_config, args),
         Command::Up(args) => serve::up(&images, &runtime_config, &cli.global, args),
         Command::Down(args) => verbs::down(&args.project, args.verify, &args.threshold),
         Command::Ps(args) => verbs::ps(&args.project, args.format),
@@ -81,7 +81,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Pause(args) => verbs::lifecycle(&args.project, control::Request::Pause { names: args.names }),
         Command::Unpause(args) => verbs::lifecycle(&args.project, control::Request::Unpause { names: args.names }),
         Command::Ls(args) => verbs::ls(args.format),
-        Command::Graph(args) => graph::graph(&images, &args.project, args.format),
+        Command::Graph(args) => graph::graph(&images, &runtime_config, &args.project, args.format),
         Command::Topics(args) => match args.command {
             TopicsCommand::Tail { project, prefix } => verbs::topics_tail(&project, prefix),
         },

@@ -290,7 +290,11 @@ impl ImageStore {
         digest: ImageDigest,
         started: Instant,
     ) -> Result<LoadedModule, ImageError> {
-        let cached = self.cache_path(engine, &digest);
+        // A module that imports its memory without exporting it gets the export WASI
+        // needs (see `as_runnable`); the cache is keyed by the bytes really compiled.
+        let runnable = as_runnable(file, bytes)?;
+        let bytes: &[u8] = &runnable;
+        let cached = self.cache_path(engine, &ImageDigest::of(bytes));
         if cached.is_file() {
             // SAFETY: the cache directory is written only by this code, from modules this
             // same engine configuration compiled; wasmtime still checks the header and the
@@ -363,6 +367,22 @@ pub fn validate_wasm(path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
         path: path.to_path_buf(),
         message,
     })
+}
+
+/// The bytes shoal compiles for a `.wasm` image: the file's own, or, for a module that
+/// imports its memory without exporting it (`--import-memory` alone, as Debian 12's
+/// wasm-ld 14 links), the same module plus a `memory` export of that memory, which WASI
+/// preview 1 reads guest memory through (`shoal_abi::module::export_memory_if_missing`).
+#[cfg(feature = "compiler")]
+pub fn as_runnable<'a>(path: &Path, bytes: &'a [u8]) -> Result<std::borrow::Cow<'a, [u8]>, ImageError> {
+    match module::export_memory_if_missing(bytes) {
+        Ok(Some(rewritten)) => Ok(std::borrow::Cow::Owned(rewritten)),
+        Ok(None) => Ok(std::borrow::Cow::Borrowed(bytes)),
+        Err(e) => Err(ImageError::Invalid {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        }),
+    }
 }
 
 /// Sha256 of a file, for `shoal config`.
