@@ -8,6 +8,8 @@
 //! `shoal up` print them like any other problem in the file, and `--strict` can make the
 //! warnings fatal.
 
+#[cfg(test)]
+mod golden_tests;
 mod image;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
