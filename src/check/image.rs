@@ -91,6 +91,7 @@ pub fn shape_of_module(module: &wasmtime::Module) -> ModuleShape {
         exports,
         memories,
         tables,
+        data_ends: Vec::new(),
     }
 }
 

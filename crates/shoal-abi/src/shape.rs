@@ -116,6 +116,10 @@ pub struct ModuleShape {
     pub memories: Vec<MemoryShape>,
     /// Initial element counts of the tables the module defines.
     pub tables: Vec<u64>,
+    /// Active data segments with a constant offset, as (memory index, end offset): one that
+    /// ends past its memory's initial size traps instantiation. Empty for `.cwasm` images
+    /// (wasmtime keeps no record of them that a check could read).
+    pub data_ends: Vec<(u32, u64)>,
 }
 
 /// Bytes a table element costs against `limits.memory` (the runtime's limiter counts the
@@ -190,6 +194,14 @@ impl ModuleShape {
                         shape.memories.push(memory);
                     }
                 }
+                Payload::DataSection(section) => {
+                    for data in section {
+                        let data = data?;
+                        if let Some(end) = constant_end(&data) {
+                            shape.data_ends.push(end);
+                        }
+                    }
+                }
                 Payload::ExportSection(section) => {
                     for export in section {
                         let export = export?;
@@ -223,6 +235,27 @@ impl ModuleShape {
     fn export(&self, name: &str) -> Option<&ExternShape> {
         self.exports.iter().find(|e| e.name == name).map(|e| &e.ty)
     }
+}
+
+/// (memory, offset + length) of an active data segment whose offset is a constant.
+fn constant_end(data: &wasmparser::Data<'_>) -> Option<(u32, u64)> {
+    let wasmparser::DataKind::Active {
+        memory_index,
+        offset_expr,
+    } = &data.kind
+    else {
+        return None;
+    };
+    let mut ops = offset_expr.get_operators_reader();
+    let offset = match ops.read().ok()? {
+        wasmparser::Operator::I32Const { value } => u64::from(value as u32),
+        wasmparser::Operator::I64Const { value } => u64::try_from(value).ok()?,
+        _ => return None,
+    };
+    if !matches!(ops.read().ok()?, wasmparser::Operator::End) {
+        return None;
+    }
+    Some((*memory_index, offset.saturating_add(data.data.len() as u64)))
 }
 
 fn sig_of(f: &wasmparser::FuncType) -> FuncSig {
@@ -296,7 +329,17 @@ pub fn problems(shape: &ModuleShape, memory_limit: Option<u64>) -> Vec<Problem> 
             ));
         }
     }
-    found.extend(limit_problem(shape, all_memories, memory_limit));
+    found.extend(limit_problem(shape, all_memories.clone(), memory_limit));
+    let index_space: Vec<MemoryShape> = all_memories.collect();
+    for &(memory, end) in &shape.data_ends {
+        let size = index_space.get(memory as usize).map_or(0, MemoryShape::initial_bytes);
+        if end > size {
+            found.push(problem(
+                format!("a data segment ends at byte {end}, past its memory's initial {} (instantiation would trap)", bytes(size)),
+                "link the module again (a linker places data inside the initial memory), or raise the memory's initial size",
+            ));
+        }
+    }
     found.extend(entry_problems(shape));
     if let Some(other) = shape
         .export(crate::module::MEMORY_EXPORT)
@@ -318,6 +361,10 @@ fn import_problem(import: &Import) -> Option<Problem> {
     let what = format!("`{}.{}`", import.module, import.name);
     match (&import.ty, import.module.as_str()) {
         (ExternShape::Memory(_), _) => None,
+        (ExternShape::Func(_), "env") if import.name == crate::module::MEMORY_EXPORT => Some(problem(
+            format!("it imports {what} as a function; shoal supplies `env.memory` as the linear memory"),
+            "rename the function, or import the memory (wasm-ld `--import-memory`)",
+        )),
         (ExternShape::Func(sig), "env") => {
             let row = HostFn::find(&import.name)?;
             (!sig.matches(row)).then(|| {
@@ -514,6 +561,18 @@ mod tests {
         assert_eq!(
             found(&module, Some(128 << 10)),
             ["it needs 136 KiB of memory and tables as soon as it starts, more than `limits.memory` (128 KiB)"]
+        );
+    }
+
+    #[test]
+    fn data_must_fit_the_initial_memory() {
+        let module = |offset: u32| {
+            format!(r#"(module (import "env" "memory" (memory 1)) (data (i32.const {offset}) "abcd") {START})"#)
+        };
+        assert_eq!(found(&module(65532), None), Vec::<String>::new());
+        assert_eq!(
+            found(&module(65533), None),
+            ["a data segment ends at byte 65537, past its memory's initial 64 KiB (instantiation would trap)"]
         );
     }
 
