@@ -110,6 +110,9 @@ pub fn function_imports(bytes: &[u8]) -> Result<Vec<(String, String)>, InvalidMo
 /// caller's `memory` export up on every call that takes a pointer).
 pub const MEMORY_EXPORT: &str = "memory";
 
+/// An export as read: name, kind, index.
+type ExportEntry = (String, wasmparser::ExternalKind, u32);
+
 /// Give a module that does not export `memory` an export of its first memory under that
 /// name; `Ok(None)` when nothing needs to change (it exports `memory` already, or has no
 /// memory at all).
@@ -125,7 +128,8 @@ pub const MEMORY_EXPORT: &str = "memory";
 pub fn export_memory_if_missing(bytes: &[u8]) -> Result<Option<Vec<u8>>, InvalidModule> {
     use wasmparser::{ExternalKind, Payload, TypeRef};
     let mut sections: Vec<(u8, std::ops::Range<usize>)> = Vec::new();
-    let mut exports: Option<(usize, Vec<(String, ExternalKind, u32)>)> = None;
+    // Where the export section is among the sections, and its entries.
+    let mut exports: Option<(usize, Vec<ExportEntry>)> = None;
     let mut has_memory = false;
     for payload in wasmparser::Parser::new(0).parse_all(bytes) {
         let payload = payload?;

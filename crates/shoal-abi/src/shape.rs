@@ -9,6 +9,8 @@
 //! runtime crate, from a precompiled `.cwasm` through wasmtime, so both kinds of image get
 //! the same [`problems`].
 
+mod parse;
+
 use crate::module::InvalidModule;
 use crate::wasi::{find_wasi, WASI_P1_MODULE};
 use crate::HostFn;
@@ -130,154 +132,11 @@ impl ModuleShape {
     /// Read the shape of a core module from its sections (no validation beyond what
     /// reading needs: validate the module first for a full verdict).
     pub fn parse(bytes: &[u8]) -> Result<ModuleShape, InvalidModule> {
-        use wasmparser::{Payload, TypeRef};
-        let mut types: Vec<Option<FuncSig>> = Vec::new();
-        let mut funcs: Vec<u32> = Vec::new();
-        let mut memories: Vec<MemoryShape> = Vec::new();
-        let mut tables: Vec<u64> = Vec::new();
-        let mut shape = ModuleShape::default();
-        let mut export_refs = Vec::new();
-        for payload in wasmparser::Parser::new(0).parse_all(bytes) {
-            match payload? {
-                Payload::TypeSection(section) => {
-                    for group in section {
-                        for sub in group?.into_types() {
-                            types.push(match &sub.composite_type.inner {
-                                wasmparser::CompositeInnerType::Func(f) => Some(sig_of(f)),
-                                _ => None,
-                            });
-                        }
-                    }
-                }
-                Payload::ImportSection(section) => {
-                    for import in section {
-                        let import = import?;
-                        let ty = match import.ty {
-                            TypeRef::Func(index) => {
-                                funcs.push(index);
-                                ExternShape::Func(func_type(&types, index))
-                            }
-                            TypeRef::Table(t) => {
-                                tables.push(t.initial);
-                                ExternShape::Table { min: t.initial }
-                            }
-                            TypeRef::Memory(m) => {
-                                memories.push(memory_shape(&m));
-                                ExternShape::Memory(memory_shape(&m))
-                            }
-                            TypeRef::Global(_) => ExternShape::Global,
-                            TypeRef::Tag(_) => ExternShape::Tag,
-                        };
-                        shape.imports.push(Import {
-                            module: import.module.to_string(),
-                            name: import.name.to_string(),
-                            ty,
-                        });
-                    }
-                }
-                Payload::FunctionSection(section) => {
-                    for index in section {
-                        funcs.push(index?);
-                    }
-                }
-                Payload::TableSection(section) => {
-                    for table in section {
-                        let initial = table?.ty.initial;
-                        tables.push(initial);
-                        shape.tables.push(initial);
-                    }
-                }
-                Payload::MemorySection(section) => {
-                    for memory in section {
-                        let memory = memory_shape(&memory?);
-                        memories.push(memory);
-                        shape.memories.push(memory);
-                    }
-                }
-                Payload::DataSection(section) => {
-                    for data in section {
-                        let data = data?;
-                        if let Some(end) = constant_end(&data) {
-                            shape.data_ends.push(end);
-                        }
-                    }
-                }
-                Payload::ExportSection(section) => {
-                    for export in section {
-                        let export = export?;
-                        export_refs.push((export.name.to_string(), export.kind, export.index));
-                    }
-                }
-                _ => {}
-            }
-        }
-        for (name, kind, index) in export_refs {
-            let at = index as usize;
-            let ty = match kind {
-                wasmparser::ExternalKind::Func => {
-                    ExternShape::Func(funcs.get(at).map(|&t| func_type(&types, t)).unwrap_or_default())
-                }
-                wasmparser::ExternalKind::Table => ExternShape::Table {
-                    min: tables.get(at).copied().unwrap_or(0),
-                },
-                wasmparser::ExternalKind::Memory => match memories.get(at) {
-                    Some(m) => ExternShape::Memory(*m),
-                    None => continue,
-                },
-                wasmparser::ExternalKind::Global => ExternShape::Global,
-                wasmparser::ExternalKind::Tag => ExternShape::Tag,
-            };
-            shape.exports.push(Export { name, ty });
-        }
-        Ok(shape)
+        parse::parse(bytes)
     }
 
     fn export(&self, name: &str) -> Option<&ExternShape> {
         self.exports.iter().find(|e| e.name == name).map(|e| &e.ty)
-    }
-}
-
-/// (memory, offset + length) of an active data segment whose offset is a constant.
-fn constant_end(data: &wasmparser::Data<'_>) -> Option<(u32, u64)> {
-    let wasmparser::DataKind::Active {
-        memory_index,
-        offset_expr,
-    } = &data.kind
-    else {
-        return None;
-    };
-    let mut ops = offset_expr.get_operators_reader();
-    let offset = match ops.read().ok()? {
-        wasmparser::Operator::I32Const { value } => u64::from(value as u32),
-        wasmparser::Operator::I64Const { value } => u64::try_from(value).ok()?,
-        _ => return None,
-    };
-    if !matches!(ops.read().ok()?, wasmparser::Operator::End) {
-        return None;
-    }
-    Some((*memory_index, offset.saturating_add(data.data.len() as u64)))
-}
-
-fn sig_of(f: &wasmparser::FuncType) -> FuncSig {
-    FuncSig {
-        params: f.params().iter().map(|t| t.to_string()).collect(),
-        results: f.results().iter().map(|t| t.to_string()).collect(),
-    }
-}
-
-fn func_type(types: &[Option<FuncSig>], index: u32) -> FuncSig {
-    types.get(index as usize).cloned().flatten().unwrap_or_default()
-}
-
-fn memory_shape(m: &wasmparser::MemoryType) -> MemoryShape {
-    MemoryShape {
-        min_pages: m.initial,
-        max_pages: m.maximum,
-        shared: m.shared,
-        memory64: m.memory64,
-        page_size: m
-            .page_size_log2
-            .map_or(65536, |log| 1u64.checked_shl(log).unwrap_or(u64::MAX)),
     }
 }
 
