@@ -4,7 +4,8 @@
 - every C guest (NAME.wasm / NAME.newlibc.wasm built from compose-examples/guests/c) imports
   env.memory with min 2 and max 64 pages, exports memory and _start, and, when it uses the
   event helper, exports timer_callback and message_callback;
-- every image imports only from env and wasi_snapshot_preview1.
+- every image imports only from env and wasi_snapshot_preview1;
+- the images in IMPORT_ONLY import env.memory and do not export it.
 Prints one line per image; exits 1 on the first class of problem found.
 """
 import os
@@ -14,6 +15,9 @@ IMAGES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "compose
 C_GUESTS = {"publisher", "subscriber", "publisher_inside", "publisher_outside",
             "subscriber_temp", "sensor_rng", "hello_c", "idle_subscriber", "heap_check",
             "sensor_sdk"}
+# Linked with --import-memory alone: they import env.memory and must NOT export it (the case
+# shoal serves by adding the export itself).
+IMPORT_ONLY = {"hello_import_memory"}
 
 
 def leb(b, i):
@@ -97,10 +101,14 @@ def main():
         mods = {m for m, _, _, _ in imports}
         if not mods <= {"env", "wasi_snapshot_preview1"}:
             problems.append(f"unexpected import modules {sorted(mods)}")
+        base = f.split(".")[0]
         for want in ("memory", "_start"):
+            if want == "memory" and base in IMPORT_ONLY:
+                if want in exports or ("env", "memory") not in [(m, n) for m, n, k, _ in imports if k == "memory"]:
+                    problems.append("want an env.memory import and no memory export")
+                continue
             if want not in exports:
                 problems.append(f"no export {want}")
-        base = f.split(".")[0]
         mem = [lim for m, n, k, lim in imports if k == "memory"]
         if base in C_GUESTS:
             if mem != [(2, 64)] or ("env", "memory") not in [(m, n) for m, n, k, _ in imports if k == "memory"]:

@@ -1,13 +1,21 @@
 //! Cross-checks of a validated stack against what its images import, before anything runs.
 //!
-//! `spec` validates the file on its own; this module reads each image's import section
-//! (with wasmparser, no compilation) and compares it with the container's grants and the
-//! stack's topic wiring. The results are ordinary [`Diagnostic`]s so `shoal config` and
+//! `spec` validates the file on its own; this module reads each image's imports and exports
+//! with their types (a `.wasm` with wasmparser, a precompiled `.cwasm` through wasmtime;
+//! nothing is compiled) and reports every reason it could not be linked or started
+//! ([`image`]), then compares the imports with the container's grants and the stack's
+//! topic wiring. The results are ordinary [`Diagnostic`]s so `shoal config` and
 //! `shoal up` print them like any other problem in the file, and `--strict` can make the
 //! warnings fatal.
 
+#[cfg(test)]
+mod golden_tests;
+mod image;
+
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
+
+pub use image::Engines;
 
 use crate::host::{classify_env_import, ImportKind};
 use crate::images::ImageDigest;
@@ -23,6 +31,7 @@ pub use shoal_abi::module::function_imports;
 pub fn load_checked(
     path: &Path,
     images: &crate::images::ImageStore,
+    engines: &Engines<'_>,
 ) -> Result<(Stack, Vec<Diagnostic>), Vec<Diagnostic>> {
     let env: std::collections::HashMap<String, String> = std::env::vars().collect();
     let lookup = |digest: &str| digest.parse::<ImageDigest>().ok().and_then(|d| images.path_of(&d));
@@ -35,16 +44,21 @@ pub fn load_checked(
         ImageRef::Path(path) => Some(path.clone()),
         ImageRef::Digest(digest) => images.path_of(digest),
     };
-    diagnostics.extend(check_stack(&stack, &resolve));
+    diagnostics.extend(check_stack(&stack, &resolve, engines));
     if diagnostics.iter().any(Diagnostic::is_error) {
         return Err(diagnostics);
     }
     Ok((stack, diagnostics))
 }
 
-/// Check every container's image imports and the topic wiring of the whole stack.
-/// `resolve` maps an image reference to a readable file (digests go through the store).
-pub fn check_stack(stack: &Stack, resolve: &dyn Fn(&ImageRef) -> Option<std::path::PathBuf>) -> Vec<Diagnostic> {
+/// Check every container's image (what would stop it starting, its imports against its
+/// grants) and the topic wiring of the whole stack. `resolve` maps an image reference to a
+/// readable file (digests go through the store); `engines` loads precompiled images.
+pub fn check_stack(
+    stack: &Stack,
+    resolve: &dyn Fn(&ImageRef) -> Option<std::path::PathBuf>,
+    engines: &Engines<'_>,
+) -> Vec<Diagnostic> {
     let mut diagnostics = Vec::new();
     let mut seen_services = HashSet::new();
     let mut imports_by_container: BTreeMap<&str, Vec<(String, String)>> = BTreeMap::new();
@@ -53,21 +67,24 @@ pub fn check_stack(stack: &Stack, resolve: &dyn Fn(&ImageRef) -> Option<std::pat
         let Some(path) = resolve(&container.image) else {
             continue;
         };
+        // Unreadable or invalid files were reported by `spec` already.
         let Ok(bytes) = std::fs::read(&path) else { continue };
-        if shoal_abi::module::is_precompiled(&bytes) {
-            // Machine code has no import section to read here. Its imports are resolved
-            // when the runtime loads it (one shoal lacks fails the start, named), and each
-            // gated call still checks the container's grants (denied calls return -22,
-            // `host::DENIED`).
-            // Not knowing who publishes, the topic wiring check would guess: skip it too.
-            opaque = true;
-            continue;
-        }
-        let Ok(imports) = function_imports(&bytes) else {
-            continue;
+        let first = seen_services.insert(container.service.clone());
+        let shape = match image::shape_of(&path, &bytes, engines) {
+            Ok(shape) => shape,
+            Err(message) => {
+                // Not knowing what it imports, the wiring check would guess: skip it.
+                opaque = true;
+                if first {
+                    diagnostics.push(image_error(container, message));
+                }
+                continue;
+            }
         };
-        // Replicas share a spec: report once per service.
-        if seen_services.insert(container.service.clone()) {
+        let imports = image::function_imports(&shape);
+        // Replicas share a spec: report once per service. The limit differs per service.
+        if first {
+            diagnostics.extend(image::start_problems(container, &path, &shape));
             diagnostics.extend(check_container(container, &path, &imports));
         }
         imports_by_container.insert(container.name.as_str(), imports);
@@ -76,6 +93,24 @@ pub fn check_stack(stack: &Stack, resolve: &dyn Fn(&ImageRef) -> Option<std::pat
         diagnostics.extend(check_topics(stack, &imports_by_container));
     }
     diagnostics
+}
+
+/// An image that cannot be inspected at all (a precompiled image this shoal cannot load):
+/// `message` already says why and how to fix it.
+fn image_error(container: &ContainerSpec, message: String) -> Diagnostic {
+    let (message, hint) = match message.split_once("\n  hint: ") {
+        Some((message, hint)) => (message.to_string(), Some(hint.to_string())),
+        None => (message, None),
+    };
+    let diagnostic = Diagnostic::error(
+        Some(container.image_location.clone()),
+        format!("containers.{}.image", container.service),
+        message,
+    );
+    match hint {
+        Some(hint) => diagnostic.with_hint(hint),
+        None => diagnostic,
+    }
 }
 
 /// One container's image against its grants: imports shoal does not serve, capabilities its
@@ -339,9 +374,12 @@ mod tests {
     }
 
     fn stack_of(dir: &Path, compose: &str) -> Stack {
+        // Each import with the signature the table gives it (one it lacks: four i32s).
         let module = |import: &str| {
+            let signature = shoal_abi::HostFn::find(import)
+                .map_or("(param i32 i32 i32 i32) (result i32)".to_string(), |f| f.signature());
             wat::parse_str(format!(
-                r#"(module (import "env" "{import}" (func (param i32 i32 i32 i32) (result i32))) (memory (export "memory") 1) (func (export "_start")))"#
+                r#"(module (import "env" "{import}" (func {signature})) (memory (export "memory") 1) (func (export "_start")))"#
             ))
             .unwrap()
         };
@@ -364,7 +402,14 @@ mod tests {
             ImageRef::Path(path) => Some(path.clone()),
             ImageRef::Digest(_) => None,
         };
-        check_stack(stack, &resolve).iter().map(|d| d.to_string()).collect()
+        check_stack(
+            stack,
+            &resolve,
+            &Engines::from_config(&crate::runtime::RuntimeConfig::default()),
+        )
+        .iter()
+        .map(|d| d.to_string())
+        .collect()
     }
 
     #[test]
@@ -418,10 +463,15 @@ mod tests {
     fn unserved_imports_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let stack = stack_of(dir.path(), "containers:\n  g:\n    image: gpio.wasm\n");
-        let found = check_stack(&stack, &|image: &ImageRef| match image {
-            ImageRef::Path(path) => Some(path.clone()),
-            ImageRef::Digest(_) => None,
-        });
+        let config = crate::runtime::RuntimeConfig::default();
+        let found = check_stack(
+            &stack,
+            &|image: &ImageRef| match image {
+                ImageRef::Path(path) => Some(path.clone()),
+                ImageRef::Digest(_) => None,
+            },
+            &Engines::from_config(&config),
+        );
         assert_eq!(found.len(), 1);
         assert!(
             found[0].is_error() && found[0].message.contains("GPIO is not supported yet"),

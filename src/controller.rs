@@ -329,8 +329,12 @@ impl Controller {
 
     /// The file checked, the selection applied and its images loaded: what to deploy.
     fn load_desired(&self) -> Result<(Stack, HashMap<ImageRef, LoadedImage>), ReloadError> {
-        let (desired, warnings) = check::load_checked(&self.stack.file, &self.images)
-            .map_err(|diagnostics| ReloadError::Invalid(render_diagnostics(&diagnostics)))?;
+        let (desired, warnings) = check::load_checked(
+            &self.stack.file,
+            &self.images,
+            &check::Engines::Existing(self.runtime.engine()),
+        )
+        .map_err(|diagnostics| ReloadError::Invalid(render_diagnostics(&diagnostics)))?;
         for warning in &warnings {
             self.log.line(SELF, Stream::Warning, &warning.to_string());
         }

@@ -59,7 +59,7 @@ pub async fn run(
         })
     };
     write(compose(image, 0))?;
-    let (stack, _) = crate::check::load_checked(&file, &images)
+    let (stack, _) = crate::check::load_checked(&file, &images, &crate::check::Engines::Existing(runtime.engine()))
         .map_err(|d| BenchError::Stack(crate::spec::render_diagnostics(&d)))?;
     let modules =
         supervisor::load_modules(&runtime, &images, &stack, |_, _| {}).map_err(|e| BenchError::Stack(e.to_string()))?;

@@ -5,14 +5,16 @@ use std::path::Path;
 
 use crate::check;
 use crate::images::ImageStore;
+use crate::runtime::RuntimeConfig;
 use crate::spec::{self, Diagnostic, Stack};
 
 pub(crate) use spec::compose_path;
 
 /// Parse and validate, then check the images' imports against the grants and the topic
 /// wiring; print diagnostics to stderr. `None` when the stack must not run.
-pub(crate) fn load_stack(images: &ImageStore, path: &Path, strict: bool) -> Option<Stack> {
-    let (stack, diagnostics) = match check::load_checked(path, images) {
+/// `runtime` is the engine settings precompiled images are loaded with, as `up` would.
+pub(crate) fn load_stack(images: &ImageStore, runtime: &RuntimeConfig, path: &Path, strict: bool) -> Option<Stack> {
+    let (stack, diagnostics) = match check::load_checked(path, images, &check::Engines::from_config(runtime)) {
         Ok(loaded) => loaded,
         Err(diagnostics) => {
             print_diagnostics(&diagnostics);

@@ -7,11 +7,12 @@ use std::process::ExitCode;
 use super::args::{ConfigArgs, Format};
 use super::compose::{compose_path, load_stack};
 use crate::images::{digest_file, ImageStore};
+use crate::runtime::RuntimeConfig;
 use crate::spec::{self, ImageRef, Stack};
 
-pub(super) fn config(images: &ImageStore, args: ConfigArgs) -> anyhow::Result<ExitCode> {
+pub(super) fn config(images: &ImageStore, runtime: &RuntimeConfig, args: ConfigArgs) -> anyhow::Result<ExitCode> {
     let path = compose_path(args.file.file.as_deref().or(args.positional.as_deref()))?;
-    let Some(stack) = load_stack(images, &path, args.strict) else {
+    let Some(stack) = load_stack(images, runtime, &path, args.strict) else {
         return Ok(ExitCode::from(1));
     };
     if args.quiet {

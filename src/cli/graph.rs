@@ -189,9 +189,14 @@ pub fn render(stack: &Stack, live: &[ContainerInfo], format: GraphFormat) -> Str
     out
 }
 
-pub(super) fn graph(images: &ImageStore, project: &ProjectArgs, format: GraphFormat) -> anyhow::Result<ExitCode> {
+pub(super) fn graph(
+    images: &ImageStore,
+    runtime: &crate::runtime::RuntimeConfig,
+    project: &ProjectArgs,
+    format: GraphFormat,
+) -> anyhow::Result<ExitCode> {
     let path = super::compose::compose_path(project.file.as_deref())?;
-    let Some(stack) = super::compose::load_stack(images, &path, false) else {
+    let Some(stack) = super::compose::load_stack(images, runtime, &path, false) else {
         return Ok(ExitCode::from(1));
     };
     let live: Vec<ContainerInfo> = Client::for_project(project.project.as_deref().unwrap_or(&stack.name))

@@ -62,10 +62,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut runtime_config = runtime_config(cli.global.memory_reservation.as_deref())?;
     crate::runtime::stack::apply(&mut runtime_config, cli.global.max_wasm_stack.as_deref())?;
     match cli.command {
-        Command::Config(args) => config::config(&images, args),
+        Command::Config(args) => config::config(&images, &runtime_config, args),
         Command::Up(args) => serve::up(&images, &runtime_config, &cli.global, args),
         Command::Client(command) => command.run(),
-        Command::Graph(args) => graph::graph(&images, &args.project, args.format),
+        Command::Graph(args) => graph::graph(&images, &runtime_config, &args.project, args.format),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "shoal", &mut std::io::stdout());

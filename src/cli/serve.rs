@@ -33,7 +33,7 @@ pub(super) fn up(
 ) -> anyhow::Result<ExitCode> {
     let (file_target, services) = split_targets(&args.targets);
     let path = super::compose_path(args.file.file.as_deref().or(file_target.as_deref()))?;
-    let Some(stack) = load_stack(images, &path, false) else {
+    let Some(stack) = load_stack(images, runtime_config, &path, false) else {
         return Ok(ExitCode::from(1));
     };
     let stack = controller::select_containers(stack, &services)?;

@@ -17,10 +17,9 @@ pub enum MemError {
     NotUtf8 { ptr: u32 },
 }
 
-/// The guest's memory, through its `memory` export (SDK guests import `env.memory` and
-/// export it again).
 /// The guest's linear memory: its `memory` export (SDK guests export the memory they
-/// import), else the memory the runtime created for its `env.memory` import.
+/// import, and the image loader adds that export to modules that only import it), else
+/// the memory the runtime created for its `env.memory` import.
 pub fn guest_memory<T>(caller: &mut Caller<'_, T>, get: super::Get<T>) -> Result<Memory, MemError> {
     match caller.get_export("memory") {
         Some(Extern::Memory(m)) => Ok(m),

@@ -290,7 +290,15 @@ impl ImageStore {
         digest: ImageDigest,
         started: Instant,
     ) -> Result<LoadedModule, ImageError> {
-        let cached = self.cache_path(engine, &digest);
+        // A module that imports its memory without exporting it gets the export WASI
+        // needs (see `as_runnable`); the cache is keyed by the bytes really compiled.
+        let runnable = as_runnable(file, bytes)?;
+        let cache_key = match &runnable {
+            std::borrow::Cow::Borrowed(_) => digest.clone(),
+            std::borrow::Cow::Owned(rewritten) => ImageDigest::of(rewritten),
+        };
+        let bytes: &[u8] = &runnable;
+        let cached = self.cache_path(engine, &cache_key);
         if cached.is_file() {
             // SAFETY: the cache directory is written only by this code, from modules this
             // same engine configuration compiled; wasmtime still checks the header and the
@@ -363,6 +371,22 @@ pub fn validate_wasm(path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
         path: path.to_path_buf(),
         message,
     })
+}
+
+/// The bytes shoal compiles for a `.wasm` image: the file's own, or, for a module that
+/// imports its memory without exporting it (`--import-memory` alone, as Debian 12's
+/// wasm-ld 14 links), the same module plus a `memory` export of that memory, which WASI
+/// preview 1 reads guest memory through (`shoal_abi::module::export_memory_if_missing`).
+#[cfg(feature = "compiler")]
+pub fn as_runnable<'a>(path: &Path, bytes: &'a [u8]) -> Result<std::borrow::Cow<'a, [u8]>, ImageError> {
+    match module::export_memory_if_missing(bytes) {
+        Ok(Some(rewritten)) => Ok(std::borrow::Cow::Owned(rewritten)),
+        Ok(None) => Ok(std::borrow::Cow::Borrowed(bytes)),
+        Err(e) => Err(ImageError::Invalid {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        }),
+    }
 }
 
 /// Sha256 of a file, for `shoal config`.
@@ -464,5 +488,30 @@ mod tests {
             store.load_module(&engine, &file).unwrap().source,
             ModuleSource::Compiled
         );
+    }
+
+    /// A module that only imports its memory is compiled with a `memory` export added, and
+    /// cached under the digest of what was compiled; its own digest stays the file's.
+    #[test]
+    #[cfg(feature = "compiler")]
+    fn an_imported_only_memory_is_exported_and_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::new(dir.path());
+        let file = dir.path().join("m.wasm");
+        let wasm =
+            wat::parse_str(r#"(module (import "env" "memory" (memory 2 64)) (func (export "_start")))"#).unwrap();
+        fs::write(&file, &wasm).unwrap();
+        let engine = Engine::default();
+        let loaded = store.load_module(&engine, &file).unwrap();
+        assert_eq!(loaded.digest, ImageDigest::of(&wasm));
+        assert!(matches!(
+            loaded.module.get_export("memory"),
+            Some(wasmtime::ExternType::Memory(_))
+        ));
+        let rewritten = module::export_memory_if_missing(&wasm).unwrap().unwrap();
+        assert!(store.cache_path(&engine, &ImageDigest::of(&rewritten)).is_file());
+        let again = store.load_module(&engine, &file).unwrap();
+        assert_eq!(again.source, ModuleSource::Cached);
+        assert!(again.module.get_export("memory").is_some());
     }
 }

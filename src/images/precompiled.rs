@@ -96,11 +96,15 @@ impl CrossCompiler {
             });
         }
         super::validate_wasm(source, &bytes)?;
-        self.engine.precompile_module(&bytes).map_err(|e| ImageError::Compile {
-            path: source.to_path_buf(),
-            target: self.target.clone(),
-            reason: lowercase_first(&format!("{e:#}")),
-        })
+        // The same bytes the compile cache would compile (an imported-only memory exported).
+        let runnable = super::as_runnable(source, &bytes)?;
+        self.engine
+            .precompile_module(&runnable)
+            .map_err(|e| ImageError::Compile {
+                path: source.to_path_buf(),
+                target: self.target.clone(),
+                reason: lowercase_first(&format!("{e:#}")),
+            })
     }
 
     /// Compile `source` and write it to [`output_path`]; returns that path.

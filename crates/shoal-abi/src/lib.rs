@@ -11,6 +11,8 @@
 
 pub mod functions;
 pub mod module;
+pub mod shape;
+pub mod wasi;
 
 use std::str::FromStr;
 

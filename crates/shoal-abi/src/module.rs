@@ -106,6 +106,109 @@ pub fn function_imports(bytes: &[u8]) -> Result<Vec<(String, String)>, InvalidMo
     Ok(imports)
 }
 
+/// The export name WASI preview 1 reads guest memory through (wasmtime-wasi looks the
+/// caller's `memory` export up on every call that takes a pointer).
+pub const MEMORY_EXPORT: &str = "memory";
+
+/// An export as read: name, kind, index.
+type ExportEntry = (String, wasmparser::ExternalKind, u32);
+
+/// Give a module that does not export `memory` an export of its first memory under that
+/// name; `Ok(None)` when nothing needs to change (it exports `memory` already, or has no
+/// memory at all).
+///
+/// Why: modules linked with `--import-memory` alone (Debian 12's wasm-ld 14 has no
+/// `--export-memory`, older Ocre SDK toolchains linked that way) import `env.memory` and
+/// never export it. shoal creates that memory itself, but WASI preview 1 in wasmtime finds
+/// guest memory only through the instance's `memory` export, so the first `fd_write`
+/// ended the container with "missing required memory export". Adding one export entry
+/// changes nothing else: every other section is copied byte for byte, and the memory the
+/// instance exports is the very memory shoal supplied. The image store compiles (and
+/// `shoal images compile` precompiles) the rewritten bytes, so both paths behave alike.
+pub fn export_memory_if_missing(bytes: &[u8]) -> Result<Option<Vec<u8>>, InvalidModule> {
+    use wasmparser::{ExternalKind, Payload, TypeRef};
+    let mut sections: Vec<(u8, std::ops::Range<usize>)> = Vec::new();
+    // Where the export section is among the sections, and its entries.
+    let mut exports: Option<(usize, Vec<ExportEntry>)> = None;
+    let mut has_memory = false;
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        let payload = payload?;
+        match &payload {
+            Payload::ImportSection(section) => {
+                for import in section.clone() {
+                    has_memory |= matches!(import?.ty, TypeRef::Memory(_));
+                }
+            }
+            Payload::MemorySection(section) => has_memory |= section.count() > 0,
+            Payload::ExportSection(section) => {
+                let mut list = Vec::new();
+                for export in section.clone() {
+                    let export = export?;
+                    if export.name == MEMORY_EXPORT {
+                        return Ok(None);
+                    }
+                    list.push((export.name.to_string(), export.kind, export.index));
+                }
+                exports = Some((sections.len(), list));
+            }
+            _ => {}
+        }
+        if let Some(section) = payload.as_section() {
+            sections.push(section);
+        }
+    }
+    if !has_memory {
+        return Ok(None);
+    }
+    // Sections after the export section in the binary order: start, element, data count,
+    // code, data. A new export section goes before the first of them.
+    const AFTER_EXPORT: [u8; 5] = [8, 9, 12, 10, 11];
+    let (at, mut list) = exports.unwrap_or_else(|| {
+        let at = sections
+            .iter()
+            .position(|(id, _)| AFTER_EXPORT.contains(id))
+            .unwrap_or(sections.len());
+        (at, Vec::new())
+    });
+    list.push((MEMORY_EXPORT.to_string(), ExternalKind::Memory, 0));
+    let mut export_section = wasm_encoder::ExportSection::new();
+    for (name, kind, index) in &list {
+        let kind = match kind {
+            ExternalKind::Func => wasm_encoder::ExportKind::Func,
+            ExternalKind::Table => wasm_encoder::ExportKind::Table,
+            ExternalKind::Memory => wasm_encoder::ExportKind::Memory,
+            ExternalKind::Global => wasm_encoder::ExportKind::Global,
+            ExternalKind::Tag => wasm_encoder::ExportKind::Tag,
+        };
+        export_section.export(name, kind, *index);
+    }
+    let replaces_existing = exports_existed(&sections, at);
+    let mut module = wasm_encoder::Module::new();
+    for (i, (id, range)) in sections.iter().enumerate() {
+        if i == at {
+            module.section(&export_section);
+            if replaces_existing {
+                continue;
+            }
+        }
+        let data = bytes.get(range.clone()).ok_or(InvalidModule {
+            message: "section extends past the end of the file".into(),
+            offset: range.start,
+        })?;
+        module.section(&wasm_encoder::RawSection { id: *id, data });
+    }
+    if at == sections.len() {
+        module.section(&export_section);
+    }
+    Ok(Some(module.finish()))
+}
+
+/// Whether the section at `at` is the module's own export section (7), to be replaced
+/// rather than preceded.
+fn exports_existed(sections: &[(u8, std::ops::Range<usize>)], at: usize) -> bool {
+    sections.get(at).is_some_and(|(id, _)| *id == 7)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,5 +244,57 @@ mod tests {
         let module = b"\0asm\x01\0\0\0\x01\x04\x01\x60\0\0\x02\x12\x02\x03env\x01f\0\0\x03env\x01m\x02\0\x01";
         assert_eq!(function_imports(module), Ok(vec![("env".to_string(), "f".to_string())]));
         assert!(function_imports(b"\0asm\x01\0\0\0\x02\x05").is_err());
+    }
+
+    fn memory_exports(bytes: &[u8]) -> Vec<(String, u32)> {
+        let mut found = Vec::new();
+        for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+            if let wasmparser::Payload::ExportSection(section) = payload.unwrap() {
+                for export in section {
+                    let export = export.unwrap();
+                    if export.kind == wasmparser::ExternalKind::Memory {
+                        found.push((export.name.to_string(), export.index));
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn an_imported_memory_gets_its_export() {
+        // (import "env" "memory" (memory 2 64)), a function, a data segment, a custom
+        // section: written by hand so this crate needs no assembler.
+        let module = b"\0asm\x01\0\0\0\
+            \x01\x04\x01\x60\0\0\
+            \x02\x10\x01\x03env\x06memory\x02\x01\x02\x40\
+            \x03\x02\x01\0\
+            \x0a\x04\x01\x02\0\x0b\
+            \x0b\x07\x01\0\x41\x08\x0b\x01\x2a\
+            \0\x04\x03abc";
+        validate(module).unwrap();
+        let rewritten = export_memory_if_missing(module).unwrap().unwrap();
+        validate(&rewritten).unwrap();
+        assert_eq!(memory_exports(&rewritten), [("memory".to_string(), 0)]);
+        // Everything else is kept: the export section is inserted, nothing removed.
+        assert_eq!(rewritten.len(), module.len() + 12);
+        assert!(rewritten.ends_with(b"\0\x04\x03abc"));
+        // Done once: a module that exports `memory` is left alone.
+        assert_eq!(export_memory_if_missing(&rewritten).unwrap(), None);
+    }
+
+    #[test]
+    fn existing_exports_are_kept_and_memoryless_modules_left_alone() {
+        // (memory 1) (func (export "_start")), no memory export.
+        let module = b"\0asm\x01\0\0\0\x01\x04\x01\x60\0\0\x03\x02\x01\0\x05\x03\x01\0\x01\
+            \x07\x0a\x01\x06_start\0\0\x0a\x04\x01\x02\0\x0b";
+        validate(module).unwrap();
+        let rewritten = export_memory_if_missing(module).unwrap().unwrap();
+        validate(&rewritten).unwrap();
+        assert_eq!(memory_exports(&rewritten), [("memory".to_string(), 0)]);
+        let shape = crate::shape::ModuleShape::parse(&rewritten).unwrap();
+        let names: Vec<&str> = shape.exports.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["_start", "memory"]);
+        assert_eq!(export_memory_if_missing(b"\0asm\x01\0\0\0").unwrap(), None);
     }
 }
