@@ -21,7 +21,7 @@ use crate::images::ImageStore;
 use crate::logs::{LogSink, Stream};
 use crate::procstat::{self, Reclamation};
 use crate::runtime::Runtime;
-use crate::spec::{render_diagnostics, ImageRef, Stack};
+use crate::spec::{render_diagnostics, ContainerName, ImageRef, Stack};
 use crate::supervisor::{self, Deployed, LoadedImage, StackReport, Supervisor, SupervisorError};
 use crate::watch::FileWatcher;
 
@@ -435,7 +435,7 @@ pub fn select_containers(mut stack: Stack, wanted: &[String]) -> Result<Stack, U
     if wanted.is_empty() {
         return Ok(stack);
     }
-    let mut keep: BTreeSet<String> = BTreeSet::new();
+    let mut keep: BTreeSet<ContainerName> = BTreeSet::new();
     for name in wanted {
         let matched: Vec<_> = stack
             .containers

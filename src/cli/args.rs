@@ -284,8 +284,8 @@ pub(super) struct RunArgs {
     #[arg(long = "cap", value_name = "NAME")]
     pub(super) caps: Vec<String>,
     /// Container name [default: the image's file stem]
-    #[arg(long)]
-    pub(super) name: Option<String>,
+    #[arg(long, value_parser = verbs::parse_name::<crate::spec::ContainerName>)]
+    pub(super) name: Option<crate::spec::ContainerName>,
     /// Linear memory limit, e.g. 1MiB
     #[arg(long, value_name = "SIZE")]
     pub(super) memory: Option<String>,

@@ -103,7 +103,7 @@ fn serve(
     options.book = Some(book.clone());
     let executor = tokio_runtime()?;
     let info = Info {
-        project: stack.name.clone(),
+        project: stack.name.to_string(),
         file: stack.file.clone(),
         pid: std::process::id(),
         version: env!("CARGO_PKG_VERSION").to_owned(),

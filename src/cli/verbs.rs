@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::str::FromStr;
 
 use clap::Args;
 
@@ -15,13 +16,14 @@ use super::OutputFormat as Format;
 use crate::control::cmd::{self, down, events, info, lifecycle, logs::LogsRequest, ps, stats, topics};
 use crate::control::{self, Client, ControlError, Request};
 use crate::procstat::{unix_now, unix_seconds};
+use crate::spec::{InvalidName, ProjectName};
 
 /// Which running stack a command talks to.
 #[derive(Args, Debug, Clone, Default)]
 pub struct ProjectArgs {
     /// Project name (see `shoal ls`) [default: from -f, or the compose file here, or the only running stack]
-    #[arg(short = 'p', long = "project", value_name = "NAME")]
-    pub project: Option<String>,
+    #[arg(short = 'p', long = "project", value_name = "NAME", value_parser = parse_name::<ProjectName>)]
+    pub project: Option<ProjectName>,
     /// Compose file whose project to use
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: Option<PathBuf>,
@@ -32,10 +34,10 @@ impl ProjectArgs {
     /// folder), else the only running stack.
     pub fn resolve(&self) -> anyhow::Result<String> {
         if let Some(project) = &self.project {
-            return Ok(project.clone());
+            return Ok(project.to_string());
         }
         if let Ok(file) = super::compose::compose_path(self.file.as_deref()) {
-            return Ok(project_of_file(&file));
+            return Ok(project_of_file(&file).into_string());
         }
         match control::running_projects().as_slice() {
             [only] => Ok(only.clone()),
@@ -60,9 +62,15 @@ impl ProjectArgs {
     }
 }
 
+/// `-p NAME` (and `run --name`): refused at the flag when it breaks the name rule, with the
+/// rule and a fix.
+pub(super) fn parse_name<N: FromStr<Err = InvalidName>>(text: &str) -> Result<N, String> {
+    text.parse::<N>().map_err(|e| format!("{e}\n  hint: {}", e.hint()))
+}
+
 /// The project name of a compose file, even when the file does not validate (then the
 /// folder's name, which is what an unnamed stack is called).
-pub fn project_of_file(file: &Path) -> String {
+pub fn project_of_file(file: &Path) -> ProjectName {
     let env: std::collections::HashMap<String, String> = std::env::vars().collect();
     let options = crate::spec::LoadOptions {
         env: &env,
@@ -75,7 +83,7 @@ pub fn project_of_file(file: &Path) -> String {
                 .ok()
                 .and_then(|f| f.parent().map(Path::to_path_buf))
                 .unwrap_or_default();
-            crate::spec::ProjectName::from_dir(&dir).into_string()
+            ProjectName::from_dir(&dir)
         }
     }
 }
@@ -91,8 +99,8 @@ pub fn top(project: &ProjectArgs) -> anyhow::Result<ExitCode> {
 #[derive(Args, Debug)]
 pub struct LogsArgs {
     /// Project name [default: from --file, or the compose file here, or the only running stack]
-    #[arg(short = 'p', long = "project", value_name = "NAME")]
-    pub project: Option<String>,
+    #[arg(short = 'p', long = "project", value_name = "NAME", value_parser = parse_name::<ProjectName>)]
+    pub project: Option<ProjectName>,
     /// Compose file whose project to use (`-f` means --follow here, as in Docker)
     #[arg(long = "file", value_name = "FILE")]
     pub file: Option<PathBuf>,
@@ -194,5 +202,21 @@ mod tests {
         assert!((now - ten_minutes_ago - 600.0).abs() < 5.0);
         assert_eq!(parse_since("2026-11-28T10:00:00Z").expect("time"), 1_795_860_000.0);
         assert!(parse_since("yesterday").is_err());
+    }
+
+    #[test]
+    fn names_are_checked_at_the_flag() {
+        use clap::Parser;
+        let refused = |args: &[&str]| super::super::Cli::try_parse_from(args).unwrap_err().to_string();
+        let e = refused(&["shoal", "ps", "-p", "Line 3"]);
+        assert!(e.contains("--project") && e.contains("lowercase letters") && e.contains("`line3`"), "{e}");
+        let long = "a".repeat(64);
+        let e = refused(&["shoal", "down", "-p", &long]);
+        assert!(e.contains("at most 63") && e.contains("socket"), "{e}");
+        let e = refused(&["shoal", "logs", "--project=_x"]);
+        assert!(e.contains("--project"), "{e}");
+        let e = refused(&["shoal", "run", "--name", "My App", "x.wasm"]);
+        assert!(e.contains("--name") && e.contains("`myapp`"), "{e}");
+        assert!(super::super::Cli::try_parse_from(["shoal", "ps", "-p", "line-3"]).is_ok());
     }
 }

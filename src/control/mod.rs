@@ -48,6 +48,10 @@ pub enum ControlError {
         #[source]
         source: std::io::Error,
     },
+    /// The kernel limits a Unix socket's path (`sun_path`); names are kept short enough for
+    /// the usual runtime folders, so only a long `SHOAL_RUNTIME_DIR` gets here.
+    #[error("the control socket path {path} is {len} bytes; the kernel allows at most {max}\n  hint: set SHOAL_RUNTIME_DIR to a shorter folder", len = path.as_os_str().len(), max = MAX_SOCKET_PATH)]
+    SocketPathTooLong { path: PathBuf },
     #[error("project `{project}` is not running (no live socket at {path})")]
     NotRunning { project: String, path: PathBuf },
     #[error("cannot talk to {path}: {source}")]
@@ -94,6 +98,9 @@ pub fn ensure_runtime_dir() -> Result<PathBuf, ControlError> {
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(error)?;
     Ok(dir)
 }
+
+/// Longest socket path the kernel binds: `sun_path` is 108 bytes with its closing NUL.
+pub const MAX_SOCKET_PATH: usize = 107;
 
 pub fn socket_path(project: &str) -> PathBuf {
     runtime_dir().join(format!("{project}.sock"))

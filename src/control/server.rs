@@ -50,6 +50,9 @@ impl Server {
     pub fn bind(project: &str) -> Result<(Server, Option<String>), ControlError> {
         ensure_runtime_dir()?;
         let path = socket_path(project);
+        if path.as_os_str().len() > super::MAX_SOCKET_PATH {
+            return Err(ControlError::SocketPathTooLong { path });
+        }
         let mut note = None;
         if path.exists() {
             if is_live(&path) {

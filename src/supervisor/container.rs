@@ -115,8 +115,8 @@ impl ContainerStatus {
         let running = matches!(life.state, State::Running);
         let c = &self.counters;
         ContainerInfo {
-            name: spec.name.clone(),
-            service: spec.service.clone(),
+            name: spec.name.to_string(),
+            service: spec.service.to_string(),
             image: short_digest(digest),
             state,
             exit,

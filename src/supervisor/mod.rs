@@ -147,7 +147,7 @@ impl Supervisor {
     }
 
     pub fn names(&self) -> Vec<String> {
-        self.containers.iter().map(|c| c.spec.name.clone()).collect()
+        self.containers.iter().map(|c| c.spec.name.to_string()).collect()
     }
 
     /// Containers that have ended and will not run again by themselves.
@@ -239,7 +239,7 @@ impl Supervisor {
             prepared,
             deps,
         };
-        let name = container.spec.name.clone();
+        let name = container.spec.name.to_string();
         let ended = self.ended_tx.clone();
         let handle = tokio::spawn(async move {
             let outcome = launch.run().await;

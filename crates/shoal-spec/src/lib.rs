@@ -43,7 +43,7 @@ use std::path::{Path, PathBuf};
 pub use diagnostic::{render_diagnostics, Diagnostic, Severity};
 pub use digest::{ImageDigest, InvalidDigest};
 pub use model::*;
-pub use names::ProjectName;
+pub use names::{InvalidName, MAX_NAME_LEN};
 pub use schema::json_schema;
 
 /// What `load` needs from the outside world, passed in so `spec` stays free of global state.
@@ -130,7 +130,7 @@ pub fn load_str(text: &str, path: &Path, opts: &LoadOptions) -> Result<(Stack, V
     let name = decoded
         .name
         .clone()
-        .unwrap_or_else(|| names::ProjectName::from_dir(&dir).into_string());
+        .unwrap_or_else(|| ProjectName::from_dir(&dir));
     let mut bridges = std::mem::take(&mut decoded.bridges);
     bridges::fill_client_ids(&mut bridges, &name, &mut ctx);
 
