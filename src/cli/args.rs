@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use super::{compile, graph, verbs};
 use crate::bench;
+use crate::spec::units::ByteSize;
 
 #[derive(Parser, Debug)]
 #[command(name = "shoal", version, about = "Run a stack of WebAssembly containers in one small process", long_about = None)]
@@ -25,10 +26,10 @@ pub(super) struct GlobalArgs {
     pub(super) data_dir: Option<PathBuf>,
     /// Address space reserved per linear memory, e.g. 8MiB (see README: memory sizing)
     #[arg(long, global = true, value_name = "SIZE", env = "SHOAL_MEMORY_RESERVATION")]
-    pub(super) memory_reservation: Option<String>,
+    pub(super) memory_reservation: Option<ByteSize>,
     /// Deepest wasm stack any container may use, e.g. 1MiB [default: 512KiB] (engine-wide; see README: limits)
     #[arg(long, global = true, value_name = "SIZE", env = "SHOAL_MAX_WASM_STACK")]
-    pub(super) max_wasm_stack: Option<String>,
+    pub(super) max_wasm_stack: Option<ByteSize>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -202,7 +203,7 @@ pub(super) struct DownArgs {
     pub(super) verify: bool,
     /// Residue allowed by --verify
     #[arg(long, value_name = "SIZE", default_value = "1MiB")]
-    pub(super) threshold: String,
+    pub(super) threshold: ByteSize,
 }
 
 #[derive(Args, Debug)]

@@ -217,10 +217,10 @@ fn spawn_detached(
         command.arg("--data-dir").arg(dir);
     }
     if let Some(size) = &global.memory_reservation {
-        command.arg("--memory-reservation").arg(size);
+        command.arg("--memory-reservation").arg(size.to_string());
     }
     if let Some(size) = &global.max_wasm_stack {
-        command.arg("--max-wasm-stack").arg(size);
+        command.arg("--max-wasm-stack").arg(size.to_string());
     }
     command
         .arg("up")

@@ -16,6 +16,7 @@ use super::OutputFormat as Format;
 use crate::control::cmd::{self, down, events, info, lifecycle, logs::LogsRequest, ps, stats, topics};
 use crate::control::{self, Client, ControlError, Request};
 use crate::procstat::{unix_now, unix_seconds};
+use crate::spec::units::{ByteSize, Span};
 use crate::spec::{InvalidName, ProjectName};
 
 /// Which running stack a command talks to.
@@ -111,8 +112,8 @@ pub struct LogsArgs {
     #[arg(short = 'n', long, value_name = "N")]
     pub tail: Option<usize>,
     /// Only lines since a time: a duration (10m, 1h30m) or RFC 3339 (2026-11-28T10:00:00Z)
-    #[arg(long, value_name = "WHEN")]
-    pub since: Option<String>,
+    #[arg(long, value_name = "WHEN", value_parser = parse_since)]
+    pub since: Option<f64>,
     /// Prefix each line with its time
     #[arg(short = 't', long)]
     pub timestamps: bool,
@@ -125,7 +126,7 @@ pub struct LogsArgs {
 }
 
 pub fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
-    let since = args.since.as_deref().map(parse_since).transpose()?;
+    let since = args.since;
     let project = ProjectArgs {
         project: args.project.clone(),
         file: args.file.clone(),
@@ -152,16 +153,16 @@ pub fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
     Ok(cmd::logs::print(&client, request, args.timestamps, &printer)?)
 }
 
-fn parse_since(text: &str) -> anyhow::Result<f64> {
+/// `--since`: a time (RFC 3339) or a duration back from now, as seconds since the Unix epoch
+/// (the form the logs request carries). Refused at the flag when it is neither.
+fn parse_since(text: &str) -> Result<f64, String> {
     if let Ok(when) = humantime::parse_rfc3339_weak(text) {
         return Ok(unix_seconds(when));
     }
-    let ago = humantime::parse_duration(text).map_err(|_| {
-        anyhow::anyhow!(
-            "invalid --since `{text}`\n  hint: a duration such as 10m or 2h, or a time such as 2026-11-28T10:00:00Z"
-        )
+    let ago: Span = text.parse().map_err(|e| {
+        format!("{e}\n  hint: a duration such as 10m or 2h, or a time such as 2026-11-28T10:00:00Z")
     })?;
-    Ok(unix_now() - ago.as_secs_f64())
+    Ok(unix_now() - ago.duration().as_secs_f64())
 }
 
 pub fn stats(project: &ProjectArgs, no_stream: bool, format: Format) -> anyhow::Result<ExitCode> {
@@ -177,10 +178,8 @@ pub fn lifecycle(project: &ProjectArgs, request: Request) -> anyhow::Result<Exit
     Ok(lifecycle::print(&project.client()?, request)?)
 }
 
-pub fn down(project: &ProjectArgs, verify: bool, threshold: &str) -> anyhow::Result<ExitCode> {
-    let threshold_bytes = crate::spec::units::parse_memory(threshold)
-        .map_err(|e| anyhow::anyhow!("invalid --threshold `{threshold}`: {e}"))?;
-    Ok(down::print(&project.resolve()?, verify, threshold_bytes)?)
+pub fn down(project: &ProjectArgs, verify: bool, threshold: ByteSize) -> anyhow::Result<ExitCode> {
+    Ok(down::print(&project.resolve()?, verify, threshold.bytes())?)
 }
 
 pub fn ls(format: Format) -> anyhow::Result<ExitCode> {
@@ -218,5 +217,25 @@ mod tests {
         let e = refused(&["shoal", "run", "--name", "My App", "x.wasm"]);
         assert!(e.contains("--name") && e.contains("`myapp`"), "{e}");
         assert!(super::super::Cli::try_parse_from(["shoal", "ps", "-p", "line-3"]).is_ok());
+    }
+
+    #[test]
+    fn sizes_and_durations_are_checked_at_the_flag() {
+        use super::super::args::Command;
+        use clap::Parser;
+        let refused = |args: &[&str]| super::super::Cli::try_parse_from(args).unwrap_err().to_string();
+        let e = refused(&["shoal", "down", "--threshold", "12 parsecs"]);
+        assert!(e.contains("--threshold") && e.contains("use B, KiB, MiB"), "{e}");
+        let e = refused(&["shoal", "--memory-reservation", "lots", "ps"]);
+        assert!(e.contains("--memory-reservation") && e.contains("invalid memory size `lots`"), "{e}");
+        let e = refused(&["shoal", "--max-wasm-stack", "deep", "ps"]);
+        assert!(e.contains("--max-wasm-stack"), "{e}");
+        let e = refused(&["shoal", "logs", "--since", "10"]);
+        assert!(e.contains("--since") && e.contains("no unit") && e.contains("hint"), "{e}");
+        let cli = super::super::Cli::try_parse_from(["shoal", "down", "--threshold", "512KiB"]).unwrap();
+        let Command::Down(down) = cli.command else {
+            panic!("parsed as down")
+        };
+        assert_eq!(down.threshold, ByteSize(512 << 10));
     }
 }
