@@ -292,7 +292,7 @@ impl Controller {
         let digest = |spec: &crate::spec::ContainerSpec| {
             modules
                 .get(&spec.image)
-                .map(|image| image.digest.clone())
+                .map(|image| image.digest.to_string())
                 .unwrap_or_default()
         };
         let plan = supervisor::diff(&self.supervisor.deployed(), &Deployed::all(&desired, digest));

@@ -97,7 +97,7 @@ fn command_line_stack(name: &str, image: &Path, args: &RunArgs) -> anyhow::Resul
     }
     let document = serde_json::json!({ "name": name, "containers": { name: container } });
     let env: HashMap<String, String> = HashMap::new();
-    let no_store = |_: &str| None;
+    let no_store = |_: &spec::ImageDigest| None;
     let options = spec::LoadOptions {
         env: &env,
         lookup_digest: &no_store,

@@ -51,7 +51,7 @@ pub struct LoadOptions<'a> {
     /// Environment for `${VAR}` interpolation (callers pass std::env::vars()).
     pub env: &'a HashMap<String, String>,
     /// Resolve `sha256:<hex>` image references against the image store: returns the stored .wasm path or None.
-    pub lookup_digest: &'a dyn Fn(&str) -> Option<PathBuf>,
+    pub lookup_digest: &'a dyn Fn(&ImageDigest) -> Option<PathBuf>,
 }
 
 /// File names tried by [`find_compose_file`], in order.

@@ -25,8 +25,8 @@ fn golden_env() -> HashMap<String, String> {
         .collect()
 }
 
-fn lookup(d: &str) -> Option<PathBuf> {
-    (d == KNOWN_DIGEST).then(|| PathBuf::from("/store/aaaa.wasm"))
+fn lookup(d: &ImageDigest) -> Option<PathBuf> {
+    (d.to_string() == KNOWN_DIGEST).then(|| PathBuf::from("/store/aaaa.wasm"))
 }
 
 /// Renders a load result as the CLI would print it, with the machine-specific package root

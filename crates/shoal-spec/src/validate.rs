@@ -24,7 +24,7 @@ fn check_image(d: &Draft, checked: &mut HashMap<PathBuf, bool>, ctx: &mut Ctx) -
                 return None;
             }
         };
-        if (ctx.opts.lookup_digest)(image).is_none() {
+        if (ctx.opts.lookup_digest)(&digest).is_none() {
             ctx.error(
                 *pos,
                 &key,
