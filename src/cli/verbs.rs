@@ -159,9 +159,9 @@ fn parse_since(text: &str) -> Result<f64, String> {
     if let Ok(when) = humantime::parse_rfc3339_weak(text) {
         return Ok(unix_seconds(when));
     }
-    let ago: Span = text.parse().map_err(|e| {
-        format!("{e}\n  hint: a duration such as 10m or 2h, or a time such as 2026-11-28T10:00:00Z")
-    })?;
+    let ago: Span = text
+        .parse()
+        .map_err(|e| format!("{e}\n  hint: a duration such as 10m or 2h, or a time such as 2026-11-28T10:00:00Z"))?;
     Ok(unix_now() - ago.duration().as_secs_f64())
 }
 
@@ -208,7 +208,10 @@ mod tests {
         use clap::Parser;
         let refused = |args: &[&str]| super::super::Cli::try_parse_from(args).unwrap_err().to_string();
         let e = refused(&["shoal", "ps", "-p", "Line 3"]);
-        assert!(e.contains("--project") && e.contains("lowercase letters") && e.contains("`line3`"), "{e}");
+        assert!(
+            e.contains("--project") && e.contains("lowercase letters") && e.contains("`line3`"),
+            "{e}"
+        );
         let long = "a".repeat(64);
         let e = refused(&["shoal", "down", "-p", &long]);
         assert!(e.contains("at most 63") && e.contains("socket"), "{e}");
@@ -227,11 +230,17 @@ mod tests {
         let e = refused(&["shoal", "down", "--threshold", "12 parsecs"]);
         assert!(e.contains("--threshold") && e.contains("use B, KiB, MiB"), "{e}");
         let e = refused(&["shoal", "--memory-reservation", "lots", "ps"]);
-        assert!(e.contains("--memory-reservation") && e.contains("invalid memory size `lots`"), "{e}");
+        assert!(
+            e.contains("--memory-reservation") && e.contains("invalid memory size `lots`"),
+            "{e}"
+        );
         let e = refused(&["shoal", "--max-wasm-stack", "deep", "ps"]);
         assert!(e.contains("--max-wasm-stack"), "{e}");
         let e = refused(&["shoal", "logs", "--since", "10"]);
-        assert!(e.contains("--since") && e.contains("no unit") && e.contains("hint"), "{e}");
+        assert!(
+            e.contains("--since") && e.contains("no unit") && e.contains("hint"),
+            "{e}"
+        );
         let cli = super::super::Cli::try_parse_from(["shoal", "down", "--threshold", "512KiB"]).unwrap();
         let Command::Down(down) = cli.command else {
             panic!("parsed as down")

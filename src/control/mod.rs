@@ -102,6 +102,17 @@ pub fn ensure_runtime_dir() -> Result<PathBuf, ControlError> {
 /// Longest socket path the kernel binds: `sun_path` is 108 bytes with its closing NUL.
 pub const MAX_SOCKET_PATH: usize = 107;
 
+/// Refuses a socket path the kernel would not bind, with a message saying what to change
+/// (instead of the kernel's bare "path must be shorter than SUN_LEN").
+pub fn check_socket_path(path: &Path) -> Result<(), ControlError> {
+    if path.as_os_str().len() > MAX_SOCKET_PATH {
+        return Err(ControlError::SocketPathTooLong {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
 pub fn socket_path(project: &str) -> PathBuf {
     runtime_dir().join(format!("{project}.sock"))
 }
@@ -150,5 +161,23 @@ pub fn notify_systemd_ready() {
         }
     } else {
         let _ = sender.send_to(message.as_bytes(), PathBuf::from(socket));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_paths_past_the_kernel_limit_are_refused_with_a_fix() {
+        let longest_name = "a".repeat(crate::spec::MAX_NAME_LEN);
+        let usual = PathBuf::from(format!("/run/user/1000/shoal/{longest_name}.sock"));
+        assert!(check_socket_path(&usual).is_ok());
+        let deep = PathBuf::from(format!("/{}/{longest_name}.sock", "d".repeat(60)));
+        let message = check_socket_path(&deep).unwrap_err().to_string();
+        assert!(
+            message.contains("at most 107") && message.contains("SHOAL_RUNTIME_DIR"),
+            "{message}"
+        );
     }
 }

@@ -30,7 +30,9 @@ impl Board {
     /// One row per container, in start order.
     pub fn infos(&self) -> Vec<ContainerInfo> {
         let rows = self.lock().clone();
-        rows.iter().map(|row| row.status.info(&row.spec, row.digest.as_ref())).collect()
+        rows.iter()
+            .map(|row| row.status.info(&row.spec, row.digest.as_ref()))
+            .collect()
     }
 
     /// Add one row, not a new board: `shoal bench` adds 10,000 containers one by one.

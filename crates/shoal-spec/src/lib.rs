@@ -127,10 +127,7 @@ pub fn load_str(text: &str, path: &Path, opts: &LoadOptions) -> Result<(Stack, V
 
     let mut decoded = decode::decode(&root, &mut ctx);
     let containers = validate::assemble(&decoded, &mut ctx);
-    let name = decoded
-        .name
-        .clone()
-        .unwrap_or_else(|| ProjectName::from_dir(&dir));
+    let name = decoded.name.clone().unwrap_or_else(|| ProjectName::from_dir(&dir));
     let mut bridges = std::mem::take(&mut decoded.bridges);
     bridges::fill_client_ids(&mut bridges, &name, &mut ctx);
 

@@ -239,7 +239,10 @@ mod tests {
     #[test]
     fn project_names_parse_checked() {
         assert_eq!("edge-7".parse::<ProjectName>().unwrap().to_string(), "edge-7");
-        assert_eq!("Edge".parse::<ProjectName>(), Err(InvalidName::Characters("Edge".into())));
+        assert_eq!(
+            "Edge".parse::<ProjectName>(),
+            Err(InvalidName::Characters("Edge".into()))
+        );
     }
 
     #[test]
@@ -248,9 +251,15 @@ mod tests {
         assert_eq!(longest.parse::<ProjectName>().unwrap().len(), MAX_NAME_LEN);
         assert_eq!(longest.parse::<ContainerName>().unwrap().as_str(), longest);
         let too_long = "a".repeat(MAX_NAME_LEN + 1);
-        assert_eq!(too_long.parse::<ProjectName>(), Err(InvalidName::TooLong(too_long.clone())));
+        assert_eq!(
+            too_long.parse::<ProjectName>(),
+            Err(InvalidName::TooLong(too_long.clone()))
+        );
         let message = ContainerName::try_from("b".repeat(120)).unwrap_err().to_string();
-        assert!(message.contains("120 characters") && message.contains("at most 63"), "{message}");
+        assert!(
+            message.contains("120 characters") && message.contains("at most 63"),
+            "{message}"
+        );
         assert!(InvalidName::TooLong(too_long).hint().contains("socket"));
         // A folder name is cut to fit rather than refused.
         let folder = ProjectName::from_dir(Path::new(&format!("/srv/{}", "x".repeat(200))));
@@ -271,7 +280,10 @@ mod tests {
     #[test]
     fn checked_names_read_as_strings() {
         let name: ContainerName = "collector".parse().unwrap();
-        assert!(name == "collector" && "collector" == name && name == *"collector");
+        assert_eq!(name, "collector");
+        assert_eq!("collector", name);
+        assert_eq!(name, *"collector");
+        assert_ne!(name, "other");
         assert_eq!(name, "collector".to_string());
         assert!(name.starts_with("coll"), "derefs to str");
         let set: std::collections::BTreeSet<ContainerName> = [name.clone()].into();

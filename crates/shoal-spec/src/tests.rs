@@ -426,15 +426,27 @@ fn watch_and_invalid_name() {
 fn names_past_the_length_limit() {
     let p = project();
     let long = "n".repeat(120);
-    let e = errors(load_in(p.path(), &format!("name: {long}\ncontainers:\n  a:\n    image: m.wasm\n")));
+    let e = errors(load_in(
+        p.path(),
+        &format!("name: {long}\ncontainers:\n  a:\n    image: m.wasm\n"),
+    ));
     assert!(e.contains("shoal.yaml:1:7: project name `nnn"), "{e}");
-    assert!(e.contains("too long (120 characters; at most 63)") && e.contains("socket"), "{e}");
-    let e = errors(load_in(p.path(), &format!("containers:\n  {long}:\n    image: m.wasm\n")));
+    assert!(
+        e.contains("too long (120 characters; at most 63)") && e.contains("socket"),
+        "{e}"
+    );
+    let e = errors(load_in(
+        p.path(),
+        &format!("containers:\n  {long}:\n    image: m.wasm\n"),
+    ));
     assert!(e.contains("shoal.yaml:2:3: container name `nnn"), "{e}");
     let service = "r".repeat(62);
     let yaml = format!("containers:\n  {service}:\n    image: m.wasm\n    replicas: 2\n");
     let e = errors(load_in(p.path(), &yaml));
-    assert!(e.contains("shoal.yaml:2:3: replica name") && e.contains("-1` is too long"), "{e}");
+    assert!(
+        e.contains("shoal.yaml:2:3: replica name") && e.contains("-1` is too long"),
+        "{e}"
+    );
     let fits = format!("containers:\n  {service}:\n    image: m.wasm\n");
     assert_eq!(load_in(p.path(), &fits).unwrap().0.containers[0].name, service);
 }

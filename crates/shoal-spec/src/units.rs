@@ -275,8 +275,15 @@ mod tests {
             assert_eq!(span.to_string().parse::<Span>(), Ok(span), "{span} parses back");
         }
         assert_eq!(Span(Duration::from_secs(90)).to_string(), "1m 30s");
-        assert!("10".parse::<Span>().unwrap_err().to_string().contains("write e.g. `10s`"));
+        assert!("10"
+            .parse::<Span>()
+            .unwrap_err()
+            .to_string()
+            .contains("write e.g. `10s`"));
         assert!("soon".parse::<Span>().is_err());
-        assert_eq!(serde_json::to_string(&Span(Duration::from_millis(1500))).unwrap(), "\"1s 500ms\"");
+        assert_eq!(
+            serde_json::to_string(&Span(Duration::from_millis(1500))).unwrap(),
+            "\"1s 500ms\""
+        );
     }
 }

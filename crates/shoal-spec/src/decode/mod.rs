@@ -25,8 +25,8 @@ use crate::model::{BridgeSpec, Capability, DependencyCondition, Limits, Mount, R
 use crate::node::{Key, Node, Pos, Value};
 use crate::schema::ComposeFile;
 
-pub use crate::names::{is_valid_name, sanitize_name};
 use crate::names::{check_name, InvalidName, ProjectName};
+pub use crate::names::{is_valid_name, sanitize_name};
 pub use container::MAX_REPLICAS;
 pub use ctx::{normalize, Ctx};
 pub use docker::{Scope, DOCKER_KEYS};
