@@ -4,6 +4,8 @@
 //! coloured lines on the terminal), tests (collected lines) and later the control plane
 //! (ring buffers) can each decide what to do with a line without the producers knowing.
 
+pub mod terminal;
+
 /// Which stream a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Stream {

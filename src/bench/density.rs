@@ -35,10 +35,20 @@ pub struct Checkpoint {
     pub elapsed_ms: f64,
 }
 
+/// What a run measures: the image's file name and what kind of guest it is (the table
+/// says it, since the per-container figure depends on the guest).
+#[derive(Debug, Clone)]
+pub struct Subject {
+    pub image: String,
+    pub guest: String,
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct DensityReport {
     pub mode: Mode,
     pub image: String,
+    /// Which guest ran (`DensityGuest::describe`, or the `--image` path).
+    pub guest: String,
     pub checkpoints: Vec<Checkpoint>,
     /// Process CPU time while every container sat idle, as a share of one core.
     pub idle_cpu_percent: Option<f64>,
@@ -98,7 +108,7 @@ pub async fn run(
     module: wasmtime::Module,
     mode: Mode,
     idle_for: Duration,
-    image_name: String,
+    subject: Subject,
     mut progress: impl FnMut(&Checkpoint),
 ) -> DensityReport {
     let sink = Arc::new(CountingSink::default());
@@ -145,7 +155,8 @@ pub async fn run(
     let teardown = tear_down(runner, baseline_kib, baseline_anon_kib).await;
     DensityReport {
         mode,
-        image: image_name,
+        image: subject.image,
+        guest: subject.guest,
         checkpoints: results,
         idle_cpu_percent,
         idle_seconds: idle_for.as_secs_f64(),
@@ -199,7 +210,7 @@ async fn tear_down(mut runner: Supervisor, baseline_kib: u64, baseline_anon_kib:
 
 /// The article's table, plus the start time column.
 pub fn render_table(report: &DensityReport) -> String {
-    let mut out = String::new();
+    let mut out = format!("guest: {}\n", report.guest);
     out.push_str(&format!(
         "{:>10} | {:>12} | {:>9} | {:>24} | {:>19} | {:>10}\n",
         "Containers", "VmRSS (KB)", "VmRSS (MB)", "Delta from previous", "Per-container avg", "Started in"

@@ -1,10 +1,80 @@
-//! The benchmarks' built-in guests, in WAT so that `shoal bench` needs no build step.
+//! The benchmarks' guests: the SDK-built C guests from `compose-examples/images/` (what
+//! users compare with the article) and the built-in minimal guests, in WAT so that
+//! `shoal bench` can also run with no build step.
 //!
 //! `IDLE` and `ECHO` are shaped like Ocre-SDK subscribers: they import their memory
 //! (`env.memory`, 2..64 pages, as the SDK links them), register a message dispatcher,
 //! subscribe to `bench/`, and poll with `ocre_get_event` + `ocre_sleep(10)` like
 //! `ocre_process_events`. `ECHO` also answers every message on `ack/` with 16 bytes: the
 //! 8-byte publish time it received and its own receive time (WASI realtime clock, ns).
+
+use std::path::{Path, PathBuf};
+
+use super::BenchError;
+
+/// Which guest `shoal bench density` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DensityGuest {
+    /// The C guests built with the Ocre SDK's flags and event loop (`scripts/build-guests.sh`):
+    /// `subscriber.wasm` (idle mode) or `hello_c.wasm` (exited mode)
+    Sdk,
+    /// The built-in WAT guests: no libc, a 2-page memory, the same host calls
+    Minimal,
+}
+
+impl DensityGuest {
+    /// The image file of the SDK-built guest for `idle` (`true`) or exited mode.
+    pub fn sdk_file(idle: bool) -> &'static str {
+        if idle {
+            "subscriber.wasm"
+        } else {
+            "hello_c.wasm"
+        }
+    }
+
+    /// What the printed table and the JSON say about the guest.
+    pub fn describe(self, image: &str) -> String {
+        match self {
+            DensityGuest::Sdk => format!(
+                "sdk: {image} (C built like Ocre SDK programs: the SDK's link flags and 64 KiB stack, its event loop)"
+            ),
+            DensityGuest::Minimal => format!("minimal: built-in {image} (WAT, no libc, same host calls)"),
+        }
+    }
+}
+
+/// Where the SDK-built guests are looked for: `compose-examples/images/` under the current
+/// directory (a checkout, as the scripts run it), then under the source tree this shoal was
+/// built from. Reading them at run time (not embedding them) keeps the figures from an
+/// image as `scripts/build-guests.sh` last built it.
+pub fn sdk_image_dirs() -> Vec<PathBuf> {
+    let relative = Path::new("compose-examples").join("images");
+    let mut dirs = Vec::new();
+    if let Ok(here) = std::env::current_dir() {
+        dirs.push(here.join(&relative));
+    }
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(&relative);
+    if !dirs.contains(&source) {
+        dirs.push(source);
+    }
+    dirs
+}
+
+/// The first `dirs/file` that exists, or an error naming every place looked and the fix.
+pub fn find_sdk_image(dirs: &[PathBuf], file: &str) -> Result<PathBuf, BenchError> {
+    dirs.iter()
+        .map(|dir| dir.join(file))
+        .find(|path| path.is_file())
+        .ok_or_else(|| BenchError::MissingGuest {
+            file: file.to_string(),
+            looked: dirs
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
 
 /// Shared body; `ECHO_CODE` is replaced by the echo instructions or by nothing.
 const SUBSCRIBER: &str = r#"
@@ -101,6 +171,41 @@ pub fn spin() -> wasmtime::Result<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sdk_guest_is_found_in_the_first_folder_that_has_it() {
+        let first = tempfile::tempdir().unwrap();
+        let second = tempfile::tempdir().unwrap();
+        std::fs::write(second.path().join("subscriber.wasm"), b"\0asm").unwrap();
+        let dirs = [first.path().to_path_buf(), second.path().to_path_buf()];
+        let found = find_sdk_image(&dirs, DensityGuest::sdk_file(true)).unwrap();
+        assert_eq!(found, second.path().join("subscriber.wasm"));
+        std::fs::write(first.path().join("subscriber.wasm"), b"\0asm").unwrap();
+        let found = find_sdk_image(&dirs, "subscriber.wasm").unwrap();
+        assert_eq!(found, first.path().join("subscriber.wasm"));
+    }
+
+    #[test]
+    fn a_missing_sdk_guest_names_the_folders_and_the_build_script() {
+        let empty = tempfile::tempdir().unwrap();
+        let dirs = [empty.path().to_path_buf()];
+        let message = find_sdk_image(&dirs, DensityGuest::sdk_file(false))
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("hello_c.wasm"), "{message}");
+        assert!(message.contains(&empty.path().display().to_string()), "{message}");
+        assert!(message.contains("scripts/build-guests.sh"), "{message}");
+        assert!(message.contains("--guest minimal"), "{message}");
+    }
+
+    #[test]
+    fn the_source_tree_is_always_searched() {
+        let dirs = sdk_image_dirs();
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("compose-examples/images");
+        assert!(dirs.contains(&source), "{dirs:?}");
+    }
+
     #[test]
     fn built_in_guests_are_valid_wasm() {
         for bytes in [

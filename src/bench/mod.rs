@@ -25,6 +25,12 @@ pub enum BenchError {
     Write { path: PathBuf, source: std::io::Error },
     #[error("the benchmark stack is invalid:\n{0}")]
     Stack(String),
+    #[error(
+        "the SDK-built guest {file} is not there (looked in {looked})\n  hint: run `bash scripts/build-guests.sh` in \
+         the shoal repository (it needs clang, lld and wasi-libc: scripts/setup.sh installs them), or pass \
+         `--guest minimal` for the built-in guest, or `--image FILE` for your own"
+    )]
+    MissingGuest { file: String, looked: String },
 }
 
 /// A module as the supervisor takes it. Benchmarks never diff stacks, so the digest is only

@@ -260,6 +260,7 @@ mod tests {
         DensityReport {
             mode: Mode::Idle,
             image: "a<b>&c.wasm".into(),
+            guest: "minimal: built-in a<b>&c.wasm".into(),
             checkpoints: rows
                 .iter()
                 .map(|&(containers, rss_kib)| Checkpoint {

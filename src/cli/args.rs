@@ -5,8 +5,10 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use super::{compile, graph, verbs};
+use super::{compile, graph};
 use crate::bench;
+use crate::control::cmd::ClientCommand;
+use crate::control::ProjectArgs;
 use crate::spec::units::ByteSize;
 
 #[derive(Parser, Debug)]
@@ -44,57 +46,13 @@ pub(super) enum Command {
         after_help = "Examples:\n  shoal up\n  shoal up compose-examples/hello/shoal.yaml\n  shoal up -f stack.yaml collector   # only collector and what it depends on\n  shoal up -d                         # in the background; again to apply file changes\n  shoal up --watch                    # reload when the file or an image changes"
     )]
     Up(UpArgs),
-    /// Stop a running stack and report the memory it gave back
-    #[command(
-        after_help = "Examples:\n  shoal down\n  shoal down -p line-3 --verify\n  shoal down --verify --threshold 512KiB"
-    )]
-    Down(DownArgs),
-    /// List the containers of a running stack
-    #[command(after_help = "Examples:\n  shoal ps\n  shoal ps -p line-3 --format json")]
-    Ps(PsArgs),
-    /// Print containers' output (the last 1,000 lines of each are kept)
-    #[command(
-        after_help = "Examples:\n  shoal logs\n  shoal logs -f collector\n  shoal logs --tail 20 --since 10m -t"
-    )]
-    Logs(verbs::LogsArgs),
-    /// Live figures per container and for the process
-    #[command(after_help = "Examples:\n  shoal stats\n  shoal stats --no-stream --format json")]
-    Stats(StatsArgs),
-    /// Lifecycle events: start, die, stop, restart, pause, warnings, reloads
-    #[command(after_help = "Examples:\n  shoal events\n  shoal events --json --no-stream")]
-    Events(EventsArgs),
-    /// Containers sorted by the CPU time their guest code used
-    #[command(after_help = "Examples:\n  shoal top\n  shoal top -p line-3")]
-    Top(ProjectOnly),
-    /// Stop containers (they stay stopped; no restart policy applies)
-    #[command(after_help = "Examples:\n  shoal stop watchdog\n  shoal stop        # every container")]
-    Stop(NamesArgs),
-    /// Start stopped or ended containers
-    #[command(after_help = "Examples:\n  shoal start watchdog")]
-    Start(NamesArgs),
-    /// Stop then start containers
-    #[command(after_help = "Examples:\n  shoal restart collector aggregator")]
-    Restart(NamesArgs),
-    /// Stop containers at once, without waiting for stop_timeout
-    #[command(after_help = "Examples:\n  shoal kill spinner")]
-    Kill(NamesArgs),
-    /// Hold containers: no guest code runs, all state is kept, messages queue (bounded)
-    #[command(after_help = "Examples:\n  shoal pause collector")]
-    Pause(NamesArgs),
-    /// Let paused containers run again
-    #[command(after_help = "Examples:\n  shoal unpause collector")]
-    Unpause(NamesArgs),
-    /// Running stacks on this machine
-    #[command(after_help = "Examples:\n  shoal ls\n  shoal ls --format json")]
-    Ls(LsArgs),
+    #[command(flatten)]
+    Client(ClientCommand),
     /// Containers and the topics between them, from the file (with live counts when it runs)
     #[command(
         after_help = "Examples:\n  shoal graph\n  shoal graph --format mermaid > stack.mmd\n  shoal graph --format dot | dot -Tsvg > stack.svg"
     )]
     Graph(GraphArgs),
-    /// Watch the messages of a running stack
-    #[command(after_help = "Examples:\n  shoal topics tail sensors/\n  shoal topics tail ''   # everything")]
-    Topics(TopicsArgs),
     /// Print a shell completion script
     #[command(
         after_help = "Examples:\n  shoal completions bash > /etc/bash_completion.d/shoal\n  shoal completions zsh > ~/.zfunc/_shoal\n  shoal completions fish > ~/.config/fish/completions/shoal.fish"
@@ -107,7 +65,7 @@ pub(super) enum Command {
     Run(RunArgs),
     /// Measure: density (memory per container), messaging (latency, throughput), bridge (MQTT)
     #[command(
-        after_help = "Examples:\n  shoal bench density --max 10000 --plot density.svg --json density.json\n  shoal bench density --mode exited --max 1000\n  shoal bench messaging --subscribers 1,10,100,1000\n  shoal bench bridge --broker mqtt://127.0.0.1:1883"
+        after_help = "Examples:\n  shoal bench density --max 10000 --plot density.svg --json density.json\n  shoal bench density --mode exited --max 1000\n  shoal bench density --guest minimal --max 1000\n  shoal bench messaging --subscribers 1,10,100,1000\n  shoal bench bridge --broker mqtt://127.0.0.1:1883"
     )]
     Bench(BenchArgs),
     /// List, add and remove images in the content-addressed store
@@ -127,13 +85,6 @@ pub(super) struct FileArgs {
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub(super) enum Format {
     Yaml,
-    Json,
-}
-
-/// Output of the commands that list things.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
-pub(crate) enum OutputFormat {
-    Table,
     Json,
 }
 
@@ -180,92 +131,11 @@ pub(super) struct UpArgs {
 }
 
 #[derive(Args, Debug)]
-pub(super) struct ProjectOnly {
-    #[command(flatten)]
-    pub(super) project: verbs::ProjectArgs,
-}
-
-#[derive(Args, Debug)]
-pub(super) struct NamesArgs {
-    #[command(flatten)]
-    pub(super) project: verbs::ProjectArgs,
-    /// Containers [default: all]
-    #[arg(value_name = "NAME")]
-    pub(super) names: Vec<String>,
-}
-
-#[derive(Args, Debug)]
-pub(super) struct DownArgs {
-    #[command(flatten)]
-    pub(super) project: verbs::ProjectArgs,
-    /// Exit non-zero when more memory than --threshold stays in use after teardown
-    #[arg(long)]
-    pub(super) verify: bool,
-    /// Residue allowed by --verify
-    #[arg(long, value_name = "SIZE", default_value = "1MiB")]
-    pub(super) threshold: ByteSize,
-}
-
-#[derive(Args, Debug)]
-pub(super) struct PsArgs {
-    #[command(flatten)]
-    pub(super) project: verbs::ProjectArgs,
-    #[arg(long, value_enum, default_value = "table")]
-    pub(super) format: OutputFormat,
-}
-
-#[derive(Args, Debug)]
-pub(super) struct StatsArgs {
-    #[command(flatten)]
-    pub(super) project: verbs::ProjectArgs,
-    /// Print once and exit
-    #[arg(long)]
-    pub(super) no_stream: bool,
-    #[arg(long, value_enum, default_value = "table")]
-    pub(super) format: OutputFormat,
-}
-
-#[derive(Args, Debug)]
-pub(super) struct EventsArgs {
-    #[command(flatten)]
-    pub(super) project: verbs::ProjectArgs,
-    /// One JSON object per line
-    #[arg(long)]
-    pub(super) json: bool,
-    /// Print the recent events and exit instead of following
-    #[arg(long)]
-    pub(super) no_stream: bool,
-}
-
-#[derive(Args, Debug)]
-pub(super) struct LsArgs {
-    #[arg(long, value_enum, default_value = "table")]
-    pub(super) format: OutputFormat,
-}
-
-#[derive(Args, Debug)]
 pub(super) struct GraphArgs {
     #[command(flatten)]
-    pub(super) project: verbs::ProjectArgs,
+    pub(super) project: ProjectArgs,
     #[arg(long, value_enum, default_value = "text")]
     pub(super) format: graph::GraphFormat,
-}
-
-#[derive(Args, Debug)]
-pub(super) struct TopicsArgs {
-    #[command(subcommand)]
-    pub(super) command: TopicsCommand,
-}
-
-#[derive(Subcommand, Debug)]
-pub(super) enum TopicsCommand {
-    /// Print messages under a topic prefix as they are published
-    Tail {
-        #[command(flatten)]
-        project: verbs::ProjectArgs,
-        /// Topic prefix ('' for all)
-        prefix: String,
-    },
 }
 
 #[derive(Args, Debug)]
@@ -285,7 +155,7 @@ pub(super) struct RunArgs {
     #[arg(long = "cap", value_name = "NAME")]
     pub(super) caps: Vec<String>,
     /// Container name [default: the image's file stem]
-    #[arg(long, value_parser = verbs::parse_name::<crate::spec::ContainerName>)]
+    #[arg(long, value_parser = crate::control::parse_name::<crate::spec::ContainerName>)]
     pub(super) name: Option<crate::spec::ContainerName>,
     /// Linear memory limit, e.g. 1MiB
     #[arg(long, value_name = "SIZE")]
@@ -329,7 +199,12 @@ pub(super) struct DensityArgs {
     /// idle: SDK-style subscribers parked in the poll loop; exited: hello-style guests that return
     #[arg(long, value_enum, default_value = "idle")]
     pub(super) mode: bench::density::Mode,
-    /// Image to run instead of the built-in guest (granted every capability)
+    /// Guest to run: sdk = the C subscriber (idle) or hello (exited) built with the Ocre SDK's
+    /// flags and event loop, from compose-examples/images/ (scripts/build-guests.sh);
+    /// minimal = the built-in WAT guest
+    #[arg(long, value_enum, default_value = "sdk", conflicts_with = "image")]
+    pub(super) guest: bench::guests::DensityGuest,
+    /// Image to run instead of --guest's (granted every capability)
     #[arg(long, value_name = "FILE")]
     pub(super) image: Option<PathBuf>,
     /// Seconds to measure idle CPU once all containers run (idle mode)
@@ -452,4 +327,53 @@ pub(super) fn split_targets(targets: &[String]) -> (Option<PathBuf>, Vec<String>
         }
     }
     (file, services)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(args: &[&str]) -> String {
+        Cli::try_parse_from(args).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn names_are_checked_at_the_flag() {
+        let e = refused(&["shoal", "ps", "-p", "Line 3"]);
+        assert!(
+            e.contains("--project") && e.contains("lowercase letters") && e.contains("`line3`"),
+            "{e}"
+        );
+        let long = "a".repeat(64);
+        let e = refused(&["shoal", "down", "-p", &long]);
+        assert!(e.contains("at most 63") && e.contains("socket"), "{e}");
+        let e = refused(&["shoal", "logs", "--project=_x"]);
+        assert!(e.contains("--project"), "{e}");
+        let e = refused(&["shoal", "run", "--name", "My App", "x.wasm"]);
+        assert!(e.contains("--name") && e.contains("`myapp`"), "{e}");
+        assert!(Cli::try_parse_from(["shoal", "ps", "-p", "line-3"]).is_ok());
+    }
+
+    #[test]
+    fn sizes_and_durations_are_checked_at_the_flag() {
+        let e = refused(&["shoal", "down", "--threshold", "12 parsecs"]);
+        assert!(e.contains("--threshold") && e.contains("use B, KiB, MiB"), "{e}");
+        let e = refused(&["shoal", "--memory-reservation", "lots", "ps"]);
+        assert!(
+            e.contains("--memory-reservation") && e.contains("invalid memory size `lots`"),
+            "{e}"
+        );
+        let e = refused(&["shoal", "--max-wasm-stack", "deep", "ps"]);
+        assert!(e.contains("--max-wasm-stack"), "{e}");
+        let e = refused(&["shoal", "logs", "--since", "10"]);
+        assert!(
+            e.contains("--since") && e.contains("no unit") && e.contains("hint"),
+            "{e}"
+        );
+        let cli = Cli::try_parse_from(["shoal", "down", "--threshold", "512KiB"]).unwrap();
+        let Command::Client(ClientCommand::Down(down)) = cli.command else {
+            panic!("parsed as down")
+        };
+        assert_eq!(down.threshold, ByteSize(512 << 10));
+    }
 }

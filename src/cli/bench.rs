@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::args::{BenchArgs, BenchCommand, DensityArgs, IsolationArgs, MessagingArgs, ReloadArgs, SoakArgs};
 use super::tokio_runtime;
-use crate::bench::{self, density::Mode};
+use crate::bench::{self, density::Mode, guests::DensityGuest};
 use crate::images::ImageStore;
 use crate::procstat;
 use crate::runtime::{Runtime, RuntimeConfig};
@@ -73,14 +73,7 @@ fn density(m: &Machinery, args: DensityArgs) -> anyhow::Result<()> {
     if args.max == 0 {
         anyhow::bail!("--max must be at least 1");
     }
-    let (path, capabilities): (PathBuf, &[&str]) = match (&args.image, args.mode) {
-        (Some(path), _) => (std::fs::canonicalize(path)?, &["ocre:api"]),
-        (None, Mode::Idle) => (
-            built_in(m.images, "idle-subscriber", bench::guests::idle_subscriber())?,
-            &["messaging"],
-        ),
-        (None, Mode::Exited) => (built_in(m.images, "hello", bench::guests::hello())?, &[]),
-    };
+    let (path, capabilities) = density_guest(m, &args)?;
     let stack = bench::replicated_stack(&path, args.max, capabilities)?;
     let loaded = m.images.load_module(m.runtime.engine(), &path)?;
     eprintln!("{}", supervisor::describe_load(&path, &loaded));
@@ -88,6 +81,14 @@ fn density(m: &Machinery, args: DensityArgs) -> anyhow::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    let subject = bench::density::Subject {
+        guest: match args.image {
+            Some(_) => format!("image: {}", path.display()),
+            None => args.guest.describe(&name),
+        },
+        image: name,
+    };
+    eprintln!("guest: {}", subject.guest);
     let idle_for = Duration::from_secs_f64(args.idle_secs.max(0.0));
     let report = m.executor.block_on(bench::density::run(
         m.runtime.clone(),
@@ -95,7 +96,7 @@ fn density(m: &Machinery, args: DensityArgs) -> anyhow::Result<()> {
         loaded.module,
         args.mode,
         idle_for,
-        name,
+        subject,
         |row| {
             eprintln!(
                 "  {:>6} containers  {:>8} KB  {:>8.0} ms",
@@ -112,6 +113,25 @@ fn density(m: &Machinery, args: DensityArgs) -> anyhow::Result<()> {
         eprintln!("plot written to {}", path.display());
     }
     Ok(())
+}
+
+/// The image density runs and the capabilities it is granted: `--image`, else the
+/// SDK-built guest from `compose-examples/images/` (the default), else a built-in one.
+fn density_guest(m: &Machinery, args: &DensityArgs) -> anyhow::Result<(PathBuf, &'static [&'static str])> {
+    Ok(match (&args.image, args.guest, args.mode) {
+        (Some(path), _, _) => (std::fs::canonicalize(path)?, &["ocre:api"]),
+        (None, DensityGuest::Sdk, mode) => {
+            let idle = mode == Mode::Idle;
+            let file = DensityGuest::sdk_file(idle);
+            let path = bench::guests::find_sdk_image(&bench::guests::sdk_image_dirs(), file)?;
+            (path, if idle { &["messaging"] } else { &[] })
+        }
+        (None, DensityGuest::Minimal, Mode::Idle) => (
+            built_in(m.images, "idle-subscriber", bench::guests::idle_subscriber())?,
+            &["messaging"],
+        ),
+        (None, DensityGuest::Minimal, Mode::Exited) => (built_in(m.images, "hello", bench::guests::hello())?, &[]),
+    })
 }
 
 fn print_density(report: &bench::density::DensityReport) {

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::ValueEnum;
 
-use super::verbs::ProjectArgs;
+use crate::control::ProjectArgs;
 use crate::control::{Client, Request};
 use crate::images::ImageStore;
 use crate::spec::Stack;

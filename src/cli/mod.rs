@@ -3,8 +3,9 @@
 //! 2 usage error (clap's own).
 //!
 //! `args` holds the clap types; each command family has its file (`config`, `run`,
-//! `bench`, `images`, `graph`, `serve` for `up`, `verbs` for the commands that talk to a
-//! running stack); `compose` finds and loads the compose file for all of them.
+//! `bench`, `images`, `graph`, `serve` for `up`); the commands that talk to a running
+//! stack live with their requests in [`crate::control::cmd`] (flattened into
+//! [`args::Command`]); `compose` finds and loads the compose file for all of them.
 
 mod args;
 mod bench;
@@ -15,23 +16,18 @@ mod graph;
 mod images;
 mod run;
 mod serve;
-mod terminal;
-mod verbs;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
-use crate::control;
 use crate::images::{default_data_dir, ImageStore};
 use crate::runtime::RuntimeConfig;
 
 pub use args::Cli;
-use args::{Command, TopicsCommand};
-// Reached through `super::` by `up` (serve.rs: the arguments, the compose file) and by
-// `verbs` (the output format).
-pub(crate) use args::OutputFormat;
+use args::Command;
+// Reached through `super::` by `up` (serve.rs: the arguments, the compose file).
 use args::{split_targets, GlobalArgs, UpArgs};
 use compose::{compose_path, load_stack};
 
@@ -70,23 +66,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Config(args) => config::config(&images, args),
         Command::Up(args) => serve::up(&images, &runtime_config, &cli.global, args),
-        Command::Down(args) => verbs::down(&args.project, args.verify, args.threshold),
-        Command::Ps(args) => verbs::ps(&args.project, args.format),
-        Command::Logs(args) => verbs::logs(args),
-        Command::Stats(args) => verbs::stats(&args.project, args.no_stream, args.format),
-        Command::Events(args) => verbs::events(&args.project, args.json, args.no_stream),
-        Command::Top(args) => verbs::top(&args.project),
-        Command::Stop(args) => verbs::lifecycle(&args.project, control::Request::Stop { names: args.names }),
-        Command::Start(args) => verbs::lifecycle(&args.project, control::Request::Start { names: args.names }),
-        Command::Restart(args) => verbs::lifecycle(&args.project, control::Request::Restart { names: args.names }),
-        Command::Kill(args) => verbs::lifecycle(&args.project, control::Request::Kill { names: args.names }),
-        Command::Pause(args) => verbs::lifecycle(&args.project, control::Request::Pause { names: args.names }),
-        Command::Unpause(args) => verbs::lifecycle(&args.project, control::Request::Unpause { names: args.names }),
-        Command::Ls(args) => verbs::ls(args.format),
+        Command::Client(command) => command.run(),
         Command::Graph(args) => graph::graph(&images, &args.project, args.format),
-        Command::Topics(args) => match args.command {
-            TopicsCommand::Tail { project, prefix } => verbs::topics_tail(&project, prefix),
-        },
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "shoal", &mut std::io::stdout());

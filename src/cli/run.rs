@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use super::args::RunArgs;
-use super::terminal::TerminalLog;
 use super::{shutdown_signal, tokio_runtime};
 use crate::images::ImageStore;
+use crate::logs::terminal::TerminalLog;
 use crate::procstat;
 use crate::runtime::{ExitStatus, Runtime, RuntimeConfig};
 use crate::spec::{self, Diagnostic, Stack};

@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::terminal::TerminalLog;
 use super::{load_stack, shutdown_signal, split_targets, tokio_runtime, GlobalArgs, UpArgs};
 use crate::control::{self, server, Client, Info, Request, Server, ServerContext};
 use crate::controller::{self, Controller, Ending, Options, ReloadReport};
 use crate::images::ImageStore;
+use crate::logs::terminal::TerminalLog;
 use crate::logs::{LogBook, LogSink, Tee};
 use crate::procstat;
 use crate::runtime::{Runtime, RuntimeConfig};

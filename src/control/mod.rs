@@ -15,6 +15,7 @@
 
 pub mod client;
 pub mod cmd;
+mod project;
 pub mod protocol;
 pub mod server;
 
@@ -27,6 +28,7 @@ pub use cmd::lifecycle::VerbResult;
 pub use cmd::reload::ReloadReport;
 pub use cmd::stats::Stats;
 pub use cmd::topics::TopicMessage;
+pub use project::{parse_name, project_of_file, OutputFormat, ProjectArgs};
 pub use protocol::{Envelope, Reply, Request, VERSION};
 pub use server::{Server, ServerContext};
 

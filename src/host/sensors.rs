@@ -6,38 +6,70 @@
 //!
 //! * `rng`: a uniform random value in `[min, max]`, independently per channel.
 //! * `file` / `hwmon`: the file is read at each call, its first whitespace-separated token
-//!   parsed as a number and multiplied by `scale` (same value on every channel).
+//!   parsed as a number and multiplied by `scale`.
 //!
-//! `ocre_sensors_read*` return an `f64`; an error (denied, bad handle or channel, unreadable
-//! or unparsable file) returns **NaN** (a negative errno would be indistinguishable from a
-//! valid negative reading), and an unreadable file logs one warning per sensor.
-//! Channel types have no Zephyr meaning here: every channel reports
-//! [`CHANNEL_TYPE_CUSTOM`].
+//! Channels have types (`shoal_spec::channel_type`: the Ocre SDK's numbers, declared per
+//! channel in the compose file). As the SDK header defines, `ocre_sensors_read(sensor,
+//! channel_type)` takes the *type* `ocre_sensors_get_channel_type` returned; a number that
+//! is no channel's type is accepted as a channel index ([`SensorSpec::channel_for`]).
+//!
+//! Errors are the Ocre runtime's negated errno values, for `read` too (as an `f64`, as the
+//! SDK header says): `-22` (EINVAL) for a bad handle or channel index, a bad name pointer or
+//! a denied call; `-2` (ENOENT) for a name the container has no sensor by; `-5` (EIO) for a
+//! type no channel has or a file that cannot be read or parsed. A `read` error is never NaN
+//! (an SDK guest's double-to-int turns NaN into INT_MIN). As with the reference runtime, a
+//! reading of exactly -2, -5 or -22 looks like an error; one warning per sensor tells the
+//! operator about a wrong type or an unreadable file.
 
 use wasmtime::{Caller, Linker};
 
 use super::memory::{guest_memory, read_cstr, write_bytes};
 use super::{Get, HostFn, HostState, EINVAL, SUCCESS};
-use crate::spec::SensorKind;
+use crate::spec::{SensorKind, SensorSpec};
 use shoal_abi as abi;
 
-/// The channel type every channel reports.
-pub const CHANNEL_TYPE_CUSTOM: i32 = 0x8000;
+/// No sensor by that name (the Ocre runtime's answer for every `_by_name` form).
+pub const ENOENT: i32 = -2;
+/// The sensor has no channel of that type, or its value cannot be read.
+pub const EIO: i32 = -5;
 const MAX_NAME: u32 = 256;
 
+/// The channels of `s` as `index = type (code)` for messages.
+fn describe_channels(s: &SensorSpec) -> String {
+    (0..s.channels)
+        .filter_map(|i| {
+            Some(format!(
+                "{i} = {} ({})",
+                s.channel_types.get(i as usize)?,
+                s.channel_type_code(i)?
+            ))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 impl HostState {
-    fn sensor_index(&self, handle: i32) -> Option<usize> {
-        usize::try_from(handle).ok().filter(|&i| i < self.sensors.len())
+    fn sensor_index(&self, handle: i32) -> Result<usize, i32> {
+        usize::try_from(handle)
+            .ok()
+            .filter(|&i| i < self.sensors.len())
+            .ok_or(EINVAL)
     }
 
-    fn channel_ok(&self, i: usize, channel: i32) -> bool {
-        u32::try_from(channel).is_ok_and(|c| c < self.sensors[i].channels)
-    }
-
-    fn read_sensor(&mut self, i: usize, channel: i32) -> f64 {
-        if !self.channel_ok(i, channel) {
-            return f64::NAN;
-        }
+    /// Read the channel `arg` selects (a type, or an index that is no channel's type).
+    fn read_sensor(&mut self, i: usize, arg: i32) -> f64 {
+        let sensor = &self.sensors[i];
+        let Some(channel) = sensor.channel_for(arg) else {
+            let (name, channels) = (sensor.name.clone(), describe_channels(sensor));
+            self.warn_once(&format!("sensor-type:{name}"), || {
+                format!(
+                    "sensor `{name}`: ocre_sensors_read with channel type {arg}, which no channel has \
+                     (channels: {channels}); reads return -5 (EIO)"
+                )
+            });
+            return f64::from(EIO);
+        };
+        let _ = channel; // every channel of one sensor reads the same source
         match &self.sensors[i].kind {
             SensorKind::Rng { min, max } => {
                 let (min, max) = (*min, *max);
@@ -56,9 +88,12 @@ impl HostState {
                     Err(e) => {
                         let name = self.sensors[i].name.clone();
                         self.warn_once(&format!("sensor:{name}"), || {
-                            format!("sensor `{name}`: cannot read {}: {e}; reads return NaN", path.display())
+                            format!(
+                                "sensor `{name}`: cannot read {}: {e}; reads return -5 (EIO)",
+                                path.display()
+                            )
                         });
-                        f64::NAN
+                        f64::from(EIO)
                     }
                 }
             }
@@ -82,67 +117,86 @@ impl HostState {
     }
 }
 
-/// `ocre_sensors_open` answers 0, `ocre_sensors_open_by_name` the handle.
-/// An operation on one sensor of the container: (state, sensor index if the handle or
-/// name resolved, channel argument or 0) -> result.
-type Op<R> = fn(&mut HostState, Option<usize>, i32) -> R;
+/// The sensor a call names: its index in the container's list, or the error code to return
+/// (EINVAL for a bad handle, ENOENT for an unknown name).
+type Target = Result<usize, i32>;
 
-fn open(_: &mut HostState, i: Option<usize>, _: i32) -> i32 {
-    i.map_or(EINVAL, |_| SUCCESS)
+/// An operation on one sensor of the container: (state, target, channel argument or 0).
+type Op<R> = fn(&mut HostState, Target, i32) -> R;
+
+/// `ocre_sensors_open` and `ocre_sensors_open_by_name` answer 0 (OCRE_SUCCESS), as the SDK
+/// header says: SDK programs compare the result with OCRE_SUCCESS, so answering a handle
+/// (which shoal once did by name) failed them for every sensor but the first.
+fn open(_: &mut HostState, t: Target, _: i32) -> i32 {
+    t.map_or_else(|e| e, |_| SUCCESS)
 }
 
-fn handle(_: &mut HostState, i: Option<usize>, _: i32) -> i32 {
-    i.map_or(EINVAL, |i| i32::try_from(i).unwrap_or(EINVAL))
+fn handle(_: &mut HostState, t: Target, _: i32) -> i32 {
+    t.map_or_else(|e| e, |i| i32::try_from(i).unwrap_or(EINVAL))
 }
 
-fn channel_count(st: &mut HostState, i: Option<usize>, _: i32) -> i32 {
-    i.map_or(EINVAL, |i| i32::try_from(st.sensors[i].channels).unwrap_or(i32::MAX))
+fn channel_count(st: &mut HostState, t: Target, _: i32) -> i32 {
+    t.map_or_else(|e| e, |i| i32::try_from(st.sensors[i].channels).unwrap_or(i32::MAX))
 }
 
-fn channel_type(st: &mut HostState, i: Option<usize>, c: i32) -> i32 {
-    match i {
-        Some(i) if st.channel_ok(i, c) => CHANNEL_TYPE_CUSTOM,
-        _ => EINVAL,
+/// The type code of channel *index* `c` (the SDK's `get_channel_type(sensor, index)`).
+fn channel_type(st: &mut HostState, t: Target, c: i32) -> i32 {
+    match t {
+        Ok(i) => u32::try_from(c)
+            .ok()
+            .and_then(|c| st.sensors[i].channel_type_code(c))
+            .unwrap_or(EINVAL),
+        Err(e) => e,
     }
 }
 
-fn read(st: &mut HostState, i: Option<usize>, c: i32) -> f64 {
-    i.map_or(f64::NAN, |i| st.read_sensor(i, c))
+fn read(st: &mut HostState, t: Target, c: i32) -> f64 {
+    match t {
+        Ok(i) => st.read_sensor(i, c),
+        Err(e) => f64::from(e),
+    }
 }
 
-/// Resolve a name argument to a sensor index after the capability check; `Err` carries
-/// "denied or bad pointer".
+/// Resolve a name argument to a sensor after the capability check. The outer `Err` is the
+/// code for a denied call or a bad pointer; an unknown name is the target `Err(ENOENT)`.
 fn resolve_name<T: 'static>(
     caller: &mut Caller<'_, T>,
     get: Get<T>,
     function: &'static HostFn,
     ptr: u32,
-) -> Result<Option<usize>, ()> {
-    get(caller.data_mut()).begin(function).map_err(|_| ())?;
-    let mem = guest_memory(caller, get).map_err(|_| ())?;
+) -> Result<Target, i32> {
+    get(caller.data_mut()).begin(function)?;
+    let mem = guest_memory(caller, get).map_err(|_| EINVAL)?;
     let (data, t) = mem.data_and_store_mut(caller);
-    let name = read_cstr(data, ptr, MAX_NAME).map_err(|_| ())?;
-    Ok(get(t).sensors.iter().position(|s| s.name == name))
+    let name = read_cstr(data, ptr, MAX_NAME).map_err(|_| EINVAL)?;
+    Ok(get(t).sensors.iter().position(|s| s.name == name).ok_or(ENOENT))
 }
 
-/// Register `import(handle[, channel])` for `ops.0` and `import_by_name(name[, channel])`
-/// for `ops.1`.
 /// A function served twice, by sensor handle and by sensor name, with the same operation.
 struct SensorFns<R> {
     by_handle: &'static HostFn,
     by_name: &'static HostFn,
     /// Takes a channel argument after the handle or name.
     with_channel: bool,
-    ops: (Op<R>, Op<R>),
+    op: Op<R>,
+    /// Turns an error code into the function's return type (`read` returns an `f64`).
+    err: fn(i32) -> R,
 }
 
 impl<R> SensorFns<R> {
-    fn new(by_handle: &'static HostFn, by_name: &'static HostFn, with_channel: bool, ops: (Op<R>, Op<R>)) -> Self {
+    fn new(
+        by_handle: &'static HostFn,
+        by_name: &'static HostFn,
+        with_channel: bool,
+        op: Op<R>,
+        err: fn(i32) -> R,
+    ) -> Self {
         SensorFns {
             by_handle,
             by_name,
             with_channel,
-            ops,
+            op,
+            err,
         }
     }
 }
@@ -151,26 +205,26 @@ fn add_op<T: Send + 'static, R: wasmtime::WasmRet + Copy + Send + Sync + 'static
     linker: &mut Linker<T>,
     get: Get<T>,
     fns: SensorFns<R>,
-    err: R,
 ) -> wasmtime::Result<()> {
     let SensorFns {
         by_handle: by_handle_fn,
         by_name,
         with_channel,
-        ops: (op, op_by_name),
+        op,
+        err,
     } = fns;
     let by_handle = move |caller: &mut Caller<'_, T>, h: i32, c: i32| -> R {
         let st = get(caller.data_mut());
-        if st.begin(by_handle_fn).is_err() {
-            return err;
+        if let Err(e) = st.begin(by_handle_fn) {
+            return err(e);
         }
         let i = st.sensor_index(h);
         op(st, i, c)
     };
     let named = move |caller: &mut Caller<'_, T>, name: u32, c: i32| -> R {
         match resolve_name(caller, get, by_name, name) {
-            Ok(i) => op_by_name(get(caller.data_mut()), i, c),
-            Err(()) => err,
+            Ok(target) => op(get(caller.data_mut()), target, c),
+            Err(e) => err(e),
         }
     };
     if with_channel {
@@ -208,41 +262,42 @@ pub(crate) fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: Get<
         },
     )?;
     let int_fns = [
-        SensorFns::new(
+        (
             &abi::OCRE_SENSORS_OPEN,
             &abi::OCRE_SENSORS_OPEN_BY_NAME,
             false,
-            (open, handle),
+            open as Op<i32>,
         ),
-        SensorFns::new(
+        (
             &abi::OCRE_SENSORS_GET_HANDLE,
             &abi::OCRE_SENSORS_GET_HANDLE_BY_NAME,
             false,
-            (handle, handle),
+            handle,
         ),
-        SensorFns::new(
+        (
             &abi::OCRE_SENSORS_GET_CHANNEL_COUNT,
             &abi::OCRE_SENSORS_GET_CHANNEL_COUNT_BY_NAME,
             false,
-            (channel_count, channel_count),
+            channel_count,
         ),
-        SensorFns::new(
+        (
             &abi::OCRE_SENSORS_GET_CHANNEL_TYPE,
             &abi::OCRE_SENSORS_GET_CHANNEL_TYPE_BY_NAME,
             true,
-            (channel_type, channel_type),
+            channel_type,
         ),
     ];
-    for fns in int_fns {
-        add_op(linker, get, fns, EINVAL)?;
+    for (by_handle, by_name, with_channel, op) in int_fns {
+        add_op(linker, get, SensorFns::new(by_handle, by_name, with_channel, op, |e| e))?;
     }
     let read_fns = SensorFns::new(
         &abi::OCRE_SENSORS_READ,
         &abi::OCRE_SENSORS_READ_BY_NAME,
         true,
-        (read, read),
+        read,
+        f64::from,
     );
-    add_op(linker, get, read_fns, f64::NAN)?;
+    add_op(linker, get, read_fns)?;
     linker.func_wrap(
         "env",
         abi::OCRE_SENSORS_GET_LIST.name,
@@ -272,10 +327,46 @@ pub(crate) fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: Get<
 mod tests {
     use std::sync::Arc;
 
+    use super::{EIO, ENOENT};
     use crate::broker::Broker;
     use crate::host::testutil::*;
     use crate::host::EINVAL;
-    use crate::spec::{SensorKind, SensorSpec};
+    use crate::spec::{ChannelType, SensorKind, SensorSpec};
+
+    fn sensors(dir: &std::path::Path) -> Vec<SensorSpec> {
+        vec![
+            SensorSpec {
+                name: "dice".into(),
+                kind: SensorKind::Rng { min: 1.0, max: 6.0 },
+                channels: 2,
+                channel_types: vec![ChannelType::Custom, ChannelType::Custom],
+            },
+            SensorSpec {
+                name: "cpu".into(),
+                kind: SensorKind::Hwmon {
+                    path: dir.join("temp1_input"),
+                    scale: 0.001,
+                },
+                channels: 1,
+                channel_types: vec![ChannelType::Temperature],
+            },
+            SensorSpec {
+                name: "gone".into(),
+                kind: SensorKind::File {
+                    path: dir.join("missing"),
+                    scale: 1.0,
+                },
+                channels: 1,
+                channel_types: vec![ChannelType::Custom],
+            },
+            SensorSpec {
+                name: "climate".into(),
+                kind: SensorKind::Rng { min: 40.0, max: 60.0 },
+                channels: 2,
+                channel_types: vec![ChannelType::Humidity, ChannelType::Temperature],
+            },
+        ]
+    }
 
     #[tokio::test]
     async fn sensors_rng_file_and_errors() {
@@ -284,80 +375,104 @@ mod tests {
         std::fs::write(&temp, "42500\n").unwrap();
         let (engine, broker, log) = (engine(), Broker::new(), Arc::new(Collect::default()));
         let mut cfg = config("s", ALL, &broker, &log);
-        cfg.sensors = vec![
-            SensorSpec {
-                name: "dice".into(),
-                kind: SensorKind::Rng { min: 1.0, max: 6.0 },
-                channels: 2,
-            },
-            SensorSpec {
-                name: "cpu".into(),
-                kind: SensorKind::Hwmon {
-                    path: temp.clone(),
-                    scale: 0.001,
-                },
-                channels: 1,
-            },
-            SensorSpec {
-                name: "gone".into(),
-                kind: SensorKind::File {
-                    path: dir.path().join("missing"),
-                    scale: 1.0,
-                },
-                channels: 1,
-            },
-        ];
+        cfg.sensors = sensors(dir.path());
         let mut g = Guest::new(&engine, cfg).await;
         assert_eq!(g.i("ocre_sensors_init", &[]).await, 0);
-        assert_eq!(g.i("ocre_sensors_discover", &[]).await, 3);
+        assert_eq!(g.i("ocre_sensors_discover", &[]).await, 4);
         assert_eq!(g.i("ocre_sensors_open", &[1]).await, 0);
-        assert_eq!(g.i("ocre_sensors_open", &[3]).await, EINVAL);
+        assert_eq!(g.i("ocre_sensors_open", &[4]).await, EINVAL);
         assert_eq!(g.i("ocre_sensors_get_handle", &[2]).await, 2);
         assert_eq!(g.i("ocre_sensors_get_handle", &[-1]).await, EINVAL);
         assert_eq!(g.i("ocre_sensors_get_channel_count", &[0]).await, 2);
-        assert_eq!(
-            g.i("ocre_sensors_get_channel_type", &[0, 1]).await,
-            super::CHANNEL_TYPE_CUSTOM
-        );
+        assert_eq!(g.i("ocre_sensors_get_channel_type", &[0, 1]).await, 0x8001);
         assert_eq!(g.i("ocre_sensors_get_channel_type", &[0, 2]).await, EINVAL);
+        assert_eq!(g.i("ocre_sensors_get_channel_type", &[0, -1]).await, EINVAL);
+        assert_eq!(g.i("ocre_sensors_get_channel_type", &[9, 0]).await, EINVAL);
         for _ in 0..100 {
             let v = g.f("ocre_sensors_read", &[0, 1]).await;
             assert!((1.0..=6.0).contains(&v), "{v}");
         }
-        assert!(g.f("ocre_sensors_read", &[0, 2]).await.is_nan());
-        assert!(g.f("ocre_sensors_read", &[7, 0]).await.is_nan());
+        assert_eq!(g.f("ocre_sensors_read", &[0, 2]).await, f64::from(EIO));
+        assert_eq!(g.f("ocre_sensors_read", &[7, 0]).await, f64::from(EINVAL));
         assert!((g.f("ocre_sensors_read", &[1, 0]).await - 42.5).abs() < 1e-9);
         std::fs::write(&temp, "43000").unwrap();
         assert!((g.f("ocre_sensors_read", &[1, 0]).await - 43.0).abs() < 1e-9);
-        assert!(g.f("ocre_sensors_read", &[2, 0]).await.is_nan());
-        assert!(g.f("ocre_sensors_read", &[2, 0]).await.is_nan());
-        assert_eq!(log.warnings().len(), 1, "{:?}", log.warnings());
+        assert_eq!(g.f("ocre_sensors_read", &[2, 0]).await, f64::from(EIO));
+        assert_eq!(g.f("ocre_sensors_read", &[2, 0]).await, f64::from(EIO));
+        let w = log.warnings();
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(
+            w[0].contains("channel type 2") && w[0].contains("0 = custom (32768)"),
+            "{w:?}"
+        );
+        assert!(w[1].contains("cannot read"), "{w:?}");
 
         let cpu = g.cstr(100, "cpu");
         let nope = g.cstr(200, "nope");
-        assert_eq!(g.i("ocre_sensors_open_by_name", &[cpu]).await, 1);
-        assert_eq!(g.i("ocre_sensors_open_by_name", &[nope]).await, EINVAL);
+        assert_eq!(g.i("ocre_sensors_open_by_name", &[cpu]).await, 0);
+        assert_eq!(g.i("ocre_sensors_open_by_name", &[nope]).await, ENOENT);
         assert_eq!(g.i("ocre_sensors_open_by_name", &[-1]).await, EINVAL);
         assert_eq!(g.i("ocre_sensors_get_handle_by_name", &[cpu]).await, 1);
+        assert_eq!(g.i("ocre_sensors_get_handle_by_name", &[nope]).await, ENOENT);
         assert_eq!(g.i("ocre_sensors_get_channel_count_by_name", &[cpu]).await, 1);
-        assert_eq!(
-            g.i("ocre_sensors_get_channel_type_by_name", &[cpu, 0]).await,
-            super::CHANNEL_TYPE_CUSTOM
-        );
+        assert_eq!(g.i("ocre_sensors_get_channel_type_by_name", &[cpu, 0]).await, 7);
         assert_eq!(g.i("ocre_sensors_get_channel_type_by_name", &[cpu, 1]).await, EINVAL);
+        assert_eq!(g.i("ocre_sensors_get_channel_type_by_name", &[nope, 0]).await, ENOENT);
+        // By type (7, temperature) as the SDK does, and by index 0 (no channel has type 0).
+        assert!((g.f("ocre_sensors_read_by_name", &[cpu, 7]).await - 43.0).abs() < 1e-9);
         assert!((g.f("ocre_sensors_read_by_name", &[cpu, 0]).await - 43.0).abs() < 1e-9);
-        assert!(g.f("ocre_sensors_read_by_name", &[nope, 0]).await.is_nan());
-        assert!(g.f("ocre_sensors_read_by_name", &[i32::MAX, 0]).await.is_nan());
+        assert_eq!(g.f("ocre_sensors_read_by_name", &[cpu, 6]).await, f64::from(EIO));
+        assert_eq!(g.f("ocre_sensors_read_by_name", &[nope, 0]).await, f64::from(ENOENT));
+        assert_eq!(
+            g.f("ocre_sensors_read_by_name", &[i32::MAX, 0]).await,
+            f64::from(EINVAL)
+        );
 
-        g.write(1000, &[0xAA; 16]);
+        g.write(1000, &[0xAA; 20]);
         assert_eq!(g.i("ocre_sensors_get_list", &[1000, 2]).await, 2);
         assert_eq!(g.u32_at(1000), 0);
         assert_eq!(g.u32_at(1004), 1);
         assert_eq!(g.u32_at(1008), 0xAAAA_AAAA);
-        assert_eq!(g.i("ocre_sensors_get_list", &[1000, 10]).await, 3);
+        assert_eq!(g.i("ocre_sensors_get_list", &[1000, 10]).await, 4);
         assert_eq!(g.i("ocre_sensors_get_list", &[1000, -1]).await, EINVAL);
         let end = g.mem().len() as i32;
         assert_eq!(g.i("ocre_sensors_get_list", &[end - 4, 3]).await, EINVAL);
         assert_eq!(g.i("ocre_sensors_get_list", &[end - 4, 1]).await, 1);
+    }
+
+    /// What an SDK program does: ask each channel's type, then read by that type.
+    #[tokio::test]
+    async fn sensors_read_by_the_type_get_channel_type_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let (engine, broker, log) = (engine(), Broker::new(), Arc::new(Collect::default()));
+        let mut cfg = config("s", ALL, &broker, &log);
+        cfg.sensors = sensors(dir.path());
+        let mut g = Guest::new(&engine, cfg).await;
+        let climate = g.cstr(100, "climate");
+        for (handle, channel) in [(0, 0), (0, 1), (3, 0), (3, 1)] {
+            let t = g.i("ocre_sensors_get_channel_type", &[handle, channel]).await;
+            let (lo, hi) = if handle == 0 { (1.0, 6.0) } else { (40.0, 60.0) };
+            let mut seen = std::collections::BTreeSet::new();
+            for _ in 0..20 {
+                let v = g.f("ocre_sensors_read", &[handle, t]).await;
+                assert!((lo..=hi).contains(&v), "sensor {handle} type {t}: {v}");
+                seen.insert(v.to_bits());
+            }
+            assert!(seen.len() > 1, "values vary");
+        }
+        // climate: humidity (6) is channel 0, temperature (7) channel 1.
+        assert_eq!(g.i("ocre_sensors_get_channel_type_by_name", &[climate, 0]).await, 6);
+        assert_eq!(g.i("ocre_sensors_get_channel_type_by_name", &[climate, 1]).await, 7);
+        let v = g.f("ocre_sensors_read_by_name", &[climate, 7]).await;
+        assert!((40.0..=60.0).contains(&v), "{v}");
+        // 1 is no channel's type, so it is read as channel index 1.
+        let v = g.f("ocre_sensors_read_by_name", &[climate, 1]).await;
+        assert!((40.0..=60.0).contains(&v), "{v}");
+        assert_eq!(
+            g.f("ocre_sensors_read_by_name", &[climate, 0x8000]).await,
+            f64::from(EIO)
+        );
+        assert_eq!(g.f("ocre_sensors_read", &[3, 2]).await, f64::from(EIO));
+        assert_eq!(log.warnings().len(), 1, "{:?}", log.warnings());
     }
 }

@@ -8,9 +8,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 /// Events kept for late readers.
@@ -20,17 +18,16 @@ const LIVE_BUFFER: usize = 1024;
 
 /// One event. `action` uses Docker's words where they exist (`start`, `die`, `stop`,
 /// `kill`, `restart`, `pause`, `unpause`) plus shoal's own (`waiting`, `not-started`,
-/// `crash-loop`, `warning`, `reload`, `reload-failed`, `oom`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `crash-loop`, `warning`, `reload`, `reload-failed`, `oom`). Clients see it as the
+/// control protocol's own event type (`control::cmd::events::Event`), which prints it.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     /// Seconds since the Unix epoch, with microseconds.
     pub time: f64,
     /// The container it is about; `None` for the stack itself (reloads).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
     pub action: String,
     /// Human-readable detail: the exit status, the plan of a reload, the denied call...
-    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detail: String,
 }
 
@@ -42,21 +39,6 @@ impl Event {
             action: action.to_owned(),
             detail: detail.into(),
         }
-    }
-}
-
-impl std::fmt::Display for Event {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let when = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs_f64(self.time.max(0.0));
-        write!(f, "{} ", humantime::format_rfc3339_millis(when))?;
-        match &self.container {
-            Some(name) => write!(f, "container {} {}", self.action, name)?,
-            None => write!(f, "stack {}", self.action)?,
-        }
-        if !self.detail.is_empty() {
-            write!(f, " ({})", self.detail)?;
-        }
-        Ok(())
     }
 }
 
@@ -134,6 +116,6 @@ mod tests {
         bus.record(None, "reload", "");
         let next = live.try_recv().expect("live event");
         assert_eq!(next.action, "reload");
-        assert!(next.to_string().contains("stack reload"));
+        assert_eq!(next.container, None, "a reload is about the stack");
     }
 }

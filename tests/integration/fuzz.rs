@@ -391,6 +391,7 @@ fn compose_corpus() -> Vec<Vec<u8>> {
         "shared-fs",
         "factory",
         "no-capability",
+        "sensors",
     ] {
         if let Ok(bytes) = std::fs::read(repo().join("compose-examples").join(example).join("shoal.yaml")) {
             corpus.push(bytes);

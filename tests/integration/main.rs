@@ -4,6 +4,7 @@
 
 mod support;
 
+mod bench;
 mod bridge;
 mod config;
 mod confinement;
@@ -16,4 +17,6 @@ mod messaging;
 mod precompiled;
 mod regressions;
 mod reload;
+mod sensors;
+mod shape;
 mod up;

@@ -43,7 +43,18 @@ OCRE_IMPORT(ocre_messaging_free_module_event_data)
 int ocre_messaging_free_module_event_data(uint32_t topic, uint32_t content_type,
                                           uint32_t payload);
 
-/* sensors (see ABI-NOTES.md for the exact contract) */
+/* sensors (see ABI-NOTES.md for the exact contract). Channel types, as numbered by the Ocre
+ * SDK's sensor_channel_t; ocre_sensors_read takes a channel's TYPE (what
+ * ocre_sensors_get_channel_type returned), not its index. Errors are negated errno values,
+ * for ocre_sensors_read as a double. */
+#define SENSOR_CHANNEL_ACCELERATION 0
+#define SENSOR_CHANNEL_GYRO 1
+#define SENSOR_CHANNEL_MAGNETIC_FIELD 2
+#define SENSOR_CHANNEL_LIGHT 3
+#define SENSOR_CHANNEL_PRESSURE 4
+#define SENSOR_CHANNEL_PROXIMITY 5
+#define SENSOR_CHANNEL_HUMIDITY 6
+#define SENSOR_CHANNEL_TEMPERATURE 7
 OCRE_IMPORT(ocre_sensors_init) int ocre_sensors_init(void);
 OCRE_IMPORT(ocre_sensors_discover) int ocre_sensors_discover(void);
 OCRE_IMPORT(ocre_sensors_open) int ocre_sensors_open(int handle);
@@ -51,7 +62,7 @@ OCRE_IMPORT(ocre_sensors_get_handle) int ocre_sensors_get_handle(int index);
 OCRE_IMPORT(ocre_sensors_get_channel_count) int ocre_sensors_get_channel_count(int handle);
 OCRE_IMPORT(ocre_sensors_get_channel_type)
 int ocre_sensors_get_channel_type(int handle, int channel);
-OCRE_IMPORT(ocre_sensors_read) double ocre_sensors_read(int handle, int channel);
+OCRE_IMPORT(ocre_sensors_read) double ocre_sensors_read(int handle, int channel_type);
 OCRE_IMPORT(ocre_sensors_open_by_name) int ocre_sensors_open_by_name(const char *name);
 OCRE_IMPORT(ocre_sensors_get_handle_by_name)
 int ocre_sensors_get_handle_by_name(const char *name);
@@ -59,7 +70,8 @@ OCRE_IMPORT(ocre_sensors_get_channel_count_by_name)
 int ocre_sensors_get_channel_count_by_name(const char *name);
 OCRE_IMPORT(ocre_sensors_get_channel_type_by_name)
 int ocre_sensors_get_channel_type_by_name(const char *name, int channel);
-OCRE_IMPORT(ocre_sensors_read_by_name) double ocre_sensors_read_by_name(const char *name, int channel);
+OCRE_IMPORT(ocre_sensors_read_by_name)
+double ocre_sensors_read_by_name(const char *name, int channel_type);
 OCRE_IMPORT(ocre_sensors_get_list) int ocre_sensors_get_list(int32_t *handles, int max);
 
 #endif

@@ -1,7 +1,7 @@
 ;; Hostile guest: calls every `env` function shoal serves that takes a pointer, a length or
 ;; an id (all but ocre_sleep, ocre_sensors_init and ocre_sensors_discover), then WASI, with
 ;; pointers outside memory, huge and negative lengths, unterminated strings and unknown
-;; ids. Every call must fail with an error code (a negative value, NaN for sensor reads);
+;; ids. Every call must fail with an error code (a negative value, for sensor reads too);
 ;; none may trap, hang or touch memory it was not given.
 ;; Prints "badptr: all 48 env calls refused; ..." and then calls WASI `fd_write` with an
 ;; iovec outside memory, which WASI preview 1 says shall trap: the guest ends trapped. It
@@ -50,9 +50,11 @@
     (global.set $calls (i32.add (global.get $calls) (i32.const 1)))
     (if (i32.ge_s (local.get $rc) (i32.const 0))
       (then (if (i32.eqz (global.get $first_bad)) (then (global.set $first_bad (local.get $n)))))))
-  (func $nan (param $n i32) (param $v f64)
+  ;; Record call number $n as unexpected when the sensor read $v is not a negative error code
+  ;; (NaN included: reads report errors as negated errno values, as the Ocre SDK says).
+  (func $negf (param $n i32) (param $v f64)
     (global.set $calls (i32.add (global.get $calls) (i32.const 1)))
-    (if (f64.eq (local.get $v) (local.get $v))
+    (if (i32.eqz (f64.lt (local.get $v) (f64.const 0)))
       (then (if (i32.eqz (global.get $first_bad)) (then (global.set $first_bad (local.get $n)))))))
 
   (func (export "_start")
@@ -107,13 +109,13 @@
     (call $neg (i32.const 36) (call $s_handle (i32.const -1)))
     (call $neg (i32.const 37) (call $s_count (i32.const 99999)))
     (call $neg (i32.const 38) (call $s_type (i32.const -1) (i32.const -1)))
-    (call $nan (i32.const 39) (call $s_read (i32.const -1) (i32.const -1)))
+    (call $negf (i32.const 39) (call $s_read (i32.const -1) (i32.const -1)))
     (call $neg (i32.const 40) (call $s_open_n (local.get $unterm)))
     (call $neg (i32.const 41) (call $s_open_n (local.get $end)))
     (call $neg (i32.const 42) (call $s_handle_n (i32.const -1)))
     (call $neg (i32.const 43) (call $s_count_n (local.get $unterm)))
     (call $neg (i32.const 44) (call $s_type_n (local.get $end) (i32.const 0)))
-    (call $nan (i32.const 45) (call $s_read_n (local.get $unterm) (i32.const 0)))
+    (call $negf (i32.const 45) (call $s_read_n (local.get $unterm) (i32.const 0)))
     (call $neg (i32.const 46) (call $s_list (local.get $end) (i32.const 5)))
     (call $neg (i32.const 47) (call $s_list (i32.const 0) (i32.const -1)))
     (call $neg (i32.const 48) (call $s_list (i32.const -4) (i32.const 0x7fffffff)))

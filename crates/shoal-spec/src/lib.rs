@@ -25,6 +25,7 @@
 //!   file-format types in [`schema`]; their `KEYS` lists are what the decoder accepts.
 
 pub mod bridges;
+pub mod channel_type;
 pub mod decode;
 pub mod diagnostic;
 pub mod digest;
@@ -40,6 +41,7 @@ pub mod validate;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+pub use channel_type::ChannelType;
 pub use diagnostic::{render_diagnostics, Diagnostic, Severity};
 pub use digest::{ImageDigest, InvalidDigest};
 pub use model::*;
@@ -60,6 +62,37 @@ pub const COMPOSE_FILE_NAMES: &[&str] = &["shoal.yaml", "shoal.yml", "compose.ya
 /// Find the compose file: `shoal.yaml`, then `compose.yaml` (also .yml variants) in `dir`.
 pub fn find_compose_file(dir: &Path) -> Option<PathBuf> {
     COMPOSE_FILE_NAMES.iter().map(|n| dir.join(n)).find(|p| p.is_file())
+}
+
+/// Why no compose file was found.
+#[derive(Debug, thiserror::Error)]
+pub enum ComposeFileError {
+    /// `-f DIR` (or a folder as the positional argument) without a compose file in it.
+    #[error("no shoal.yaml or compose.yaml in {}", .0.display())]
+    NotInFolder(PathBuf),
+    /// Nothing given and none in the current folder.
+    #[error("no shoal.yaml or compose.yaml in {}\n  hint: pass one with `-f FILE`", .0.display())]
+    NotHere(PathBuf),
+    /// The current folder cannot be read (removed under our feet, no permission).
+    #[error(transparent)]
+    CurrentDir(#[from] std::io::Error),
+}
+
+/// Which compose file a command means: `-f` or a positional path (a file as given, a
+/// folder searched with [`find_compose_file`]), or shoal.yaml/compose.yaml in the current
+/// folder. Every command goes through here, so the lookup and its hints are written once.
+/// A given file is not checked here: reading it reports a missing one with its own hint.
+pub fn compose_path(explicit: Option<&Path>) -> Result<PathBuf, ComposeFileError> {
+    match explicit {
+        Some(path) if path.is_dir() => {
+            find_compose_file(path).ok_or_else(|| ComposeFileError::NotInFolder(path.to_path_buf()))
+        }
+        Some(path) => Ok(path.to_path_buf()),
+        None => {
+            let here = std::env::current_dir()?;
+            find_compose_file(&here).ok_or(ComposeFileError::NotHere(here))
+        }
+    }
 }
 
 /// Parse and validate. On success returns the stack plus warnings; on failure returns ALL

@@ -219,6 +219,25 @@ pub struct SensorSpec {
     pub name: String,
     pub kind: SensorKind,
     pub channels: u32,
+    /// What each channel measures (`channels` entries; see [`crate::channel_type`]).
+    pub channel_types: Vec<crate::ChannelType>,
+}
+
+impl SensorSpec {
+    /// The type code `ocre_sensors_get_channel_type` reports for channel `index`.
+    pub fn channel_type_code(&self, index: u32) -> Option<i32> {
+        self.channel_types.get(index as usize).map(|t| t.code(index))
+    }
+
+    /// The channel `ocre_sensors_read(sensor, arg)` reads. The SDK passes a channel *type*
+    /// (what `get_channel_type` returned), so a channel whose type code is `arg` wins; a
+    /// number that is no channel's type is taken as a channel index, which keeps guests
+    /// that pass an index (older shoal guests, the shoal Rust SDK) working. The decoder
+    /// keeps type codes distinct within a sensor, so the lookup is never ambiguous.
+    pub fn channel_for(&self, arg: i32) -> Option<u32> {
+        let by_type = (0..self.channels).find(|&i| self.channel_type_code(i) == Some(arg));
+        by_type.or_else(|| u32::try_from(arg).ok().filter(|&i| i < self.channels))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

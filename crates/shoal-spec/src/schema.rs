@@ -2,12 +2,21 @@
 //! that editors use for completion and checks.
 //!
 //! The decoder does not deserialize into these types (serde stops at the first error; we
-//! want all of them), so the two must be kept in step by hand. The `KEYS` lists next to each
-//! struct are what the decoder accepts, and a unit test checks that each struct's schema
-//! properties are exactly its `KEYS`, so adding a key in one place and not the other fails.
+//! want all of them), so the two must be kept in step by hand. Each section's types live
+//! beside its decoder (`decode/limits.rs` holds `LimitsFile`, ...), so a new key is written
+//! in one file next to the code that reads it; this module gathers them and holds the
+//! root. The `KEYS` list of each struct is what the decoder accepts, and a unit test
+//! checks that each struct's schema properties are exactly its `KEYS`, so adding a key in
+//! one place and not the other fails.
 
 use std::collections::BTreeMap;
 
+pub use crate::bridges::decode::{BridgeFile, BridgeTlsFile};
+pub use crate::bridges::rules::{ExportFile, ExportRuleFile, ImportFile, ImportRuleFile};
+pub use crate::decode::depends_on::{ConditionFile, DependencyFile, DependsOnFile};
+pub use crate::decode::limits::LimitsFile;
+pub use crate::decode::mounts::{MountFile, MountLongFile};
+pub use crate::decode::sensors::{ChannelTypeFile, SensorFile, SensorKindFile};
 use schemars::JsonSchema;
 
 /// A shoal compose file: a stack of WebAssembly containers run in one process.
@@ -30,129 +39,6 @@ pub struct ComposeFile {
 
 impl ComposeFile {
     pub const KEYS: &'static [&'static str] = &["name", "containers", "sensors", "watch", "bridges"];
-}
-
-/// One MQTT bridge (MQTT 5). Credentials are references only: an inline `password` is refused.
-#[derive(JsonSchema)]
-#[schemars(deny_unknown_fields)]
-pub struct BridgeFile {
-    /// Broker URL: `mqtt://host[:port]` (default port 1883) or `mqtts://host[:port]` (TLS, default port 8883).
-    #[schemars(regex(pattern = r"^mqtts?://"))]
-    pub url: String,
-    /// MQTT client id. Default `shoal-<project>-<bridge>`. Two boards on one broker need different ids.
-    pub client_id: Option<String>,
-    /// User name, written here (not a secret). Or use `username_env`.
-    pub username: Option<String>,
-    /// Environment variable holding the user name.
-    pub username_env: Option<String>,
-    /// Environment variable holding the password (read when the bridge connects).
-    pub password_env: Option<String>,
-    /// File holding the password (relative to the compose file; one trailing newline is ignored).
-    pub password_file: Option<String>,
-    /// TLS files for `mqtts://`.
-    pub tls: Option<BridgeTlsFile>,
-    /// Keep-alive interval, from `5s` to `65535s`; default `30s`.
-    pub keep_alive: Option<String>,
-    /// How long the broker keeps this bridge's session (subscriptions, QoS 1 messages queued for it) while disconnected, e.g. `1h` (default). `0s`: a clean session on every connect.
-    pub session_expiry: Option<String>,
-    /// Exported messages held while the link is down; when full the oldest is dropped and counted. Default 1000.
-    #[schemars(range(min = 1, max = 1000000))]
-    pub queue: Option<u32>,
-    /// How long a stopping stack waits for queued exports to reach the broker, e.g. `5s` (default).
-    pub flush_timeout: Option<String>,
-    /// Longest wait between reconnection attempts, e.g. `30s` (default). The wait starts at 250ms and doubles.
-    pub reconnect_max: Option<String>,
-    /// Local topics to publish on the broker. A bare string is `{local: STRING}`.
-    pub export: Option<Vec<ExportFile>>,
-    /// Broker topics to deliver to local subscribers. A bare string is `{remote: STRING}`.
-    pub import: Option<Vec<ImportFile>>,
-}
-
-impl BridgeFile {
-    pub const KEYS: &'static [&'static str] = &[
-        "url",
-        "client_id",
-        "username",
-        "username_env",
-        "password_env",
-        "password_file",
-        "tls",
-        "keep_alive",
-        "session_expiry",
-        "queue",
-        "flush_timeout",
-        "reconnect_max",
-        "export",
-        "import",
-    ];
-}
-
-/// An export rule, or a bare local prefix exported under the same name.
-#[derive(JsonSchema)]
-#[serde(untagged)]
-#[allow(dead_code)]
-pub enum ExportFile {
-    Short(String),
-    Long(ExportRuleFile),
-}
-
-/// An import rule, or a bare MQTT filter imported under the same topics.
-#[derive(JsonSchema)]
-#[serde(untagged)]
-#[allow(dead_code)]
-pub enum ImportFile {
-    Short(String),
-    Long(ImportRuleFile),
-}
-
-/// TLS files (PEM), relative to the compose file.
-#[derive(JsonSchema)]
-#[schemars(deny_unknown_fields)]
-pub struct BridgeTlsFile {
-    /// CA certificate(s) the broker's certificate must chain to. Default: the system's roots.
-    pub ca_file: Option<String>,
-    /// Client certificate (chain), for brokers that require one. Needs `key_file`.
-    pub cert_file: Option<String>,
-    /// Private key of `cert_file`.
-    pub key_file: Option<String>,
-}
-
-impl BridgeTlsFile {
-    pub const KEYS: &'static [&'static str] = &["ca_file", "cert_file", "key_file"];
-}
-
-/// Export rule: local topics starting with `local` go to the broker with `local` replaced by `remote`.
-#[derive(JsonSchema)]
-#[schemars(deny_unknown_fields)]
-pub struct ExportRuleFile {
-    /// Local topic prefix (Ocre prefix match, as in `subscribe`).
-    pub local: String,
-    /// Broker topic prefix replacing `local` (no `+` or `#`). Default: the same as `local`.
-    pub remote: Option<String>,
-    /// MQTT QoS: 0 (at most once) or 1 (at least once, the default).
-    #[schemars(range(min = 0, max = 1))]
-    pub qos: Option<u8>,
-}
-
-impl ExportRuleFile {
-    pub const KEYS: &'static [&'static str] = &["local", "remote", "qos"];
-}
-
-/// Import rule: broker messages matching the MQTT filter `remote` are published locally.
-#[derive(JsonSchema)]
-#[schemars(deny_unknown_fields)]
-pub struct ImportRuleFile {
-    /// MQTT topic filter; `+` matches one level, a final `#` any number of levels.
-    pub remote: String,
-    /// Local topic prefix replacing the part of the topic before the filter's first wildcard. Default: that part itself (topics arrive unchanged).
-    pub local: Option<String>,
-    /// MQTT QoS of the subscription: 0 or 1 (the default).
-    #[schemars(range(min = 0, max = 1))]
-    pub qos: Option<u8>,
-}
-
-impl ImportRuleFile {
-    pub const KEYS: &'static [&'static str] = &["remote", "local", "qos"];
 }
 
 /// A scalar written where text is expected; numbers and booleans are taken as written.
@@ -265,121 +151,6 @@ pub enum CapabilityFile {
     OcreApi,
 }
 
-/// A mount, short (`host:guest[:ro|:rw]`) or long form.
-#[derive(JsonSchema)]
-#[serde(untagged)]
-#[allow(dead_code)]
-pub enum MountFile {
-    /// `host:guest[:ro|:rw]`, host path first as in Docker.
-    Short(String),
-    Long(MountLongFile),
-}
-
-/// Long-form mount.
-#[derive(JsonSchema)]
-#[schemars(deny_unknown_fields)]
-pub struct MountLongFile {
-    /// Host folder, relative to the compose file. Must exist.
-    pub source: String,
-    /// Absolute guest path, e.g. `/data`.
-    pub target: String,
-    /// Mount read-only (default false).
-    pub read_only: Option<bool>,
-}
-
-impl MountLongFile {
-    pub const KEYS: &'static [&'static str] = &["source", "target", "read_only"];
-}
-
-/// Dependencies: a list of names, or a mapping name -> condition.
-#[derive(JsonSchema)]
-#[serde(untagged)]
-#[allow(dead_code)]
-pub enum DependsOnFile {
-    List(Vec<String>),
-    Map(BTreeMap<String, DependencyFile>),
-}
-
-/// One dependency in the long form.
-#[derive(JsonSchema)]
-#[schemars(deny_unknown_fields)]
-pub struct DependencyFile {
-    /// When the dependency counts as ready. Default `service_started`.
-    pub condition: Option<ConditionFile>,
-}
-
-impl DependencyFile {
-    pub const KEYS: &'static [&'static str] = &["condition"];
-}
-
-/// Dependency condition (Compose's names; shoal has no health checks, so no `service_healthy`).
-#[derive(JsonSchema)]
-#[serde(rename_all = "snake_case")]
-#[allow(dead_code)]
-pub enum ConditionFile {
-    /// The dependency has started.
-    ServiceStarted,
-    /// The dependency has exited with code 0 (an init step).
-    ServiceCompletedSuccessfully,
-}
-
-/// Resource limits.
-#[derive(JsonSchema)]
-#[schemars(deny_unknown_fields)]
-pub struct LimitsFile {
-    /// Cap on linear memory plus tables: bytes, or with a unit (`512KiB`, `1MiB`, `4MB`). From 64KiB (one wasm page) to 4GiB. Growth past it fails as wasm specifies (`memory.grow` returns -1) and is reported. Default `64MiB`.
-    pub memory: Option<ScalarFile>,
-    /// Share of one core: a fraction (`0.25`) or a percentage (`25%`), from 0.01 to 1. A guest over its share is paused at the next epoch tick (10 ms) until it is back within it. Default: no cap (a busy guest still yields to the others every tick).
-    pub cpu: Option<ScalarFile>,
-    /// Timers the container may hold at once (1 to 65536); `ocre_timer_create` beyond returns -12. Default 64.
-    #[schemars(range(min = 1, max = 65536))]
-    pub max_timers: Option<u32>,
-    /// Messages queued for the container (1 to 65536); when full the oldest is dropped and counted. Default 256.
-    #[schemars(range(min = 1, max = 65536))]
-    pub queue: Option<u32>,
-    /// Topic prefixes the container may subscribe to (1 to 65536); `ocre_subscribe_message` beyond returns -12. Default 256.
-    #[schemars(range(min = 1, max = 65536))]
-    pub max_subscriptions: Option<u32>,
-}
-
-impl LimitsFile {
-    pub const KEYS: &'static [&'static str] = &["memory", "cpu", "max_timers", "queue", "max_subscriptions"];
-}
-
-/// A host sensor.
-#[derive(JsonSchema)]
-#[schemars(deny_unknown_fields)]
-pub struct SensorFile {
-    /// Where readings come from.
-    pub kind: SensorKindFile,
-    /// Number of channels (`rng` only; default 1).
-    #[schemars(range(min = 1, max = 1024))]
-    pub channels: Option<u32>,
-    /// `[min, max]` of generated values (`rng` only; default `[0, 100]`).
-    pub range: Option<[f64; 2]>,
-    /// File holding one number (`file`/`hwmon` only), absolute or relative to the compose file.
-    pub path: Option<String>,
-    /// Factor applied to the number read (`file`/`hwmon` only; default 1.0).
-    pub scale: Option<f64>,
-}
-
-impl SensorFile {
-    pub const KEYS: &'static [&'static str] = &["kind", "channels", "range", "path", "scale"];
-}
-
-/// Sensor kind.
-#[derive(JsonSchema)]
-#[serde(rename_all = "snake_case")]
-#[allow(dead_code)]
-pub enum SensorKindFile {
-    /// Uniform random values (for demos and tests).
-    Rng,
-    /// A number read from a file.
-    File,
-    /// A Linux hwmon input file.
-    Hwmon,
-}
-
 /// JSON schema of the compose file, generated from the types above.
 pub fn json_schema() -> serde_json::Value {
     let schema = schemars::schema_for!(ComposeFile);
@@ -463,6 +234,24 @@ mod tests {
             .collect();
         let table: BTreeSet<String> = shoal_abi::Capability::names().map(str::to_string).collect();
         assert_eq!(values, table);
+    }
+
+    /// The schema's channel type names are exactly the ones `channel_types:` accepts.
+    #[test]
+    fn channel_type_names_match_the_table() {
+        let s = json_schema();
+        let def = &s["$defs"]["ChannelTypeFile"];
+        let values: BTreeSet<String> = match def["enum"].as_array() {
+            Some(list) => list.iter().filter_map(|v| v.as_str()).map(str::to_string).collect(),
+            None => def["oneOf"]
+                .as_array()
+                .expect("ChannelTypeFile is an enum of strings")
+                .iter()
+                .filter_map(|v| v["const"].as_str())
+                .map(str::to_string)
+                .collect(),
+        };
+        assert_eq!(values, keys(&crate::ChannelType::NAMES));
     }
 
     #[test]

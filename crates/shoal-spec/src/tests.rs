@@ -342,6 +342,77 @@ fn sensors_decoded() {
         }
     );
     assert_eq!(stack.containers[0].sensors, vec!["t".to_string(), "f".to_string()]);
+    // Defaults: `custom` per rng channel; a hwmon file named `data` does not tell its type.
+    assert_eq!(stack.sensors["t"].channel_types, vec![ChannelType::Custom; 2]);
+    assert_eq!(stack.sensors["t"].channel_type_code(1), Some(0x8001));
+    assert_eq!(stack.sensors["f"].channel_types, vec![ChannelType::Custom]);
+}
+
+#[test]
+fn sensor_channel_types_declared_and_inferred() {
+    let p = project();
+    std::fs::write(p.path().join("temp1_input"), "42000\n").unwrap();
+    let yaml = "sensors:\n  c: {kind: rng, range: [40, 60], channel_types: [humidity, temperature, custom]}\n  \
+                h: {kind: hwmon, path: temp1_input}\n  v: {kind: file, path: temp1_input, channel_types: [voltage]}\n  \
+                n: {kind: rng, channels: 2, channel_types: [light, custom]}\n\
+                containers:\n  app:\n    image: m.wasm\n";
+    let (stack, w) = load_in(p.path(), yaml).unwrap();
+    assert!(w.is_empty(), "{w:?}");
+    let c = &stack.sensors["c"];
+    assert_eq!(c.channels, 3, "`channels` defaults to the list's length");
+    assert_eq!(
+        (0..3).map(|i| c.channel_type_code(i)).collect::<Vec<_>>(),
+        [Some(6), Some(7), Some(0x8002)]
+    );
+    // read(type) finds the channel by type first, then by index when no type matches.
+    assert_eq!(c.channel_for(7), Some(1));
+    assert_eq!(c.channel_for(6), Some(0));
+    assert_eq!(c.channel_for(0x8002), Some(2));
+    assert_eq!(c.channel_for(2), Some(2));
+    assert_eq!(c.channel_for(3), None);
+    assert_eq!(c.channel_for(-1), None);
+    assert_eq!(stack.sensors["h"].channel_types, [ChannelType::Temperature]);
+    assert_eq!(stack.sensors["v"].channel_types, [ChannelType::Voltage]);
+    assert_eq!(
+        stack.sensors["n"].channel_types,
+        [ChannelType::Light, ChannelType::Custom]
+    );
+}
+
+#[test]
+fn sensor_channel_type_errors() {
+    let p = project();
+    let cases = [
+        (
+            "{kind: rng, channel_types: [temprature]}",
+            "unknown channel type `temprature`",
+        ),
+        (
+            "{kind: rng, channel_types: [temprature]}",
+            "did you mean `temperature`?",
+        ),
+        ("{kind: rng, channel_types: [banana]}", "use one of: acceleration, gyro"),
+        (
+            "{kind: rng, channel_types: [temperature, temperature]}",
+            "already channel 0's type",
+        ),
+        (
+            "{kind: rng, channels: 3, channel_types: [light]}",
+            "lists 1 type but `channels` (line 2) is 3",
+        ),
+        ("{kind: rng, channel_types: []}", "must list 1 to 1024 types"),
+        ("{kind: rng, channel_types: temperature}", "must be a list"),
+        (
+            "{kind: file, path: x, channel_types: [light, custom]}",
+            "exactly 1 channel, but `channel_types` lists 2",
+        ),
+    ];
+    for (sensor, want) in cases {
+        let yaml = format!("sensors:\n  s: {sensor}\ncontainers:\n  app:\n    image: m.wasm\n");
+        let e = errors(load_in(p.path(), &yaml));
+        assert!(e.contains(want), "{sensor}: want {want:?} in:\n{e}");
+        assert!(e.contains(":2:"), "{sensor}: the message names line 2:\n{e}");
+    }
 }
 
 #[test]
@@ -644,4 +715,22 @@ fn durations_of_the_wrong_type() {
         text.contains("`keep_alive` must be a duration such as `30s`, found a mapping"),
         "{text}"
     );
+}
+
+#[test]
+fn a_given_compose_file_is_taken_as_is() {
+    let file = Path::new("/no/such/place/stack.yaml");
+    assert_eq!(compose_path(Some(file)).unwrap(), file);
+}
+
+#[test]
+fn a_folder_is_searched_for_the_compose_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let error = compose_path(Some(dir.path())).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!("no shoal.yaml or compose.yaml in {}", dir.path().display())
+    );
+    std::fs::write(dir.path().join("compose.yaml"), "").unwrap();
+    assert_eq!(compose_path(Some(dir.path())).unwrap(), dir.path().join("compose.yaml"));
 }

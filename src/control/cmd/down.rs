@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::Request;
-use crate::control::{Client, ControlError};
+use crate::control::{Client, ControlError, ProjectArgs};
 use crate::procstat::Reclamation;
+use crate::spec::units::ByteSize;
 
 /// How long `down` waits for the process to close its socket after the reply.
 const SOCKET_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -60,4 +61,21 @@ pub fn print(project: &str, verify: bool, threshold_bytes: u64) -> Result<ExitCo
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `shoal down`'s arguments.
+#[derive(clap::Args, Debug)]
+pub struct DownArgs {
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    /// Exit non-zero when more memory than --threshold stays in use after teardown
+    #[arg(long)]
+    pub verify: bool,
+    /// Residue allowed by --verify
+    #[arg(long, value_name = "SIZE", default_value = "1MiB")]
+    pub threshold: ByteSize,
+}
+
+pub fn run(args: DownArgs) -> anyhow::Result<ExitCode> {
+    Ok(print(&args.project.resolve()?, args.verify, args.threshold.bytes())?)
 }

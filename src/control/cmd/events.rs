@@ -13,7 +13,7 @@ use super::print::flush;
 use super::Request;
 use crate::control::protocol::Reply;
 use crate::control::server::{forward, Connection, ServerContext};
-use crate::control::{Client, ControlError};
+use crate::control::{Client, ControlError, ProjectArgs};
 use crate::supervisor;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -101,6 +101,23 @@ pub fn print(client: &Client, json: bool, no_stream: bool) -> Result<ExitCode, C
     Ok(ExitCode::SUCCESS)
 }
 
+/// `shoal events`'s arguments.
+#[derive(clap::Args, Debug)]
+pub struct EventsArgs {
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    /// One JSON object per line
+    #[arg(long)]
+    pub json: bool,
+    /// Print the recent events and exit instead of following
+    #[arg(long)]
+    pub no_stream: bool,
+}
+
+pub fn run(args: EventsArgs) -> anyhow::Result<ExitCode> {
+    Ok(print(&args.project.client()?, args.json, args.no_stream)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,15 +132,26 @@ mod tests {
     }
 
     #[test]
-    fn the_wire_event_writes_the_same_bytes_and_reads_back() {
-        for event in [internal(Some("collector"), "exited with code 1"), internal(None, "")] {
-            let before = serde_json::to_string(&event).expect("json");
-            let wire = Event::from(event.clone());
+    fn the_wire_event_keeps_its_bytes_and_its_line() {
+        let cases = [
+            (
+                internal(Some("collector"), "exited with code 1"),
+                r#"{"event":{"time":1795860000.25,"container":"collector","action":"die","detail":"exited with code 1"}}"#,
+                "2026-11-28T10:00:00.250Z container die collector (exited with code 1)",
+            ),
+            (
+                internal(None, ""),
+                r#"{"event":{"time":1795860000.25,"action":"die"}}"#,
+                "2026-11-28T10:00:00.250Z stack die",
+            ),
+        ];
+        for (event, bytes, printed) in cases {
+            let wire = Event::from(event);
             let line = serde_json::to_string(&Reply::Event(wire.clone())).expect("json");
-            assert_eq!(line, format!(r#"{{"event":{before}}}"#), "identical bytes on the wire");
+            assert_eq!(line, bytes, "the bytes on the wire (protocol version 1)");
             let back: Reply = serde_json::from_str(&line).expect("parse");
             assert_eq!(back, Reply::Event(wire.clone()));
-            assert_eq!(wire.to_string(), event.to_string(), "printed as before");
+            assert_eq!(wire.to_string(), printed);
         }
     }
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::print::{header, print_table};
 use super::Request;
 use crate::control::server::{Connection, ServerContext};
-use crate::control::{running_projects, Client, ControlError};
+use crate::control::{running_projects, Client, ControlError, OutputFormat};
 
 /// What `info` returns.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,4 +56,15 @@ pub fn ls(json: bool) -> Result<ExitCode, ControlError> {
     }
     print_table(&table);
     Ok(ExitCode::SUCCESS)
+}
+
+/// `shoal ls`'s arguments.
+#[derive(clap::Args, Debug)]
+pub struct LsArgs {
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: OutputFormat,
+}
+
+pub fn run_ls(args: LsArgs) -> anyhow::Result<ExitCode> {
+    Ok(ls(args.format == OutputFormat::Json)?)
 }

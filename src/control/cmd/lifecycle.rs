@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use serde::{Deserialize, Serialize};
 
 use super::Request;
-use crate::control::{Client, ControlError};
+use crate::control::{Client, ControlError, ProjectArgs};
 use crate::supervisor::{LifecycleError, Supervisor};
 
 /// Which lifecycle verb a request is.
@@ -33,6 +33,18 @@ impl Verb {
             _ => return None,
         };
         Some((verb, names.as_slice()))
+    }
+
+    /// The request that asks for this verb on `names` (empty: every container).
+    pub fn request(self, names: Vec<String>) -> Request {
+        match self {
+            Verb::Stop => Request::Stop { names },
+            Verb::Start => Request::Start { names },
+            Verb::Restart => Request::Restart { names },
+            Verb::Kill => Request::Kill { names },
+            Verb::Pause => Request::Pause { names },
+            Verb::Unpause => Request::Unpause { names },
+        }
     }
 
     /// Apply the verb to one container; `Ok` says what happened.
@@ -100,6 +112,21 @@ pub fn print(client: &Client, request: Request) -> Result<ExitCode, ControlError
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The arguments of `stop`, `start`, `restart`, `kill`, `pause`, `unpause`.
+#[derive(clap::Args, Debug)]
+pub struct NamesArgs {
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    /// Containers [default: all]
+    #[arg(value_name = "NAME")]
+    pub names: Vec<String>,
+}
+
+/// Send `verb` for the named containers (all when none is named) and print the results.
+pub fn run(verb: Verb, args: NamesArgs) -> anyhow::Result<ExitCode> {
+    Ok(print(&args.project.client()?, verb.request(args.names))?)
 }
 
 #[cfg(test)]

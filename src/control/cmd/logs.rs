@@ -1,5 +1,6 @@
 //! `logs`: the stored lines of the stack's containers, optionally followed live.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use serde::{Deserialize, Serialize};
@@ -8,8 +9,12 @@ use super::print::rfc3339;
 use super::Request;
 use crate::control::protocol::Reply;
 use crate::control::server::{forward, Connection, ServerContext};
-use crate::control::{Client, ControlError};
+use crate::control::{parse_name, Client, ControlError, ProjectArgs};
+use crate::logs::terminal::TerminalLog;
 use crate::logs::{LogLine, LogSink, Stream};
+use crate::procstat::{unix_now, unix_seconds};
+use crate::spec::units::Span;
+use crate::spec::ProjectName;
 
 /// Which lines a `logs` request wants.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -126,9 +131,90 @@ pub fn print(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `shoal logs`'s arguments. `-f` means `--follow` here, as in Docker, so the compose file
+/// is only `--file` and the project is spelled out instead of flattening [`ProjectArgs`].
+#[derive(clap::Args, Debug)]
+pub struct LogsArgs {
+    /// Project name [default: from --file, or the compose file here, or the only running stack]
+    #[arg(short = 'p', long = "project", value_name = "NAME", value_parser = parse_name::<ProjectName>)]
+    pub project: Option<ProjectName>,
+    /// Compose file whose project to use (`-f` means --follow here, as in Docker)
+    #[arg(long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Keep printing new lines
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only the last N lines of each container
+    #[arg(short = 'n', long, value_name = "N")]
+    pub tail: Option<usize>,
+    /// Only lines since a time: a duration (10m, 1h30m) or RFC 3339 (2026-11-28T10:00:00Z)
+    #[arg(long, value_name = "WHEN", value_parser = parse_since)]
+    pub since: Option<f64>,
+    /// Prefix each line with its time
+    #[arg(short = 't', long)]
+    pub timestamps: bool,
+    /// Plain prefixes, no colours
+    #[arg(long)]
+    pub no_color: bool,
+    /// Containers to show [default: all]
+    #[arg(value_name = "NAME")]
+    pub names: Vec<String>,
+}
+
+/// `shoal logs`: check the names against the running stack, then print its lines with
+/// `up`'s prefixes and colours.
+pub fn run(args: LogsArgs) -> anyhow::Result<ExitCode> {
+    let since = args.since;
+    let project = ProjectArgs {
+        project: args.project.clone(),
+        file: args.file.clone(),
+    };
+    let client = project.client()?;
+    let rows = super::ps::rows(&client)?;
+    for name in &args.names {
+        if !rows.iter().any(|r| &r.name == name || &r.service == name) {
+            anyhow::bail!("no container named `{name}` in project `{}`", project.resolve()?);
+        }
+    }
+    let names: Vec<String> = rows
+        .iter()
+        .filter(|r| args.names.is_empty() || args.names.contains(&r.name) || args.names.contains(&r.service))
+        .map(|r| r.name.clone())
+        .collect();
+    let printer = TerminalLog::new(names.iter().map(String::as_str), args.no_color);
+    let request = LogsRequest {
+        follow: args.follow,
+        tail: args.tail,
+        since,
+        names: if args.names.is_empty() { Vec::new() } else { names },
+    };
+    Ok(print(&client, request, args.timestamps, &printer)?)
+}
+
+/// `--since`: an RFC 3339 time, or a duration back from now, as seconds since the Unix epoch
+/// (the form the logs request carries). Refused at the flag when it is neither.
+fn parse_since(text: &str) -> Result<f64, String> {
+    if let Ok(when) = humantime::parse_rfc3339_weak(text) {
+        return Ok(unix_seconds(when));
+    }
+    let ago: Span = text
+        .parse()
+        .map_err(|e| format!("{e}\n  hint: a duration such as 10m or 2h, or a time such as 2026-11-28T10:00:00Z"))?;
+    Ok(unix_now() - ago.duration().as_secs_f64())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn since_takes_durations_and_times() {
+        let now = unix_now();
+        let ten_minutes_ago = parse_since("10m").expect("duration");
+        assert!((now - ten_minutes_ago - 600.0).abs() < 5.0);
+        assert_eq!(parse_since("2026-11-28T10:00:00Z").expect("time"), 1_795_860_000.0);
+        assert!(parse_since("yesterday").is_err());
+    }
 
     fn line(container: &str, text: &str) -> LogLine {
         LogLine {

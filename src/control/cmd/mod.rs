@@ -1,7 +1,8 @@
 //! The control commands, one file each (mini-redis's layout): a command's request payload,
 //! its reply type, how the running stack answers it and how the client prints the answer
-//! live together, so a new verb is one new file here, one [`Request`] variant with its
-//! arm in [`serve`], and its clap arguments in the CLI.
+//! live together, with the command's clap arguments, so a new verb is one new file here
+//! plus, in this file, its [`Request`] variant with its arm in [`serve`] and its
+//! [`ClientCommand`] variant with its arm in [`ClientCommand::run`].
 //!
 //! Read-only commands are answered by the connection's task from shared state; those that
 //! change the stack ([`Request::is_mutation`]) are queued to the controller, which hands
@@ -18,11 +19,87 @@ pub mod reload;
 pub mod stats;
 pub mod topics;
 
+use std::process::ExitCode;
+
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use super::protocol::Reply;
 use super::server::{Connection, ServerContext};
+
+/// The commands that talk to a running stack, as the command line spells them (flattened
+/// into `shoal`'s own subcommands): each variant's arguments live in its command's file.
+#[derive(clap::Subcommand, Debug)]
+pub enum ClientCommand {
+    /// Stop a running stack and report the memory it gave back
+    #[command(
+        after_help = "Examples:\n  shoal down\n  shoal down -p line-3 --verify\n  shoal down --verify --threshold 512KiB"
+    )]
+    Down(down::DownArgs),
+    /// List the containers of a running stack
+    #[command(after_help = "Examples:\n  shoal ps\n  shoal ps -p line-3 --format json")]
+    Ps(ps::PsArgs),
+    /// Print containers' output (the last 1,000 lines of each are kept)
+    #[command(
+        after_help = "Examples:\n  shoal logs\n  shoal logs -f collector\n  shoal logs --tail 20 --since 10m -t"
+    )]
+    Logs(logs::LogsArgs),
+    /// Live figures per container and for the process
+    #[command(after_help = "Examples:\n  shoal stats\n  shoal stats --no-stream --format json")]
+    Stats(stats::StatsArgs),
+    /// Lifecycle events: start, die, stop, restart, pause, warnings, reloads
+    #[command(after_help = "Examples:\n  shoal events\n  shoal events --json --no-stream")]
+    Events(events::EventsArgs),
+    /// Containers sorted by the CPU time their guest code used
+    #[command(after_help = "Examples:\n  shoal top\n  shoal top -p line-3")]
+    Top(ps::TopArgs),
+    /// Stop containers (they stay stopped; no restart policy applies)
+    #[command(after_help = "Examples:\n  shoal stop watchdog\n  shoal stop        # every container")]
+    Stop(lifecycle::NamesArgs),
+    /// Start stopped or ended containers
+    #[command(after_help = "Examples:\n  shoal start watchdog")]
+    Start(lifecycle::NamesArgs),
+    /// Stop then start containers
+    #[command(after_help = "Examples:\n  shoal restart collector aggregator")]
+    Restart(lifecycle::NamesArgs),
+    /// Stop containers at once, without waiting for stop_timeout
+    #[command(after_help = "Examples:\n  shoal kill spinner")]
+    Kill(lifecycle::NamesArgs),
+    /// Hold containers: no guest code runs, all state is kept, messages queue (bounded)
+    #[command(after_help = "Examples:\n  shoal pause collector")]
+    Pause(lifecycle::NamesArgs),
+    /// Let paused containers run again
+    #[command(after_help = "Examples:\n  shoal unpause collector")]
+    Unpause(lifecycle::NamesArgs),
+    /// Running stacks on this machine
+    #[command(after_help = "Examples:\n  shoal ls\n  shoal ls --format json")]
+    Ls(info::LsArgs),
+    /// Watch the messages of a running stack
+    #[command(after_help = "Examples:\n  shoal topics tail sensors/\n  shoal topics tail ''   # everything")]
+    Topics(topics::TopicsArgs),
+}
+
+impl ClientCommand {
+    /// Run the client side of the command.
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        match self {
+            ClientCommand::Down(args) => down::run(args),
+            ClientCommand::Ps(args) => ps::run_ps(args),
+            ClientCommand::Logs(args) => logs::run(args),
+            ClientCommand::Stats(args) => stats::run(args),
+            ClientCommand::Events(args) => events::run(args),
+            ClientCommand::Top(args) => ps::run_top(args),
+            ClientCommand::Stop(args) => lifecycle::run(lifecycle::Verb::Stop, args),
+            ClientCommand::Start(args) => lifecycle::run(lifecycle::Verb::Start, args),
+            ClientCommand::Restart(args) => lifecycle::run(lifecycle::Verb::Restart, args),
+            ClientCommand::Kill(args) => lifecycle::run(lifecycle::Verb::Kill, args),
+            ClientCommand::Pause(args) => lifecycle::run(lifecycle::Verb::Pause, args),
+            ClientCommand::Unpause(args) => lifecycle::run(lifecycle::Verb::Unpause, args),
+            ClientCommand::Ls(args) => info::run_ls(args),
+            ClientCommand::Topics(args) => topics::run(args),
+        }
+    }
+}
 
 /// Every command a client can send, tagged by `cmd` on the wire.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use super::print::{header, human_bytes, human_secs, print_table, to_json_pretty};
 use super::Request;
 use crate::control::server::{Connection, ServerContext};
-use crate::control::{Client, ControlError};
+use crate::control::{Client, ControlError, OutputFormat, ProjectArgs};
 use crate::supervisor::ContainerInfo;
 
 /// The reply to `ps`.
@@ -83,4 +83,28 @@ pub fn top(client: &Client) -> Result<ExitCode, ControlError> {
     print_table(&table);
     println!("(CPU time is time spent running guest code, measured at every host-call boundary)");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `shoal ps`'s arguments.
+#[derive(clap::Args, Debug)]
+pub struct PsArgs {
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: OutputFormat,
+}
+
+/// `shoal top`'s arguments.
+#[derive(clap::Args, Debug)]
+pub struct TopArgs {
+    #[command(flatten)]
+    pub project: ProjectArgs,
+}
+
+pub fn run_ps(args: PsArgs) -> anyhow::Result<ExitCode> {
+    Ok(ps(&args.project.client()?, args.format == OutputFormat::Json)?)
+}
+
+pub fn run_top(args: TopArgs) -> anyhow::Result<ExitCode> {
+    Ok(top(&args.project.client()?)?)
 }

@@ -13,7 +13,7 @@ use super::Request;
 use crate::bridge::BridgeStats;
 use crate::broker::BrokerStats;
 use crate::control::server::{Connection, ServerContext};
-use crate::control::{Client, ControlError};
+use crate::control::{Client, ControlError, OutputFormat, ProjectArgs};
 use crate::supervisor::ContainerInfo;
 
 /// The reply to `stats`.
@@ -125,6 +125,26 @@ fn print_stats(stats: &Stats) {
         ]);
     }
     print_table(&table);
+}
+
+/// `shoal stats`'s arguments.
+#[derive(clap::Args, Debug)]
+pub struct StatsArgs {
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    /// Print once and exit
+    #[arg(long)]
+    pub no_stream: bool,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: OutputFormat,
+}
+
+pub fn run(args: StatsArgs) -> anyhow::Result<ExitCode> {
+    Ok(stats(
+        &args.project.client()?,
+        args.no_stream,
+        args.format == OutputFormat::Json,
+    )?)
 }
 
 #[cfg(test)]

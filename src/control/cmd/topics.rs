@@ -9,7 +9,7 @@ use super::Request;
 use crate::broker::Message;
 use crate::control::protocol::Reply;
 use crate::control::server::{Connection, ServerContext};
-use crate::control::{Client, ControlError};
+use crate::control::{Client, ControlError, ProjectArgs};
 
 /// Messages a `topics tail` may have queued before the oldest are dropped.
 const TAIL_QUEUE: usize = 1024;
@@ -91,4 +91,28 @@ pub fn print(client: &Client, prefix: String) -> Result<ExitCode, ControlError> 
         true
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `shoal topics`'s arguments.
+#[derive(clap::Args, Debug)]
+pub struct TopicsArgs {
+    #[command(subcommand)]
+    pub command: TopicsCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum TopicsCommand {
+    /// Print messages under a topic prefix as they are published
+    Tail {
+        #[command(flatten)]
+        project: ProjectArgs,
+        /// Topic prefix ('' for all)
+        prefix: String,
+    },
+}
+
+pub fn run(args: TopicsArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        TopicsCommand::Tail { project, prefix } => Ok(print(&project.client()?, prefix)?),
+    }
 }

@@ -69,7 +69,7 @@ fn main() {
         if let Event::Timer { id: 1 } = event {
             for name in &open {
                 let value = sensors::read_by_name(name, 0);
-                if value.is_nan() {
+                if sensors::failed(value) {
                     eprintln!("collector: read of {name} failed");
                     continue;
                 }

@@ -268,9 +268,18 @@ pub mod sensors {
         })
     }
 
-    /// Read one channel. NaN means the read failed.
+    /// Read one channel. `channel` is the channel's type (what [`get_channel_type`]
+    /// returned), as the Ocre SDK defines; a number that is no channel's type is taken as a
+    /// channel index. Errors come back as negated errno values (see [`failed`]).
     pub fn read(handle: i32, channel: u32) -> f64 {
         unsafe { sys::ocre_sensors_read(handle, channel as i32) }
+    }
+
+    /// Whether a value from [`read`] or [`read_by_name`] is an error code: -2 (no such
+    /// sensor), -5 (no channel of that type, or unreadable), -22 (bad handle, denied). As
+    /// with the Ocre SDK, a real reading of exactly one of these is indistinguishable.
+    pub fn failed(value: f64) -> bool {
+        value.is_nan() || value == -2.0 || value == -5.0 || value == -22.0
     }
 
     /// Open a sensor by its declared name; returns its handle.
@@ -307,7 +316,7 @@ pub mod sensors {
         })
     }
 
-    /// Read one channel by sensor name. NaN means the read failed.
+    /// Read one channel by sensor name, as [`read`] does.
     pub fn read_by_name(name: &str, channel: u32) -> f64 {
         let n = cstring(name);
         unsafe { sys::ocre_sensors_read_by_name(n.as_ptr().cast(), channel as i32) }

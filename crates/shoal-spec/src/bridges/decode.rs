@@ -13,7 +13,9 @@ use crate::decode::Ctx;
 use crate::model::{BridgeSpec, BridgeTls, SecretRef};
 use crate::names::{check_name, sanitize_name, InvalidName};
 use crate::node::{Key, Node, Value};
-use crate::schema::{BridgeFile, BridgeTlsFile};
+use schemars::JsonSchema;
+
+use super::rules::{ExportFile, ImportFile};
 
 /// A bridge's known, non-empty fields, with the key path messages use.
 struct Fields<'n> {
@@ -410,4 +412,77 @@ fn secret(
     } else {
         Some(SecretRef::Plain(text))
     }
+}
+
+// The file format of this section, as the JSON schema describes it (see `schema.rs`).
+
+/// One MQTT bridge (MQTT 5). Credentials are references only: an inline `password` is refused.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct BridgeFile {
+    /// Broker URL: `mqtt://host[:port]` (default port 1883) or `mqtts://host[:port]` (TLS, default port 8883).
+    #[schemars(regex(pattern = r"^mqtts?://"))]
+    pub url: String,
+    /// MQTT client id. Default `shoal-<project>-<bridge>`. Two boards on one broker need different ids.
+    pub client_id: Option<String>,
+    /// User name, written here (not a secret). Or use `username_env`.
+    pub username: Option<String>,
+    /// Environment variable holding the user name.
+    pub username_env: Option<String>,
+    /// Environment variable holding the password (read when the bridge connects).
+    pub password_env: Option<String>,
+    /// File holding the password (relative to the compose file; one trailing newline is ignored).
+    pub password_file: Option<String>,
+    /// TLS files for `mqtts://`.
+    pub tls: Option<BridgeTlsFile>,
+    /// Keep-alive interval, from `5s` to `65535s`; default `30s`.
+    pub keep_alive: Option<String>,
+    /// How long the broker keeps this bridge's session (subscriptions, QoS 1 messages queued for it) while disconnected, e.g. `1h` (default). `0s`: a clean session on every connect.
+    pub session_expiry: Option<String>,
+    /// Exported messages held while the link is down; when full the oldest is dropped and counted. Default 1000.
+    #[schemars(range(min = 1, max = 1000000))]
+    pub queue: Option<u32>,
+    /// How long a stopping stack waits for queued exports to reach the broker, e.g. `5s` (default).
+    pub flush_timeout: Option<String>,
+    /// Longest wait between reconnection attempts, e.g. `30s` (default). The wait starts at 250ms and doubles.
+    pub reconnect_max: Option<String>,
+    /// Local topics to publish on the broker. A bare string is `{local: STRING}`.
+    pub export: Option<Vec<ExportFile>>,
+    /// Broker topics to deliver to local subscribers. A bare string is `{remote: STRING}`.
+    pub import: Option<Vec<ImportFile>>,
+}
+
+impl BridgeFile {
+    pub const KEYS: &'static [&'static str] = &[
+        "url",
+        "client_id",
+        "username",
+        "username_env",
+        "password_env",
+        "password_file",
+        "tls",
+        "keep_alive",
+        "session_expiry",
+        "queue",
+        "flush_timeout",
+        "reconnect_max",
+        "export",
+        "import",
+    ];
+}
+
+/// TLS files (PEM), relative to the compose file.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct BridgeTlsFile {
+    /// CA certificate(s) the broker's certificate must chain to. Default: the system's roots.
+    pub ca_file: Option<String>,
+    /// Client certificate (chain), for brokers that require one. Needs `key_file`.
+    pub cert_file: Option<String>,
+    /// Private key of `cert_file`.
+    pub key_file: Option<String>,
+}
+
+impl BridgeTlsFile {
+    pub const KEYS: &'static [&'static str] = &["ca_file", "cert_file", "key_file"];
 }

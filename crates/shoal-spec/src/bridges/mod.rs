@@ -21,8 +21,8 @@
 //! One file per part: `decode` (each bridge's fields), `url` (the broker address) and
 //! `rules` (export / import rules); MQTT topic syntax is the shared [`crate::topic`] leaf.
 
-mod decode;
-mod rules;
+pub(crate) mod decode;
+pub(crate) mod rules;
 mod url;
 
 use std::collections::BTreeMap;

@@ -5,8 +5,9 @@
 use crate::decode::Ctx;
 use crate::model::{ExportRule, ImportRule};
 use crate::node::{Node, Pos, Value};
-use crate::schema::{ExportRuleFile, ImportRuleFile};
+
 use crate::topic::{check_filter, check_topic_prefix, filter_literal_prefix, TopicError};
+use schemars::JsonSchema;
 
 /// A list of rules, each a mapping or the short string form.
 pub(super) fn rules<T>(
@@ -187,4 +188,58 @@ pub(super) fn import_rule(ctx: &mut Ctx, node: &Node, path: &str) -> Option<Impo
         }
     };
     Some(ImportRule { remote, local, qos })
+}
+
+// The file format of this section, as the JSON schema describes it (see `schema.rs`).
+
+/// An export rule, or a bare local prefix exported under the same name.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum ExportFile {
+    Short(String),
+    Long(ExportRuleFile),
+}
+
+/// An import rule, or a bare MQTT filter imported under the same topics.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum ImportFile {
+    Short(String),
+    Long(ImportRuleFile),
+}
+
+/// Export rule: local topics starting with `local` go to the broker with `local` replaced by `remote`.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ExportRuleFile {
+    /// Local topic prefix (Ocre prefix match, as in `subscribe`).
+    pub local: String,
+    /// Broker topic prefix replacing `local` (no `+` or `#`). Default: the same as `local`.
+    pub remote: Option<String>,
+    /// MQTT QoS: 0 (at most once) or 1 (at least once, the default).
+    #[schemars(range(min = 0, max = 1))]
+    pub qos: Option<u8>,
+}
+
+impl ExportRuleFile {
+    pub const KEYS: &'static [&'static str] = &["local", "remote", "qos"];
+}
+
+/// Import rule: broker messages matching the MQTT filter `remote` are published locally.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ImportRuleFile {
+    /// MQTT topic filter; `+` matches one level, a final `#` any number of levels.
+    pub remote: String,
+    /// Local topic prefix replacing the part of the topic before the filter's first wildcard. Default: that part itself (topics arrive unchanged).
+    pub local: Option<String>,
+    /// MQTT QoS of the subscription: 0 or 1 (the default).
+    #[schemars(range(min = 0, max = 1))]
+    pub qos: Option<u8>,
+}
+
+impl ImportRuleFile {
+    pub const KEYS: &'static [&'static str] = &["remote", "local", "qos"];
 }

@@ -4,7 +4,8 @@ use super::Ctx;
 use crate::diagnostic::did_you_mean_hint;
 use crate::model::DependencyCondition;
 use crate::node::{Node, Pos, Value};
-use crate::schema::DependencyFile;
+use schemars::JsonSchema;
+use std::collections::BTreeMap;
 
 pub(super) fn decode_depends_on(node: &Node, key: &str, ctx: &mut Ctx) -> Vec<(String, Pos, DependencyCondition)> {
     let mut out = Vec::new();
@@ -63,4 +64,38 @@ fn decode_condition(fv: &Node, kp: &str, ctx: &mut Ctx) -> Option<DependencyCond
             None
         }
     }
+}
+
+// The file format of this section, as the JSON schema describes it (see `schema.rs`).
+
+/// Dependencies: a list of names, or a mapping name -> condition.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum DependsOnFile {
+    List(Vec<String>),
+    Map(BTreeMap<String, DependencyFile>),
+}
+
+/// One dependency in the long form.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct DependencyFile {
+    /// When the dependency counts as ready. Default `service_started`.
+    pub condition: Option<ConditionFile>,
+}
+
+impl DependencyFile {
+    pub const KEYS: &'static [&'static str] = &["condition"];
+}
+
+/// Dependency condition (Compose's names; shoal has no health checks, so no `service_healthy`).
+#[derive(JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum ConditionFile {
+    /// The dependency has started.
+    ServiceStarted,
+    /// The dependency has exited with code 0 (an init step).
+    ServiceCompletedSuccessfully,
 }

@@ -5,8 +5,9 @@ use super::Ctx;
 use crate::diagnostic::did_you_mean_hint;
 use crate::model::{CpuShare, Limits};
 use crate::node::{Key, Node, Value};
-use crate::schema::LimitsFile;
+use crate::schema::ScalarFile;
 use crate::units::{cpu_milli, parse_cpu, parse_memory};
+use schemars::JsonSchema;
 
 /// Keys people write under `limits:` that shoal does not have, with what to write instead.
 const LIMIT_LOOKALIKES: &[(&str, &str, &str)] = &[
@@ -179,4 +180,29 @@ fn decode_count_limit(v: &Node, kp: &str, name: &str, ctx: &mut Ctx) -> Option<u
             None
         }
     }
+}
+
+// The file format of this section, as the JSON schema describes it (see `schema.rs`).
+
+/// Resource limits.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct LimitsFile {
+    /// Cap on linear memory plus tables: bytes, or with a unit (`512KiB`, `1MiB`, `4MB`). From 64KiB (one wasm page) to 4GiB. Growth past it fails as wasm specifies (`memory.grow` returns -1) and is reported. Default `64MiB`.
+    pub memory: Option<ScalarFile>,
+    /// Share of one core: a fraction (`0.25`) or a percentage (`25%`), from 0.01 to 1. A guest over its share is paused at the next epoch tick (10 ms) until it is back within it. Default: no cap (a busy guest still yields to the others every tick).
+    pub cpu: Option<ScalarFile>,
+    /// Timers the container may hold at once (1 to 65536); `ocre_timer_create` beyond returns -12. Default 64.
+    #[schemars(range(min = 1, max = 65536))]
+    pub max_timers: Option<u32>,
+    /// Messages queued for the container (1 to 65536); when full the oldest is dropped and counted. Default 256.
+    #[schemars(range(min = 1, max = 65536))]
+    pub queue: Option<u32>,
+    /// Topic prefixes the container may subscribe to (1 to 65536); `ocre_subscribe_message` beyond returns -12. Default 256.
+    #[schemars(range(min = 1, max = 65536))]
+    pub max_subscriptions: Option<u32>,
+}
+
+impl LimitsFile {
+    pub const KEYS: &'static [&'static str] = &["memory", "cpu", "max_timers", "queue", "max_subscriptions"];
 }

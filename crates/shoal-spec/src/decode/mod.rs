@@ -9,13 +9,13 @@
 
 mod container;
 mod ctx;
-mod depends_on;
+pub(crate) mod depends_on;
 mod docker;
 mod env;
-mod limits;
-mod mounts;
+pub(crate) mod limits;
+pub(crate) mod mounts;
 mod restart;
-mod sensors;
+pub(crate) mod sensors;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use super::Ctx;
 use crate::model::Mount;
 use crate::node::{Key, Node, Pos, Value};
-use crate::schema::MountLongFile;
+use schemars::JsonSchema;
 
 pub(super) fn decode_mounts(node: &Node, key: &str, container: &str, ctx: &mut Ctx) -> Vec<Mount> {
     let Value::Seq(items) = &node.value else {
@@ -175,4 +175,32 @@ fn check_mount(
         guest: guest.to_string(),
         read_only: ro,
     })
+}
+
+// The file format of this section, as the JSON schema describes it (see `schema.rs`).
+
+/// A mount, short (`host:guest[:ro|:rw]`) or long form.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum MountFile {
+    /// `host:guest[:ro|:rw]`, host path first as in Docker.
+    Short(String),
+    Long(MountLongFile),
+}
+
+/// Long-form mount.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct MountLongFile {
+    /// Host folder, relative to the compose file. Must exist.
+    pub source: String,
+    /// Absolute guest path, e.g. `/data`.
+    pub target: String,
+    /// Mount read-only (default false).
+    pub read_only: Option<bool>,
+}
+
+impl MountLongFile {
+    pub const KEYS: &'static [&'static str] = &["source", "target", "read_only"];
 }

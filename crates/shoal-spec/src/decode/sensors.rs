@@ -4,10 +4,11 @@
 use std::collections::BTreeMap;
 
 use super::Ctx;
+use crate::channel_type::ChannelType;
 use crate::diagnostic::did_you_mean_hint;
 use crate::model::{SensorKind, SensorSpec};
-use crate::node::{Key, Node, Value};
-use crate::schema::SensorFile;
+use crate::node::{Key, Node, Pos, Value};
+use schemars::JsonSchema;
 
 /// Largest `channels:` of an `rng` sensor.
 const MAX_CHANNELS: i64 = 1024;
@@ -98,11 +99,11 @@ fn decode_rng(k: &Key, f: &Fields, ctx: &mut Ctx) -> SensorSpec {
     let path = &f.path;
     f.not_for(ctx, "path", "rng");
     f.not_for(ctx, "scale", "rng");
-    let mut channels = 1u32;
+    let mut channels = None;
     if let Some((_, cn)) = f.get("channels") {
         if let Some(c) = ctx.int(cn, &format!("{path}.channels"), "`channels`") {
             if (1..=MAX_CHANNELS).contains(&c) {
-                channels = c as u32;
+                channels = Some((c as u32, cn.pos));
             } else {
                 ctx.error(
                     cn.pos,
@@ -117,11 +118,79 @@ fn decode_rng(k: &Key, f: &Fields, ctx: &mut Ctx) -> SensorSpec {
         .get("range")
         .and_then(|(_, rn)| decode_range(rn, path, ctx))
         .unwrap_or((0.0, 100.0));
+    let types = decode_channel_types(f, ctx);
+    let channel_types = match (types, channels) {
+        (Some((types, tpos)), Some((n, npos))) if types.len() != n as usize => {
+            ctx.error(
+                tpos,
+                &format!("{path}.channel_types"),
+                format!(
+                    "`channel_types` lists {} type{} but `channels` (line {}) is {n}",
+                    types.len(),
+                    if types.len() == 1 { "" } else { "s" },
+                    npos.line
+                ),
+                Some("give one type per channel, or drop `channels`: it defaults to the list's length".into()),
+            );
+            vec![ChannelType::Custom; n as usize]
+        }
+        (Some((types, _)), _) => types,
+        (None, n) => vec![ChannelType::Custom; n.map_or(1, |(n, _)| n as usize)],
+    };
     SensorSpec {
         name: k.name.clone(),
         kind: SensorKind::Rng { min, max },
-        channels,
+        channels: channel_types.len() as u32,
+        channel_types,
     }
+}
+
+/// `channel_types: [temperature, humidity, ...]`: one known type per channel, each type
+/// other than `custom` at most once (`read` finds a channel by its type). Returns the
+/// types and the list's position; `None` when absent or unusable (errors reported).
+fn decode_channel_types(f: &Fields, ctx: &mut Ctx) -> Option<(Vec<ChannelType>, Pos)> {
+    let (_, node) = f.get("channel_types")?;
+    let key = format!("{}.channel_types", f.path);
+    let items = ctx.strings(node, &key, "`channel_types`", false)?;
+    if items.is_empty() || items.len() as i64 > MAX_CHANNELS {
+        ctx.error(
+            node.pos,
+            &key,
+            format!(
+                "`channel_types` must list 1 to {MAX_CHANNELS} types, found {}",
+                items.len()
+            ),
+            Some("for example `channel_types: [temperature, humidity]`".into()),
+        );
+        return None;
+    }
+    let mut types: Vec<ChannelType> = Vec::with_capacity(items.len());
+    let mut ok = true;
+    for (i, (name, pos)) in items.iter().enumerate() {
+        let item_key = format!("{key}[{i}]");
+        let Ok(t) = name.parse::<ChannelType>() else {
+            let hint = did_you_mean_hint(name, ChannelType::NAMES)
+                .unwrap_or_else(|| format!("use one of: {}", ChannelType::NAMES.join(", ")));
+            ctx.error(*pos, &item_key, format!("unknown channel type `{name}`"), Some(hint));
+            ok = false;
+            continue;
+        };
+        if let Some(first) = types.iter().position(|&u| u == t && t != ChannelType::Custom) {
+            ctx.error(
+                *pos,
+                &item_key,
+                format!("channel type `{t}` is already channel {first}'s type"),
+                Some(
+                    "guests read a channel by its type, so each type may appear once per sensor; \
+                     use `custom` for further channels, or declare a second sensor"
+                        .into(),
+                ),
+            );
+            ok = false;
+        }
+        types.push(t);
+    }
+    ok.then_some((types, node.pos))
 }
 
 /// `range: [min, max]` with min < max.
@@ -201,6 +270,7 @@ fn decode_file_sensor(k: &Key, kind: &str, f: &Fields, ctx: &mut Ctx) -> Option<
             Some("reads fail until it appears".into()),
         );
     }
+    let channel_type = file_channel_type(kind, &abs, f, ctx);
     let kind = if kind == "file" {
         SensorKind::File { path: abs, scale }
     } else {
@@ -210,5 +280,98 @@ fn decode_file_sensor(k: &Key, kind: &str, f: &Fields, ctx: &mut Ctx) -> Option<
         name: k.name.clone(),
         kind,
         channels: 1,
+        channel_types: vec![channel_type],
     })
+}
+
+/// The one channel's type of a `file` or `hwmon` sensor: declared, else told by a hwmon
+/// file's name (`temp1_input`), else `custom`.
+fn file_channel_type(kind: &str, file: &std::path::Path, f: &Fields, ctx: &mut Ctx) -> ChannelType {
+    let told = (kind == "hwmon")
+        .then(|| {
+            file.file_name()
+                .and_then(|n| n.to_str())
+                .and_then(ChannelType::from_hwmon_file)
+        })
+        .flatten()
+        .unwrap_or(ChannelType::Custom);
+    match decode_channel_types(f, ctx) {
+        Some((types, _)) if types.len() == 1 => types[0],
+        Some((types, pos)) => {
+            ctx.error(
+                pos,
+                &format!("{}.channel_types", f.path),
+                format!(
+                    "a `{kind}` sensor has exactly 1 channel, but `channel_types` lists {}",
+                    types.len()
+                ),
+                Some(format!("for example `channel_types: [{told}]`")),
+            );
+            told
+        }
+        None => told,
+    }
+}
+
+// The file format of this section, as the JSON schema describes it (see `schema.rs`).
+
+/// A host sensor.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct SensorFile {
+    /// Where readings come from.
+    pub kind: SensorKindFile,
+    /// Number of channels (`rng` only; default 1).
+    #[schemars(range(min = 1, max = 1024))]
+    pub channels: Option<u32>,
+    /// `[min, max]` of generated values (`rng` only; default `[0, 100]`).
+    pub range: Option<[f64; 2]>,
+    /// File holding one number (`file`/`hwmon` only), absolute or relative to the compose file.
+    pub path: Option<String>,
+    /// Factor applied to the number read (`file`/`hwmon` only; default 1.0).
+    pub scale: Option<f64>,
+    /// What each channel measures, one entry per channel: the type code guests get from
+    /// `ocre_sensors_get_channel_type` and pass to `ocre_sensors_read`. Default: `custom`
+    /// for every channel, except `hwmon` files named `temp*_input` (temperature),
+    /// `in*_input` (voltage), `curr*_input` (current), `power*_input` (power) and
+    /// `humidity*_input` (humidity). A type other than `custom` appears at most once per
+    /// sensor.
+    pub channel_types: Option<Vec<ChannelTypeFile>>,
+}
+
+impl SensorFile {
+    pub const KEYS: &'static [&'static str] = &["kind", "channels", "range", "path", "scale", "channel_types"];
+}
+
+/// What a sensor channel measures (codes: acceleration 0 ... temperature 7 as in the Ocre
+/// SDK, voltage 8, current 9, power 10, custom 0x8000 + channel index).
+#[derive(JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum ChannelTypeFile {
+    Acceleration,
+    Gyro,
+    MagneticField,
+    Light,
+    Pressure,
+    Proximity,
+    Humidity,
+    Temperature,
+    Voltage,
+    Current,
+    Power,
+    Custom,
+}
+
+/// Sensor kind.
+#[derive(JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum SensorKindFile {
+    /// Uniform random values (for demos and tests).
+    Rng,
+    /// A number read from a file.
+    File,
+    /// A Linux hwmon input file.
+    Hwmon,
 }

@@ -1,0 +1,89 @@
+//! Which running stack a client command talks to: `-p NAME`, else the project of the
+//! compose file (`-f`, or the one in the current folder), else the only running stack.
+
+use std::path::{Path, PathBuf};
+
+use std::str::FromStr;
+
+use clap::Args;
+
+use super::{running_projects, Client, ControlError};
+use crate::spec::{InvalidName, ProjectName};
+
+/// Which running stack a command talks to.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ProjectArgs {
+    /// Project name (see `shoal ls`) [default: from -f, or the compose file here, or the only running stack]
+    #[arg(short = 'p', long = "project", value_name = "NAME", value_parser = parse_name::<ProjectName>)]
+    pub project: Option<ProjectName>,
+    /// Compose file whose project to use
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}
+
+impl ProjectArgs {
+    /// The project name: `-p`, else the name of the compose file's stack (`name:` or its
+    /// folder), else the only running stack.
+    pub fn resolve(&self) -> anyhow::Result<String> {
+        if let Some(project) = &self.project {
+            return Ok(project.to_string());
+        }
+        if let Ok(file) = crate::spec::compose_path(self.file.as_deref()) {
+            return Ok(project_of_file(&file).into_string());
+        }
+        match running_projects().as_slice() {
+            [only] => Ok(only.clone()),
+            [] => anyhow::bail!(
+                "no stack is running, and there is no shoal.yaml here\n  hint: start one with `shoal up -d`"
+            ),
+            many => anyhow::bail!(
+                "several stacks are running ({}); say which with `-p NAME`",
+                many.join(", ")
+            ),
+        }
+    }
+
+    /// A client connected to the resolved project's socket.
+    pub fn client(&self) -> anyhow::Result<Client> {
+        let project = self.resolve()?;
+        Client::for_project(&project).map_err(|e| match e {
+            ControlError::NotRunning { project, .. } => anyhow::anyhow!(
+                "project `{project}` is not running\n  hint: `shoal ls` lists running stacks; `shoal up -d` starts this one"
+            ),
+            other => other.into(),
+        })
+    }
+}
+
+/// `-p NAME` (and `run --name`): refused at the flag when it breaks the name rule, with the
+/// rule and a fix.
+pub fn parse_name<N: FromStr<Err = InvalidName>>(text: &str) -> Result<N, String> {
+    text.parse::<N>().map_err(|e| format!("{e}\n  hint: {}", e.hint()))
+}
+
+/// The project name of a compose file, even when the file does not validate (then the
+/// folder's name, which is what an unnamed stack is called).
+pub fn project_of_file(file: &Path) -> ProjectName {
+    let env: std::collections::HashMap<String, String> = std::env::vars().collect();
+    let options = crate::spec::LoadOptions {
+        env: &env,
+        lookup_digest: &|_| None,
+    };
+    match crate::spec::load(file, &options) {
+        Ok((stack, _)) => stack.name,
+        Err(_) => {
+            let dir = std::fs::canonicalize(file)
+                .ok()
+                .and_then(|f| f.parent().map(Path::to_path_buf))
+                .unwrap_or_default();
+            ProjectName::from_dir(&dir)
+        }
+    }
+}
+
+/// Output of the commands that list things.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
