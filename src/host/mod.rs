@@ -71,9 +71,8 @@ pub struct HostLimits {
     pub max_subscriptions: usize,
     /// Longest topic / content type accepted, in bytes without the NUL. Default 1024.
     pub max_topic_len: u32,
-    /// Bytes of guest memory the host may add (whole 64 KiB pages) to hold message copies.
-    /// Default 320 KiB (5 pages): room for four maximal messages (64 KiB payload,
-    /// 1 KiB topic and content type) not yet freed by the guest.
+    /// Bytes of guest memory the host may add (whole 64 KiB pages) to hold message copies
+    /// (`limits.message_region`; default [`crate::spec::Limits::DEFAULT_MESSAGE_REGION`]).
     pub host_region_bytes: u64,
 }
 
@@ -84,7 +83,7 @@ impl Default for HostLimits {
             max_timers: 64,
             max_subscriptions: 256,
             max_topic_len: 1024,
-            host_region_bytes: 5 * 64 * 1024,
+            host_region_bytes: crate::spec::Limits::DEFAULT_MESSAGE_REGION,
         }
     }
 }
@@ -97,6 +96,7 @@ impl HostLimits {
             mailbox_capacity: count(limits.queue),
             max_timers: count(limits.max_timers),
             max_subscriptions: count(limits.max_subscriptions),
+            host_region_bytes: limits.message_region,
             ..HostLimits::default()
         }
     }
@@ -356,12 +356,18 @@ mod tests {
             queue: 3,
             max_timers: 4,
             max_subscriptions: 5,
+            message_region: 6 << 16,
             ..Default::default()
         };
         let host = HostLimits::from_spec(&limits);
         assert_eq!(
-            (host.mailbox_capacity, host.max_timers, host.max_subscriptions),
-            (3, 4, 5)
+            (
+                host.mailbox_capacity,
+                host.max_timers,
+                host.max_subscriptions,
+                host.host_region_bytes
+            ),
+            (3, 4, 5, 6 << 16)
         );
     }
 }

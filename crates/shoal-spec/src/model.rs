@@ -148,6 +148,8 @@ pub struct Limits {
     pub queue: u32,
     /// Topic prefixes the container may subscribe to.
     pub max_subscriptions: u32,
+    /// Bytes of guest memory the host may add to hold copies of received messages.
+    pub message_region: u64,
 }
 
 impl Limits {
@@ -163,6 +165,9 @@ impl Limits {
     /// millions of prefixes would slow everyone's publishes; 256 is far more than real
     /// guests use (the reference runtime had 32 for the whole process).
     pub const DEFAULT_MAX_SUBSCRIPTIONS: u32 = 256;
+    /// Room for four largest messages (64 KiB payload, 1 KiB topic and content type) the
+    /// guest has not freed yet: five 64 KiB pages.
+    pub const DEFAULT_MESSAGE_REGION: u64 = 5 << 16;
     /// Upper bound of the count limits (`max_timers`, `queue`, `max_subscriptions`).
     pub const MAX_COUNT: u32 = 65_536;
 }
@@ -175,6 +180,7 @@ impl Default for Limits {
             max_timers: Self::DEFAULT_MAX_TIMERS,
             queue: Self::DEFAULT_QUEUE,
             max_subscriptions: Self::DEFAULT_MAX_SUBSCRIPTIONS,
+            message_region: Self::DEFAULT_MESSAGE_REGION,
         }
     }
 }

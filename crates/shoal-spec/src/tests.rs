@@ -438,12 +438,17 @@ fn restart_durations_limits() {
 #[test]
 fn every_limit_is_decoded() {
     let p = project();
-    let yaml = "containers:\n  a:\n    image: m.wasm\n    limits: {memory: 2MiB, cpu: 25%, max_timers: 3, queue: 8, max_subscriptions: 5}\n  b:\n    image: m.wasm\n    limits: {cpu: 0.5}\n  c:\n    image: m.wasm\n    limits: {cpu: 1}\n";
+    let yaml = "containers:\n  a:\n    image: m.wasm\n    limits: {memory: 2MiB, cpu: 25%, max_timers: 3, queue: 8, max_subscriptions: 5, message_region: 1MiB}\n  b:\n    image: m.wasm\n    limits: {cpu: 0.5}\n  c:\n    image: m.wasm\n    limits: {cpu: 1}\n";
     let (stack, _) = load_in(p.path(), yaml).unwrap();
     let l = &stack.containers[0].limits;
     assert_eq!(l.memory, Some(2 << 20));
     assert_eq!(l.cpu.map(CpuShare::milli), Some(250));
     assert_eq!((l.max_timers, l.queue, l.max_subscriptions), (3, 8, 5));
+    assert_eq!(l.message_region, 1 << 20);
+    assert_eq!(
+        stack.containers[1].limits.message_region,
+        Limits::DEFAULT_MESSAGE_REGION
+    );
     assert_eq!(stack.containers[1].limits.cpu.map(CpuShare::milli), Some(500));
     assert_eq!(stack.containers[2].limits.cpu.map(CpuShare::milli), Some(1000));
     for (bad, needle) in [
@@ -454,6 +459,12 @@ fn every_limit_is_decoded() {
         ("cpu: lots", "invalid CPU share `lots`"),
         ("cpu: [1]", "found a list"),
         ("memory: 5GiB", "at most 4GiB"),
+        (
+            "message_region: 64KiB",
+            "at least 128KiB (room for one largest message)",
+        ),
+        ("message_region: 1GiB", "`limits.message_region` must be at most 64MiB"),
+        ("message_region: [1]", "must be a size such as `1MiB`, found a list"),
         ("max_timers: -1", "between 1 and 65536, found -1"),
         ("max_subscriptions: many", "must be a whole number, found a string"),
         ("stack: 1MiB", "--max-wasm-stack"),

@@ -64,8 +64,13 @@ pub(super) fn decode_limits(m: &[(Key, Node)], key: &str, ctx: &mut Ctx) -> Limi
         }
         match k.name.as_str() {
             "memory" => {
-                if let Some(bytes) = decode_memory_limit(v, &kp, ctx) {
+                if let Some(bytes) = decode_size(v, &kp, &MEMORY, ctx) {
                     limits.memory = Some(bytes);
+                }
+            }
+            "message_region" => {
+                if let Some(bytes) = decode_size(v, &kp, &MESSAGE_REGION, ctx) {
+                    limits.message_region = bytes;
                 }
             }
             "cpu" => limits.cpu = decode_cpu_limit(v, &kp, ctx).or(limits.cpu),
@@ -84,29 +89,55 @@ pub(super) fn decode_limits(m: &[(Key, Node)], key: &str, ctx: &mut Ctx) -> Limi
     limits
 }
 
-/// Largest `limits.memory`: a wasm32 memory cannot be larger.
-const MAX_MEMORY_LIMIT: u64 = 4 << 30;
+/// A size limit's name and bounds, with why each bound is where it is.
+struct SizeLimit {
+    name: &'static str,
+    min: u64,
+    min_why: &'static str,
+    max: u64,
+    max_why: &'static str,
+}
 
-fn decode_memory_limit(v: &Node, kp: &str, ctx: &mut Ctx) -> Option<u64> {
+/// `limits.memory`: at least one wasm page, at most what a wasm32 memory can be.
+const MEMORY: SizeLimit = SizeLimit {
+    name: "memory",
+    min: 64 << 10,
+    min_why: "64KiB (one wasm page)",
+    max: 4 << 30,
+    max_why: "4GiB (a wasm32 memory cannot grow further)",
+};
+
+/// `limits.message_region`: room for one largest message (64 KiB of payload plus topic,
+/// content type and the region's guard: two pages), and no more than a 64 MiB memory.
+const MESSAGE_REGION: SizeLimit = SizeLimit {
+    name: "message_region",
+    min: 128 << 10,
+    min_why: "128KiB (room for one largest message)",
+    max: 64 << 20,
+    max_why: "64MiB",
+};
+
+fn decode_size(v: &Node, kp: &str, limit: &SizeLimit, ctx: &mut Ctx) -> Option<u64> {
+    let name = limit.name;
     let parsed = match &v.value {
         Value::Int(i) if *i >= 0 => Ok(*i as u64),
         Value::Str(s) => parse_memory(s).map_err(|e| e.to_string()),
         other => Err(format!(
-            "`limits.memory` must be a size such as `1MiB`, found {}",
+            "`limits.{name}` must be a size such as `1MiB`, found {}",
             other.kind()
         )),
     };
     match parsed {
-        Ok(b) if b < 65536 => ctx.error(
+        Ok(b) if b < limit.min => ctx.error(
             v.pos,
             kp,
-            format!("`limits.memory` must be at least 64KiB (one wasm page), found {b} bytes"),
+            format!("`limits.{name}` must be at least {}, found {b} bytes", limit.min_why),
             None,
         ),
-        Ok(b) if b > MAX_MEMORY_LIMIT => ctx.error(
+        Ok(b) if b > limit.max => ctx.error(
             v.pos,
             kp,
-            format!("`limits.memory` must be at most 4GiB (a wasm32 memory cannot grow further), found {b} bytes"),
+            format!("`limits.{name}` must be at most {}, found {b} bytes", limit.max_why),
             None,
         ),
         Ok(b) => return Some(b),
@@ -201,8 +232,17 @@ pub struct LimitsFile {
     /// Topic prefixes the container may subscribe to (1 to 65536); `ocre_subscribe_message` beyond returns -12. Default 256.
     #[schemars(range(min = 1, max = 65536))]
     pub max_subscriptions: Option<u32>,
+    /// Guest memory the host may add, in whole 64 KiB pages at the end of the guest's memory, to hold the copies of received messages the guest has not freed yet (`ocre_messaging_free_module_event_data`), from `128KiB` (one largest message) to `64MiB`. A message that does not fit waits, queued, until the guest frees one. Default `320KiB` (four largest messages).
+    pub message_region: Option<ScalarFile>,
 }
 
 impl LimitsFile {
-    pub const KEYS: &'static [&'static str] = &["memory", "cpu", "max_timers", "queue", "max_subscriptions"];
+    pub const KEYS: &'static [&'static str] = &[
+        "memory",
+        "cpu",
+        "max_timers",
+        "queue",
+        "max_subscriptions",
+        "message_region",
+    ];
 }
