@@ -34,7 +34,7 @@ pub fn load_checked(
     engines: &Engines<'_>,
 ) -> Result<(Stack, Vec<Diagnostic>), Vec<Diagnostic>> {
     let env: std::collections::HashMap<String, String> = std::env::vars().collect();
-    let lookup = |digest: &str| digest.parse::<ImageDigest>().ok().and_then(|d| images.path_of(&d));
+    let lookup = |digest: &ImageDigest| images.path_of(digest);
     let options = crate::spec::LoadOptions {
         env: &env,
         lookup_digest: &lookup,
@@ -387,7 +387,7 @@ mod tests {
         std::fs::write(dir.join("sub.wasm"), module("ocre_subscribe_message")).unwrap();
         std::fs::write(dir.join("gpio.wasm"), module("ocre_gpio_pin_set")).unwrap();
         let env = std::collections::HashMap::new();
-        let none = |_: &str| None;
+        let none = |_: &ImageDigest| None;
         let options = crate::spec::LoadOptions {
             env: &env,
             lookup_digest: &none,

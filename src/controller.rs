@@ -21,7 +21,7 @@ use crate::images::ImageStore;
 use crate::logs::{LogSink, Stream};
 use crate::procstat::{self, Reclamation};
 use crate::runtime::Runtime;
-use crate::spec::{render_diagnostics, ImageRef, Stack};
+use crate::spec::{render_diagnostics, ContainerName, ImageRef, Stack};
 use crate::supervisor::{self, Deployed, LoadedImage, StackReport, Supervisor, SupervisorError};
 use crate::watch::FileWatcher;
 
@@ -292,7 +292,7 @@ impl Controller {
         let digest = |spec: &crate::spec::ContainerSpec| {
             modules
                 .get(&spec.image)
-                .map(|image| image.digest.clone())
+                .map(|image| image.digest.to_string())
                 .unwrap_or_default()
         };
         let plan = supervisor::diff(&self.supervisor.deployed(), &Deployed::all(&desired, digest));
@@ -439,7 +439,7 @@ pub fn select_containers(mut stack: Stack, wanted: &[String]) -> Result<Stack, U
     if wanted.is_empty() {
         return Ok(stack);
     }
-    let mut keep: BTreeSet<String> = BTreeSet::new();
+    let mut keep: BTreeSet<ContainerName> = BTreeSet::new();
     for name in wanted {
         let matched: Vec<_> = stack
             .containers

@@ -76,7 +76,7 @@ pub async fn neighbour_latency(
         .enumerate()
         .map(|(i, spec)| {
             let mut spec = spec.clone();
-            spec.name = format!("spin-{}", i + 1);
+            spec.name = format!("spin-{}", i + 1).parse().expect("`spin-<n>` is a valid name");
             (spec, spin_module.clone())
         })
         .collect();

@@ -9,6 +9,7 @@ use super::{compile, graph};
 use crate::bench;
 use crate::control::cmd::ClientCommand;
 use crate::control::ProjectArgs;
+use crate::spec::units::ByteSize;
 
 #[derive(Parser, Debug)]
 #[command(name = "shoal", version, about = "Run a stack of WebAssembly containers in one small process", long_about = None)]
@@ -27,10 +28,10 @@ pub(super) struct GlobalArgs {
     pub(super) data_dir: Option<PathBuf>,
     /// Address space reserved per linear memory, e.g. 8MiB (see README: memory sizing)
     #[arg(long, global = true, value_name = "SIZE", env = "SHOAL_MEMORY_RESERVATION")]
-    pub(super) memory_reservation: Option<String>,
+    pub(super) memory_reservation: Option<ByteSize>,
     /// Deepest wasm stack any container may use, e.g. 1MiB [default: 512KiB] (engine-wide; see README: limits)
     #[arg(long, global = true, value_name = "SIZE", env = "SHOAL_MAX_WASM_STACK")]
-    pub(super) max_wasm_stack: Option<String>,
+    pub(super) max_wasm_stack: Option<ByteSize>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -154,8 +155,8 @@ pub(super) struct RunArgs {
     #[arg(long = "cap", value_name = "NAME")]
     pub(super) caps: Vec<String>,
     /// Container name [default: the image's file stem]
-    #[arg(long)]
-    pub(super) name: Option<String>,
+    #[arg(long, value_parser = crate::control::parse_name::<crate::spec::ContainerName>)]
+    pub(super) name: Option<crate::spec::ContainerName>,
     /// Linear memory limit, e.g. 1MiB
     #[arg(long, value_name = "SIZE")]
     pub(super) memory: Option<String>,
@@ -326,4 +327,53 @@ pub(super) fn split_targets(targets: &[String]) -> (Option<PathBuf>, Vec<String>
         }
     }
     (file, services)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(args: &[&str]) -> String {
+        Cli::try_parse_from(args).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn names_are_checked_at_the_flag() {
+        let e = refused(&["shoal", "ps", "-p", "Line 3"]);
+        assert!(
+            e.contains("--project") && e.contains("lowercase letters") && e.contains("`line3`"),
+            "{e}"
+        );
+        let long = "a".repeat(64);
+        let e = refused(&["shoal", "down", "-p", &long]);
+        assert!(e.contains("at most 63") && e.contains("socket"), "{e}");
+        let e = refused(&["shoal", "logs", "--project=_x"]);
+        assert!(e.contains("--project"), "{e}");
+        let e = refused(&["shoal", "run", "--name", "My App", "x.wasm"]);
+        assert!(e.contains("--name") && e.contains("`myapp`"), "{e}");
+        assert!(Cli::try_parse_from(["shoal", "ps", "-p", "line-3"]).is_ok());
+    }
+
+    #[test]
+    fn sizes_and_durations_are_checked_at_the_flag() {
+        let e = refused(&["shoal", "down", "--threshold", "12 parsecs"]);
+        assert!(e.contains("--threshold") && e.contains("use B, KiB, MiB"), "{e}");
+        let e = refused(&["shoal", "--memory-reservation", "lots", "ps"]);
+        assert!(
+            e.contains("--memory-reservation") && e.contains("invalid memory size `lots`"),
+            "{e}"
+        );
+        let e = refused(&["shoal", "--max-wasm-stack", "deep", "ps"]);
+        assert!(e.contains("--max-wasm-stack"), "{e}");
+        let e = refused(&["shoal", "logs", "--since", "10"]);
+        assert!(
+            e.contains("--since") && e.contains("no unit") && e.contains("hint"),
+            "{e}"
+        );
+        let cli = Cli::try_parse_from(["shoal", "down", "--threshold", "512KiB"]).unwrap();
+        let Command::Client(ClientCommand::Down(down)) = cli.command else {
+            panic!("parsed as down")
+        };
+        assert_eq!(down.threshold, ByteSize(512 << 10));
+    }
 }

@@ -119,7 +119,7 @@ fn bridge_edges(stack: &Stack) -> Vec<Edge> {
 
 /// Every node: the containers, then the bridges (`bridge:NAME`) with their broker.
 fn nodes(stack: &Stack) -> Vec<(String, Option<String>)> {
-    let containers = stack.containers.iter().map(|c| (c.name.clone(), None));
+    let containers = stack.containers.iter().map(|c| (c.name.to_string(), None));
     let bridges = stack
         .bridges
         .iter()

@@ -24,7 +24,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::images::{default_data_dir, ImageStore};
 use crate::runtime::RuntimeConfig;
-use crate::spec;
 
 pub use args::Cli;
 use args::Command;
@@ -59,8 +58,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     let images = ImageStore::new(cli.global.data_dir.clone().unwrap_or_else(default_data_dir));
-    let mut runtime_config = runtime_config(cli.global.memory_reservation.as_deref())?;
-    crate::runtime::stack::apply(&mut runtime_config, cli.global.max_wasm_stack.as_deref())?;
+    let mut runtime_config = RuntimeConfig::default();
+    if let Some(size) = cli.global.memory_reservation {
+        runtime_config.memory_reservation = size.bytes();
+    }
+    crate::runtime::stack::apply(&mut runtime_config, cli.global.max_wasm_stack)?;
     match cli.command {
         Command::Config(args) => config::config(&images, &runtime_config, args),
         Command::Up(args) => serve::up(&images, &runtime_config, &cli.global, args),
@@ -75,15 +77,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Images(args) => images::images_command(&images, &runtime_config, args),
         Command::Bench(args) => bench::bench_command(&images, &runtime_config, args),
     }
-}
-
-fn runtime_config(memory_reservation: Option<&str>) -> anyhow::Result<RuntimeConfig> {
-    let mut config = RuntimeConfig::default();
-    if let Some(size) = memory_reservation {
-        config.memory_reservation = spec::units::parse_memory(size)
-            .map_err(|e| anyhow::anyhow!("invalid --memory-reservation `{size}`: {e}"))?;
-    }
-    Ok(config)
 }
 
 fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {

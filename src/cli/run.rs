@@ -59,7 +59,7 @@ pub(super) fn run_image(
             .map_err(|e| anyhow::anyhow!("{e}\n  hint: give a .wasm path or add it with `shoal images add FILE`"))?
             .path
     };
-    let name = args.name.clone().unwrap_or_else(|| {
+    let name = args.name.as_ref().map(ToString::to_string).unwrap_or_else(|| {
         let stem = image_path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -97,7 +97,7 @@ fn command_line_stack(name: &str, image: &Path, args: &RunArgs) -> anyhow::Resul
     }
     let document = serde_json::json!({ "name": name, "containers": { name: container } });
     let env: HashMap<String, String> = HashMap::new();
-    let no_store = |_: &str| None;
+    let no_store = |_: &spec::ImageDigest| None;
     let options = spec::LoadOptions {
         env: &env,
         lookup_digest: &no_store,

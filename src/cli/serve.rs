@@ -103,7 +103,7 @@ fn serve(
     options.book = Some(book.clone());
     let executor = tokio_runtime()?;
     let info = Info {
-        project: stack.name.clone(),
+        project: stack.name.to_string(),
         file: stack.file.clone(),
         pid: std::process::id(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -217,10 +217,10 @@ fn spawn_detached(
         command.arg("--data-dir").arg(dir);
     }
     if let Some(size) = &global.memory_reservation {
-        command.arg("--memory-reservation").arg(size);
+        command.arg("--memory-reservation").arg(size.to_string());
     }
     if let Some(size) = &global.max_wasm_stack {
-        command.arg("--max-wasm-stack").arg(size);
+        command.arg("--max-wasm-stack").arg(size.to_string());
     }
     command
         .arg("up")

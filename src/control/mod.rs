@@ -28,7 +28,7 @@ pub use cmd::lifecycle::VerbResult;
 pub use cmd::reload::ReloadReport;
 pub use cmd::stats::Stats;
 pub use cmd::topics::TopicMessage;
-pub use project::{project_of_file, OutputFormat, ProjectArgs};
+pub use project::{parse_name, project_of_file, OutputFormat, ProjectArgs};
 pub use protocol::{Envelope, Reply, Request, VERSION};
 pub use server::{Server, ServerContext};
 
@@ -50,6 +50,10 @@ pub enum ControlError {
         #[source]
         source: std::io::Error,
     },
+    /// The kernel limits a Unix socket's path (`sun_path`); names are kept short enough for
+    /// the usual runtime folders, so only a long `SHOAL_RUNTIME_DIR` gets here.
+    #[error("the control socket path {path} is {len} bytes; the kernel allows at most {max}\n  hint: set SHOAL_RUNTIME_DIR to a shorter folder", len = path.as_os_str().len(), max = MAX_SOCKET_PATH)]
+    SocketPathTooLong { path: PathBuf },
     #[error("project `{project}` is not running (no live socket at {path})")]
     NotRunning { project: String, path: PathBuf },
     #[error("cannot talk to {path}: {source}")]
@@ -95,6 +99,20 @@ pub fn ensure_runtime_dir() -> Result<PathBuf, ControlError> {
         .map_err(error)?;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(error)?;
     Ok(dir)
+}
+
+/// Longest socket path the kernel binds: `sun_path` is 108 bytes with its closing NUL.
+pub const MAX_SOCKET_PATH: usize = 107;
+
+/// Refuses a socket path the kernel would not bind, with a message saying what to change
+/// (instead of the kernel's bare "path must be shorter than SUN_LEN").
+pub fn check_socket_path(path: &Path) -> Result<(), ControlError> {
+    if path.as_os_str().len() > MAX_SOCKET_PATH {
+        return Err(ControlError::SocketPathTooLong {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(())
 }
 
 pub fn socket_path(project: &str) -> PathBuf {
@@ -145,5 +163,23 @@ pub fn notify_systemd_ready() {
         }
     } else {
         let _ = sender.send_to(message.as_bytes(), PathBuf::from(socket));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_paths_past_the_kernel_limit_are_refused_with_a_fix() {
+        let longest_name = "a".repeat(crate::spec::MAX_NAME_LEN);
+        let usual = PathBuf::from(format!("/run/user/1000/shoal/{longest_name}.sock"));
+        assert!(check_socket_path(&usual).is_ok());
+        let deep = PathBuf::from(format!("/{}/{longest_name}.sock", "d".repeat(60)));
+        let message = check_socket_path(&deep).unwrap_err().to_string();
+        assert!(
+            message.contains("at most 107") && message.contains("SHOAL_RUNTIME_DIR"),
+            "{message}"
+        );
     }
 }

@@ -3,16 +3,19 @@
 
 use std::path::{Path, PathBuf};
 
+use std::str::FromStr;
+
 use clap::Args;
 
 use super::{running_projects, Client, ControlError};
+use crate::spec::{InvalidName, ProjectName};
 
 /// Which running stack a command talks to.
 #[derive(Args, Debug, Clone, Default)]
 pub struct ProjectArgs {
     /// Project name (see `shoal ls`) [default: from -f, or the compose file here, or the only running stack]
-    #[arg(short = 'p', long = "project", value_name = "NAME")]
-    pub project: Option<String>,
+    #[arg(short = 'p', long = "project", value_name = "NAME", value_parser = parse_name::<ProjectName>)]
+    pub project: Option<ProjectName>,
     /// Compose file whose project to use
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: Option<PathBuf>,
@@ -23,10 +26,10 @@ impl ProjectArgs {
     /// folder), else the only running stack.
     pub fn resolve(&self) -> anyhow::Result<String> {
         if let Some(project) = &self.project {
-            return Ok(project.clone());
+            return Ok(project.to_string());
         }
         if let Ok(file) = crate::spec::compose_path(self.file.as_deref()) {
-            return Ok(project_of_file(&file));
+            return Ok(project_of_file(&file).into_string());
         }
         match running_projects().as_slice() {
             [only] => Ok(only.clone()),
@@ -52,9 +55,15 @@ impl ProjectArgs {
     }
 }
 
+/// `-p NAME` (and `run --name`): refused at the flag when it breaks the name rule, with the
+/// rule and a fix.
+pub fn parse_name<N: FromStr<Err = InvalidName>>(text: &str) -> Result<N, String> {
+    text.parse::<N>().map_err(|e| format!("{e}\n  hint: {}", e.hint()))
+}
+
 /// The project name of a compose file, even when the file does not validate (then the
 /// folder's name, which is what an unnamed stack is called).
-pub fn project_of_file(file: &Path) -> String {
+pub fn project_of_file(file: &Path) -> ProjectName {
     let env: std::collections::HashMap<String, String> = std::env::vars().collect();
     let options = crate::spec::LoadOptions {
         env: &env,
@@ -67,7 +76,7 @@ pub fn project_of_file(file: &Path) -> String {
                 .ok()
                 .and_then(|f| f.parent().map(Path::to_path_buf))
                 .unwrap_or_default();
-            crate::spec::ProjectName::from_dir(&dir).into_string()
+            ProjectName::from_dir(&dir)
         }
     }
 }

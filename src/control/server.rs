@@ -50,6 +50,7 @@ impl Server {
     pub fn bind(project: &str) -> Result<(Server, Option<String>), ControlError> {
         ensure_runtime_dir()?;
         let path = socket_path(project);
+        super::check_socket_path(&path)?;
         let mut note = None;
         if path.exists() {
             if is_live(&path) {

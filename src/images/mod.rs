@@ -210,12 +210,11 @@ impl ImageStore {
 
     /// Find one image by digest (full, `sha256:`-prefixed, or a unique prefix) or by name.
     pub fn find(&self, reference: &str) -> Result<StoredImage, ImageError> {
-        // A prefix of a digest is not a digest: cut `sha256:` here, not through the type.
-        let wanted = reference.strip_prefix(ImageDigest::PREFIX).unwrap_or(reference);
+        let wanted = ImageDigest::hex_prefix_of(reference);
         let images = self.list()?;
         let by_digest: Vec<_> = images
             .iter()
-            .filter(|i| !wanted.is_empty() && i.digest.starts_with(wanted))
+            .filter(|i| wanted.is_some_and(|hex| i.digest.starts_with(hex)))
             .collect();
         let matches = if by_digest.is_empty() {
             images.iter().filter(|i| i.name == reference).collect()

@@ -13,7 +13,7 @@
 //! only the pages a guest touches cost memory.
 
 use super::RuntimeConfig;
-use crate::spec::units::parse_memory;
+use crate::spec::units::ByteSize;
 
 /// Smallest accepted limit: less breaks ordinary guests (wasi-libc's start-up alone).
 pub const MIN: usize = 64 << 10;
@@ -25,20 +25,17 @@ pub const HOST_HEADROOM: usize = 512 << 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StackSizeError {
-    #[error("invalid --max-wasm-stack `{0}`: {1}")]
-    Invalid(String, String),
     #[error("--max-wasm-stack `{0}` is out of range: use 64KiB to 64MiB (default 512KiB)")]
-    OutOfRange(String),
+    OutOfRange(ByteSize),
 }
 
 /// Set the wasm stack limit (and the fiber stack that must hold it) from the command line.
-pub fn apply(config: &mut RuntimeConfig, size: Option<&str>) -> Result<(), StackSizeError> {
-    let Some(text) = size else { return Ok(()) };
-    let bytes = parse_memory(text).map_err(|e| StackSizeError::Invalid(text.into(), e.to_string()))?;
-    let bytes = usize::try_from(bytes)
+pub fn apply(config: &mut RuntimeConfig, size: Option<ByteSize>) -> Result<(), StackSizeError> {
+    let Some(size) = size else { return Ok(()) };
+    let bytes = usize::try_from(size.bytes())
         .ok()
         .filter(|b| (MIN..=MAX).contains(b))
-        .ok_or_else(|| StackSizeError::OutOfRange(text.into()))?;
+        .ok_or(StackSizeError::OutOfRange(size))?;
     config.max_wasm_stack = bytes;
     config.async_stack_size = config.async_stack_size.max(bytes + HOST_HEADROOM);
     Ok(())
@@ -53,14 +50,13 @@ mod tests {
         let mut config = RuntimeConfig::default();
         apply(&mut config, None).unwrap();
         assert_eq!(config.max_wasm_stack, 512 << 10);
-        apply(&mut config, Some("4MiB")).unwrap();
+        apply(&mut config, Some(ByteSize(4 << 20))).unwrap();
         assert_eq!(config.max_wasm_stack, 4 << 20);
         assert_eq!(config.async_stack_size, (4 << 20) + HOST_HEADROOM);
         assert!(crate::runtime::Runtime::new(&config).is_ok());
-        assert!(apply(&mut config, Some("1KiB"))
-            .unwrap_err()
-            .to_string()
-            .contains("64KiB to 64MiB"));
-        assert!(apply(&mut config, Some("deep")).is_err());
+        assert_eq!(
+            apply(&mut config, Some(ByteSize(1024))).unwrap_err().to_string(),
+            "--max-wasm-stack `1KiB` is out of range: use 64KiB to 64MiB (default 512KiB)"
+        );
     }
 }

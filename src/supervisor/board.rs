@@ -16,7 +16,8 @@ pub struct Board {
 #[derive(Clone)]
 pub(super) struct BoardRow {
     pub spec: ContainerSpec,
-    pub digest: String,
+    /// `None` when the image did not load.
+    pub digest: Option<crate::spec::ImageDigest>,
     pub status: Arc<ContainerStatus>,
 }
 
@@ -29,7 +30,9 @@ impl Board {
     /// One row per container, in start order.
     pub fn infos(&self) -> Vec<ContainerInfo> {
         let rows = self.lock().clone();
-        rows.iter().map(|row| row.status.info(&row.spec, &row.digest)).collect()
+        rows.iter()
+            .map(|row| row.status.info(&row.spec, row.digest.as_ref()))
+            .collect()
     }
 
     /// Add one row, not a new board: `shoal bench` adds 10,000 containers one by one.

@@ -15,7 +15,7 @@ use super::{Outcome, Phase};
 use crate::host::{Counters, HostConfig};
 use crate::logs::{LogSink, Stream};
 use crate::runtime::{ExitStatus, Prepared, Probe, Runtime};
-use crate::spec::{ContainerSpec, Dependency, DependencyCondition};
+use crate::spec::{ContainerSpec, Dependency, DependencyCondition, ImageDigest};
 
 /// Where a container is, as `ps` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,8 +87,8 @@ impl ContainerStatus {
         self.lock().stopped_by_operator = stopped;
     }
 
-    /// A row of `ps`.
-    pub fn info(&self, spec: &ContainerSpec, digest: &str) -> ContainerInfo {
+    /// A row of `ps`; `digest` is `None` for a container whose image did not load.
+    pub fn info(&self, spec: &ContainerSpec, digest: Option<&ImageDigest>) -> ContainerInfo {
         let life = self.lock();
         let (state, exit) = match &life.state {
             State::Waiting => ("waiting".to_owned(), None),
@@ -115,9 +115,9 @@ impl ContainerStatus {
         let running = matches!(life.state, State::Running);
         let c = &self.counters;
         ContainerInfo {
-            name: spec.name.clone(),
-            service: spec.service.clone(),
-            image: short_digest(digest),
+            name: spec.name.to_string(),
+            service: spec.service.to_string(),
+            image: digest.map(|d| d.short().to_owned()).unwrap_or_default(),
             state,
             exit,
             exit_code,
@@ -136,12 +136,6 @@ impl ContainerStatus {
             denied: Counters::get(&c.denied),
         }
     }
-}
-
-/// `sha256:` and the first 12 hex digits, as `docker ps` shows image ids.
-pub fn short_digest(digest: &str) -> String {
-    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
-    hex.chars().take(12).collect()
 }
 
 /// One row of `ps --format json`.

@@ -36,7 +36,7 @@ pub(super) fn host_config(
     status: &ContainerStatus,
 ) -> HostConfig {
     HostConfig {
-        container: spec.name.clone(),
+        container: spec.name.to_string(),
         capabilities: spec.capabilities.clone(),
         capabilities_location: spec.capabilities_location.clone(),
         publish: spec.publish.clone(),

@@ -8,7 +8,7 @@ use wasmtime::Module;
 
 use crate::images::{ImageError, ImageStore, LoadedModule, ModuleSource};
 use crate::runtime::Runtime;
-use crate::spec::{ImageRef, Stack};
+use crate::spec::{ImageDigest, ImageRef, Stack};
 
 /// Errors that stop a stack before any container runs.
 #[derive(Debug, thiserror::Error)]
@@ -23,8 +23,8 @@ pub enum SupervisorError {
 #[derive(Clone)]
 pub struct LoadedImage {
     pub module: Module,
-    /// `sha256:<hex>`.
-    pub digest: String,
+    /// The sha256 of the image's bytes.
+    pub digest: ImageDigest,
 }
 
 /// Load every distinct image of the stack once (compile cache first).
@@ -47,12 +47,11 @@ pub fn load_modules(
         };
         let loaded = images.load_module(runtime.engine(), &path)?;
         on_loaded(&path, &loaded);
-        let digest = loaded.digest.to_string();
         modules.insert(
             container.image.clone(),
             LoadedImage {
                 module: loaded.module,
-                digest,
+                digest: loaded.digest,
             },
         );
     }

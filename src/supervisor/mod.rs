@@ -29,7 +29,7 @@ mod report;
 mod restart;
 
 pub use board::Board;
-pub use container::{short_digest, ContainerInfo, ContainerStatus, State};
+pub use container::{ContainerInfo, ContainerStatus, State};
 pub use events::{Event, EventBus};
 pub use lifecycle::LifecycleError;
 pub use load::{describe_load, load_modules, LoadedImage, SupervisorError};
@@ -84,7 +84,7 @@ impl Container {
     fn board_row(&self) -> BoardRow {
         BoardRow {
             spec: self.spec.clone(),
-            digest: self.image.as_ref().map(|i| i.digest.clone()).unwrap_or_default(),
+            digest: self.image.as_ref().map(|i| i.digest.clone()),
             status: self.status.clone(),
         }
     }
@@ -140,14 +140,14 @@ impl Supervisor {
         self.containers
             .iter()
             .map(|c| {
-                let digest = c.image.as_ref().map(|i| i.digest.as_str()).unwrap_or("");
-                Deployed::new(&c.spec, digest, &self.sensors)
+                let digest = c.image.as_ref().map(|i| i.digest.to_string()).unwrap_or_default();
+                Deployed::new(&c.spec, &digest, &self.sensors)
             })
             .collect()
     }
 
     pub fn names(&self) -> Vec<String> {
-        self.containers.iter().map(|c| c.spec.name.clone()).collect()
+        self.containers.iter().map(|c| c.spec.name.to_string()).collect()
     }
 
     /// Containers that have ended and will not run again by themselves.
@@ -239,7 +239,7 @@ impl Supervisor {
             prepared,
             deps,
         };
-        let name = container.spec.name.clone();
+        let name = container.spec.name.to_string();
         let ended = self.ended_tx.clone();
         let handle = tokio::spawn(async move {
             let outcome = launch.run().await;

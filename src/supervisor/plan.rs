@@ -35,7 +35,7 @@ impl Deployed {
             );
         }
         Deployed {
-            name: spec.name.clone(),
+            name: spec.name.to_string(),
             digest: digest.to_owned(),
             config,
         }

@@ -55,7 +55,7 @@ impl Supervisor {
         let restarting: HashMap<&str, &Reason> = plan.restart.iter().map(|(n, r)| (n.as_str(), r)).collect();
         for spec in &desired.containers {
             let image = images.get(&spec.image).cloned();
-            if plan.start.contains(&spec.name) {
+            if plan.start.iter().any(|n| *n == spec.name) {
                 self.add(spec, image);
                 continue;
             }
@@ -64,7 +64,7 @@ impl Supervisor {
             };
             if let Err(why) = self.replace(spec, image, reason).await {
                 failures.push(ApplyFailure {
-                    container: spec.name.clone(),
+                    container: spec.name.to_string(),
                     reason: why,
                 });
             }

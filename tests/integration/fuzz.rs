@@ -420,7 +420,7 @@ fn wasm_corpus() -> Vec<Vec<u8>> {
 fn check_compose(bytes: &[u8]) -> Result<(), String> {
     let text = String::from_utf8_lossy(bytes);
     let env: HashMap<String, String> = [("X".to_string(), "1".to_string())].into();
-    let lookup = |_: &str| None;
+    let lookup = |_: &spec::ImageDigest| None;
     let opts = spec::LoadOptions {
         env: &env,
         lookup_digest: &lookup,

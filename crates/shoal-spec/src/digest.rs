@@ -40,7 +40,20 @@ impl ImageDigest {
 
     /// Whether `s` is 64 lowercase hex digits.
     pub fn is_hex(s: &str) -> bool {
-        s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        s.len() == 64 && Self::all_hex(s)
+    }
+
+    /// The hex digits a full or partial digest reference gives (`sha256:1e8f...`, `1e8fcd21`),
+    /// for finding a stored image by a prefix as `docker` does; `None` when `text` cannot be
+    /// one (empty, too long, or not lowercase hex), so the caller looks for a name instead.
+    /// A prefix is not a digest, so this gives text, not an [`ImageDigest`].
+    pub fn hex_prefix_of(text: &str) -> Option<&str> {
+        let hex = text.strip_prefix(Self::PREFIX).unwrap_or(text);
+        (!hex.is_empty() && hex.len() <= 64 && Self::all_hex(hex)).then_some(hex)
+    }
+
+    fn all_hex(s: &str) -> bool {
+        s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     }
 
     /// The 64 hex digits, without `sha256:`.
@@ -93,6 +106,16 @@ mod tests {
         assert_eq!(digest.to_string(), format!("sha256:{HEX}"));
         assert_eq!(ImageDigest::from_hex(HEX), Ok(digest.clone()));
         assert_eq!(serde_json::to_string(&digest).unwrap(), format!("\"sha256:{HEX}\""));
+    }
+
+    #[test]
+    fn hex_prefixes_for_finding_images() {
+        assert_eq!(ImageDigest::hex_prefix_of("e3b0c442"), Some("e3b0c442"));
+        assert_eq!(ImageDigest::hex_prefix_of("sha256:e3b0"), Some("e3b0"));
+        assert_eq!(ImageDigest::hex_prefix_of(&format!("sha256:{HEX}")), Some(HEX));
+        for not_one in ["", "sha256:", "hello.wasm", "E3B0", &format!("{HEX}0")] {
+            assert_eq!(ImageDigest::hex_prefix_of(not_one), None, "{not_one}");
+        }
     }
 
     #[test]

@@ -45,7 +45,7 @@ pub use channel_type::ChannelType;
 pub use diagnostic::{render_diagnostics, Diagnostic, Severity};
 pub use digest::{ImageDigest, InvalidDigest};
 pub use model::*;
-pub use names::ProjectName;
+pub use names::{InvalidName, MAX_NAME_LEN};
 pub use schema::json_schema;
 
 /// What `load` needs from the outside world, passed in so `spec` stays free of global state.
@@ -53,7 +53,7 @@ pub struct LoadOptions<'a> {
     /// Environment for `${VAR}` interpolation (callers pass std::env::vars()).
     pub env: &'a HashMap<String, String>,
     /// Resolve `sha256:<hex>` image references against the image store: returns the stored .wasm path or None.
-    pub lookup_digest: &'a dyn Fn(&str) -> Option<PathBuf>,
+    pub lookup_digest: &'a dyn Fn(&ImageDigest) -> Option<PathBuf>,
 }
 
 /// File names tried by [`find_compose_file`], in order.
@@ -160,10 +160,7 @@ pub fn load_str(text: &str, path: &Path, opts: &LoadOptions) -> Result<(Stack, V
 
     let mut decoded = decode::decode(&root, &mut ctx);
     let containers = validate::assemble(&decoded, &mut ctx);
-    let name = decoded
-        .name
-        .clone()
-        .unwrap_or_else(|| names::ProjectName::from_dir(&dir).into_string());
+    let name = decoded.name.clone().unwrap_or_else(|| ProjectName::from_dir(&dir));
     let mut bridges = std::mem::take(&mut decoded.bridges);
     bridges::fill_client_ids(&mut bridges, &name, &mut ctx);
 

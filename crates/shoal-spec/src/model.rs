@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use crate::names::{ContainerName, ProjectName};
+
 /// A place in a source file, 1-based, for messages that point at what to change.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct Location {
@@ -28,7 +30,7 @@ impl std::fmt::Display for Location {
 #[derive(Debug, Clone, Serialize)]
 pub struct Stack {
     /// Project name (`name:` or the compose file's folder name).
-    pub name: String,
+    pub name: ProjectName,
     /// Absolute path of the compose file.
     pub file: PathBuf,
     /// Folder relative paths are resolved against.
@@ -60,9 +62,9 @@ pub enum ImageRef {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ContainerSpec {
     /// Unique container name (`svc`, or `svc-1`..`svc-N` for replicas).
-    pub name: String,
+    pub name: ContainerName,
     /// The `containers:` key this came from.
-    pub service: String,
+    pub service: ContainerName,
     pub image: ImageRef,
     /// Where `image:` is written, for errors found later (missing digest, invalid wasm).
     #[serde(skip)]
@@ -118,7 +120,7 @@ pub enum DependencyCondition {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Dependency {
     /// Container name (a replicated service expands to each replica).
-    pub name: String,
+    pub name: ContainerName,
     pub condition: DependencyCondition,
 }
 

@@ -24,8 +24,8 @@ use schemars::JsonSchema;
 #[schemars(title = "shoal compose file", deny_unknown_fields)]
 #[schemars(extend("patternProperties" = {"^x-": {"description": "Extension field, ignored (a place for YAML anchors)."}}))]
 pub struct ComposeFile {
-    /// Project name: lowercase letters, digits, `-` and `_`. Default: the compose file's folder name.
-    #[schemars(regex(pattern = r"^[a-z0-9][a-z0-9_-]*$"))]
+    /// Project name: lowercase letters, digits, `-` and `_`, at most 63 characters. Default: the compose file's folder name.
+    #[schemars(regex(pattern = r"^[a-z0-9][a-z0-9_-]*$"), length(max = 63))]
     pub name: Option<String>,
     /// The containers to run, by name (`[a-z0-9][a-z0-9_-]*`). Required, not empty.
     pub containers: BTreeMap<String, ContainerFile>,

@@ -25,8 +25,8 @@ fn golden_env() -> HashMap<String, String> {
         .collect()
 }
 
-fn lookup(d: &str) -> Option<PathBuf> {
-    (d == KNOWN_DIGEST).then(|| PathBuf::from("/store/aaaa.wasm"))
+fn lookup(d: &ImageDigest) -> Option<PathBuf> {
+    (d.to_string() == KNOWN_DIGEST).then(|| PathBuf::from("/store/aaaa.wasm"))
 }
 
 /// Renders a load result as the CLI would print it, with the machine-specific package root
@@ -219,7 +219,7 @@ fn dependency_conditions() {
     assert_eq!(
         stack.containers[1].depends_on,
         vec![Dependency {
-            name: "init".into(),
+            name: "init".parse().unwrap(),
             condition: DependencyCondition::ServiceCompletedSuccessfully
         }]
     );
@@ -500,6 +500,37 @@ fn watch_and_invalid_name() {
         "name: Bad Name\ncontainers:\n  a:\n    image: m.wasm\n",
     ));
     assert!(e.contains("invalid project name"), "{e}");
+}
+
+/// A name `up` could not bind a socket for, or a replica suffix past the limit, is refused
+/// by the loader (so by `shoal config`), at the place it is written.
+#[test]
+fn names_past_the_length_limit() {
+    let p = project();
+    let long = "n".repeat(120);
+    let e = errors(load_in(
+        p.path(),
+        &format!("name: {long}\ncontainers:\n  a:\n    image: m.wasm\n"),
+    ));
+    assert!(e.contains("shoal.yaml:1:7: project name `nnn"), "{e}");
+    assert!(
+        e.contains("too long (120 characters; at most 63)") && e.contains("socket"),
+        "{e}"
+    );
+    let e = errors(load_in(
+        p.path(),
+        &format!("containers:\n  {long}:\n    image: m.wasm\n"),
+    ));
+    assert!(e.contains("shoal.yaml:2:3: container name `nnn"), "{e}");
+    let service = "r".repeat(62);
+    let yaml = format!("containers:\n  {service}:\n    image: m.wasm\n    replicas: 2\n");
+    let e = errors(load_in(p.path(), &yaml));
+    assert!(
+        e.contains("shoal.yaml:2:3: replica name") && e.contains("-1` is too long"),
+        "{e}"
+    );
+    let fits = format!("containers:\n  {service}:\n    image: m.wasm\n");
+    assert_eq!(load_in(p.path(), &fits).unwrap().0.containers[0].name, service);
 }
 
 #[test]

@@ -99,6 +99,100 @@ pub fn parse_duration(text: &str) -> Result<Duration, UnitError> {
     })
 }
 
+/// A size in bytes as written on a command line: `64MiB`, `512KB`, `65536` ([`parse_memory`]).
+/// A clap value type, so a bad size is refused at its flag; shown in the largest unit that
+/// keeps it exact, so what is printed parses back to the same size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    pub fn bytes(self) -> u64 {
+        self.0
+    }
+}
+
+impl std::str::FromStr for ByteSize {
+    type Err = UnitError;
+
+    fn from_str(text: &str) -> Result<Self, UnitError> {
+        parse_memory(text).map(ByteSize)
+    }
+}
+
+impl TryFrom<String> for ByteSize {
+    type Error = UnitError;
+
+    fn try_from(text: String) -> Result<Self, UnitError> {
+        text.parse()
+    }
+}
+
+impl From<ByteSize> for String {
+    fn from(size: ByteSize) -> String {
+        size.to_string()
+    }
+}
+
+impl std::fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const UNITS: [(u64, &str); 6] = [
+            (1 << 30, "GiB"),
+            (1 << 20, "MiB"),
+            (1 << 10, "KiB"),
+            (1_000_000_000, "GB"),
+            (1_000_000, "MB"),
+            (1_000, "KB"),
+        ];
+        let n = self.0;
+        match UNITS.iter().find(|(size, _)| n != 0 && n % size == 0) {
+            Some((size, unit)) => write!(f, "{}{unit}", n / size),
+            None => write!(f, "{n}B"),
+        }
+    }
+}
+
+/// A duration as written on a command line: `5s`, `250ms`, `1m 30s` ([`parse_duration`]; a
+/// bare number is refused). A clap value type, so a bad duration is refused at its flag;
+/// shown in humantime's units, which parse back to the same duration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub struct Span(pub Duration);
+
+impl Span {
+    pub fn duration(self) -> Duration {
+        self.0
+    }
+}
+
+impl std::str::FromStr for Span {
+    type Err = UnitError;
+
+    fn from_str(text: &str) -> Result<Self, UnitError> {
+        parse_duration(text).map(Span)
+    }
+}
+
+impl TryFrom<String> for Span {
+    type Error = UnitError;
+
+    fn try_from(text: String) -> Result<Self, UnitError> {
+        text.parse()
+    }
+}
+
+impl From<Span> for String {
+    fn from(span: Span) -> String {
+        span.to_string()
+    }
+}
+
+impl std::fmt::Display for Span {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,5 +233,57 @@ mod tests {
         assert_eq!(parse_duration("1m 30s"), Ok(Duration::from_secs(90)));
         assert!(parse_duration("5").unwrap_err().to_string().contains("no unit"));
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn byte_sizes_print_exactly_and_parse_back() {
+        for (text, bytes, shown) in [
+            ("64MiB", 64 << 20, "64MiB"),
+            ("512KB", 512_000, "500KiB"),
+            ("3MB", 3_000_000, "3MB"),
+            ("65536", 65536, "64KiB"),
+            ("1000", 1000, "1KB"),
+            ("1025", 1025, "1025B"),
+            ("0", 0, "0B"),
+            ("1.5GiB", 3 << 29, "1536MiB"),
+            ("4MB", 4_000_000, "4MB"),
+        ] {
+            let size: ByteSize = text.parse().unwrap();
+            assert_eq!(size.bytes(), bytes, "{text}");
+            assert_eq!(size.to_string(), shown, "{text}");
+            assert_eq!(shown.parse::<ByteSize>(), Ok(size), "{shown} parses back");
+        }
+        assert_eq!(
+            "12 parsecs".parse::<ByteSize>().unwrap_err().to_string(),
+            "invalid memory unit `parsecs` in `12 parsecs`: use B, KiB, MiB, GiB, KB, MB or GB"
+        );
+        assert_eq!(serde_json::to_string(&ByteSize(1 << 20)).unwrap(), "\"1MiB\"");
+        assert_eq!(serde_json::from_str::<ByteSize>("\"2KiB\"").unwrap(), ByteSize(2048));
+    }
+
+    #[test]
+    fn spans_print_in_units_and_parse_back() {
+        for (text, duration) in [
+            ("5s", Duration::from_secs(5)),
+            ("250ms", Duration::from_millis(250)),
+            ("1m 30s", Duration::from_secs(90)),
+            ("1h 2m 3s 4ms", Duration::from_millis(3_723_004)),
+            ("0s", Duration::ZERO),
+        ] {
+            let span: Span = text.parse().unwrap();
+            assert_eq!(span.duration(), duration, "{text}");
+            assert_eq!(span.to_string().parse::<Span>(), Ok(span), "{span} parses back");
+        }
+        assert_eq!(Span(Duration::from_secs(90)).to_string(), "1m 30s");
+        assert!("10"
+            .parse::<Span>()
+            .unwrap_err()
+            .to_string()
+            .contains("write e.g. `10s`"));
+        assert!("soon".parse::<Span>().is_err());
+        assert_eq!(
+            serde_json::to_string(&Span(Duration::from_millis(1500))).unwrap(),
+            "\"1s 500ms\""
+        );
     }
 }

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use super::decode::{Ctx, Decoded, Draft};
 use super::diagnostic::did_you_mean_hint;
-use super::model::{ContainerSpec, Dependency, ImageRef};
+use super::model::{ContainerName, ContainerSpec, Dependency, ImageRef};
+use super::names::{InvalidName, MAX_NAME_LEN};
 use super::node::Pos;
 use super::ImageDigest;
 use shoal_abi::module::{self, ImageFormat};
@@ -23,7 +24,7 @@ fn check_image(d: &Draft, checked: &mut HashMap<PathBuf, bool>, ctx: &mut Ctx) -
                 return None;
             }
         };
-        if (ctx.opts.lookup_digest)(image).is_none() {
+        if (ctx.opts.lookup_digest)(&digest).is_none() {
             ctx.error(
                 *pos,
                 &key,
@@ -242,13 +243,42 @@ fn topo_order(graph: &[Vec<usize>]) -> Vec<usize> {
     order
 }
 
-/// Name of replica `i` (1-based) of `service`, or the service name when not replicated.
-pub fn replica_names(service: &str, replicas: u32) -> Vec<String> {
+/// Names of the containers `service` expands to: the service name when not replicated,
+/// else `service-1`..`service-N`. Refused when a suffix takes a name past the length limit.
+pub fn replica_names(service: &ContainerName, replicas: u32) -> Result<Vec<ContainerName>, InvalidName> {
     if replicas <= 1 {
-        vec![service.to_string()]
+        Ok(vec![service.clone()])
     } else {
-        (1..=replicas).map(|i| format!("{service}-{i}")).collect()
+        (1..=replicas).map(|i| service.replica(i)).collect()
     }
+}
+
+/// Each draft's service name and container names; `None` where the name is invalid (the decoder reported a
+/// bad key already; a replica name past the limit is reported here).
+fn container_names(drafts: &[Draft], ctx: &mut Ctx) -> Vec<Option<(ContainerName, Vec<ContainerName>)>> {
+    let mut out = Vec::with_capacity(drafts.len());
+    for d in drafts {
+        let Ok(service) = d.service.parse::<ContainerName>() else {
+            out.push(None);
+            continue;
+        };
+        match replica_names(&service, d.replicas) {
+            Ok(names) => out.push(Some((service, names))),
+            Err(e) => {
+                ctx.error(
+                    d.pos,
+                    &format!("containers.{}", d.service),
+                    format!("replica {e}"),
+                    Some(format!(
+                        "shorten `{}` so that `{}-{}` fits in {MAX_NAME_LEN} characters",
+                        d.service, d.service, d.replicas
+                    )),
+                );
+                out.push(None);
+            }
+        }
+    }
+    out
 }
 
 /// Runs every cross-container check and builds the containers in start order.
@@ -258,6 +288,7 @@ pub fn assemble(decoded: &Decoded, ctx: &mut Ctx) -> Vec<ContainerSpec> {
     let mut checked = HashMap::new();
     let images: Vec<Option<ImageRef>> = drafts.iter().map(|d| check_image(d, &mut checked, ctx)).collect();
     let graph = check_dependencies(drafts, ctx);
+    let names = container_names(drafts, ctx);
 
     // Replica names must not collide with other services' names (`probe: {replicas: 2}` next
     // to a service called `probe-1`).
@@ -267,8 +298,8 @@ pub fn assemble(decoded: &Decoded, ctx: &mut Ctx) -> Vec<ContainerSpec> {
     }
     for (i, d) in drafts.iter().enumerate() {
         if d.replicas > 1 {
-            for r in replica_names(&d.service, d.replicas) {
-                if let Some(&j) = owner.get(&r) {
+            for r in names[i].iter().flat_map(|(_, n)| n) {
+                if let Some(&j) = owner.get(r.as_str()) {
                     if j != i {
                         ctx.error(
                             drafts[j].pos,
@@ -285,11 +316,10 @@ pub fn assemble(decoded: &Decoded, ctx: &mut Ctx) -> Vec<ContainerSpec> {
         }
     }
 
-    let names: Vec<Vec<String>> = drafts.iter().map(|d| replica_names(&d.service, d.replicas)).collect();
     let mut out = Vec::new();
     for i in topo_order(&graph) {
         let d = &drafts[i];
-        let Some(image) = images[i].clone() else {
+        let (Some(image), Some((service, own_names))) = (images[i].clone(), &names[i]) else {
             continue;
         };
         let mut depends_on = Vec::new();
@@ -298,7 +328,7 @@ pub fn assemble(decoded: &Decoded, ctx: &mut Ctx) -> Vec<ContainerSpec> {
                 if j == i || !graph[i].contains(&j) {
                     continue;
                 }
-                for r in &names[j] {
+                for r in names[j].iter().flat_map(|(_, n)| n) {
                     depends_on.push(Dependency {
                         name: r.clone(),
                         condition: *cond,
@@ -307,10 +337,10 @@ pub fn assemble(decoded: &Decoded, ctx: &mut Ctx) -> Vec<ContainerSpec> {
             }
         }
         let image_location = ctx.loc(d.image.as_ref().map_or(d.pos, |x| x.1));
-        for r in &names[i] {
+        for r in own_names {
             out.push(ContainerSpec {
                 name: r.clone(),
-                service: d.service.clone(),
+                service: service.clone(),
                 image: image.clone(),
                 image_location: image_location.clone(),
                 location: ctx.loc(d.pos),
@@ -346,7 +376,11 @@ mod tests {
 
     #[test]
     fn replica_naming() {
-        assert_eq!(replica_names("a", 1), vec!["a"]);
-        assert_eq!(replica_names("a", 3), vec!["a-1", "a-2", "a-3"]);
+        let a: ContainerName = "a".parse().unwrap();
+        assert_eq!(replica_names(&a, 1).unwrap(), vec!["a"]);
+        assert_eq!(replica_names(&a, 3).unwrap(), vec!["a-1", "a-2", "a-3"]);
+        let long: ContainerName = "a".repeat(MAX_NAME_LEN - 2).parse().unwrap();
+        assert!(replica_names(&long, 9).is_ok());
+        assert!(replica_names(&long, 10).is_err(), "`-10` takes it past the limit");
     }
 }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::Request;
 use crate::control::{Client, ControlError, ProjectArgs};
 use crate::procstat::Reclamation;
+use crate::spec::units::ByteSize;
 
 /// How long `down` waits for the process to close its socket after the reply.
 const SOCKET_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -72,12 +73,9 @@ pub struct DownArgs {
     pub verify: bool,
     /// Residue allowed by --verify
     #[arg(long, value_name = "SIZE", default_value = "1MiB")]
-    pub threshold: String,
+    pub threshold: ByteSize,
 }
 
 pub fn run(args: DownArgs) -> anyhow::Result<ExitCode> {
-    let threshold = &args.threshold;
-    let threshold_bytes = crate::spec::units::parse_memory(threshold)
-        .map_err(|e| anyhow::anyhow!("invalid --threshold `{threshold}`: {e}"))?;
-    Ok(print(&args.project.resolve()?, args.verify, threshold_bytes)?)
+    Ok(print(&args.project.resolve()?, args.verify, args.threshold.bytes())?)
 }

@@ -9,10 +9,12 @@ use super::print::rfc3339;
 use super::Request;
 use crate::control::protocol::Reply;
 use crate::control::server::{forward, Connection, ServerContext};
-use crate::control::{Client, ControlError, ProjectArgs};
+use crate::control::{parse_name, Client, ControlError, ProjectArgs};
 use crate::logs::terminal::TerminalLog;
 use crate::logs::{LogLine, LogSink, Stream};
 use crate::procstat::{unix_now, unix_seconds};
+use crate::spec::units::Span;
+use crate::spec::ProjectName;
 
 /// Which lines a `logs` request wants.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -134,8 +136,8 @@ pub fn print(
 #[derive(clap::Args, Debug)]
 pub struct LogsArgs {
     /// Project name [default: from --file, or the compose file here, or the only running stack]
-    #[arg(short = 'p', long = "project", value_name = "NAME")]
-    pub project: Option<String>,
+    #[arg(short = 'p', long = "project", value_name = "NAME", value_parser = parse_name::<ProjectName>)]
+    pub project: Option<ProjectName>,
     /// Compose file whose project to use (`-f` means --follow here, as in Docker)
     #[arg(long = "file", value_name = "FILE")]
     pub file: Option<PathBuf>,
@@ -146,8 +148,8 @@ pub struct LogsArgs {
     #[arg(short = 'n', long, value_name = "N")]
     pub tail: Option<usize>,
     /// Only lines since a time: a duration (10m, 1h30m) or RFC 3339 (2026-11-28T10:00:00Z)
-    #[arg(long, value_name = "WHEN")]
-    pub since: Option<String>,
+    #[arg(long, value_name = "WHEN", value_parser = parse_since)]
+    pub since: Option<f64>,
     /// Prefix each line with its time
     #[arg(short = 't', long)]
     pub timestamps: bool,
@@ -162,7 +164,7 @@ pub struct LogsArgs {
 /// `shoal logs`: check the names against the running stack, then print its lines with
 /// `up`'s prefixes and colours.
 pub fn run(args: LogsArgs) -> anyhow::Result<ExitCode> {
-    let since = args.since.as_deref().map(parse_since).transpose()?;
+    let since = args.since;
     let project = ProjectArgs {
         project: args.project.clone(),
         file: args.file.clone(),
@@ -189,17 +191,16 @@ pub fn run(args: LogsArgs) -> anyhow::Result<ExitCode> {
     Ok(print(&client, request, args.timestamps, &printer)?)
 }
 
-/// `--since`: an RFC 3339 time, or a duration back from now.
-fn parse_since(text: &str) -> anyhow::Result<f64> {
+/// `--since`: an RFC 3339 time, or a duration back from now, as seconds since the Unix epoch
+/// (the form the logs request carries). Refused at the flag when it is neither.
+fn parse_since(text: &str) -> Result<f64, String> {
     if let Ok(when) = humantime::parse_rfc3339_weak(text) {
         return Ok(unix_seconds(when));
     }
-    let ago = humantime::parse_duration(text).map_err(|_| {
-        anyhow::anyhow!(
-            "invalid --since `{text}`\n  hint: a duration such as 10m or 2h, or a time such as 2026-11-28T10:00:00Z"
-        )
-    })?;
-    Ok(unix_now() - ago.as_secs_f64())
+    let ago: Span = text
+        .parse()
+        .map_err(|e| format!("{e}\n  hint: a duration such as 10m or 2h, or a time such as 2026-11-28T10:00:00Z"))?;
+    Ok(unix_now() - ago.duration().as_secs_f64())
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use super::{DEFAULT_FLUSH_TIMEOUT, DEFAULT_KEEP_ALIVE, DEFAULT_QUEUE, DEFAULT_RE
 use super::{MAX_QUEUE, MIN_RECONNECT_MAX};
 use crate::decode::Ctx;
 use crate::model::{BridgeSpec, BridgeTls, SecretRef};
-use crate::names::{is_valid_name, sanitize_name};
+use crate::names::{check_name, sanitize_name, InvalidName};
 use crate::node::{Key, Node, Value};
 use schemars::JsonSchema;
 
@@ -39,13 +39,15 @@ impl Fields<'_> {
 pub(super) fn decode_bridge(key: &Key, node: &Node, ctx: &mut Ctx) -> Option<BridgeSpec> {
     let name = &key.name;
     let path = format!("bridges.{name}");
-    if !is_valid_name(name) {
-        ctx.error(
+    match check_name(name) {
+        Ok(()) => {}
+        Err(InvalidName::Characters(_)) => ctx.error(
             key.pos,
             &path,
             format!("invalid bridge name `{name}`: use lowercase letters, digits, `-` and `_`"),
             Some(format!("for example `{}`", sanitize_name(name))),
-        );
+        ),
+        Err(e @ InvalidName::TooLong(_)) => ctx.error(key.pos, &path, format!("bridge {e}"), Some(e.hint())),
     }
     let entries = bridge_entries(node, &path, name, ctx)?;
     let fields = ctx.check_keys(&entries, BridgeFile::KEYS, None, &path, &format!("in bridge `{name}`"));

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::{depends_on, env, limits, mounts, restart, Ctx, Draft, Scope};
 use crate::diagnostic::did_you_mean_hint;
 use crate::model::{Capability, Limits, RestartPolicy};
-use crate::names::{is_valid_name, sanitize_name};
+use crate::names::{check_name, sanitize_name, InvalidName};
 use crate::node::{Key, Node, Pos, Value};
 use crate::schema::ContainerFile;
 
@@ -28,13 +28,15 @@ struct Container<'a> {
 pub(super) fn decode_container(key: &Key, node: &Node, sensors: &BTreeSet<String>, ctx: &mut Ctx) -> Option<Draft> {
     let name = &key.name;
     let path = format!("containers.{name}");
-    if !is_valid_name(name) {
-        ctx.error(
+    match check_name(name) {
+        Ok(()) => {}
+        Err(InvalidName::Characters(_)) => ctx.error(
             key.pos,
             &path,
             format!("invalid container name `{name}`: use lowercase letters, digits, `-` and `_`, starting with a letter or digit"),
             Some(format!("for example `{}`", sanitize_name(name))),
-        );
+        ),
+        Err(e @ InvalidName::TooLong(_)) => ctx.error(key.pos, &path, format!("container {e}"), Some(e.hint())),
     }
     let entries = container_entries(name, node, &path, ctx)?;
     let fields = ctx.check_keys(

@@ -25,6 +25,7 @@ use crate::model::{BridgeSpec, Capability, DependencyCondition, Limits, Mount, R
 use crate::node::{Key, Node, Pos, Value};
 use crate::schema::ComposeFile;
 
+use crate::names::{check_name, InvalidName, ProjectName};
 pub use crate::names::{is_valid_name, sanitize_name};
 pub use container::MAX_REPLICAS;
 pub use ctx::{normalize, Ctx};
@@ -57,7 +58,7 @@ pub struct Draft {
 /// The file's top level, decoded.
 #[derive(Debug, Default)]
 pub struct Decoded {
-    pub name: Option<String>,
+    pub name: Option<ProjectName>,
     pub containers: Vec<Draft>,
     pub sensors: BTreeMap<String, SensorSpec>,
     pub watch: bool,
@@ -113,17 +114,17 @@ fn top_entries<'n>(root: &'n Node, ctx: &mut Ctx) -> Option<&'n [(Key, Node)]> {
 }
 
 /// `name:`, when it is a valid project name.
-fn project_name(v: &Node, ctx: &mut Ctx) -> Option<String> {
+fn project_name(v: &Node, ctx: &mut Ctx) -> Option<ProjectName> {
     let s = ctx.string(v, "name", "`name`")?;
-    if is_valid_name(&s) {
-        return Some(s);
-    }
-    ctx.error(
-        v.pos,
-        "name",
-        format!("invalid project name `{s}`: use lowercase letters, digits, `-` and `_`"),
-        Some(format!("for example `{}`", sanitize_name(&s))),
-    );
+    let message = match ProjectName::try_from(s.clone()) {
+        Ok(name) => return Some(name),
+        Err(InvalidName::Characters(_)) => {
+            format!("invalid project name `{s}`: use lowercase letters, digits, `-` and `_`")
+        }
+        Err(e @ InvalidName::TooLong(_)) => format!("project {e}"),
+    };
+    let hint = check_name(&s).err().map(|e| e.hint());
+    ctx.error(v.pos, "name", message, hint);
     None
 }
 
