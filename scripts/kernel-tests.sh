@@ -18,7 +18,8 @@
 #
 # Environment: KERNEL_TESTS_KVER (kernel version, default: the newest with /boot/vmlinuz-*),
 # KERNEL_TESTS_ACCEL (tcg, the default, or kvm),
-# KERNEL_TESTS_TIMEOUT (seconds for the whole VM run, default 240).
+# KERNEL_TESTS_TIMEOUT (seconds for the whole VM run, default 240), KERNEL_TESTS_VERBOSE=1
+# (print the VM's console even when every test passes).
 # Prints `kernel-tests: N passed, M failed, K skipped` last; exits 1 on any failure.
 set -euo pipefail
 
@@ -214,11 +215,11 @@ if ! grep -q '^KTEST DONE' "$WORK/console.txt"; then
         echo "kernel-tests: the VM ended (qemu exit $qemu_rc) before the tests finished"
     fi
     failed=$((failed + 1))
-fi
-if [ "$passed" = 0 ]; then
+elif [ "$passed" = 0 ]; then
+    echo "kernel-tests: the VM finished without a passing test"
     failed=$((failed + 1))
 fi
-if [ "$failed" -gt 0 ]; then
+if [ "$failed" -gt 0 ] || [ -n "${KERNEL_TESTS_VERBOSE:-}" ]; then
     echo "kernel-tests: --- VM console ---"
     cat "$WORK/console.txt"
     echo "kernel-tests: --- qemu ---"
