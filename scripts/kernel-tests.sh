@@ -39,8 +39,9 @@ for tool in qemu-system-x86_64 cpio strip ldd make modinfo timeout; do
 done
 BUSYBOX=/bin/busybox
 file_is_static() { ! ldd "$1" >/dev/null 2>&1; }
-[ -x "$BUSYBOX" ] && file_is_static "$BUSYBOX" \
-    || die "no static $BUSYBOX (apt package busybox-static; run scripts/setup.sh)"
+if ! { [ -x "$BUSYBOX" ] && file_is_static "$BUSYBOX"; }; then
+    die "no static $BUSYBOX (apt package busybox-static; run scripts/setup.sh)"
+fi
 [ -x "$SHOAL" ] || die "shoal binary $SHOAL not found (cargo build, or pass its path)"
 
 if [ -n "${KERNEL_TESTS_KVER:-}" ]; then
@@ -77,7 +78,7 @@ gpio_sim_module() {
     fi
     local headers="$MODDIR/build"
     local src
-    src="$(ls /usr/src/linux-source-"$(echo "$KVER" | cut -d. -f1,2)".tar.* 2>/dev/null | head -n 1 || true)"
+    src="$(find /usr/src -maxdepth 1 -name "linux-source-$(echo "$KVER" | cut -d. -f1,2).tar.*" | head -n 1)"
     [ -d "$headers" ] || die "$KVER has no gpio-sim.ko and $headers is missing (apt package linux-headers-$KVER)"
     [ -n "$src" ] || die "$KVER has no gpio-sim.ko and no /usr/src/linux-source-*.tar.* (apt package linux-source-$(echo "$KVER" | cut -d. -f1,2))"
     local key

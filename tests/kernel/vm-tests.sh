@@ -5,6 +5,7 @@
 #   KTEST SKIP <name>: <why>
 # and scripts/kernel-tests.sh counts them. Every command that could block runs under
 # `timeout`, so a broken shoal or driver ends as a FAIL line, never as a hung VM.
+# shellcheck disable=SC2016 # wait_for's conditions are single-quoted on purpose: re-evaluated per poll
 
 pass() { echo "KTEST PASS $1"; }
 fail() { echo "KTEST FAIL $1: $2"; }
@@ -16,16 +17,17 @@ CHIP_LABEL=shoal-ktest
 export SHOAL_DATA_DIR=/tmp/shoal-data SHOAL_RUNTIME_DIR=/run/shoal
 mkdir -p "$SHOAL_DATA_DIR" "$SHOAL_RUNTIME_DIR"
 
-# Polls a shell condition every 0.1 s for at most $1 seconds; returns its last status.
+# Polls the shell condition $2 (a string, evaluated each time) every 0.1 s for at most $1
+# seconds; returns its last status.
 wait_for() {
     tries=$(($1 * 10))
-    shift
+    cond=$2
     while [ "$tries" -gt 0 ]; do
-        if eval "$@"; then return 0; fi
+        if eval "$cond"; then return 0; fi
         sleep 0.1
         tries=$((tries - 1))
     done
-    eval "$@"
+    eval "$cond"
 }
 
 # Creates one gpio-sim chip (4 lines; line 0 named ktest-button, line 1 ktest-relay) through
@@ -53,9 +55,11 @@ t_chip() {
 
 # The simulator side alone: a pull sets an unrequested input line's value.
 t_sim_pull() {
-    sim_pull 2 pull-up && [ "$(sim_value 2)" = 1 ] || { fail sim-pull "pull-up did not read 1"; return; }
-    sim_pull 2 pull-down && [ "$(sim_value 2)" = 0 ] || { fail sim-pull "pull-down did not read 0"; return; }
-    pass sim-pull
+    sim_pull 2 pull-up
+    v1=$(sim_value 2)
+    sim_pull 2 pull-down
+    v0=$(sim_value 2)
+    if [ "$v1" = 1 ] && [ "$v0" = 0 ]; then pass sim-pull; else fail sim-pull "read $v1/$v0, want 1/0"; fi
 }
 
 # The character device (libgpiod's tools, uAPI through /dev/gpiochipN): values and an edge.
