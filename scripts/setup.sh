@@ -3,12 +3,17 @@
 #   clang + lld (wasm-ld) + make, Debian's wasi-libc sysroot, compiler-rt builtins for wasm32,
 #   wabt (wat2wasm, for the hand-written hostile guests in compose-examples/guests/wat),
 #   mosquitto (broker + clients, for the MQTT bridge tests; never started here), openssl (the
-#   bridge TLS test makes its certificates with it),
+#   bridge TLS test makes its certificates with it), the real-kernel test packages below,
 #   and Rust's wasm32-wasip1 target.
 # Idempotent: skips apt work when every package is already installed. Starts no service.
 set -euo pipefail
 
 PKGS=(clang lld wasi-libc libclang-rt-14-dev-wasm32 make wabt mosquitto mosquitto-clients openssl)
+# Real-kernel tests (scripts/kernel-tests.sh): qemu, Debian's kernel, busybox and cpio for the
+# initramfs, libgpiod's tools, and (Debian 12's kernel has no gpio-sim) the headers and source
+# of the same kernel to build the gpio-sim module from; the -amd64 meta packages keep image,
+# headers and source at one version.
+PKGS+=(qemu-system-x86 linux-image-amd64 linux-headers-amd64 linux-source busybox-static cpio gpiod xz-utils)
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
