@@ -26,10 +26,12 @@ pub struct ComposeFile {
     pub watch: Option<bool>,
     /// MQTT bridges to external brokers, by name (`[a-z0-9][a-z0-9_-]*`): which local topics are published on the broker, and which broker topics are delivered to local subscribers.
     pub bridges: Option<BTreeMap<String, BridgeFile>>,
+    /// GPIO lines containers may use, by name (`[a-z0-9][a-z0-9_-]*`): simulated, or a line of a kernel GPIO chip. A container lists the ones it may use in its own `gpio:`.
+    pub gpio: Option<BTreeMap<String, GpioLineFile>>,
 }
 
 impl ComposeFile {
-    pub const KEYS: &'static [&'static str] = &["name", "containers", "sensors", "watch", "bridges"];
+    pub const KEYS: &'static [&'static str] = &["name", "containers", "sensors", "watch", "bridges", "gpio"];
 }
 
 /// One MQTT bridge (MQTT 5). Credentials are references only: an inline `password` is refused.
@@ -203,6 +205,8 @@ pub struct ContainerFile {
     pub subscribe: Option<Vec<String>>,
     /// Names of top-level `sensors:` this container may open; needs the `sensors` capability.
     pub sensors: Option<Vec<String>>,
+    /// Names of top-level `gpio:` lines this container may use; needs the `gpio` capability. Without `pin:` on the line, the SDK reaches it as port 0, pin = its index in this list.
+    pub gpio: Option<Vec<String>>,
 }
 
 impl ContainerFile {
@@ -222,6 +226,7 @@ impl ContainerFile {
         "publish",
         "subscribe",
         "sensors",
+        "gpio",
     ];
 }
 
@@ -260,6 +265,9 @@ pub enum CapabilityFile {
     /// Read declared host sensors.
     #[serde(rename = "sensors")]
     Sensors,
+    /// Use the GPIO lines listed in the container's `gpio:`.
+    #[serde(rename = "gpio")]
+    Gpio,
     /// All of the above (the Ocre API).
     #[serde(rename = "ocre:api")]
     OcreApi,
@@ -380,6 +388,102 @@ pub enum SensorKindFile {
     Hwmon,
 }
 
+/// A GPIO line.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct GpioLineFile {
+    /// `cdev` (default): a line of the kernel's GPIO character device; `sim`: a simulated line in shoal's memory, set from outside with `shoal gpio set`.
+    pub kind: Option<GpioKindFile>,
+    /// `cdev` only: the chip's device path (`/dev/gpiochip0`) or its label (`gpio-sim.0-node0`).
+    pub chip: Option<String>,
+    /// `cdev` only: the line's offset on the chip, or the kernel's name for it.
+    pub line: Option<GpioLineIdFile>,
+    /// `input` or `output`. Required.
+    pub direction: GpioDirectionFile,
+    /// Values are logical: with `active_low: true` a physical low reads as 1. Default false.
+    pub active_low: Option<bool>,
+    /// `as-is` (default), `pull-up`, `pull-down` or `disabled`.
+    pub bias: Option<GpioBiasFile>,
+    /// Inputs only: debounce period, e.g. `5ms`. Default none.
+    pub debounce: Option<String>,
+    /// Inputs only: edges that become events, `both` (default), `rising`, `falling` or `none`.
+    pub edge: Option<GpioEdgeFile>,
+    /// Outputs only: starting value, 0 (default) or 1.
+    #[schemars(range(min = 0, max = 1))]
+    pub initial: Option<u8>,
+    /// The SDK port number this line answers to. Default 0.
+    pub port: Option<u32>,
+    /// The SDK pin number this line answers to. Default: its index in the container's `gpio:` list.
+    pub pin: Option<u32>,
+}
+
+impl GpioLineFile {
+    pub const KEYS: &'static [&'static str] = &[
+        "kind",
+        "chip",
+        "line",
+        "direction",
+        "active_low",
+        "bias",
+        "debounce",
+        "edge",
+        "initial",
+        "port",
+        "pin",
+    ];
+}
+
+/// GPIO line backend.
+#[derive(JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum GpioKindFile {
+    /// The kernel's GPIO character device (uAPI v2).
+    Cdev,
+    /// A simulated line (laptops, tests, examples).
+    Sim,
+}
+
+/// A line offset or a kernel line name.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum GpioLineIdFile {
+    Offset(u32),
+    Name(String),
+}
+
+/// GPIO direction.
+#[derive(JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum GpioDirectionFile {
+    Input,
+    Output,
+}
+
+/// GPIO bias.
+#[derive(JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+#[allow(dead_code)]
+pub enum GpioBiasFile {
+    AsIs,
+    PullUp,
+    PullDown,
+    Disabled,
+}
+
+/// GPIO edge detection.
+#[derive(JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum GpioEdgeFile {
+    Both,
+    Rising,
+    Falling,
+    None,
+}
+
 /// JSON schema of the compose file, generated from the types above.
 pub fn json_schema() -> serde_json::Value {
     let schema = schemars::schema_for!(ComposeFile);
@@ -445,6 +549,7 @@ mod tests {
         assert_eq!(props(&s, Some("DependencyFile")), keys(DependencyFile::KEYS));
         assert_eq!(props(&s, Some("LimitsFile")), keys(LimitsFile::KEYS));
         assert_eq!(props(&s, Some("SensorFile")), keys(SensorFile::KEYS));
+        assert_eq!(props(&s, Some("GpioLineFile")), keys(GpioLineFile::KEYS));
         assert_eq!(props(&s, Some("BridgeFile")), keys(BridgeFile::KEYS));
         assert_eq!(props(&s, Some("BridgeTlsFile")), keys(BridgeTlsFile::KEYS));
         assert_eq!(props(&s, Some("ExportRuleFile")), keys(ExportRuleFile::KEYS));
