@@ -94,6 +94,11 @@ pub(super) enum Command {
     /// Watch the messages of a running stack
     #[command(after_help = "Examples:\n  shoal topics tail sensors/\n  shoal topics tail ''   # everything")]
     Topics(TopicsArgs),
+    /// Read the GPIO lines of a running stack, or give a simulated input a value
+    #[command(
+        after_help = "Examples:\n  shoal gpio get\n  shoal gpio get button\n  shoal gpio set button 1   # a `kind: sim` input; a change is an edge event"
+    )]
+    Gpio(GpioArgs),
     /// Print a shell completion script
     #[command(
         after_help = "Examples:\n  shoal completions bash > /etc/bash_completion.d/shoal\n  shoal completions zsh > ~/.zfunc/_shoal\n  shoal completions fish > ~/.config/fish/completions/shoal.fish"
@@ -264,6 +269,33 @@ pub(super) enum TopicsCommand {
         project: verbs::ProjectArgs,
         /// Topic prefix ('' for all)
         prefix: String,
+    },
+}
+
+#[derive(Args, Debug)]
+pub(super) struct GpioArgs {
+    #[command(subcommand)]
+    pub(super) command: GpioCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum GpioCommand {
+    /// Print one line's value (0 or 1), or a table of every line
+    Get {
+        #[command(flatten)]
+        project: verbs::ProjectArgs,
+        /// A line under the compose file's `gpio:` [default: all]
+        line: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: OutputFormat,
+    },
+    /// Set a simulated (`kind: sim`) input line; a change raises an edge event
+    Set {
+        #[command(flatten)]
+        project: verbs::ProjectArgs,
+        line: String,
+        #[arg(value_parser = clap::value_parser!(u8).range(0..=1))]
+        value: u8,
     },
 }
 

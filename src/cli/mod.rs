@@ -29,7 +29,7 @@ use crate::runtime::RuntimeConfig;
 use crate::spec;
 
 pub use args::Cli;
-use args::{Command, TopicsCommand};
+use args::{Command, GpioCommand, TopicsCommand};
 // Reached through `super::` by `up` (serve.rs: the arguments, the compose file) and by
 // `verbs` (the output format).
 pub(crate) use args::OutputFormat;
@@ -84,6 +84,19 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Graph(args) => graph::graph(&images, &args.project, args.format),
         Command::Topics(args) => match args.command {
             TopicsCommand::Tail { project, prefix } => verbs::topics_tail(&project, prefix),
+        },
+        Command::Gpio(args) => match args.command {
+            GpioCommand::Get { project, line, format } => {
+                let request = control::cmd::gpio::GpioRequest { line, set: None };
+                verbs::gpio(&project, request, format == args::OutputFormat::Json)
+            }
+            GpioCommand::Set { project, line, value } => {
+                let request = control::cmd::gpio::GpioRequest {
+                    line: Some(line),
+                    set: Some(value),
+                };
+                verbs::gpio(&project, request, false)
+            }
         },
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();

@@ -277,6 +277,30 @@ impl Line {
     }
 }
 
+/// A line as `shoal gpio get` and `ps` show it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LineState {
+    pub name: String,
+    /// `sim` or `cdev`.
+    pub kind: String,
+    /// `input` or `output`.
+    pub direction: String,
+    /// The logical value; `None` when it could not be read (or was not asked for).
+    pub value: Option<u8>,
+}
+
+impl Line {
+    /// The line now, its value read from the device.
+    pub fn state(&self) -> LineState {
+        LineState {
+            name: self.spec.name.clone(),
+            kind: if self.is_sim() { "sim" } else { "cdev" }.to_string(),
+            direction: if self.is_output() { "output" } else { "input" }.to_string(),
+            value: self.get().ok().map(u8::from),
+        }
+    }
+}
+
 /// The stack's requested lines, by name. Cloning shares them; the lines are released when
 /// the last clone goes (the stack stops).
 #[derive(Clone, Default)]

@@ -9,6 +9,7 @@
 
 pub mod down;
 pub mod events;
+pub mod gpio;
 pub mod info;
 pub mod lifecycle;
 pub mod logs;
@@ -59,6 +60,8 @@ pub enum Request {
     Down,
     /// Messages under a topic prefix as they flow.
     TopicsTail(topics::TailRequest),
+    /// Read GPIO lines, or set a `sim` input.
+    Gpio(gpio::GpioRequest),
 }
 
 impl Request {
@@ -88,6 +91,7 @@ pub(super) async fn serve(request: Request, conn: &mut Connection, context: &Ser
         Request::Logs(logs) => logs::serve(logs, conn, context).await,
         Request::Events(events) => events::serve(events, conn, context).await,
         Request::TopicsTail(tail) => topics::serve(tail, conn, context).await,
+        Request::Gpio(request) => gpio::serve(request, conn, context).await,
         request => {
             debug_assert!(request.is_mutation());
             let reply = queue_for_controller(request, context).await;
