@@ -10,6 +10,7 @@ mod confinement;
 mod control;
 mod faults;
 mod fuzz;
+mod gpio;
 mod hostile;
 mod images;
 mod messaging;
