@@ -347,7 +347,7 @@ mod tests {
         };
         std::fs::write(dir.join("pub.wasm"), module("ocre_publish_message")).unwrap();
         std::fs::write(dir.join("sub.wasm"), module("ocre_subscribe_message")).unwrap();
-        std::fs::write(dir.join("gpio.wasm"), module("ocre_gpio_pin_set")).unwrap();
+        std::fs::write(dir.join("adc.wasm"), module("ocre_adc_read_by_name")).unwrap();
         let env = std::collections::HashMap::new();
         let none = |_: &str| None;
         let options = crate::spec::LoadOptions {
@@ -417,14 +417,14 @@ mod tests {
     #[test]
     fn unserved_imports_are_errors() {
         let dir = tempfile::tempdir().unwrap();
-        let stack = stack_of(dir.path(), "containers:\n  g:\n    image: gpio.wasm\n");
+        let stack = stack_of(dir.path(), "containers:\n  g:\n    image: adc.wasm\n");
         let found = check_stack(&stack, &|image: &ImageRef| match image {
             ImageRef::Path(path) => Some(path.clone()),
             ImageRef::Digest(_) => None,
         });
         assert_eq!(found.len(), 1);
         assert!(
-            found[0].is_error() && found[0].message.contains("GPIO is not supported yet"),
+            found[0].is_error() && found[0].message.contains("which shoal does not provide"),
             "{}",
             found[0]
         );
