@@ -184,7 +184,11 @@ pub fn topics_tail(project: &ProjectArgs, prefix: String) -> anyhow::Result<Exit
 }
 
 /// `gpio get` and `gpio set`.
-pub fn gpio(project: &ProjectArgs, request: crate::control::cmd::gpio::GpioRequest, json: bool) -> anyhow::Result<ExitCode> {
+pub fn gpio(
+    project: &ProjectArgs,
+    request: crate::control::cmd::gpio::GpioRequest,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     Ok(crate::control::cmd::gpio::print(&project.client()?, request, json)?)
 }
 

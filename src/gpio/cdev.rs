@@ -51,7 +51,10 @@ impl CdevLine {
         let offset = match line {
             GpioLineId::Offset(o) if *o < info.num_lines => *o,
             GpioLineId::Offset(o) => {
-                return Err(no_line(format!("{o} (it has {} lines, 0..{})", info.num_lines, info.num_lines)))
+                return Err(no_line(format!(
+                    "{o} (it has {} lines, 0..{})",
+                    info.num_lines, info.num_lines
+                )))
             }
             GpioLineId::Name(n) => c
                 .find_line_info(n)
@@ -124,7 +127,8 @@ impl CdevLine {
         }
         // SAFETY: `RequestFd` owns an `Arc` of the request, which owns the file: the
         // descriptor stays open, and the same, for as long as the `AsyncFd` holds it.
-        let fd = unsafe { AsyncFd::register_with_interest(RequestFd(self.request.clone()), Interest::READABLE) }.ok()?;
+        let fd =
+            unsafe { AsyncFd::register_with_interest(RequestFd(self.request.clone()), Interest::READABLE) }.ok()?;
         let request = self.request.clone();
         Some(tokio::spawn(async move {
             loop {
@@ -149,7 +153,9 @@ fn find_chip(chip: &str) -> Result<PathBuf, String> {
     let paths = gpiocdev::chip::chips().map_err(|e| format!("cannot list GPIO chips: {e}"))?;
     let mut seen = Vec::new();
     for path in paths {
-        let Ok(c) = gpiocdev::Chip::from_path(&path) else { continue };
+        let Ok(c) = gpiocdev::Chip::from_path(&path) else {
+            continue;
+        };
         let Ok(info) = c.info() else { continue };
         if info.label == chip || info.name == chip {
             return Ok(path);

@@ -40,7 +40,9 @@ fn an_injected_change_of_an_input_is_an_event_for_each_listener() {
     button.inject(true).unwrap();
     button.inject(true).unwrap(); // no change, no edge
     button.inject(false).unwrap();
-    let got: Vec<(u32, u32, bool)> = std::iter::from_fn(|| a.pop()).map(|e| (e.port, e.pin, e.state)).collect();
+    let got: Vec<(u32, u32, bool)> = std::iter::from_fn(|| a.pop())
+        .map(|e| (e.port, e.pin, e.state))
+        .collect();
     assert_eq!(got, vec![(0, 2, true), (0, 2, false)], "one registration, two edges");
     assert_eq!(b.pop().map(|e| (e.port, e.pin, e.state)), Some((1, 7, true)));
     assert_eq!(b.pop().map(|e| (e.port, e.pin, e.state)), Some((1, 7, false)));

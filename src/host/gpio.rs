@@ -76,7 +76,9 @@ impl HostState {
         let st = get(caller.data_mut());
         let found = st.gpio.iter().find(|g| match (&name, target) {
             (Some(n), _) => g.line.name() == n,
-            (None, Target::Pin(port, pin)) => i64::from(g.port) == i64::from(port) && i64::from(g.pin) == i64::from(pin),
+            (None, Target::Pin(port, pin)) => {
+                i64::from(g.port) == i64::from(port) && i64::from(g.pin) == i64::from(pin)
+            }
             (None, Target::Name(_)) => false,
         });
         if let Some(g) = found {
@@ -117,13 +119,21 @@ impl HostState {
                     return SUCCESS;
                 }
                 let declared = if line.is_output() { "output" } else { "input" };
-                return self.gpio_refuse(function, line, &format!("direction {direction} asked, the line is declared `{declared}` (0 input, 1 output)"));
+                return self.gpio_refuse(
+                    function,
+                    line,
+                    &format!("direction {direction} asked, the line is declared `{declared}` (0 input, 1 output)"),
+                );
             }
             Op::Set(_) | Op::Toggle if !line.is_output() => {
                 return self.gpio_refuse(function, line, "the line is declared `input`");
             }
             Op::Register | Op::Unregister if line.is_output() => {
-                return self.gpio_refuse(function, line, "the line is declared `output`; callbacks are for inputs");
+                return self.gpio_refuse(
+                    function,
+                    line,
+                    "the line is declared `output`; callbacks are for inputs",
+                );
             }
             Op::Set(state) => line.set(state != 0).map(|()| SUCCESS),
             Op::Toggle => line.get().and_then(|v| line.set(!v)).map(|()| SUCCESS),
@@ -132,11 +142,17 @@ impl HostState {
                 line.listen(&self.gpio_inbox, g.port, g.pin);
                 Ok(SUCCESS)
             }
-            Op::Unregister => Ok(if line.unlisten(&self.gpio_inbox) { SUCCESS } else { EINVAL }),
+            Op::Unregister => Ok(if line.unlisten(&self.gpio_inbox) {
+                SUCCESS
+            } else {
+                EINVAL
+            }),
         };
         result.unwrap_or_else(|e: GpioError| {
             let name = line.name().to_owned();
-            self.warn_once(&format!("gpio-io:{name}"), || format!("{}: {e}; the call returns -5 (EIO)", function.name));
+            self.warn_once(&format!("gpio-io:{name}"), || {
+                format!("{}: {e}; the call returns -5 (EIO)", function.name)
+            });
             EIO
         })
     }
@@ -145,7 +161,10 @@ impl HostState {
         let name = line.name().to_owned();
         let location = line.spec().location.clone();
         self.warn_once(&format!("gpio-use:{}:{name}", function.name), || {
-            format!("{} refused on GPIO line `{name}` (declared at {location}): {why}", function.name)
+            format!(
+                "{} refused on GPIO line `{name}` (declared at {location}): {why}",
+                function.name
+            )
         });
         EINVAL
     }
@@ -169,14 +188,26 @@ pub(crate) fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: Get<
         "env",
         abi::OCRE_GPIO_CONFIGURE.name,
         move |mut c: Caller<'_, T>, port: i32, pin: i32, dir: i32| {
-            call(&mut c, get, &abi::OCRE_GPIO_CONFIGURE, Target::Pin(port, pin), Op::Configure(dir))
+            call(
+                &mut c,
+                get,
+                &abi::OCRE_GPIO_CONFIGURE,
+                Target::Pin(port, pin),
+                Op::Configure(dir),
+            )
         },
     )?;
     linker.func_wrap(
         "env",
         abi::OCRE_GPIO_PIN_SET.name,
         move |mut c: Caller<'_, T>, port: i32, pin: i32, state: i32| {
-            call(&mut c, get, &abi::OCRE_GPIO_PIN_SET, Target::Pin(port, pin), Op::Set(state))
+            call(
+                &mut c,
+                get,
+                &abi::OCRE_GPIO_PIN_SET,
+                Target::Pin(port, pin),
+                Op::Set(state),
+            )
         },
     )?;
     let pin_ops: [(&'static HostFn, Op); 4] = [
@@ -190,19 +221,35 @@ pub(crate) fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: Get<
             call(&mut c, get, f, Target::Pin(port, pin), op)
         })?;
     }
-    // (name, value) forms.
+    add_by_name(linker, get)
+}
+
+/// The `*_by_name(name$, ...)` forms.
+fn add_by_name<T: Send + 'static>(linker: &mut Linker<T>, get: Get<T>) -> wasmtime::Result<()> {
     linker.func_wrap(
         "env",
         abi::OCRE_GPIO_CONFIGURE_BY_NAME.name,
         move |mut c: Caller<'_, T>, name: u32, dir: i32| {
-            call(&mut c, get, &abi::OCRE_GPIO_CONFIGURE_BY_NAME, Target::Name(name), Op::Configure(dir))
+            call(
+                &mut c,
+                get,
+                &abi::OCRE_GPIO_CONFIGURE_BY_NAME,
+                Target::Name(name),
+                Op::Configure(dir),
+            )
         },
     )?;
     linker.func_wrap(
         "env",
         abi::OCRE_GPIO_SET_BY_NAME.name,
         move |mut c: Caller<'_, T>, name: u32, state: i32| {
-            call(&mut c, get, &abi::OCRE_GPIO_SET_BY_NAME, Target::Name(name), Op::Set(state))
+            call(
+                &mut c,
+                get,
+                &abi::OCRE_GPIO_SET_BY_NAME,
+                Target::Name(name),
+                Op::Set(state),
+            )
         },
     )?;
     let name_ops: [(&'static HostFn, Op); 4] = [

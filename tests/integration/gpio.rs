@@ -25,7 +25,10 @@ fn the_guest_drives_its_relay_and_follows_the_button_set_from_outside() {
     let mut up = sandbox.up(&file);
     up.wait_seen("relay: set 0, read back 1, toggle 0, now 0", LIMIT);
     up.wait_seen("pin 7 (not granted): -22", LIMIT);
-    up.wait_seen("ocre_gpio_pin_set denied: port 0, pin 7 is not one of this container's GPIO lines", LIMIT);
+    up.wait_seen(
+        "ocre_gpio_pin_set denied: port 0, pin 7 is not one of this container's GPIO lines",
+        LIMIT,
+    );
     up.wait_seen("waiting for button edges", LIMIT);
 
     assert_eq!(sandbox.ok(&["gpio", "get", "-p", "relay", "relay"]).trim(), "0");
@@ -37,7 +40,12 @@ fn the_guest_drives_its_relay_and_follows_the_button_set_from_outside() {
         .as_array()
         .expect("ps shows the container's lines")
         .iter()
-        .map(|l| (l["name"].as_str().unwrap_or("").to_string(), l["value"].as_u64().unwrap_or(9)))
+        .map(|l| {
+            (
+                l["name"].as_str().unwrap_or("").to_string(),
+                l["value"].as_u64().unwrap_or(9),
+            )
+        })
         .collect();
     assert_eq!(lines, vec![("button".into(), 1), ("relay".into(), 1)]);
     assert_eq!(row["denied"], 1);

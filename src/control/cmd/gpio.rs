@@ -47,7 +47,9 @@ pub fn answer(request: &GpioRequest, lines: &crate::gpio::GpioLines) -> Result<R
 fn refusal(e: &GpioError) -> String {
     let hint = match e {
         GpioError::NotSim { .. } => "; drive the physical line instead, or declare a `kind: sim` line to test with",
-        GpioError::DrivenOutput { .. } => "; `shoal gpio set` gives inputs a value (read this one with `shoal gpio get`)",
+        GpioError::DrivenOutput { .. } => {
+            "; `shoal gpio set` gives inputs a value (read this one with `shoal gpio get`)"
+        }
         GpioError::Unknown { .. } => "; lines are declared under the compose file's `gpio:`",
         _ => "",
     };

@@ -36,13 +36,21 @@ async fn set_get_toggle_and_configure_on_granted_lines() {
     assert_eq!(g.i("ocre_gpio_init", &[]).await, 0);
     assert_eq!(g.i("ocre_gpio_configure", &[0, 1, 1]).await, 0);
     assert_eq!(g.i("ocre_gpio_configure", &[0, 0, 0]).await, 0);
-    assert_eq!(g.i("ocre_gpio_configure", &[0, 0, 1]).await, EINVAL, "button is an input");
+    assert_eq!(
+        g.i("ocre_gpio_configure", &[0, 0, 1]).await,
+        EINVAL,
+        "button is an input"
+    );
     assert_eq!(g.i("ocre_gpio_pin_set", &[0, 1, 1]).await, 0);
     assert!(l.get("relay").unwrap().get().unwrap());
     assert_eq!(g.i("ocre_gpio_pin_get", &[0, 1]).await, 1);
     assert_eq!(g.i("ocre_gpio_pin_toggle", &[0, 1]).await, 0);
     assert_eq!(g.i("ocre_gpio_pin_get", &[0, 1]).await, 0);
-    assert_eq!(g.i("ocre_gpio_pin_set", &[0, 0, 1]).await, EINVAL, "inputs cannot be set");
+    assert_eq!(
+        g.i("ocre_gpio_pin_set", &[0, 0, 1]).await,
+        EINVAL,
+        "inputs cannot be set"
+    );
     l.get("button").unwrap().inject(true).unwrap();
     assert_eq!(g.i("ocre_gpio_pin_get", &[0, 0]).await, 1);
 
@@ -77,7 +85,10 @@ async fn lines_of_others_are_denied_loudly_once() {
         w[0].contains("ocre_gpio_set_by_name denied: line \"other\" is not one of this container's GPIO lines"),
         "{w:?}"
     );
-    assert!(w[0].contains("`button` = port 0, pin 0; `relay` = port 0, pin 1"), "{w:?}");
+    assert!(
+        w[0].contains("`button` = port 0, pin 0; `relay` = port 0, pin 1"),
+        "{w:?}"
+    );
     assert!(w[1].contains("port 0, pin 2"), "{w:?}");
 }
 
@@ -86,7 +97,11 @@ async fn without_the_capability_every_call_is_denied() {
     let (mut g, _l, log) = guest(&[Capability::Messaging]).await;
     assert_eq!(g.i("ocre_gpio_init", &[]).await, EINVAL);
     assert_eq!(g.i("ocre_gpio_pin_get", &[0, 0]).await, EINVAL);
-    assert!(log.warnings()[0].contains("no `gpio` capability"), "{:?}", log.warnings());
+    assert!(
+        log.warnings()[0].contains("no `gpio` capability"),
+        "{:?}",
+        log.warnings()
+    );
 }
 
 #[tokio::test]
@@ -94,7 +109,11 @@ async fn an_edge_is_an_event_and_wakes_an_event_wait() {
     let (mut g, l, _log) = guest(ALL).await;
     let cb = g.cstr(200, "gpio_callback");
     assert_eq!(g.i("ocre_register_dispatcher", &[1, cb]).await, 0);
-    assert_eq!(g.i("ocre_gpio_register_callback", &[0, 1]).await, EINVAL, "relay is an output");
+    assert_eq!(
+        g.i("ocre_gpio_register_callback", &[0, 1]).await,
+        EINVAL,
+        "relay is an output"
+    );
     assert_eq!(g.i("ocre_gpio_register_callback", &[0, 0]).await, 0);
     assert_eq!(g.get_event().await.0, ENOMSG);
     let button = l.get("button").unwrap().clone();
@@ -108,7 +127,11 @@ async fn an_edge_is_an_event_and_wakes_an_event_wait() {
     assert_eq!(g.get_event().await.0, ENOMSG);
     let name = g.cstr(100, "button");
     assert_eq!(g.i("ocre_gpio_unregister_callback_by_name", &[name]).await, 0);
-    assert_eq!(g.i("ocre_gpio_unregister_callback", &[0, 0]).await, EINVAL, "not registered");
+    assert_eq!(
+        g.i("ocre_gpio_unregister_callback", &[0, 0]).await,
+        EINVAL,
+        "not registered"
+    );
     l.get("button").unwrap().inject(false).unwrap();
     assert_eq!(g.get_event().await.0, ENOMSG);
     assert_eq!(g.i("ocre_gpio_register_callback_by_name", &[name]).await, 0);

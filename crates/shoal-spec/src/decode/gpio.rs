@@ -102,7 +102,13 @@ fn decode_line(k: &Key, v: &Node, ctx: &mut Ctx) -> Option<GpioLineSpec> {
         return None;
     }
     let m = ctx.map(v, &path, &format!("GPIO line `{}`", k.name))?;
-    let fields = ctx.check_keys(m, GpioLineFile::KEYS, None, &path, &format!("in GPIO line `{}`", k.name));
+    let fields = ctx.check_keys(
+        m,
+        GpioLineFile::KEYS,
+        None,
+        &path,
+        &format!("in GPIO line `{}`", k.name),
+    );
     let f = Fields { path, fields };
     let backend = decode_backend(k, &f, ctx);
     let direction = match f.choice(ctx, "direction", &["input", "output"]).as_deref() {
@@ -124,7 +130,10 @@ fn decode_line(k: &Key, v: &Node, ctx: &mut Ctx) -> Option<GpioLineSpec> {
         .get("active_low")
         .and_then(|(_, v)| ctx.bool(v, &f.key("active_low"), "`active_low`"))
         .unwrap_or(false);
-    let bias = match f.choice(ctx, "bias", &["as-is", "pull-up", "pull-down", "disabled"]).as_deref() {
+    let bias = match f
+        .choice(ctx, "bias", &["as-is", "pull-up", "pull-down", "disabled"])
+        .as_deref()
+    {
         Some("pull-up") => GpioBias::PullUp,
         Some("pull-down") => GpioBias::PullDown,
         Some("disabled") => GpioBias::Disabled,
@@ -196,7 +205,10 @@ fn decode_backend(k: &Key, f: &Fields, ctx: &mut Ctx) -> Option<GpioBackend> {
             ctx.error(
                 ln.pos,
                 &f.key("line"),
-                format!("`line` must be an offset (0, 1, ...) or a line name, found {}", ln.value.kind()),
+                format!(
+                    "`line` must be an offset (0, 1, ...) or a line name, found {}",
+                    ln.value.kind()
+                ),
                 Some("for example `line: 3` or `line: \"BTN\"`".into()),
             );
             return None;
@@ -207,7 +219,12 @@ fn decode_backend(k: &Key, f: &Fields, ctx: &mut Ctx) -> Option<GpioBackend> {
 
 /// An input's `debounce` and `edge` (default both); `initial` is an output's.
 fn decode_input(f: &Fields, ctx: &mut Ctx) -> (Option<std::time::Duration>, GpioEdge, bool) {
-    f.not_for(ctx, "initial", "inputs", "an input's value comes from outside; remove `initial`");
+    f.not_for(
+        ctx,
+        "initial",
+        "inputs",
+        "an input's value comes from outside; remove `initial`",
+    );
     let debounce = f
         .get("debounce")
         .and_then(|(_, v)| ctx.duration(v, &f.key("debounce"), "`debounce`", "5ms"));
@@ -230,7 +247,12 @@ fn decode_output(f: &Fields, ctx: &mut Ctx) -> (Option<std::time::Duration>, Gpi
         match ctx.int(v, &f.key("initial"), "`initial`") {
             Some(0) => {}
             Some(1) => initial = true,
-            Some(n) => ctx.error(v.pos, &f.key("initial"), format!("`initial` must be 0 or 1, found {n}"), None),
+            Some(n) => ctx.error(
+                v.pos,
+                &f.key("initial"),
+                format!("`initial` must be 0 or 1, found {n}"),
+                None,
+            ),
             None => {}
         }
     }
@@ -303,7 +325,10 @@ pub(super) fn check_claims(out: &Decoded, ctx: &mut Ctx) {
                 ctx.error(
                     *pos,
                     &kp,
-                    format!("output GPIO line `{line}` would be driven by all {} replicas of `{}`", d.replicas, d.service),
+                    format!(
+                        "output GPIO line `{line}` would be driven by all {} replicas of `{}`",
+                        d.replicas, d.service
+                    ),
                     Some("an output has one driver: run one replica, or give each its own line".into()),
                 );
             }

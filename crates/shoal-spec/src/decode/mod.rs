@@ -22,7 +22,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use crate::diagnostic::{did_you_mean_hint, Diagnostic};
-use crate::model::{BridgeSpec, Capability, DependencyCondition, GpioLineSpec, Limits, Mount, RestartPolicy, SensorSpec};
+use crate::model::{
+    BridgeSpec, Capability, DependencyCondition, GpioLineSpec, Limits, Mount, RestartPolicy, SensorSpec,
+};
 use crate::node::{Key, Node, Pos, Value};
 use crate::schema::ComposeFile;
 
