@@ -121,8 +121,10 @@ async fn an_edge_is_an_event_and_wakes_an_event_wait() {
         tokio::time::sleep(Duration::from_millis(50)).await;
         button.inject(true).unwrap();
     });
-    // An event wait of "forever" ends with the edge (the test would hang otherwise).
-    assert_eq!(g.i("ocre_sleep", &[-1]).await, 0);
+    // An event wait of "forever" ends with the edge (the timeout only turns a broken
+    // wake-up into a failure instead of a hang).
+    let woke = tokio::time::timeout(Duration::from_secs(60), g.i("ocre_sleep", &[-1])).await;
+    assert_eq!(woke.expect("the edge ends the event wait"), 0);
     assert_eq!(g.get_event().await, (0, [1, 0, 0, 1, 0, 0]));
     assert_eq!(g.get_event().await.0, ENOMSG);
     let name = g.cstr(100, "button");
