@@ -385,7 +385,7 @@ mod tests {
         };
         std::fs::write(dir.join("pub.wasm"), module("ocre_publish_message")).unwrap();
         std::fs::write(dir.join("sub.wasm"), module("ocre_subscribe_message")).unwrap();
-        std::fs::write(dir.join("gpio.wasm"), module("ocre_gpio_pin_set")).unwrap();
+        std::fs::write(dir.join("adc.wasm"), module("ocre_adc_read_by_name")).unwrap();
         let env = std::collections::HashMap::new();
         let none = |_: &ImageDigest| None;
         let options = crate::spec::LoadOptions {
@@ -462,7 +462,7 @@ mod tests {
     #[test]
     fn unserved_imports_are_errors() {
         let dir = tempfile::tempdir().unwrap();
-        let stack = stack_of(dir.path(), "containers:\n  g:\n    image: gpio.wasm\n");
+        let stack = stack_of(dir.path(), "containers:\n  g:\n    image: adc.wasm\n");
         let config = crate::runtime::RuntimeConfig::default();
         let found = check_stack(
             &stack,
@@ -474,7 +474,7 @@ mod tests {
         );
         assert_eq!(found.len(), 1);
         assert!(
-            found[0].is_error() && found[0].message.contains("GPIO is not supported yet"),
+            found[0].is_error() && found[0].message.contains("which shoal does not provide"),
             "{}",
             found[0]
         );

@@ -112,6 +112,15 @@ impl Controller {
         set.monitor()
     }
 
+    /// Request the stack's GPIO lines (before [`Controller::run`]); they are released when
+    /// the controller ends. Must run inside the tokio runtime. The error names the line's
+    /// place in the compose file.
+    pub fn open_gpio(&mut self) -> Result<crate::gpio::GpioLines, crate::gpio::GpioError> {
+        let lines = crate::gpio::GpioLines::open(&self.stack.gpio)?;
+        self.supervisor.set_gpio(lines.clone());
+        Ok(lines)
+    }
+
     pub fn supervisor(&self) -> &Supervisor {
         &self.supervisor
     }

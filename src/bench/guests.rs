@@ -136,6 +136,36 @@ const SPIN: &str = r#"
   (func (export "_start") (loop $spin (br $spin))))
 "#;
 
+/// `shoal bench gpio`: registers a callback on port 0 pin 0 (the `button` line) and, in an
+/// SDK-style poll loop, sets port 0 pin 1 (the `relay` line) to each edge's state.
+const GPIO_FOLLOWER: &str = r#"
+(module
+  (import "env" "memory" (memory $mem 2 64))
+  (export "memory" (memory $mem))
+  (import "env" "ocre_register_dispatcher" (func $register (param i32 i32) (result i32)))
+  (import "env" "ocre_gpio_register_callback" (func $listen (param i32 i32) (result i32)))
+  (import "env" "ocre_gpio_pin_set" (func $set (param i32 i32 i32) (result i32)))
+  (import "env" "ocre_get_event" (func $get_event (param i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "ocre_sleep" (func $sleep (param i32) (result i32)))
+  (data (i32.const 1024) "gpio_callback\00")
+  (func (export "gpio_callback") (param i32 i32 i32))
+  (func (export "_start")
+    (drop (call $register (i32.const 1) (i32.const 1024)))
+    (drop (call $listen (i32.const 0) (i32.const 0)))
+    (loop $poll
+      (if (i32.eqz (call $get_event (i32.const 2048) (i32.const 2052) (i32.const 2056)
+                                    (i32.const 2060) (i32.const 2064) (i32.const 2068)))
+        (then
+          (if (i32.eq (i32.load (i32.const 2048)) (i32.const 1))
+            (then (drop (call $set (i32.const 0) (i32.const 1) (i32.load (i32.const 2060)))))))
+        (else (drop (call $sleep (i32.const 10)))))
+      (br $poll))))
+"#;
+
+pub fn gpio_follower() -> wasmtime::Result<Vec<u8>> {
+    assemble(GPIO_FOLLOWER)
+}
+
 /// The built-in guests as wasm bytes.
 pub fn idle_subscriber() -> wasmtime::Result<Vec<u8>> {
     assemble(&SUBSCRIBER.replace("ECHO_CODE", ""))
@@ -213,6 +243,7 @@ mod tests {
             super::echo_subscriber(),
             super::hello(),
             super::spin(),
+            super::gpio_follower(),
         ] {
             let bytes = bytes.unwrap();
             wasmparser::Validator::new().validate_all(&bytes).unwrap();

@@ -3,6 +3,7 @@
 
 pub mod bridge;
 pub mod density;
+pub mod gpio;
 pub mod guests;
 pub mod isolation;
 pub mod messaging;
@@ -87,6 +88,11 @@ pub fn limited_stack(
     if !limits.is_null() {
         document["containers"]["bench"]["limits"] = limits;
     }
+    stack_from(&document)
+}
+
+/// A stack from a compose document written as JSON (which is YAML).
+pub fn stack_from(document: &serde_json::Value) -> Result<Stack, BenchError> {
     let env = HashMap::new();
     let no_store = |_: &spec::ImageDigest| None;
     let options = spec::LoadOptions {

@@ -189,6 +189,19 @@ pub(super) enum BenchCommand {
     /// MQTT bridge: latency (p50/p99) and throughput of local publish -> broker -> other
     /// stack, against the in-process path
     Bridge(BridgeArgs),
+    /// GPIO edge -> parked guest latency (p50/p99): a `sim` input set as `shoal gpio set`
+    /// does, until the guest's output follows
+    Gpio(GpioBenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub(super) struct GpioBenchArgs {
+    /// Edges to measure
+    #[arg(long, default_value_t = 1000)]
+    pub(super) rounds: usize,
+    /// Also write the figures as JSON
+    #[arg(long, value_name = "FILE")]
+    pub(super) json: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::args::{BenchArgs, BenchCommand, DensityArgs, IsolationArgs, MessagingArgs, ReloadArgs, SoakArgs};
+use super::args::{
+    BenchArgs, BenchCommand, DensityArgs, GpioBenchArgs, IsolationArgs, MessagingArgs, ReloadArgs, SoakArgs,
+};
 use super::tokio_runtime;
 use crate::bench::{self, density::Mode, guests::DensityGuest};
 use crate::images::ImageStore;
@@ -38,6 +40,7 @@ pub(super) fn bench_command(
         BenchCommand::Soak(args) => soak(&machinery, args)?,
         BenchCommand::Isolation(args) => isolation(machinery, args)?,
         BenchCommand::Messaging(args) => messaging(&machinery, args)?,
+        BenchCommand::Gpio(args) => gpio(&machinery, args)?,
         BenchCommand::Bridge(args) => bench::bridge::command(
             &machinery.executor,
             args.broker,
@@ -222,6 +225,23 @@ fn isolation(m: Machinery, args: IsolationArgs) -> anyhow::Result<()> {
     print!("{}", bench::isolation::render(&report.cpu, &report.neighbours));
     if let Some(path) = args.json {
         write_json(&path, &report)?;
+    }
+    Ok(())
+}
+
+fn gpio(m: &Machinery, args: GpioBenchArgs) -> anyhow::Result<()> {
+    let path = built_in(m.images, "gpio-follower", bench::guests::gpio_follower())?;
+    let loaded = m.images.load_module(m.runtime.engine(), &path)?;
+    let stack = bench::gpio::stack(&path)?;
+    let row = m.executor.block_on(bench::gpio::run(
+        m.runtime.clone(),
+        &stack,
+        loaded.module.clone(),
+        args.rounds.max(1),
+    ))?;
+    print!("{}", bench::gpio::render(&row));
+    if let Some(path) = args.json {
+        write_json(&path, &row)?;
     }
     Ok(())
 }

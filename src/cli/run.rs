@@ -33,7 +33,7 @@ fn run_stack_in_foreground(
         false,
     ));
     let executor = tokio_runtime()?;
-    let controller = crate::controller::Controller::new(
+    let mut controller = crate::controller::Controller::new(
         runtime,
         images.clone(),
         stack.clone(),
@@ -41,7 +41,10 @@ fn run_stack_in_foreground(
         crate::controller::Options::default(),
     );
     // `shutdown_signal` spawns its task on the executor, so it is called inside it.
-    let report = executor.block_on(async { controller.run_to_completion(modules, shutdown_signal()).await });
+    let report = executor.block_on(async {
+        controller.open_gpio()?;
+        anyhow::Ok(controller.run_to_completion(modules, shutdown_signal()).await)
+    })?;
     procstat::release_free_memory();
     Ok(report)
 }

@@ -120,6 +120,7 @@ fn serve(
         let shutdown = shutdown_signal();
         let (commands_tx, commands_rx) = mpsc::channel(server::COMMAND_QUEUE);
         let mut controller = Controller::new(runtime, images.clone(), stack, log, options);
+        let gpio = controller.open_gpio()?;
         let bridges = controller.start_bridges();
         let context = ServerContext {
             info,
@@ -128,6 +129,7 @@ fn serve(
             book,
             broker: controller.supervisor().broker().clone(),
             bridges,
+            gpio,
             commands: commands_tx,
         };
         let stop_serving = CancellationToken::new();

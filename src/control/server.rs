@@ -34,6 +34,8 @@ pub struct ServerContext {
     pub book: Arc<LogBook>,
     pub broker: Broker,
     pub bridges: crate::bridge::BridgeMonitor,
+    /// The stack's GPIO lines, for `shoal gpio` and `ps`.
+    pub gpio: crate::gpio::GpioLines,
     pub commands: mpsc::Sender<Command>,
 }
 

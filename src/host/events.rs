@@ -68,7 +68,14 @@ async fn get_event<T: Send + 'static>(caller: &mut Caller<'_, T>, get: Get<T>, s
         return write_slots(data, slots, values);
     }
 
-    // 2. The next message.
+    // 2. The next GPIO edge.
+    if let Some(e) = st.gpio_inbox.pop() {
+        let (data, _) = mem.data_and_store_mut(&mut *caller);
+        let values = [EVENT_GPIO, e.pin, e.port, u32::from(e.state), 0, 0];
+        return write_slots(data, slots, values);
+    }
+
+    // 3. The next message.
     let msg = match st
         .held
         .take()
@@ -189,12 +196,7 @@ fn register_dispatcher<T: 'static>(caller: &mut Caller<'_, T>, get: Get<T>, kind
             0 => Capability::Timers,
             2 => Capability::Sensors,
             3 => Capability::Messaging,
-            1 => {
-                st.warn_once("dispatcher:gpio", || {
-                    format!("{REGISTER} refused: GPIO is not supported yet")
-                });
-                return EINVAL;
-            }
+            1 => Capability::Gpio,
             _ => return EINVAL,
         };
         if let Err(e) = st.require(REGISTER, cap) {
@@ -243,10 +245,10 @@ mod tests {
         assert_eq!(g.i(r, &[3, -1]).await, EINVAL);
         assert_eq!(g.i(r, &[0, t]).await, EINVAL, "no timers capability");
         assert_eq!(g.i(r, &[0, t]).await, EINVAL);
-        assert_eq!(g.i(r, &[1, t]).await, EINVAL, "gpio");
+        assert_eq!(g.i(r, &[1, t]).await, EINVAL, "no gpio capability");
         assert_eq!(g.i(r, &[9, t]).await, EINVAL);
         let w = log.warnings();
-        assert!(w.iter().any(|l| l.contains("GPIO is not supported yet")), "{w:?}");
+        assert!(w.iter().any(|l| l.contains("no `gpio` capability")), "{w:?}");
         assert_eq!(
             w.iter().filter(|l| l.contains("no `timers` capability")).count(),
             1,

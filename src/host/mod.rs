@@ -15,22 +15,26 @@
 //!
 //! # Event slots (`ocre_get_event(type*, id*, port*, state*, extra*, len*)`, six u32)
 //! * timer: `type = 0`, `id = timer id`, the other four `0`.
+//! * gpio: `type = 1`, `id = pin`, `port = port` (the SDK numbers the container knows the
+//!   line by, see [`gpio`]), `state` = the line's logical value after the edge (0 or 1),
+//!   `extra = len = 0`.
 //! * message: `type = 3`, `id` = per-container message counter (starts at 1),
 //!   `port` = guest offset of the NUL-terminated topic copy, `state` = offset of the
 //!   NUL-terminated content-type copy, `extra` = offset of the NUL-terminated payload copy,
 //!   `len` = payload length (without the NUL).
 //!
-//! Due timers are reported before queued messages (each periodic timer at most once per
+//! Due timers are reported first, then GPIO edges, then queued messages (each periodic timer at most once per
 //! period, so messages are never starved).
 //!
 //! # Sleep
 //! `ocre_sleep(ms)` parks the container for `ms` (unsigned) milliseconds. If the previous
 //! host call of the container was an `ocre_get_event` that returned ENOMSG, the sleep is an
-//! *event wait*: it ends early, within microseconds, as soon as a message is queued for the
-//! container or one of its timers falls due. Any other sleep lasts its full length.
+//! *event wait*: it ends early, within microseconds, as soon as a message or a GPIO edge is
+//! queued for the container or one of its timers falls due. Any other sleep lasts its full length.
 //! Stopping a container drops the in-flight call, which ends a sleep at once.
 
 pub mod events;
+pub mod gpio;
 mod heap;
 pub mod memory;
 pub mod messaging;
@@ -113,6 +117,8 @@ pub struct HostConfig {
     pub subscribe: Option<Vec<String>>,
     /// The declared sensors this container may open; handles index this list.
     pub sensors: Vec<SensorSpec>,
+    /// The GPIO lines this container may use, with the SDK numbers it knows them by.
+    pub gpio: Vec<gpio::GrantedLine>,
     pub broker: Broker,
     pub log: Arc<dyn LogSink>,
     pub limits: HostLimits,
@@ -174,6 +180,10 @@ pub struct HostState {
     publish: Option<Vec<String>>,
     subscribe: Option<Vec<String>>,
     sensors: Vec<SensorSpec>,
+    gpio: Vec<gpio::GrantedLine>,
+    /// Edges of the lines the guest registered callbacks for; dropping the state drops
+    /// the inbox, which unregisters it from every line.
+    gpio_inbox: Arc<crate::gpio::GpioInbox>,
     broker: Broker,
     log: Arc<dyn LogSink>,
     limits: HostLimits,
@@ -210,6 +220,8 @@ impl HostState {
             publish: cfg.publish,
             subscribe: cfg.subscribe,
             sensors: cfg.sensors,
+            gpio: cfg.gpio,
+            gpio_inbox: Arc::default(),
             broker: cfg.broker,
             log: cfg.log,
             heap: heap::GuestHeap::new(cfg.limits.host_region_bytes),
@@ -286,7 +298,7 @@ impl HostState {
         }
         Counters::bump(&self.counters.denied);
         let loc = self.capabilities_location.clone();
-        self.warn_once(&format!("cap:{import}"), || {
+        self.warn_once(&format!("cap:{import}:{cap}"), || {
             format!("{import} denied: container has no `{cap}` capability; add it to `capabilities:` at {loc}")
         });
         Err(DENIED)
@@ -315,6 +327,7 @@ impl HostState {
     /// An event is ready right now (a held or queued message, or a due timer).
     fn has_ready_event(&self, now: std::time::Instant) -> bool {
         self.held.is_some()
+            || !self.gpio_inbox.is_empty()
             || self.mailbox.as_ref().is_some_and(|m| !m.is_empty())
             || self.timers.next_deadline().is_some_and(|d| d <= now)
     }
@@ -330,6 +343,7 @@ pub fn add_to_linker<T: Send + 'static>(
     timers::add_to_linker(linker, get)?;
     sleep::add_to_linker(linker, get)?;
     sensors::add_to_linker(linker, get)?;
+    gpio::add_to_linker(linker, get)?;
     uname::add_to_linker(linker, get)?;
     Ok(())
 }

@@ -4,7 +4,7 @@
 //! length. An *event-wait* sleep — one whose previous host call was an `ocre_get_event`
 //! that returned ENOMSG, as in the SDK's `ocre_process_events` loop — returns at once if
 //! an event is already waiting, and otherwise parks until the container's next event: its
-//! next timer deadline or a delivery into its mailbox, however long that takes. Always
+//! next timer deadline, a delivery into its mailbox or a GPIO edge, however long that takes. Always
 //! returns 0.
 //!
 //! Why an event wait may outlast its `ms`: the SDK polls with 10 ms sleeps, so honouring
@@ -58,9 +58,10 @@ async fn sleep<T: Send + 'static>(caller: &mut Caller<'_, T>, get: Get<T>, ms: u
         return SUCCESS;
     }
     let notify = st.mailbox.as_ref().map(|m| m.notify());
-    if let Some(n) = &notify {
-        // Consume a permit left by a delivery the guest has already read, so it
-        // does not end this wait spuriously; what is still queued is seen below.
+    let gpio = st.gpio_inbox.clone();
+    // Consume permits left by deliveries the guest has already read, so they do not end
+    // this wait spuriously; what is still queued is seen below.
+    for n in notify.as_deref().into_iter().chain([gpio.notify()]) {
         tokio::select! {
             biased;
             _ = n.notified() => {}
@@ -78,14 +79,16 @@ async fn sleep<T: Send + 'static>(caller: &mut Caller<'_, T>, get: Get<T>, ms: u
             None => std::future::pending().await,
         }
     };
-    match notify {
-        Some(notify) => {
-            tokio::select! {
-                _ = until_timer => {}
-                _ = notify.notified() => {}
-            }
+    let until_message = async move {
+        match notify {
+            Some(notify) => notify.notified().await,
+            None => std::future::pending().await,
         }
-        None => until_timer.await,
+    };
+    tokio::select! {
+        _ = until_timer => {}
+        _ = until_message => {}
+        _ = gpio.notify().notified() => {}
     }
     SUCCESS
 }

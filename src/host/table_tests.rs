@@ -105,13 +105,13 @@ fn a_missing_extra_or_different_row_is_caught() {
 
     let mut extra = HOST_FUNCTIONS.to_vec();
     extra.push(HostFn {
-        name: "ocre_gpio_pin_set",
+        name: "ocre_adc_read_by_name",
         ..shoal_abi::OCRE_SLEEP
     });
     let problems = differences(&extra, &registered);
     assert_eq!(
         problems,
-        ["`ocre_gpio_pin_set` is in the ABI table but not registered"],
+        ["`ocre_adc_read_by_name` is in the ABI table but not registered"],
         "{problems:#?}"
     );
 

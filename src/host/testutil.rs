@@ -39,6 +39,7 @@ pub fn wat(import_memory: bool, max_pages: u32) -> String {
     }
     s += "  (func (export \"message_callback\") (param i32 i32 i32 i32 i32))\n";
     s += "  (func (export \"timer_callback\") (param i32))\n";
+    s += "  (func (export \"gpio_callback\") (param i32 i32 i32))\n";
     s += "  (func (export \"w_grow\") (param i32) (result i32) local.get 0 memory.grow)\n";
     s += ")\n";
     s
@@ -92,6 +93,7 @@ pub fn config(name: &str, caps: &[Capability], broker: &Broker, log: &Arc<Collec
         publish: None,
         subscribe: None,
         sensors: Vec::<SensorSpec>::new(),
+        gpio: Vec::new(),
         broker: broker.clone(),
         log: log.clone(),
         limits: HostLimits::default(),
@@ -100,7 +102,7 @@ pub fn config(name: &str, caps: &[Capability], broker: &Broker, log: &Arc<Collec
     }
 }
 
-pub const ALL: &[Capability] = &[Capability::Messaging, Capability::Timers, Capability::Sensors];
+pub const ALL: &[Capability] = &Capability::ALL;
 
 pub struct Guest {
     pub store: Store<Data>,

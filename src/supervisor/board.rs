@@ -35,6 +35,15 @@ impl Board {
             .collect()
     }
 
+    /// Each container's `gpio:` list, by container name (for `ps`).
+    pub fn gpio_grants(&self) -> Vec<(String, Vec<String>)> {
+        self.lock()
+            .iter()
+            .filter(|row| !row.spec.gpio.is_empty())
+            .map(|row| (row.spec.name.to_string(), row.spec.gpio.clone()))
+            .collect()
+    }
+
     /// Add one row, not a new board: `shoal bench` adds 10,000 containers one by one.
     pub(super) fn push(&self, row: BoardRow) {
         self.lock().push(row);

@@ -134,6 +134,7 @@ impl ContainerStatus {
             messages_out: Counters::get(&c.messages_out),
             dropped: Counters::get(&c.dropped),
             denied: Counters::get(&c.denied),
+            gpio: Vec::new(),
         }
     }
 }
@@ -164,6 +165,10 @@ pub struct ContainerInfo {
     pub messages_out: u64,
     pub dropped: u64,
     pub denied: u64,
+    /// The container's GPIO lines and their values (filled in by `ps`; absent when the
+    /// container has none, so older readers of the JSON see what they saw before).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpio: Vec<crate::gpio::LineState>,
 }
 
 /// Everything one run of the container task needs.

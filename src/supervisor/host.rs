@@ -31,6 +31,7 @@ impl LogSink for WarningEvents {
 pub(super) fn host_config(
     spec: &ContainerSpec,
     sensors: &BTreeMap<String, SensorSpec>,
+    gpio: &crate::gpio::GpioLines,
     broker: &Broker,
     log: Arc<dyn LogSink>,
     status: &ContainerStatus,
@@ -46,10 +47,26 @@ pub(super) fn host_config(
             .iter()
             .filter_map(|name| sensors.get(name).cloned())
             .collect(),
+        gpio: granted_lines(spec, gpio),
         broker: broker.clone(),
         log,
         limits: HostLimits::from_spec(&spec.limits),
         counters: status.counters.clone(),
         paused: Some(status.probe.pause_receiver()),
     }
+}
+
+/// The container's `gpio:` lines as requested for the stack, each with the SDK
+/// `(port, pin)` the container knows it by. A line the stack did not request (its
+/// `gpio:` section changed since `up`) is left out: calls naming it are refused.
+fn granted_lines(spec: &ContainerSpec, lines: &crate::gpio::GpioLines) -> Vec<crate::host::gpio::GrantedLine> {
+    spec.gpio
+        .iter()
+        .enumerate()
+        .filter_map(|(index, name)| {
+            let line = lines.get(name).ok()?.clone();
+            let (port, pin) = crate::spec::decode::sdk_address(line.spec(), index);
+            Some(crate::host::gpio::GrantedLine { port, pin, line })
+        })
+        .collect()
 }

@@ -60,6 +60,8 @@ pub struct Supervisor {
     log: Arc<dyn LogSink>,
     events: EventBus,
     sensors: BTreeMap<String, SensorSpec>,
+    /// The stack's requested GPIO lines (empty until [`Supervisor::set_gpio`]).
+    gpio: crate::gpio::GpioLines,
     containers: Vec<Container>,
     board: Board,
     /// Each container task sends `(name, generation, outcome)` here when it ends. Unbounded
@@ -109,6 +111,7 @@ impl Supervisor {
             }),
             events,
             sensors: BTreeMap::new(),
+            gpio: Default::default(),
             containers: Vec::new(),
             board: Board::default(),
             ended_tx,
@@ -133,6 +136,15 @@ impl Supervisor {
     /// The sensor declarations containers added from now on may open.
     pub fn set_sensors(&mut self, sensors: BTreeMap<String, SensorSpec>) {
         self.sensors = sensors;
+    }
+
+    /// The GPIO lines containers added from now on may use.
+    pub fn set_gpio(&mut self, lines: crate::gpio::GpioLines) {
+        self.gpio = lines;
+    }
+
+    pub fn gpio(&self) -> &crate::gpio::GpioLines {
+        &self.gpio
     }
 
     /// What is deployed now, for [`plan::diff`].
@@ -256,6 +268,7 @@ impl Supervisor {
         host_config(
             &container.spec,
             &self.sensors,
+            &self.gpio,
             &self.broker,
             self.log.clone(),
             &container.status,

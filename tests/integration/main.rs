@@ -11,6 +11,7 @@ mod confinement;
 mod control;
 mod faults;
 mod fuzz;
+mod gpio;
 mod hostile;
 mod image_check;
 mod images;

@@ -246,6 +246,100 @@ pub const OCRE_SENSORS_GET_LIST: HostFn = HostFn {
     capability: Some(Capability::Sensors),
 };
 
+// GPIO (capability `gpio`), as the SDK's `ocre_api.h` declares them: `(port, pin, ...)`
+// forms and `*_by_name(name$, ...)` forms; every one returns an `int`.
+
+pub const OCRE_GPIO_INIT: HostFn = HostFn {
+    name: "ocre_gpio_init",
+    params: &[],
+    results: &[I32],
+    capability: Some(Capability::Gpio),
+};
+
+pub const OCRE_GPIO_CONFIGURE: HostFn = HostFn {
+    name: "ocre_gpio_configure",
+    params: &[I32, I32, I32],
+    results: &[I32],
+    capability: Some(Capability::Gpio),
+};
+
+pub const OCRE_GPIO_PIN_SET: HostFn = HostFn {
+    name: "ocre_gpio_pin_set",
+    params: &[I32, I32, I32],
+    results: &[I32],
+    capability: Some(Capability::Gpio),
+};
+
+pub const OCRE_GPIO_PIN_GET: HostFn = HostFn {
+    name: "ocre_gpio_pin_get",
+    params: &[I32, I32],
+    results: &[I32],
+    capability: Some(Capability::Gpio),
+};
+
+pub const OCRE_GPIO_PIN_TOGGLE: HostFn = HostFn {
+    name: "ocre_gpio_pin_toggle",
+    params: &[I32, I32],
+    results: &[I32],
+    capability: Some(Capability::Gpio),
+};
+
+pub const OCRE_GPIO_REGISTER_CALLBACK: HostFn = HostFn {
+    name: "ocre_gpio_register_callback",
+    params: &[I32, I32],
+    results: &[I32],
+    capability: Some(Capability::Gpio),
+};
+
+pub const OCRE_GPIO_UNREGISTER_CALLBACK: HostFn = HostFn {
+    name: "ocre_gpio_unregister_callback",
+    params: &[I32, I32],
+    results: &[I32],
+    capability: Some(Capability::Gpio),
+};
+
+pub const OCRE_GPIO_CONFIGURE_BY_NAME: HostFn = HostFn {
+    name: "ocre_gpio_configure_by_name",
+    params: &[I32, I32],
+    results: &[I32],
+    capability: Some(Capability::Gpio),
+};
+
+pub const OCRE_GPIO_SET_BY_NAME: HostFn = HostFn {
+    name: "ocre_gpio_set_by_name",
+    params: &[I32, I32],
+    results: &[I32],
+    capability: Some(Capability::Gpio),
+};
+
+pub const OCRE_GPIO_GET_BY_NAME: HostFn = HostFn {
+    name: "ocre_gpio_get_by_name",
+    params: &[I32],
+    results: &[I32],
+    capability: Some(Capability::Gpio),
+};
+
+pub const OCRE_GPIO_TOGGLE_BY_NAME: HostFn = HostFn {
+    name: "ocre_gpio_toggle_by_name",
+    params: &[I32],
+    results: &[I32],
+    capability: Some(Capability::Gpio),
+};
+
+pub const OCRE_GPIO_REGISTER_CALLBACK_BY_NAME: HostFn = HostFn {
+    name: "ocre_gpio_register_callback_by_name",
+    params: &[I32],
+    results: &[I32],
+    capability: Some(Capability::Gpio),
+};
+
+pub const OCRE_GPIO_UNREGISTER_CALLBACK_BY_NAME: HostFn = HostFn {
+    name: "ocre_gpio_unregister_callback_by_name",
+    params: &[I32],
+    results: &[I32],
+    capability: Some(Capability::Gpio),
+};
+
 /// Every `env` function the runtime registers (not `env.memory`, which it creates itself).
 pub const HOST_FUNCTIONS: &[HostFn] = &[
     OCRE_SLEEP,
@@ -273,4 +367,17 @@ pub const HOST_FUNCTIONS: &[HostFn] = &[
     OCRE_SENSORS_GET_CHANNEL_TYPE_BY_NAME,
     OCRE_SENSORS_READ_BY_NAME,
     OCRE_SENSORS_GET_LIST,
+    OCRE_GPIO_INIT,
+    OCRE_GPIO_CONFIGURE,
+    OCRE_GPIO_PIN_SET,
+    OCRE_GPIO_PIN_GET,
+    OCRE_GPIO_PIN_TOGGLE,
+    OCRE_GPIO_REGISTER_CALLBACK,
+    OCRE_GPIO_UNREGISTER_CALLBACK,
+    OCRE_GPIO_CONFIGURE_BY_NAME,
+    OCRE_GPIO_SET_BY_NAME,
+    OCRE_GPIO_GET_BY_NAME,
+    OCRE_GPIO_TOGGLE_BY_NAME,
+    OCRE_GPIO_REGISTER_CALLBACK_BY_NAME,
+    OCRE_GPIO_UNREGISTER_CALLBACK_BY_NAME,
 ];

@@ -27,19 +27,26 @@ pub enum Capability {
     Messaging,
     Timers,
     Sensors,
+    Gpio,
 }
 
 /// The name that grants every capability at once (the reference runtime's only grant).
 pub const ALL_CAPABILITIES: &str = "ocre:api";
 
 impl Capability {
-    pub const ALL: [Capability; 3] = [Capability::Messaging, Capability::Timers, Capability::Sensors];
+    pub const ALL: [Capability; 4] = [
+        Capability::Messaging,
+        Capability::Timers,
+        Capability::Sensors,
+        Capability::Gpio,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Capability::Messaging => "messaging",
             Capability::Timers => "timers",
             Capability::Sensors => "sensors",
+            Capability::Gpio => "gpio",
         }
     }
 
@@ -117,11 +124,6 @@ pub fn classify_env_import(name: &str) -> ImportKind {
             capability: f.capability,
         };
     }
-    if name.starts_with("ocre_gpio_") {
-        return ImportKind::NotYet {
-            reason: "GPIO is not supported yet",
-        };
-    }
     ImportKind::Unknown
 }
 
@@ -141,10 +143,12 @@ mod tests {
             classify_env_import("ocre_sleep"),
             ImportKind::Served { capability: None }
         );
-        assert!(matches!(
+        assert_eq!(
             classify_env_import("ocre_gpio_pin_set"),
-            ImportKind::NotYet { .. }
-        ));
+            ImportKind::Served {
+                capability: Some(Capability::Gpio)
+            }
+        );
         assert_eq!(classify_env_import("printf"), ImportKind::Unknown);
     }
 
@@ -156,7 +160,8 @@ mod tests {
         }
         assert_eq!(Capability::parse_grant("ocre:api"), Some(&Capability::ALL[..]));
         assert!("ocre:api".parse::<Capability>().is_err());
-        assert_eq!(Capability::parse_grant("gpio"), None);
+        assert_eq!(Capability::parse_grant("gpio"), Some(&[Capability::Gpio][..]));
+        assert_eq!(Capability::parse_grant("gpios"), None);
         assert_eq!(Capability::names().count(), Capability::ALL.len() + 1);
     }
 

@@ -183,6 +183,7 @@ pub fn load_str(text: &str, path: &Path, opts: &LoadOptions) -> Result<(Stack, V
         dir,
         containers,
         sensors: decoded.sensors,
+        gpio: decoded.gpio,
         watch: decoded.watch,
         bridges,
         env_files,

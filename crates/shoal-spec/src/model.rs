@@ -39,6 +39,9 @@ pub struct Stack {
     pub containers: Vec<ContainerSpec>,
     /// Declared host sensors, by name.
     pub sensors: BTreeMap<String, SensorSpec>,
+    /// Declared GPIO lines (`gpio:`), by name.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub gpio: BTreeMap<String, GpioLineSpec>,
     /// `watch: true`: restart containers whose image file changes on disk (development aid).
     pub watch: bool,
     /// MQTT bridges to external brokers, in file order.
@@ -94,6 +97,10 @@ pub struct ContainerSpec {
     pub subscribe: Option<Vec<String>>,
     /// Declared sensors (top-level `sensors:` names) this container may open.
     pub sensors: Vec<String>,
+    /// Declared GPIO lines (top-level `gpio:` names) this container may use, in list order
+    /// (a line's default SDK pin number is its index here).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gpio: Vec<String>,
 }
 
 pub use shoal_abi::Capability;
@@ -255,6 +262,103 @@ pub enum SensorKind {
     File { path: PathBuf, scale: f64 },
     /// A hwmon input file (same reading rule as `File`).
     Hwmon { path: PathBuf, scale: f64 },
+}
+
+/// A declared GPIO line (top-level `gpio:`), requested when the stack starts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GpioLineSpec {
+    pub name: String,
+    pub backend: GpioBackend,
+    pub direction: GpioDirection,
+    /// Values are logical: with `active_low` a physical low reads as 1.
+    pub active_low: bool,
+    pub bias: GpioBias,
+    /// Kernel debounce period (inputs only).
+    #[serde(skip_serializing_if = "Option::is_none", with = "opt_duration")]
+    pub debounce: Option<Duration>,
+    /// Which edges become events (inputs; `None` for outputs).
+    pub edge: GpioEdge,
+    /// Value an output starts with.
+    pub initial: bool,
+    /// The SDK `(port, pin)` this line answers to; `None`: port 0, and the pin is the
+    /// line's index in each container's `gpio:` list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pin: Option<u32>,
+    /// Where the line's key is written, for errors found when the stack starts.
+    #[serde(skip)]
+    pub location: Location,
+}
+
+/// Where a line's value lives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum GpioBackend {
+    /// A simulated line in shoal's memory, driven from outside with `shoal gpio set`.
+    Sim,
+    /// A line of the kernel's GPIO character device (uAPI v2).
+    Cdev {
+        /// A device path (`/dev/gpiochip0`) or a chip label (`gpio-sim.0-node0`).
+        chip: String,
+        line: GpioLineId,
+    },
+}
+
+/// A line of a chip: its offset or the name the kernel gives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum GpioLineId {
+    Offset(u32),
+    Name(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GpioDirection {
+    Input,
+    Output,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GpioBias {
+    AsIs,
+    PullUp,
+    PullDown,
+    Disabled,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GpioEdge {
+    None,
+    Rising,
+    Falling,
+    Both,
+}
+
+impl GpioEdge {
+    /// Whether a change to `value` (the new logical value) is an edge this setting reports.
+    pub fn reports(self, value: bool) -> bool {
+        match self {
+            GpioEdge::None => false,
+            GpioEdge::Rising => value,
+            GpioEdge::Falling => !value,
+            GpioEdge::Both => true,
+        }
+    }
+}
+
+mod opt_duration {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
+            None => s.serialize_none(),
+        }
+    }
 }
 
 /// One `bridges:` entry: the stack's topics to and from an external MQTT broker.

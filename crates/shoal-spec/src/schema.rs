@@ -14,6 +14,9 @@ use std::collections::BTreeMap;
 pub use crate::bridges::decode::{BridgeFile, BridgeTlsFile};
 pub use crate::bridges::rules::{ExportFile, ExportRuleFile, ImportFile, ImportRuleFile};
 pub use crate::decode::depends_on::{ConditionFile, DependencyFile, DependsOnFile};
+pub use crate::decode::gpio::{
+    GpioBiasFile, GpioDirectionFile, GpioEdgeFile, GpioKindFile, GpioLineFile, GpioLineIdFile,
+};
 pub use crate::decode::limits::LimitsFile;
 pub use crate::decode::mounts::{MountFile, MountLongFile};
 pub use crate::decode::sensors::{ChannelTypeFile, SensorFile, SensorKindFile};
@@ -35,10 +38,12 @@ pub struct ComposeFile {
     pub watch: Option<bool>,
     /// MQTT bridges to external brokers, by name (`[a-z0-9][a-z0-9_-]*`): which local topics are published on the broker, and which broker topics are delivered to local subscribers.
     pub bridges: Option<BTreeMap<String, BridgeFile>>,
+    /// GPIO lines containers may use, by name (`[a-z0-9][a-z0-9_-]*`): simulated, or a line of a kernel GPIO chip. A container lists the ones it may use in its own `gpio:`.
+    pub gpio: Option<BTreeMap<String, GpioLineFile>>,
 }
 
 impl ComposeFile {
-    pub const KEYS: &'static [&'static str] = &["name", "containers", "sensors", "watch", "bridges"];
+    pub const KEYS: &'static [&'static str] = &["name", "containers", "sensors", "watch", "bridges", "gpio"];
 }
 
 /// A scalar written where text is expected; numbers and booleans are taken as written.
@@ -89,6 +94,8 @@ pub struct ContainerFile {
     pub subscribe: Option<Vec<String>>,
     /// Names of top-level `sensors:` this container may open; needs the `sensors` capability.
     pub sensors: Option<Vec<String>>,
+    /// Names of top-level `gpio:` lines this container may use; needs the `gpio` capability. Without `pin:` on the line, the SDK reaches it as port 0, pin = its index in this list.
+    pub gpio: Option<Vec<String>>,
 }
 
 impl ContainerFile {
@@ -108,6 +115,7 @@ impl ContainerFile {
         "publish",
         "subscribe",
         "sensors",
+        "gpio",
     ];
 }
 
@@ -146,6 +154,9 @@ pub enum CapabilityFile {
     /// Read declared host sensors.
     #[serde(rename = "sensors")]
     Sensors,
+    /// Use the GPIO lines listed in the container's `gpio:`.
+    #[serde(rename = "gpio")]
+    Gpio,
     /// All of the above (the Ocre API).
     #[serde(rename = "ocre:api")]
     OcreApi,
@@ -216,6 +227,7 @@ mod tests {
         assert_eq!(props(&s, Some("DependencyFile")), keys(DependencyFile::KEYS));
         assert_eq!(props(&s, Some("LimitsFile")), keys(LimitsFile::KEYS));
         assert_eq!(props(&s, Some("SensorFile")), keys(SensorFile::KEYS));
+        assert_eq!(props(&s, Some("GpioLineFile")), keys(GpioLineFile::KEYS));
         assert_eq!(props(&s, Some("BridgeFile")), keys(BridgeFile::KEYS));
         assert_eq!(props(&s, Some("BridgeTlsFile")), keys(BridgeTlsFile::KEYS));
         assert_eq!(props(&s, Some("ExportRuleFile")), keys(ExportRuleFile::KEYS));

@@ -307,7 +307,7 @@ fn capabilities_and_hints() {
         "containers:\n  app:\n    image: m.wasm\n    capabilities: [\"ocre:api\"]\n",
     )
     .unwrap();
-    assert_eq!(stack.containers[0].capabilities.len(), 3);
+    assert_eq!(stack.containers[0].capabilities.len(), Capability::ALL.len());
     assert_eq!(stack.containers[0].capabilities_location.line, 4);
     let e = errors(load_in(
         p.path(),

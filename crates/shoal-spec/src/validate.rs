@@ -357,6 +357,7 @@ pub fn assemble(decoded: &Decoded, ctx: &mut Ctx) -> Vec<ContainerSpec> {
                 publish: d.publish.clone(),
                 subscribe: d.subscribe.clone(),
                 sensors: d.sensors.iter().map(|(s, _)| s.clone()).collect(),
+                gpio: d.gpio.iter().map(|(s, _)| s.clone()).collect(),
             });
         }
     }

@@ -10,6 +10,7 @@
 
 pub mod down;
 pub mod events;
+pub mod gpio;
 pub mod info;
 pub mod lifecycle;
 pub mod logs;
@@ -77,6 +78,11 @@ pub enum ClientCommand {
     /// Watch the messages of a running stack
     #[command(after_help = "Examples:\n  shoal topics tail sensors/\n  shoal topics tail ''   # everything")]
     Topics(topics::TopicsArgs),
+    /// Read the GPIO lines of a running stack, or give a simulated input a value
+    #[command(
+        after_help = "Examples:\n  shoal gpio get\n  shoal gpio get button\n  shoal gpio set button 1   # a `kind: sim` input; a change is an edge event"
+    )]
+    Gpio(gpio::GpioArgs),
 }
 
 impl ClientCommand {
@@ -97,6 +103,7 @@ impl ClientCommand {
             ClientCommand::Unpause(args) => lifecycle::run(lifecycle::Verb::Unpause, args),
             ClientCommand::Ls(args) => info::run_ls(args),
             ClientCommand::Topics(args) => topics::run(args),
+            ClientCommand::Gpio(args) => gpio::run(args),
         }
     }
 }
@@ -136,6 +143,8 @@ pub enum Request {
     Down,
     /// Messages under a topic prefix as they flow.
     TopicsTail(topics::TailRequest),
+    /// Read GPIO lines, or set a `sim` input.
+    Gpio(gpio::GpioRequest),
 }
 
 impl Request {
@@ -165,6 +174,7 @@ pub(super) async fn serve(request: Request, conn: &mut Connection, context: &Ser
         Request::Logs(logs) => logs::serve(logs, conn, context).await,
         Request::Events(events) => events::serve(events, conn, context).await,
         Request::TopicsTail(tail) => topics::serve(tail, conn, context).await,
+        Request::Gpio(request) => gpio::serve(request, conn, context).await,
         request => {
             debug_assert!(request.is_mutation());
             let reply = queue_for_controller(request, context).await;

@@ -13,7 +13,17 @@ use crate::supervisor::ContainerInfo;
 pub type Rows = Vec<ContainerInfo>;
 
 pub(super) async fn serve(conn: &mut Connection, context: &ServerContext) {
-    conn.send_ok(&context.board.infos()).await;
+    let mut rows = context.board.infos();
+    let grants = context.board.gpio_grants();
+    for row in &mut rows {
+        if let Some((_, names)) = grants.iter().find(|(name, _)| *name == row.name) {
+            row.gpio = names
+                .iter()
+                .filter_map(|n| context.gpio.get(n).ok().map(|l| l.state()))
+                .collect();
+        }
+    }
+    conn.send_ok(&rows).await;
 }
 
 /// Ask for the rows.
@@ -33,7 +43,24 @@ pub fn ps(client: &Client, json: bool) -> Result<ExitCode, ControlError> {
     ])];
     table.extend(rows.iter().map(ps_row));
     print_table(&table);
+    print_gpio(&rows);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Below the table, one line per container with GPIO lines: `ctl gpio: button=1 (sim in)`.
+fn print_gpio(rows: &Rows) {
+    for row in rows.iter().filter(|r| !r.gpio.is_empty()) {
+        let lines: Vec<String> = row
+            .gpio
+            .iter()
+            .map(|l| {
+                let value = l.value.map_or_else(|| "?".to_string(), |v| v.to_string());
+                let dir = if l.direction == "output" { "out" } else { "in" };
+                format!("{}={value} ({} {dir})", l.name, l.kind)
+            })
+            .collect();
+        println!("{} gpio: {}", row.name, lines.join(" "));
+    }
 }
 
 fn ps_row(row: &ContainerInfo) -> Vec<String> {

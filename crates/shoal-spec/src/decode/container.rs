@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use super::{depends_on, env, limits, mounts, restart, Ctx, Draft, Scope};
+use super::{depends_on, env, gpio, limits, mounts, restart, Ctx, Declared, Draft, Scope};
 use crate::diagnostic::did_you_mean_hint;
 use crate::model::{Capability, Limits, RestartPolicy};
 use crate::names::{check_name, sanitize_name, InvalidName};
@@ -20,12 +20,14 @@ struct Container<'a> {
     name: &'a str,
     /// Every sensor the file declares (references are checked against these).
     sensors: &'a BTreeSet<String>,
+    /// Every GPIO line the file declares.
+    gpio: &'a BTreeSet<String>,
     /// `env_file` and `env` as written, merged once every field is read.
     env_file: Vec<(String, String)>,
     env: Vec<(String, String)>,
 }
 
-pub(super) fn decode_container(key: &Key, node: &Node, sensors: &BTreeSet<String>, ctx: &mut Ctx) -> Option<Draft> {
+pub(super) fn decode_container(key: &Key, node: &Node, declared: &Declared, ctx: &mut Ctx) -> Option<Draft> {
     let name = &key.name;
     let path = format!("containers.{name}");
     match check_name(name) {
@@ -49,7 +51,8 @@ pub(super) fn decode_container(key: &Key, node: &Node, sensors: &BTreeSet<String
     let mut d = new_draft(name, key.pos);
     let mut c = Container {
         name,
-        sensors,
+        sensors: declared.sensors,
+        gpio: declared.gpio,
         env_file: Vec::new(),
         env: Vec::new(),
     };
@@ -114,6 +117,8 @@ fn new_draft(name: &str, pos: Pos) -> Draft {
         subscribe: None,
         sensors: Vec::new(),
         sensors_pos: None,
+        gpio: Vec::new(),
+        gpio_pos: None,
     }
 }
 
@@ -153,6 +158,10 @@ fn decode_field(d: &mut Draft, c: &mut Container, k: &Key, v: &Node, kp: &str, c
         "sensors" => {
             d.sensors_pos = Some(k.pos);
             decode_sensor_refs(d, c, v, kp, ctx);
+        }
+        "gpio" => {
+            d.gpio_pos = Some(k.pos);
+            d.gpio = gpio::decode_refs(c.name, c.gpio, v, kp, ctx);
         }
         _ => {}
     }
@@ -306,6 +315,16 @@ fn check_capabilities_cover_fields(d: &Draft, entries: &[(Key, Node)], path: &st
                 &format!("{path}.sensors"),
                 format!("container `{name}` lists `sensors` but lacks the `sensors` capability"),
                 Some("add `sensors` to `capabilities`".into()),
+            );
+        }
+    }
+    if let Some(pos) = d.gpio_pos {
+        if !d.gpio.is_empty() && !d.capabilities.contains(&Capability::Gpio) {
+            ctx.error(
+                pos,
+                &format!("{path}.gpio"),
+                format!("container `{name}` lists `gpio` lines but lacks the `gpio` capability"),
+                Some("add `gpio` to `capabilities`".into()),
             );
         }
     }

@@ -12,6 +12,7 @@ mod ctx;
 pub(crate) mod depends_on;
 mod docker;
 mod env;
+pub(crate) mod gpio;
 pub(crate) mod limits;
 pub(crate) mod mounts;
 mod restart;
@@ -21,7 +22,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use crate::diagnostic::{did_you_mean_hint, Diagnostic};
-use crate::model::{BridgeSpec, Capability, DependencyCondition, Limits, Mount, RestartPolicy, SensorSpec};
+use crate::model::{
+    BridgeSpec, Capability, DependencyCondition, GpioLineSpec, Limits, Mount, RestartPolicy, SensorSpec,
+};
 use crate::node::{Key, Node, Pos, Value};
 use crate::schema::ComposeFile;
 
@@ -31,6 +34,7 @@ pub use container::MAX_REPLICAS;
 pub use ctx::{normalize, Ctx};
 pub use docker::{Scope, DOCKER_KEYS};
 pub use env::parse_env_lines;
+pub use gpio::sdk_address;
 
 /// Everything about one `containers:` entry that can be checked on its own.
 #[derive(Debug)]
@@ -53,6 +57,9 @@ pub struct Draft {
     pub subscribe: Option<Vec<String>>,
     pub sensors: Vec<(String, Pos)>,
     pub sensors_pos: Option<Pos>,
+    /// Declared GPIO lines this container may use, in list order.
+    pub gpio: Vec<(String, Pos)>,
+    pub gpio_pos: Option<Pos>,
 }
 
 /// The file's top level, decoded.
@@ -63,6 +70,7 @@ pub struct Decoded {
     pub sensors: BTreeMap<String, SensorSpec>,
     pub watch: bool,
     pub bridges: Vec<BridgeSpec>,
+    pub gpio: BTreeMap<String, GpioLineSpec>,
 }
 
 /// Decodes the whole document.
@@ -81,6 +89,17 @@ pub fn decode(root: &Node, ctx: &mut Ctx) -> Decoded {
         }
         out.sensors = sensors::decode_sensors(v, ctx);
     }
+    let mut declared_gpio = BTreeSet::new();
+    if let Some((_, v)) = known.iter().find(|(k, _)| k.name == "gpio") {
+        if let Value::Map(m) = &v.value {
+            declared_gpio.extend(m.iter().map(|(k, _)| k.name.clone()));
+        }
+        out.gpio = gpio::decode_gpio(v, ctx);
+    }
+    let declared = Declared {
+        sensors: &declared_sensors,
+        gpio: &declared_gpio,
+    };
     let mut containers = None;
     for (k, v) in known {
         match k.name.as_str() {
@@ -91,8 +110,15 @@ pub fn decode(root: &Node, ctx: &mut Ctx) -> Decoded {
             _ => {}
         }
     }
-    decode_containers(root, entries, containers, &declared_sensors, &mut out, ctx);
+    decode_containers(root, entries, containers, &declared, &mut out, ctx);
+    gpio::check_claims(&out, ctx);
     out
+}
+
+/// The names declared at the top level that containers refer to.
+pub(crate) struct Declared<'a> {
+    pub sensors: &'a BTreeSet<String>,
+    pub gpio: &'a BTreeSet<String>,
 }
 
 /// The top level's entries; an empty file or a non-mapping is reported.
@@ -133,7 +159,7 @@ fn decode_containers(
     root: &Node,
     entries: &[(Key, Node)],
     containers: Option<(&Key, &Node)>,
-    declared_sensors: &BTreeSet<String>,
+    declared: &Declared,
     out: &mut Decoded,
     ctx: &mut Ctx,
 ) {
@@ -157,7 +183,7 @@ fn decode_containers(
                 );
             } else if let Some(m) = ctx.map(v, "containers", "`containers`") {
                 for (ck, cv) in m {
-                    if let Some(d) = container::decode_container(ck, cv, declared_sensors, ctx) {
+                    if let Some(d) = container::decode_container(ck, cv, declared, ctx) {
                         out.containers.push(d);
                     }
                 }
