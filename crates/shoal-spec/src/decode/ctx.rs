@@ -2,6 +2,7 @@
 //! report a type error when it is not what the key needs, so each section's decoder states
 //! only its own rules.
 
+use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
@@ -186,4 +187,53 @@ pub fn normalize(p: &Path) -> PathBuf {
         }
     }
     out
+}
+
+/// Decode every entry of a top-level section that maps names to entries (`sensors:`,
+/// `gpio:`); an entry `decode_one` refuses is left out, its errors reported.
+pub(super) fn named_section<T>(
+    node: &Node,
+    section: &str,
+    ctx: &mut Ctx,
+    mut decode_one: impl FnMut(&Key, &Node, &mut Ctx) -> Option<T>,
+) -> BTreeMap<String, T> {
+    let mut out = BTreeMap::new();
+    if matches!(node.value, Value::Null) {
+        return out;
+    }
+    let Some(entries) = ctx.map(node, section, &format!("`{section}`")) else {
+        return out;
+    };
+    for (k, v) in entries {
+        if let Some(entry) = decode_one(k, v, ctx) {
+            out.insert(k.name.clone(), entry);
+        }
+    }
+    out
+}
+
+/// The known fields of one entry of a named section, with the key path messages use.
+pub(super) struct Fields<'n> {
+    pub(super) path: String,
+    pub(super) fields: Vec<&'n (Key, Node)>,
+}
+
+impl<'n> Fields<'n> {
+    /// The field `name` as written (an empty value included).
+    pub(super) fn get(&self, name: &str) -> Option<(&'n Key, &'n Node)> {
+        self.fields
+            .iter()
+            .find(|(fk, _)| fk.name == name)
+            .map(|(fk, fv)| (fk, fv))
+    }
+
+    /// The field `name` when it has a value (`name:` alone counts as absent).
+    pub(super) fn value(&self, name: &str) -> Option<(&'n Key, &'n Node)> {
+        self.get(name).filter(|(_, v)| !matches!(v.value, Value::Null))
+    }
+
+    /// The key path of `field` in this entry, for messages.
+    pub(super) fn key(&self, field: &str) -> String {
+        format!("{}.{field}", self.path)
+    }
 }

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use super::ctx::{named_section, Fields};
 use super::{Ctx, Decoded};
 use crate::diagnostic::did_you_mean_hint;
 use crate::model::{GpioBackend, GpioBias, GpioDirection, GpioEdge, GpioLineId, GpioLineSpec};
@@ -16,42 +17,14 @@ use schemars::JsonSchema;
 const MAX_NUMBER: i64 = i32::MAX as i64;
 
 pub(super) fn decode_gpio(node: &Node, ctx: &mut Ctx) -> BTreeMap<String, GpioLineSpec> {
-    let mut out = BTreeMap::new();
-    if matches!(node.value, Value::Null) {
-        return out;
-    }
-    let Some(entries) = ctx.map(node, "gpio", "`gpio`") else {
-        return out;
-    };
-    for (k, v) in entries {
-        if let Some(line) = decode_line(k, v, ctx) {
-            out.insert(k.name.clone(), line);
-        }
-    }
-    out
+    named_section(node, "gpio", ctx, decode_line)
 }
 
-/// One line's known fields, with the key path messages use.
-struct Fields<'n> {
-    path: String,
-    fields: Vec<&'n (Key, Node)>,
-}
-
-impl<'n> Fields<'n> {
-    fn get(&self, name: &str) -> Option<(&'n Key, &'n Node)> {
-        self.fields
-            .iter()
-            .find(|(fk, fv)| fk.name == name && !matches!(fv.value, Value::Null))
-            .map(|(fk, fv)| (fk, fv))
-    }
-
-    fn key(&self, field: &str) -> String {
-        format!("{}.{field}", self.path)
-    }
-
+/// The checks only GPIO lines make of their fields.
+impl Fields<'_> {
     /// Reports `field` when it is set on a line that has no use for it.
     fn not_for(&self, ctx: &mut Ctx, field: &str, what: &str, hint: &str) {
-        if let Some((fk, _)) = self.get(field) {
+        if let Some((fk, _)) = self.value(field) {
             ctx.error(
                 fk.pos,
                 &self.key(field),
@@ -63,7 +36,7 @@ impl<'n> Fields<'n> {
 
     /// One of `choices` (`None` when absent or wrong, the error reported).
     fn choice(&self, ctx: &mut Ctx, field: &str, choices: &[&str]) -> Option<String> {
-        let (_, v) = self.get(field)?;
+        let (_, v) = self.value(field)?;
         let s = ctx.string(v, &self.key(field), &format!("`{field}`"))?;
         if choices.contains(&s.as_str()) {
             return Some(s);
@@ -75,7 +48,7 @@ impl<'n> Fields<'n> {
     }
 
     fn number(&self, ctx: &mut Ctx, field: &str) -> Option<u32> {
-        let (_, v) = self.get(field)?;
+        let (_, v) = self.value(field)?;
         let n = ctx.int(v, &self.key(field), &format!("`{field}`"))?;
         if (0..=MAX_NUMBER).contains(&n) {
             return u32::try_from(n).ok();

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use super::ctx::{named_section, Fields};
 use super::Ctx;
 use crate::channel_type::ChannelType;
 use crate::diagnostic::did_you_mean_hint;
@@ -14,41 +15,17 @@ use schemars::JsonSchema;
 const MAX_CHANNELS: i64 = 1024;
 
 pub(super) fn decode_sensors(node: &Node, ctx: &mut Ctx) -> BTreeMap<String, SensorSpec> {
-    let mut out = BTreeMap::new();
-    if matches!(node.value, Value::Null) {
-        return out;
-    }
-    let Some(entries) = ctx.map(node, "sensors", "`sensors`") else {
-        return out;
-    };
-    for (k, v) in entries {
-        if let Some(sensor) = decode_sensor(k, v, ctx) {
-            out.insert(k.name.clone(), sensor);
-        }
-    }
-    out
+    named_section(node, "sensors", ctx, decode_sensor)
 }
 
-/// One sensor's known fields, with the key path messages use.
-struct Fields<'n> {
-    path: String,
-    fields: Vec<&'n (Key, Node)>,
-}
-
-impl<'n> Fields<'n> {
-    fn get(&self, name: &str) -> Option<(&'n Key, &'n Node)> {
-        self.fields
-            .iter()
-            .find(|(fk, _)| fk.name == name)
-            .map(|(fk, fv)| (fk, fv))
-    }
-
+/// The checks only sensors make of their fields.
+impl Fields<'_> {
     /// Reports `field` when it is set on a sensor whose `kind` has no use for it.
-    fn not_for(&self, ctx: &mut Ctx, field: &str, kind: &str) {
+    fn not_for_kind(&self, ctx: &mut Ctx, field: &str, kind: &str) {
         if let Some((fk, _)) = self.get(field) {
             ctx.error(
                 fk.pos,
-                &format!("{}.{field}", self.path),
+                &self.key(field),
                 format!("`{field}` does not apply to `{kind}` sensors"),
                 None,
             );
@@ -97,8 +74,8 @@ fn decode_sensor(k: &Key, v: &Node, ctx: &mut Ctx) -> Option<SensorSpec> {
 /// reported and its default kept.
 fn decode_rng(k: &Key, f: &Fields, ctx: &mut Ctx) -> SensorSpec {
     let path = &f.path;
-    f.not_for(ctx, "path", "rng");
-    f.not_for(ctx, "scale", "rng");
+    f.not_for_kind(ctx, "path", "rng");
+    f.not_for_kind(ctx, "scale", "rng");
     let mut channels = None;
     if let Some((_, cn)) = f.get("channels") {
         if let Some(c) = ctx.int(cn, &format!("{path}.channels"), "`channels`") {
@@ -228,7 +205,7 @@ fn decode_range(rn: &Node, path: &str, ctx: &mut Ctx) -> Option<(f64, f64)> {
 /// may appear later) and a `scale`.
 fn decode_file_sensor(k: &Key, kind: &str, f: &Fields, ctx: &mut Ctx) -> Option<SensorSpec> {
     let path = &f.path;
-    f.not_for(ctx, "range", kind);
+    f.not_for_kind(ctx, "range", kind);
     if let Some((_, cn)) = f.get("channels") {
         if let Some(c) = ctx.int(cn, &format!("{path}.channels"), "`channels`") {
             if c != 1 {
