@@ -320,24 +320,22 @@ impl SensorFile {
     pub const KEYS: &'static [&'static str] = &["kind", "channels", "range", "path", "scale", "channel_types"];
 }
 
-/// What a sensor channel measures (codes: acceleration 0 ... temperature 7 as in the Ocre
-/// SDK, voltage 8, current 9, power 10, custom 0x8000 + channel index).
-#[derive(JsonSchema)]
-#[serde(rename_all = "snake_case")]
-#[allow(dead_code)]
-pub enum ChannelTypeFile {
-    Acceleration,
-    Gyro,
-    MagneticField,
-    Light,
-    Pressure,
-    Proximity,
-    Humidity,
-    Temperature,
-    Voltage,
-    Current,
-    Power,
-    Custom,
+/// What a sensor channel measures, as the schema lists it: the names of
+/// [`crate::ChannelType::NAMES`], so the table of types is written once.
+pub struct ChannelTypeFile;
+
+impl JsonSchema for ChannelTypeFile {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ChannelTypeFile".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "What a sensor channel measures (codes: acceleration 0 ... temperature 7 as in the Ocre\nSDK, voltage 8, current 9, power 10, custom 0x8000 + channel index).",
+            "enum": crate::ChannelType::NAMES,
+            "type": "string",
+        })
+    }
 }
 
 /// Sensor kind.
