@@ -143,14 +143,6 @@ fn needed_capabilities<'a>(
                     needed.entry(capability).or_default().push(name);
                 }
                 ImportKind::Served { capability: None } => {}
-                ImportKind::NotYet { reason } => diagnostics.push(
-                    Diagnostic::error(
-                        Some(container.image_location.clone()),
-                        format!("{key}.image"),
-                        format!("image {} imports `env.{name}`: {reason}", path.display()),
-                    )
-                    .with_hint("remove that use from the guest, or run it on a runtime that has it"),
-                ),
                 ImportKind::Unknown => diagnostics.push(
                     Diagnostic::error(
                         Some(container.image_location.clone()),

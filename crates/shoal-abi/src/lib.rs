@@ -107,10 +107,6 @@ pub enum ImportKind {
     Served {
         capability: Option<Capability>,
     },
-    /// Part of the Ocre API, not served yet.
-    NotYet {
-        reason: &'static str,
-    },
     Unknown,
 }
 
