@@ -55,6 +55,14 @@ pub enum ReloadError {
     Selection(#[from] UnknownContainer),
     #[error("error: {0}")]
     Images(#[from] SupervisorError),
+    /// `name:` changed. A running stack keeps its name: the name is its control socket,
+    /// its log file and what every client resolves, and a half-moved stack would be
+    /// reachable under neither name. So the reload is refused and the stack stays
+    /// reachable under the old one, with the way to move it.
+    #[error(
+        "error: the project name changed from `{from}` to `{to}`; a running stack keeps its name\n  hint: `shoal down -p {from}` then `shoal up` starts it as `{to}`; or put `name: {from}` back"
+    )]
+    Renamed { from: String, to: String },
 }
 
 /// How the controller's loop ended.
@@ -258,11 +266,32 @@ impl Controller {
             return Reply::ok(&results);
         }
         match request {
-            Request::Reload => match self.reload("shoal up").await {
-                Ok(report) => Reply::ok(&report),
-                Err(e) => Reply::Error(e.to_string()),
-            },
+            Request::Reload { files } => {
+                if let Err(other) = self.same_files(&files) {
+                    return Reply::Error(other.to_string());
+                }
+                match self.reload("shoal up").await {
+                    Ok(report) => Reply::ok(&report),
+                    Err(e) => Reply::Error(e.to_string()),
+                }
+            }
             other => Reply::Error(format!("{other:?} is not a change")),
+        }
+    }
+
+    /// `up -d -f FILE` on this project: it must be the file this stack runs. Applying
+    /// another file under the same name would silently swap one project for another (two
+    /// folders both called `app`); the refusal names both files and the ways out.
+    fn same_files(&self, files: &[PathBuf]) -> Result<(), OtherFile> {
+        let running = canonical(&self.stack.file);
+        match files {
+            [] => Ok(()),
+            [only] if canonical(only) == running => Ok(()),
+            other => Err(OtherFile {
+                project: self.stack.name.to_string(),
+                running,
+                given: other.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "),
+            }),
         }
     }
 
@@ -346,6 +375,12 @@ impl Controller {
         .map_err(|diagnostics| ReloadError::Invalid(render_diagnostics(&diagnostics)))?;
         for warning in &warnings {
             self.log.line(SELF, Stream::Warning, &warning.to_string());
+        }
+        if desired.name != self.stack.name {
+            return Err(ReloadError::Renamed {
+                from: self.stack.name.to_string(),
+                to: desired.name.to_string(),
+            });
         }
         let desired = select_containers(desired, &self.options.selection)?;
         let modules = supervisor::load_modules(&self.runtime, &self.images, &desired, |_, _| {})?;
@@ -432,6 +467,23 @@ pub fn watched_files(stack: &Stack) -> BTreeSet<PathBuf> {
         }
     }
     files
+}
+
+/// The path with symlinks resolved, or as it is when it cannot be (it was removed).
+pub fn canonical(path: &std::path::Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// `up -d` named a file other than the one the running project was started from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "error: project `{project}` is running from {}, not from {given}\n  hint: `shoal down -p {project}` stops it first; to run both, give this file another project name (`-p NAME`, or `name:` in the file)\n",
+    running.display()
+)]
+pub struct OtherFile {
+    pub project: String,
+    pub running: PathBuf,
+    pub given: String,
 }
 
 /// A selection names a container the file does not have.

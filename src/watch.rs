@@ -73,9 +73,12 @@ impl FileWatcher {
         })
     }
 
-    /// Watch exactly these files from now on (absolute paths).
+    /// Watch exactly these files from now on (absolute paths). A symlink is watched
+    /// through to its target (an edit of the target changes nothing in the link's folder),
+    /// as well as in its own folder (the link itself may be replaced). Targets are resolved
+    /// again on every call, so a reload follows a link that was moved.
     pub fn set_files(&mut self, files: impl IntoIterator<Item = PathBuf>) -> Result<(), WatchError> {
-        let files: BTreeSet<PathBuf> = files.into_iter().collect();
+        let files: BTreeSet<PathBuf> = files.into_iter().flat_map(with_target).collect();
         let dirs: BTreeSet<PathBuf> = files.iter().filter_map(|f| f.parent().map(Path::to_path_buf)).collect();
         for dir in dirs.difference(&self.dirs) {
             self.watcher
@@ -100,6 +103,15 @@ impl FileWatcher {
             // notify's thread is gone (the watcher was dropped): nothing will ever change.
             None => std::future::pending().await,
         }
+    }
+}
+
+/// The file, and where it leads when it is a symlink (possibly through several).
+fn with_target(file: PathBuf) -> Vec<PathBuf> {
+    let is_link = std::fs::symlink_metadata(&file).is_ok_and(|m| m.file_type().is_symlink());
+    match is_link.then(|| std::fs::canonicalize(&file).ok()).flatten() {
+        Some(target) if target != file => vec![file, target],
+        _ => vec![file],
     }
 }
 
@@ -175,6 +187,36 @@ mod tests {
             let again = tokio::time::timeout(DEBOUNCE * 3, watcher.changed()).await;
             assert!(again.is_err(), "a save {how} triggered twice: {again:?}");
         }
+    }
+
+    /// A compose file that is a symlink into another folder: editing the target (where the
+    /// link's folder sees nothing) triggers, and so does replacing the link.
+    #[tokio::test]
+    async fn a_symlinked_file_is_watched_through_to_its_target() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = std::fs::canonicalize(dir.path()).expect("canonical");
+        std::fs::create_dir(root.join("real")).expect("mkdir");
+        std::fs::create_dir(root.join("app")).expect("mkdir");
+        let target = root.join("real/stack.yaml");
+        std::fs::write(&target, "a").expect("write");
+        let link = root.join("app/shoal.yaml");
+        std::os::unix::fs::symlink(&target, &link).expect("symlink");
+        let mut watcher = FileWatcher::new().expect("watcher");
+        watcher.set_files([link.clone()]).expect("watch");
+        std::fs::write(&target, "b").expect("edit the target");
+        let changed = tokio::time::timeout(Duration::from_secs(10), watcher.changed())
+            .await
+            .expect("an edit of the link's target triggers");
+        assert_eq!(changed, [target.clone()]);
+        let other = root.join("real/other.yaml");
+        std::fs::write(&other, "c").expect("write");
+        let tmp = root.join("app/.new-link");
+        std::os::unix::fs::symlink(&other, &tmp).expect("symlink");
+        std::fs::rename(&tmp, &link).expect("replace the link");
+        let changed = tokio::time::timeout(Duration::from_secs(10), watcher.changed())
+            .await
+            .expect("replacing the link triggers");
+        assert!(changed.contains(&link), "{changed:?}");
     }
 
     /// The debounce stage on tokio's paused clock: `events` are `(delay after the previous

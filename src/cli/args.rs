@@ -128,6 +128,20 @@ pub(super) struct UpArgs {
     /// Internal: this process is the background half of `up -d`
     #[arg(long, hide = true)]
     pub(super) detached_child: bool,
+    // lifecycle (issue 16 fault 7): log bounds.
+    /// Detached: rotate the project's log file when it passes this size
+    #[arg(long, value_name = "SIZE", default_value = "10MiB")]
+    pub(super) log_size: crate::spec::units::ByteSize,
+    /// Detached: rotated log files kept beside the current one (<project>.log.1 ...)
+    #[arg(long, value_name = "N", default_value_t = crate::logs::rotate::DEFAULT_KEEP)]
+    pub(super) log_files: usize,
+    /// Bytes of output kept per container for `shoal logs` (also at most 1,000 lines)
+    #[arg(long, value_name = "SIZE", default_value = "256KiB")]
+    pub(super) log_buffer: crate::spec::units::ByteSize,
+    /// Output a container may write per second on each of stdout and stderr; a guest that
+    /// writes faster waits (0: unlimited)
+    #[arg(long, value_name = "SIZE", default_value = "4MiB")]
+    pub(super) log_rate: crate::spec::units::ByteSize,
 }
 
 #[derive(Args, Debug)]

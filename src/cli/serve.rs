@@ -13,6 +13,7 @@ use super::{load_stack, shutdown_signal, split_targets, tokio_runtime, GlobalArg
 use crate::control::{self, server, Client, Info, Request, Server, ServerContext};
 use crate::controller::{self, Controller, Ending, Options, ReloadReport};
 use crate::images::ImageStore;
+use crate::logs::rotate::{self, RotatingLog};
 use crate::logs::terminal::TerminalLog;
 use crate::logs::{LogBook, LogSink, Tee};
 use crate::procstat;
@@ -41,7 +42,7 @@ pub(super) fn up(
     let socket = control::socket_path(&project);
     if control::is_live(&socket) {
         if args.detach && !args.detached_child {
-            return apply_to_running(&project);
+            return apply_to_running(&project, &path);
         }
         anyhow::bail!(
             "project `{project}` is already running (socket {})\n  hint: `shoal up -d` applies the file's changes to it; `shoal down -p {project}` stops it",
@@ -97,14 +98,23 @@ fn serve(
     // shoal's own lines are system lines, never padded: only containers set the width.
     let names = stack.containers.iter().map(|c| c.name.as_str());
     // Detached, "the terminal" is the project's log file: no colours there.
-    let terminal: Arc<dyn LogSink> = Arc::new(TerminalLog::new(names, args.no_color || !foreground));
-    let book = Arc::new(LogBook::default());
+    let mut terminal = TerminalLog::new(names, args.no_color || !foreground);
+    if args.detached_child {
+        let rotation = RotatingLog::new(control::log_path(&stack.name), args.log_size.bytes(), args.log_files);
+        terminal = terminal.rotating(rotation);
+    }
+    let terminal: Arc<dyn LogSink> = Arc::new(terminal);
+    crate::logs::throttle::set_rate(args.log_rate.bytes());
+    let book = Arc::new(LogBook::with_bounds(
+        LogBook::LINES_PER_CONTAINER,
+        usize::try_from(args.log_buffer.bytes()).unwrap_or(usize::MAX),
+    ));
     let log: Arc<dyn LogSink> = Arc::new(Tee(vec![terminal, book.clone()]));
     options.book = Some(book.clone());
     let executor = tokio_runtime()?;
     let info = Info {
         project: stack.name.to_string(),
-        file: stack.file.clone(),
+        file: controller::canonical(&stack.file),
         pid: std::process::id(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         protocol: control::VERSION,
@@ -146,9 +156,10 @@ fn serve(
 
 /// `up -d` on a project that runs already: the running process re-reads the file and
 /// applies the difference (the same plan as a hot reload).
-fn apply_to_running(project: &str) -> anyhow::Result<ExitCode> {
+fn apply_to_running(project: &str, path: &Path) -> anyhow::Result<ExitCode> {
     let client = Client::for_project(project)?;
-    match client.call_as::<ReloadReport>(Request::Reload) {
+    let files = vec![controller::canonical(path)];
+    match client.call_as::<ReloadReport>(Request::Reload { files }) {
         Ok(report) => {
             if report.plan.is_empty() {
                 println!("project `{project}` is running and up to date");
@@ -213,6 +224,10 @@ fn spawn_detached(
     services: &[String],
     log_path: &PathBuf,
 ) -> anyhow::Result<std::process::Child> {
+    // A log file left over from an earlier run is rotated now if it is already past its size.
+    if std::fs::symlink_metadata(log_path).is_ok_and(|m| m.len() > args.log_size.bytes()) {
+        rotate::shift(log_path, args.log_files)?;
+    }
     let log_file = open_log(log_path)?;
     let mut command = std::process::Command::new(std::env::current_exe()?);
     if let Some(dir) = &global.data_dir {
@@ -235,6 +250,15 @@ fn spawn_detached(
     if args.verbose {
         command.arg("--verbose");
     }
+    command
+        .arg("--log-size")
+        .arg(args.log_size.to_string())
+        .arg("--log-files")
+        .arg(args.log_files.to_string())
+        .arg("--log-buffer")
+        .arg(args.log_buffer.to_string())
+        .arg("--log-rate")
+        .arg(args.log_rate.to_string());
     command.args(services);
     command
         .stdin(std::process::Stdio::null())
@@ -316,17 +340,9 @@ fn print_rows(rows: &[ContainerInfo]) -> usize {
     failed
 }
 
-/// A detached stack's log file is rotated when it starts if it grew past this: the old
-/// one becomes `<project>.log.1` (replacing an older `.1`).
-const LOG_ROTATE_BYTES: u64 = 10 << 20;
-
+/// The detached stack's log file (rotated by size: [`crate::logs::rotate`]).
 fn open_log(path: &PathBuf) -> anyhow::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
-    if std::fs::metadata(path).is_ok_and(|m| m.len() > LOG_ROTATE_BYTES) {
-        let mut rotated = path.clone().into_os_string();
-        rotated.push(".1");
-        let _ = std::fs::rename(path, rotated);
-    }
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)

@@ -29,7 +29,9 @@ impl ProjectArgs {
             return Ok(project.to_string());
         }
         if let Ok(file) = crate::spec::compose_path(self.file.as_deref()) {
-            return Ok(project_of_file(&file).into_string());
+            let project = project_of_file(&file).into_string();
+            same_file(&project, &file)?;
+            return Ok(project);
         }
         match running_projects().as_slice() {
             [only] => Ok(only.clone()),
@@ -53,6 +55,27 @@ impl ProjectArgs {
             other => other.into(),
         })
     }
+}
+
+/// A project found through a compose file must be running from that file: two folders
+/// whose stacks share a name are two projects, and `down` in one must not stop the other's.
+/// Silent when the project is not running or does not answer (the command says so next).
+fn same_file(project: &str, file: &Path) -> anyhow::Result<()> {
+    let Ok(client) = Client::for_project(project) else {
+        return Ok(());
+    };
+    let Ok(info) = client.call_as::<super::Info>(super::Request::Info) else {
+        return Ok(());
+    };
+    let here = crate::controller::canonical(file);
+    if info.file != here {
+        anyhow::bail!(
+            "project `{project}` is running from {}, not from {}\n  hint: `-p {project}` addresses it anyway; to run this file beside it, give it another project name (`-p NAME`, or `name:` in the file)",
+            info.file.display(),
+            here.display()
+        );
+    }
+    Ok(())
 }
 
 /// `-p NAME` (and `run --name`): refused at the flag when it breaks the name rule, with the

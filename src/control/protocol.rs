@@ -125,7 +125,13 @@ mod tests {
             Request::Unpause { names: vec![] },
             r#"{"v":1,"cmd":"unpause","names":[]}"#,
         );
-        round_trip(Request::Reload, r#"{"v":1,"cmd":"reload"}"#);
+        round_trip(Request::Reload { files: vec![] }, r#"{"v":1,"cmd":"reload"}"#);
+        round_trip(
+            Request::Reload {
+                files: vec!["/a/shoal.yaml".into()],
+            },
+            r#"{"v":1,"cmd":"reload","files":["/a/shoal.yaml"]}"#,
+        );
         round_trip(Request::Down, r#"{"v":1,"cmd":"down"}"#);
         round_trip(
             Request::TopicsTail(TailRequest {

@@ -1,11 +1,16 @@
 //! `docker compose up`-style output: `name | line`, names padded to one width, a colour per
 //! container when writing to a terminal.
+//!
+//! Guest text is shown, never obeyed: control characters are escaped
+//! ([`crate::logs::escape_controls`]) and long lines clipped ([`crate::logs::clip`]), on a
+//! terminal and in a detached stack's log file alike, which this also rotates by size.
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 
-use crate::logs::{LogSink, Stream};
+use crate::logs::rotate::RotatingLog;
+use crate::logs::{clip, escape_controls, LogSink, Stream};
 
 const COLOURS: [&str; 6] = ["36", "33", "32", "35", "34", "31"];
 
@@ -14,6 +19,8 @@ pub struct TerminalLog {
     colours: HashMap<String, &'static str>,
     use_colour: bool,
     out: Mutex<std::io::Stdout>,
+    /// Detached: stdout is the project's log file, rotated by size.
+    rotation: Option<Mutex<RotatingLog>>,
 }
 
 impl TerminalLog {
@@ -31,7 +38,14 @@ impl TerminalLog {
             colours,
             use_colour,
             out: Mutex::new(std::io::stdout()),
+            rotation: None,
         }
+    }
+
+    /// Stdout is the log file `rotation` rotates.
+    pub fn rotating(mut self, rotation: RotatingLog) -> Self {
+        self.rotation = Some(Mutex::new(rotation));
+        self
     }
 
     fn paint(&self, code: &str, text: &str) -> String {
@@ -46,6 +60,8 @@ impl TerminalLog {
 impl LogSink for TerminalLog {
     fn line(&self, container: &str, stream: Stream, text: &str) {
         let colour = self.colours.get(container).copied().unwrap_or("0");
+        let clipped = clip(text);
+        let text = escape_controls(&clipped);
         let line = match stream {
             Stream::Stdout | Stream::Stderr => {
                 let prefix = format!("{container:<width$} | ", width = self.width);
@@ -65,5 +81,11 @@ impl LogSink for TerminalLog {
         // A closed stdout (a pipe to `head`) must not take the stack down.
         let _ = writeln!(out, "{line}");
         let _ = out.flush();
+        if let Some(rotation) = &self.rotation {
+            let mut rotation = rotation.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(e) = rotation.wrote(line.len() + 1) {
+                let _ = writeln!(out, "{container} | warning: {e}");
+            }
+        }
     }
 }

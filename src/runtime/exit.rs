@@ -7,6 +7,34 @@ use wasmtime_wasi::I32Exit;
 use super::limiter::MemoryLimiter;
 use super::ExitStatus;
 
+/// Serve WASI's `proc_exit` in place of wasmtime-wasi's, which refuses a status of 126 or
+/// more with a host error (WASI's own rule for its range). C programs exit with any `int`:
+/// `return -1` from `main` is `proc_exit(4294967295)`, and POSIX shows that as 255. So the
+/// status is taken as a shell would see it, and the guest ends with its own exit code.
+pub fn serve_proc_exit<T: 'static>(linker: &mut wasmtime::Linker<T>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let served = linker
+        .func_wrap(
+            "wasi_snapshot_preview1",
+            "proc_exit",
+            |_: wasmtime::Caller<'_, T>, status: i32| -> wasmtime::Result<()> {
+                Err(I32Exit(exit_code(status as u32)).into())
+            },
+        )
+        .map(|_| ());
+    linker.allow_shadowing(false);
+    served
+}
+
+/// The exit code a POSIX shell reports for a `proc_exit(status)`: its low 8 bits, except
+/// that a non-zero status never reads as success (256 would otherwise be 0).
+pub fn exit_code(status: u32) -> i32 {
+    match (status & 0xff) as i32 {
+        0 if status != 0 => 255,
+        code => code,
+    }
+}
+
 /// Turn the result of `_start` into an exit status. `limiter` tells whether the guest's
 /// memory cap refused a growth before it ended.
 pub fn classify(result: wasmtime::Result<()>, limiter: &MemoryLimiter) -> ExitStatus {
@@ -105,6 +133,16 @@ mod tests {
         let host = classify(Err(wasmtime::Error::msg("disk on fire")), &plain);
         assert_eq!(host, ExitStatus::HostError("disk on fire".into()));
         assert_eq!(host.to_string(), "ended by a host error: disk on fire");
+    }
+
+    #[test]
+    fn exit_statuses_read_as_a_shell_reads_them() {
+        assert_eq!(exit_code(0), 0);
+        assert_eq!(exit_code(125), 125);
+        assert_eq!(exit_code(200), 200);
+        assert_eq!(exit_code(-1i32 as u32), 255);
+        assert_eq!(exit_code(256), 255, "a failure never reads as success");
+        assert_eq!(exit_code(257), 1);
     }
 
     #[test]

@@ -153,6 +153,7 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |cx: &mut ContainerCtx| &mut cx.wasi)
             .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        exit::serve_proc_exit(&mut linker).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         host::add_to_linker(&mut linker, |cx: &mut ContainerCtx| &mut cx.host)
             .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         let ticker = Ticker::start(engine.clone(), config.epoch_tick).map_err(RuntimeError::Ticker)?;

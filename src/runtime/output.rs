@@ -21,6 +21,8 @@ struct LineBuffer {
     stream: Stream,
     sink: Arc<dyn LogSink>,
     pending: Vec<u8>,
+    /// A flooding guest waits here, not the host (see [`crate::logs::throttle`]).
+    throttle: crate::logs::throttle::Throttle,
 }
 
 impl LineBuffer {
@@ -68,6 +70,7 @@ impl LineOutput {
             stream,
             sink,
             pending: Vec::new(),
+            throttle: Default::default(),
         })))
     }
 
@@ -99,11 +102,18 @@ impl StdoutStream for LineOutput {
 
 #[async_trait::async_trait]
 impl Pollable for LineOutput {
-    async fn ready(&mut self) {}
+    /// Ready once the stream's byte budget allows a write again.
+    async fn ready(&mut self) {
+        let wait = self.0.lock().unwrap_or_else(|p| p.into_inner()).throttle.wait(std::time::Instant::now());
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
 }
 
 impl OutputStream for LineOutput {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).throttle.spend(bytes.len());
         self.write_bytes(&bytes);
         Ok(())
     }
@@ -113,7 +123,8 @@ impl OutputStream for LineOutput {
     }
 
     fn check_write(&mut self) -> StreamResult<usize> {
-        Ok(64 * 1024)
+        let mut buffer = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(buffer.throttle.allowance(std::time::Instant::now()).min(64 * 1024))
     }
 }
 

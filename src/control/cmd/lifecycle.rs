@@ -142,7 +142,7 @@ mod tests {
             Verb::of(&Request::Unpause { names: vec![] }).map(|(v, _)| v),
             Some(Verb::Unpause)
         );
-        assert_eq!(Verb::of(&Request::Reload), None);
+        assert_eq!(Verb::of(&Request::Reload { files: vec![] }), None);
         assert_eq!(Verb::of(&Request::Ps), None);
         assert!(stop.is_mutation() && Request::Down.is_mutation() && !Request::Stats.is_mutation());
     }

@@ -188,7 +188,23 @@ pub fn run(args: LogsArgs) -> anyhow::Result<ExitCode> {
         since,
         names: if args.names.is_empty() { Vec::new() } else { names },
     };
-    Ok(print(&client, request, args.timestamps, &printer)?)
+    let follow = args.follow;
+    match print(&client, request, args.timestamps, &printer) {
+        // The stream of `-f` ends only when the stack's server goes away (a Ctrl-C ends
+        // this process instead): a silent exit 0 would look like a quiet stack.
+        Ok(_) | Err(ControlError::Io { .. }) if follow => {
+            let name = match &project.project {
+                Some(name) => name.to_string(),
+                None => project.resolve()?,
+            };
+            eprintln!(
+                "error: the server for project `{name}` stopped; no more lines will come\n  hint: a detached stack's own output is in {}",
+                crate::control::log_path(&name).display()
+            );
+            Ok(ExitCode::from(1))
+        }
+        other => Ok(other?),
+    }
 }
 
 /// `--since`: an RFC 3339 time, or a duration back from now, as seconds since the Unix epoch

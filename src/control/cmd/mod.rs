@@ -137,8 +137,13 @@ pub enum Request {
         names: Vec<String>,
     },
     /// Re-read the compose file and apply the difference (what `up -d` on a running
-    /// project does).
-    Reload,
+    /// project does). `files`: the compose file(s) the client means, canonical; the stack
+    /// refuses when it runs others (two files never silently share one project). Empty
+    /// (older clients, `reload`): whatever it runs.
+    Reload {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        files: Vec<std::path::PathBuf>,
+    },
     /// Stop everything, report the memory, and end the `up` process.
     Down,
     /// Messages under a topic prefix as they flow.
@@ -150,7 +155,7 @@ pub enum Request {
 impl Request {
     /// Requests that change the stack go through the controller, one at a time.
     pub fn is_mutation(&self) -> bool {
-        lifecycle::Verb::of(self).is_some() || matches!(self, Request::Reload | Request::Down)
+        lifecycle::Verb::of(self).is_some() || matches!(self, Request::Reload { .. } | Request::Down)
     }
 
     /// Requests that keep the connection open until the client hangs up; they end when

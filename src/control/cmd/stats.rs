@@ -25,6 +25,9 @@ pub struct Stats {
     pub broker: BrokerCounters,
     pub bridges: Vec<BridgeStats>,
     pub containers: Vec<ContainerInfo>,
+    /// Bytes of output kept per container for `shoal logs` (bounded by `up --log-buffer`).
+    #[serde(default)]
+    pub log_bytes: std::collections::BTreeMap<String, u64>,
 }
 
 /// The broker's counters as they travel (the broker's own type stays free of serde).
@@ -57,6 +60,7 @@ pub(super) async fn serve(conn: &mut Connection, context: &ServerContext) {
         broker: context.broker.stats().into(),
         bridges: context.bridges.stats(),
         containers: context.board.infos(),
+        log_bytes: context.book.bytes(),
     };
     conn.send_ok(&stats).await;
 }
@@ -110,7 +114,7 @@ fn print_stats(stats: &Stats) {
         );
     }
     let mut table = vec![header(&[
-        "NAME", "STATE", "MEMORY", "CPU", "IN", "OUT", "DROPPED", "DENIED",
+        "NAME", "STATE", "MEMORY", "CPU", "IN", "OUT", "DROPPED", "DENIED", "LOGS",
     ])];
     for row in &stats.containers {
         table.push(vec![
@@ -122,6 +126,7 @@ fn print_stats(stats: &Stats) {
             row.messages_out.to_string(),
             row.dropped.to_string(),
             row.denied.to_string(),
+            human_bytes(stats.log_bytes.get(&row.name).copied().unwrap_or(0)),
         ]);
     }
     print_table(&table);
@@ -163,6 +168,7 @@ mod tests {
             },
             bridges: vec![],
             containers: vec![],
+            log_bytes: Default::default(),
         };
         let value = serde_json::to_value(&stats).expect("json");
         let old = serde_json::json!({
@@ -170,7 +176,9 @@ mod tests {
             "broker": {"mailboxes": 0, "subscriptions": 0, "published": 3, "delivered": 0, "dropped": 0},
             "bridges": [], "containers": [],
         });
-        assert_eq!(value, old);
+        let mut with_logs = old.clone();
+        with_logs["log_bytes"] = serde_json::json!({});
+        assert_eq!(value, with_logs, "the old keys and one new one");
         let back: Stats = serde_json::from_value(old).expect("typed");
         assert_eq!(back, stats);
     }

@@ -12,6 +12,7 @@
 //! | `substorm` | subscribes to `storm/<i>` until refused, then 10000 more attempts |
 //! | `timerstorm` | creates timers until refused, runs them at 1 ms, churns ids, exits 0 with them armed |
 //! | `stdout [MiB]` | writes MiB (default 100) of 1 KiB lines to stdout, then exits 0 |
+//! | `longlines [N] [KiB]` | writes N (default 1200) lines of KiB (default 16) KiB each to stdout, then exits 0 |
 //! | `exit-in-callback` | subscribes to `seq/`, and on its first message (copies not freed, a timer armed) exits 7 |
 //! | `orphan-check` | reports any timer event it gets before creating a timer, then arms one and exits 1 |
 
@@ -41,6 +42,7 @@ fn main() {
         "substorm" => substorm(),
         "timerstorm" => timerstorm(),
         "stdout" => flood_stdout(number(2, 100)),
+        "longlines" => long_lines(number(2, 1200), number(3, 16)),
         "exit-in-callback" => exit_in_callback(),
         "orphan-check" => orphan_check(),
         other => {
@@ -153,6 +155,17 @@ fn timerstorm() {
         }
     }
     println!("hostile: {created} timers, then {code}; {events} timer events; exiting with them armed");
+}
+
+/// The log flood of issue 16: long lines, as fast as the host takes them.
+fn long_lines(count: u64, kib: u64) {
+    let mut line = vec![b'y'; (kib as usize * 1024).saturating_sub(1)];
+    line.push(b'\n');
+    let mut out = std::io::stdout().lock();
+    for _ in 0..count {
+        let _ = out.write_all(&line);
+    }
+    let _ = out.flush();
 }
 
 fn flood_stdout(mib: u64) {
