@@ -374,7 +374,9 @@ impl Controller {
         )
         .map_err(|diagnostics| ReloadError::Invalid(render_diagnostics(&diagnostics)))?;
         for warning in &warnings {
-            self.log.line(SELF, Stream::Warning, &warning.to_string());
+            let text = warning.to_string();
+            // The sink says "warning: " itself.
+            self.log.line(SELF, Stream::Warning, text.strip_prefix("warning: ").unwrap_or(&text));
         }
         if desired.name != self.stack.name {
             return Err(ReloadError::Renamed {
@@ -390,7 +392,10 @@ impl Controller {
     /// A reload that changed nothing: say why in the log and the events.
     fn reject(&self, trigger: &str, error: &ReloadError) {
         let text = error.to_string();
+        // The texts carry `error: ` for the client of `reload`; in the log the sink's own
+        // "warning: " is the prefix ("warning: error: ..." said it twice).
         for line in text.lines() {
+            let line = line.strip_prefix("error: ").unwrap_or(line);
             self.log.line(SELF, Stream::Warning, line);
         }
         self.say("reload rejected: the running stack is unchanged; fix the file and save again");

@@ -204,9 +204,15 @@ fn detach(
     wait_for_socket(&mut child, project, &log_path)?;
     let rows = wait_until_started(project, containers)?;
     let failed = print_rows(&rows);
+    // Several `up -d` at once: one background process wins the socket, the others end.
+    // Report the pid that serves the project, never one that already exited.
+    let info: Info = Client::for_project(project)?.call_as(Request::Info)?;
+    if info.pid != child.id() {
+        println!("another `shoal up` started project `{project}` first");
+    }
     println!(
         "project `{project}` runs in the background (pid {}); `shoal logs -f -p {project}` follows it, `shoal down -p {project}` stops it",
-        child.id()
+        info.pid
     );
     Ok(if failed == 0 {
         ExitCode::SUCCESS
@@ -284,15 +290,20 @@ fn wait_for_socket(child: &mut std::process::Child, project: &str, log_path: &Pa
     let socket = control::socket_path(project);
     let began = Instant::now();
     loop {
+        // Live first: a child that lost the race to another `up -d` ends at once, and the
+        // project is running all the same.
+        if control::is_live(&socket) {
+            return Ok(());
+        }
         if let Some(status) = child.try_wait()? {
+            if control::is_live(&socket) {
+                return Ok(());
+            }
             eprint!("{}", tail_of(log_path, 20));
             anyhow::bail!(
                 "the background process for `{project}` ended at start ({status}); its output is in {}",
                 log_path.display()
             );
-        }
-        if control::is_live(&socket) {
-            return Ok(());
         }
         if began.elapsed() > DETACH_START_TIMEOUT {
             anyhow::bail!(

@@ -55,7 +55,11 @@ pub fn classify(result: wasmtime::Result<()>, limiter: &MemoryLimiter) -> ExitSt
     // WASI preview 1 says a function given a pointer outside memory "shall trap";
     // wasmtime-wasi ends the guest with this error for it.
     if let Some(guest) = error.downcast_ref::<wiggle::GuestError>() {
-        return ExitStatus::Trapped(format!("a WASI call was given memory outside the guest: {guest}"));
+        let what = match innermost(guest) {
+            wiggle::GuestError::PtrNotAligned(..) => "an unaligned pointer",
+            _ => "memory outside the guest",
+        };
+        return ExitStatus::Trapped(format!("a WASI call was given {what}: {guest}"));
     }
     ExitStatus::HostError(root_message(&error))
 }
@@ -90,12 +94,25 @@ fn trap_reason(trap: wasmtime::Trap) -> String {
     }
 }
 
-/// An error and every cause below it, on one line.
+/// The error a WASI call's wrapper (`In func ...`) carries.
+fn innermost(error: &wiggle::GuestError) -> &wiggle::GuestError {
+    match error {
+        wiggle::GuestError::InFunc { err, .. } => innermost(err),
+        other => other,
+    }
+}
+
+/// An error and every cause below it, on one line. A cause whose text the message already
+/// holds is left out: many errors print their source themselves, and "x (os error 2): x
+/// (os error 2)" said it twice.
 pub fn root_message(error: &wasmtime::Error) -> String {
     let mut message = error.to_string();
     let mut source = error.source();
     while let Some(inner) = source {
-        message = format!("{message}: {inner}");
+        let text = inner.to_string();
+        if !message.contains(&text) {
+            message = format!("{message}: {text}");
+        }
         source = inner.source();
     }
     message
@@ -130,6 +147,24 @@ mod tests {
             wasi,
             ExitStatus::Trapped("a WASI call was given memory outside the guest: Pointer overflow".into())
         );
+        let region = wiggle::Region { start: 3, len: 8 };
+        let unaligned = classify(
+            Err(wasmtime::Error::new(wiggle::GuestError::InFunc {
+                modulename: "wasi_snapshot_preview1",
+                funcname: "fd_write",
+                location: "iovs",
+                err: Box::new(wiggle::GuestError::PtrNotAligned(region, 4)),
+            })),
+            &plain,
+        );
+        assert!(
+            matches!(&unaligned, ExitStatus::Trapped(why) if why.starts_with("a WASI call was given an unaligned pointer")),
+            "{unaligned:?}"
+        );
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let said = io.to_string();
+        let twice = wasmtime::Error::new(io).context(format!("cannot open /x: {said}"));
+        assert_eq!(root_message(&twice), format!("cannot open /x: {said}"), "a cause is said once");
         let host = classify(Err(wasmtime::Error::msg("disk on fire")), &plain);
         assert_eq!(host, ExitStatus::HostError("disk on fire".into()));
         assert_eq!(host.to_string(), "ended by a host error: disk on fire");

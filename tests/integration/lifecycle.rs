@@ -194,3 +194,37 @@ fn a_log_flood_is_bounded_in_memory_and_on_disk() {
     let table = sandbox.ok(&["stats", "-p", "flood", "--no-stream"]);
     assert!(table.contains("LOGS"), "{table}");
 }
+
+/// Four `up -d` at once on one project: every one that succeeds reports the pid of the
+/// process that serves it (it used to be, for a loser, its own child that had exited).
+#[test]
+fn concurrent_detached_ups_report_the_live_server() {
+    let sandbox = Sandbox::new();
+    let file = sandbox.write(
+        "shoal.yaml",
+        &with_images("name: race\ncontainers:\n  hello:\n    image: IMAGES/hello.wasm\n"),
+    );
+    let _down = Down(&sandbox, "race");
+    let racers: Vec<_> = (0..4)
+        .map(|_| {
+            let mut cmd = sandbox.command(&["up", "-d", "-f", arg(&file)]);
+            cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+            cmd.spawn().expect("spawn")
+        })
+        .collect();
+    let mut pids = Vec::new();
+    for racer in racers {
+        let output = racer.wait_with_output().expect("wait");
+        let out = stdout(&output);
+        if output.status.success() && out.contains("(pid ") {
+            pids.push(reported_pid(&out));
+        }
+    }
+    assert!(!pids.is_empty(), "no `up -d` succeeded");
+    let info: serde_json::Value =
+        serde_json::from_str(&sandbox.ok(&["ls", "--format", "json"])).expect("ls json");
+    let serving = info[0]["pid"].as_i64().unwrap_or_else(|| panic!("{info}")) as i32;
+    for pid in pids {
+        assert_eq!(pid, serving, "a racer reported pid {pid}, the server is {serving}");
+    }
+}

@@ -98,8 +98,20 @@ pub fn compose_path(explicit: Option<&Path>) -> Result<PathBuf, ComposeFileError
 /// Parse and validate. On success returns the stack plus warnings; on failure returns ALL
 /// errors found (plus warnings).
 pub fn load(path: &Path, opts: &LoadOptions) -> Result<(Stack, Vec<Diagnostic>), Vec<Diagnostic>> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => load_str(&text, path, opts),
+    match std::fs::read(path) {
+        // lifecycle (issue 16 fault 11): a file that is not UTF-8 is refused at its place.
+        Ok(bytes) => match node::utf8(bytes) {
+            Ok(text) => load_str(&text, path, opts),
+            Err(p) => Err(vec![Diagnostic::error(
+                p.pos.map(|pos| Location {
+                    file: path.to_path_buf(),
+                    line: pos.line,
+                    column: pos.column,
+                }),
+                "",
+                p.message,
+            )]),
+        },
         Err(e) => {
             let hint = (e.kind() == std::io::ErrorKind::NotFound)
                 .then(|| "run shoal in the folder that holds `shoal.yaml`, or pass the file with `-f`".to_string());

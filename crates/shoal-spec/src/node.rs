@@ -158,17 +158,47 @@ fn pos_of<T>(s: &Spanned<T>) -> Pos {
 /// Nesting is capped at [`MAX_DEPTH`] (the parser's default is 64): deserializing recurses
 /// per level, and found by fuzzing, 65 levels overflow a 2 MiB thread stack in a debug
 /// build. A compose file needs fewer than ten.
+///
+/// The node budget is sized for real stacks ([`MAX_NODES`]) rather than left at the
+/// parser's 250,000. Duplicate keys are passed through to [`convert`], which reports each
+/// with both places (the parser's own message names neither and leaks its option name).
 fn options() -> serde_saphyr::Options {
     let mut o = serde_saphyr::Options::default();
     o.strict_booleans = true;
+    o.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::PassThrough;
     let mut budget = serde_saphyr::budget::Budget::default();
     budget.max_depth = MAX_DEPTH;
+    budget.max_nodes = MAX_NODES;
     o.budget = Some(budget);
     o
 }
 
 /// Deepest nesting of mappings and lists accepted in a compose file.
 pub const MAX_DEPTH: usize = 24;
+
+/// Most YAML nodes (keys, values, list items) in a compose file: a few thousand containers
+/// of twenty settings each. More is a mistake or an attack, and parsing it would take the
+/// memory of a small board.
+pub const MAX_NODES: usize = 100_000;
+
+/// The parser's limit messages ("budget breached: Nodes { nodes: 100001 }") in words.
+fn budget_message(text: &str) -> Option<String> {
+    let breach = text.split("budget breached: ").nth(1)?;
+    let kind = breach.split([' ', '{', '(']).next().unwrap_or("");
+    Some(match kind {
+        "Depth" => format!(
+            "the file nests mappings and lists deeper than {MAX_DEPTH} levels; a compose file needs fewer than ten"
+        ),
+        "Nodes" => format!(
+            "the file is too large: more than {MAX_NODES} YAML nodes (keys, values and list items); a compose file holds at most a few thousand containers, so split the stack into several projects"
+        ),
+        "Aliases" | "Anchors" => format!(
+            "the file uses too many YAML {} to be a compose file; write the values out or use fewer of them",
+            kind.to_lowercase()
+        ),
+        _ => "the file is too large or too repetitive to be a compose file (it passed one of the parser's size limits); split the stack into several projects".to_owned(),
+    })
+}
 
 /// Parses `text` into a spanned tree. A syntax error is returned alone (nothing after it can
 /// be trusted); non-string keys are reported as problems while the rest of the tree is kept.
@@ -192,12 +222,12 @@ pub fn parse(text: &str) -> Result<(Node, Vec<ParseProblem>), ParseProblem> {
             column: l.column(),
         });
         let text = e.to_string();
-        let message = if text.contains("budget breached: Depth") || text.contains("recursion limit exceeded") {
+        let message = if text.contains("recursion limit exceeded") {
             format!(
                 "the file nests mappings and lists deeper than {MAX_DEPTH} levels; a compose file needs fewer than ten"
             )
         } else {
-            first_line(&text)
+            budget_message(&text).unwrap_or_else(|| first_line(&text))
         };
         ParseProblem {
             pos: pos.filter(|p| p.line > 0),
@@ -238,7 +268,7 @@ fn convert(raw: Spanned<RawNode>, problems: &mut Vec<ParseProblem>) -> Node {
         RawNode::Str(s) => Value::Str(s),
         RawNode::Seq(items) => Value::Seq(items.into_iter().map(|i| convert(i, problems)).collect()),
         RawNode::Map(entries) => {
-            let mut out = Vec::with_capacity(entries.len());
+            let mut out: Vec<(Key, Node)> = Vec::with_capacity(entries.len());
             for (k, v) in entries {
                 let kpos = pos_of(&k);
                 let name = match k.value {
@@ -260,6 +290,16 @@ fn convert(raw: Spanned<RawNode>, problems: &mut Vec<ParseProblem>) -> Node {
                         continue;
                     }
                 };
+                if let Some((first, _)) = out.iter().find(|(key, _)| key.name == name) {
+                    problems.push(ParseProblem {
+                        pos: Some(kpos),
+                        message: format!(
+                            "duplicate key `{name}` (first at line {}, column {}); keep one of them",
+                            first.pos.line, first.pos.column
+                        ),
+                    });
+                    continue;
+                }
                 out.push((Key { pos: kpos, name }, convert(v, problems)));
             }
             Value::Map(out)
@@ -268,9 +308,59 @@ fn convert(raw: Spanned<RawNode>, problems: &mut Vec<ParseProblem>) -> Node {
     Node { pos, value }
 }
 
+/// The file's bytes as text, or where the first byte that is not UTF-8 sits (1-based line
+/// and column, columns counted in characters as the parser counts them).
+pub fn utf8(bytes: Vec<u8>) -> Result<String, ParseProblem> {
+    String::from_utf8(bytes).map_err(|e| {
+        let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        // Valid up to here by the error's own account.
+        let before = std::str::from_utf8(good).unwrap_or_default();
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        ParseProblem {
+            pos: Some(Pos {
+                line: line as u64,
+                column: column as u64,
+            }),
+            message: format!(
+                "the file is not UTF-8 text (byte 0x{:02x}); save it as UTF-8",
+                e.as_bytes()[good.len()]
+            ),
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_and_duplicates_are_told_in_words() {
+        let (_, problems) = parse("a: 1\nb:\n  c: 2\n  c: 3\na: 4\n").expect("parses");
+        let messages: Vec<_> = problems.iter().map(|p| (p.pos.map(|p| (p.line, p.column)), p.message.as_str())).collect();
+        assert_eq!(
+            messages,
+            [
+                (Some((4, 3)), "duplicate key `c` (first at line 3, column 3); keep one of them"),
+                (Some((5, 1)), "duplicate key `a` (first at line 1, column 1); keep one of them"),
+            ]
+        );
+        let mut big = String::from("containers:\n");
+        for i in 0..MAX_NODES / 2 {
+            big.push_str(&format!("  c{i}: x\n"));
+        }
+        let error = parse(&big).expect_err("too large");
+        assert!(error.message.starts_with("the file is too large: more than 100000 YAML nodes"), "{}", error.message);
+        assert!(!error.message.contains("budget"), "{}", error.message);
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_get_a_place() {
+        let problem = utf8(b"a: 1\nbb: \xc3\xa9\xff\n".to_vec()).expect_err("not utf-8");
+        assert_eq!(problem.pos, Some(Pos { line: 2, column: 6 }));
+        assert_eq!(problem.message, "the file is not UTF-8 text (byte 0xff); save it as UTF-8");
+        assert_eq!(utf8(b"ok".to_vec()).expect("utf-8"), "ok");
+    }
 
     #[test]
     fn spans_are_one_based() {
@@ -313,8 +403,9 @@ mod tests {
     }
 
     #[test]
-    fn duplicate_keys_are_a_syntax_error() {
-        assert!(parse("a: 1\na: 2\n").is_err());
+    fn duplicate_keys_are_an_error() {
+        let (_, problems) = parse("a: 1\na: 2\n").expect("the rest of the tree is kept");
+        assert_eq!(problems.len(), 1, "{problems:?}");
     }
 
     /// Found by the fuzzer: nesting past the parser's default depth overflowed a 2 MiB

@@ -203,7 +203,7 @@ fn decode_capabilities(d: &mut Draft, name: &str, v: &Node, kp: &str, ctx: &mut 
 }
 
 fn decode_replicas(v: &Node, kp: &str, ctx: &mut Ctx) -> Option<u32> {
-    let n = ctx.int(v, kp, "`replicas`")?;
+    let n = ctx.int_at_most(v, kp, "`replicas`", MAX_REPLICAS)?;
     if n < 1 {
         ctx.error(
             v.pos,

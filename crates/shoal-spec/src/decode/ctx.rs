@@ -81,9 +81,24 @@ impl Ctx<'_> {
 
     /// An integer; a string that is an integer is accepted (it may come from `${VAR}`).
     pub(crate) fn int(&mut self, node: &Node, key: &str, what: &str) -> Option<i64> {
+        self.int_at_most(node, key, what, i64::MAX)
+    }
+
+    /// An integer, where one too large for 64 bits (YAML reads it as a float) is told as
+    /// "too large" with `max`, the largest the key takes, rather than as the wrong type.
+    pub(crate) fn int_at_most(&mut self, node: &Node, key: &str, what: &str, max: i64) -> Option<i64> {
         match &node.value {
             Value::Int(i) => Some(*i),
             Value::Str(s) if s.trim().parse::<i64>().is_ok() => s.trim().parse().ok(),
+            Value::Float(f) if f.fract() == 0.0 && f.abs() >= i64::MAX as f64 => {
+                let message = if *f > 0.0 {
+                    format!("{what} is too large (at most {max})")
+                } else {
+                    format!("{what} is too small: it must be an integer of at most {max}")
+                };
+                self.error(node.pos, key, message, None);
+                None
+            }
             _ => {
                 self.type_error(node, key, what, "an integer");
                 None
