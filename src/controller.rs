@@ -290,7 +290,11 @@ impl Controller {
             other => Err(OtherFile {
                 project: self.stack.name.to_string(),
                 running,
-                given: other.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "),
+                given: other
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             }),
         }
     }
@@ -376,7 +380,8 @@ impl Controller {
         for warning in &warnings {
             let text = warning.to_string();
             // The sink says "warning: " itself.
-            self.log.line(SELF, Stream::Warning, text.strip_prefix("warning: ").unwrap_or(&text));
+            self.log
+                .line(SELF, Stream::Warning, text.strip_prefix("warning: ").unwrap_or(&text));
         }
         if desired.name != self.stack.name {
             return Err(ReloadError::Renamed {

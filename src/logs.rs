@@ -155,7 +155,10 @@ impl LogBook {
     /// Bytes of stored lines per container, as `stats` shows them.
     pub fn bytes(&self) -> BTreeMap<String, u64> {
         let lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
-        lines.iter().map(|(name, kept)| (name.clone(), kept.bytes as u64)).collect()
+        lines
+            .iter()
+            .map(|(name, kept)| (name.clone(), kept.bytes as u64))
+            .collect()
     }
 
     /// Forget every stored line (the stack is gone).
@@ -247,19 +250,28 @@ mod tests {
         book.line("quiet", Stream::Stdout, "q");
         let bytes = book.bytes();
         assert!(bytes["flood"] <= 64 << 10, "{bytes:?}");
-        assert!(bytes["flood"] > 32 << 10, "the bound is used, not just respected: {bytes:?}");
+        assert!(
+            bytes["flood"] > 32 << 10,
+            "the bound is used, not just respected: {bytes:?}"
+        );
         assert!(bytes["quiet"] > 0 && bytes["quiet"] < 1024, "{bytes:?}");
         let (lines, _) = book.snapshot();
         let flood: Vec<_> = lines.iter().filter(|l| l.container == "flood").collect();
         assert!(flood.len() < 20, "{}", flood.len());
-        assert!(flood[0].text.ends_with("… [12288 more bytes cut]"), "long lines are clipped with a marker");
+        assert!(
+            flood[0].text.ends_with("… [12288 more bytes cut]"),
+            "long lines are clipped with a marker"
+        );
         assert_eq!(flood[0].text.len(), MAX_LINE_BYTES + "… [12288 more bytes cut]".len());
     }
 
     #[test]
     fn clip_keeps_characters_whole() {
         let text = format!("{}é", "a".repeat(MAX_LINE_BYTES - 1));
-        assert_eq!(clip(&text), format!("{}… [2 more bytes cut]", "a".repeat(MAX_LINE_BYTES - 1)));
+        assert_eq!(
+            clip(&text),
+            format!("{}… [2 more bytes cut]", "a".repeat(MAX_LINE_BYTES - 1))
+        );
         assert_eq!(clip("short"), "short");
     }
 

@@ -207,7 +207,7 @@ mod tests {
         let changed = tokio::time::timeout(Duration::from_secs(10), watcher.changed())
             .await
             .expect("an edit of the link's target triggers");
-        assert_eq!(changed, [target.clone()]);
+        assert_eq!(changed, std::slice::from_ref(&target));
         let other = root.join("real/other.yaml");
         std::fs::write(&other, "c").expect("write");
         let tmp = root.join("app/.new-link");

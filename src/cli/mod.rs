@@ -37,7 +37,8 @@ pub fn main() -> ExitCode {
     match dispatch(cli) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            // Each cause once: many errors print their source in their own text already.
+            eprintln!("error: {}", crate::runtime::root_message(error.as_ref()));
             ExitCode::from(1)
         }
     }

@@ -61,7 +61,7 @@ pub fn classify(result: wasmtime::Result<()>, limiter: &MemoryLimiter) -> ExitSt
         };
         return ExitStatus::Trapped(format!("a WASI call was given {what}: {guest}"));
     }
-    ExitStatus::HostError(root_message(&error))
+    ExitStatus::HostError(root_message(error.as_ref()))
 }
 
 /// Why instantiation failed: a trap in the module's start function, the memory cap, or
@@ -77,7 +77,7 @@ pub fn classify_start(error: wasmtime::Error, limiter: &MemoryLimiter) -> ExitSt
 pub fn start_failure(error: &wasmtime::Error, limiter: &MemoryLimiter) -> String {
     match limiter.first_denial() {
         Some(denial) => format!("its initial memory does not fit: {denial}; raise `limits.memory`"),
-        None => root_message(error),
+        None => root_message(error.as_ref()),
     }
 }
 
@@ -105,7 +105,7 @@ fn innermost(error: &wiggle::GuestError) -> &wiggle::GuestError {
 /// An error and every cause below it, on one line. A cause whose text the message already
 /// holds is left out: many errors print their source themselves, and "x (os error 2): x
 /// (os error 2)" said it twice.
-pub fn root_message(error: &wasmtime::Error) -> String {
+pub fn root_message(error: &(dyn std::error::Error + 'static)) -> String {
     let mut message = error.to_string();
     let mut source = error.source();
     while let Some(inner) = source {
@@ -164,7 +164,11 @@ mod tests {
         let io = std::io::Error::from(std::io::ErrorKind::NotFound);
         let said = io.to_string();
         let twice = wasmtime::Error::new(io).context(format!("cannot open /x: {said}"));
-        assert_eq!(root_message(&twice), format!("cannot open /x: {said}"), "a cause is said once");
+        assert_eq!(
+            root_message(twice.as_ref()),
+            format!("cannot open /x: {said}"),
+            "a cause is said once"
+        );
         let host = classify(Err(wasmtime::Error::msg("disk on fire")), &plain);
         assert_eq!(host, ExitStatus::HostError("disk on fire".into()));
         assert_eq!(host.to_string(), "ended by a host error: disk on fire");

@@ -15,6 +15,7 @@
 pub mod cpu;
 mod engine;
 mod exit;
+pub use exit::root_message;
 mod limiter;
 mod output;
 mod probe;

@@ -104,7 +104,12 @@ impl StdoutStream for LineOutput {
 impl Pollable for LineOutput {
     /// Ready once the stream's byte budget allows a write again.
     async fn ready(&mut self) {
-        let wait = self.0.lock().unwrap_or_else(|p| p.into_inner()).throttle.wait(std::time::Instant::now());
+        let wait = self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .throttle
+            .wait(std::time::Instant::now());
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
@@ -113,7 +118,11 @@ impl Pollable for LineOutput {
 
 impl OutputStream for LineOutput {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).throttle.spend(bytes.len());
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .throttle
+            .spend(bytes.len());
         self.write_bytes(&bytes);
         Ok(())
     }

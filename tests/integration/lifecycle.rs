@@ -36,7 +36,11 @@ fn poll(sandbox: &Sandbox, args: &[&str], check: impl Fn(&str) -> bool) -> Strin
         if check(&out) {
             return out;
         }
-        assert!(Instant::now() < deadline, "`shoal {}` never showed it:\n{out}", args.join(" "));
+        assert!(
+            Instant::now() < deadline,
+            "`shoal {}` never showed it:\n{out}",
+            args.join(" ")
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -71,7 +75,10 @@ fn guest_control_characters_are_shown_not_obeyed() {
         out.lines().any(|l| l == "app | \\x1b[2K\\rapp exited with code 0\\x07"),
         "the escapes are visible in the prefixed line:\n{out:?}"
     );
-    assert!(!out.contains('\x1b') && !out.contains('\r') && !out.contains('\x07'), "{out:?}");
+    assert!(
+        !out.contains('\x1b') && !out.contains('\r') && !out.contains('\x07'),
+        "{out:?}"
+    );
 }
 
 /// `up -d -f other.yaml` on a running project of the same name refuses, naming the file it
@@ -120,12 +127,10 @@ fn renaming_a_watched_project_is_refused_and_it_stays_reachable() {
     let _down = Down(&sandbox, "one");
     std::fs::write(&file, text.replace("name: one", "name: two")).expect("rename");
     let logs = poll(&sandbox, &["logs", "-p", "one"], |out| out.contains("reload rejected"));
-    assert!(
-        logs.contains("the project name changed from `one` to `two`"),
-        "{logs}"
-    );
+    assert!(logs.contains("the project name changed from `one` to `two`"), "{logs}");
     assert!(logs.contains("shoal down -p one"), "{logs}");
     assert!(!logs.contains("nothing to do"), "{logs}");
+    assert!(!logs.contains("warning: error:"), "the prefix is said once:\n{logs}");
     assert_eq!(sandbox.ps("one").len(), 1);
 }
 
@@ -163,7 +168,16 @@ fn a_log_flood_is_bounded_in_memory_and_on_disk() {
     }
     let file = sandbox.write("shoal.yaml", &with_images(&text));
     let out = sandbox.ok(&[
-        "up", "-d", "--log-size", "1MiB", "--log-files", "2", "--log-buffer", "64KiB", "-f", arg(&file),
+        "up",
+        "-d",
+        "--log-size",
+        "1MiB",
+        "--log-files",
+        "2",
+        "--log-buffer",
+        "64KiB",
+        "-f",
+        arg(&file),
     ]);
     let _down = Down(&sandbox, "flood");
     let pid = reported_pid(&out);
@@ -178,7 +192,10 @@ fn a_log_flood_is_bounded_in_memory_and_on_disk() {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("VmHWM");
-    assert!(hwm_kib < 200 * 1024, "peak RSS {hwm_kib} KiB for 20 flooding containers");
+    assert!(
+        hwm_kib < 200 * 1024,
+        "peak RSS {hwm_kib} KiB for 20 flooding containers"
+    );
     let stats: serde_json::Value =
         serde_json::from_str(&sandbox.ok(&["stats", "-p", "flood", "--no-stream", "--format", "json"])).expect("json");
     for i in 0..20 {
@@ -187,7 +204,9 @@ fn a_log_flood_is_bounded_in_memory_and_on_disk() {
     }
     let run = sandbox.runtime_dir();
     for name in ["flood.log", "flood.log.1", "flood.log.2"] {
-        let size = std::fs::metadata(run.join(name)).map(|m| m.len()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let size = std::fs::metadata(run.join(name))
+            .map(|m| m.len())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(size <= (1 << 20) + (80 << 10), "{name} is {size} bytes");
     }
     assert!(!run.join("flood.log.3").exists(), "only 2 rotated files are kept");
@@ -208,7 +227,8 @@ fn concurrent_detached_ups_report_the_live_server() {
     let racers: Vec<_> = (0..4)
         .map(|_| {
             let mut cmd = sandbox.command(&["up", "-d", "-f", arg(&file)]);
-            cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+            cmd.stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
             cmd.spawn().expect("spawn")
         })
         .collect();
@@ -221,10 +241,20 @@ fn concurrent_detached_ups_report_the_live_server() {
         }
     }
     assert!(!pids.is_empty(), "no `up -d` succeeded");
-    let info: serde_json::Value =
-        serde_json::from_str(&sandbox.ok(&["ls", "--format", "json"])).expect("ls json");
+    let info: serde_json::Value = serde_json::from_str(&sandbox.ok(&["ls", "--format", "json"])).expect("ls json");
     let serving = info[0]["pid"].as_i64().unwrap_or_else(|| panic!("{info}")) as i32;
     for pid in pids {
         assert_eq!(pid, serving, "a racer reported pid {pid}, the server is {serving}");
     }
+}
+
+/// An error whose text already holds its cause prints the cause once (it was "No such file
+/// or directory (os error 2): No such file or directory (os error 2)").
+#[test]
+fn an_error_says_its_cause_once() {
+    let sandbox = Sandbox::new();
+    let missing = sandbox.path().join("missing.wasm");
+    let err = sandbox.fails(&["images", "add", arg(&missing)], 1);
+    assert_eq!(err.matches("(os error 2)").count(), 1, "{err}");
+    assert!(err.contains("missing.wasm"), "{err}");
 }

@@ -337,12 +337,21 @@ mod tests {
     #[test]
     fn limits_and_duplicates_are_told_in_words() {
         let (_, problems) = parse("a: 1\nb:\n  c: 2\n  c: 3\na: 4\n").expect("parses");
-        let messages: Vec<_> = problems.iter().map(|p| (p.pos.map(|p| (p.line, p.column)), p.message.as_str())).collect();
+        let messages: Vec<_> = problems
+            .iter()
+            .map(|p| (p.pos.map(|p| (p.line, p.column)), p.message.as_str()))
+            .collect();
         assert_eq!(
             messages,
             [
-                (Some((4, 3)), "duplicate key `c` (first at line 3, column 3); keep one of them"),
-                (Some((5, 1)), "duplicate key `a` (first at line 1, column 1); keep one of them"),
+                (
+                    Some((4, 3)),
+                    "duplicate key `c` (first at line 3, column 3); keep one of them"
+                ),
+                (
+                    Some((5, 1)),
+                    "duplicate key `a` (first at line 1, column 1); keep one of them"
+                ),
             ]
         );
         let mut big = String::from("containers:\n");
@@ -350,7 +359,13 @@ mod tests {
             big.push_str(&format!("  c{i}: x\n"));
         }
         let error = parse(&big).expect_err("too large");
-        assert!(error.message.starts_with("the file is too large: more than 100000 YAML nodes"), "{}", error.message);
+        assert!(
+            error
+                .message
+                .starts_with("the file is too large: more than 100000 YAML nodes"),
+            "{}",
+            error.message
+        );
         assert!(!error.message.contains("budget"), "{}", error.message);
     }
 
@@ -358,7 +373,10 @@ mod tests {
     fn bytes_that_are_not_utf8_get_a_place() {
         let problem = utf8(b"a: 1\nbb: \xc3\xa9\xff\n".to_vec()).expect_err("not utf-8");
         assert_eq!(problem.pos, Some(Pos { line: 2, column: 6 }));
-        assert_eq!(problem.message, "the file is not UTF-8 text (byte 0xff); save it as UTF-8");
+        assert_eq!(
+            problem.message,
+            "the file is not UTF-8 text (byte 0xff); save it as UTF-8"
+        );
         assert_eq!(utf8(b"ok".to_vec()).expect("utf-8"), "ok");
     }
 
