@@ -258,3 +258,28 @@ fn an_error_says_its_cause_once() {
     assert_eq!(err.matches("(os error 2)").count(), 1, "{err}");
     assert!(err.contains("missing.wasm"), "{err}");
 }
+
+/// A guest that floods its stdout waits in its write at `--log-rate` (here 1 KiB/s, so its
+/// 1 MiB would take ~17 minutes; unthrottled it takes well under a second): long after its
+/// neighbour ended it is still running with a few KiB logged, the host answers, and `down`
+/// stops it.
+#[test]
+fn a_flooding_guest_is_throttled_not_the_host() {
+    let sandbox = Sandbox::new();
+    let file = sandbox.write(
+        "shoal.yaml",
+        &with_images(
+            "name: slow\ncontainers:\n  flood:\n    image: IMAGES/hostile.wasm\n    args: [stdout, \"1\"]\n  hello:\n    image: IMAGES/hello.wasm\n    depends_on: [flood]\n",
+        ),
+    );
+    sandbox.ok(&["up", "-d", "--log-rate", "1KiB", "-f", arg(&file)]);
+    let _down = Down(&sandbox, "slow");
+    sandbox.wait_row("slow", "hello", LONG, |r| r["state"] == "exited");
+    assert_eq!(sandbox.row("slow", "flood")["state"], "running");
+    let stats: serde_json::Value =
+        serde_json::from_str(&sandbox.ok(&["stats", "-p", "slow", "--no-stream", "--format", "json"])).expect("json");
+    let logged = stats["log_bytes"]["flood"].as_u64().unwrap_or(0);
+    assert!(logged > 0 && logged < 512 << 10, "flood logged {logged} bytes");
+    let down = sandbox.ok(&["down", "-p", "slow"]);
+    assert!(down.contains("flood") && down.contains("removed (killed)"), "{down}");
+}
