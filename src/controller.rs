@@ -25,6 +25,9 @@ use crate::spec::{render_diagnostics, ContainerName, ImageRef, Stack};
 use crate::supervisor::{self, Deployed, LoadedImage, StackReport, Supervisor, SupervisorError};
 use crate::watch::FileWatcher;
 
+mod identity;
+pub use identity::{canonical, OtherFile};
+
 /// The name under which the controller's own lines appear in the log.
 pub const SELF: &str = "shoal";
 
@@ -267,7 +270,7 @@ impl Controller {
         }
         match request {
             Request::Reload { files } => {
-                if let Err(other) = self.same_files(&files) {
+                if let Err(other) = identity::same_files(&self.stack, &files) {
                     return Reply::Error(other.to_string());
                 }
                 match self.reload("shoal up").await {
@@ -276,26 +279,6 @@ impl Controller {
                 }
             }
             other => Reply::Error(format!("{other:?} is not a change")),
-        }
-    }
-
-    /// `up -d -f FILE` on this project: it must be the file this stack runs. Applying
-    /// another file under the same name would silently swap one project for another (two
-    /// folders both called `app`); the refusal names both files and the ways out.
-    fn same_files(&self, files: &[PathBuf]) -> Result<(), OtherFile> {
-        let running = canonical(&self.stack.file);
-        match files {
-            [] => Ok(()),
-            [only] if canonical(only) == running => Ok(()),
-            other => Err(OtherFile {
-                project: self.stack.name.to_string(),
-                running,
-                given: other
-                    .iter()
-                    .map(|f| f.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            }),
         }
     }
 
@@ -477,23 +460,6 @@ pub fn watched_files(stack: &Stack) -> BTreeSet<PathBuf> {
         }
     }
     files
-}
-
-/// The path with symlinks resolved, or as it is when it cannot be (it was removed).
-pub fn canonical(path: &std::path::Path) -> PathBuf {
-    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
-}
-
-/// `up -d` named a file other than the one the running project was started from.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "error: project `{project}` is running from {}, not from {given}\n  hint: `shoal down -p {project}` stops it first; to run both, give this file another project name (`-p NAME`, or `name:` in the file)\n",
-    running.display()
-)]
-pub struct OtherFile {
-    pub project: String,
-    pub running: PathBuf,
-    pub given: String,
 }
 
 /// A selection names a container the file does not have.
