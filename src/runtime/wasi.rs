@@ -203,7 +203,11 @@ async fn path_open(caller: &mut Caller<'_, ContainerCtx>, args: OpenArgs) -> was
         // exist yet (a create) is left to the open.
         let flags = Lookupflags::from_bits_truncate(dirflags as u32);
         let target = GuestPtr::<str>::new((path as u32, path_len as u32));
-        if let Ok(stat) = ctx.wasi.path_filestat_get(&mut memory, Fd::from(dir_fd), flags, target).await {
+        if let Ok(stat) = ctx
+            .wasi
+            .path_filestat_get(&mut memory, Fd::from(dir_fd), flags, target)
+            .await
+        {
             if !ordinary(stat.filetype) {
                 if !ctx.files.warned_special {
                     ctx.files.warned_special = true;

@@ -83,7 +83,13 @@ fn a_guest_hoarding_descriptors_gets_emfile_and_nobody_else_notices() {
         2,
         "the neighbour's opens must all succeed:\n{logs}"
     );
-    assert_eq!(std::fs::read_to_string(sandbox.path().join("data/n")).expect("n").lines().count(), 6);
+    assert_eq!(
+        std::fs::read_to_string(sandbox.path().join("data/n"))
+            .expect("n")
+            .lines()
+            .count(),
+        6
+    );
     // The control plane answers and takes the stack down.
     assert!(sandbox.ps("fdhoard").len() >= 3);
     let down = sandbox.ok(&["down", "-p", "fdhoard"]);
@@ -93,7 +99,12 @@ fn a_guest_hoarding_descriptors_gets_emfile_and_nobody_else_notices() {
 fn mkfifo(path: &Path) {
     let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("path");
     // SAFETY: mkfifo with a valid NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o666) }, 0, "mkfifo {}", path.display());
+    assert_eq!(
+        unsafe { libc::mkfifo(c.as_ptr(), 0o666) },
+        0,
+        "mkfifo {}",
+        path.display()
+    );
 }
 
 /// Fault 2. Before the fix the nine readers each blocked a thread of the pool (8) forever:
@@ -119,7 +130,10 @@ fn guests_opening_a_fifo_cannot_starve_neighbours_or_keep_shoal_alive() {
     let logs = wait_logs(&sandbox, "fifo", "nine refusals", |logs| {
         logs.matches("read /data/fifo: refused").count() == 9
     });
-    assert!(logs.contains("special_files: true"), "the refusal says how to allow it:\n{logs}");
+    assert!(
+        logs.contains("special_files: true"),
+        "the refusal says how to allow it:\n{logs}"
+    );
     sandbox.ok(&["down", "-p", "fifo"]);
     wait_gone(pid);
 }
@@ -151,7 +165,9 @@ fn shoal_exits_after_stop_timeout_whatever_a_guests_file_io_does() {
     let _stack = up_detached(&sandbox, &file, "stuck");
     let pid = server_pid(&sandbox, "stuck");
     // The stat answered; the read is now blocked in the open of the FIFO.
-    wait_logs(&sandbox, "stuck", "the stat", |logs| logs.contains("stat /pipes/fifo: ok"));
+    wait_logs(&sandbox, "stuck", "the stat", |logs| {
+        logs.contains("stat /pipes/fifo: ok")
+    });
     let down = sandbox.ok(&["down", "-p", "stuck"]);
     assert!(down.contains("killed"), "{down}");
     wait_gone(pid);
@@ -250,9 +266,7 @@ fn half_closed_request(socket: &Path, request: &str) -> String {
     std::thread::sleep(Duration::from_millis(1));
     stream.write_all(rest.as_bytes()).expect("write");
     stream.shutdown(std::net::Shutdown::Write).expect("shutdown");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
+    stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
     let mut reply = String::new();
     let mut reader = BufReader::new(stream);
     while let Ok(n) = reader.read_line(&mut reply) {
@@ -274,7 +288,9 @@ fn every_request_of_a_half_closed_client_gets_its_reply() {
         "name: halfclose\ncontainers:\n  hello:\n    image: IMAGES/fs-probe.wasm\n    args: [\"stat:/\", \"sleep:600000\"]\n",
     );
     let _stack = up_detached(&sandbox, &file, "halfclose");
-    wait_logs(&sandbox, "halfclose", "the guest's line", |logs| logs.contains("stat /:"));
+    wait_logs(&sandbox, "halfclose", "the guest's line", |logs| {
+        logs.contains("stat /:")
+    });
     let socket = sandbox.runtime_dir().join("halfclose.sock");
     let mut lost = Vec::new();
     for i in 0..50 {
@@ -282,7 +298,10 @@ fn every_request_of_a_half_closed_client_gets_its_reply() {
         if !ps.contains("hello") {
             lost.push(format!("ps #{i}: {ps:?}"));
         }
-        let logs = half_closed_request(&socket, "{\"v\":1,\"cmd\":\"logs\",\"names\":[],\"tail\":null,\"follow\":false}\n");
+        let logs = half_closed_request(
+            &socket,
+            "{\"v\":1,\"cmd\":\"logs\",\"names\":[],\"tail\":null,\"follow\":false}\n",
+        );
         if !logs.contains("stat /:") {
             lost.push(format!("logs #{i}: {logs:?}"));
         }

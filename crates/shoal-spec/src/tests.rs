@@ -755,16 +755,25 @@ fn descriptor_limit_and_special_files() {
     let yaml = "containers:\n  a:\n    image: m.wasm\n    limits: {max_open_files: 12}\n    mounts:\n      - {source: data, target: /pipes, special_files: true}\n      - ./data:/data\n  b:\n    image: m.wasm\n";
     let (stack, _) = load_in(p.path(), yaml).unwrap();
     assert_eq!(stack.containers[0].limits.max_open_files, 12);
-    assert_eq!(stack.containers[1].limits.max_open_files, Limits::DEFAULT_MAX_OPEN_FILES);
+    assert_eq!(
+        stack.containers[1].limits.max_open_files,
+        Limits::DEFAULT_MAX_OPEN_FILES
+    );
     let mounts = &stack.containers[0].mounts;
     assert!(mounts[0].special_files && !mounts[1].special_files);
     for (bad, needle) in [
         ("limits: {max_open_files: 0}", "between 1 and 65536, found 0"),
         ("limits: {nofile: 100}", "shoal calls it `limits.max_open_files`"),
         ("limits: {open_files: 100}", "write `max_open_files: 256`"),
-        ("mounts: [{source: data, target: /d, special_files: yes please}]", "`special_files`"),
+        (
+            "mounts: [{source: data, target: /d, special_files: yes please}]",
+            "`special_files`",
+        ),
     ] {
-        let e = errors(load_in(p.path(), &format!("containers:\n  a:\n    image: m.wasm\n    {bad}\n")));
+        let e = errors(load_in(
+            p.path(),
+            &format!("containers:\n  a:\n    image: m.wasm\n    {bad}\n"),
+        ));
         assert!(e.contains(needle), "{bad}: {e}");
     }
 }

@@ -40,9 +40,21 @@ const LIMIT_LOOKALIKES: &[(&str, &str, &str)] = &[
     ),
     ("pids", "a WebAssembly guest cannot start processes", "remove `pids`"),
     // Descriptor limit (issue 16, fault 1): the names other tools use for it.
-    ("nofile", "shoal calls it `limits.max_open_files`", "write `max_open_files: 256`"),
-    ("files", "shoal calls it `limits.max_open_files`", "write `max_open_files: 256`"),
-    ("open_files", "shoal calls it `limits.max_open_files`", "write `max_open_files: 256`"),
+    (
+        "nofile",
+        "shoal calls it `limits.max_open_files`",
+        "write `max_open_files: 256`",
+    ),
+    (
+        "files",
+        "shoal calls it `limits.max_open_files`",
+        "write `max_open_files: 256`",
+    ),
+    (
+        "open_files",
+        "shoal calls it `limits.max_open_files`",
+        "write `max_open_files: 256`",
+    ),
 ];
 
 pub(super) fn decode_limits(m: &[(Key, Node)], key: &str, ctx: &mut Ctx) -> Limits {
