@@ -49,6 +49,12 @@ pub enum ControlError {
     /// A file in the runtime folder that shoal did not make (a planted symlink or link).
     #[error("refusing {path}: {why}\n  hint: remove it; shoal creates its own")]
     UnsafeRuntimeFile { path: PathBuf, why: String },
+    #[error("cannot open {path}: {source}")]
+    RuntimeFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("project `{project}` is already running (socket {path})")]
     AlreadyRunning { project: String, path: PathBuf },
     #[error("cannot listen on {path}: {source}")]
@@ -173,12 +179,17 @@ pub fn open_private_file(path: &Path) -> Result<std::fs::File, ControlError> {
                 path: path.to_path_buf(),
                 why: "it is a symlink".into(),
             },
-            _ => ControlError::RuntimeDir {
+            // A FIFO without a reader refuses a non-blocking open for writing.
+            Some(libc::ENXIO) => ControlError::UnsafeRuntimeFile {
+                path: path.to_path_buf(),
+                why: "it is a FIFO".into(),
+            },
+            _ => ControlError::RuntimeFile {
                 path: path.to_path_buf(),
                 source,
             },
         })?;
-    let meta = file.metadata().map_err(|source| ControlError::RuntimeDir {
+    let meta = file.metadata().map_err(|source| ControlError::RuntimeFile {
         path: path.to_path_buf(),
         source,
     })?;
@@ -286,6 +297,54 @@ pub fn notify_systemd_ready() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_runtime_folder_rule() {
+        use std::os::unix::fs::PermissionsExt;
+        let scratch = tempfile::tempdir().expect("tempdir");
+        let dir = |name: &str, mode: u32| {
+            let path = scratch.path().join(name);
+            std::fs::create_dir(&path).expect("mkdir");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+            path
+        };
+        assert!(check_runtime_dir(&dir("private", 0o700)).is_ok());
+        assert!(check_runtime_dir(&dir("shared", 0o1777)).is_ok());
+        let open = check_runtime_dir(&dir("open", 0o777)).unwrap_err().to_string();
+        assert!(open.contains("not sticky") && open.contains("hint:"), "{open}");
+        let link = scratch.path().join("link");
+        std::os::unix::fs::symlink(scratch.path().join("private"), &link).expect("symlink");
+        let linked = check_runtime_dir(&link).unwrap_err().to_string();
+        assert!(linked.contains("it is a symlink"), "{linked}");
+        // The mode of what was checked is left as it was.
+        let mode = std::fs::metadata(scratch.path().join("open")).expect("stat");
+        assert_eq!(mode.permissions().mode() & 0o7777, 0o777);
+    }
+
+    #[test]
+    fn files_in_the_runtime_folder_are_never_reached_through_links() {
+        let scratch = tempfile::tempdir().expect("tempdir");
+        let victim = scratch.path().join("victim");
+        std::fs::write(&victim, "precious").expect("write");
+        let planted = scratch.path().join("p.log");
+        std::os::unix::fs::symlink(&victim, &planted).expect("symlink");
+        let refused = open_private_file(&planted).unwrap_err().to_string();
+        assert!(refused.contains("it is a symlink"), "{refused}");
+        let hard = scratch.path().join("h.log");
+        std::fs::hard_link(&victim, &hard).expect("link");
+        let refused = open_private_file(&hard).unwrap_err().to_string();
+        assert!(refused.contains("2 hard links"), "{refused}");
+        assert_eq!(std::fs::read_to_string(&victim).expect("read"), "precious");
+        let fifo = scratch.path().join("f.log");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("path");
+        // SAFETY: mkfifo with a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let refused = open_private_file(&fifo).unwrap_err().to_string();
+        assert!(refused.contains("FIFO"), "{refused}");
+        use std::io::Write;
+        let mut fresh = open_private_file(&scratch.path().join("new.log")).expect("create");
+        fresh.write_all(b"line\n").expect("append");
+    }
 
     #[test]
     fn socket_paths_past_the_kernel_limit_are_refused_with_a_fix() {
