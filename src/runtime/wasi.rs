@@ -121,6 +121,9 @@ impl FileGuard {
     }
 
     /// The errno refusing one more open, if the container or all guests are at their cap.
+    /// Otherwise one slot of the guests' cap is taken for the open (containers open at the
+    /// same time, so checking and counting later would overshoot); the caller gives it back
+    /// with [`release_slot`] if the open fails.
     fn refuse_open(&mut self) -> Option<i32> {
         if self.opened.len() >= self.limit {
             if !self.warned_limit {
@@ -132,7 +135,9 @@ impl FileGuard {
             }
             return Some(ERRNO_MFILE);
         }
-        if GUEST_FILES.load(Ordering::Relaxed) >= GUEST_FILES_CAP.load(Ordering::Relaxed) {
+        let cap = GUEST_FILES_CAP.load(Ordering::Relaxed);
+        let claimed = GUEST_FILES.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < cap).then_some(n + 1));
+        if claimed.is_err() {
             if !self.warned_limit {
                 self.warned_limit = true;
                 self.warn("an open was refused: the guests together hold every descriptor shoal gives them (the rest is kept for the control socket and logs; the guest gets ENFILE)");
@@ -140,6 +145,15 @@ impl FileGuard {
             return Some(ERRNO_NFILE);
         }
         None
+    }
+
+    /// Record a successful open whose slot [`FileGuard::refuse_open`] took; `false` if the
+    /// number was held already (WASI hands out free numbers, so never), the slot unused.
+    fn opened(&mut self, fd: u32, special: bool) -> bool {
+        if special {
+            self.special.insert(fd);
+        }
+        self.opened.insert(fd)
     }
 
     fn warn(&self, text: &str) {
@@ -157,6 +171,11 @@ impl FileGuard {
             GUEST_FILES.fetch_sub(before - after, Ordering::Relaxed);
         }
     }
+}
+
+/// Give back a slot taken by [`FileGuard::refuse_open`] for an open that failed.
+fn release_slot() {
+    GUEST_FILES.fetch_sub(1, Ordering::Relaxed);
 }
 
 impl Drop for FileGuard {
@@ -191,11 +210,22 @@ fn ordinary(filetype: Filetype) -> bool {
 type OpenArgs = (i32, i32, i32, i32, i32, i64, i64, i32, i32);
 
 async fn path_open(caller: &mut Caller<'_, ContainerCtx>, args: OpenArgs) -> wasmtime::Result<i32> {
-    let (dir, dirflags, path, path_len, oflags, base, inheriting, fdflags, result) = args;
-    let dir_fd = dir as u32;
     if let Some(errno) = caller.data_mut().files.refuse_open() {
         return Ok(errno);
     }
+    let mut kept = false;
+    let outcome = open_claimed(caller, args, &mut kept).await;
+    if !kept {
+        release_slot();
+    }
+    outcome
+}
+
+/// `path_open` once a slot of the guests' cap is held; `kept` is set when the new
+/// descriptor was recorded (it then holds the slot until closed).
+async fn open_claimed(caller: &mut Caller<'_, ContainerCtx>, args: OpenArgs, kept: &mut bool) -> wasmtime::Result<i32> {
+    let (dir, dirflags, path, path_len, oflags, base, inheriting, fdflags, result) = args;
+    let dir_fd = dir as u32;
     let special_ok = caller.data().files.special.contains(&dir_fd);
     let (mut memory, ctx) = memory_and_ctx(caller)?;
     if !special_ok {
@@ -240,12 +270,7 @@ async fn path_open(caller: &mut Caller<'_, ContainerCtx>, args: OpenArgs) -> was
     .await?;
     if errno == ERRNO_SUCCESS {
         if let Ok(fd) = memory.read(GuestPtr::<u32>::new(result as u32)) {
-            ctx.files.update(|opened, special| {
-                opened.insert(fd);
-                if special_ok {
-                    special.insert(fd);
-                }
-            });
+            *kept = ctx.files.opened(fd, special_ok);
         }
     }
     Ok(errno)

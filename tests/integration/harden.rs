@@ -308,3 +308,52 @@ fn every_request_of_a_half_closed_client_gets_its_reply() {
     }
     assert!(lost.is_empty(), "replies lost:\n{}", lost.join("\n"));
 }
+
+/// Fault 1, the reserve: with a process limit of 640 descriptors, two hoarders with the
+/// default limit (256 each) would take all of them; the guests' cap (640 - 256) stops the
+/// second with ENFILE and `ps`, `logs` and `down` still answer. Before the fix the control
+/// socket could not accept and `logs` hung.
+#[test]
+fn guests_together_leave_the_control_plane_its_reserve() {
+    use std::os::unix::process::CommandExt;
+    let sandbox = Sandbox::new();
+    std::fs::create_dir_all(sandbox.path().join("data")).expect("mkdir");
+    sandbox.write("data/f", "x");
+    let file = compose(
+        &sandbox,
+        "reserve",
+        "name: reserve\ncontainers:\n  one:\n    image: IMAGES/fs-probe.wasm\n    args: [\"hoard:/data/f\", \"sleep:600000\"]\n    mounts: [\"./data:/data\"]\n  two:\n    image: IMAGES/fs-probe.wasm\n    args: [\"hoard:/data/f\", \"sleep:600000\"]\n    mounts: [\"./data:/data\"]\n",
+    );
+    let mut up = sandbox.command(&["up", "-d", "-f", arg(&file)]);
+    // SAFETY: setrlimit only, between fork and exec; the detached server inherits it.
+    unsafe {
+        up.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 640,
+                rlim_max: 640,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let output = sandbox.run_command(up, &["up", "-d"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let _stack = crate::control::Detached {
+        sandbox: &sandbox,
+        project: "reserve".into(),
+    };
+    let logs = wait_logs(&sandbox, "reserve", "both hoards ending", |logs| {
+        logs.matches("hoard /data/f: ok").count() == 2
+    });
+    let counts: Vec<u32> = logs
+        .lines()
+        .filter_map(|l| l.split("hoard /data/f: ok ").nth(1))
+        .filter_map(|rest| rest.split(' ').next()?.parse().ok())
+        .collect();
+    assert_eq!(counts.iter().sum::<u32>(), 640 - 256, "{logs}");
+    assert!(logs.contains("ENFILE"), "{logs}");
+    assert_eq!(sandbox.ps("reserve").len(), 2);
+    sandbox.ok(&["down", "-p", "reserve"]);
+}
