@@ -122,7 +122,7 @@ fn serve(
         containers: stack.containers.len(),
         watching: options.watch,
     };
-    executor.block_on(async move {
+    let outcome = executor.block_on(async move {
         let (server, note) = Server::bind(&info.project)?;
         if let Some(note) = note {
             log.line(controller::SELF, crate::logs::Stream::System, &note);
@@ -151,7 +151,13 @@ fn serve(
         stop_serving.cancel();
         let _ = serving.await;
         Ok(outcome)
-    })
+    });
+    // Every container is reported ended by now (killed at `stop_timeout` at the latest). A
+    // blocking-pool thread may still sit in a guest's file call (a FIFO nobody writes);
+    // dropping the executor would wait for it forever, so it is left behind and the
+    // process exits (issue 16, fault 2).
+    executor.shutdown_background();
+    outcome
 }
 
 /// `up -d` on a project that runs already: the running process re-reads the file and
@@ -353,13 +359,8 @@ fn print_rows(rows: &[ContainerInfo]) -> usize {
 
 /// The detached stack's log file (rotated by size: [`crate::logs::rotate`]).
 fn open_log(path: &PathBuf) -> anyhow::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))
+    // No symlink, someone else's file or hard link: see `control::open_private_file`.
+    Ok(control::open_private_file(path)?)
 }
 
 fn tail_of(path: &Path, lines: usize) -> String {

@@ -22,6 +22,11 @@ impl Client {
                 path,
             });
         }
+        // A socket in a folder someone else controls may be theirs: requests (and their
+        // replies) must not go to it.
+        if let Some(dir) = path.parent() {
+            super::check_runtime_dir(dir)?;
+        }
         Ok(Client { path })
     }
 

@@ -4,8 +4,9 @@
 //!
 //! # Where the socket lives
 //! `$SHOAL_RUNTIME_DIR/<project>.sock` if set, else `$XDG_RUNTIME_DIR/shoal/<project>.sock`
-//! (systemd's per-user tmpfs), else `/tmp/shoal-<uid>/<project>.sock`. The folder is
-//! created mode 0700 and the socket is chmod 0600: only its owner can talk to it. A
+//! (systemd's per-user tmpfs), else `/tmp/shoal-<uid>/<project>.sock`. A folder shoal
+//! creates is made mode 0700; one that exists is checked, never chmod-ed (see
+//! [`check_runtime_dir`]). The socket is chmod 0600: only its owner can talk to it. A
 //! detached stack's own output (what `up` would print) goes to `<project>.log` beside it.
 //!
 //! # Stale sockets
@@ -38,6 +39,18 @@ pub use server::{Server, ServerContext};
 pub enum ControlError {
     #[error("cannot create the runtime folder {path}: {source}")]
     RuntimeDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The runtime folder could be controlled by someone else: shoal keeps nothing there.
+    #[error("refusing the runtime folder {path}: {why}\n  hint: remove it (shoal creates it again, owner-only) or set SHOAL_RUNTIME_DIR to a folder only you can write")]
+    UnsafeRuntimeDir { path: PathBuf, why: String },
+    /// A file in the runtime folder that shoal did not make (a planted symlink or link).
+    #[error("refusing {path}: {why}\n  hint: remove it; shoal creates its own")]
+    UnsafeRuntimeFile { path: PathBuf, why: String },
+    #[error("cannot open {path}: {source}")]
+    RuntimeFile {
         path: PathBuf,
         #[source]
         source: std::io::Error,
@@ -84,21 +97,136 @@ pub fn runtime_dir() -> PathBuf {
     std::env::temp_dir().join(format!("shoal-{uid}"))
 }
 
-/// Create [`runtime_dir`] owner-only.
+/// Make sure [`runtime_dir`] exists and is safe to keep sockets and logs in; see
+/// [`check_runtime_dir`] for the rule. A folder shoal creates is made mode 0700 (its
+/// missing parents too); a folder that exists is never chmod-ed: it may be someone else's
+/// (`/tmp`, or a trap another user laid).
 pub fn ensure_runtime_dir() -> Result<PathBuf, ControlError> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    use std::os::unix::fs::DirBuilderExt;
     let dir = runtime_dir();
-    let error = |source| ControlError::RuntimeDir {
-        path: dir.clone(),
-        source,
-    };
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)
-        .map_err(error)?;
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(error)?;
+    match std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir) {
+        Ok(()) => {}
+        Err(source) => {
+            return Err(ControlError::RuntimeDir {
+                path: dir.clone(),
+                source,
+            })
+        }
+    }
+    check_runtime_dir(&dir)?;
     Ok(dir)
+}
+
+/// The rule for the runtime folder. Its files are the stack's control socket and its log,
+/// so whoever can replace them can take over the stack or redirect its output:
+/// - it must be a real folder, not a symlink (a link can be swapped for another target);
+/// - it must belong to the current user, or to root with the sticky bit set (a shared
+///   folder such as `/tmp`, where nobody can remove or rename another user's files);
+/// - if group or others may write in it, it must be sticky (otherwise anyone with that
+///   right could replace the socket or the log).
+///
+/// Files inside are then opened with `O_NOFOLLOW` and checked for their owner (see
+/// [`open_private_file`]), which covers what another user may have pre-created in a shared
+/// sticky folder.
+pub fn check_runtime_dir(dir: &Path) -> Result<(), ControlError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(dir).map_err(|source| ControlError::RuntimeDir {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let unsafe_dir = |why: String| ControlError::UnsafeRuntimeDir {
+        path: dir.to_path_buf(),
+        why,
+    };
+    if meta.file_type().is_symlink() {
+        return Err(unsafe_dir("it is a symlink".into()));
+    }
+    if !meta.is_dir() {
+        return Err(unsafe_dir("it is not a folder".into()));
+    }
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let mode = meta.mode();
+    let sticky = mode & 0o1000 != 0;
+    if meta.uid() != me && !(meta.uid() == 0 && sticky) {
+        return Err(unsafe_dir(format!(
+            "it belongs to uid {}, not to you (uid {me})",
+            meta.uid()
+        )));
+    }
+    if mode & 0o022 != 0 && !sticky {
+        return Err(unsafe_dir(format!(
+            "others may write in it (mode {:o}) and it is not sticky",
+            mode & 0o7777
+        )));
+    }
+    Ok(())
+}
+
+/// Open (creating it if missing) a file in the runtime folder for appending, owner-only.
+/// `O_NOFOLLOW` refuses a symlink planted in its place; a file that exists must be a
+/// regular file of ours with one link (not a hard link to someone's file).
+pub fn open_private_file(path: &Path) -> Result<std::fs::File, ControlError> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|source| match source.raw_os_error() {
+            Some(libc::ELOOP) => ControlError::UnsafeRuntimeFile {
+                path: path.to_path_buf(),
+                why: "it is a symlink".into(),
+            },
+            // A FIFO without a reader refuses a non-blocking open for writing.
+            Some(libc::ENXIO) => ControlError::UnsafeRuntimeFile {
+                path: path.to_path_buf(),
+                why: "it is a FIFO".into(),
+            },
+            _ => ControlError::RuntimeFile {
+                path: path.to_path_buf(),
+                source,
+            },
+        })?;
+    let meta = file.metadata().map_err(|source| ControlError::RuntimeFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let why = if !meta.is_file() {
+        Some("it is not a regular file".to_string())
+    } else if meta.uid() != me {
+        Some(format!("it belongs to uid {}, not to you (uid {me})", meta.uid()))
+    } else if meta.nlink() != 1 {
+        Some(format!("it has {} hard links", meta.nlink()))
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        return Err(ControlError::UnsafeRuntimeFile {
+            path: path.to_path_buf(),
+            why,
+        });
+    }
+    // Appends must block as usual once the file is known to be a regular one.
+    set_blocking(&file);
+    Ok(file)
+}
+
+/// Clear `O_NONBLOCK` (set while opening so a FIFO planted in place of a file cannot hang
+/// the open).
+fn set_blocking(file: &std::fs::File) {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on a descriptor we own; failure leaves the flags as they were.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags >= 0 {
+            libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK);
+        }
+    }
 }
 
 /// Longest socket path the kernel binds: `sun_path` is 108 bytes with its closing NUL.
@@ -169,6 +297,54 @@ pub fn notify_systemd_ready() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_runtime_folder_rule() {
+        use std::os::unix::fs::PermissionsExt;
+        let scratch = tempfile::tempdir().expect("tempdir");
+        let dir = |name: &str, mode: u32| {
+            let path = scratch.path().join(name);
+            std::fs::create_dir(&path).expect("mkdir");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+            path
+        };
+        assert!(check_runtime_dir(&dir("private", 0o700)).is_ok());
+        assert!(check_runtime_dir(&dir("shared", 0o1777)).is_ok());
+        let open = check_runtime_dir(&dir("open", 0o777)).unwrap_err().to_string();
+        assert!(open.contains("not sticky") && open.contains("hint:"), "{open}");
+        let link = scratch.path().join("link");
+        std::os::unix::fs::symlink(scratch.path().join("private"), &link).expect("symlink");
+        let linked = check_runtime_dir(&link).unwrap_err().to_string();
+        assert!(linked.contains("it is a symlink"), "{linked}");
+        // The mode of what was checked is left as it was.
+        let mode = std::fs::metadata(scratch.path().join("open")).expect("stat");
+        assert_eq!(mode.permissions().mode() & 0o7777, 0o777);
+    }
+
+    #[test]
+    fn files_in_the_runtime_folder_are_never_reached_through_links() {
+        let scratch = tempfile::tempdir().expect("tempdir");
+        let victim = scratch.path().join("victim");
+        std::fs::write(&victim, "precious").expect("write");
+        let planted = scratch.path().join("p.log");
+        std::os::unix::fs::symlink(&victim, &planted).expect("symlink");
+        let refused = open_private_file(&planted).unwrap_err().to_string();
+        assert!(refused.contains("it is a symlink"), "{refused}");
+        let hard = scratch.path().join("h.log");
+        std::fs::hard_link(&victim, &hard).expect("link");
+        let refused = open_private_file(&hard).unwrap_err().to_string();
+        assert!(refused.contains("2 hard links"), "{refused}");
+        assert_eq!(std::fs::read_to_string(&victim).expect("read"), "precious");
+        let fifo = scratch.path().join("f.log");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("path");
+        // SAFETY: mkfifo with a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let refused = open_private_file(&fifo).unwrap_err().to_string();
+        assert!(refused.contains("FIFO"), "{refused}");
+        use std::io::Write;
+        let mut fresh = open_private_file(&scratch.path().join("new.log")).expect("create");
+        fresh.write_all(b"line\n").expect("append");
+    }
 
     #[test]
     fn socket_paths_past_the_kernel_limit_are_refused_with_a_fix() {

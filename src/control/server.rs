@@ -95,14 +95,19 @@ impl Server {
     /// reply to `down` is written after the stack is gone).
     pub async fn serve(&self, context: ServerContext, shutdown: CancellationToken) {
         let mut connections = tokio::task::JoinSet::new();
+        let mut backoff = AcceptBackoff::default();
         loop {
             let accepted = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 accepted = self.listener.accept() => accepted,
                 Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             };
-            if let Ok((stream, _)) = accepted {
-                connections.spawn(handle(stream, context.clone(), shutdown.clone()));
+            match accepted {
+                Ok((stream, _)) => {
+                    backoff.delay = None;
+                    connections.spawn(handle(stream, context.clone(), shutdown.clone()));
+                }
+                Err(error) => backoff.failed(&error).await,
             }
         }
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
@@ -186,21 +191,82 @@ async fn handle(stream: UnixStream, context: ServerContext, shutdown: Cancellati
             return;
         }
     };
-    // A client that hangs up (Ctrl-C on `logs -f`) ends its stream at once.
-    let mut reader = reader.into_inner();
-    let hangup = async move {
-        let mut buf = [0u8; 64];
-        while let Ok(n) = reader.read(&mut buf).await {
-            if n == 0 {
-                break;
-            }
-        }
-    };
+    // A client that hangs up (Ctrl-C on `logs -f`) ends its stream at once. An end of
+    // input alone is not a hang-up: `socat` and `nc -N` shut their writing side after the
+    // request and still read the reply.
+    let reader = reader.into_inner();
+    let hangup = hung_up(reader);
     let streaming = request.is_stream();
     tokio::select! {
         _ = hangup => {}
         _ = shutdown.cancelled(), if streaming => {}
         _ = cmd::serve(request, &mut conn, &context) => {}
+    }
+}
+
+/// Resolves once the client has gone: a read error (reset), or, after the end of its
+/// input, the peer's full close. A Unix socket reports `POLLHUP` only when the peer closed
+/// both directions; after a half-close (`shutdown(SHUT_WR)`) it reports just `POLLRDHUP`,
+/// so a client still waiting for its reply is never taken for gone. Writes find a vanished
+/// client too (EPIPE); this check only ends idle streams early.
+async fn hung_up(mut reader: BufReader<tokio::net::unix::OwnedReadHalf>) {
+    let mut buf = [0u8; 64];
+    loop {
+        match reader.read(&mut buf).await {
+            Ok(0) => break,
+            Ok(_) => continue,
+            Err(_) => return,
+        }
+    }
+    let fd = {
+        use std::os::fd::AsRawFd;
+        let half: &tokio::net::unix::OwnedReadHalf = reader.get_ref();
+        let stream: &UnixStream = half.as_ref();
+        stream.as_raw_fd()
+    };
+    loop {
+        if peer_closed(fd) {
+            return;
+        }
+        tokio::time::sleep(HANGUP_POLL).await;
+    }
+}
+
+/// How often a half-closed connection is checked for its peer's full close.
+const HANGUP_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Whether the peer of the connected Unix socket `fd` closed both directions (or the socket
+/// is in error). Never blocks: a poll with timeout 0.
+fn peer_closed(fd: std::os::fd::RawFd) -> bool {
+    let mut poll = libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, timeout 0; `fd` is owned by the caller's live stream.
+    let ready = unsafe { libc::poll(&mut poll, 1, 0) };
+    ready > 0 && poll.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0
+}
+
+/// Pacing for a failing `accept`. Out of descriptors (EMFILE/ENFILE) the pending connection
+/// stays queued and `accept` fails again at once: retrying without a pause spun the server
+/// at 100% CPU. It waits a little (doubling up to a second) and logs once per episode.
+#[derive(Default)]
+struct AcceptBackoff {
+    delay: Option<std::time::Duration>,
+}
+
+impl AcceptBackoff {
+    async fn failed(&mut self, error: &std::io::Error) {
+        let delay = match self.delay {
+            None => {
+                eprintln!("warning: the control socket cannot accept a connection ({error}); retrying");
+                std::time::Duration::from_millis(10)
+            }
+            Some(d) => (d * 2).min(std::time::Duration::from_secs(1)),
+        };
+        self.delay = Some(delay);
+        tokio::time::sleep(delay).await;
     }
 }
 

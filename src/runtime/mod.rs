@@ -21,6 +21,7 @@ mod output;
 mod probe;
 pub mod stack;
 mod ticker;
+pub mod wasi;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,6 +91,8 @@ pub struct ContainerCtx {
     pub limiter: MemoryLimiter,
     /// `limits.cpu`: the container's share, CPU meter and credit (see [`cpu`]).
     pub cpu: cpu::CpuState,
+    /// Open descriptors against `limits.max_open_files`, special files (see [`wasi`]).
+    pub files: wasi::FileGuard,
     execution: ExecutionGuard,
     probe: Arc<Probe>,
     /// Times guest execution for `ps`/`top` (the CPU limit has its own meter in `cpu`).
@@ -157,6 +160,9 @@ impl Runtime {
         exit::serve_proc_exit(&mut linker).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         host::add_to_linker(&mut linker, |cx: &mut ContainerCtx| &mut cx.host)
             .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        // Descriptor limits and special-file checks around WASI's file calls (issue 16).
+        wasi::add_to_linker(&mut linker).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        wasi::reserve_descriptors();
         let ticker = Ticker::start(engine.clone(), config.epoch_tick).map_err(RuntimeError::Ticker)?;
         Ok(Runtime { engine, linker, ticker })
     }
@@ -210,11 +216,13 @@ impl Runtime {
         }
         let limiter = MemoryLimiter::new(spec.limits.memory).reporting_to(&spec.name, host.log.clone());
         let cpu = cpu::CpuState::new(spec.limits.cpu).reporting_to(&spec.name, host.log.clone());
+        let files = wasi::FileGuard::new(spec, host.log.clone());
         let ctx = ContainerCtx {
             wasi: wasi.build_p1(),
             host: HostState::new(host),
             limiter: limiter.with_probe(probe.clone()),
             cpu,
+            files,
             execution: self.ticker.guard(),
             probe,
             clock: CpuClock::default(),

@@ -12,6 +12,7 @@ mod control;
 mod faults;
 mod fuzz;
 mod gpio;
+mod harden;
 mod hostile;
 mod image_check;
 mod images;

@@ -113,6 +113,11 @@ pub struct Mount {
     /// Absolute guest path, e.g. `/shared`.
     pub guest: String,
     pub read_only: bool,
+    /// `special_files: true`: the guest may open FIFOs, sockets and device files found in
+    /// this mount. Off by default: opening a FIFO nobody writes blocks forever, and a device
+    /// file is a door to hardware, so both must be asked for.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub special_files: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -157,6 +162,8 @@ pub struct Limits {
     pub max_subscriptions: u32,
     /// Bytes of guest memory the host may add to hold copies of received messages.
     pub message_region: u64,
+    /// Files and folders the container may hold open at once (`limits.max_open_files`).
+    pub max_open_files: u32,
 }
 
 impl Limits {
@@ -177,6 +184,9 @@ impl Limits {
     pub const DEFAULT_MESSAGE_REGION: u64 = 5 << 16;
     /// Upper bound of the count limits (`max_timers`, `queue`, `max_subscriptions`).
     pub const MAX_COUNT: u32 = 65_536;
+    /// Each open file of a guest is a descriptor of the shoal process, shared with every
+    /// neighbour and the control socket; 256 is far more than a real guest holds.
+    pub const DEFAULT_MAX_OPEN_FILES: u32 = 256;
 }
 
 impl Default for Limits {
@@ -188,6 +198,7 @@ impl Default for Limits {
             queue: Self::DEFAULT_QUEUE,
             max_subscriptions: Self::DEFAULT_MAX_SUBSCRIPTIONS,
             message_region: Self::DEFAULT_MESSAGE_REGION,
+            max_open_files: Self::DEFAULT_MAX_OPEN_FILES,
         }
     }
 }

@@ -272,7 +272,8 @@ fn mounts_short_and_long() {
         Mount {
             host: p.path().join("data"),
             guest: "/data".into(),
-            read_only: true
+            read_only: true,
+            special_files: false,
         }
     );
     assert_eq!(
@@ -280,7 +281,8 @@ fn mounts_short_and_long() {
         Mount {
             host: p.path().join("data"),
             guest: "/other".into(),
-            read_only: false
+            read_only: false,
+            special_files: false,
         }
     );
 }
@@ -744,4 +746,34 @@ fn a_folder_is_searched_for_the_compose_file() {
     );
     std::fs::write(dir.path().join("compose.yaml"), "").unwrap();
     assert_eq!(compose_path(Some(dir.path())).unwrap(), dir.path().join("compose.yaml"));
+}
+
+/// Issue 16, faults 1 and 2: `limits.max_open_files` and the mount's `special_files`.
+#[test]
+fn descriptor_limit_and_special_files() {
+    let p = project();
+    let yaml = "containers:\n  a:\n    image: m.wasm\n    limits: {max_open_files: 12}\n    mounts:\n      - {source: data, target: /pipes, special_files: true}\n      - ./data:/data\n  b:\n    image: m.wasm\n";
+    let (stack, _) = load_in(p.path(), yaml).unwrap();
+    assert_eq!(stack.containers[0].limits.max_open_files, 12);
+    assert_eq!(
+        stack.containers[1].limits.max_open_files,
+        Limits::DEFAULT_MAX_OPEN_FILES
+    );
+    let mounts = &stack.containers[0].mounts;
+    assert!(mounts[0].special_files && !mounts[1].special_files);
+    for (bad, needle) in [
+        ("limits: {max_open_files: 0}", "between 1 and 65536, found 0"),
+        ("limits: {nofile: 100}", "shoal calls it `limits.max_open_files`"),
+        ("limits: {open_files: 100}", "write `max_open_files: 256`"),
+        (
+            "mounts: [{source: data, target: /d, special_files: yes please}]",
+            "`special_files`",
+        ),
+    ] {
+        let e = errors(load_in(
+            p.path(),
+            &format!("containers:\n  a:\n    image: m.wasm\n    {bad}\n"),
+        ));
+        assert!(e.contains(needle), "{bad}: {e}");
+    }
 }

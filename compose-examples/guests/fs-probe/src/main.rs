@@ -11,6 +11,8 @@
 //! | `append:PATH:N` | appends `line I` (I from 0) N times, one `write` per line, 20 ms apart |
 //! | `fill:PATH` | writes 4 KiB blocks until a write fails, then says how far it got |
 //! | `sleep:MS` | sleeps |
+//! | `hoard:PATH` | opens PATH again and again, keeping every handle, until an open fails; says how many it got and why it stopped, and keeps them until the guest ends |
+//! | `stat:PATH` | reads the file's metadata (type and size) |
 
 use std::fs;
 use std::io::Write;
@@ -52,7 +54,19 @@ fn fill(path: &str) -> std::io::Result<String> {
     }
 }
 
+/// Open `path` until an open fails; the handles go to `held` so they stay open.
+fn hoard(path: &str, held: &mut Vec<fs::File>) -> std::io::Result<String> {
+    let before = held.len();
+    loop {
+        match fs::File::open(path) {
+            Ok(file) => held.push(file),
+            Err(e) => return Ok(format!("{} handles, then: {e}", held.len() - before)),
+        }
+    }
+}
+
 fn main() {
+    let mut held = Vec::new();
     for arg in std::env::args().skip(1) {
         let mut parts = arg.splitn(3, ':');
         let op = parts.next().unwrap_or_default();
@@ -74,6 +88,8 @@ fn main() {
             "symlink" => fs::soft_link(path, extra).map(|_| format!("-> {path}")),
             "append" => append(path, extra.parse().unwrap_or(10)),
             "fill" => fill(path),
+            "hoard" => hoard(path, &mut held),
+            "stat" => fs::metadata(path).map(|m| format!("{:?}, {} bytes", m.file_type(), m.len())),
             "sleep" => {
                 let _ = shoal_guest::sleep(path.parse().unwrap_or(100));
                 Ok(String::new())

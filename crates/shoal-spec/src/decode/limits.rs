@@ -39,6 +39,22 @@ const LIMIT_LOOKALIKES: &[(&str, &str, &str)] = &[
         "write `cpu: 0.5` (a share of one core)",
     ),
     ("pids", "a WebAssembly guest cannot start processes", "remove `pids`"),
+    // Descriptor limit (issue 16, fault 1): the names other tools use for it.
+    (
+        "nofile",
+        "shoal calls it `limits.max_open_files`",
+        "write `max_open_files: 256`",
+    ),
+    (
+        "files",
+        "shoal calls it `limits.max_open_files`",
+        "write `max_open_files: 256`",
+    ),
+    (
+        "open_files",
+        "shoal calls it `limits.max_open_files`",
+        "write `max_open_files: 256`",
+    ),
 ];
 
 pub(super) fn decode_limits(m: &[(Key, Node)], key: &str, ctx: &mut Ctx) -> Limits {
@@ -81,6 +97,7 @@ pub(super) fn decode_limits(m: &[(Key, Node)], key: &str, ctx: &mut Ctx) -> Limi
                 match name {
                     "max_timers" => limits.max_timers = n,
                     "queue" => limits.queue = n,
+                    "max_open_files" => limits.max_open_files = n,
                     _ => limits.max_subscriptions = n,
                 }
             }
@@ -234,6 +251,9 @@ pub struct LimitsFile {
     pub max_subscriptions: Option<u32>,
     /// Guest memory the host may add, in whole 64 KiB pages at the end of the guest's memory, to hold the copies of received messages the guest has not freed yet (`ocre_messaging_free_module_event_data`), from `128KiB` (one largest message) to `64MiB`. A message that does not fit waits, queued, until the guest frees one. Default `320KiB` (four largest messages).
     pub message_region: Option<ScalarFile>,
+    /// Files and folders the container may hold open at once (1 to 65536); an open beyond returns WASI `EMFILE` to this guest only. Each is a descriptor of the shoal process, which keeps a reserve for its control socket and logs. Default 256.
+    #[schemars(range(min = 1, max = 65536))]
+    pub max_open_files: Option<u32>,
 }
 
 impl LimitsFile {
@@ -244,5 +264,6 @@ impl LimitsFile {
         "queue",
         "max_subscriptions",
         "message_region",
+        "max_open_files",
     ];
 }

@@ -86,6 +86,7 @@ fn parse_long_mount(m: &[(Key, Node)], pos: Pos, key: &str, ctx: &mut Ctx) -> Op
     let mut source = None;
     let mut target = None;
     let mut ro = false;
+    let mut special = false;
     let mut ok = true;
     for (k, v) in fields {
         let kp = format!("{key}.{}", k.name);
@@ -94,6 +95,10 @@ fn parse_long_mount(m: &[(Key, Node)], pos: Pos, key: &str, ctx: &mut Ctx) -> Op
             "target" => target = ctx.string(v, &kp, "`target`").map(|s| (s, v.pos)),
             "read_only" => match ctx.bool(v, &kp, "`read_only`") {
                 Some(b) => ro = b,
+                None => ok = false,
+            },
+            "special_files" => match ctx.bool(v, &kp, "`special_files`") {
+                Some(b) => special = b,
                 None => ok = false,
             },
             _ => {}
@@ -109,7 +114,9 @@ fn parse_long_mount(m: &[(Key, Node)], pos: Pos, key: &str, ctx: &mut Ctx) -> Op
     if !ok {
         return None;
     }
-    check_mount(&s, &t, ro, spos, tpos, key, ctx, false)
+    let mut mount = check_mount(&s, &t, ro, spos, tpos, key, ctx, false)?;
+    mount.special_files = special;
+    Some(mount)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -174,6 +181,7 @@ fn check_mount(
         host: abs,
         guest: guest.to_string(),
         read_only: ro,
+        special_files: false,
     })
 }
 
@@ -199,8 +207,10 @@ pub struct MountLongFile {
     pub target: String,
     /// Mount read-only (default false).
     pub read_only: Option<bool>,
+    /// Let the guest open FIFOs, sockets and device files found in this folder (default false: such opens are refused with `EACCES`, since a FIFO nobody writes would block the guest's I/O forever and a device is hardware).
+    pub special_files: Option<bool>,
 }
 
 impl MountLongFile {
-    pub const KEYS: &'static [&'static str] = &["source", "target", "read_only"];
+    pub const KEYS: &'static [&'static str] = &["source", "target", "read_only", "special_files"];
 }
