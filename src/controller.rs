@@ -162,6 +162,9 @@ impl Controller {
             crate::control::notify_systemd_ready();
         }
         let (ending, down_reply) = self.serve(commands, &shutdown).await;
+        if serving {
+            crate::systemd::notify("STOPPING=1");
+        }
         let (report, reclamation) = self.teardown(ending, bridges).await;
         if let Some(reply) = down_reply {
             reply_down(reply, &report, reclamation);

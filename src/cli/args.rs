@@ -32,6 +32,14 @@ pub(super) struct GlobalArgs {
     /// Deepest wasm stack any container may use, e.g. 1MiB [default: 512KiB] (engine-wide; see README: limits)
     #[arg(long, global = true, value_name = "SIZE", env = "SHOAL_MAX_WASM_STACK")]
     pub(super) max_wasm_stack: Option<ByteSize>,
+    // Operations (issue 19): shoal's own log lines. `-v`/`-q` stay the commands' own
+    // (`up -v`, `config -q`); these are long flags so they never clash with them.
+    /// Form of shoal's own log lines on stderr [default: text; the journal when run by systemd]
+    #[arg(long, global = true, value_enum, value_name = "FORMAT", env = "SHOAL_LOG_FORMAT")]
+    pub(super) log_format: Option<crate::telemetry::LogFormat>,
+    /// Least level logged: error, warn, info, debug, trace (RUST_LOG overrides) [default: info]
+    #[arg(long, global = true, value_name = "LEVEL", env = "SHOAL_LOG")]
+    pub(super) log_level: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -125,6 +133,9 @@ pub(super) struct UpArgs {
     /// Reload when the compose file, an env file or an image file changes
     #[arg(long)]
     pub(super) watch: bool,
+    /// Serve Prometheus metrics on ADDR (e.g. 127.0.0.1:9464) at /metrics
+    #[arg(long, value_name = "ADDR", env = "SHOAL_METRICS")]
+    pub(super) metrics: Option<String>,
     /// Internal: this process is the background half of `up -d`
     #[arg(long, hide = true)]
     pub(super) detached_child: bool,

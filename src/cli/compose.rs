@@ -25,8 +25,8 @@ pub(crate) fn load_stack(images: &ImageStore, runtime: &RuntimeConfig, path: &Pa
     print_diagnostics(&diagnostics);
     let warnings = diagnostics.len();
     if strict && warnings > 0 {
-        eprintln!(
-            "error: {} has {warnings} warning{} and --strict is set",
+        tracing::error!(
+            "{} has {warnings} warning{} and --strict is set",
             path.display(),
             plural(warnings)
         );
@@ -37,8 +37,8 @@ pub(crate) fn load_stack(images: &ImageStore, runtime: &RuntimeConfig, path: &Pa
 
 fn report_invalid(path: &Path, diagnostics: &[Diagnostic]) {
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
-    eprintln!(
-        "error: {} is invalid ({errors} error{})",
+    tracing::error!(
+        "{} is invalid ({errors} error{})",
         path.display(),
         plural(errors)
     );

@@ -34,10 +34,11 @@ use compose::{compose_path, load_stack};
 /// Entry point used by `main`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    crate::telemetry::init(cli.global.log_format, cli.global.log_level.as_deref());
     match dispatch(cli) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            tracing::error!("{error:#}");
             ExitCode::from(1)
         }
     }

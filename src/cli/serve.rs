@@ -61,11 +61,11 @@ pub(super) fn up(
     let foreground = !args.detached_child;
     let (report, ending, reclamation) = serve(images, runtime_config, stack, options, &args, foreground)?;
     if args.verbose || !foreground {
-        eprintln!("{reclamation}");
+        tracing::info!("{reclamation}");
     }
     match ending {
-        Ending::Down => eprintln!("stack `{project}` taken down by `shoal down`"),
-        Ending::Interrupted => eprintln!("stack `{project}` stopped"),
+        Ending::Down => tracing::info!(project = %project, "stack `{project}` taken down by `shoal down`"),
+        Ending::Interrupted => tracing::info!(project = %project, "stack `{project}` stopped"),
         Ending::AllEnded => {}
     }
     Ok(if report.is_success() {
@@ -88,10 +88,10 @@ fn serve(
     let verbose = args.verbose;
     let modules = supervisor::load_modules(&runtime, images, &stack, |path, loaded| {
         if verbose {
-            eprintln!("{}", supervisor::describe_load(path, loaded));
+            tracing::info!("{}", supervisor::describe_load(path, loaded));
         }
         if let Some(why) = &loaded.cache_error {
-            eprintln!("warning: cannot write the compile cache: {why}");
+            tracing::warn!("cannot write the compile cache: {why}");
         }
     })?;
     // shoal's own lines are system lines, never padded: only containers set the width.
@@ -112,6 +112,9 @@ fn serve(
         containers: stack.containers.len(),
         watching: options.watch,
     };
+    crate::telemetry::set_project(&info.project);
+    let metrics_addr = args.metrics.clone();
+    let _span = tracing::info_span!("stack", project = %info.project).entered();
     executor.block_on(async move {
         let (server, note) = Server::bind(&info.project)?;
         if let Some(note) = note {
@@ -133,6 +136,17 @@ fn serve(
             commands: commands_tx,
         };
         let stop_serving = CancellationToken::new();
+        crate::systemd::spawn_watchdog(context.board.clone(), stop_serving.clone());
+        if let Some(addr) = &metrics_addr {
+            let source = crate::metrics::Source {
+                project: context.info.project.clone(),
+                board: context.board.clone(),
+                broker: context.broker.clone(),
+                bridges: context.bridges.clone(),
+            };
+            let (local, _task) = crate::metrics::serve(addr, source, stop_serving.clone()).await?;
+            tracing::info!("metrics on http://{local}/metrics");
+        }
         let serving = {
             let stop = stop_serving.clone();
             tokio::spawn(async move { server.serve(context, stop).await })
@@ -159,7 +173,7 @@ fn apply_to_running(project: &str) -> anyhow::Result<ExitCode> {
                 }
             }
             for failure in &report.failures {
-                eprintln!("error: {failure}");
+                tracing::error!("{failure}");
             }
             Ok(if report.failures.is_empty() {
                 ExitCode::SUCCESS
@@ -169,7 +183,7 @@ fn apply_to_running(project: &str) -> anyhow::Result<ExitCode> {
         }
         Err(control::ControlError::Refused(text)) => {
             eprint!("{text}");
-            eprintln!("error: the running stack is unchanged");
+            tracing::error!("the running stack is unchanged");
             Ok(ExitCode::from(1))
         }
         Err(e) => Err(e.into()),
@@ -231,6 +245,9 @@ fn spawn_detached(
         .arg(std::fs::canonicalize(path)?);
     if args.watch {
         command.arg("--watch");
+    }
+    if let Some(addr) = &args.metrics {
+        command.arg("--metrics").arg(addr);
     }
     if args.verbose {
         command.arg("--verbose");

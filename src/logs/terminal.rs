@@ -45,6 +45,16 @@ impl TerminalLog {
 
 impl LogSink for TerminalLog {
     fn line(&self, container: &str, stream: Stream, text: &str) {
+        // shoal's own lines about a container become events with fields when the log is
+        // JSON or the journal; the guests' output is user data and stays a prefixed line.
+        if crate::telemetry::structured() && matches!(stream, Stream::System | Stream::Warning) {
+            let project = crate::telemetry::project();
+            match stream {
+                Stream::Warning => tracing::warn!(container, project, "{text}"),
+                _ => tracing::info!(container, project, "{text}"),
+            }
+            return;
+        }
         let colour = self.colours.get(container).copied().unwrap_or("0");
         let line = match stream {
             Stream::Stdout | Stream::Stderr => {

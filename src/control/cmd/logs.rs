@@ -123,7 +123,7 @@ pub fn print(
                 };
                 printer.line(&line.container, stream, &text);
             }
-            Reply::Missed(n) => eprintln!("({n} lines skipped: this reader fell behind)"),
+            Reply::Missed(n) => tracing::warn!("{n} lines skipped: this reader fell behind"),
             _ => {}
         }
         true

@@ -84,7 +84,7 @@ pub fn print(client: &Client, prefix: String) -> Result<ExitCode, ControlError> 
                 };
                 println!("{} {} [{}] {body}", rfc3339(m.time), m.topic, m.content_type);
             }
-            Reply::Missed(n) => eprintln!("({n} messages skipped: this reader fell behind)"),
+            Reply::Missed(n) => tracing::warn!("{n} messages skipped: this reader fell behind"),
             _ => {}
         }
         flush();
