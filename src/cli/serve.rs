@@ -89,6 +89,8 @@ fn serve(
     let modules = supervisor::load_modules(&runtime, images, &stack, |path, loaded| {
         if verbose {
             tracing::info!("{}", supervisor::describe_load(path, loaded));
+        } else {
+            tracing::debug!("{}", supervisor::describe_load(path, loaded));
         }
         if let Some(why) = &loaded.cache_error {
             tracing::warn!("cannot write the compile cache: {why}");

@@ -16,6 +16,8 @@ mod hostile;
 mod image_check;
 mod images;
 mod messaging;
+// Operations (issue 19).
+mod ops;
 mod precompiled;
 mod regressions;
 mod reload;
