@@ -12,7 +12,7 @@ use crate::control::ProjectArgs;
 use crate::spec::units::ByteSize;
 
 #[derive(Parser, Debug)]
-#[command(name = "shoal", version, about = "Run a stack of WebAssembly containers in one small process", long_about = None)]
+#[command(name = "shoal", version, long_version = super::ops::LONG_VERSION, about = "Run a stack of WebAssembly containers in one small process", long_about = None)]
 pub struct Cli {
     #[command(flatten)]
     pub(super) global: GlobalArgs,
@@ -81,6 +81,26 @@ pub(super) enum Command {
         after_help = "Examples:\n  shoal images\n  shoal images add build/collector.wasm\n  shoal images rm 1e8fcd21\n  shoal images compile collector.wasm --target aarch64-unknown-linux-gnu -o board/"
     )]
     Images(ImagesArgs),
+    // Operations (issue 19): the schema, the version, man pages, and hints for the
+    // commands compose users reach for that shoal has no place for.
+    /// Print the JSON schema of the compose file (for editors and validators)
+    #[command(after_help = "Examples:\n  shoal schema > shoal.schema.json\n  # in a compose file: # yaml-language-server: $schema=shoal.schema.json")]
+    Schema,
+    /// Print the version, commit, target, build features and wasmtime version
+    Version,
+    /// Write man pages (shoal.1, shoal-up.1, ...) generated from this command line into DIR
+    #[command(after_help = "Examples:\n  shoal man /usr/local/share/man/man1")]
+    Man { dir: PathBuf },
+    #[command(hide = true)]
+    Exec {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        rest: Vec<String>,
+    },
+    #[command(hide = true)]
+    Watch {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        rest: Vec<String>,
+    },
 }
 
 #[derive(Args, Debug)]

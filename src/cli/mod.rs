@@ -14,6 +14,7 @@ mod compose;
 mod config;
 mod graph;
 mod images;
+mod ops;
 mod run;
 mod serve;
 
@@ -77,6 +78,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run_image(&images, &runtime_config, args),
         Command::Images(args) => images::images_command(&images, &runtime_config, args),
         Command::Bench(args) => bench::bench_command(&images, &runtime_config, args),
+        Command::Schema => ops::schema(),
+        Command::Version => ops::version(),
+        Command::Man { dir } => ops::man(&dir),
+        Command::Exec { .. } => ops::hint("exec", "guests have no shell to run a command in; `shoal logs NAME` shows a container's output, `shoal topics tail TOPIC` its messages"),
+        Command::Watch { .. } => ops::hint("watch", "use `shoal up --watch` (or `watch: true` in the file): the stack reloads when the file or an image changes"),
     }
 }
 

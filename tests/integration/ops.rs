@@ -210,3 +210,120 @@ fn the_shipped_systemd_unit_passes_systemd_analyze_verify() {
         stderr(&output)
     );
 }
+
+#[test]
+fn ps_and_down_with_nothing_running_exit_zero_with_a_note() {
+    let sandbox = Sandbox::new();
+    for args in [&["ps"][..], &["down"], &["ps", "-p", "ghost"], &["down", "-p", "ghost"], &["ps", "-q"]] {
+        let output = sandbox.run(args);
+        assert!(output.status.success(), "shoal {args:?}: {}", stderr(&output));
+        let note = stderr(&output);
+        assert!(
+            note.contains("is not running") || note.contains("no stack is running"),
+            "shoal {args:?}: {note}"
+        );
+    }
+    assert_eq!(sandbox.ok(&["ps", "--format", "json"]).trim(), "[]");
+}
+
+#[test]
+fn ps_quiet_and_services_print_names_only() {
+    let sandbox = Sandbox::new();
+    let file = idle_stack(&sandbox, "names");
+    let mut up = sandbox.up(&file);
+    // Containers are added one by one while the socket already answers.
+    let began = Instant::now();
+    let quiet = loop {
+        let output = sandbox.run(&["ps", "-q", "-p", "names"]);
+        let text = stdout(&output);
+        if text.lines().count() == 2 {
+            break text;
+        }
+        assert!(began.elapsed() < LIMIT, "ps -q never listed both: {text}{}", stderr(&output));
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let services = sandbox.ok(&["ps", "--services", "-p", "names"]);
+    let _ = up.child.kill();
+    let _ = up.child.wait();
+    assert_eq!(quiet.lines().collect::<Vec<_>>(), ["calm", "other"], "{quiet}");
+    assert_eq!(services.lines().collect::<Vec<_>>(), ["calm", "other"], "{services}");
+}
+
+#[test]
+fn shoal_version_names_the_commit_target_features_and_wasmtime() {
+    let sandbox = Sandbox::new();
+    for args in [&["version"][..], &["--version"]] {
+        let out = sandbox.ok(args);
+        for key in ["commit: ", "target: ", "features: ", "wasmtime: 48."] {
+            assert!(out.contains(key), "shoal {args:?} lacks {key:?}:\n{out}");
+        }
+    }
+}
+
+#[test]
+fn man_pages_generate_from_the_command_line() {
+    let sandbox = Sandbox::new();
+    let dir = sandbox.path().join("man1");
+    sandbox.ok(&["man", arg(&dir)]);
+    let page = std::fs::read_to_string(dir.join("shoal.1")).expect("shoal.1");
+    assert!(page.contains(".TH shoal"), "{page}");
+    let up = std::fs::read_to_string(dir.join("shoal-up.1")).expect("shoal-up.1");
+    assert!(up.contains("\\-\\-metrics") || up.contains("metrics"), "{up}");
+}
+
+#[test]
+fn exec_and_watch_give_a_hint_instead_of_a_bare_usage_error() {
+    let sandbox = Sandbox::new();
+    let exec = sandbox.fails(&["exec", "web", "sh"], 2);
+    assert!(exec.contains("hint:") && exec.contains("shoal logs"), "{exec}");
+    let watch = sandbox.fails(&["watch"], 2);
+    assert!(watch.contains("up --watch"), "{watch}");
+}
+
+#[test]
+fn shoal_schema_validates_every_shipped_example() {
+    if !python_has("jsonschema") || !python_has("yaml") {
+        eprintln!("skipped: python3 with jsonschema and PyYAML is missing (scripts/setup.sh installs them)");
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let schema = sandbox.ok(&["schema"]);
+    let parsed: serde_json::Value = serde_json::from_str(&schema).expect("schema is JSON");
+    assert!(parsed["$id"].is_string(), "no $id");
+    let schema_path = sandbox.write("schema.json", &schema);
+    let script = r#"
+import json, sys, pathlib, yaml, jsonschema
+schema = json.load(open(sys.argv[1]))
+validator = jsonschema.Draft202012Validator(schema)
+bad = 0
+files = sorted(p for p in pathlib.Path(sys.argv[2]).rglob("*.y*ml") if "guests" not in p.parts)
+for path in files:
+    for error in validator.iter_errors(yaml.safe_load(path.read_text())):
+        bad += 1
+        print(f"{path}: {list(error.absolute_path)}: {error.message}")
+print(f"{len(files)} files checked")
+sys.exit(1 if bad or not files else 0)
+"#;
+    let examples = crate::support::repo().join("compose-examples");
+    let output = Command::new("python3")
+        .args(["-c", script, arg(&schema_path), arg(&examples)])
+        .output()
+        .expect("python3");
+    assert!(output.status.success(), "{}{}", stdout(&output), stderr(&output));
+    // And the typed fields refuse what editors used to accept.
+    let bad = sandbox.write(
+        "bad.json",
+        r#"{"containers": {"a": {"image": "a.wasm", "stop_timeout": "fivesecs", "limits": {"memory": "512 megs"}}}}"#,
+    );
+    let check = r#"
+import json, sys, jsonschema
+schema = json.load(open(sys.argv[1]))
+errors = list(jsonschema.Draft202012Validator(schema).iter_errors(json.load(open(sys.argv[2]))))
+print(len(errors))
+"#;
+    let output = Command::new("python3")
+        .args(["-c", check, arg(&schema_path), arg(&bad)])
+        .output()
+        .expect("python3");
+    assert_eq!(stdout(&output).trim(), "2", "{}", stderr(&output));
+}

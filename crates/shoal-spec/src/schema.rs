@@ -162,10 +162,83 @@ pub enum CapabilityFile {
     OcreApi,
 }
 
-/// JSON schema of the compose file, generated from the types above.
+/// JSON schema of the compose file, generated from the types above, then typed further
+/// by [`refine`].
 pub fn json_schema() -> serde_json::Value {
     let schema = schemars::schema_for!(ComposeFile);
-    schema.to_value()
+    let mut value = schema.to_value();
+    refine(&mut value);
+    value
+}
+
+/// The schema's identifier (`shoal schema` prints it; editors cache by it).
+pub const SCHEMA_ID: &str = "urn:shoal:compose-file:1";
+
+/// What `parse_duration` takes (humantime): one or more `<number><unit>`, e.g. `1m 30s`.
+pub const DURATION_PATTERN: &str = r"^\s*([0-9]+\s*(nanos|nsec|ns|usec|us|µs|millis|msec|ms|seconds|second|secs|sec|s|minutes|minute|mins|min|m|hours|hour|hrs|hr|h|days|day|d|weeks|week|w|months|month|M|years|year|y)\s*)+$";
+/// What `parse_memory` takes: bytes, or a number with `k`/`m`/`g`, `KiB`.., `KB`.. (any case).
+pub const SIZE_PATTERN: &str = r"^\s*[0-9]+(\.[0-9]+)?\s*([bB]|[kKmMgG]([iI]?[bB])?)?\s*$";
+
+/// Fields whose text is a duration: (definition, property). A test checks each exists, so
+/// a renamed key fails here rather than silently losing its type.
+const DURATION_FIELDS: &[(&str, &str)] = &[
+    ("ContainerFile", "restart_delay"),
+    ("ContainerFile", "stop_timeout"),
+    ("GpioLineFile", "debounce"),
+    ("BridgeFile", "keep_alive"),
+    ("BridgeFile", "session_expiry"),
+    ("BridgeFile", "flush_timeout"),
+    ("BridgeFile", "reconnect_max"),
+];
+/// Fields whose value is a size (a byte count or a text with a unit).
+const SIZE_FIELDS: &[(&str, &str)] = &[("LimitsFile", "memory"), ("LimitsFile", "message_region")];
+
+/// Type durations and sizes with patterns, accept `${VAR}` interpolation wherever a pattern
+/// applies (the file is interpolated before it is decoded, so `${MQTT_URL:-mqtt://...}` is
+/// valid where a URL is expected), and set `$id`.
+fn refine(schema: &mut serde_json::Value) {
+    use serde_json::json;
+    for (def, prop) in DURATION_FIELDS {
+        if let Some(field) = schema["$defs"][def]["properties"].get_mut(*prop) {
+            field["pattern"] = json!(DURATION_PATTERN);
+        }
+    }
+    for (def, prop) in SIZE_FIELDS {
+        if let Some(field) = schema["$defs"][def]["properties"].get_mut(*prop) {
+            let description = field.get("description").cloned().unwrap_or(json!(""));
+            *field = json!({
+                "description": description,
+                "anyOf": [
+                    {"type": "integer", "minimum": 0},
+                    {"type": "string", "pattern": SIZE_PATTERN},
+                    {"type": "null"}
+                ]
+            });
+        }
+    }
+    allow_interpolation(schema);
+    if let Some(root) = schema.as_object_mut() {
+        root.insert("$id".to_owned(), json!(SCHEMA_ID));
+    }
+}
+
+/// Every `pattern` also matches a text holding `${`: what the variable expands to is
+/// checked by shoal when it loads the file, not by an editor that cannot know it.
+fn allow_interpolation(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if let Some(serde_json::Value::String(pattern)) = map.get_mut("pattern") {
+                *pattern = format!("(?:{pattern})|\\$\\{{");
+            }
+            for (key, child) in map.iter_mut() {
+                if key != "pattern" {
+                    allow_interpolation(child);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(allow_interpolation),
+        _ => {}
+    }
 }
 
 #[cfg(test)]
@@ -264,6 +337,18 @@ mod tests {
                 .collect(),
         };
         assert_eq!(values, keys(&crate::ChannelType::NAMES));
+    }
+
+    /// Every typed field still exists (a renamed key must not silently lose its type).
+    #[test]
+    fn duration_and_size_fields_exist() {
+        let s = json_schema();
+        for (def, prop) in DURATION_FIELDS.iter().chain(SIZE_FIELDS) {
+            let field = &s["$defs"][def]["properties"][prop];
+            assert!(field.is_object(), "{def}.{prop} is not in the schema");
+            assert!(field.to_string().contains(r#"|\\$\\{"#), "{def}.{prop}: {field}");
+        }
+        assert_eq!(s["$id"], SCHEMA_ID);
     }
 
     #[test]
