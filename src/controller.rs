@@ -261,7 +261,7 @@ impl Controller {
             return Reply::ok(&results);
         }
         match request {
-            Request::Reload => match self.reload("shoal up").await {
+            Request::Reload => match self.reload("the compose file (`up -d`)").await {
                 Ok(report) => Reply::ok(&report),
                 Err(e) => Reply::Error(e.to_string()),
             },

@@ -52,8 +52,18 @@ fn plural(n: usize) -> &'static str {
     }
 }
 
+/// Each with the line it points at and a caret (colour on a terminal, unless NO_COLOR).
 fn print_diagnostics(diagnostics: &[Diagnostic]) {
+    use std::io::IsTerminal;
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let mut sources: std::collections::HashMap<std::path::PathBuf, Option<String>> = Default::default();
     for diagnostic in diagnostics {
-        eprintln!("{diagnostic}");
+        let source = diagnostic.location.as_ref().and_then(|loc| {
+            sources
+                .entry(loc.file.clone())
+                .or_insert_with(|| std::fs::read_to_string(&loc.file).ok())
+                .as_deref()
+        });
+        eprintln!("{}", diagnostic.render_with_source(source, colour));
     }
 }

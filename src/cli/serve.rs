@@ -329,7 +329,7 @@ fn print_rows(rows: &[ContainerInfo]) -> usize {
             failed += 1;
         }
         let mark = if bad { "✘" } else { "✔" };
-        let detail = row.exit.as_deref().map(|e| format!(" ({e})")).unwrap_or_default();
+        let detail = row.exit.as_deref().filter(|e| *e != row.state).map(|e| format!(" ({e})")).unwrap_or_default();
         println!(" {mark} container {:<20} {}{detail}", row.name, row.state);
     }
     failed

@@ -66,7 +66,7 @@ fn print_gpio(rows: &Rows) {
 fn ps_row(row: &ContainerInfo) -> Vec<String> {
     // A stopped container's exit is the stop itself: not worth repeating.
     let state = match &row.exit {
-        Some(exit) if row.state != "stopped" => format!("{} ({exit})", row.state),
+        Some(exit) if row.state != "stopped" && *exit != row.state => format!("{} ({exit})", row.state),
         _ => row.state.clone(),
     };
     let restarts = if row.crash_loop {
