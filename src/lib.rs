@@ -19,6 +19,7 @@ pub mod supervisor;
 pub mod watch;
 // Operations (issue 19): log lines, metrics, systemd.
 pub mod metrics;
+pub mod progress;
 pub mod systemd;
 pub mod telemetry;
 

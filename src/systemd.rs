@@ -102,8 +102,14 @@ mod tests {
 
     #[test]
     fn the_ping_interval_is_half_the_watchdog_and_only_for_our_pid() {
-        assert_eq!(watchdog_interval_from(Some("4000000"), None, 7), Some(Duration::from_secs(2)));
-        assert_eq!(watchdog_interval_from(Some("4000000"), Some("7"), 7), Some(Duration::from_secs(2)));
+        assert_eq!(
+            watchdog_interval_from(Some("4000000"), None, 7),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            watchdog_interval_from(Some("4000000"), Some("7"), 7),
+            Some(Duration::from_secs(2))
+        );
         assert_eq!(watchdog_interval_from(Some("4000000"), Some("8"), 7), None);
         assert_eq!(watchdog_interval_from(Some("0"), None, 7), None);
         assert_eq!(watchdog_interval_from(Some("soon"), None, 7), None);

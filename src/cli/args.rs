@@ -84,7 +84,9 @@ pub(super) enum Command {
     // Operations (issue 19): the schema, the version, man pages, and hints for the
     // commands compose users reach for that shoal has no place for.
     /// Print the JSON schema of the compose file (for editors and validators)
-    #[command(after_help = "Examples:\n  shoal schema > shoal.schema.json\n  # in a compose file: # yaml-language-server: $schema=shoal.schema.json")]
+    #[command(
+        after_help = "Examples:\n  shoal schema > shoal.schema.json\n  # in a compose file: # yaml-language-server: $schema=shoal.schema.json"
+    )]
     Schema,
     /// Print the version, commit, target, build features and wasmtime version
     Version,

@@ -37,11 +37,7 @@ pub(crate) fn load_stack(images: &ImageStore, runtime: &RuntimeConfig, path: &Pa
 
 fn report_invalid(path: &Path, diagnostics: &[Diagnostic]) {
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
-    tracing::error!(
-        "{} is invalid ({errors} error{})",
-        path.display(),
-        plural(errors)
-    );
+    tracing::error!("{} is invalid ({errors} error{})", path.display(), plural(errors));
 }
 
 fn plural(n: usize) -> &'static str {

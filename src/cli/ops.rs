@@ -31,8 +31,12 @@ pub(super) fn schema() -> anyhow::Result<ExitCode> {
 pub(super) fn man(dir: &Path) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
     let command = <super::Cli as clap::CommandFactory>::command();
-    clap_mangen::generate_to(command, dir).map_err(|e| anyhow::anyhow!("cannot write man pages to {}: {e}", dir.display()))?;
-    let pages = std::fs::read_dir(dir)?.filter_map(Result::ok).filter(|e| e.path().extension().is_some_and(|x| x == "1")).count();
+    clap_mangen::generate_to(command, dir)
+        .map_err(|e| anyhow::anyhow!("cannot write man pages to {}: {e}", dir.display()))?;
+    let pages = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "1"))
+        .count();
     println!("{pages} man pages in {}", dir.display());
     Ok(ExitCode::SUCCESS)
 }

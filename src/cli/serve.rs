@@ -86,7 +86,11 @@ fn serve(
 ) -> anyhow::Result<(supervisor::StackReport, Ending, procstat::Reclamation)> {
     let runtime = Arc::new(Runtime::new(runtime_config)?);
     let verbose = args.verbose;
+    let distinct: std::collections::HashSet<_> = stack.containers.iter().map(|c| &c.image).collect();
+    let progress = crate::progress::Progress::new(distinct.len() as u64, "loading images");
     let modules = supervisor::load_modules(&runtime, images, &stack, |path, loaded| {
+        progress.inc();
+        progress.step(&path.display().to_string());
         if verbose {
             tracing::info!("{}", supervisor::describe_load(path, loaded));
         } else {
@@ -329,7 +333,12 @@ fn print_rows(rows: &[ContainerInfo]) -> usize {
             failed += 1;
         }
         let mark = if bad { "✘" } else { "✔" };
-        let detail = row.exit.as_deref().filter(|e| *e != row.state).map(|e| format!(" ({e})")).unwrap_or_default();
+        let detail = row
+            .exit
+            .as_deref()
+            .filter(|e| *e != row.state)
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default();
         println!(" {mark} container {:<20} {}{detail}", row.name, row.state);
     }
     failed

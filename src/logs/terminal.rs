@@ -77,3 +77,15 @@ impl LogSink for TerminalLog {
         let _ = out.flush();
     }
 }
+
+/// `shoal logs --no-log-prefix`: each line's text alone on stdout.
+pub struct BareLog;
+
+impl LogSink for BareLog {
+    fn line(&self, _container: &str, _stream: Stream, text: &str) {
+        let mut out = std::io::stdout().lock();
+        // A closed stdout (a pipe to `head`) ends nothing.
+        let _ = writeln!(out, "{text}");
+        let _ = out.flush();
+    }
+}

@@ -39,7 +39,10 @@ pub async fn serve(
     source: Source,
     stop: CancellationToken,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), MetricsError> {
-    let bind_error = |source| MetricsError::Bind { addr: addr.to_owned(), source };
+    let bind_error = |source| MetricsError::Bind {
+        addr: addr.to_owned(),
+        source,
+    };
     let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
     let local = listener.local_addr().map_err(bind_error)?;
     let task = tokio::spawn(async move {
@@ -51,7 +54,9 @@ pub async fn serve(
             };
             let Ok((stream, _)) = accepted else { continue };
             // Over the limit: close at once rather than queue.
-            let Ok(permit) = slots.clone().try_acquire_owned() else { continue };
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                continue;
+            };
             let source = source.clone();
             tokio::spawn(async move {
                 let _ = tokio::time::timeout(READ_TIMEOUT, answer(stream, &source)).await;

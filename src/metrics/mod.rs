@@ -115,65 +115,174 @@ type ContainerValue = fn(&ContainerInfo) -> f64;
 
 /// Per-container families: (name, type, help, value).
 const CONTAINER_FAMILIES: [(&str, &str, &str, ContainerValue); 7] = [
-    ("shoal_container_restarts_total", "counter", "Restarts of the container since the stack started.", |c| f64::from(c.restarts)),
-    ("shoal_container_memory_bytes", "gauge", "Linear memory of the running instance.", |c| c.memory_bytes as f64),
-    ("shoal_container_cpu_seconds_total", "counter", "Time spent running guest code, all runs.", |c| c.cpu_seconds),
-    ("shoal_container_messages_in_total", "counter", "Messages delivered to the container.", |c| c.messages_in as f64),
-    ("shoal_container_messages_out_total", "counter", "Messages the container published.", |c| c.messages_out as f64),
-    ("shoal_container_messages_dropped_total", "counter", "Messages dropped because the container's mailbox was full.", |c| c.dropped as f64),
-    ("shoal_container_denied_total", "counter", "Host calls refused for want of a capability or topic grant.", |c| c.denied as f64),
+    (
+        "shoal_container_restarts_total",
+        "counter",
+        "Restarts of the container since the stack started.",
+        |c| f64::from(c.restarts),
+    ),
+    (
+        "shoal_container_memory_bytes",
+        "gauge",
+        "Linear memory of the running instance.",
+        |c| c.memory_bytes as f64,
+    ),
+    (
+        "shoal_container_cpu_seconds_total",
+        "counter",
+        "Time spent running guest code, all runs.",
+        |c| c.cpu_seconds,
+    ),
+    (
+        "shoal_container_messages_in_total",
+        "counter",
+        "Messages delivered to the container.",
+        |c| c.messages_in as f64,
+    ),
+    (
+        "shoal_container_messages_out_total",
+        "counter",
+        "Messages the container published.",
+        |c| c.messages_out as f64,
+    ),
+    (
+        "shoal_container_messages_dropped_total",
+        "counter",
+        "Messages dropped because the container's mailbox was full.",
+        |c| c.dropped as f64,
+    ),
+    (
+        "shoal_container_denied_total",
+        "counter",
+        "Host calls refused for want of a capability or topic grant.",
+        |c| c.denied as f64,
+    ),
 ];
 
 /// The scrape body.
 pub fn render(snapshot: &Snapshot) -> String {
     let mut w = Writer { text: String::new() };
     let project = snapshot.project.as_str();
-    w.family("shoal_container_state", "gauge", "1 for the container's current state, 0 for the others.");
+    w.family(
+        "shoal_container_state",
+        "gauge",
+        "1 for the container's current state, 0 for the others.",
+    );
     for c in &snapshot.containers {
         let current = state_word(&c.state);
         for state in STATES {
-            let labels = [("project", project), ("container", c.name.as_str()), ("service", c.service.as_str()), ("state", state)];
-            w.sample("shoal_container_state", &labels, if state == current { 1.0 } else { 0.0 });
+            let labels = [
+                ("project", project),
+                ("container", c.name.as_str()),
+                ("service", c.service.as_str()),
+                ("state", state),
+            ];
+            w.sample(
+                "shoal_container_state",
+                &labels,
+                if state == current { 1.0 } else { 0.0 },
+            );
         }
     }
     for (name, kind, help, value) in CONTAINER_FAMILIES {
         w.family(name, kind, help);
         for c in &snapshot.containers {
-            let labels = [("project", project), ("container", c.name.as_str()), ("service", c.service.as_str())];
+            let labels = [
+                ("project", project),
+                ("container", c.name.as_str()),
+                ("service", c.service.as_str()),
+            ];
             w.sample(name, &labels, value(c));
         }
     }
     let p = [("project", project)];
     let b = &snapshot.broker;
-    w.family("shoal_broker_published_total", "counter", "Messages published on the in-process broker.");
+    w.family(
+        "shoal_broker_published_total",
+        "counter",
+        "Messages published on the in-process broker.",
+    );
     w.sample("shoal_broker_published_total", &p, b.published as f64);
     w.family("shoal_broker_delivered_total", "counter", "Deliveries into mailboxes.");
     w.sample("shoal_broker_delivered_total", &p, b.delivered as f64);
-    w.family("shoal_broker_dropped_total", "counter", "Deliveries dropped at full mailboxes.");
+    w.family(
+        "shoal_broker_dropped_total",
+        "counter",
+        "Deliveries dropped at full mailboxes.",
+    );
     w.sample("shoal_broker_dropped_total", &p, b.dropped as f64);
-    w.family("shoal_broker_subscriptions", "gauge", "Subscriptions held by all mailboxes.");
+    w.family(
+        "shoal_broker_subscriptions",
+        "gauge",
+        "Subscriptions held by all mailboxes.",
+    );
     w.sample("shoal_broker_subscriptions", &p, b.subscriptions as f64);
-    w.family("shoal_bridge_connected", "gauge", "1 while the bridge's MQTT session is up.");
+    w.family(
+        "shoal_bridge_connected",
+        "gauge",
+        "1 while the bridge's MQTT session is up.",
+    );
     for bridge in &snapshot.bridges {
-        w.sample("shoal_bridge_connected", &[("project", project), ("bridge", &bridge.name)], if bridge.connected { 1.0 } else { 0.0 });
+        w.sample(
+            "shoal_bridge_connected",
+            &[("project", project), ("bridge", &bridge.name)],
+            if bridge.connected { 1.0 } else { 0.0 },
+        );
     }
     type BridgeValue = fn(&BridgeStats) -> u64;
     let bridge_families: [(&str, &str, &str, BridgeValue); 5] = [
-        ("shoal_bridge_queued", "gauge", "Exports waiting or unacknowledged.", |s| s.queued),
-        ("shoal_bridge_exported_total", "counter", "Local messages the remote broker has taken.", |s| s.exported),
-        ("shoal_bridge_imported_total", "counter", "Remote messages published locally.", |s| s.imported),
-        ("shoal_bridge_dropped_total", "counter", "Exports discarded (queue overflow or refused topic).", |s| s.dropped),
-        ("shoal_bridge_reconnects_total", "counter", "Successful connects after the first.", |s| s.reconnects),
+        (
+            "shoal_bridge_queued",
+            "gauge",
+            "Exports waiting or unacknowledged.",
+            |s| s.queued,
+        ),
+        (
+            "shoal_bridge_exported_total",
+            "counter",
+            "Local messages the remote broker has taken.",
+            |s| s.exported,
+        ),
+        (
+            "shoal_bridge_imported_total",
+            "counter",
+            "Remote messages published locally.",
+            |s| s.imported,
+        ),
+        (
+            "shoal_bridge_dropped_total",
+            "counter",
+            "Exports discarded (queue overflow or refused topic).",
+            |s| s.dropped,
+        ),
+        (
+            "shoal_bridge_reconnects_total",
+            "counter",
+            "Successful connects after the first.",
+            |s| s.reconnects,
+        ),
     ];
     for (name, kind, help, value) in bridge_families {
         w.family(name, kind, help);
         for bridge in &snapshot.bridges {
-            w.sample(name, &[("project", project), ("bridge", &bridge.name)], value(bridge) as f64);
+            w.sample(
+                name,
+                &[("project", project), ("bridge", &bridge.name)],
+                value(bridge) as f64,
+            );
         }
     }
-    w.family("process_resident_memory_bytes", "gauge", "Resident memory of the shoal process.");
+    w.family(
+        "process_resident_memory_bytes",
+        "gauge",
+        "Resident memory of the shoal process.",
+    );
     w.sample("process_resident_memory_bytes", &[], snapshot.rss_bytes as f64);
-    w.family("process_cpu_seconds_total", "counter", "CPU time of the shoal process, user and system.");
+    w.family(
+        "process_cpu_seconds_total",
+        "counter",
+        "CPU time of the shoal process, user and system.",
+    );
     w.sample("process_cpu_seconds_total", &[], snapshot.cpu_seconds);
     w.text
 }
@@ -201,6 +310,9 @@ mod tests {
             cpu_seconds: 0.5,
         });
         assert!(text.contains("process_resident_memory_bytes 4096\n"), "{text}");
-        assert!(text.contains("shoal_broker_published_total{project=\"p\"} 0\n"), "{text}");
+        assert!(
+            text.contains("shoal_broker_published_total{project=\"p\"} 0\n"),
+            "{text}"
+        );
     }
 }

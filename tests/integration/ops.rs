@@ -50,10 +50,17 @@ for family in text_string_to_metric_families(text):
     for s in family.samples:
         print(json.dumps({"family": family.name, "type": family.type, "name": s.name, "labels": s.labels, "value": s.value}))
 "#;
-    let output = Command::new("python3").args(["-c", script, &url]).output().expect("python3");
+    let output = Command::new("python3")
+        .args(["-c", script, &url])
+        .output()
+        .expect("python3");
     let _ = up.child.kill();
     let _ = up.child.wait();
-    assert!(output.status.success(), "the parser refused the scrape:\n{}", stderr(&output));
+    assert!(
+        output.status.success(),
+        "the parser refused the scrape:\n{}",
+        stderr(&output)
+    );
     let samples: Vec<serde_json::Value> = stdout(&output)
         .lines()
         .map(|l| serde_json::from_str(l).expect("json line"))
@@ -77,7 +84,12 @@ for family in text_string_to_metric_families(text):
         assert_eq!(running["value"], 1.0, "{running}");
         assert_eq!(running["labels"]["project"], "scraped");
         assert_eq!(find("shoal_container_restarts_total", container)["type"], "counter");
-        assert!(find("shoal_container_memory_bytes", container)["value"].as_f64().unwrap_or(0.0) > 0.0);
+        assert!(
+            find("shoal_container_memory_bytes", container)["value"]
+                .as_f64()
+                .unwrap_or(0.0)
+                > 0.0
+        );
         find("shoal_container_messages_in_total", container);
         find("shoal_container_messages_dropped_total", container);
     }
@@ -106,7 +118,9 @@ fn under_systemd_shoal_sends_ready_regular_watchdog_pings_status_and_stopping() 
     let file = idle_stack(&sandbox, "notified");
     let socket_path = sandbox.path().join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).expect("bind notify socket");
-    socket.set_read_timeout(Some(Duration::from_millis(500))).expect("timeout");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
     let mut cmd = sandbox.command(&["up", "-f", arg(&file)]);
     cmd.env("NOTIFY_SOCKET", &socket_path).env("WATCHDOG_USEC", "200000");
     let mut up = crate::support::Running::spawn(cmd);
@@ -143,7 +157,10 @@ fn json_log_lines_parse_each_with_a_level_a_message_and_container_fields() {
     let sandbox = Sandbox::new();
     let file = sandbox.write(
         "shoal.yaml",
-        &format!("name: jsonlog\ncontainers:\n  hello:\n    image: {}/hello.wasm\n", images().display()),
+        &format!(
+            "name: jsonlog\ncontainers:\n  hello:\n    image: {}/hello.wasm\n",
+            images().display()
+        ),
     );
     let output = sandbox.run(&["--log-format", "json", "up", "-f", arg(&file)]);
     assert!(output.status.success(), "{}", stderr(&output));
@@ -157,7 +174,9 @@ fn json_log_lines_parse_each_with_a_level_a_message_and_container_fields() {
         assert!(line["level"].is_string() && line["message"].is_string(), "{line}");
     }
     assert!(
-        lines.iter().any(|l| l["container"] == "hello" && l["project"] == "jsonlog"),
+        lines
+            .iter()
+            .any(|l| l["container"] == "hello" && l["project"] == "jsonlog"),
         "no line with container fields: {err}"
     );
     // The guest's own output stays a prefixed line on stdout.
@@ -169,7 +188,10 @@ fn rust_log_debug_shows_more_than_the_default() {
     let sandbox = Sandbox::new();
     let file = sandbox.write(
         "shoal.yaml",
-        &format!("name: levels\ncontainers:\n  hello:\n    image: {}/hello.wasm\n", images().display()),
+        &format!(
+            "name: levels\ncontainers:\n  hello:\n    image: {}/hello.wasm\n",
+            images().display()
+        ),
     );
     let quiet = sandbox.run(&["--log-level", "error", "up", "-f", arg(&file)]);
     let mut cmd = sandbox.command(&["up", "-f", arg(&file)]);
@@ -191,11 +213,16 @@ fn the_shipped_systemd_unit_passes_systemd_analyze_verify() {
         return;
     }
     let sandbox = Sandbox::new();
-    let unit = std::fs::read_to_string(crate::support::repo().join("compose-examples/systemd/shoal@.service"))
-        .expect("unit");
+    let unit =
+        std::fs::read_to_string(crate::support::repo().join("compose-examples/systemd/shoal@.service")).expect("unit");
     // `verify` insists that ExecStart exists: point it at the shoal under test.
     let unit = unit.replace("/usr/local/bin/shoal", env!("CARGO_BIN_EXE_shoal"));
-    for key in ["ProtectSystem=strict", "NoNewPrivileges=yes", "WatchdogSec=", "ReadWritePaths="] {
+    for key in [
+        "ProtectSystem=strict",
+        "NoNewPrivileges=yes",
+        "WatchdogSec=",
+        "ReadWritePaths=",
+    ] {
         assert!(unit.contains(key), "the unit lost {key}");
     }
     let path = sandbox.write("shoal@line-3.service", &unit);
@@ -214,7 +241,13 @@ fn the_shipped_systemd_unit_passes_systemd_analyze_verify() {
 #[test]
 fn ps_and_down_with_nothing_running_exit_zero_with_a_note() {
     let sandbox = Sandbox::new();
-    for args in [&["ps"][..], &["down"], &["ps", "-p", "ghost"], &["down", "-p", "ghost"], &["ps", "-q"]] {
+    for args in [
+        &["ps"][..],
+        &["down"],
+        &["ps", "-p", "ghost"],
+        &["down", "-p", "ghost"],
+        &["ps", "-q"],
+    ] {
         let output = sandbox.run(args);
         assert!(output.status.success(), "shoal {args:?}: {}", stderr(&output));
         let note = stderr(&output);
@@ -239,7 +272,11 @@ fn ps_quiet_and_services_print_names_only() {
         if text.lines().count() == 2 {
             break text;
         }
-        assert!(began.elapsed() < LIMIT, "ps -q never listed both: {text}{}", stderr(&output));
+        assert!(
+            began.elapsed() < LIMIT,
+            "ps -q never listed both: {text}{}",
+            stderr(&output)
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     let services = sandbox.ok(&["ps", "--services", "-p", "names"]);
@@ -326,4 +363,30 @@ print(len(errors))
         .output()
         .expect("python3");
     assert_eq!(stdout(&output).trim(), "2", "{}", stderr(&output));
+}
+
+#[test]
+fn logs_no_log_prefix_prints_the_lines_alone_and_piped_output_has_no_progress() {
+    let sandbox = Sandbox::new();
+    let file = sandbox.write(
+        "shoal.yaml",
+        &format!(
+            "name: bare\ncontainers:\n  hello:\n    image: {}/hello.wasm\n",
+            images().display()
+        ),
+    );
+    let up = sandbox.run(&["up", "-d", "-f", arg(&file)]);
+    assert!(up.status.success(), "{}", stderr(&up));
+    // Piped: no progress bar, no control characters.
+    assert!(
+        !stderr(&up).contains("loading images") && !stderr(&up).contains('\u{1b}'),
+        "{}",
+        stderr(&up)
+    );
+    let prefixed = sandbox.ok(&["logs", "-p", "bare", "hello"]);
+    let bare = sandbox.ok(&["logs", "-p", "bare", "--no-log-prefix", "hello"]);
+    sandbox.ok(&["down", "-p", "bare"]);
+    assert!(prefixed.lines().any(|l| l.starts_with("hello")), "{prefixed}");
+    assert!(!bare.is_empty() && bare.lines().all(|l| !l.contains(" | ")), "{bare}");
+    assert_eq!(prefixed.lines().count(), bare.lines().count(), "{prefixed}\n--\n{bare}");
 }

@@ -208,7 +208,9 @@ mod tests {
         );
         // No colour codes unless asked; with colour, the same text around them.
         assert!(!text.contains('\x1b'));
-        assert!(d.render_with_source(Some("containers:\n    imgae: x\n"), true).contains('\x1b'));
+        assert!(d
+            .render_with_source(Some("containers:\n    imgae: x\n"), true)
+            .contains('\x1b'));
         // A line past the end of the text: the plain form.
         assert_eq!(d.render_with_source(Some(""), false), d.to_string());
     }

@@ -156,6 +156,9 @@ pub struct LogsArgs {
     /// Plain prefixes, no colours
     #[arg(long)]
     pub no_color: bool,
+    /// The lines alone, without the `name | ` prefix (as `docker compose logs --no-log-prefix`)
+    #[arg(long)]
+    pub no_log_prefix: bool,
     /// Containers to show [default: all]
     #[arg(value_name = "NAME")]
     pub names: Vec<String>,
@@ -181,14 +184,18 @@ pub fn run(args: LogsArgs) -> anyhow::Result<ExitCode> {
         .filter(|r| args.names.is_empty() || args.names.contains(&r.name) || args.names.contains(&r.service))
         .map(|r| r.name.clone())
         .collect();
-    let printer = TerminalLog::new(names.iter().map(String::as_str), args.no_color);
+    let printer: Box<dyn LogSink> = if args.no_log_prefix {
+        Box::new(crate::logs::terminal::BareLog)
+    } else {
+        Box::new(TerminalLog::new(names.iter().map(String::as_str), args.no_color))
+    };
     let request = LogsRequest {
         follow: args.follow,
         tail: args.tail,
         since,
         names: if args.names.is_empty() { Vec::new() } else { names },
     };
-    Ok(print(&client, request, args.timestamps, &printer)?)
+    Ok(print(&client, request, args.timestamps, printer.as_ref())?)
 }
 
 /// `--since`: an RFC 3339 time, or a duration back from now, as seconds since the Unix epoch

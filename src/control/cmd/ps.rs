@@ -144,7 +144,9 @@ pub fn run_ps(args: PsArgs) -> anyhow::Result<ExitCode> {
         if json {
             println!("[]");
         } else if !args.quiet && !args.services {
-            print_table(&[header(&["NAME", "IMAGE", "STATE", "UPTIME", "RESTARTS", "MEMORY", "CPU", "IN", "OUT", "DROPPED"])]);
+            print_table(&[header(&[
+                "NAME", "IMAGE", "STATE", "UPTIME", "RESTARTS", "MEMORY", "CPU", "IN", "OUT", "DROPPED",
+            ])]);
         }
         return Ok(ExitCode::SUCCESS);
     };
