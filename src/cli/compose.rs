@@ -48,10 +48,18 @@ fn plural(n: usize) -> &'static str {
     }
 }
 
-/// Each with the line it points at and a caret (colour on a terminal, unless NO_COLOR).
+/// On a terminal, each with the line it points at and a caret (coloured unless NO_COLOR);
+/// piped, the plain `file:line:col: message` lines the golden files hold, which tools
+/// (editors' problem matchers, grep) read one per line.
 fn print_diagnostics(diagnostics: &[Diagnostic]) {
     use std::io::IsTerminal;
-    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    if !std::io::stderr().is_terminal() {
+        for diagnostic in diagnostics {
+            eprintln!("{diagnostic}");
+        }
+        return;
+    }
+    let colour = std::env::var_os("NO_COLOR").is_none();
     let mut sources: std::collections::HashMap<std::path::PathBuf, Option<String>> = Default::default();
     for diagnostic in diagnostics {
         let source = diagnostic.location.as_ref().and_then(|loc| {
