@@ -396,3 +396,30 @@ fn logs_no_log_prefix_prints_the_lines_alone_and_piped_output_has_no_progress() 
         );
     }
 }
+
+#[test]
+fn topics_tail_json_prints_one_object_per_message_with_its_origin() {
+    let sandbox = Sandbox::new();
+    let file = sandbox.write(
+        "shoal.yaml",
+        &format!(
+            "name: tailed\ncontainers:\n  publisher:\n    image: {}/publisher.wasm\n    capabilities: [ocre:api]\n",
+            images().display()
+        ),
+    );
+    let mut up = sandbox.up(&file);
+    let began = Instant::now();
+    while sandbox.run(&["ps", "-q", "-p", "tailed"]).stdout.is_empty() {
+        assert!(began.elapsed() < LIMIT, "the stack never answered");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut tail = sandbox.spawn(&["topics", "tail", "-p", "tailed", "", "--format", "json"]);
+    let line = tail.wait_for("\"topic\"", LIMIT);
+    let _ = tail.child.kill();
+    let _ = tail.child.wait();
+    let _ = up.child.kill();
+    let _ = up.child.wait();
+    let message: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert!(message["topic"].is_string() && message["bytes"].is_u64(), "{message}");
+    assert_eq!(message["origin"], "local", "{message}");
+}
