@@ -119,7 +119,7 @@ fn serve(
         watching: options.watch,
     };
     crate::telemetry::set_project(&info.project);
-    let metrics_addr = args.metrics.clone();
+    let metrics_addr = args.metrics.clone().or_else(|| stack.metrics.clone());
     let _span = tracing::info_span!("stack", project = %info.project).entered();
     executor.block_on(async move {
         let (server, note) = Server::bind(&info.project)?;

@@ -423,3 +423,25 @@ fn topics_tail_json_prints_one_object_per_message_with_its_origin() {
     assert!(message["topic"].is_string() && message["bytes"].is_u64(), "{message}");
     assert_eq!(message["origin"], "local", "{message}");
 }
+
+#[test]
+fn the_metrics_key_serves_the_endpoint_and_a_bad_address_names_its_line() {
+    let sandbox = Sandbox::new();
+    let file = sandbox.write(
+        "shoal.yaml",
+        &format!(
+            "name: keyed\nmetrics:\n  listen: 127.0.0.1:0\ncontainers:\n  calm:\n    image: {}/idle_subscriber.wasm\n    capabilities: [messaging]\n",
+            images().display()
+        ),
+    );
+    let mut up = sandbox.up(&file);
+    up.wait_for("metrics on http://127.0.0.1:", LIMIT);
+    let _ = up.child.kill();
+    let _ = up.child.wait();
+    let bad = sandbox.write(
+        "bad/shoal.yaml",
+        "name: keyed\nmetrics:\n  listen: localhost\ncontainers:\n  calm:\n    image: x.wasm\n",
+    );
+    let err = sandbox.fails(&["config", "-q", "-f", arg(&bad)], 1);
+    assert!(err.contains("shoal.yaml:3:11") && err.contains("127.0.0.1:9464"), "{err}");
+}

@@ -18,6 +18,7 @@ pub use crate::decode::gpio::{
     GpioBiasFile, GpioDirectionFile, GpioEdgeFile, GpioKindFile, GpioLineFile, GpioLineIdFile,
 };
 pub use crate::decode::limits::LimitsFile;
+pub use crate::decode::metrics::MetricsFile;
 pub use crate::decode::mounts::{MountFile, MountLongFile};
 pub use crate::decode::sensors::{ChannelTypeFile, SensorFile, SensorKindFile};
 use schemars::JsonSchema;
@@ -40,10 +41,12 @@ pub struct ComposeFile {
     pub bridges: Option<BTreeMap<String, BridgeFile>>,
     /// GPIO lines containers may use, by name (`[a-z0-9][a-z0-9_-]*`): simulated, or a line of a kernel GPIO chip. A container lists the ones it may use in its own `gpio:`.
     pub gpio: Option<BTreeMap<String, GpioLineFile>>,
+    /// Serve Prometheus metrics (`shoal up --metrics ADDR` does the same and wins).
+    pub metrics: Option<MetricsFile>,
 }
 
 impl ComposeFile {
-    pub const KEYS: &'static [&'static str] = &["name", "containers", "sensors", "watch", "bridges", "gpio"];
+    pub const KEYS: &'static [&'static str] = &["name", "containers", "sensors", "watch", "bridges", "gpio", "metrics"];
 }
 
 /// A scalar written where text is expected; numbers and booleans are taken as written.
@@ -305,6 +308,7 @@ mod tests {
         assert_eq!(props(&s, Some("BridgeTlsFile")), keys(BridgeTlsFile::KEYS));
         assert_eq!(props(&s, Some("ExportRuleFile")), keys(ExportRuleFile::KEYS));
         assert_eq!(props(&s, Some("ImportRuleFile")), keys(ImportRuleFile::KEYS));
+        assert_eq!(props(&s, Some("MetricsFile")), keys(MetricsFile::KEYS));
     }
 
     /// The schema's capability names are exactly the ones `capabilities:` accepts.
