@@ -443,5 +443,35 @@ fn the_metrics_key_serves_the_endpoint_and_a_bad_address_names_its_line() {
         "name: keyed\nmetrics:\n  listen: localhost\ncontainers:\n  calm:\n    image: x.wasm\n",
     );
     let err = sandbox.fails(&["config", "-q", "-f", arg(&bad)], 1);
-    assert!(err.contains("shoal.yaml:3:11") && err.contains("127.0.0.1:9464"), "{err}");
+    assert!(
+        err.contains("shoal.yaml:3:11") && err.contains("127.0.0.1:9464"),
+        "{err}"
+    );
+}
+
+#[test]
+fn graph_p_of_a_running_stack_reads_its_file_not_this_folders_and_stays_quiet() {
+    let sandbox = Sandbox::new();
+    // A warning in the running stack's file (an unknown `x-` key is silent; `version` warns).
+    let file = sandbox.write(
+        "stack/shoal.yaml",
+        &format!(
+            "version: '3'\nname: graphed\ncontainers:\n  calm:\n    image: {}/idle_subscriber.wasm\n    capabilities: [messaging]\n",
+            images().display()
+        ),
+    );
+    let mut up = sandbox.up(&file);
+    let began = Instant::now();
+    while sandbox.run(&["ps", "-q", "-p", "graphed"]).stdout.is_empty() {
+        assert!(began.elapsed() < LIMIT, "the stack never answered");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Another folder with a broken compose file of its own.
+    sandbox.write("shoal.yaml", "containers: [\n");
+    let output = sandbox.run(&["graph", "-p", "graphed"]);
+    let _ = up.child.kill();
+    let _ = up.child.wait();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains("calm"), "{}", stdout(&output));
+    assert!(!stderr(&output).contains("warning"), "{}", stderr(&output));
 }
