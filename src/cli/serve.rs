@@ -244,6 +244,12 @@ fn spawn_detached(
     if let Some(size) = &global.max_wasm_stack {
         command.arg("--max-wasm-stack").arg(size.to_string());
     }
+    if let Some(format) = global.log_format.and_then(|f| clap::ValueEnum::to_possible_value(&f)) {
+        command.arg("--log-format").arg(format.get_name());
+    }
+    if let Some(level) = &global.log_level {
+        command.arg("--log-level").arg(level);
+    }
     command
         .arg("up")
         .arg("--detached-child")

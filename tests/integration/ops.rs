@@ -475,3 +475,19 @@ fn graph_p_of_a_running_stack_reads_its_file_not_this_folders_and_stays_quiet() 
     assert!(stdout(&output).contains("calm"), "{}", stdout(&output));
     assert!(!stderr(&output).contains("warning"), "{}", stderr(&output));
 }
+
+#[test]
+fn a_detached_stack_keeps_the_log_format_it_was_started_with() {
+    let sandbox = Sandbox::new();
+    let file = idle_stack(&sandbox, "detachedjson");
+    let up = sandbox.run(&["--log-format", "json", "up", "-d", "-f", arg(&file)]);
+    assert!(up.status.success(), "{}", stderr(&up));
+    sandbox.ok(&["down", "-p", "detachedjson"]);
+    let log = std::fs::read_to_string(sandbox.runtime_dir().join("detachedjson.log")).expect("log file");
+    let shoal_lines: Vec<&str> = log.lines().filter(|l| l.starts_with('{')).collect();
+    assert!(!shoal_lines.is_empty(), "no JSON lines in the detached log:\n{log}");
+    for line in shoal_lines {
+        let value: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(value["level"].is_string() && value["message"].is_string(), "{line}");
+    }
+}
