@@ -18,6 +18,8 @@ fn main() {
     println!("cargo:rerun-if-changed=build/startup-functions-lean.txt");
     println!("cargo:rerun-if-env-changed=SHOAL_NO_STARTUP_ORDER");
 
+    version_facts();
+
     let release = std::env::var("PROFILE").is_ok_and(|p| p == "release");
     let wanted = std::env::var_os("SHOAL_NO_STARTUP_ORDER").is_none_or(|v| v.is_empty() || v == "0");
     // rustc links this target with its bundled LLD, which takes the option; other targets
@@ -37,4 +39,45 @@ fn main() {
             println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
         }
     }
+}
+
+/// `shoal version`: the commit (from `git` when built in a checkout, else "unknown"), the
+/// build features and the wasmtime version locked in `Cargo.lock`.
+fn version_facts() {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .filter(|s| !s.is_empty())
+    };
+    let commit = match git(&["rev-parse", "--short=12", "HEAD"]) {
+        Some(hash) if git(&["status", "--porcelain", "--untracked-files=no"]).is_some() => format!("{hash}-dirty"),
+        Some(hash) => hash,
+        None => "unknown".to_owned(),
+    };
+    println!("cargo:rustc-env=SHOAL_GIT_COMMIT={commit}");
+    // A new commit or checkout moves HEAD's reflog: rebuild the version then.
+    if let Some(dir) = git(&["rev-parse", "--absolute-git-dir"]) {
+        println!("cargo:rerun-if-changed={dir}/HEAD");
+        println!("cargo:rerun-if-changed={dir}/logs/HEAD");
+    }
+    let features = if std::env::var_os("CARGO_FEATURE_COMPILER").is_some() {
+        "compiler"
+    } else {
+        "lean (no compiler: precompiled images only)"
+    };
+    println!("cargo:rustc-env=SHOAL_FEATURES={features}");
+    let lock = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.lock")).unwrap_or_default();
+    let wasmtime = lock
+        .split("[[package]]")
+        .find(|p| p.contains("\nname = \"wasmtime\"\n"))
+        .and_then(|p| p.lines().find_map(|l| l.strip_prefix("version = \"")))
+        .map(|v| v.trim_end_matches('"').to_owned())
+        .unwrap_or_else(|| "unknown".to_owned());
+    println!("cargo:rustc-env=SHOAL_WASMTIME_VERSION={wasmtime}");
+    println!("cargo:rerun-if-changed=Cargo.lock");
 }

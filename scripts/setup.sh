@@ -65,4 +65,15 @@ else
     exit 1
 fi
 
+# Operations (issue 19): the reference Prometheus text parser (tests/integration/ops.rs reads
+# a scrape with it), and the JSON Schema validator with PyYAML (every shipped example is
+# validated against `shoal schema`).
+PY_PKGS=(prometheus-client jsonschema pyyaml)
+if python3 -c "import prometheus_client, jsonschema, yaml" 2>/dev/null; then
+    echo "setup.sh: python packages ${PY_PKGS[*]} already installed"
+else
+    echo "setup.sh: pip install ${PY_PKGS[*]}"
+    python3 -m pip install --quiet "${PY_PKGS[@]}" || python3 -m pip install --quiet --break-system-packages "${PY_PKGS[@]}"
+fi
+
 echo "setup.sh: done"

@@ -173,6 +173,9 @@ impl Controller {
             crate::control::notify_systemd_ready();
         }
         let (ending, down_reply) = self.serve(commands, &shutdown).await;
+        if serving {
+            crate::systemd::notify("STOPPING=1");
+        }
         let (report, reclamation) = self.teardown(ending, bridges).await;
         if let Some(reply) = down_reply {
             reply_down(reply, &report, reclamation);
@@ -273,7 +276,7 @@ impl Controller {
                 if let Err(other) = identity::same_files(&self.stack, &files) {
                     return Reply::Error(other.to_string());
                 }
-                match self.reload("shoal up").await {
+                match self.reload("the compose file (`up -d`)").await {
                     Ok(report) => Reply::ok(&report),
                     Err(e) => Reply::Error(e.to_string()),
                 }

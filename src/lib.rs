@@ -17,6 +17,11 @@ pub mod procstat;
 pub mod runtime;
 pub mod supervisor;
 pub mod watch;
+// Operations (issue 19): log lines, metrics, systemd.
+pub mod metrics;
+pub mod progress;
+pub mod systemd;
+pub mod telemetry;
 
 /// The compose file (its own crate, with no engine in it), under the name the modules use.
 pub use shoal_spec as spec;

@@ -12,7 +12,7 @@ use crate::control::ProjectArgs;
 use crate::spec::units::ByteSize;
 
 #[derive(Parser, Debug)]
-#[command(name = "shoal", version, about = "Run a stack of WebAssembly containers in one small process", long_about = None)]
+#[command(name = "shoal", version, long_version = super::ops::LONG_VERSION, about = "Run a stack of WebAssembly containers in one small process", long_about = None)]
 pub struct Cli {
     #[command(flatten)]
     pub(super) global: GlobalArgs,
@@ -32,6 +32,14 @@ pub(super) struct GlobalArgs {
     /// Deepest wasm stack any container may use, e.g. 1MiB [default: 512KiB] (engine-wide; see README: limits)
     #[arg(long, global = true, value_name = "SIZE", env = "SHOAL_MAX_WASM_STACK")]
     pub(super) max_wasm_stack: Option<ByteSize>,
+    // Operations (issue 19): shoal's own log lines. `-v`/`-q` stay the commands' own
+    // (`up -v`, `config -q`); these are long flags so they never clash with them.
+    /// Form of shoal's own log lines on stderr [default: text; the journal when run by systemd]
+    #[arg(long, global = true, value_enum, value_name = "FORMAT", env = "SHOAL_LOG_FORMAT")]
+    pub(super) log_format: Option<crate::telemetry::LogFormat>,
+    /// Least level logged: error, warn, info, debug, trace (RUST_LOG overrides) [default: info]
+    #[arg(long, global = true, value_name = "LEVEL", env = "SHOAL_LOG")]
+    pub(super) log_level: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -73,6 +81,28 @@ pub(super) enum Command {
         after_help = "Examples:\n  shoal images\n  shoal images add build/collector.wasm\n  shoal images rm 1e8fcd21\n  shoal images compile collector.wasm --target aarch64-unknown-linux-gnu -o board/"
     )]
     Images(ImagesArgs),
+    // Operations (issue 19): the schema, the version, man pages, and hints for the
+    // commands compose users reach for that shoal has no place for.
+    /// Print the JSON schema of the compose file (for editors and validators)
+    #[command(
+        after_help = "Examples:\n  shoal schema > shoal.schema.json\n  # in a compose file: # yaml-language-server: $schema=shoal.schema.json"
+    )]
+    Schema,
+    /// Print the version, commit, target, build features and wasmtime version
+    Version,
+    /// Write man pages (shoal.1, shoal-up.1, ...) generated from this command line into DIR
+    #[command(after_help = "Examples:\n  shoal man /usr/local/share/man/man1")]
+    Man { dir: PathBuf },
+    #[command(hide = true)]
+    Exec {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        rest: Vec<String>,
+    },
+    #[command(hide = true)]
+    Watch {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        rest: Vec<String>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -125,6 +155,9 @@ pub(super) struct UpArgs {
     /// Reload when the compose file, an env file or an image file changes
     #[arg(long)]
     pub(super) watch: bool,
+    /// Serve Prometheus metrics on ADDR (e.g. 127.0.0.1:9464) at /metrics
+    #[arg(long, value_name = "ADDR", env = "SHOAL_METRICS")]
+    pub(super) metrics: Option<String>,
     /// Internal: this process is the background half of `up -d`
     #[arg(long, hide = true)]
     pub(super) detached_child: bool,

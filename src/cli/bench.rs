@@ -79,7 +79,7 @@ fn density(m: &Machinery, args: DensityArgs) -> anyhow::Result<()> {
     let (path, capabilities) = density_guest(m, &args)?;
     let stack = bench::replicated_stack(&path, args.max, capabilities)?;
     let loaded = m.images.load_module(m.runtime.engine(), &path)?;
-    eprintln!("{}", supervisor::describe_load(&path, &loaded));
+    tracing::info!("{}", supervisor::describe_load(&path, &loaded));
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -91,7 +91,7 @@ fn density(m: &Machinery, args: DensityArgs) -> anyhow::Result<()> {
         },
         image: name,
     };
-    eprintln!("guest: {}", subject.guest);
+    tracing::info!("guest: {}", subject.guest);
     let idle_for = Duration::from_secs_f64(args.idle_secs.max(0.0));
     let report = m.executor.block_on(bench::density::run(
         m.runtime.clone(),
@@ -113,7 +113,7 @@ fn density(m: &Machinery, args: DensityArgs) -> anyhow::Result<()> {
     }
     if let Some(path) = args.plot {
         std::fs::write(&path, bench::plot::render_svg(&report))?;
-        eprintln!("plot written to {}", path.display());
+        tracing::info!("plot written to {}", path.display());
     }
     Ok(())
 }

@@ -25,8 +25,8 @@ pub(crate) fn load_stack(images: &ImageStore, runtime: &RuntimeConfig, path: &Pa
     print_diagnostics(&diagnostics);
     let warnings = diagnostics.len();
     if strict && warnings > 0 {
-        eprintln!(
-            "error: {} has {warnings} warning{} and --strict is set",
+        tracing::error!(
+            "{} has {warnings} warning{} and --strict is set",
             path.display(),
             plural(warnings)
         );
@@ -37,11 +37,7 @@ pub(crate) fn load_stack(images: &ImageStore, runtime: &RuntimeConfig, path: &Pa
 
 fn report_invalid(path: &Path, diagnostics: &[Diagnostic]) {
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
-    eprintln!(
-        "error: {} is invalid ({errors} error{})",
-        path.display(),
-        plural(errors)
-    );
+    tracing::error!("{} is invalid ({errors} error{})", path.display(), plural(errors));
 }
 
 fn plural(n: usize) -> &'static str {
@@ -52,8 +48,26 @@ fn plural(n: usize) -> &'static str {
     }
 }
 
+/// On a terminal, each with the line it points at and a caret (coloured unless NO_COLOR);
+/// piped, the plain `file:line:col: message` lines the golden files hold, which tools
+/// (editors' problem matchers, grep) read one per line.
 fn print_diagnostics(diagnostics: &[Diagnostic]) {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        for diagnostic in diagnostics {
+            eprintln!("{diagnostic}");
+        }
+        return;
+    }
+    let colour = std::env::var_os("NO_COLOR").is_none();
+    let mut sources: std::collections::HashMap<std::path::PathBuf, Option<String>> = Default::default();
     for diagnostic in diagnostics {
-        eprintln!("{diagnostic}");
+        let source = diagnostic.location.as_ref().and_then(|loc| {
+            sources
+                .entry(loc.file.clone())
+                .or_insert_with(|| std::fs::read_to_string(&loc.file).ok())
+                .as_deref()
+        });
+        eprintln!("{}", diagnostic.render_with_source(source, colour));
     }
 }

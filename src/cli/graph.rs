@@ -195,8 +195,38 @@ pub(super) fn graph(
     project: &ProjectArgs,
     format: GraphFormat,
 ) -> anyhow::Result<ExitCode> {
-    let path = super::compose::compose_path(project.file.as_deref())?;
-    let Some(stack) = super::compose::load_stack(images, runtime, &path, false) else {
+    // `-p NAME` of a running stack: its own file, wherever it is (not this folder's), read
+    // quietly (its warnings were shown when it started, not again on every `graph`).
+    let running = match (&project.project, &project.file) {
+        (Some(name), None) => Client::for_project(name)
+            .and_then(|client| client.call_as::<crate::control::Info>(Request::Info))
+            .ok(),
+        _ => None,
+    };
+    let loaded = match running {
+        Some(info) => {
+            let env: std::collections::HashMap<String, String> = std::env::vars().collect();
+            let lookup = |digest: &crate::spec::ImageDigest| images.path_of(digest);
+            let options = crate::spec::LoadOptions {
+                env: &env,
+                lookup_digest: &lookup,
+            };
+            match crate::spec::load(&info.file, &options) {
+                Ok((stack, _warnings)) => Some(stack),
+                Err(diagnostics) => anyhow::bail!(
+                    "the file of running project `{}` ({}) no longer loads:\n{}",
+                    info.project,
+                    info.file.display(),
+                    crate::spec::render_diagnostics(&diagnostics).trim_end()
+                ),
+            }
+        }
+        None => {
+            let path = super::compose::compose_path(project.file.as_deref())?;
+            super::compose::load_stack(images, runtime, &path, false)
+        }
+    };
+    let Some(stack) = loaded else {
         return Ok(ExitCode::from(1));
     };
     let live: Vec<ContainerInfo> = Client::for_project(project.project.as_deref().unwrap_or(&stack.name))

@@ -14,6 +14,7 @@ mod compose;
 mod config;
 mod graph;
 mod images;
+mod ops;
 mod run;
 mod serve;
 
@@ -34,11 +35,12 @@ use compose::{compose_path, load_stack};
 /// Entry point used by `main`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    crate::telemetry::init(cli.global.log_format, cli.global.log_level.as_deref());
     match dispatch(cli) {
         Ok(code) => code,
         Err(error) => {
             // Each cause once: many errors print their source in their own text already.
-            eprintln!("error: {}", crate::runtime::root_message(error.as_ref()));
+            tracing::error!("{}", crate::runtime::root_message(error.as_ref()));
             ExitCode::from(1)
         }
     }
@@ -77,6 +79,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run_image(&images, &runtime_config, args),
         Command::Images(args) => images::images_command(&images, &runtime_config, args),
         Command::Bench(args) => bench::bench_command(&images, &runtime_config, args),
+        Command::Schema => ops::schema(),
+        Command::Version => ops::version(),
+        Command::Man { dir } => ops::man(&dir),
+        Command::Exec { .. } => ops::hint("exec", "guests have no shell to run a command in; `shoal logs NAME` shows a container's output, `shoal topics tail TOPIC` its messages"),
+        Command::Watch { .. } => ops::hint("watch", "use `shoal up --watch` (or `watch: true` in the file): the stack reloads when the file or an image changes"),
     }
 }
 

@@ -25,7 +25,7 @@ fn run_stack_in_foreground(
     let runtime = Arc::new(Runtime::new(runtime_config)?);
     let modules = supervisor::load_modules(&runtime, images, stack, |_, loaded| {
         if let Some(why) = &loaded.cache_error {
-            eprintln!("warning: cannot write the compile cache: {why}");
+            tracing::warn!("cannot write the compile cache: {why}");
         }
     })?;
     let log = Arc::new(TerminalLog::new(

@@ -62,11 +62,11 @@ pub(super) fn up(
     let foreground = !args.detached_child;
     let (report, ending, reclamation) = serve(images, runtime_config, stack, options, &args, foreground)?;
     if args.verbose || !foreground {
-        eprintln!("{reclamation}");
+        tracing::info!("{reclamation}");
     }
     match ending {
-        Ending::Down => eprintln!("stack `{project}` taken down by `shoal down`"),
-        Ending::Interrupted => eprintln!("stack `{project}` stopped"),
+        Ending::Down => tracing::info!(project = %project, "stack `{project}` taken down by `shoal down`"),
+        Ending::Interrupted => tracing::info!(project = %project, "stack `{project}` stopped"),
         Ending::AllEnded => {}
     }
     Ok(if report.is_success() {
@@ -87,12 +87,18 @@ fn serve(
 ) -> anyhow::Result<(supervisor::StackReport, Ending, procstat::Reclamation)> {
     let runtime = Arc::new(Runtime::new(runtime_config)?);
     let verbose = args.verbose;
+    let distinct: std::collections::HashSet<_> = stack.containers.iter().map(|c| &c.image).collect();
+    let progress = crate::progress::Progress::new(distinct.len() as u64, "loading images");
     let modules = supervisor::load_modules(&runtime, images, &stack, |path, loaded| {
+        progress.inc();
+        progress.step(&path.display().to_string());
         if verbose {
-            eprintln!("{}", supervisor::describe_load(path, loaded));
+            tracing::info!("{}", supervisor::describe_load(path, loaded));
+        } else {
+            tracing::debug!("{}", supervisor::describe_load(path, loaded));
         }
         if let Some(why) = &loaded.cache_error {
-            eprintln!("warning: cannot write the compile cache: {why}");
+            tracing::warn!("cannot write the compile cache: {why}");
         }
     })?;
     // shoal's own lines are system lines, never padded: only containers set the width.
@@ -122,6 +128,9 @@ fn serve(
         containers: stack.containers.len(),
         watching: options.watch,
     };
+    crate::telemetry::set_project(&info.project);
+    let metrics_addr = args.metrics.clone().or_else(|| stack.metrics.clone());
+    let _span = tracing::info_span!("stack", project = %info.project).entered();
     let outcome = executor.block_on(async move {
         let (server, note) = Server::bind(&info.project)?;
         if let Some(note) = note {
@@ -143,6 +152,17 @@ fn serve(
             commands: commands_tx,
         };
         let stop_serving = CancellationToken::new();
+        crate::systemd::spawn_watchdog(context.board.clone(), stop_serving.clone());
+        if let Some(addr) = &metrics_addr {
+            let source = crate::metrics::Source {
+                project: context.info.project.clone(),
+                board: context.board.clone(),
+                broker: context.broker.clone(),
+                bridges: context.bridges.clone(),
+            };
+            let (local, _task) = crate::metrics::serve(addr, source, stop_serving.clone()).await?;
+            tracing::info!("metrics on http://{local}/metrics");
+        }
         let serving = {
             let stop = stop_serving.clone();
             tokio::spawn(async move { server.serve(context, stop).await })
@@ -176,7 +196,7 @@ fn apply_to_running(project: &str, path: &Path) -> anyhow::Result<ExitCode> {
                 }
             }
             for failure in &report.failures {
-                eprintln!("error: {failure}");
+                tracing::error!("{failure}");
             }
             Ok(if report.failures.is_empty() {
                 ExitCode::SUCCESS
@@ -186,7 +206,7 @@ fn apply_to_running(project: &str, path: &Path) -> anyhow::Result<ExitCode> {
         }
         Err(control::ControlError::Refused(text)) => {
             eprint!("{text}");
-            eprintln!("error: the running stack is unchanged");
+            tracing::error!("the running stack is unchanged");
             Ok(ExitCode::from(1))
         }
         Err(e) => Err(e.into()),
@@ -251,6 +271,12 @@ fn spawn_detached(
     if let Some(size) = &global.max_wasm_stack {
         command.arg("--max-wasm-stack").arg(size.to_string());
     }
+    if let Some(format) = global.log_format.and_then(|f| clap::ValueEnum::to_possible_value(&f)) {
+        command.arg("--log-format").arg(format.get_name());
+    }
+    if let Some(level) = &global.log_level {
+        command.arg("--log-level").arg(level);
+    }
     command
         .arg("up")
         .arg("--detached-child")
@@ -258,6 +284,9 @@ fn spawn_detached(
         .arg(std::fs::canonicalize(path)?);
     if args.watch {
         command.arg("--watch");
+    }
+    if let Some(addr) = &args.metrics {
+        command.arg("--metrics").arg(addr);
     }
     if args.verbose {
         command.arg("--verbose");
@@ -351,7 +380,12 @@ fn print_rows(rows: &[ContainerInfo]) -> usize {
             failed += 1;
         }
         let mark = if bad { "✘" } else { "✔" };
-        let detail = row.exit.as_deref().map(|e| format!(" ({e})")).unwrap_or_default();
+        let detail = row
+            .exit
+            .as_deref()
+            .filter(|e| *e != row.state)
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default();
         println!(" {mark} container {:<20} {}{detail}", row.name, row.state);
     }
     failed

@@ -276,22 +276,7 @@ pub fn running_projects() -> Vec<String> {
 
 /// Tell systemd (`Type=notify`) that the stack is up, when started by it.
 pub fn notify_systemd_ready() {
-    let Some(socket) = std::env::var_os("NOTIFY_SOCKET") else {
-        return;
-    };
-    let Ok(sender) = std::os::unix::net::UnixDatagram::unbound() else {
-        return;
-    };
-    let message = format!("READY=1\nMAINPID={}", std::process::id());
-    let bytes = socket.as_encoded_bytes();
-    if let Some(abstract_name) = bytes.strip_prefix(b"@") {
-        use std::os::linux::net::SocketAddrExt;
-        if let Ok(addr) = std::os::unix::net::SocketAddr::from_abstract_name(abstract_name) {
-            let _ = sender.send_to_addr(message.as_bytes(), &addr);
-        }
-    } else {
-        let _ = sender.send_to(message.as_bytes(), PathBuf::from(socket));
-    }
+    crate::systemd::notify(&format!("READY=1\nMAINPID={}", std::process::id()));
 }
 
 #[cfg(test)]

@@ -59,6 +59,16 @@ impl TerminalLog {
 
 impl LogSink for TerminalLog {
     fn line(&self, container: &str, stream: Stream, text: &str) {
+        // shoal's own lines about a container become events with fields when the log is
+        // JSON or the journal; the guests' output is user data and stays a prefixed line.
+        if crate::telemetry::structured() && matches!(stream, Stream::System | Stream::Warning) {
+            let project = crate::telemetry::project();
+            match stream {
+                Stream::Warning => tracing::warn!(container, project, "{text}"),
+                _ => tracing::info!(container, project, "{text}"),
+            }
+            return;
+        }
         let colour = self.colours.get(container).copied().unwrap_or("0");
         let clipped = clip(text);
         let text = escape_controls(&clipped);
@@ -87,5 +97,17 @@ impl LogSink for TerminalLog {
                 let _ = writeln!(out, "{container} | warning: {e}");
             }
         }
+    }
+}
+
+/// `shoal logs --no-log-prefix`: each line's text alone on stdout.
+pub struct BareLog;
+
+impl LogSink for BareLog {
+    fn line(&self, _container: &str, _stream: Stream, text: &str) {
+        let mut out = std::io::stdout().lock();
+        // A closed stdout (a pipe to `head`) ends nothing.
+        let _ = writeln!(out, "{text}");
+        let _ = out.flush();
     }
 }

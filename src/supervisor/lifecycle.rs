@@ -50,8 +50,14 @@ impl Supervisor {
             .await
             .unwrap_or(Outcome::Finished(ExitStatus::Killed));
         self.events.record(Some(name), action, outcome.to_string());
-        self.log
-            .line(name, Stream::System, &format!("{action}ped by the operator"));
+        self.log.line(
+            name,
+            Stream::System,
+            &format!(
+                "{} by the operator",
+                if action == "kill" { "killed" } else { "stopped" }
+            ),
+        );
         Ok(outcome)
     }
 

@@ -18,6 +18,8 @@ mod image_check;
 mod images;
 mod lifecycle;
 mod messaging;
+// Operations (issue 19).
+mod ops;
 mod precompiled;
 mod regressions;
 mod reload;

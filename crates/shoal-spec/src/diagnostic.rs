@@ -88,6 +88,50 @@ impl fmt::Display for Diagnostic {
     }
 }
 
+impl Diagnostic {
+    /// The diagnostic with the offending line of `source` (the file's text) and a caret
+    /// under the column, as rustc shows it; coloured when `colour` (a terminal). Without a
+    /// location, or when the line is not in `source`, it is the plain [`Display`] form,
+    /// which is also what the golden files hold (they must not depend on a terminal).
+    ///
+    /// [`Display`]: fmt::Display
+    pub fn render_with_source(&self, source: Option<&str>, colour: bool) -> String {
+        use anstyle::{AnsiColor, Style};
+        let style = |s: Style| if colour { s } else { Style::new() };
+        let severity = style(match self.severity {
+            Severity::Error => AnsiColor::Red.on_default().bold(),
+            Severity::Warning => AnsiColor::Yellow.on_default().bold(),
+        });
+        let gutter = style(AnsiColor::Blue.on_default().bold());
+        let mut out = format!("{severity}{}{severity:#}: ", self.severity);
+        if let Some(loc) = &self.location {
+            out.push_str(&format!("{loc}: "));
+        }
+        out.push_str(&self.message);
+        let excerpt = self.location.as_ref().and_then(|loc| {
+            let line = source?.lines().nth(usize::try_from(loc.line).ok()?.checked_sub(1)?)?;
+            Some((loc.line, loc.column, line))
+        });
+        if let Some((number, column, line)) = excerpt {
+            let width = number.to_string().len();
+            let pad = " ".repeat(width);
+            // Tabs keep their width under the caret; other characters count one column.
+            let before: String = line
+                .chars()
+                .take(usize::try_from(column.saturating_sub(1)).unwrap_or(0))
+                .map(|c| if c == '\t' { '\t' } else { ' ' })
+                .collect();
+            out.push_str(&format!("\n{pad} {gutter}|{gutter:#}"));
+            out.push_str(&format!("\n{gutter}{number} |{gutter:#} {line}"));
+            out.push_str(&format!("\n{pad} {gutter}|{gutter:#} {before}{severity}^{severity:#}"));
+        }
+        if let Some(hint) = &self.hint {
+            out.push_str(&format!("\n  hint: {hint}"));
+        }
+        out
+    }
+}
+
 /// Renders diagnostics one per line (hints on their own line), as the CLI prints them.
 pub fn render_diagnostics(diags: &[Diagnostic]) -> String {
     let mut out = String::new();
@@ -143,6 +187,32 @@ mod tests {
             d.to_string(),
             "error: shoal.yaml:7:5: unknown key `capabilites` in container `collector`\n  hint: did you mean `capabilities`?"
         );
+    }
+
+    #[test]
+    fn the_excerpt_shows_the_line_and_a_caret_under_the_column() {
+        let d = Diagnostic::error(
+            Some(Location {
+                file: "s.yaml".into(),
+                line: 2,
+                column: 5,
+            }),
+            "containers.a.imgae",
+            "unknown key `imgae`",
+        )
+        .with_hint("did you mean `image`?");
+        let text = d.render_with_source(Some("containers:\n    imgae: x\n"), false);
+        assert_eq!(
+            text,
+            "error: s.yaml:2:5: unknown key `imgae`\n  |\n2 |     imgae: x\n  |     ^\n  hint: did you mean `image`?"
+        );
+        // No colour codes unless asked; with colour, the same text around them.
+        assert!(!text.contains('\x1b'));
+        assert!(d
+            .render_with_source(Some("containers:\n    imgae: x\n"), true)
+            .contains('\x1b'));
+        // A line past the end of the text: the plain form.
+        assert_eq!(d.render_with_source(Some(""), false), d.to_string());
     }
 
     #[test]

@@ -199,6 +199,7 @@ pub fn load_str(text: &str, path: &Path, opts: &LoadOptions) -> Result<(Stack, V
         watch: decoded.watch,
         bridges,
         env_files,
+        metrics: decoded.metrics,
     };
     Ok((stack, diags))
 }

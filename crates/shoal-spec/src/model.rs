@@ -50,6 +50,9 @@ pub struct Stack {
     /// Absolute paths of the env files the containers read (`up --watch` watches them).
     #[serde(skip)]
     pub env_files: Vec<PathBuf>,
+    /// `metrics.listen`: where `up` serves Prometheus metrics (`--metrics` wins).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<String>,
 }
 
 /// Where a container's image comes from. Serialized as the path or `sha256:<hex>` string.

@@ -18,6 +18,7 @@ pub use crate::decode::gpio::{
     GpioBiasFile, GpioDirectionFile, GpioEdgeFile, GpioKindFile, GpioLineFile, GpioLineIdFile,
 };
 pub use crate::decode::limits::LimitsFile;
+pub use crate::decode::metrics::MetricsFile;
 pub use crate::decode::mounts::{MountFile, MountLongFile};
 pub use crate::decode::sensors::{ChannelTypeFile, SensorFile, SensorKindFile};
 use schemars::JsonSchema;
@@ -40,10 +41,12 @@ pub struct ComposeFile {
     pub bridges: Option<BTreeMap<String, BridgeFile>>,
     /// GPIO lines containers may use, by name (`[a-z0-9][a-z0-9_-]*`): simulated, or a line of a kernel GPIO chip. A container lists the ones it may use in its own `gpio:`.
     pub gpio: Option<BTreeMap<String, GpioLineFile>>,
+    /// Serve Prometheus metrics (`shoal up --metrics ADDR` does the same and wins).
+    pub metrics: Option<MetricsFile>,
 }
 
 impl ComposeFile {
-    pub const KEYS: &'static [&'static str] = &["name", "containers", "sensors", "watch", "bridges", "gpio"];
+    pub const KEYS: &'static [&'static str] = &["name", "containers", "sensors", "watch", "bridges", "gpio", "metrics"];
 }
 
 /// A scalar written where text is expected; numbers and booleans are taken as written.
@@ -162,10 +165,83 @@ pub enum CapabilityFile {
     OcreApi,
 }
 
-/// JSON schema of the compose file, generated from the types above.
+/// JSON schema of the compose file, generated from the types above, then typed further
+/// by [`refine`].
 pub fn json_schema() -> serde_json::Value {
     let schema = schemars::schema_for!(ComposeFile);
-    schema.to_value()
+    let mut value = schema.to_value();
+    refine(&mut value);
+    value
+}
+
+/// The schema's identifier (`shoal schema` prints it; editors cache by it).
+pub const SCHEMA_ID: &str = "urn:shoal:compose-file:1";
+
+/// What `parse_duration` takes (humantime): one or more `<number><unit>`, e.g. `1m 30s`.
+pub const DURATION_PATTERN: &str = r"^\s*([0-9]+\s*(nanos|nsec|ns|usec|us|µs|millis|msec|ms|seconds|second|secs|sec|s|minutes|minute|mins|min|m|hours|hour|hrs|hr|h|days|day|d|weeks|week|w|months|month|M|years|year|y)\s*)+$";
+/// What `parse_memory` takes: bytes, or a number with `k`/`m`/`g`, `KiB`.., `KB`.. (any case).
+pub const SIZE_PATTERN: &str = r"^\s*[0-9]+(\.[0-9]+)?\s*([bB]|[kKmMgG]([iI]?[bB])?)?\s*$";
+
+/// Fields whose text is a duration: (definition, property). A test checks each exists, so
+/// a renamed key fails here rather than silently losing its type.
+const DURATION_FIELDS: &[(&str, &str)] = &[
+    ("ContainerFile", "restart_delay"),
+    ("ContainerFile", "stop_timeout"),
+    ("GpioLineFile", "debounce"),
+    ("BridgeFile", "keep_alive"),
+    ("BridgeFile", "session_expiry"),
+    ("BridgeFile", "flush_timeout"),
+    ("BridgeFile", "reconnect_max"),
+];
+/// Fields whose value is a size (a byte count or a text with a unit).
+const SIZE_FIELDS: &[(&str, &str)] = &[("LimitsFile", "memory"), ("LimitsFile", "message_region")];
+
+/// Type durations and sizes with patterns, accept `${VAR}` interpolation wherever a pattern
+/// applies (the file is interpolated before it is decoded, so `${MQTT_URL:-mqtt://...}` is
+/// valid where a URL is expected), and set `$id`.
+fn refine(schema: &mut serde_json::Value) {
+    use serde_json::json;
+    for (def, prop) in DURATION_FIELDS {
+        if let Some(field) = schema["$defs"][def]["properties"].get_mut(*prop) {
+            field["pattern"] = json!(DURATION_PATTERN);
+        }
+    }
+    for (def, prop) in SIZE_FIELDS {
+        if let Some(field) = schema["$defs"][def]["properties"].get_mut(*prop) {
+            let description = field.get("description").cloned().unwrap_or(json!(""));
+            *field = json!({
+                "description": description,
+                "anyOf": [
+                    {"type": "integer", "minimum": 0},
+                    {"type": "string", "pattern": SIZE_PATTERN},
+                    {"type": "null"}
+                ]
+            });
+        }
+    }
+    allow_interpolation(schema);
+    if let Some(root) = schema.as_object_mut() {
+        root.insert("$id".to_owned(), json!(SCHEMA_ID));
+    }
+}
+
+/// Every `pattern` also matches a text holding `${`: what the variable expands to is
+/// checked by shoal when it loads the file, not by an editor that cannot know it.
+fn allow_interpolation(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if let Some(serde_json::Value::String(pattern)) = map.get_mut("pattern") {
+                *pattern = format!("(?:{pattern})|\\$\\{{");
+            }
+            for (key, child) in map.iter_mut() {
+                if key != "pattern" {
+                    allow_interpolation(child);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(allow_interpolation),
+        _ => {}
+    }
 }
 
 #[cfg(test)]
@@ -232,6 +308,7 @@ mod tests {
         assert_eq!(props(&s, Some("BridgeTlsFile")), keys(BridgeTlsFile::KEYS));
         assert_eq!(props(&s, Some("ExportRuleFile")), keys(ExportRuleFile::KEYS));
         assert_eq!(props(&s, Some("ImportRuleFile")), keys(ImportRuleFile::KEYS));
+        assert_eq!(props(&s, Some("MetricsFile")), keys(MetricsFile::KEYS));
     }
 
     /// The schema's capability names are exactly the ones `capabilities:` accepts.
@@ -264,6 +341,18 @@ mod tests {
                 .collect(),
         };
         assert_eq!(values, keys(&crate::ChannelType::NAMES));
+    }
+
+    /// Every typed field still exists (a renamed key must not silently lose its type).
+    #[test]
+    fn duration_and_size_fields_exist() {
+        let s = json_schema();
+        for (def, prop) in DURATION_FIELDS.iter().chain(SIZE_FIELDS) {
+            let field = &s["$defs"][def]["properties"][prop];
+            assert!(field.is_object(), "{def}.{prop} is not in the schema");
+            assert!(field.to_string().contains(r#"|\\$\\{"#), "{def}.{prop}: {field}");
+        }
+        assert_eq!(s["$id"], SCHEMA_ID);
     }
 
     #[test]

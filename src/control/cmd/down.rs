@@ -29,7 +29,7 @@ pub fn print(project: &str, verify: bool, threshold_bytes: u64) -> Result<ExitCo
     let client = match Client::for_project(project) {
         Ok(client) => client,
         Err(ControlError::NotRunning { .. }) => {
-            println!("project `{project}` is not running; nothing to take down");
+            tracing::info!("project `{project}` is not running; nothing to take down");
             return Ok(ExitCode::SUCCESS);
         }
         Err(e) => return Err(e),
@@ -77,5 +77,9 @@ pub struct DownArgs {
 }
 
 pub fn run(args: DownArgs) -> anyhow::Result<ExitCode> {
+    if super::nothing_runs_here(&args.project) {
+        tracing::info!("no stack is running; nothing to take down");
+        return Ok(ExitCode::SUCCESS);
+    }
     Ok(print(&args.project.resolve()?, args.verify, args.threshold.bytes())?)
 }

@@ -92,7 +92,7 @@ pub fn print(client: &Client, json: bool, no_stream: bool) -> Result<ExitCode, C
                 }
             }
             Reply::Event(event) => println!("{event}"),
-            Reply::Missed(n) => eprintln!("({n} events skipped: this reader fell behind)"),
+            Reply::Missed(n) => tracing::warn!("{n} events skipped: this reader fell behind"),
             _ => {}
         }
         flush();

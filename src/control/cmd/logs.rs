@@ -123,7 +123,7 @@ pub fn print(
                 };
                 printer.line(&line.container, stream, &text);
             }
-            Reply::Missed(n) => eprintln!("({n} lines skipped: this reader fell behind)"),
+            Reply::Missed(n) => tracing::warn!("{n} lines skipped: this reader fell behind"),
             _ => {}
         }
         true
@@ -156,6 +156,9 @@ pub struct LogsArgs {
     /// Plain prefixes, no colours
     #[arg(long)]
     pub no_color: bool,
+    /// The lines alone, without the `name | ` prefix (as `docker compose logs --no-log-prefix`)
+    #[arg(long)]
+    pub no_log_prefix: bool,
     /// Containers to show [default: all]
     #[arg(value_name = "NAME")]
     pub names: Vec<String>,
@@ -181,7 +184,11 @@ pub fn run(args: LogsArgs) -> anyhow::Result<ExitCode> {
         .filter(|r| args.names.is_empty() || args.names.contains(&r.name) || args.names.contains(&r.service))
         .map(|r| r.name.clone())
         .collect();
-    let printer = TerminalLog::new(names.iter().map(String::as_str), args.no_color);
+    let printer: Box<dyn LogSink> = if args.no_log_prefix {
+        Box::new(crate::logs::terminal::BareLog)
+    } else {
+        Box::new(TerminalLog::new(names.iter().map(String::as_str), args.no_color))
+    };
     let request = LogsRequest {
         follow: args.follow,
         tail: args.tail,
@@ -189,7 +196,7 @@ pub fn run(args: LogsArgs) -> anyhow::Result<ExitCode> {
         names: if args.names.is_empty() { Vec::new() } else { names },
     };
     let follow = args.follow;
-    match print(&client, request, args.timestamps, &printer) {
+    match print(&client, request, args.timestamps, printer.as_ref()) {
         // The stream of `-f` ends only when the stack's server goes away (a Ctrl-C ends
         // this process instead): a silent exit 0 would look like a quiet stack.
         Ok(_) | Err(ControlError::Io { .. }) if follow => {

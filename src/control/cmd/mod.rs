@@ -197,3 +197,33 @@ async fn queue_for_controller(request: Request, context: &ServerContext) -> Repl
     }
     rx.await.unwrap_or_else(|_| gone())
 }
+
+// Operations (issue 19): `ps` and `down` with nothing running exit 0 with a note, as
+// compose does.
+
+/// No `-p`, no compose file here, and no stack running: nothing for `ps`/`down` to do.
+pub(crate) fn nothing_runs_here(project: &crate::control::ProjectArgs) -> bool {
+    project.project.is_none()
+        && crate::spec::compose_path(project.file.as_deref()).is_err()
+        && crate::control::running_projects().is_empty()
+}
+
+/// The client of the resolved project, or `None` (after a one-line note on stderr) when it
+/// is not running.
+pub(crate) fn client_or_nothing_running(
+    project: &crate::control::ProjectArgs,
+) -> anyhow::Result<Option<crate::control::Client>> {
+    if nothing_runs_here(project) {
+        tracing::info!("no stack is running");
+        return Ok(None);
+    }
+    let name = project.resolve()?;
+    match crate::control::Client::for_project(&name) {
+        Ok(client) => Ok(Some(client)),
+        Err(crate::control::ControlError::NotRunning { .. }) => {
+            tracing::info!("project `{name}` is not running");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}

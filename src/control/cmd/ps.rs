@@ -66,7 +66,7 @@ fn print_gpio(rows: &Rows) {
 fn ps_row(row: &ContainerInfo) -> Vec<String> {
     // A stopped container's exit is the stop itself: not worth repeating.
     let state = match &row.exit {
-        Some(exit) if row.state != "stopped" => format!("{} ({exit})", row.state),
+        Some(exit) if row.state != "stopped" && *exit != row.state => format!("{} ({exit})", row.state),
         _ => row.state.clone(),
     };
     let restarts = if row.crash_loop {
@@ -119,6 +119,15 @@ pub struct PsArgs {
     pub project: ProjectArgs,
     #[arg(long, value_enum, default_value = "table")]
     pub format: OutputFormat,
+    /// Only the container names, one per line (as `docker compose ps -q` prints ids)
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Only the service names (a replicated service once), one per line
+    #[arg(long, conflicts_with = "quiet")]
+    pub services: bool,
+    /// Accepted for compose habits: shoal always lists stopped and exited containers too
+    #[arg(short, long)]
+    pub all: bool,
 }
 
 /// `shoal top`'s arguments.
@@ -129,7 +138,30 @@ pub struct TopArgs {
 }
 
 pub fn run_ps(args: PsArgs) -> anyhow::Result<ExitCode> {
-    Ok(ps(&args.project.client()?, args.format == OutputFormat::Json)?)
+    let json = args.format == OutputFormat::Json;
+    // Nothing running is an answer, not a failure (compose exits 0 too): an empty list.
+    let Some(client) = super::client_or_nothing_running(&args.project)? else {
+        if json {
+            println!("[]");
+        } else if !args.quiet && !args.services {
+            print_table(&[header(&[
+                "NAME", "IMAGE", "STATE", "UPTIME", "RESTARTS", "MEMORY", "CPU", "IN", "OUT", "DROPPED",
+            ])]);
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    if args.quiet || args.services {
+        let mut names: Vec<String> = rows(&client)?
+            .into_iter()
+            .map(|r| if args.services { r.service } else { r.name })
+            .collect();
+        names.dedup();
+        for name in names {
+            println!("{name}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    Ok(ps(&client, json)?)
 }
 
 pub fn run_top(args: TopArgs) -> anyhow::Result<ExitCode> {

@@ -9,7 +9,7 @@ use super::Request;
 use crate::broker::Message;
 use crate::control::protocol::Reply;
 use crate::control::server::{Connection, ServerContext};
-use crate::control::{Client, ControlError, ProjectArgs};
+use crate::control::{Client, ControlError, OutputFormat, ProjectArgs};
 
 /// Messages a `topics tail` may have queued before the oldest are dropped.
 const TAIL_QUEUE: usize = 1024;
@@ -31,6 +31,10 @@ pub struct TopicMessage {
     /// The payload in hex when it is not UTF-8.
     pub hex: Option<String>,
     pub bytes: usize,
+    /// Where the message entered the stack: `local` (a container or shoal) or `bridge`
+    /// (imported from an external broker). The broker does not record which container.
+    #[serde(default)]
+    pub origin: String,
 }
 
 impl TopicMessage {
@@ -44,6 +48,10 @@ impl TopicMessage {
             hex: text.is_none().then(|| hex::encode(&message.payload)),
             text,
             bytes: message.payload.len(),
+            origin: match message.origin {
+                crate::broker::Origin::Local => "local".to_owned(),
+                crate::broker::Origin::Bridge => "bridge".to_owned(),
+            },
         }
     }
 }
@@ -73,9 +81,13 @@ pub(super) async fn serve(request: TailRequest, conn: &mut Connection, context: 
 }
 
 /// `shoal topics tail`: one line per message, the payload as text or `0x` hex.
-pub fn print(client: &Client, prefix: String) -> Result<ExitCode, ControlError> {
+pub fn print(client: &Client, prefix: String, json: bool) -> Result<ExitCode, ControlError> {
     client.stream(Request::TopicsTail(TailRequest { prefix }), |reply| {
         match reply {
+            Reply::Message(m) if json => match serde_json::to_string(&m) {
+                Ok(line) => println!("{line}"),
+                Err(e) => tracing::warn!("a message could not be written as JSON: {e}"),
+            },
             Reply::Message(m) => {
                 let body = match (&m.text, &m.hex) {
                     (Some(text), _) => text.clone(),
@@ -84,7 +96,7 @@ pub fn print(client: &Client, prefix: String) -> Result<ExitCode, ControlError> 
                 };
                 println!("{} {} [{}] {body}", rfc3339(m.time), m.topic, m.content_type);
             }
-            Reply::Missed(n) => eprintln!("({n} messages skipped: this reader fell behind)"),
+            Reply::Missed(n) => tracing::warn!("{n} messages skipped: this reader fell behind"),
             _ => {}
         }
         flush();
@@ -108,11 +120,18 @@ pub enum TopicsCommand {
         project: ProjectArgs,
         /// Topic prefix ('' for all)
         prefix: String,
+        /// `json`: one object per message (time, topic, content_type, text or hex, bytes, origin)
+        #[arg(long, value_enum, default_value = "table")]
+        format: OutputFormat,
     },
 }
 
 pub fn run(args: TopicsArgs) -> anyhow::Result<ExitCode> {
     match args.command {
-        TopicsCommand::Tail { project, prefix } => Ok(print(&project.client()?, prefix)?),
+        TopicsCommand::Tail {
+            project,
+            prefix,
+            format,
+        } => Ok(print(&project.client()?, prefix, format == OutputFormat::Json)?),
     }
 }

@@ -14,6 +14,8 @@ mod docker;
 mod env;
 pub(crate) mod gpio;
 pub(crate) mod limits;
+// Operations (issue 19): `metrics: { listen }`.
+pub(crate) mod metrics;
 pub(crate) mod mounts;
 mod restart;
 pub(crate) mod sensors;
@@ -71,6 +73,8 @@ pub struct Decoded {
     pub watch: bool,
     pub bridges: Vec<BridgeSpec>,
     pub gpio: BTreeMap<String, GpioLineSpec>,
+    /// `metrics.listen`, checked to be `IP:PORT`.
+    pub metrics: Option<String>,
 }
 
 /// Decodes the whole document.
@@ -107,6 +111,7 @@ pub fn decode(root: &Node, ctx: &mut Ctx) -> Decoded {
             "watch" => out.watch = ctx.bool(v, "watch", "`watch`").unwrap_or(out.watch),
             "containers" => containers = Some((k, v)),
             "bridges" => out.bridges = crate::bridges::decode_bridges(v, ctx),
+            "metrics" => out.metrics = metrics::decode_metrics(v, ctx),
             _ => {}
         }
     }
