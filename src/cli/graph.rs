@@ -215,6 +215,7 @@ mod tests {
         let options = crate::spec::LoadOptions {
             env: &env,
             lookup_digest: &|_| None,
+            resolve_reference: &crate::spec::no_registry,
         };
         // The images must exist; an empty module is enough for the graph.
         let dir = tempfile::tempdir().unwrap();

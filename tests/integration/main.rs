@@ -18,6 +18,7 @@ mod images;
 mod messaging;
 mod precompiled;
 mod regressions;
+mod registry; // registry: OCI registries, compile-cache checksum, image file kinds
 mod reload;
 mod sensors;
 mod shape;
