@@ -70,7 +70,9 @@ pub fn check_stack(
             continue;
         };
         // Unreadable or invalid files were reported by `spec` already.
-        let Ok(bytes) = crate::spec::image_file::read(&path) else { continue }; // registry: regular files, capped
+        let Ok(bytes) = crate::spec::image_file::read(&path) else {
+            continue;
+        }; // registry: regular files, capped
         let first = seen_services.insert(container.service.clone());
         let shape = match image::shape_of(&path, &bytes, engines) {
             Ok(shape) => shape,

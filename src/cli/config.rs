@@ -19,7 +19,11 @@ pub(super) fn config(images: &ImageStore, runtime: &RuntimeConfig, args: ConfigA
         return Ok(ExitCode::SUCCESS);
     }
     // registry: `--resolve-image-digests` prints each registry image as `ref@sha256:...`.
-    let stack = if args.resolve_image_digests { pin_registry_images(stack) } else { stack };
+    let stack = if args.resolve_image_digests {
+        pin_registry_images(stack)
+    } else {
+        stack
+    };
     let resolved = ResolvedStack::new(images, &stack);
     let text = match args.format {
         Format::Json => serde_json::to_string_pretty(&resolved)? + "\n",

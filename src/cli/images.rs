@@ -23,9 +23,18 @@ pub(super) fn images_command(
             }
             let refs = images.references();
             if !refs.is_empty() {
-                println!("\n{:<71} {:<12} {:<14} REFERENCE", "REGISTRY DIGEST", "IMAGE", "PLATFORM");
+                println!(
+                    "\n{:<71} {:<12} {:<14} REFERENCE",
+                    "REGISTRY DIGEST", "IMAGE", "PLATFORM"
+                );
                 for r in refs {
-                    println!("{:<71} {:<12} {:<14} {}", r.pinned, r.digest.short(), r.platform, r.reference);
+                    println!(
+                        "{:<71} {:<12} {:<14} {}",
+                        r.pinned,
+                        r.digest.short(),
+                        r.platform,
+                        r.reference
+                    );
                 }
             }
         }
@@ -73,7 +82,11 @@ fn print_pulled(pulled: &crate::images::refs::PulledRef) {
         pulled.reference,
         pulled.pinned,
         pulled.digest,
-        if pulled.platform == "wasm" { ".wasm" } else { pulled.platform.as_str() }
+        if pulled.platform == "wasm" {
+            ".wasm"
+        } else {
+            pulled.platform.as_str()
+        }
     );
 }
 
@@ -92,8 +105,7 @@ fn compile_platforms(
                 "unknown platform `{platform}`\n  hint: give `linux/arm64`, `linux/amd64`, `linux/riscv64` or `linux/s390x`"
             )
         })?;
-        let compiler =
-            crate::images::precompiled::CrossCompiler::new(crate::runtime::engine_config(runtime), target)?;
+        let compiler = crate::images::precompiled::CrossCompiler::new(crate::runtime::engine_config(runtime), target)?;
         compiled.push(registry::Platform {
             platform: platform.clone(),
             target: target.to_string(),

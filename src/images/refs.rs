@@ -91,7 +91,11 @@ impl ImageStore {
     /// The pulled image of a reference: by the reference as written, else (for
     /// `name@sha256:<d>`) any pull of the same repository whose registry digest is `<d>`.
     pub fn find_reference(&self, reference: &str) -> Option<PulledRef> {
-        let read = |path: PathBuf| fs::read(path).ok().and_then(|b| serde_json::from_slice::<PulledRef>(&b).ok());
+        let read = |path: PathBuf| {
+            fs::read(path)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<PulledRef>(&b).ok())
+        };
         let present = |r: &PulledRef| self.path_of(&r.digest).is_some();
         if let Some(found) = read(self.reference_path(reference)).filter(present) {
             return Some(found);

@@ -72,8 +72,8 @@ fn from_docker_config(config: &serde_json::Value, registry: &str) -> Option<Regi
         (host == registry).then_some(value)
     });
     let Some(entry) = entry else {
-        let helper = config.get("credHelpers").and_then(|h| h.get(registry)).is_some()
-            || config.get("credsStore").is_some();
+        let helper =
+            config.get("credHelpers").and_then(|h| h.get(registry)).is_some() || config.get("credsStore").is_some();
         if helper {
             eprintln!(
                 "warning: ~/.docker/config.json names a credential helper for {registry}; shoal does not run \

@@ -130,7 +130,9 @@ fn plain_http_allowed(registry: &str) -> bool {
 
 /// Extra trusted roots for `registry`: Docker's `certs.d` and `$SHOAL_REGISTRY_CA_FILE`.
 fn extra_roots(registry: &str) -> Vec<Certificate> {
-    let mut files = vec![std::path::PathBuf::from(format!("/etc/docker/certs.d/{registry}/ca.crt"))];
+    let mut files = vec![std::path::PathBuf::from(format!(
+        "/etc/docker/certs.d/{registry}/ca.crt"
+    ))];
     if let Some(file) = std::env::var_os("SHOAL_REGISTRY_CA_FILE").filter(|f| !f.is_empty()) {
         files.push(file.into());
     }
@@ -233,10 +235,12 @@ pub fn parse_reference(reference: &str) -> Result<Reference, RegistryError> {
                 .into(),
         });
     }
-    reference.parse().map_err(|e: oci_client::ParseError| RegistryError::Reference {
-        reference: reference.to_string(),
-        message: e.to_string(),
-    })
+    reference
+        .parse()
+        .map_err(|e: oci_client::ParseError| RegistryError::Reference {
+            reference: reference.to_string(),
+            message: e.to_string(),
+        })
 }
 
 #[cfg(test)]

@@ -56,14 +56,15 @@ pub fn push(file: &std::path::Path, reference: &str, platforms: &[Platform]) -> 
             .auth(&parsed, &auth, oci_client::RegistryOperation::Push)
             .await
             .map_err(|e| registry_error(reference, e))?;
-        let put = async |target: &Reference, body: Vec<u8>, media_type: &'static str| -> Result<ImageDigest, RegistryError> {
-            let digest = ImageDigest::of(&body);
-            client
-                .push_manifest_raw(target, body, http::HeaderValue::from_static(media_type))
-                .await
-                .map_err(|e| registry_error(reference, e))?;
-            Ok(digest)
-        };
+        let put =
+            async |target: &Reference, body: Vec<u8>, media_type: &'static str| -> Result<ImageDigest, RegistryError> {
+                let digest = ImageDigest::of(&body);
+                client
+                    .push_manifest_raw(target, body, http::HeaderValue::from_static(media_type))
+                    .await
+                    .map_err(|e| registry_error(reference, e))?;
+                Ok(digest)
+            };
         let by_digest = |d: &ImageDigest| parsed.clone_with_digest(d.to_string());
 
         let layer = blob(&wasm).await?;

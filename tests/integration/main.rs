@@ -17,8 +17,8 @@ mod image_check;
 mod images;
 mod messaging;
 mod precompiled;
-mod regressions;
 mod registry; // registry: OCI registries, compile-cache checksum, image file kinds
+mod regressions;
 mod reload;
 mod sensors;
 mod shape;

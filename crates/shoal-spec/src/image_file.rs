@@ -78,13 +78,19 @@ mod tests {
         let err = read(Path::new("/dev/zero")).unwrap_err().to_string();
         assert_eq!(err, "it is a device, not a regular file");
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(read(dir.path()).unwrap_err().to_string(), "it is a directory, not a regular file");
+        assert_eq!(
+            read(dir.path()).unwrap_err().to_string(),
+            "it is a directory, not a regular file"
+        );
         let fifo = dir.path().join("fifo");
         let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
         assert_eq!(read(&fifo).unwrap_err().to_string(), "it is a FIFO, not a regular file");
         let big = dir.path().join("big.wasm");
-        std::fs::File::create(&big).unwrap().set_len(MAX_IMAGE_BYTES + 1).unwrap();
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(MAX_IMAGE_BYTES + 1)
+            .unwrap();
         assert!(matches!(read(&big), Err(ImageFileError::TooLarge)));
         std::fs::write(&big, b"\0asm").unwrap();
         assert_eq!(read(&big).unwrap(), b"\0asm");

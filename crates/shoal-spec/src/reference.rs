@@ -42,9 +42,7 @@ pub fn is_registry_reference(image: &str) -> bool {
         return false;
     }
     match image.split_once('/') {
-        Some((host, rest)) => {
-            !rest.is_empty() && (host.contains('.') || host.contains(':') || host == "localhost")
-        }
+        Some((host, rest)) => !rest.is_empty() && (host.contains('.') || host.contains(':') || host == "localhost"),
         None => false,
     }
 }
@@ -59,7 +57,9 @@ pub fn check_reference(image: &str) -> Result<(), String> {
     if let Some(digest) = digest {
         digest.parse::<crate::ImageDigest>().map_err(|e| e.to_string())?;
     }
-    let (host, path) = name.split_once('/').ok_or("a reference needs a repository after the host")?;
+    let (host, path) = name
+        .split_once('/')
+        .ok_or("a reference needs a repository after the host")?;
     let (repository, tag) = match path.rsplit_once(':') {
         Some((repository, tag)) => (repository, Some(tag)),
         None => (path, None),
@@ -69,7 +69,8 @@ pub fn check_reference(image: &str) -> Result<(), String> {
     }
     let part_ok = |p: &str| {
         !p.is_empty()
-            && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+            && p.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
     };
     if !repository.split('/').all(part_ok) {
         return Err(format!(

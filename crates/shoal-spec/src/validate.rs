@@ -20,7 +20,12 @@ fn check_image(d: &Draft, checked: &mut HashMap<PathBuf, bool>, ctx: &mut Ctx) -
     if crate::reference::is_registry_reference(image) {
         if let Err(message) = crate::reference::check_reference(image) {
             let hint = "a reference is `host[:port]/repository[:tag][@sha256:<hex>]`; a path starts with `./`";
-            ctx.error(*pos, &key, format!("invalid image reference `{image}`: {message}"), Some(hint.into()));
+            ctx.error(
+                *pos,
+                &key,
+                format!("invalid image reference `{image}`: {message}"),
+                Some(hint.into()),
+            );
             return None;
         }
         return match (ctx.opts.resolve_reference)(image) {
@@ -29,7 +34,8 @@ fn check_image(d: &Draft, checked: &mut HashMap<PathBuf, bool>, ctx: &mut Ctx) -
                 resolved,
             }),
             Err(message) => {
-                let mut hint = format!("pull it first: `shoal images pull {image}` (or `shoal pull` for the whole file)");
+                let mut hint =
+                    format!("pull it first: `shoal images pull {image}` (or `shoal pull` for the whole file)");
                 if ctx.resolve(image).is_file() {
                     hint.push_str(&format!("; to mean the file, write `./{image}`"));
                 }
@@ -87,7 +93,12 @@ fn check_wasm_file(abs: &Path, pos: Pos, key: &str, ctx: &mut Ctx) -> bool {
                 crate::image_file::ImageFileError::Io(_) => None,
                 _ => Some("point `image` at the .wasm or .cwasm file itself".to_string()),
             };
-            ctx.error(pos, key, format!("image file {} cannot be read: {e}", abs.display()), hint);
+            ctx.error(
+                pos,
+                key,
+                format!("image file {} cannot be read: {e}", abs.display()),
+                hint,
+            );
             return false;
         }
     };
