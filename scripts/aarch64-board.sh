@@ -81,3 +81,28 @@ grep -q "sub | got 49" "$work/up.log" || die "the subscriber did not get all 50 
 grep -q "Hello from a shoal container!" "$work/up.log" || die "hello did not print its banner"
 if grep -qE "GAP|DUP" "$work/up.log"; then die "messages were lost or repeated"; fi
 echo "aarch64-board.sh: the lean aarch64 shoal ran the precompiled stack under qemu-user"
+
+# registry: the same image through an OCI registry. The full build pushes hello.wasm with
+# an aarch64 .cwasm (`--platform linux/arm64`) to a private docker-registry on loopback;
+# the lean aarch64 shoal, which has no compiler, pulls the .cwasm for its own platform
+# and runs it by reference.
+if command -v docker-registry >/dev/null 2>&1; then
+    port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    mkdir -p "$work/registry"
+    printf 'version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: "127.0.0.1:%s"}\n' \
+        "$work/registry" "$port" >"$work/registry.yml"
+    docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
+    registry=$!
+    trap 'kill "$registry" 2>/dev/null; rm -rf "$work"' EXIT
+    for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+    ref="127.0.0.1:$port/board/hello:1"
+    SHOAL_DATA_DIR="$work/full-data" target/release/shoal images push --platform linux/arm64 \
+        compose-examples/images/hello.wasm "$ref"
+    "${qemu[@]}" "$lean" images pull "$ref" | tee "$work/pull.log"
+    grep -q "linux/arm64" "$work/pull.log" || die "the lean shoal did not pull the linux/arm64 .cwasm"
+    "${qemu[@]}" "$lean" run "$ref" >"$work/run.log" 2>&1 || { cat "$work/run.log"; die "running $ref failed"; }
+    grep -q "Hello from a shoal container!" "$work/run.log" || die "hello pulled from the registry did not run"
+    echo "aarch64-board.sh: the lean aarch64 shoal pulled its .cwasm from a registry and ran it"
+else
+    echo "aarch64-board.sh: docker-registry not installed (scripts/setup.sh); skipped the registry pull"
+fi

@@ -9,6 +9,9 @@
 set -euo pipefail
 
 PKGS=(clang lld wasi-libc libclang-rt-14-dev-wasm32 make wabt mosquitto mosquitto-clients openssl)
+# registry: the CNCF distribution registry and htpasswd (bcrypt), started by the registry
+# tests on a free loopback port (never as a service).
+PKGS+=(docker-registry apache2-utils)
 # Real-kernel tests (scripts/kernel-tests.sh): qemu, Debian's kernel, busybox and cpio for the
 # initramfs, libgpiod's tools, and (Debian 12's kernel has no gpio-sim) the headers and source
 # of the same kernel to build the gpio-sim module from; the -amd64 meta packages keep image,

@@ -35,14 +35,16 @@ pub fn load_checked(
 ) -> Result<(Stack, Vec<Diagnostic>), Vec<Diagnostic>> {
     let env: std::collections::HashMap<String, String> = std::env::vars().collect();
     let lookup = |digest: &ImageDigest| images.path_of(digest);
+    let lookup_reference = |reference: &str| images.resolve_reference(reference); // registry
     let options = crate::spec::LoadOptions {
         env: &env,
         lookup_digest: &lookup,
+        resolve_reference: &lookup_reference,
     };
     let (stack, mut diagnostics) = crate::spec::load(path, &options)?;
     let resolve = |image: &ImageRef| match image {
         ImageRef::Path(path) => Some(path.clone()),
-        ImageRef::Digest(digest) => images.path_of(digest),
+        other => other.store_digest().and_then(|digest| images.path_of(digest)),
     };
     diagnostics.extend(check_stack(&stack, &resolve, engines));
     if diagnostics.iter().any(Diagnostic::is_error) {
@@ -68,7 +70,9 @@ pub fn check_stack(
             continue;
         };
         // Unreadable or invalid files were reported by `spec` already.
-        let Ok(bytes) = std::fs::read(&path) else { continue };
+        let Ok(bytes) = crate::spec::image_file::read(&path) else {
+            continue;
+        }; // registry: regular files, capped
         let first = seen_services.insert(container.service.clone());
         let shape = match image::shape_of(&path, &bytes, engines) {
             Ok(shape) => shape,
@@ -383,6 +387,7 @@ mod tests {
         let options = crate::spec::LoadOptions {
             env: &env,
             lookup_digest: &none,
+            resolve_reference: &crate::spec::no_registry,
         };
         crate::spec::load_str(compose, &dir.join("shoal.yaml"), &options)
             .unwrap()
@@ -392,7 +397,7 @@ mod tests {
     fn messages(stack: &Stack) -> Vec<String> {
         let resolve = |image: &ImageRef| match image {
             ImageRef::Path(path) => Some(path.clone()),
-            ImageRef::Digest(_) => None,
+            _ => None,
         };
         check_stack(
             stack,
@@ -460,7 +465,7 @@ mod tests {
             &stack,
             &|image: &ImageRef| match image {
                 ImageRef::Path(path) => Some(path.clone()),
-                ImageRef::Digest(_) => None,
+                _ => None,
             },
             &Engines::from_config(&config),
         );

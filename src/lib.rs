@@ -14,6 +14,7 @@ pub mod host;
 pub mod images;
 pub mod logs;
 pub mod procstat;
+pub mod registry;
 pub mod runtime;
 pub mod supervisor;
 pub mod watch;

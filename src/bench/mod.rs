@@ -98,6 +98,7 @@ pub fn stack_from(document: &serde_json::Value) -> Result<Stack, BenchError> {
     let options = spec::LoadOptions {
         env: &env,
         lookup_digest: &no_store,
+        resolve_reference: &crate::spec::no_registry,
     };
     let text = document.to_string().replace('$', "$$");
     let here = std::env::current_dir().unwrap_or_default();

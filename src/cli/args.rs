@@ -78,7 +78,7 @@ pub(super) enum Command {
     Bench(BenchArgs),
     /// List, add and remove images in the content-addressed store
     #[command(
-        after_help = "Examples:\n  shoal images\n  shoal images add build/collector.wasm\n  shoal images rm 1e8fcd21\n  shoal images compile collector.wasm --target aarch64-unknown-linux-gnu -o board/"
+        after_help = "Examples:\n  shoal images\n  shoal images add build/collector.wasm\n  shoal images rm 1e8fcd21\n  shoal images compile collector.wasm --target aarch64-unknown-linux-gnu -o board/\n  shoal images pull registry.example/org/collector:1.4\n  shoal images push --platform linux/arm64 collector.wasm registry.example/org/collector:1.4"
     )]
     Images(ImagesArgs),
     // Operations (issue 19): the schema, the version, man pages, and hints for the
@@ -103,6 +103,20 @@ pub(super) enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         rest: Vec<String>,
     },
+    // registry: `shoal pull`, compose's alias for pulling every registry image of the file
+    /// Pull every registry image of the compose file (`image: registry.example/org/app:1`)
+    #[command(after_help = "Examples:\n  shoal pull\n  shoal pull -f line-3/shoal.yaml")]
+    Pull(PullArgs),
+}
+
+/// `shoal pull`.
+#[derive(Args, Debug)]
+pub(super) struct PullArgs {
+    #[command(flatten)]
+    pub(super) file: FileArgs,
+    /// Compose file (same as -f)
+    #[arg(value_name = "FILE", conflicts_with = "file")]
+    pub(super) positional: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -134,6 +148,10 @@ pub(super) struct ConfigArgs {
     /// Treat warnings as errors
     #[arg(long)]
     pub(super) strict: bool,
+    /// Print registry images pinned to the digest pulled (`image: ref@sha256:...`), to
+    /// commit as the file every board runs (as compose's flag of the same name)
+    #[arg(long)]
+    pub(super) resolve_image_digests: bool,
 }
 
 #[derive(Args, Debug)]
@@ -368,6 +386,23 @@ pub(super) enum ImagesCommand {
     Rm { images: Vec<String> },
     /// Precompile .wasm files into .cwasm images for a board whose shoal has no compiler
     Compile(compile::CompileArgs),
+    // registry
+    /// Pull images from an OCI registry (`registry.example/org/app:1`, `...@sha256:<hex>`)
+    Pull {
+        #[arg(required = true, value_name = "REF")]
+        references: Vec<String>,
+    },
+    /// Push a .wasm to an OCI registry (CNCF wasm artifact; with --platform an index that adds a .cwasm per platform)
+    Push {
+        /// The .wasm module
+        file: PathBuf,
+        /// Where to push it: `registry.example/org/app:1`
+        #[arg(value_name = "REF")]
+        reference: String,
+        /// Also compile it for these platforms and push the .cwasm files (`linux/arm64`, `linux/amd64`)
+        #[arg(long = "platform", value_name = "OS/ARCH")]
+        platforms: Vec<String>,
+    },
 }
 
 /// Positional `up` arguments: a path to a compose file (has a `/`, ends in .yaml/.yml, or

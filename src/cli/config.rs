@@ -18,6 +18,12 @@ pub(super) fn config(images: &ImageStore, runtime: &RuntimeConfig, args: ConfigA
     if args.quiet {
         return Ok(ExitCode::SUCCESS);
     }
+    // registry: `--resolve-image-digests` prints each registry image as `ref@sha256:...`.
+    let stack = if args.resolve_image_digests {
+        pin_registry_images(stack)
+    } else {
+        stack
+    };
     let resolved = ResolvedStack::new(images, &stack);
     let text = match args.format {
         Format::Json => serde_json::to_string_pretty(&resolved)? + "\n",
@@ -56,6 +62,8 @@ impl<'a> ResolvedStack<'a> {
                 let digest = match &spec.image {
                     ImageRef::Path(path) => digest_file(path).ok().map(|d| d.to_string()),
                     ImageRef::Digest(d) => images.path_of(d).map(|_| d.to_string()),
+                    // registry: the registry's digest, what `ref@sha256:` pins on every board
+                    ImageRef::Registry { resolved, .. } => Some(resolved.pinned.to_string()),
                 };
                 ResolvedContainer { spec, digest }
             })
@@ -68,4 +76,16 @@ impl<'a> ResolvedStack<'a> {
             bridges: &stack.bridges, // bridge
         }
     }
+}
+
+// registry
+/// The stack with each registry reference written as `ref@sha256:<registry digest>`.
+fn pin_registry_images(mut stack: Stack) -> Stack {
+    for container in &mut stack.containers {
+        let pinned = container.image.pinned();
+        if let ImageRef::Registry { reference, .. } = &mut container.image {
+            *reference = pinned;
+        }
+    }
+    stack
 }

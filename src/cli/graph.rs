@@ -210,6 +210,7 @@ pub(super) fn graph(
             let options = crate::spec::LoadOptions {
                 env: &env,
                 lookup_digest: &lookup,
+                resolve_reference: &|reference: &str| images.resolve_reference(reference),
             };
             match crate::spec::load(&info.file, &options) {
                 Ok((stack, _warnings)) => Some(stack),
@@ -245,6 +246,7 @@ mod tests {
         let options = crate::spec::LoadOptions {
             env: &env,
             lookup_digest: &|_| None,
+            resolve_reference: &crate::spec::no_registry,
         };
         // The images must exist; an empty module is enough for the graph.
         let dir = tempfile::tempdir().unwrap();

@@ -1,11 +1,14 @@
-//! `shoal images`: list, add, remove and precompile images of the content-addressed store.
+//! `shoal images`: list, add, remove, precompile, pull and push images of the
+//! content-addressed store; and `shoal pull` for a compose file's registry images.
 
 use std::process::ExitCode;
 
-use super::args::{ImagesArgs, ImagesCommand};
+use super::args::{ImagesArgs, ImagesCommand, PullArgs};
 use super::compile;
 use crate::images::ImageStore;
+use crate::registry;
 use crate::runtime::RuntimeConfig;
+use crate::spec;
 
 pub(super) fn images_command(
     images: &ImageStore,
@@ -17,6 +20,22 @@ pub(super) fn images_command(
             println!("{:<64} {:>8} NAME", "SHA-256", "SIZE");
             for image in images.list()? {
                 println!("{:<64} {:>8} {}", image.digest, image.size, image.name);
+            }
+            let refs = images.references();
+            if !refs.is_empty() {
+                println!(
+                    "\n{:<71} {:<12} {:<14} REFERENCE",
+                    "REGISTRY DIGEST", "IMAGE", "PLATFORM"
+                );
+                for r in refs {
+                    println!(
+                        "{:<71} {:<12} {:<14} {}",
+                        r.pinned,
+                        r.digest.short(),
+                        r.platform,
+                        r.reference
+                    );
+                }
             }
         }
         ImagesCommand::Add { files } => {
@@ -38,6 +57,104 @@ pub(super) fn images_command(
                 println!("removed sha256:{} {}", image.digest, image.name);
             }
         }
+        ImagesCommand::Pull { references } => {
+            for reference in references {
+                print_pulled(&registry::pull(images, &reference)?);
+            }
+        }
+        ImagesCommand::Push {
+            file,
+            reference,
+            platforms,
+        } => {
+            let compiled = compile_platforms(runtime_config, &file, &platforms)?;
+            let pinned = registry::push(&file, &reference, &compiled)?;
+            let name = reference.split_once('@').map_or(reference.as_str(), |(n, _)| n);
+            println!("pushed {name}@{pinned}");
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_pulled(pulled: &crate::images::refs::PulledRef) {
+    println!(
+        "pulled {} ({}) -> {} {}",
+        pulled.reference,
+        pulled.pinned,
+        pulled.digest,
+        if pulled.platform == "wasm" {
+            ".wasm"
+        } else {
+            pulled.platform.as_str()
+        }
+    );
+}
+
+/// The `.cwasm` of `file` for each `--platform`, made as `shoal images compile --target`
+/// makes them (same engine settings as this shoal's runtime).
+#[cfg(feature = "compiler")]
+fn compile_platforms(
+    runtime: &RuntimeConfig,
+    file: &std::path::Path,
+    platforms: &[String],
+) -> anyhow::Result<Vec<registry::Platform>> {
+    let mut compiled = Vec::new();
+    for platform in platforms {
+        let target = registry::Platform::target_of(platform).ok_or_else(|| {
+            anyhow::anyhow!(
+                "unknown platform `{platform}`\n  hint: give `linux/arm64`, `linux/amd64`, `linux/riscv64` or `linux/s390x`"
+            )
+        })?;
+        let compiler = crate::images::precompiled::CrossCompiler::new(crate::runtime::engine_config(runtime), target)?;
+        compiled.push(registry::Platform {
+            platform: platform.clone(),
+            target: target.to_string(),
+            cwasm: compiler.compile(file)?,
+        });
+    }
+    Ok(compiled)
+}
+
+#[cfg(not(feature = "compiler"))]
+fn compile_platforms(
+    _runtime: &RuntimeConfig,
+    _file: &std::path::Path,
+    platforms: &[String],
+) -> anyhow::Result<Vec<registry::Platform>> {
+    if !platforms.is_empty() {
+        anyhow::bail!(
+            "this shoal has no compiler, so it cannot make the .cwasm for --platform\n  hint: push from the full shoal"
+        );
+    }
+    Ok(Vec::new())
+}
+
+/// `shoal pull`: load the compose file with a resolver that pulls each registry image (so
+/// the file's own errors come out as `config` shows them), then report.
+pub(super) fn pull_compose(images: &ImageStore, args: PullArgs) -> anyhow::Result<ExitCode> {
+    let path = spec::compose_path(args.file.file.as_deref().or(args.positional.as_deref()))?;
+    let env: std::collections::HashMap<String, String> = std::env::vars().collect();
+    let lookup = |digest: &spec::ImageDigest| images.path_of(digest);
+    let pull = |reference: &str| match registry::pull(images, reference) {
+        Ok(pulled) => {
+            print_pulled(&pulled);
+            Ok(spec::ResolvedImage {
+                pinned: pulled.pinned,
+                digest: pulled.digest,
+            })
+        }
+        Err(e) => Err(format!("cannot pull {reference}: {e}")),
+    };
+    let options = spec::LoadOptions {
+        env: &env,
+        lookup_digest: &lookup,
+        resolve_reference: &pull,
+    };
+    match spec::load(&path, &options) {
+        Ok(_) => Ok(ExitCode::SUCCESS),
+        Err(diagnostics) => {
+            eprint!("{}", spec::render_diagnostics(&diagnostics));
+            Ok(ExitCode::from(1))
+        }
+    }
 }

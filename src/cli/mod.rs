@@ -78,6 +78,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Run(args) => run::run_image(&images, &runtime_config, args),
         Command::Images(args) => images::images_command(&images, &runtime_config, args),
+        Command::Pull(args) => images::pull_compose(&images, args), // registry
         Command::Bench(args) => bench::bench_command(&images, &runtime_config, args),
         Command::Schema => ops::schema(),
         Command::Version => ops::version(),

@@ -54,21 +54,12 @@ pub(super) fn run_image(
     runtime_config: &RuntimeConfig,
     args: RunArgs,
 ) -> anyhow::Result<ExitCode> {
-    let image_path = if Path::new(&args.image).is_file() {
-        std::fs::canonicalize(&args.image)?
-    } else {
-        images
-            .find(&args.image)
-            .map_err(|e| anyhow::anyhow!("{e}\n  hint: give a .wasm path or add it with `shoal images add FILE`"))?
-            .path
-    };
-    let name = args.name.as_ref().map(ToString::to_string).unwrap_or_else(|| {
-        let stem = image_path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        spec::decode::sanitize_name(&stem)
-    });
+    let (image_path, default_name) = find_image(images, &args.image)?;
+    let name = args
+        .name
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_else(|| spec::decode::sanitize_name(&default_name));
     let stack = command_line_stack(&name, &image_path, &args)?;
     let report = run_stack_in_foreground(images, runtime_config, &stack)?;
     // Like `docker run`: the container's own exit code, 1 for a trap or a failure to start,
@@ -79,6 +70,41 @@ pub(super) fn run_image(
         _ => 1,
     };
     Ok(ExitCode::from(code))
+}
+
+/// What `shoal run IMAGE` runs, and the container's default name: a file path; a registry
+/// reference (pulled first if this board never pulled it, as `docker run` does); or an
+/// image of the store by name (`hello` or `hello.wasm`), digest or digest prefix.
+fn find_image(images: &ImageStore, image: &str) -> anyhow::Result<(PathBuf, String)> {
+    let stem = |path: &Path| {
+        path.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    if Path::new(image).is_file() {
+        let path = std::fs::canonicalize(image)?;
+        let name = stem(&path);
+        return Ok((path, name));
+    }
+    if spec::reference::is_registry_reference(image) {
+        let digest = match images.find_reference(image) {
+            Some(found) => found.digest,
+            None => crate::registry::pull(images, image)?.digest,
+        };
+        let path = images
+            .path_of(&digest)
+            .ok_or_else(|| anyhow::anyhow!("image {image} was pulled but {digest} is not in the store"))?;
+        // `registry.example/org/sensor:1.4` runs as `sensor`.
+        let repository = image.split(['@']).next().unwrap_or(image);
+        let last = repository.rsplit('/').next().unwrap_or(repository);
+        let name = last.split(':').next().unwrap_or(last).to_string();
+        return Ok((path, name));
+    }
+    let found = images.find(image).map_err(|e| {
+        anyhow::anyhow!("{e}\n  hint: give a .wasm path, a name from `shoal images`, or a registry reference; add a file with `shoal images add FILE`")
+    })?;
+    let name = stem(Path::new(&found.name));
+    Ok((found.path, name))
 }
 
 /// Build the one-container stack of `shoal run` as a compose document and validate it like
@@ -104,6 +130,7 @@ fn command_line_stack(name: &str, image: &Path, args: &RunArgs) -> anyhow::Resul
     let options = spec::LoadOptions {
         env: &env,
         lookup_digest: &no_store,
+        resolve_reference: &crate::spec::no_registry,
     };
     let here = std::env::current_dir()?;
     // `$` in a command-line value is literal: the shell already expanded what it wanted.

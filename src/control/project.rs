@@ -91,6 +91,7 @@ pub fn project_of_file(file: &Path) -> ProjectName {
     let options = crate::spec::LoadOptions {
         env: &env,
         lookup_digest: &|_| None,
+        resolve_reference: &crate::spec::no_registry,
     };
     match crate::spec::load(file, &options) {
         Ok((stack, _)) => stack.name,

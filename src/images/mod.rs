@@ -17,6 +17,7 @@
 //! the `compiler` feature runs.
 
 pub mod precompiled;
+pub mod refs;
 
 #[cfg(feature = "compiler")]
 use std::collections::hash_map::DefaultHasher;
@@ -39,6 +40,20 @@ pub enum ImageError {
     Write { path: PathBuf, source: std::io::Error },
     #[error("{path} is not a valid WebAssembly module: {message}")]
     Invalid { path: PathBuf, message: String },
+    #[error("cannot read image {path}: {source}")]
+    File {
+        path: PathBuf,
+        source: crate::spec::image_file::ImageFileError,
+    },
+    #[error(
+        "image {path} in the store is damaged: its bytes hash to {actual}, not the digest it is stored under\n  \
+         hint: remove it with `shoal images rm {expected}` and pull or add it again"
+    )]
+    Damaged {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
     #[error("no image matches `{0}`")]
     NotFound(String),
     #[error("`{0}` matches more than one image; give more digits")]
@@ -81,6 +96,9 @@ pub struct StoredImage {
     pub digest: String,
     pub size: u64,
     pub name: String,
+    /// Registry references pulled to this image (`shoal images pull`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub references: Vec<String>,
     #[serde(skip)]
     pub path: PathBuf,
 }
@@ -137,23 +155,40 @@ impl ImageStore {
         &self.root
     }
 
-    fn images_dir(&self) -> PathBuf {
+    pub(crate) fn images_dir(&self) -> PathBuf {
         self.root.join("images")
     }
 
     /// Path of a stored image by digest, if present.
     pub fn path_of(&self, digest: &ImageDigest) -> Option<PathBuf> {
-        let path = self.images_dir().join(format!("{}.wasm", digest.hex()));
-        path.is_file().then_some(path)
+        // A pulled precompiled image is kept as `<hex>.cwasm` (see `crate::registry`).
+        ["wasm", "cwasm"]
+            .iter()
+            .map(|ext| self.images_dir().join(format!("{}.{ext}", digest.hex())))
+            .find(|path| path.is_file())
+    }
+
+    /// An image inside the store is named by its digest: check the bytes still hash to it
+    /// before wasmtime compiles or (for a pulled `.cwasm`) runs them.
+    fn check_stored_digest(&self, file: &Path, digest: &ImageDigest) -> Result<(), ImageError> {
+        let Some(name) = file.file_stem().and_then(|n| n.to_str()) else {
+            return Ok(());
+        };
+        let in_store = file.parent() == Some(self.images_dir().as_path()) && ImageDigest::is_hex(name);
+        if in_store && name != digest.hex() {
+            return Err(ImageError::Damaged {
+                path: file.to_path_buf(),
+                expected: name.to_string(),
+                actual: digest.hex().to_string(),
+            });
+        }
+        Ok(())
     }
 
     /// Add a `.wasm` file (validated first) under its digest. Adding the same bytes twice
     /// is a no-op apart from the name.
     pub fn add(&self, file: &Path) -> Result<StoredImage, ImageError> {
-        let bytes = fs::read(file).map_err(|source| ImageError::Read {
-            path: file.to_path_buf(),
-            source,
-        })?;
+        let bytes = read_image(file)?;
         validate_wasm(file, &bytes)?;
         let digest = ImageDigest::of(&bytes);
         let dir = self.images_dir();
@@ -170,6 +205,7 @@ impl ImageStore {
             digest: digest.hex().to_string(),
             size: bytes.len() as u64,
             name,
+            references: Vec::new(),
             path,
         })
     }
@@ -182,13 +218,14 @@ impl ImageStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(source) => return Err(ImageError::Read { path: dir, source }),
         };
+        let refs = self.references();
         let mut images = Vec::new();
         for entry in entries.flatten() {
             let path = entry.path();
             let Some(hex) = path
                 .file_name()
                 .and_then(|n| n.to_str())
-                .and_then(|n| n.strip_suffix(".wasm"))
+                .and_then(|n| n.strip_suffix(".wasm").or_else(|| n.strip_suffix(".cwasm")))
             else {
                 continue;
             };
@@ -197,10 +234,16 @@ impl ImageStore {
             }
             let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
             let name = fs::read_to_string(dir.join(format!("{hex}.name"))).unwrap_or_default();
+            let references = refs
+                .iter()
+                .filter(|r| r.digest.hex() == hex)
+                .map(|r| r.reference.clone())
+                .collect();
             images.push(StoredImage {
                 digest: hex.to_string(),
                 size,
                 name,
+                references,
                 path: path.clone(),
             });
         }
@@ -216,8 +259,22 @@ impl ImageStore {
             .iter()
             .filter(|i| wanted.is_some_and(|hex| i.digest.starts_with(hex)))
             .collect();
+        // `shoal images add hello.wasm` then `shoal run hello`: the name without `.wasm`
+        // works too, and so does a pulled registry reference.
+        let stem_of = |name: &str| {
+            name.strip_suffix(".wasm")
+                .or_else(|| name.strip_suffix(".cwasm"))
+                .map(str::to_string)
+        };
         let matches = if by_digest.is_empty() {
-            images.iter().filter(|i| i.name == reference).collect()
+            images
+                .iter()
+                .filter(|i| {
+                    i.name == reference
+                        || stem_of(&i.name).as_deref() == Some(reference)
+                        || i.references.iter().any(|r| r == reference)
+                })
+                .collect()
         } else {
             by_digest
         };
@@ -232,10 +289,16 @@ impl ImageStore {
     pub fn remove(&self, reference: &str) -> Result<StoredImage, ImageError> {
         let image = self.find(reference)?;
         let dir = self.images_dir();
+        let refs = self.references().into_iter().filter(|r| r.digest.hex() == image.digest);
+        let ref_files: Vec<PathBuf> = refs.map(|r| self.reference_path(&r.reference)).collect();
         for path in [
             dir.join(format!("{}.wasm", image.digest)),
+            dir.join(format!("{}.cwasm", image.digest)),
             dir.join(format!("{}.name", image.digest)),
-        ] {
+        ]
+        .into_iter()
+        .chain(ref_files)
+        {
             match fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -257,15 +320,12 @@ impl ImageStore {
     /// file) is compiled again and replaced, never trusted.
     pub fn load_module(&self, engine: &Engine, file: &Path) -> Result<LoadedModule, ImageError> {
         let started = Instant::now();
-        let bytes = fs::read(file).map_err(|source| ImageError::Read {
-            path: file.to_path_buf(),
-            source,
-        })?;
+        let bytes = read_image(file)?;
         let digest = ImageDigest::of(&bytes);
+        self.check_stored_digest(file, &digest)?;
         if precompiled::is_precompiled(&bytes) {
-            drop(bytes);
             return Ok(LoadedModule {
-                module: precompiled::load(engine, file)?,
+                module: precompiled::load_bytes(engine, file, &bytes)?,
                 digest,
                 source: ModuleSource::Precompiled,
                 elapsed: started.elapsed(),
@@ -298,19 +358,14 @@ impl ImageStore {
         };
         let bytes: &[u8] = &runnable;
         let cached = self.cache_path(engine, &cache_key);
-        if cached.is_file() {
-            // SAFETY: the cache directory is written only by this code, from modules this
-            // same engine configuration compiled; wasmtime still checks the header and the
-            // compatibility hash and refuses a mismatch, which we then recompile.
-            if let Ok(module) = unsafe { Module::deserialize_file(engine, &cached) } {
-                return Ok(LoadedModule {
-                    module,
-                    digest,
-                    source: ModuleSource::Cached,
-                    elapsed: started.elapsed(),
-                    cache_error: None,
-                });
-            }
+        if let Some(module) = load_cached(engine, &cached) {
+            return Ok(LoadedModule {
+                module,
+                digest,
+                source: ModuleSource::Cached,
+                elapsed: started.elapsed(),
+                cache_error: None,
+            });
         }
         let module = Module::new(engine, bytes).map_err(|e| ImageError::Invalid {
             path: file.to_path_buf(),
@@ -319,6 +374,7 @@ impl ImageStore {
         // A cache that cannot be written only costs a compile next time; say why.
         let cache_error = match module.serialize() {
             Ok(serialized) => write_atomically(&cached, &serialized)
+                .and_then(|()| write_atomically(&checksum_path(&cached), ImageDigest::of(&serialized).hex().as_bytes()))
                 .err()
                 .map(|e| format!("{e}; {} will be compiled again next time", file.display())),
             Err(e) => Some(format!("cannot serialize the compiled {}: {e:#}", file.display())),
@@ -347,6 +403,62 @@ pub fn engine_fingerprint(engine: &Engine) -> String {
     let mut hasher = DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut hasher);
     format!("{:016x}", hasher.finish())
+}
+
+/// Read an image file: a regular file of at most `spec::image_file::MAX_IMAGE_BYTES`
+/// (never a device, a FIFO or a folder; see `spec::image_file`).
+pub fn read_image(path: &Path) -> Result<Vec<u8>, ImageError> {
+    crate::spec::image_file::read(path).map_err(|source| ImageError::File {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Where the sha256 of a compile-cache entry is kept: beside it, `<hex>.cwasm.sha256`.
+#[cfg(feature = "compiler")]
+fn checksum_path(cached: &Path) -> PathBuf {
+    let mut name = cached.as_os_str().to_os_string();
+    name.push(".sha256");
+    PathBuf::from(name)
+}
+
+/// A compile-cache entry, if it is there and intact.
+///
+/// wasmtime runs a `.cwasm` as machine code, checking only its header: one flipped bit
+/// in the code killed shoal by SIGTRAP with no message (issue 16, fault 4). So each entry
+/// carries the sha256 it was written with, checked before wasmtime sees the bytes; an
+/// entry that does not match (or has no checksum) is reported once, deleted and compiled
+/// again. wasmtime's own refusal (other version or settings) also means compile again.
+#[cfg(feature = "compiler")]
+fn load_cached(engine: &Engine, cached: &Path) -> Option<Module> {
+    let bytes = match crate::spec::image_file::read(cached) {
+        Ok(bytes) => bytes,
+        Err(e) if e.is_not_found() => return None,
+        Err(_) => {
+            drop_cache_entry(cached, "cannot be read");
+            return None;
+        }
+    };
+    let recorded = fs::read_to_string(checksum_path(cached)).unwrap_or_default();
+    if recorded.trim() != ImageDigest::of(&bytes).hex() {
+        drop_cache_entry(cached, "does not match its checksum (damaged on disk)");
+        return None;
+    }
+    // SAFETY: the bytes are exactly those this code serialized from a module the same
+    // engine configuration compiled (the checksum above proves it); wasmtime still checks
+    // the header and the compatibility hash and refuses a mismatch, compiled again below.
+    unsafe { Module::deserialize(engine, &bytes) }.ok()
+}
+
+/// Delete a bad compile-cache entry, saying so once: the next load compiles it again.
+#[cfg(feature = "compiler")]
+fn drop_cache_entry(cached: &Path, why: &str) {
+    eprintln!(
+        "warning: compile cache entry {} {why}; deleted, compiling the image again",
+        cached.display()
+    );
+    let _ = fs::remove_file(cached);
+    let _ = fs::remove_file(checksum_path(cached));
 }
 
 /// Check a module's bytes without compiling it, for errors that name the file. The format
@@ -390,16 +502,12 @@ pub fn as_runnable<'a>(path: &Path, bytes: &'a [u8]) -> Result<std::borrow::Cow<
 
 /// Sha256 of a file, for `shoal config`.
 pub fn digest_file(path: &Path) -> Result<ImageDigest, ImageError> {
-    let bytes = fs::read(path).map_err(|source| ImageError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Ok(ImageDigest::of(&bytes))
+    Ok(ImageDigest::of(&read_image(path)?))
 }
 
 /// Write through a temporary file and a rename, so a reader never sees half a file and a
 /// crash never leaves a truncated image or cache entry behind.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
     let err = |source| ImageError::Write {
         path: path.to_path_buf(),
         source,

@@ -37,6 +37,17 @@ pub fn load(engine: &Engine, path: &Path) -> Result<Module, ImageError> {
     })
 }
 
+/// Load a precompiled image from bytes already read (and, for the store, digest-checked),
+/// so what runs is exactly what was checked.
+pub fn load_bytes(engine: &Engine, path: &Path, bytes: &[u8]) -> Result<Module, ImageError> {
+    // SAFETY: as for `load`: a .cwasm is trusted like the shoal binary; wasmtime checks
+    // the header, version, target, CPU features and settings.
+    unsafe { Module::deserialize(engine, bytes) }.map_err(|e| ImageError::Precompiled {
+        path: path.to_path_buf(),
+        reason: lowercase_first(&e.root_cause().to_string()),
+    })
+}
+
 /// Where `shoal images compile` writes the image compiled from `source`: `<stem>.cwasm`,
 /// in `out_dir` or else beside the source.
 pub fn output_path(source: &Path, out_dir: Option<&Path>) -> PathBuf {
@@ -85,10 +96,7 @@ impl CrossCompiler {
 
     /// The precompiled bytes of one `.wasm` file.
     pub fn compile(&self, source: &Path) -> Result<Vec<u8>, ImageError> {
-        let bytes = std::fs::read(source).map_err(|e| ImageError::Read {
-            path: source.to_path_buf(),
-            source: e,
-        })?;
+        let bytes = super::read_image(source)?;
         if is_precompiled(&bytes) {
             return Err(ImageError::Invalid {
                 path: source.to_path_buf(),

@@ -41,7 +41,12 @@ pub fn load_modules(
         }
         let path = match &container.image {
             ImageRef::Path(path) => path.clone(),
-            ImageRef::Digest(digest) => images
+            // registry: a pulled reference is an image of the store like a digest.
+            ImageRef::Digest(digest)
+            | ImageRef::Registry {
+                resolved: crate::spec::ResolvedImage { digest, .. },
+                ..
+            } => images
                 .path_of(digest)
                 .ok_or_else(|| SupervisorError::MissingDigest(digest.to_string()))?,
         };

@@ -243,6 +243,7 @@ mod tests {
         let opts = crate::spec::LoadOptions {
             env: &env,
             lookup_digest: &|_| None,
+            resolve_reference: &crate::spec::no_registry,
         };
         let load = |text: &str| match crate::spec::load_str(text, &dir.path().join("shoal.yaml"), &opts) {
             Ok((stack, _)) => stack,

@@ -424,6 +424,7 @@ fn check_compose(bytes: &[u8]) -> Result<(), String> {
     let opts = spec::LoadOptions {
         env: &env,
         lookup_digest: &lookup,
+        resolve_reference: &spec::no_registry,
     };
     // Relative paths resolve against the golden folder, which has images and data folders.
     let path = repo().join("tests/golden/config/fuzz.yaml");

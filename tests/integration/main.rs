@@ -21,6 +21,7 @@ mod messaging;
 // Operations (issue 19).
 mod ops;
 mod precompiled;
+mod registry; // registry: OCI registries, compile-cache checksum, image file kinds
 mod regressions;
 mod reload;
 mod sensors;

@@ -29,10 +29,12 @@ pub mod channel_type;
 pub mod decode;
 pub mod diagnostic;
 pub mod digest;
+pub mod image_file;
 pub mod interpolate;
 pub mod model;
 pub mod names;
 pub mod node;
+pub mod reference;
 pub mod schema;
 pub mod topic;
 pub mod units;
@@ -46,6 +48,7 @@ pub use diagnostic::{render_diagnostics, Diagnostic, Severity};
 pub use digest::{ImageDigest, InvalidDigest};
 pub use model::*;
 pub use names::{InvalidName, MAX_NAME_LEN};
+pub use reference::{no_registry, ResolvedImage};
 pub use schema::json_schema;
 
 /// What `load` needs from the outside world, passed in so `spec` stays free of global state.
@@ -54,6 +57,10 @@ pub struct LoadOptions<'a> {
     pub env: &'a HashMap<String, String>,
     /// Resolve `sha256:<hex>` image references against the image store: returns the stored .wasm path or None.
     pub lookup_digest: &'a dyn Fn(&ImageDigest) -> Option<PathBuf>,
+    /// Resolve a registry reference (`registry.example/org/x:1`) against the pulled images:
+    /// `Err` is the message shown at the `image:` line (never pulled, the last pull's
+    /// error). [`no_registry`] for callers without a store. See [`reference`].
+    pub resolve_reference: &'a dyn Fn(&str) -> Result<ResolvedImage, String>,
 }
 
 /// File names tried by [`find_compose_file`], in order.

@@ -62,6 +62,37 @@ pub enum ImageRef {
     Path(PathBuf),
     /// `sha256:<64 hex>` in the image store.
     Digest(crate::ImageDigest),
+    // registry: an OCI registry reference, resolved against the pulled images once, when
+    // the file is loaded (see `reference`).
+    /// `registry.example/org/x:1` as written, pinned to what the store pulled for it.
+    Registry {
+        reference: String,
+        resolved: crate::ResolvedImage,
+    },
+}
+
+impl ImageRef {
+    /// The digest of the image in the local store, for the variants that live there.
+    pub fn store_digest(&self) -> Option<&crate::ImageDigest> {
+        match self {
+            ImageRef::Path(_) => None,
+            ImageRef::Digest(digest) => Some(digest),
+            ImageRef::Registry { resolved, .. } => Some(&resolved.digest),
+        }
+    }
+
+    /// The reference pinned to its registry digest (`ref@sha256:...`), as compose's
+    /// `config --resolve-image-digests` prints it; other variants as they serialize.
+    pub fn pinned(&self) -> String {
+        match self {
+            ImageRef::Path(path) => path.display().to_string(),
+            ImageRef::Digest(digest) => digest.to_string(),
+            ImageRef::Registry { reference, resolved } => {
+                let name = reference.split_once('@').map_or(reference.as_str(), |(name, _)| name);
+                format!("{name}@{}", resolved.pinned)
+            }
+        }
+    }
 }
 
 /// One container (one replica) to run.
@@ -488,6 +519,7 @@ impl Serialize for ImageRef {
         match self {
             ImageRef::Path(path) => path.serialize(s),
             ImageRef::Digest(digest) => digest.serialize(s),
+            ImageRef::Registry { reference, .. } => reference.serialize(s), // registry
         }
     }
 }

@@ -65,7 +65,7 @@ pub enum ScalarFile {
 #[schemars(deny_unknown_fields)]
 #[schemars(extend("patternProperties" = {"^x-": {"description": "Extension field, ignored (a place for YAML anchors)."}}))]
 pub struct ContainerFile {
-    /// The WebAssembly module: a `.wasm` path relative to the compose file, or `sha256:<64 hex>` from the image store (`shoal images add FILE`).
+    /// The WebAssembly module: a `.wasm` path relative to the compose file, `sha256:<64 hex>` from the image store (`shoal images add FILE`), or a registry reference pulled with `shoal images pull` (`registry.example/org/app:1`).
     pub image: String,
     /// Command-line arguments passed to the guest (`argv[1..]`).
     pub args: Option<Vec<ScalarFile>>,

@@ -62,6 +62,7 @@ fn golden_diagnostics() {
         let opts = LoadOptions {
             env: &env,
             lookup_digest: &lookup,
+            resolve_reference: &crate::no_registry,
         };
         let got = render(&load(&rel, &opts));
         let expected_path = yaml.with_extension("stderr");
@@ -89,6 +90,7 @@ fn all_five_mistakes_in_one_run() {
     let opts = LoadOptions {
         env: &env,
         lookup_digest: &lookup,
+        resolve_reference: &crate::no_registry,
     };
     let errs = load(Path::new("tests/golden/config/all_five.yaml"), &opts).unwrap_err();
     let text = render_diagnostics(&errs);
@@ -108,6 +110,7 @@ fn load_in(dir: &Path, yaml: &str) -> Result<(Stack, Vec<Diagnostic>), Vec<Diagn
     let opts = LoadOptions {
         env: &env,
         lookup_digest: &lookup,
+        resolve_reference: &crate::no_registry,
     };
     load_str(yaml, &dir.join("shoal.yaml"), &opts)
 }
@@ -561,6 +564,7 @@ fn missing_file() {
     let opts = LoadOptions {
         env: &env,
         lookup_digest: &lookup,
+        resolve_reference: &crate::no_registry,
     };
     let e = load(Path::new("tests/golden/config/nope.yaml"), &opts).unwrap_err();
     assert!(e[0]
@@ -575,6 +579,7 @@ fn golden_ok_file_loads() {
     let opts = LoadOptions {
         env: &env,
         lookup_digest: &lookup,
+        resolve_reference: &crate::no_registry,
     };
     let (stack, warnings) = load(Path::new("tests/golden/config/ok.yaml"), &opts).unwrap();
     assert_eq!(warnings.len(), 2);

@@ -16,6 +16,34 @@ use shoal_abi::module::{self, ImageFormat};
 fn check_image(d: &Draft, checked: &mut HashMap<PathBuf, bool>, ctx: &mut Ctx) -> Option<ImageRef> {
     let (image, pos) = d.image.as_ref()?;
     let key = format!("containers.{}.image", d.service);
+    // registry: a registry reference resolves against the pulled images, or fails here.
+    if crate::reference::is_registry_reference(image) {
+        if let Err(message) = crate::reference::check_reference(image) {
+            let hint = "a reference is `host[:port]/repository[:tag][@sha256:<hex>]`; a path starts with `./`";
+            ctx.error(
+                *pos,
+                &key,
+                format!("invalid image reference `{image}`: {message}"),
+                Some(hint.into()),
+            );
+            return None;
+        }
+        return match (ctx.opts.resolve_reference)(image) {
+            Ok(resolved) => Some(ImageRef::Registry {
+                reference: image.clone(),
+                resolved,
+            }),
+            Err(message) => {
+                let mut hint =
+                    format!("pull it first: `shoal images pull {image}` (or `shoal pull` for the whole file)");
+                if ctx.resolve(image).is_file() {
+                    hint.push_str(&format!("; to mean the file, write `./{image}`"));
+                }
+                ctx.error(*pos, &key, message, Some(hint));
+                None
+            }
+        };
+    }
     if image.starts_with(ImageDigest::PREFIX) {
         let digest = match image.parse::<ImageDigest>() {
             Ok(digest) => digest,
@@ -49,11 +77,11 @@ fn check_image(d: &Draft, checked: &mut HashMap<PathBuf, bool>, ctx: &mut Ctx) -
 
 /// Reads and validates a .wasm file once, so a broken module is reported before anything starts.
 fn check_wasm_file(abs: &Path, pos: Pos, key: &str, ctx: &mut Ctx) -> bool {
-    let bytes = match std::fs::read(abs) {
+    let bytes = match crate::image_file::read(abs) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(e) if e.is_not_found() => {
             let hint = if abs.extension().is_none_or(|e| e != "wasm" && e != "cwasm") {
-                Some("`image` is a .wasm path relative to the compose file, or `sha256:<hex>`".to_string())
+                Some("`image` is a .wasm path relative to the compose file, `sha256:<hex>`, or a registry reference (`registry.example/org/app:1`)".to_string())
             } else {
                 Some("build the module first, or fix the path (relative to the compose file)".to_string())
             };
@@ -61,12 +89,16 @@ fn check_wasm_file(abs: &Path, pos: Pos, key: &str, ctx: &mut Ctx) -> bool {
             return false;
         }
         Err(e) => {
-            let what = if abs.is_dir() {
-                "is a directory".to_string()
-            } else {
-                format!("cannot be read: {e}")
+            let hint = match e {
+                crate::image_file::ImageFileError::Io(_) => None,
+                _ => Some("point `image` at the .wasm or .cwasm file itself".to_string()),
             };
-            ctx.error(pos, key, format!("image file {} {what}", abs.display()), None);
+            ctx.error(
+                pos,
+                key,
+                format!("image file {} cannot be read: {e}", abs.display()),
+                hint,
+            );
             return false;
         }
     };

@@ -174,7 +174,10 @@ fn decode_image(v: &Node, kp: &str, ctx: &mut Ctx) -> Option<(String, Pos)> {
             v.pos,
             kp,
             "`image` is empty",
-            Some("point it at a .wasm file or a `sha256:` digest".into()),
+            Some(
+                "point it at a .wasm file, a `sha256:` digest or a registry reference (`registry.example/org/app:1`)"
+                    .into(),
+            ),
         );
         return None;
     }
