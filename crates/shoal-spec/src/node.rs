@@ -9,11 +9,14 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
-/// 1-based line and column of a node in the source.
+/// 1-based line and column of a node in the source, and which of the merged compose files
+/// it was read from (an index into the load's file list; 0 is the first `-f` file), so a
+/// diagnostic about a key from an override file names that file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Pos {
     pub line: u64,
     pub column: u64,
+    pub file: u16,
 }
 
 /// A value with where it was written.
@@ -149,6 +152,7 @@ fn pos_of<T>(s: &Spanned<T>) -> Pos {
     Pos {
         line: s.referenced.line(),
         column: s.referenced.column(),
+        file: 0,
     }
 }
 
@@ -180,7 +184,11 @@ pub fn parse(text: &str) -> Result<(Node, Vec<ParseProblem>), ParseProblem> {
     {
         return Ok((
             Node {
-                pos: Pos { line: 1, column: 1 },
+                pos: Pos {
+                    line: 1,
+                    column: 1,
+                    file: 0,
+                },
                 value: Value::Null,
             },
             Vec::new(),
@@ -190,6 +198,7 @@ pub fn parse(text: &str) -> Result<(Node, Vec<ParseProblem>), ParseProblem> {
         let pos = e.location().map(|l| Pos {
             line: l.line(),
             column: l.column(),
+            file: 0,
         });
         let text = e.to_string();
         let message = if text.contains("budget breached: Depth") || text.contains("recursion limit exceeded") {
@@ -226,6 +235,21 @@ fn first_line(msg: &str) -> String {
         None => line,
     };
     format!("invalid YAML: {line}")
+}
+
+/// Marks every node and key of a tree as read from file `index` of the load's file list.
+pub fn set_file(node: &mut Node, index: u16) {
+    node.pos.file = index;
+    match &mut node.value {
+        Value::Seq(items) => items.iter_mut().for_each(|i| set_file(i, index)),
+        Value::Map(entries) => {
+            for (k, v) in entries {
+                k.pos.file = index;
+                set_file(v, index);
+            }
+        }
+        _ => {}
+    }
 }
 
 fn convert(raw: Spanned<RawNode>, problems: &mut Vec<ParseProblem>) -> Node {
@@ -278,9 +302,9 @@ mod tests {
         assert!(p.is_empty());
         let Value::Map(m) = &n.value else { panic!() };
         assert_eq!(m[0].0.name, "a");
-        assert_eq!(m[0].0.pos, Pos { line: 1, column: 1 });
+        assert_eq!(m[0].0.pos, Pos { line: 1, column: 1, file: 0 });
         let Value::Map(inner) = &m[0].1.value else { panic!() };
-        assert_eq!(inner[1].0.pos, Pos { line: 3, column: 3 });
+        assert_eq!(inner[1].0.pos, Pos { line: 3, column: 3, file: 0 });
         assert_eq!(inner[1].1.pos.line, 3);
     }
 
@@ -303,7 +327,7 @@ mod tests {
     fn non_string_keys_are_reported() {
         let (_, p) = parse("1: a\nb: c\n").unwrap();
         assert_eq!(p.len(), 1);
-        assert_eq!(p[0].pos, Some(Pos { line: 1, column: 1 }));
+        assert_eq!(p[0].pos, Some(Pos { line: 1, column: 1, file: 0 }));
     }
 
     #[test]
