@@ -195,8 +195,8 @@ pub(super) fn graph(
     project: &ProjectArgs,
     format: GraphFormat,
 ) -> anyhow::Result<ExitCode> {
-    let path = super::compose::compose_path(project.file.as_deref())?;
-    let Some(stack) = super::compose::load_stack(images, runtime, &path, false) else {
+    let input = project.compose_files(crate::spec::ComposeFiles::resolve_files(&project.file)?);
+    let Some(stack) = super::compose::load_stack(images, runtime, &input, false) else {
         return Ok(ExitCode::from(1));
     };
     let live: Vec<ContainerInfo> = Client::for_project(project.project.as_deref().unwrap_or(&stack.name))

@@ -17,7 +17,7 @@ use crate::logs::terminal::TerminalLog;
 use crate::logs::{LogBook, LogSink, Tee};
 use crate::procstat;
 use crate::runtime::{Runtime, RuntimeConfig};
-use crate::spec::Stack;
+use crate::spec::{ComposeFiles, Stack};
 use crate::supervisor::{self, ContainerInfo};
 
 /// How long `up -d` waits for the background process to open its socket.
@@ -32,8 +32,8 @@ pub(super) fn up(
     args: UpArgs,
 ) -> anyhow::Result<ExitCode> {
     let (file_target, services) = split_targets(&args.targets);
-    let path = super::compose_path(args.file.file.as_deref().or(file_target.as_deref()))?;
-    let Some(stack) = load_stack(images, runtime_config, &path, false) else {
+    let input = args.file.compose_files(file_target.as_deref())?;
+    let Some(stack) = load_stack(images, runtime_config, &input, false) else {
         return Ok(ExitCode::from(1));
     };
     let stack = controller::select_containers(stack, &services)?;
@@ -49,7 +49,7 @@ pub(super) fn up(
         );
     }
     if args.detach && !args.detached_child {
-        return detach(global, &args, &path, &services, &project, stack.containers.len());
+        return detach(global, &args, &stack.compose, &services, &project, stack.containers.len());
     }
     let watch = args.watch || stack.watch;
     let options = Options {
@@ -182,14 +182,14 @@ fn apply_to_running(project: &str) -> anyhow::Result<ExitCode> {
 fn detach(
     global: &GlobalArgs,
     args: &UpArgs,
-    path: &Path,
+    input: &ComposeFiles,
     services: &[String],
     project: &str,
     containers: usize,
 ) -> anyhow::Result<ExitCode> {
     control::ensure_runtime_dir()?;
     let log_path = control::log_path(project);
-    let mut child = spawn_detached(global, args, path, services, &log_path)?;
+    let mut child = spawn_detached(global, args, input, project, services, &log_path)?;
     wait_for_socket(&mut child, project, &log_path)?;
     let rows = wait_until_started(project, containers)?;
     let failed = print_rows(&rows);
@@ -209,7 +209,8 @@ fn detach(
 fn spawn_detached(
     global: &GlobalArgs,
     args: &UpArgs,
-    path: &Path,
+    input: &ComposeFiles,
+    project: &str,
     services: &[String],
     log_path: &PathBuf,
 ) -> anyhow::Result<std::process::Child> {
@@ -224,11 +225,19 @@ fn spawn_detached(
     if let Some(size) = &global.max_wasm_stack {
         command.arg("--max-wasm-stack").arg(size.to_string());
     }
-    command
-        .arg("up")
-        .arg("--detached-child")
-        .arg("-f")
-        .arg(std::fs::canonicalize(path)?);
+    command.arg("up").arg("--detached-child");
+    // compose: the same files, env files, project name and profiles as this process loaded
+    // (absolute, and the override file named, since `-f` turns the override rule off).
+    for file in &input.files {
+        command.arg("-f").arg(file);
+    }
+    for file in input.env_files.iter().flatten() {
+        command.arg("--env-file").arg(file);
+    }
+    command.arg("-p").arg(project);
+    for profile in input.profiles.iter().flatten() {
+        command.arg("--profile").arg(profile);
+    }
     if args.watch {
         command.arg("--watch");
     }

@@ -190,9 +190,20 @@ fn load_sources(
         watch: decoded.watch,
         bridges,
         env_files,
-        compose: input.clone(),
+        compose: absolute(input),
     };
     Ok((stack, diags))
+}
+
+/// `input` with absolute paths, so a reload (or a process started elsewhere) reads the same.
+fn absolute(input: &ComposeFiles) -> ComposeFiles {
+    let here = std::env::current_dir().unwrap_or_default();
+    let abs = |p: &PathBuf| decode::normalize(&here.join(p));
+    ComposeFiles {
+        files: input.files.iter().map(abs).collect(),
+        env_files: input.env_files.as_ref().map(|f| f.iter().map(abs).collect()),
+        ..input.clone()
+    }
 }
 
 /// The variables `${VAR}` reads: the env files', then the process's over them.
