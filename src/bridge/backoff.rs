@@ -27,8 +27,10 @@ const QUICK_DROPS_TO_WARN: u32 = 3;
 /// The wait before each reconnection attempt. It doubles from [`FIRST_RETRY`] up to
 /// `reconnect_max`, and goes back to the start only after a connection that lasted (a
 /// broker that accepts and at once drops us is not a reason to come straight back). When
-/// another client took the session, the wait jumps to `reconnect_max`: two clients with one
-/// id that both reconnect at once would take the session from each other forever.
+/// another client took the session (the broker said so, or it dropped us right after
+/// accepting us [`QUICK_DROPS_TO_WARN`] times in a row), the wait jumps to `reconnect_max`:
+/// two clients with one id that both reconnect at once would take the session from each
+/// other forever.
 pub(super) struct Backoff {
     delay: Duration,
     max: Duration,
@@ -69,11 +71,14 @@ impl Backoff {
             None => {}
         }
         let takeover = if std::mem::take(&mut self.taken_over) {
-            self.delay = self.max;
             Some(Takeover::Said)
         } else {
             (self.quick_drops >= QUICK_DROPS_TO_WARN).then_some(Takeover::QuickDrops(self.quick_drops))
         };
+        if takeover.is_some() {
+            // Come back seldom: the other client keeps the session meanwhile.
+            self.delay = self.max;
+        }
         let wait = self.delay;
         self.delay = (self.delay * 2).min(self.max);
         (wait, takeover)
@@ -110,7 +115,7 @@ mod tests {
             said.push(takeover);
             t += wait;
         }
-        assert_eq!(waits, [FIRST_RETRY, FIRST_RETRY * 2, FIRST_RETRY * 4, FIRST_RETRY * 8]);
+        assert_eq!(waits, [FIRST_RETRY, FIRST_RETRY * 2, MAX, MAX]);
         assert_eq!(said, [None, None, Some(Takeover::QuickDrops(3)), Some(Takeover::QuickDrops(4))]);
     }
 
