@@ -116,7 +116,10 @@ mod tests {
             t += wait;
         }
         assert_eq!(waits, [FIRST_RETRY, FIRST_RETRY * 2, MAX, MAX]);
-        assert_eq!(said, [None, None, Some(Takeover::QuickDrops(3)), Some(Takeover::QuickDrops(4))]);
+        assert_eq!(
+            said,
+            [None, None, Some(Takeover::QuickDrops(3)), Some(Takeover::QuickDrops(4))]
+        );
     }
 
     #[test]

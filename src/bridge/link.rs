@@ -74,7 +74,9 @@ async fn poll(mut eventloop: EventLoop, tx: mpsc::Sender<Polled>, reconnect_max:
             Ok(event) => {
                 match &event {
                     Event::Incoming(Packet::ConnAck(_)) => backoff.connected(Instant::now()),
-                    Event::Incoming(Packet::Disconnect(d)) if d.reason_code == DisconnectReasonCode::SessionTakenOver => {
+                    Event::Incoming(Packet::Disconnect(d))
+                        if d.reason_code == DisconnectReasonCode::SessionTakenOver =>
+                    {
                         backoff.taken_over()
                     }
                     _ => {}

@@ -10,7 +10,12 @@ use crate::spec::{ComposeFiles, Diagnostic, Stack};
 /// Parse and validate, then check the images' imports against the grants and the topic
 /// wiring; print diagnostics to stderr. `None` when the stack must not run.
 /// `runtime` is the engine settings precompiled images are loaded with, as `up` would.
-pub(crate) fn load_stack(images: &ImageStore, runtime: &RuntimeConfig, input: &ComposeFiles, strict: bool) -> Option<Stack> {
+pub(crate) fn load_stack(
+    images: &ImageStore,
+    runtime: &RuntimeConfig,
+    input: &ComposeFiles,
+    strict: bool,
+) -> Option<Stack> {
     let (stack, diagnostics) = match check::load_checked(input.clone(), images, &check::Engines::from_config(runtime)) {
         Ok(loaded) => loaded,
         Err(diagnostics) => {
@@ -40,10 +45,7 @@ fn shown(input: &ComposeFiles) -> String {
 
 fn report_invalid(shown: &str, diagnostics: &[Diagnostic]) {
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
-    eprintln!(
-        "error: {shown} is invalid ({errors} error{})",
-        plural(errors)
-    );
+    eprintln!("error: {shown} is invalid ({errors} error{})", plural(errors));
 }
 
 fn plural(n: usize) -> &'static str {

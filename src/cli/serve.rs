@@ -49,7 +49,14 @@ pub(super) fn up(
         );
     }
     if args.detach && !args.detached_child {
-        return detach(global, &args, &stack.compose, &services, &project, stack.containers.len());
+        return detach(
+            global,
+            &args,
+            &stack.compose,
+            &services,
+            &project,
+            stack.containers.len(),
+        );
     }
     let watch = args.watch || stack.watch;
     let options = Options {

@@ -46,7 +46,8 @@ fn override_file_env_files_project_names_and_profiles_from_the_command_line() {
     assert!(output.status.success());
     let err = stderr(&output);
     assert!(
-        err.contains("variable `UNIT` is not set and there is no `.env` file") && err.contains("`.env` beside the compose file"),
+        err.contains("variable `UNIT` is not set and there is no `.env` file")
+            && err.contains("`.env` beside the compose file"),
         "{err}"
     );
 
@@ -55,18 +56,35 @@ fn override_file_env_files_project_names_and_profiles_from_the_command_line() {
     sandbox.write("shoal.override.yaml", "containers:\n  sub:\n    replicas: 2\n");
     let c = json(&sandbox.ok(&["config", "--format", "json"]));
     assert_eq!(c["containers"]["sub"]["env"]["UNIT"], "celsius");
-    assert_eq!(c["containers"]["sub"]["replicas"], 2, "the override file beside shoal.yaml is merged");
+    assert_eq!(
+        c["containers"]["sub"]["replicas"], 2,
+        "the override file beside shoal.yaml is merged"
+    );
     assert!(c["containers"].get("debug").is_none(), "profiled out: {c}");
 
     // -f names files explicitly (no override pickup), merged in order; --env-file replaces .env.
     sandbox.write("board-7.yaml", "containers:\n  sub:\n    env: {BOARD: \"7\"}\n");
     let c = json(&sandbox.ok(&[
-        "config", "--format", "json", "-f", "shoal.yaml", "-f", "board-7.yaml", "--env-file", "board.env",
-        "--profile", "debug", "-p", "board-7",
+        "config",
+        "--format",
+        "json",
+        "-f",
+        "shoal.yaml",
+        "-f",
+        "board-7.yaml",
+        "--env-file",
+        "board.env",
+        "--profile",
+        "debug",
+        "-p",
+        "board-7",
     ]));
     assert_eq!(c["name"], "board-7");
     let sub = &c["containers"]["sub"];
-    assert_eq!((sub["env"]["UNIT"].as_str(), sub["env"]["BOARD"].as_str()), (Some("kelvin"), Some("7")));
+    assert_eq!(
+        (sub["env"]["UNIT"].as_str(), sub["env"]["BOARD"].as_str()),
+        (Some("kelvin"), Some("7"))
+    );
     assert!(sub.get("replicas").is_none(), "{c}");
     assert!(c["containers"].get("debug").is_some(), "{c}");
 
@@ -80,7 +98,10 @@ fn override_file_env_files_project_names_and_profiles_from_the_command_line() {
     // A mistake in the override file is reported at its own line.
     sandbox.write("shoal.override.yaml", "containers:\n  sub:\n    replicas: lots\n");
     let err = sandbox.fails(&["config"], 1);
-    assert!(err.contains("shoal.override.yaml:3:15: `replicas` must be an integer"), "{err}");
+    assert!(
+        err.contains("shoal.override.yaml:3:15: `replicas` must be an integer"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -93,7 +114,10 @@ fn printed_config_loads_back_and_prints_the_same() {
         "containers:\n  sub:\n    limits: {memory: 3MiB, cpu: 25%}\n    stop_timeout: 1m 30s\n    mounts: [\".:/data:ro\"]\n",
     );
     let first = sandbox.ok(&["config"]);
-    assert!(!first.contains("\nfile:") && first.contains("memory: 3MiB") && first.contains("1m 30s"), "{first}");
+    assert!(
+        !first.contains("\nfile:") && first.contains("memory: 3MiB") && first.contains("1m 30s"),
+        "{first}"
+    );
     let printed = sandbox.write("printed/merged.yaml", &first);
     let second = sandbox.ok(&["config", "-f", arg(&printed)]);
     assert_eq!(first, second);
@@ -103,7 +127,10 @@ fn printed_config_loads_back_and_prints_the_same() {
 fn compose_files_that_are_not_regular_files_are_refused_at_once() {
     let sandbox = Sandbox::new();
     let err = sandbox.fails(&["config", "-f", "/dev/zero"], 1);
-    assert!(err.contains("/dev/zero is a character device, not a regular file"), "{err}");
+    assert!(
+        err.contains("/dev/zero is a character device, not a regular file"),
+        "{err}"
+    );
     let fifo = sandbox.path().join("pipe.yaml");
     assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
     let err = sandbox.fails(&["config", "-f", arg(&fifo)], 1);
@@ -204,7 +231,12 @@ fn an_explicit_shared_client_id_is_named_once_and_not_fought_over() {
     let told = |b: &Running| b.seen.iter().filter(|l| l.contains("same client id `same-id`")).count();
     let deadline = std::time::Instant::now() + LONG;
     while boards.iter().all(|b| told(b) == 0) {
-        assert!(std::time::Instant::now() < deadline, "nobody named the shared id:\n{}\n--\n{}", boards[0].seen.join("\n"), boards[1].seen.join("\n"));
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nobody named the shared id:\n{}\n--\n{}",
+            boards[0].seen.join("\n"),
+            boards[1].seen.join("\n")
+        );
         for b in boards.iter_mut() {
             b.next_line(Duration::from_millis(20));
         }
@@ -218,6 +250,9 @@ fn an_explicit_shared_client_id_is_named_once_and_not_fought_over() {
         while b.next_line(Duration::from_millis(10)).is_some() {}
     }
     let log = format!("{}\n--\n{}", boards[0].seen.join("\n"), boards[1].seen.join("\n"));
-    assert!(told(&boards[0]) <= 1 && told(&boards[1]) <= 1, "said more than once:\n{log}");
+    assert!(
+        told(&boards[0]) <= 1 && told(&boards[1]) <= 1,
+        "said more than once:\n{log}"
+    );
     assert!(log.contains("hint: give each board its own `client_id`"), "{log}");
 }

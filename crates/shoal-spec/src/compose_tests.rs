@@ -102,9 +102,16 @@ fn a_diagnostic_from_an_override_file_names_that_file() {
         ("shoal.yaml", "containers:\n  app:\n    image: m.wasm\n"),
         ("board.yaml", "containers:\n  app:\n    replicas: lots\n"),
     ]);
-    let e = load_with(&files(&[p.path().join("shoal.yaml"), p.path().join("board.yaml")]), &HashMap::new()).unwrap_err();
+    let e = load_with(
+        &files(&[p.path().join("shoal.yaml"), p.path().join("board.yaml")]),
+        &HashMap::new(),
+    )
+    .unwrap_err();
     let text = render_diagnostics(&e);
-    assert!(text.contains("board.yaml:3:15: `replicas` must be an integer"), "{text}");
+    assert!(
+        text.contains("board.yaml:3:15: `replicas` must be an integer"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -115,12 +122,22 @@ fn printed_config_loads_back_to_the_same_stack() {
     let (first, warnings) = load_with(&files(&[p.path().join("shoal.yaml")]), &env).unwrap();
     assert!(warnings.is_empty(), "{}", render_diagnostics(&warnings));
     let text = printed(&first, &env);
-    assert!(!text.contains("\nfile:") && text.contains("containers:\n  db:"), "{text}");
-    assert!(text.contains("memory: 3MiB") && text.contains("stop_timeout: 1m 30s"), "{text}");
-    assert!(!text.contains("client_id"), "this board's default id is left out:\n{text}");
+    assert!(
+        !text.contains("\nfile:") && text.contains("containers:\n  db:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("memory: 3MiB") && text.contains("stop_timeout: 1m 30s"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("client_id"),
+        "this board's default id is left out:\n{text}"
+    );
     let again = p.path().join("printed.yaml");
     std::fs::write(&again, &text).unwrap();
-    let (second, warnings) = load_with(&files(&[again]), &env).unwrap_or_else(|e| panic!("{}\n{text}", render_diagnostics(&e)));
+    let (second, warnings) =
+        load_with(&files(&[again]), &env).unwrap_or_else(|e| panic!("{}\n{text}", render_diagnostics(&e)));
     assert!(warnings.is_empty(), "{}", render_diagnostics(&warnings));
     assert_eq!(model(&first), model(&second), "printed:\n{text}");
     assert_eq!(first.containers[1].env[1].1, "${HOME}");
@@ -141,13 +158,21 @@ fn override_file_beside_the_main_file_is_merged() {
 #[test]
 fn dotenv_env_file_and_process_precedence() {
     let yaml = "containers:\n  app:\n    image: m.wasm\n    env: {A: \"${A}\", B: \"${B}\", C: \"${C:-none}\"}\n";
-    let p = project(&[("shoal.yaml", yaml), (".env", "A=dotenv\nB=dotenv\n"), ("board.env", "C=board\n")]);
+    let p = project(&[
+        ("shoal.yaml", yaml),
+        (".env", "A=dotenv\nB=dotenv\n"),
+        ("board.env", "C=board\n"),
+    ]);
     let main = p.path().join("shoal.yaml");
     let env = env_of(&[("B", "process")]);
     let (stack, _) = load_with(&files(std::slice::from_ref(&main)), &env).unwrap();
     let got: Vec<&str> = stack.containers[0].env.iter().map(|(_, v)| v.as_str()).collect();
     assert_eq!(got, ["dotenv", "process", "none"]);
-    assert!(stack.env_files.contains(&p.path().join(".env")), "{:?}", stack.env_files);
+    assert!(
+        stack.env_files.contains(&p.path().join(".env")),
+        "{:?}",
+        stack.env_files
+    );
     // --env-file replaces `.env`.
     let input = ComposeFiles {
         env_files: Some(vec![p.path().join("board.env")]),
@@ -157,19 +182,28 @@ fn dotenv_env_file_and_process_precedence() {
     let got: Vec<&str> = stack.containers[0].env.iter().map(|(_, v)| v.as_str()).collect();
     assert_eq!(got, ["", "process", "board"]);
     let text = render_diagnostics(&warnings);
-    assert!(text.contains("variable `A` is not set in the environment nor in `") && text.contains("board.env"), "{text}");
+    assert!(
+        text.contains("variable `A` is not set in the environment nor in `") && text.contains("board.env"),
+        "{text}"
+    );
     // A missing --env-file is an error, as in Compose.
     let input = ComposeFiles {
         env_files: Some(vec![p.path().join("nope.env")]),
         ..files(&[main])
     };
     let text = render_diagnostics(&load_with(&input, &env).unwrap_err());
-    assert!(text.contains("nope.env: no such file") && text.contains("--env-file"), "{text}");
+    assert!(
+        text.contains("nope.env: no such file") && text.contains("--env-file"),
+        "{text}"
+    );
 }
 
 #[test]
 fn project_name_precedence_flag_env_file_folder() {
-    let p = project(&[("shoal.yaml", "name: from-file\ncontainers:\n  app:\n    image: m.wasm\n")]);
+    let p = project(&[(
+        "shoal.yaml",
+        "name: from-file\ncontainers:\n  app:\n    image: m.wasm\n",
+    )]);
     let main = p.path().join("shoal.yaml");
     let name = |input: &ComposeFiles, env: &HashMap<String, String>| load_with(input, env).unwrap().0.name.to_string();
     assert_eq!(name(&files(std::slice::from_ref(&main)), &HashMap::new()), "from-file");
@@ -181,10 +215,16 @@ fn project_name_precedence_flag_env_file_folder() {
     };
     assert_eq!(name(&flagged, &env), "from-flag");
     std::fs::write(p.path().join(".env"), "SHOAL_PROJECT_NAME=from-dotenv\n").unwrap();
-    assert_eq!(name(&files(std::slice::from_ref(&main)), &HashMap::new()), "from-dotenv");
+    assert_eq!(
+        name(&files(std::slice::from_ref(&main)), &HashMap::new()),
+        "from-dotenv"
+    );
     let bad = env_of(&[(PROJECT_NAME_VAR, "Not Valid")]);
     let text = render_diagnostics(&load_with(&files(&[main]), &bad).unwrap_err());
-    assert!(text.contains("SHOAL_PROJECT_NAME=`Not Valid` is not a valid project name"), "{text}");
+    assert!(
+        text.contains("SHOAL_PROJECT_NAME=`Not Valid` is not a valid project name"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -206,21 +246,31 @@ fn profiles_select_containers_and_guard_dependencies() {
     assert_eq!(names(None, &none), ["app"]);
     assert_eq!(names(Some(vec!["test"]), &none), ["app", "probe"]);
     assert_eq!(names(Some(vec!["*"]), &none), ["app", "debug", "probe"]);
-    assert_eq!(names(None, &env_of(&[("SHOAL_PROFILES", "debug")])), ["app", "debug", "probe"]);
+    assert_eq!(
+        names(None, &env_of(&[("SHOAL_PROFILES", "debug")])),
+        ["app", "debug", "probe"]
+    );
     // The flag wins over the variable.
-    assert_eq!(names(Some(vec!["test"]), &env_of(&[("SHOAL_PROFILES", "debug")])), ["app", "probe"]);
+    assert_eq!(
+        names(Some(vec!["test"]), &env_of(&[("SHOAL_PROFILES", "debug")])),
+        ["app", "probe"]
+    );
 
     let dep = "containers:\n  app:\n    image: m.wasm\n    depends_on: [debug]\n  debug:\n    image: m.wasm\n    profiles: [debug]\n";
     std::fs::write(&main, dep).unwrap();
     let text = render_diagnostics(&load_with(&files(std::slice::from_ref(&main)), &none).unwrap_err());
     assert!(
-        text.contains("shoal.yaml:4:18: container `app` depends on `debug`, which is only in profile `debug` (not enabled)")
-            && text.contains("--profile debug"),
+        text.contains(
+            "shoal.yaml:4:18: container `app` depends on `debug`, which is only in profile `debug` (not enabled)"
+        ) && text.contains("--profile debug"),
         "{text}"
     );
     std::fs::write(&main, "containers:\n  a:\n    image: m.wasm\n    profiles: [x]\n").unwrap();
     let text = render_diagnostics(&load_with(&files(&[main]), &none).unwrap_err());
-    assert!(text.contains("every container is in a profile that is not enabled (profiles: x)"), "{text}");
+    assert!(
+        text.contains("every container is in a profile that is not enabled (profiles: x)"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -228,6 +278,9 @@ fn include_and_extends_are_refused_with_the_override_hint() {
     let yaml = "include: [other.yaml]\ncontainers:\n  app:\n    image: m.wasm\n    extends: {service: base}\n";
     let p = project(&[("shoal.yaml", yaml)]);
     let text = render_diagnostics(&load_with(&files(&[p.path().join("shoal.yaml")]), &HashMap::new()).unwrap_err());
-    assert!(text.contains("shoal.yaml:1:1: `include` is not supported") && text.contains("-f base.yaml -f board.yaml"), "{text}");
+    assert!(
+        text.contains("shoal.yaml:1:1: `include` is not supported") && text.contains("-f base.yaml -f board.yaml"),
+        "{text}"
+    );
     assert!(text.contains("shoal.yaml:5:5: `extends` is not supported"), "{text}");
 }

@@ -111,7 +111,11 @@ mod tests {
         let mut p = Vec::new();
         let none = read(None, dir.path(), &mut p);
         assert!(none.vars.is_empty() && none.missing_default.is_some());
-        std::fs::write(dir.path().join(".env"), "# board\nA=1\nexport B=\"two words\"\nC=${A}x\n").unwrap();
+        std::fs::write(
+            dir.path().join(".env"),
+            "# board\nA=1\nexport B=\"two words\"\nC=${A}x\n",
+        )
+        .unwrap();
         let env = read(None, dir.path(), &mut p);
         assert!(p.is_empty(), "{p:?}");
         assert_eq!(env.vars["A"], "1");
@@ -120,7 +124,7 @@ mod tests {
         let other = dir.path().join("board.env");
         std::fs::write(&other, "A=2\n").unwrap();
         // --env-file replaces .env; later files win.
-        let env = read(Some(&[other.clone()]), dir.path(), &mut p);
+        let env = read(Some(std::slice::from_ref(&other)), dir.path(), &mut p);
         assert_eq!(env.vars.get("B"), None);
         assert_eq!(env.vars["A"], "2");
         let env = read(Some(&[dir.path().join(".env"), other]), dir.path(), &mut p);

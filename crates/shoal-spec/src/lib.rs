@@ -117,10 +117,7 @@ pub fn load_files(input: &ComposeFiles, opts: &LoadOptions) -> Result<(Stack, Ve
         input.files.clone()
     };
     let sources = files.iter().map(|f| (f.clone(), read_text_file(f))).collect();
-    let input = ComposeFiles {
-        files,
-        ..input.clone()
-    };
+    let input = ComposeFiles { files, ..input.clone() };
     load_sources(sources, &input, opts)
 }
 
@@ -159,10 +156,15 @@ fn load_sources(
         env_files: Vec::new(),
     };
     let (env, dotenv) = environment(input, &dir, &mut ctx);
-    let root = parse_and_merge(sources, &env, &dotenv, input.env_files.as_deref(), &mut ctx).ok_or_else(|| std::mem::take(&mut ctx.diags))?;
+    let root = parse_and_merge(sources, &env, &dotenv, input.env_files.as_deref(), &mut ctx)
+        .ok_or_else(|| std::mem::take(&mut ctx.diags))?;
 
     let mut decoded = decode::decode(&root, &mut ctx);
-    profiles::apply(&mut decoded, &profiles::enabled(input.profiles.as_deref(), &env), &mut ctx);
+    profiles::apply(
+        &mut decoded,
+        &profiles::enabled(input.profiles.as_deref(), &env),
+        &mut ctx,
+    );
     let containers = validate::assemble(&decoded, &mut ctx);
     let name = project_name(input, &env, decoded.name.take(), &dir, &mut ctx);
     let mut bridges = std::mem::take(&mut decoded.bridges);
@@ -170,7 +172,12 @@ fn load_sources(
 
     let mut diags = std::mem::take(&mut ctx.diags);
     let mut env_files = std::mem::take(&mut ctx.env_files);
-    env_files.extend(dotenv.read.iter().map(|f| decode::normalize(&std::env::current_dir().unwrap_or_default().join(f))));
+    env_files.extend(
+        dotenv
+            .read
+            .iter()
+            .map(|f| decode::normalize(&std::env::current_dir().unwrap_or_default().join(f))),
+    );
     env_files.sort();
     env_files.dedup();
     // Report in file order (the merge order); errors without a location first (they are
@@ -220,7 +227,8 @@ fn environment(input: &ComposeFiles, dir: &Path, ctx: &mut decode::Ctx) -> (Hash
             Some(_) => p.message,
             None => p.message.to_string(),
         };
-        ctx.diags.push(Diagnostic::error(location, "", message).with_hint_opt(p.hint));
+        ctx.diags
+            .push(Diagnostic::error(location, "", message).with_hint_opt(p.hint));
     }
     let mut env = dotenv.vars.clone();
     env.extend(ctx.opts.env.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -243,7 +251,8 @@ fn parse_and_merge(
         let text = match text {
             Ok(text) => text,
             Err(e) => {
-                ctx.diags.push(Diagnostic::error(None, "", e.to_string()).with_hint_opt(e.hint()));
+                ctx.diags
+                    .push(Diagnostic::error(None, "", e.to_string()).with_hint_opt(e.hint()));
                 failed = true;
                 continue;
             }
@@ -338,8 +347,12 @@ fn project_name(
         match ProjectName::try_from(value.clone()) {
             Ok(name) => return name,
             Err(e) => ctx.diags.push(
-                Diagnostic::error(None, "", format!("{PROJECT_NAME_VAR}=`{value}` is not a valid project name: {e}"))
-                    .with_hint(e.hint()),
+                Diagnostic::error(
+                    None,
+                    "",
+                    format!("{PROJECT_NAME_VAR}=`{value}` is not a valid project name: {e}"),
+                )
+                .with_hint(e.hint()),
             ),
         }
     }

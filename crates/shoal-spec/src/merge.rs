@@ -72,7 +72,10 @@ fn merge_at(base: &mut Node, over: Node, path: &mut Vec<String>) {
             match (as_named_map(base, env), as_named_map(&over, env)) {
                 (Some(b), Some(o)) => {
                     base.value = b;
-                    let o = Node { pos: over.pos, value: o };
+                    let o = Node {
+                        pos: over.pos,
+                        value: o,
+                    };
                     merge_at(base, o, path);
                 }
                 _ => *base = over,
@@ -97,7 +100,10 @@ fn same(a: &Node, b: &Node) -> bool {
     match (&a.value, &b.value) {
         (Value::Seq(x), Value::Seq(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b)),
         (Value::Map(x), Value::Map(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|((ka, va), (kb, vb))| ka.name == kb.name && same(va, vb))
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y)
+                    .all(|((ka, va), (kb, vb))| ka.name == kb.name && same(va, vb))
         }
         (x, y) => x == y,
     }
@@ -114,7 +120,11 @@ fn mount_target(node: &Node) -> Option<String> {
         _ => return None,
     };
     let trimmed = target.trim_end_matches('/');
-    Some(if trimmed.is_empty() { target } else { trimmed.to_string() })
+    Some(if trimmed.is_empty() {
+        target
+    } else {
+        trimmed.to_string()
+    })
 }
 
 /// `env` or `depends_on` as a mapping by name: a mapping as is; a list of `KEY=VALUE`
@@ -133,10 +143,7 @@ fn as_named_map(node: &Node, env: bool) -> Option<Value> {
                 } else {
                     (s.clone(), Value::Null)
                 };
-                let key = Key {
-                    pos: item.pos,
-                    name,
-                };
+                let key = Key { pos: item.pos, name };
                 let pos: Pos = item.pos;
                 match out.iter_mut().find(|(k, _): &&mut (Key, Node)| k.name == key.name) {
                     Some(slot) => *slot = (key, Node { pos, value }),
@@ -199,7 +206,11 @@ mod tests {
         let c = get(&n, &["containers", "app"]);
         assert_eq!(strings(get(c, &["capabilities"])), ["timers", "messaging", "sensors"]);
         assert_eq!(strings(get(c, &["publish"])), ["a/", "b/"]);
-        assert_eq!(strings(get(c, &["args"])), ["z"], "args are replaced, as Compose's command");
+        assert_eq!(
+            strings(get(c, &["args"])),
+            ["z"],
+            "args are replaced, as Compose's command"
+        );
     }
 
     #[test]

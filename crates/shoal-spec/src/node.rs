@@ -302,9 +302,23 @@ mod tests {
         assert!(p.is_empty());
         let Value::Map(m) = &n.value else { panic!() };
         assert_eq!(m[0].0.name, "a");
-        assert_eq!(m[0].0.pos, Pos { line: 1, column: 1, file: 0 });
+        assert_eq!(
+            m[0].0.pos,
+            Pos {
+                line: 1,
+                column: 1,
+                file: 0
+            }
+        );
         let Value::Map(inner) = &m[0].1.value else { panic!() };
-        assert_eq!(inner[1].0.pos, Pos { line: 3, column: 3, file: 0 });
+        assert_eq!(
+            inner[1].0.pos,
+            Pos {
+                line: 3,
+                column: 3,
+                file: 0
+            }
+        );
         assert_eq!(inner[1].1.pos.line, 3);
     }
 
@@ -327,7 +341,14 @@ mod tests {
     fn non_string_keys_are_reported() {
         let (_, p) = parse("1: a\nb: c\n").unwrap();
         assert_eq!(p.len(), 1);
-        assert_eq!(p[0].pos, Some(Pos { line: 1, column: 1, file: 0 }));
+        assert_eq!(
+            p[0].pos,
+            Some(Pos {
+                line: 1,
+                column: 1,
+                file: 0
+            })
+        );
     }
 
     #[test]

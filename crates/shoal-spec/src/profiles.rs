@@ -25,7 +25,13 @@ pub fn enabled(flags: Option<&[String]>, env: &HashMap<String, String>) -> Vec<S
         Some(flags) => flags.to_vec(),
         None => env
             .get(PROFILES_VAR)
-            .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
             .unwrap_or_default(),
     }
 }

@@ -286,7 +286,11 @@ fn sensor(s: &SensorSpec) -> SensorOut {
             channel_types,
         },
         SensorKind::File { path: p, scale } | SensorKind::Hwmon { path: p, scale } => SensorOut {
-            kind: if matches!(s.kind, SensorKind::File { .. }) { "file" } else { "hwmon" },
+            kind: if matches!(s.kind, SensorKind::File { .. }) {
+                "file"
+            } else {
+                "hwmon"
+            },
             channels: None,
             range: None,
             path: Some(path(p)),

@@ -74,8 +74,7 @@ impl ComposeFiles {
         let mut out = Vec::new();
         for path in explicit {
             if path.is_dir() {
-                let main =
-                    find_compose_file(path).ok_or_else(|| ComposeFileError::NotInFolder(path.to_path_buf()))?;
+                let main = find_compose_file(path).ok_or_else(|| ComposeFileError::NotInFolder(path.to_path_buf()))?;
                 out.extend(with_override(main));
             } else {
                 out.push(path.clone());
@@ -125,10 +124,12 @@ impl ReadError {
     /// What to do about it.
     pub fn hint(&self) -> Option<String> {
         match self {
-            ReadError::NotFound(_) => Some(
-                "run shoal in the folder that holds `shoal.yaml`, or pass the file with `-f`".into(),
-            ),
-            ReadError::NotRegular(..) => Some("pass a regular file; to feed a generated file, write it to disk first".into()),
+            ReadError::NotFound(_) => {
+                Some("run shoal in the folder that holds `shoal.yaml`, or pass the file with `-f`".into())
+            }
+            ReadError::NotRegular(..) => {
+                Some("pass a regular file; to feed a generated file, write it to disk first".into())
+            }
             ReadError::TooLarge(_) => Some(format!(
                 "a compose or env file may hold at most {} MiB; split it with several `-f` files",
                 MAX_CONFIG_FILE_SIZE >> 20
@@ -219,13 +220,22 @@ mod tests {
     fn override_file_is_picked_up_beside_the_main_file() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("compose.yaml"), "").unwrap();
-        assert_eq!(ComposeFiles::resolve_files(&[dir.path().to_path_buf()]).unwrap().len(), 1);
+        assert_eq!(
+            ComposeFiles::resolve_files(&[dir.path().to_path_buf()]).unwrap().len(),
+            1
+        );
         std::fs::write(dir.path().join("compose.override.yml"), "").unwrap();
         std::fs::write(dir.path().join("shoal.override.yaml"), "").unwrap();
         let files = ComposeFiles::resolve_files(&[dir.path().to_path_buf()]).unwrap();
-        assert_eq!(files, [dir.path().join("compose.yaml"), dir.path().join("compose.override.yml")]);
+        assert_eq!(
+            files,
+            [dir.path().join("compose.yaml"), dir.path().join("compose.override.yml")]
+        );
         // A file named with -f is taken alone, as Compose does.
         let main = dir.path().join("compose.yaml");
-        assert_eq!(ComposeFiles::resolve_files(std::slice::from_ref(&main)).unwrap(), [main]);
+        assert_eq!(
+            ComposeFiles::resolve_files(std::slice::from_ref(&main)).unwrap(),
+            [main]
+        );
     }
 }

@@ -112,12 +112,16 @@ pub fn board_id(env: &std::collections::HashMap<String, String>) -> String {
     if let Some(id) = env.get(BOARD_ID_VAR).filter(|v| !v.trim().is_empty()) {
         return id.trim().to_string();
     }
-    ["/etc/machine-id", "/var/lib/dbus/machine-id", "/proc/sys/kernel/hostname"]
-        .iter()
-        .filter_map(|p| crate::source::read_text_file(std::path::Path::new(p)).ok())
-        .map(|t| t.trim().to_string())
-        .find(|t| !t.is_empty())
-        .unwrap_or_default()
+    [
+        "/etc/machine-id",
+        "/var/lib/dbus/machine-id",
+        "/proc/sys/kernel/hostname",
+    ]
+    .iter()
+    .filter_map(|p| crate::source::read_text_file(std::path::Path::new(p)).ok())
+    .map(|t| t.trim().to_string())
+    .find(|t| !t.is_empty())
+    .unwrap_or_default()
 }
 
 /// `<project>-<bridge>` (cut to fit) and 8 hex digits of a hash of board, project and
@@ -150,7 +154,11 @@ mod client_id_tests {
         let b = default_client_id("77aa01", "line-3", "uplink");
         assert_ne!(a, b);
         assert!(a.starts_with("line-3-uplink-"), "{a}");
-        assert_eq!(a, default_client_id("0f3c9d", "line-3", "uplink"), "stable across restarts");
+        assert_eq!(
+            a,
+            default_client_id("0f3c9d", "line-3", "uplink"),
+            "stable across restarts"
+        );
         let long = default_client_id("x", &"p".repeat(63), "a bridge with spaces");
         assert!(long.len() <= PORTABLE_CLIENT_ID_LEN, "{long}");
         assert_ne!(long, default_client_id("x", &"p".repeat(63), "another"));
