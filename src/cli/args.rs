@@ -38,12 +38,12 @@ pub(super) struct GlobalArgs {
 pub(super) enum Command {
     /// Validate the compose file and print the resolved stack
     #[command(
-        after_help = "Examples:\n  shoal config\n  shoal config -f line-3/shoal.yaml --format json\n  shoal config -q && echo valid"
+        after_help = "Examples:\n  shoal config\n  shoal config -f line-3/shoal.yaml --format json\n  shoal config -q && echo valid\n  shoal config -f shoal.yaml -f boards/7.yaml --env-file boards/7.env > merged.yaml"
     )]
     Config(ConfigArgs),
     /// Start the stack (in the foreground, or in the background with -d) and serve it to `ps`, `logs`, `down`...
     #[command(
-        after_help = "Examples:\n  shoal up\n  shoal up compose-examples/hello/shoal.yaml\n  shoal up -f stack.yaml collector   # only collector and what it depends on\n  shoal up -d                         # in the background; again to apply file changes\n  shoal up --watch                    # reload when the file or an image changes"
+        after_help = "Examples:\n  shoal up\n  shoal up compose-examples/hello/shoal.yaml\n  shoal up -f stack.yaml collector   # only collector and what it depends on\n  shoal up -d                         # in the background; again to apply file changes\n  shoal up --watch                    # reload when the file or an image changes\n  shoal up -d -f shoal.yaml -f boards/7.yaml -p board-7   # a per-board override file\n  shoal up --profile debug            # also the containers with `profiles: [debug]`"
     )]
     Up(UpArgs),
     #[command(flatten)]
