@@ -29,7 +29,7 @@ pub use shoal_abi::module::function_imports;
 /// (spec), then each image against the container's grants. `Err` holds every diagnostic
 /// when any is an error; `Ok` carries the warnings.
 pub fn load_checked(
-    path: &Path,
+    input: impl Into<crate::spec::ComposeFiles>,
     images: &crate::images::ImageStore,
     engines: &Engines<'_>,
 ) -> Result<(Stack, Vec<Diagnostic>), Vec<Diagnostic>> {
@@ -41,7 +41,8 @@ pub fn load_checked(
         lookup_digest: &lookup,
         resolve_reference: &lookup_reference,
     };
-    let (stack, mut diagnostics) = crate::spec::load(path, &options)?;
+    // compose: several files, .env, -p and profiles (a single path converts).
+    let (stack, mut diagnostics) = crate::spec::load_files(&input.into(), &options)?;
     let resolve = |image: &ImageRef| match image {
         ImageRef::Path(path) => Some(path.clone()),
         other => other.store_digest().and_then(|digest| images.path_of(digest)),

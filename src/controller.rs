@@ -358,7 +358,7 @@ impl Controller {
     /// The file checked, the selection applied and its images loaded: what to deploy.
     fn load_desired(&self) -> Result<(Stack, HashMap<ImageRef, LoadedImage>), ReloadError> {
         let (desired, warnings) = check::load_checked(
-            &self.stack.file,
+            self.stack.compose.clone(),
             &self.images,
             &check::Engines::Existing(self.runtime.engine()),
         )
@@ -456,6 +456,8 @@ fn first_line(text: &str) -> &str {
 /// store and change only through `shoal images`).
 pub fn watched_files(stack: &Stack) -> BTreeSet<PathBuf> {
     let mut files = BTreeSet::from([stack.file.clone()]);
+    // compose: every merged file (`-f a -f b`, the override file), absolute.
+    files.extend(stack.compose.files.iter().cloned());
     files.extend(stack.env_files.iter().cloned());
     for container in &stack.containers {
         if let ImageRef::Path(path) = &container.image {

@@ -9,9 +9,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::v5::mqttbytes::v5::{Filter, Packet, PublishProperties, RetainForwardRule, SubscribeReasonCode};
+use rumqttc::v5::mqttbytes::v5::{
+    DisconnectReasonCode, Filter, Packet, PublishProperties, RetainForwardRule, SubscribeReasonCode,
+};
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
+use rumqttc::v5::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, StateError};
 use rumqttc::Outgoing as ClientOutgoing;
 
 use tokio::sync::mpsc;
@@ -23,6 +25,7 @@ use crate::broker::{Broker, Origin};
 use crate::logs::{LogSink, Stream};
 use crate::spec::BridgeSpec;
 
+use super::backoff::{Backoff, Takeover};
 use super::outbox::{Outbox, Outgoing, WINDOW};
 use super::topic::import_topic;
 
@@ -47,7 +50,12 @@ pub struct Shared {
 /// What the poller hands to the worker.
 enum Polled {
     Event(Box<Event>),
-    Failed { error: String, retry_in: Duration },
+    Failed {
+        error: String,
+        retry_in: Duration,
+        /// Why the broker may have ended the connection, for one clear line (see [`Backoff`]).
+        takeover: Option<Takeover>,
+    },
 }
 
 /// Aborts the poller when the worker ends, however it ends.
@@ -60,27 +68,41 @@ impl Drop for AbortOnDrop {
 }
 
 async fn poll(mut eventloop: EventLoop, tx: mpsc::Sender<Polled>, reconnect_max: Duration) {
-    let mut delay = FIRST_RETRY;
+    let mut backoff = Backoff::new(reconnect_max);
     loop {
         match eventloop.poll().await {
             Ok(event) => {
-                if matches!(event, Event::Incoming(Packet::ConnAck(_))) {
-                    delay = FIRST_RETRY;
+                match &event {
+                    Event::Incoming(Packet::ConnAck(_)) => backoff.connected(Instant::now()),
+                    Event::Incoming(Packet::Disconnect(d))
+                        if d.reason_code == DisconnectReasonCode::SessionTakenOver =>
+                    {
+                        backoff.taken_over()
+                    }
+                    _ => {}
                 }
                 if tx.send(Polled::Event(Box::new(event))).await.is_err() {
                     return;
                 }
             }
             Err(e) => {
+                if let ConnectionError::MqttState(StateError::ServerDisconnect {
+                    reason_code: DisconnectReasonCode::SessionTakenOver,
+                    ..
+                }) = &e
+                {
+                    backoff.taken_over();
+                }
+                let (delay, takeover) = backoff.failed(Instant::now());
                 let failed = Polled::Failed {
                     error: e.to_string(),
                     retry_in: delay,
+                    takeover,
                 };
                 if tx.send(failed).await.is_err() {
                     return;
                 }
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(reconnect_max);
             }
         }
     }
@@ -112,6 +134,10 @@ struct Worker {
     unexportable_reported: bool,
     unroutable_reported: bool,
     imports_since_yield: u32,
+    /// The takeover line was printed (once per bridge); later drops of the same kind are
+    /// quiet apart from every power of two.
+    takeover_reported: bool,
+    takeover_drops: u32,
 }
 
 pub async fn run(
@@ -146,6 +172,8 @@ pub async fn run(
         unexportable_reported: false,
         unroutable_reported: false,
         imports_since_yield: 0,
+        takeover_reported: false,
+        takeover_drops: 0,
     };
     let mut deadline: Option<Instant> = None;
     loop {
@@ -237,7 +265,14 @@ impl Worker {
 
     async fn handle(&mut self, polled: Polled) {
         match polled {
-            Polled::Failed { error, retry_in } => self.lost(&error, retry_in),
+            Polled::Failed {
+                error,
+                retry_in,
+                takeover,
+            } => match takeover {
+                Some(takeover) => self.taken_over(takeover, retry_in),
+                None => self.lost(&error, retry_in),
+            },
             Polled::Event(event) => match *event {
                 Event::Incoming(packet) => self.incoming(packet).await,
                 Event::Outgoing(ClientOutgoing::Publish(pkid)) => {
@@ -278,6 +313,44 @@ impl Worker {
                 &format!(
                     "cannot connect to {} (attempt {}): {error}; retrying in {retry}",
                     self.spec.url, self.failures_in_a_row
+                ),
+            );
+        }
+    }
+
+    /// Another client seems to hold this bridge's client id: say so once, with what to do,
+    /// and then only count (the poller already waits `reconnect_max` between attempts).
+    fn taken_over(&mut self, takeover: Takeover, retry_in: Duration) {
+        self.failures_in_a_row += 1;
+        self.connected = false;
+        self.takeover_drops += 1;
+        let retry = humantime::format_duration(retry_in);
+        let id = &self.spec.client_id;
+        if !self.takeover_reported {
+            self.takeover_reported = true;
+            let why = match takeover {
+                Takeover::Said => format!(
+                    "the broker ended the session because another client connected with the same client id `{id}` (MQTT reason 0x8E, session taken over)"
+                ),
+                Takeover::QuickDrops(n) => format!(
+                    "the broker closed the connection right after accepting it {n} times in a row: another client probably uses the same client id `{id}`"
+                ),
+            };
+            self.log.line(
+                &self.label,
+                Stream::Warning,
+                &format!(
+                    "{why}; backing off (next attempt in {retry}) instead of taking it back\n  hint: give each board its own `client_id` for bridge `{}`, or remove `client_id:` (the default is unique per board: it includes /etc/machine-id or SHOAL_BOARD_ID)",
+                    self.spec.name
+                ),
+            );
+        } else if self.takeover_drops.is_power_of_two() {
+            self.log.line(
+                &self.label,
+                Stream::Warning,
+                &format!(
+                    "client id `{id}` taken over again ({} times); retrying in {retry}",
+                    self.takeover_drops
                 ),
             );
         }

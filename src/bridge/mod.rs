@@ -24,6 +24,8 @@ pub mod mosquitto;
 pub mod outbox;
 pub mod topic;
 
+// compose: when to reconnect, and client id takeovers.
+mod backoff;
 mod link;
 
 use std::sync::atomic::Ordering;

@@ -46,12 +46,12 @@ pub(super) struct GlobalArgs {
 pub(super) enum Command {
     /// Validate the compose file and print the resolved stack
     #[command(
-        after_help = "Examples:\n  shoal config\n  shoal config -f line-3/shoal.yaml --format json\n  shoal config -q && echo valid"
+        after_help = "Examples:\n  shoal config\n  shoal config -f line-3/shoal.yaml --format json\n  shoal config -q && echo valid\n  shoal config -f shoal.yaml -f boards/7.yaml --env-file boards/7.env > merged.yaml"
     )]
     Config(ConfigArgs),
     /// Start the stack (in the foreground, or in the background with -d) and serve it to `ps`, `logs`, `down`...
     #[command(
-        after_help = "Examples:\n  shoal up\n  shoal up compose-examples/hello/shoal.yaml\n  shoal up -f stack.yaml collector   # only collector and what it depends on\n  shoal up -d                         # in the background; again to apply file changes\n  shoal up --watch                    # reload when the file or an image changes"
+        after_help = "Examples:\n  shoal up\n  shoal up compose-examples/hello/shoal.yaml\n  shoal up -f stack.yaml collector   # only collector and what it depends on\n  shoal up -d                         # in the background; again to apply file changes\n  shoal up --watch                    # reload when the file or an image changes\n  shoal up -d -f shoal.yaml -f boards/7.yaml -p board-7   # a per-board override file\n  shoal up --profile debug            # also the containers with `profiles: [debug]`"
     )]
     Up(UpArgs),
     #[command(flatten)]
@@ -119,11 +119,38 @@ pub(super) struct PullArgs {
     pub(super) positional: Option<PathBuf>,
 }
 
+/// Which files make the stack and what they mean (compose: Docker Compose's flags).
 #[derive(Args, Debug)]
 pub(super) struct FileArgs {
-    /// Compose file [default: shoal.yaml or compose.yaml in the current folder]
+    /// Compose file; repeat to merge several in order, later wins (see README: Many boards) [default: shoal.yaml or compose.yaml here, plus its .override.yaml]
     #[arg(short = 'f', long = "file", value_name = "FILE")]
-    pub(super) file: Option<PathBuf>,
+    pub(super) file: Vec<PathBuf>,
+    /// Read ${VAR} values from this file instead of the project's .env; repeat for several, later wins
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub(super) env_file: Vec<PathBuf>,
+    /// Project name [default: $SHOAL_PROJECT_NAME, else `name:` in the file, else the file's folder]
+    #[arg(short = 'p', long = "project-name", visible_alias = "project", value_name = "NAME", value_parser = crate::control::parse_name::<crate::spec::ProjectName>)]
+    pub(super) project_name: Option<crate::spec::ProjectName>,
+    /// Run the containers of this profile too (repeatable; `*` for all) [default: $SHOAL_PROFILES, comma-separated]
+    #[arg(long = "profile", value_name = "NAME")]
+    pub(super) profile: Vec<String>,
+}
+
+impl FileArgs {
+    /// The files and settings to load: `-f` (or `positional`, a file or folder) resolved
+    /// with Compose's override rule, plus `--env-file`, `-p` and `--profile`.
+    pub(super) fn compose_files(&self, positional: Option<&Path>) -> anyhow::Result<crate::spec::ComposeFiles> {
+        let explicit: Vec<PathBuf> = match positional {
+            Some(p) if self.file.is_empty() => vec![p.to_path_buf()],
+            _ => self.file.clone(),
+        };
+        Ok(crate::spec::ComposeFiles {
+            files: crate::spec::ComposeFiles::resolve_files(&explicit)?,
+            env_files: (!self.env_file.is_empty()).then(|| self.env_file.clone()),
+            project_name: self.project_name.clone(),
+            profiles: (!self.profile.is_empty()).then(|| self.profile.clone()),
+        })
+    }
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

@@ -1,24 +1,26 @@
-//! The compose file as the command line meets it: which file a command means
-//! ([`compose_path`], from the spec crate) and loading it with its diagnostics printed.
-
-use std::path::Path;
+//! The compose file as the command line meets it: which files a command means
+//! ([`crate::spec::ComposeFiles`], resolved by `FileArgs::compose_files`) and loading them
+//! with their diagnostics printed.
 
 use crate::check;
 use crate::images::ImageStore;
 use crate::runtime::RuntimeConfig;
-use crate::spec::{self, Diagnostic, Stack};
-
-pub(crate) use spec::compose_path;
+use crate::spec::{ComposeFiles, Diagnostic, Stack};
 
 /// Parse and validate, then check the images' imports against the grants and the topic
 /// wiring; print diagnostics to stderr. `None` when the stack must not run.
 /// `runtime` is the engine settings precompiled images are loaded with, as `up` would.
-pub(crate) fn load_stack(images: &ImageStore, runtime: &RuntimeConfig, path: &Path, strict: bool) -> Option<Stack> {
-    let (stack, diagnostics) = match check::load_checked(path, images, &check::Engines::from_config(runtime)) {
+pub(crate) fn load_stack(
+    images: &ImageStore,
+    runtime: &RuntimeConfig,
+    input: &ComposeFiles,
+    strict: bool,
+) -> Option<Stack> {
+    let (stack, diagnostics) = match check::load_checked(input.clone(), images, &check::Engines::from_config(runtime)) {
         Ok(loaded) => loaded,
         Err(diagnostics) => {
             print_diagnostics(&diagnostics);
-            report_invalid(path, &diagnostics);
+            report_invalid(&shown(input), &diagnostics);
             return None;
         }
     };
@@ -27,7 +29,7 @@ pub(crate) fn load_stack(images: &ImageStore, runtime: &RuntimeConfig, path: &Pa
     if strict && warnings > 0 {
         tracing::error!(
             "{} has {warnings} warning{} and --strict is set",
-            path.display(),
+            shown(input),
             plural(warnings)
         );
         return None;
@@ -35,9 +37,15 @@ pub(crate) fn load_stack(images: &ImageStore, runtime: &RuntimeConfig, path: &Pa
     Some(stack)
 }
 
-fn report_invalid(path: &Path, diagnostics: &[Diagnostic]) {
+/// The files as one name for messages: `a.yaml` or `a.yaml + b.yaml`.
+fn shown(input: &ComposeFiles) -> String {
+    let names: Vec<String> = input.files.iter().map(|f| f.display().to_string()).collect();
+    names.join(" + ")
+}
+
+fn report_invalid(files: &str, diagnostics: &[Diagnostic]) {
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
-    tracing::error!("{} is invalid ({errors} error{})", path.display(), plural(errors));
+    tracing::error!("{files} is invalid ({errors} error{})", plural(errors));
 }
 
 fn plural(n: usize) -> &'static str {

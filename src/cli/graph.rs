@@ -198,7 +198,7 @@ pub(super) fn graph(
     // `-p NAME` of a running stack: its own file, wherever it is (not this folder's), read
     // quietly (its warnings were shown when it started, not again on every `graph`).
     let running = match (&project.project, &project.file) {
-        (Some(name), None) => Client::for_project(name)
+        (Some(name), files) if files.is_empty() => Client::for_project(name)
             .and_then(|client| client.call_as::<crate::control::Info>(Request::Info))
             .ok(),
         _ => None,
@@ -223,8 +223,8 @@ pub(super) fn graph(
             }
         }
         None => {
-            let path = super::compose::compose_path(project.file.as_deref())?;
-            super::compose::load_stack(images, runtime, &path, false)
+            let input = project.compose_files(crate::spec::ComposeFiles::resolve_files(&project.file)?);
+            super::compose::load_stack(images, runtime, &input, false)
         }
     };
     let Some(stack) = loaded else {

@@ -132,7 +132,7 @@ fn compile_platforms(
 /// `shoal pull`: load the compose file with a resolver that pulls each registry image (so
 /// the file's own errors come out as `config` shows them), then report.
 pub(super) fn pull_compose(images: &ImageStore, args: PullArgs) -> anyhow::Result<ExitCode> {
-    let path = spec::compose_path(args.file.file.as_deref().or(args.positional.as_deref()))?;
+    let input = args.file.compose_files(args.positional.as_deref())?;
     let env: std::collections::HashMap<String, String> = std::env::vars().collect();
     let lookup = |digest: &spec::ImageDigest| images.path_of(digest);
     let pull = |reference: &str| match registry::pull(images, reference) {
@@ -150,7 +150,7 @@ pub(super) fn pull_compose(images: &ImageStore, args: PullArgs) -> anyhow::Resul
         lookup_digest: &lookup,
         resolve_reference: &pull,
     };
-    match spec::load(&path, &options) {
+    match spec::load_files(&input, &options) {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(diagnostics) => {
             eprint!("{}", spec::render_diagnostics(&diagnostics));

@@ -30,7 +30,7 @@ pub use args::Cli;
 use args::Command;
 // Reached through `super::` by `up` (serve.rs: the arguments, the compose file).
 use args::{split_targets, GlobalArgs, UpArgs};
-use compose::{compose_path, load_stack};
+use compose::load_stack;
 
 /// Entry point used by `main`.
 pub fn main() -> ExitCode {

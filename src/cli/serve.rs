@@ -18,7 +18,7 @@ use crate::logs::terminal::TerminalLog;
 use crate::logs::{LogBook, LogSink, Tee};
 use crate::procstat;
 use crate::runtime::{Runtime, RuntimeConfig};
-use crate::spec::Stack;
+use crate::spec::{ComposeFiles, Stack};
 use crate::supervisor::{self, ContainerInfo};
 
 /// How long `up -d` waits for the background process to open its socket.
@@ -33,8 +33,8 @@ pub(super) fn up(
     args: UpArgs,
 ) -> anyhow::Result<ExitCode> {
     let (file_target, services) = split_targets(&args.targets);
-    let path = super::compose_path(args.file.file.as_deref().or(file_target.as_deref()))?;
-    let Some(stack) = load_stack(images, runtime_config, &path, false) else {
+    let input = args.file.compose_files(file_target.as_deref())?;
+    let Some(stack) = load_stack(images, runtime_config, &input, false) else {
         return Ok(ExitCode::from(1));
     };
     let stack = controller::select_containers(stack, &services)?;
@@ -42,7 +42,7 @@ pub(super) fn up(
     let socket = control::socket_path(&project);
     if control::is_live(&socket) {
         if args.detach && !args.detached_child {
-            return apply_to_running(&project, &path);
+            return apply_to_running(&project, &stack.compose.files);
         }
         anyhow::bail!(
             "project `{project}` is already running (socket {})\n  hint: `shoal up -d` applies the file's changes to it; `shoal down -p {project}` stops it",
@@ -50,7 +50,14 @@ pub(super) fn up(
         );
     }
     if args.detach && !args.detached_child {
-        return detach(global, &args, &path, &services, &project, stack.containers.len());
+        return detach(
+            global,
+            &args,
+            &stack.compose,
+            &services,
+            &project,
+            stack.containers.len(),
+        );
     }
     let watch = args.watch || stack.watch;
     let options = Options {
@@ -182,9 +189,9 @@ fn serve(
 
 /// `up -d` on a project that runs already: the running process re-reads the file and
 /// applies the difference (the same plan as a hot reload).
-fn apply_to_running(project: &str, path: &Path) -> anyhow::Result<ExitCode> {
+fn apply_to_running(project: &str, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let client = Client::for_project(project)?;
-    let files = vec![controller::canonical(path)];
+    let files = paths.iter().map(|p| controller::canonical(p)).collect();
     match client.call_as::<ReloadReport>(Request::Reload { files }) {
         Ok(report) => {
             if report.plan.is_empty() {
@@ -219,14 +226,14 @@ fn apply_to_running(project: &str, path: &Path) -> anyhow::Result<ExitCode> {
 fn detach(
     global: &GlobalArgs,
     args: &UpArgs,
-    path: &Path,
+    input: &ComposeFiles,
     services: &[String],
     project: &str,
     containers: usize,
 ) -> anyhow::Result<ExitCode> {
     control::ensure_runtime_dir()?;
     let log_path = control::log_path(project);
-    let mut child = spawn_detached(global, args, path, services, &log_path)?;
+    let mut child = spawn_detached(global, args, input, project, services, &log_path)?;
     wait_for_socket(&mut child, project, &log_path)?;
     let rows = wait_until_started(project, containers)?;
     let failed = print_rows(&rows);
@@ -252,7 +259,8 @@ fn detach(
 fn spawn_detached(
     global: &GlobalArgs,
     args: &UpArgs,
-    path: &Path,
+    input: &ComposeFiles,
+    project: &str,
     services: &[String],
     log_path: &PathBuf,
 ) -> anyhow::Result<std::process::Child> {
@@ -277,11 +285,19 @@ fn spawn_detached(
     if let Some(level) = &global.log_level {
         command.arg("--log-level").arg(level);
     }
-    command
-        .arg("up")
-        .arg("--detached-child")
-        .arg("-f")
-        .arg(std::fs::canonicalize(path)?);
+    command.arg("up").arg("--detached-child");
+    // compose: the same files, env files, project name and profiles as this process loaded
+    // (absolute, and the override file named, since `-f` turns the override rule off).
+    for file in &input.files {
+        command.arg("-f").arg(file);
+    }
+    for file in input.env_files.iter().flatten() {
+        command.arg("--env-file").arg(file);
+    }
+    command.arg("-p").arg(project);
+    for profile in input.profiles.iter().flatten() {
+        command.arg("--profile").arg(profile);
+    }
     if args.watch {
         command.arg("--watch");
     }

@@ -1,5 +1,6 @@
-//! Which running stack a client command talks to: `-p NAME`, else the project of the
-//! compose file (`-f`, or the one in the current folder), else the only running stack.
+//! Which running stack a client command talks to: `-p NAME` (or `SHOAL_PROJECT_NAME`), else
+//! the project of the compose files (`-f`, or the ones in the current folder, with `.env`),
+//! else the only running stack: Docker Compose's order.
 
 use std::path::{Path, PathBuf};
 
@@ -13,12 +14,12 @@ use crate::spec::{InvalidName, ProjectName};
 /// Which running stack a command talks to.
 #[derive(Args, Debug, Clone, Default)]
 pub struct ProjectArgs {
-    /// Project name (see `shoal ls`) [default: from -f, or the compose file here, or the only running stack]
-    #[arg(short = 'p', long = "project", value_name = "NAME", value_parser = parse_name::<ProjectName>)]
+    /// Project name (see `shoal ls`) [default: $SHOAL_PROJECT_NAME, else from -f or the compose file here, else the only running stack]
+    #[arg(short = 'p', long = "project", visible_alias = "project-name", value_name = "NAME", env = crate::spec::PROJECT_NAME_VAR, value_parser = parse_name::<ProjectName>)]
     pub project: Option<ProjectName>,
-    /// Compose file whose project to use
+    /// Compose file whose project to use (repeatable, merged in order as `up` does)
     #[arg(short = 'f', long = "file", value_name = "FILE")]
-    pub file: Option<PathBuf>,
+    pub file: Vec<PathBuf>,
 }
 
 impl ProjectArgs {
@@ -28,9 +29,12 @@ impl ProjectArgs {
         if let Some(project) = &self.project {
             return Ok(project.to_string());
         }
-        if let Ok(file) = crate::spec::compose_path(self.file.as_deref()) {
-            let project = project_of_file(&file).into_string();
-            same_file(&project, &file)?;
+        if let Ok(files) = crate::spec::ComposeFiles::resolve_files(&self.file) {
+            let input = self.compose_files(files);
+            let project = project_of(&input).into_string();
+            if let Some(main) = input.main_file() {
+                same_file(&project, main)?;
+            }
             return Ok(project);
         }
         match running_projects().as_slice() {
@@ -42,6 +46,15 @@ impl ProjectArgs {
                 "several stacks are running ({}); say which with `-p NAME`",
                 many.join(", ")
             ),
+        }
+    }
+
+    /// The files and name this command means, as `up` would load them.
+    pub fn compose_files(&self, files: Vec<PathBuf>) -> crate::spec::ComposeFiles {
+        crate::spec::ComposeFiles {
+            files,
+            project_name: self.project.clone(),
+            ..Default::default()
         }
     }
 
@@ -87,17 +100,28 @@ pub fn parse_name<N: FromStr<Err = InvalidName>>(text: &str) -> Result<N, String
 /// The project name of a compose file, even when the file does not validate (then the
 /// folder's name, which is what an unnamed stack is called).
 pub fn project_of_file(file: &Path) -> ProjectName {
+    project_of(&crate::spec::ComposeFiles::from(file))
+}
+
+/// The project name of a set of compose files (`-p`, `SHOAL_PROJECT_NAME` from the
+/// environment or `.env`, `name:`, the folder), even when they do not validate (then the
+/// first file's folder's name, which is what an unnamed stack is called).
+pub fn project_of(input: &crate::spec::ComposeFiles) -> ProjectName {
     let env: std::collections::HashMap<String, String> = std::env::vars().collect();
     let options = crate::spec::LoadOptions {
         env: &env,
         lookup_digest: &|_| None,
         resolve_reference: &crate::spec::no_registry,
     };
-    match crate::spec::load(file, &options) {
+    match crate::spec::load_files(input, &options) {
         Ok((stack, _)) => stack.name,
         Err(_) => {
-            let dir = std::fs::canonicalize(file)
-                .ok()
+            if let Some(name) = &input.project_name {
+                return name.clone();
+            }
+            let dir = input
+                .main_file()
+                .and_then(|f| std::fs::canonicalize(f).ok())
                 .and_then(|f| f.parent().map(Path::to_path_buf))
                 .unwrap_or_default();
             ProjectName::from_dir(&dir)

@@ -13,12 +13,11 @@ pub fn canonical(path: &Path) -> PathBuf {
 /// `up -d` named a file other than the one the running project was started from.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "error: project `{project}` is running from {}, not from {given}\n  hint: `shoal down -p {project}` stops it first; to run both, give this file another project name (`-p NAME`, or `name:` in the file)\n",
-    running.display()
+    "error: project `{project}` is running from {running}, not from {given}\n  hint: `shoal down -p {project}` stops it first; to run both, give this file another project name (`-p NAME`, or `name:` in the file)\n"
 )]
 pub struct OtherFile {
     pub project: String,
-    pub running: PathBuf,
+    pub running: String,
     pub given: String,
 }
 
@@ -27,18 +26,19 @@ pub struct OtherFile {
 /// called `app`); the refusal names both files and the ways out. No files (an older
 /// client): whatever it runs.
 pub fn same_files(stack: &Stack, files: &[PathBuf]) -> Result<(), OtherFile> {
-    let running = canonical(&stack.file);
-    match files {
-        [] => Ok(()),
-        [only] if canonical(only) == running => Ok(()),
-        other => Err(OtherFile {
-            project: stack.name.to_string(),
-            running,
-            given: other
-                .iter()
-                .map(|f| f.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-        }),
+    let running: Vec<PathBuf> = if stack.compose.files.is_empty() {
+        vec![canonical(&stack.file)]
+    } else {
+        stack.compose.files.iter().map(|f| canonical(f)).collect()
+    };
+    let given: Vec<PathBuf> = files.iter().map(|f| canonical(f)).collect();
+    if given.is_empty() || given == running {
+        return Ok(());
     }
+    let list = |files: &[PathBuf]| files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(" + ");
+    Err(OtherFile {
+        project: stack.name.to_string(),
+        running: list(&running),
+        given: list(&given),
+    })
 }

@@ -6,6 +6,8 @@ mod support;
 
 mod bench;
 mod bridge;
+// compose: per-environment habits and bridges on many boards.
+mod compose;
 mod config;
 mod confinement;
 mod control;

@@ -53,6 +53,10 @@ pub struct Stack {
     /// `metrics.listen`: where `up` serves Prometheus metrics (`--metrics` wins).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics: Option<String>,
+    /// compose: the files, env files, project name and profiles this stack was loaded
+    /// from, so a reload (and `up -d` on a running project) reads the same.
+    #[serde(skip)]
+    pub compose: crate::source::ComposeFiles,
 }
 
 /// Where a container's image comes from. Serialized as the path or `sha256:<hex>` string.
@@ -424,7 +428,7 @@ pub struct BridgeSpec {
     /// `mqtts://`: TLS (server certificate checked against `tls.ca_file` or the system roots).
     #[serde(skip)]
     pub use_tls: bool,
-    /// MQTT client id; default `shoal-<project>-<bridge>`.
+    /// MQTT client id; default unique per board ([`crate::bridges::default_client_id`]).
     pub client_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub username: Option<SecretRef>,

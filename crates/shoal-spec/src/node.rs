@@ -9,11 +9,14 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
-/// 1-based line and column of a node in the source.
+/// 1-based line and column of a node in the source, and which of the merged compose files
+/// it was read from (an index into the load's file list; 0 is the first `-f` file), so a
+/// diagnostic about a key from an override file names that file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Pos {
     pub line: u64,
     pub column: u64,
+    pub file: u16,
 }
 
 /// A value with where it was written.
@@ -149,6 +152,7 @@ fn pos_of<T>(s: &Spanned<T>) -> Pos {
     Pos {
         line: s.referenced.line(),
         column: s.referenced.column(),
+        file: 0,
     }
 }
 
@@ -210,7 +214,11 @@ pub fn parse(text: &str) -> Result<(Node, Vec<ParseProblem>), ParseProblem> {
     {
         return Ok((
             Node {
-                pos: Pos { line: 1, column: 1 },
+                pos: Pos {
+                    line: 1,
+                    column: 1,
+                    file: 0,
+                },
                 value: Value::Null,
             },
             Vec::new(),
@@ -220,6 +228,7 @@ pub fn parse(text: &str) -> Result<(Node, Vec<ParseProblem>), ParseProblem> {
         let pos = e.location().map(|l| Pos {
             line: l.line(),
             column: l.column(),
+            file: 0,
         });
         let text = e.to_string();
         let message = if text.contains("recursion limit exceeded") {
@@ -256,6 +265,21 @@ fn first_line(msg: &str) -> String {
         None => line,
     };
     format!("invalid YAML: {line}")
+}
+
+/// Marks every node and key of a tree as read from file `index` of the load's file list.
+pub fn set_file(node: &mut Node, index: u16) {
+    node.pos.file = index;
+    match &mut node.value {
+        Value::Seq(items) => items.iter_mut().for_each(|i| set_file(i, index)),
+        Value::Map(entries) => {
+            for (k, v) in entries {
+                k.pos.file = index;
+                set_file(v, index);
+            }
+        }
+        _ => {}
+    }
 }
 
 fn convert(raw: Spanned<RawNode>, problems: &mut Vec<ParseProblem>) -> Node {
@@ -321,6 +345,7 @@ pub fn utf8(bytes: Vec<u8>) -> Result<String, ParseProblem> {
             pos: Some(Pos {
                 line: line as u64,
                 column: column as u64,
+                file: 0,
             }),
             message: format!(
                 "the file is not UTF-8 text (byte 0x{:02x}); save it as UTF-8",
@@ -372,7 +397,7 @@ mod tests {
     #[test]
     fn bytes_that_are_not_utf8_get_a_place() {
         let problem = utf8(b"a: 1\nbb: \xc3\xa9\xff\n".to_vec()).expect_err("not utf-8");
-        assert_eq!(problem.pos, Some(Pos { line: 2, column: 6 }));
+        assert_eq!(problem.pos, Some(Pos { line: 2, column: 6, file: 0 }));
         assert_eq!(
             problem.message,
             "the file is not UTF-8 text (byte 0xff); save it as UTF-8"
@@ -386,9 +411,23 @@ mod tests {
         assert!(p.is_empty());
         let Value::Map(m) = &n.value else { panic!() };
         assert_eq!(m[0].0.name, "a");
-        assert_eq!(m[0].0.pos, Pos { line: 1, column: 1 });
+        assert_eq!(
+            m[0].0.pos,
+            Pos {
+                line: 1,
+                column: 1,
+                file: 0
+            }
+        );
         let Value::Map(inner) = &m[0].1.value else { panic!() };
-        assert_eq!(inner[1].0.pos, Pos { line: 3, column: 3 });
+        assert_eq!(
+            inner[1].0.pos,
+            Pos {
+                line: 3,
+                column: 3,
+                file: 0
+            }
+        );
         assert_eq!(inner[1].1.pos.line, 3);
     }
 
@@ -411,7 +450,14 @@ mod tests {
     fn non_string_keys_are_reported() {
         let (_, p) = parse("1: a\nb: c\n").unwrap();
         assert_eq!(p.len(), 1);
-        assert_eq!(p[0].pos, Some(Pos { line: 1, column: 1 }));
+        assert_eq!(
+            p[0].pos,
+            Some(Pos {
+                line: 1,
+                column: 1,
+                file: 0
+            })
+        );
     }
 
     #[test]

@@ -99,6 +99,8 @@ pub struct ContainerFile {
     pub sensors: Option<Vec<String>>,
     /// Names of top-level `gpio:` lines this container may use; needs the `gpio` capability. Without `pin:` on the line, the SDK reaches it as port 0, pin = its index in this list.
     pub gpio: Option<Vec<String>>,
+    /// Profiles this container belongs to: it runs only when one is enabled (`--profile NAME` or `SHOAL_PROFILES`). Without it, it always runs.
+    pub profiles: Option<Vec<String>>,
 }
 
 impl ContainerFile {
@@ -119,6 +121,7 @@ impl ContainerFile {
         "subscribe",
         "sensors",
         "gpio",
+        "profiles",
     ];
 }
 

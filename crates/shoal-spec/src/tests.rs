@@ -681,7 +681,12 @@ fn bridges_defaults_references_and_client_ids() {
     let (stack, warnings) = load_in(p.path(), yaml).unwrap();
     assert!(warnings.is_empty(), "{warnings:?}");
     let b = &stack.bridges[0];
-    assert_eq!(b.client_id, "shoal-line-3-up");
+    // compose: unique per board (see `bridges::default_client_id`), at most 23 bytes.
+    assert!(
+        b.client_id.starts_with("line-3-up-") && b.client_id.len() <= 23,
+        "{}",
+        b.client_id
+    );
     assert_eq!((b.host.as_str(), b.port, b.use_tls), ("127.0.0.1", 1883, false));
     assert_eq!(b.username, Some(SecretRef::Env("V".into())));
     assert_eq!(b.password, Some(SecretRef::File(p.path().join("pw"))));

@@ -135,12 +135,12 @@ pub fn print(
 /// is only `--file` and the project is spelled out instead of flattening [`ProjectArgs`].
 #[derive(clap::Args, Debug)]
 pub struct LogsArgs {
-    /// Project name [default: from --file, or the compose file here, or the only running stack]
-    #[arg(short = 'p', long = "project", value_name = "NAME", value_parser = parse_name::<ProjectName>)]
+    /// Project name [default: $SHOAL_PROJECT_NAME, else from --file or the compose file here, else the only running stack]
+    #[arg(short = 'p', long = "project", visible_alias = "project-name", value_name = "NAME", env = crate::spec::PROJECT_NAME_VAR, value_parser = parse_name::<ProjectName>)]
     pub project: Option<ProjectName>,
-    /// Compose file whose project to use (`-f` means --follow here, as in Docker)
+    /// Compose file whose project to use, repeatable (`-f` means --follow here, as in Docker)
     #[arg(long = "file", value_name = "FILE")]
-    pub file: Option<PathBuf>,
+    pub file: Vec<PathBuf>,
     /// Keep printing new lines
     #[arg(short, long)]
     pub follow: bool,

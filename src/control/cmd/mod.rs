@@ -204,7 +204,7 @@ async fn queue_for_controller(request: Request, context: &ServerContext) -> Repl
 /// No `-p`, no compose file here, and no stack running: nothing for `ps`/`down` to do.
 pub(crate) fn nothing_runs_here(project: &crate::control::ProjectArgs) -> bool {
     project.project.is_none()
-        && crate::spec::compose_path(project.file.as_deref()).is_err()
+        && crate::spec::ComposeFiles::resolve_files(&project.file).is_err()
         && crate::control::running_projects().is_empty()
 }
 

@@ -423,7 +423,7 @@ pub struct BridgeFile {
     /// Broker URL: `mqtt://host[:port]` (default port 1883) or `mqtts://host[:port]` (TLS, default port 8883).
     #[schemars(regex(pattern = r"^mqtts?://"))]
     pub url: String,
-    /// MQTT client id. Default `shoal-<project>-<bridge>`. Two boards on one broker need different ids.
+    /// MQTT client id. Default `<project>-<bridge>-<hash>`, the hash of the board's /etc/machine-id (or `SHOAL_BOARD_ID`, or the host name), project and bridge: unique per board, at most 23 bytes.
     pub client_id: Option<String>,
     /// User name, written here (not a secret). Or use `username_env`.
     pub username: Option<String>,

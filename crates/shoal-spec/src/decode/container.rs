@@ -119,6 +119,7 @@ fn new_draft(name: &str, pos: Pos) -> Draft {
         sensors_pos: None,
         gpio: Vec::new(),
         gpio_pos: None,
+        profiles: Vec::new(),
     }
 }
 
@@ -163,8 +164,28 @@ fn decode_field(d: &mut Draft, c: &mut Container, k: &Key, v: &Node, kp: &str, c
             d.gpio_pos = Some(k.pos);
             d.gpio = gpio::decode_refs(c.name, c.gpio, v, kp, ctx);
         }
+        // compose: `profiles:` (see `crate::profiles`)
+        "profiles" => d.profiles = decode_profiles(v, kp, ctx),
         _ => {}
     }
+}
+
+/// `profiles:`: names as Compose allows them (`[a-zA-Z0-9][a-zA-Z0-9_.-]*`), duplicates dropped.
+fn decode_profiles(v: &Node, kp: &str, ctx: &mut Ctx) -> Vec<(String, Pos)> {
+    let mut out: Vec<(String, Pos)> = Vec::new();
+    for (name, pos) in ctx.strings(v, kp, "`profiles`", false).unwrap_or_default() {
+        if !crate::profiles::is_valid_profile(&name) {
+            ctx.error(
+                pos,
+                kp,
+                format!("invalid profile name `{name}`"),
+                Some("use letters, digits, `_`, `.` and `-`, starting with a letter or digit".into()),
+            );
+        } else if !out.iter().any(|(p, _)| *p == name) {
+            out.push((name, pos));
+        }
+    }
+    out
 }
 
 fn decode_image(v: &Node, kp: &str, ctx: &mut Ctx) -> Option<(String, Pos)> {

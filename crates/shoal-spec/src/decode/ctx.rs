@@ -16,6 +16,9 @@ use crate::LoadOptions;
 pub struct Ctx<'a> {
     /// The compose file as the caller named it (messages use this).
     pub file: PathBuf,
+    /// Every merged compose file as the caller named it, in merge order (`files[0]` is
+    /// `file`); a [`Pos`]'s `file` indexes this list.
+    pub files: Vec<PathBuf>,
     /// Absolute folder of the compose file (relative paths are resolved against it).
     pub dir: PathBuf,
     pub opts: &'a LoadOptions<'a>,
@@ -27,7 +30,7 @@ pub struct Ctx<'a> {
 impl Ctx<'_> {
     pub fn loc(&self, pos: Pos) -> Location {
         Location {
-            file: self.file.clone(),
+            file: self.files.get(usize::from(pos.file)).unwrap_or(&self.file).clone(),
             line: pos.line,
             column: pos.column,
         }

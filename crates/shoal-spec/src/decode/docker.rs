@@ -23,6 +23,8 @@ pub const DOCKER_KEYS: &[(Scope, &str, bool, &str, &str)] = &[
     (Scope::Top, "volumes", false, "shoal has no named volumes", "mount a host folder with `mounts: [./data:/data]` in the container"),
     (Scope::Top, "networks", false, "shoal containers have no network; they exchange messages over topics", "use `publish`/`subscribe` in the containers"),
     (Scope::Top, "configs", false, "shoal has no configs", "mount a host folder with `mounts:` or use `env_file`"),
+    (Scope::Top, "include", false, "shoal does not load other files from inside a compose file", "name each file on the command line instead: `-f base.yaml -f board.yaml` merges them in order (see README: Many boards)"),
+    (Scope::Container, "extends", false, "shoal has no `extends`", "put the shared settings in a base file and the differences in an override file: `-f base.yaml -f board.yaml`, or reuse a block with a YAML anchor under an `x-` key"),
     (Scope::Top, "secrets", false, "shoal has no secrets store", "mount a read-only host folder with `mounts: [./secrets:/run/secrets:ro]`"),
     (Scope::Container, "ports", false, "shoal containers have no network, so there are no ports to publish", "containers talk over topics: use `publish`/`subscribe`"),
     (Scope::Container, "expose", false, "shoal containers have no network, so there are no ports to expose", "containers talk over topics: use `publish`/`subscribe`"),

@@ -62,6 +62,8 @@ pub struct Draft {
     /// Declared GPIO lines this container may use, in list order.
     pub gpio: Vec<(String, Pos)>,
     pub gpio_pos: Option<Pos>,
+    /// `profiles:` (compose); empty: always runs.
+    pub profiles: Vec<(String, Pos)>,
 }
 
 /// The file's top level, decoded.
