@@ -96,6 +96,8 @@ pub struct ContainerFile {
     pub sensors: Option<Vec<String>>,
     /// Names of top-level `gpio:` lines this container may use; needs the `gpio` capability. Without `pin:` on the line, the SDK reaches it as port 0, pin = its index in this list.
     pub gpio: Option<Vec<String>>,
+    /// Cores to pin this container to: a core number (`2`), a list (`[0, 2]`) or a Linux cpu list (`"0-1,3"`). The container then runs on an executor thread allowed only on those cores. Checked against the machine at `up`. Not a CPU share: for that write `limits.cpu`.
+    pub cpus: Option<crate::decode::cpus::CpusFile>,
 }
 
 impl ContainerFile {
@@ -116,6 +118,7 @@ impl ContainerFile {
         "subscribe",
         "sensors",
         "gpio",
+        "cpus",
     ];
 }
 

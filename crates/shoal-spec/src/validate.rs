@@ -358,6 +358,8 @@ pub fn assemble(decoded: &Decoded, ctx: &mut Ctx) -> Vec<ContainerSpec> {
                 subscribe: d.subscribe.clone(),
                 sensors: d.sensors.iter().map(|(s, _)| s.clone()).collect(),
                 gpio: d.gpio.iter().map(|(s, _)| s.clone()).collect(),
+                cpus: d.cpus.clone(),
+                cpus_location: ctx.loc(d.cpus_pos.unwrap_or(d.pos)),
             });
         }
     }

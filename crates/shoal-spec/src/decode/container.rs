@@ -119,6 +119,8 @@ fn new_draft(name: &str, pos: Pos) -> Draft {
         sensors_pos: None,
         gpio: Vec::new(),
         gpio_pos: None,
+        cpus: None,
+        cpus_pos: None,
     }
 }
 
@@ -162,6 +164,10 @@ fn decode_field(d: &mut Draft, c: &mut Container, k: &Key, v: &Node, kp: &str, c
         "gpio" => {
             d.gpio_pos = Some(k.pos);
             d.gpio = gpio::decode_refs(c.name, c.gpio, v, kp, ctx);
+        }
+        "cpus" => {
+            d.cpus_pos = Some(k.pos);
+            d.cpus = super::cpus::decode_cpus(v, kp, ctx);
         }
         _ => {}
     }
