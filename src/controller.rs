@@ -291,7 +291,7 @@ impl Controller {
     /// error is in the log and the events too.
     pub async fn reload(&mut self, trigger: &str) -> Result<ReloadReport, ReloadError> {
         let began = Instant::now();
-        let (desired, modules) = match self.load_desired() {
+        let (desired, modules) = match self.load_desired().await {
             Ok(loaded) => loaded,
             Err(e) => {
                 self.reject(trigger, &e);
@@ -337,19 +337,27 @@ impl Controller {
     }
 
     /// The file checked, the selection applied and its images loaded: what to deploy.
-    fn load_desired(&self) -> Result<(Stack, HashMap<ImageRef, LoadedImage>), ReloadError> {
-        let (desired, warnings) = check::load_checked(
-            &self.stack.file,
-            &self.images,
-            &check::Engines::Existing(self.runtime.engine()),
-        )
-        .map_err(|diagnostics| ReloadError::Invalid(render_diagnostics(&diagnostics)))?;
-        for warning in &warnings {
-            self.log.line(SELF, Stream::Warning, &warning.to_string());
-        }
-        let desired = select_containers(desired, &self.options.selection)?;
-        let modules = supervisor::load_modules(&self.runtime, &self.images, &desired, |_, _| {})?;
-        Ok((desired, modules))
+    /// Checking and compiling take up to seconds of CPU, so they run on the bounded pool
+    /// off the executor ([`supervisor::off_executor`]): the neighbours' timers and
+    /// messages, and the control socket, are served meanwhile.
+    async fn load_desired(&self) -> Result<(Stack, HashMap<ImageRef, LoadedImage>), ReloadError> {
+        let file = self.stack.file.clone();
+        let images = self.images.clone();
+        let runtime = self.runtime.clone();
+        let selection = self.options.selection.clone();
+        let log = self.log.clone();
+        supervisor::off_executor(move || {
+            let (desired, warnings) =
+                check::load_checked(&file, &images, &check::Engines::Existing(runtime.engine()))
+                    .map_err(|diagnostics| ReloadError::Invalid(render_diagnostics(&diagnostics)))?;
+            for warning in &warnings {
+                log.line(SELF, Stream::Warning, &warning.to_string());
+            }
+            let desired = select_containers(desired, &selection)?;
+            let modules = supervisor::load_modules(&runtime, &images, &desired, |_, _| {})?;
+            Ok((desired, modules))
+        })
+        .await
     }
 
     /// A reload that changed nothing: say why in the log and the events.

@@ -32,6 +32,9 @@ pub(super) struct GlobalArgs {
     /// Deepest wasm stack any container may use, e.g. 1MiB [default: 512KiB] (engine-wide; see README: limits)
     #[arg(long, global = true, value_name = "SIZE", env = "SHOAL_MAX_WASM_STACK")]
     pub(super) max_wasm_stack: Option<ByteSize>,
+    /// Executor threads that run the containers [default: the cores this process may use]
+    #[arg(long, global = true, value_name = "N", env = "SHOAL_WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub(super) workers: Option<u16>,
 }
 
 #[derive(Subcommand, Debug)]
