@@ -284,6 +284,9 @@ pub(super) struct MessagingArgs {
     /// Messages per burst for the throughput figure (at most the mailbox bound, 256)
     #[arg(long, default_value_t = 100)]
     pub(super) burst: usize,
+    /// Subscribers for the fan-out throughput per worker count (1, 2, cores); 0 skips it
+    #[arg(long, default_value_t = 1000)]
+    pub(super) per_worker_subscribers: usize,
     /// Also write the figures as JSON
     #[arg(long, value_name = "FILE")]
     pub(super) json: Option<PathBuf>,
