@@ -45,7 +45,7 @@ pub struct ReloadReport {
 /// Reloads that compile the generated big image.
 pub const BIG_ROUNDS: usize = 3;
 
-/// A valid guest of about 2 MB: `_start` returns at once, and 4,000 functions of
+/// A valid guest of about 2 MB: `_start` returns at once, and 2,500 functions of
 /// arithmetic that nothing calls but the compiler must still translate. `round` is in
 /// an exported global, so every round's bytes (and compile-cache key) differ.
 pub fn big_image(round: usize) -> wasmtime::Result<Vec<u8>> {
@@ -53,7 +53,7 @@ pub fn big_image(round: usize) -> wasmtime::Result<Vec<u8>> {
     text.push_str("(module (memory (export \"memory\") 1)\n");
     text.push_str(&format!("(global (export \"round\") i32 (i32.const {round}))\n"));
     text.push_str("(func (export \"_start\"))\n");
-    for f in 0..4000 {
+    for f in 0..2500 {
         text.push_str("(func (param i32) (result i32) local.get 0\n");
         for k in 0..80 {
             text.push_str(&format!("i32.const {} i32.add i32.const {} i32.xor\n", f * 131 + k, k * 7919 + 1));

@@ -9,6 +9,7 @@ mod bridge;
 mod config;
 mod confinement;
 mod control;
+mod cores;
 mod faults;
 mod fuzz;
 mod gpio;
