@@ -347,9 +347,8 @@ impl Controller {
         let selection = self.options.selection.clone();
         let log = self.log.clone();
         supervisor::off_executor(move || {
-            let (desired, warnings) =
-                check::load_checked(&file, &images, &check::Engines::Existing(runtime.engine()))
-                    .map_err(|diagnostics| ReloadError::Invalid(render_diagnostics(&diagnostics)))?;
+            let (desired, warnings) = check::load_checked(&file, &images, &check::Engines::Existing(runtime.engine()))
+                .map_err(|diagnostics| ReloadError::Invalid(render_diagnostics(&diagnostics)))?;
             for warning in &warnings {
                 log.line(SELF, Stream::Warning, &warning.to_string());
             }

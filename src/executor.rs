@@ -40,7 +40,9 @@ static WORKERS: OnceLock<usize> = OnceLock::new();
 /// Errors placing a container on cores.
 #[derive(Debug, thiserror::Error)]
 pub enum PlacementError {
-    #[error("{location}: container `{container}`: `cpus` names core {core}, but this process may only use cores {allowed}")]
+    #[error(
+        "{location}: container `{container}`: `cpus` names core {core}, but this process may only use cores {allowed}"
+    )]
     NoSuchCore {
         location: String,
         container: String,
@@ -74,6 +76,10 @@ pub fn build(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers.max(1))
         .thread_name("shoal-worker")
+        // A poll of a busy guest lasts up to a tick (10 ms): with tokio's defaults (every
+        // 61 polls) a woken neighbour in the shared queue, or a timer, could wait 0.6 s.
+        .event_interval(1)
+        .global_queue_interval(1)
         .enable_all()
         .max_blocking_threads(MAX_BLOCKING_THREADS)
         .build()

@@ -285,7 +285,10 @@ pub fn run(
             let modules = crate::supervisor::load_modules(&runtime, images, &stack, |_, _| {})
                 .map_err(|e| super::BenchError::Stack(e.to_string()))?;
             let row = executor.block_on(pair_beside_spinners(runtime.clone(), &stack, &modules));
-            progress(&format!("pub/sub pair beside 2 spinners: {:.2} s", row.total_ms / 1000.0));
+            progress(&format!(
+                "pub/sub pair beside 2 spinners: {:.2} s",
+                row.total_ms / 1000.0
+            ));
             Some(row)
         }
         Err(e) => {

@@ -56,7 +56,11 @@ pub fn big_image(round: usize) -> wasmtime::Result<Vec<u8>> {
     for f in 0..2500 {
         text.push_str("(func (param i32) (result i32) local.get 0\n");
         for k in 0..80 {
-            text.push_str(&format!("i32.const {} i32.add i32.const {} i32.xor\n", f * 131 + k, k * 7919 + 1));
+            text.push_str(&format!(
+                "i32.const {} i32.add i32.const {} i32.xor\n",
+                f * 131 + k,
+                k * 7919 + 1
+            ));
         }
         text.push_str(")\n");
     }

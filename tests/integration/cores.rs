@@ -47,7 +47,10 @@ fn allowed_cores() -> Vec<usize> {
     // SAFETY: a zeroed cpu_set_t is valid; sched_getaffinity writes into it.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
-        assert_eq!(libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set), 0);
+        assert_eq!(
+            libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set),
+            0
+        );
         (0..1024).filter(|&c| libc::CPU_ISSET(c, &set)).collect()
     }
 }
@@ -69,7 +72,10 @@ fn a_pinned_container_runs_only_on_its_core_and_workers_follow_the_flag() {
     running.wait_seen("free exited with code 0", LONG);
     let pid = running.child.id();
     let all = threads(pid);
-    let pinned: Vec<_> = all.iter().filter(|(name, ..)| name.starts_with("shoal-cpus-")).collect();
+    let pinned: Vec<_> = all
+        .iter()
+        .filter(|(name, ..)| name.starts_with("shoal-cpus-"))
+        .collect();
     assert!(!pinned.is_empty(), "no pinned executor thread: {all:?}");
     for (name, allowed, processor) in &pinned {
         assert_eq!(allowed, &core.to_string(), "{name} may run elsewhere: {all:?}");
@@ -128,6 +134,9 @@ fn two_spinners_and_a_messaging_pair_all_complete() {
     running.signal(libc::SIGINT);
     let status = running.wait_exit(LONG);
     let seen = running.seen.join("\n");
-    assert!(seen.contains("spin killed") && seen.contains("spin-limited killed"), "{seen}");
+    assert!(
+        seen.contains("spin killed") && seen.contains("spin-limited killed"),
+        "{seen}"
+    );
     assert_eq!(status.code(), Some(0), "{seen}");
 }

@@ -770,7 +770,10 @@ fn cpus_pins_a_container_to_cores() {
         ("cpus: \"3-1\"", "goes backwards"),
         ("cpus: {a: 1}", "`cpus` must be core numbers"),
     ] {
-        let e = errors(load_in(p.path(), &format!("containers:\n  a:\n    image: m.wasm\n    {bad}\n")));
+        let e = errors(load_in(
+            p.path(),
+            &format!("containers:\n  a:\n    image: m.wasm\n    {bad}\n"),
+        ));
         assert!(e.contains(needle), "{bad}: {e}");
         assert!(e.contains(":4:"), "{bad}: the place is named: {e}");
     }
