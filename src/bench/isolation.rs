@@ -205,6 +205,33 @@ pub fn render_pair(row: &PairRow) -> String {
     )
 }
 
+/// [`pair_beside_spinners`] with its stack and images, or `None` (said through `progress`)
+/// when the SDK-built guests are not built.
+fn pair_row(
+    images: &crate::images::ImageStore,
+    runtime: &Arc<Runtime>,
+    executor: &tokio::runtime::Runtime,
+    spin_path: &std::path::Path,
+    progress: &mut impl FnMut(&str),
+) -> Result<Option<PairRow>, super::BenchError> {
+    match pair_stack(spin_path) {
+        Ok(stack) => {
+            let modules = crate::supervisor::load_modules(runtime, images, &stack, |_, _| {})
+                .map_err(|e| super::BenchError::Stack(e.to_string()))?;
+            let row = executor.block_on(pair_beside_spinners(runtime.clone(), &stack, &modules));
+            progress(&format!(
+                "pub/sub pair beside 2 spinners: {:.2} s",
+                row.total_ms / 1000.0
+            ));
+            Ok(Some(row))
+        }
+        Err(e) => {
+            progress(&format!("pub/sub pair skipped: {e}"));
+            Ok(None)
+        }
+    }
+}
+
 /// CPU shares for no limit, 50%, 25% and 10%; then neighbour latency alone, beside
 /// `cores - 1` and `2 x cores` unlimited spinners (cores: the executor's workers), and
 /// beside `spinners` at 10%.
@@ -280,21 +307,6 @@ pub fn run(
         neighbours.push(row);
         crate::procstat::release_free_memory();
     }
-    let pair = match pair_stack(&spin_path) {
-        Ok(stack) => {
-            let modules = crate::supervisor::load_modules(&runtime, images, &stack, |_, _| {})
-                .map_err(|e| super::BenchError::Stack(e.to_string()))?;
-            let row = executor.block_on(pair_beside_spinners(runtime.clone(), &stack, &modules));
-            progress(&format!(
-                "pub/sub pair beside 2 spinners: {:.2} s",
-                row.total_ms / 1000.0
-            ));
-            Some(row)
-        }
-        Err(e) => {
-            progress(&format!("pub/sub pair skipped: {e}"));
-            None
-        }
-    };
+    let pair = pair_row(images, &runtime, executor, &spin_path, &mut progress)?;
     Ok(IsolationReport { cpu, neighbours, pair })
 }

@@ -159,13 +159,7 @@ pub async fn run(
             let left = deadline.saturating_duration_since(Instant::now());
             match tokio::time::timeout(left, live.recv()).await {
                 Ok(Ok(event)) if event.action == "reload" => {
-                    if let Some(ms) = event
-                        .detail
-                        .split("took ")
-                        .nth(1)
-                        .and_then(|rest| rest.split(" ms").next())
-                        .and_then(|ms| ms.parse::<f64>().ok())
-                    {
+                    if let Some(ms) = took_ms(&event.detail) {
                         report.apply_ms.push(ms);
                     }
                 }
@@ -188,42 +182,10 @@ pub async fn run(
     // Reloads that compile a 2 MB image, with neighbours sleeping 10 ms beside them.
     let stop_neighbours = CancellationToken::new();
     let neighbours = neighbours_sleeping(2 * crate::executor::workers(), stop_neighbours.clone());
-    for round in 1..=BIG_ROUNDS {
-        let bytes = big_image(round).map_err(|e| BenchError::Guest(format!("{e:#}")))?;
-        report.big_image_bytes = bytes.len();
-        let big = dir.join(format!("big-{round}.wasm"));
-        std::fs::write(&big, &bytes).map_err(|source| BenchError::Write {
-            path: big.clone(),
-            source,
-        })?;
-        while live.try_recv().is_ok() {}
-        write(compose_big(image, &big))?;
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(left, live.recv()).await {
-                Ok(Ok(event)) if event.action == "reload" || event.action == "reload-failed" => {
-                    if let Some(ms) = event
-                        .detail
-                        .split("took ")
-                        .nth(1)
-                        .and_then(|rest| rest.split(" ms").next())
-                        .and_then(|ms| ms.parse::<f64>().ok())
-                    {
-                        report.big_apply_ms.push(ms);
-                    }
-                    break;
-                }
-                Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
-                _ => {
-                    stop_neighbours.cancel();
-                    shutdown.cancel();
-                    return Err(BenchError::Stack(format!(
-                        "big reload {round}: the reload did not happen within 120 s"
-                    )));
-                }
-            }
-        }
+    if let Err(e) = big_reloads(&file, image, dir, &mut live, &mut report).await {
+        stop_neighbours.cancel();
+        shutdown.cancel();
+        return Err(e);
     }
     stop_neighbours.cancel();
     for neighbour in neighbours {
@@ -232,6 +194,55 @@ pub async fn run(
     shutdown.cancel();
     let _ = running.await;
     Ok(report)
+}
+
+/// The [`BIG_ROUNDS`] reloads onto a freshly generated big image, each awaited through
+/// its `reload` (or `reload-failed`) event; their durations go into `report`.
+async fn big_reloads(
+    file: &Path,
+    image: &Path,
+    dir: &Path,
+    live: &mut tokio::sync::broadcast::Receiver<crate::supervisor::Event>,
+    report: &mut ReloadReport,
+) -> Result<(), BenchError> {
+    let write = |path: &Path, bytes: &[u8]| {
+        std::fs::write(path, bytes).map_err(|source| BenchError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    for round in 1..=BIG_ROUNDS {
+        let bytes = big_image(round).map_err(|e| BenchError::Guest(format!("{e:#}")))?;
+        report.big_image_bytes = bytes.len();
+        let big = dir.join(format!("big-{round}.wasm"));
+        write(&big, &bytes)?;
+        while live.try_recv().is_ok() {}
+        write(file, compose_big(image, &big).as_bytes())?;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, live.recv()).await {
+                Ok(Ok(event)) if event.action == "reload" || event.action == "reload-failed" => {
+                    if let Some(ms) = took_ms(&event.detail) {
+                        report.big_apply_ms.push(ms);
+                    }
+                    break;
+                }
+                Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
+                _ => {
+                    return Err(BenchError::Stack(format!(
+                        "big reload {round}: the reload did not happen within 120 s"
+                    )))
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The `took N ms` of a reload event's detail.
+fn took_ms(detail: &str) -> Option<f64> {
+    detail.split("took ").nth(1)?.split(" ms").next()?.parse().ok()
 }
 
 /// `(p50, p99, max)` of `values`.
