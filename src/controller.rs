@@ -310,7 +310,7 @@ impl Controller {
     /// error is in the log and the events too.
     pub async fn reload(&mut self, trigger: &str) -> Result<ReloadReport, ReloadError> {
         let began = Instant::now();
-        let (desired, modules) = match self.load_desired() {
+        let (desired, modules) = match self.load_desired().await {
             Ok(loaded) => loaded,
             Err(e) => {
                 self.reject(trigger, &e);
@@ -356,28 +356,35 @@ impl Controller {
     }
 
     /// The file checked, the selection applied and its images loaded: what to deploy.
-    fn load_desired(&self) -> Result<(Stack, HashMap<ImageRef, LoadedImage>), ReloadError> {
-        let (desired, warnings) = check::load_checked(
-            self.stack.compose.clone(),
-            &self.images,
-            &check::Engines::Existing(self.runtime.engine()),
-        )
-        .map_err(|diagnostics| ReloadError::Invalid(render_diagnostics(&diagnostics)))?;
-        for warning in &warnings {
-            let text = warning.to_string();
-            // The sink says "warning: " itself.
-            self.log
-                .line(SELF, Stream::Warning, text.strip_prefix("warning: ").unwrap_or(&text));
-        }
-        if desired.name != self.stack.name {
-            return Err(ReloadError::Renamed {
-                from: self.stack.name.to_string(),
-                to: desired.name.to_string(),
-            });
-        }
-        let desired = select_containers(desired, &self.options.selection)?;
-        let modules = supervisor::load_modules(&self.runtime, &self.images, &desired, |_, _| {})?;
-        Ok((desired, modules))
+    /// Checking and compiling take up to seconds of CPU, so they run on the bounded pool
+    /// off the executor ([`supervisor::off_executor`]): the neighbours' timers and
+    /// messages, and the control socket, are served meanwhile.
+    async fn load_desired(&self) -> Result<(Stack, HashMap<ImageRef, LoadedImage>), ReloadError> {
+        let compose = self.stack.compose.clone();
+        let running_name = self.stack.name.clone();
+        let images = self.images.clone();
+        let runtime = self.runtime.clone();
+        let selection = self.options.selection.clone();
+        let log = self.log.clone();
+        supervisor::off_executor(move || {
+            let (desired, warnings) = check::load_checked(compose, &images, &check::Engines::Existing(runtime.engine()))
+                .map_err(|diagnostics| ReloadError::Invalid(render_diagnostics(&diagnostics)))?;
+            for warning in &warnings {
+                let text = warning.to_string();
+                // The sink says "warning: " itself.
+                log.line(SELF, Stream::Warning, text.strip_prefix("warning: ").unwrap_or(&text));
+            }
+            if desired.name != running_name {
+                return Err(ReloadError::Renamed {
+                    from: running_name.to_string(),
+                    to: desired.name.to_string(),
+                });
+            }
+            let desired = select_containers(desired, &selection)?;
+            let modules = supervisor::load_modules(&runtime, &images, &desired, |_, _| {})?;
+            Ok((desired, modules))
+        })
+        .await
     }
 
     /// A reload that changed nothing: say why in the log and the events.

@@ -9,6 +9,7 @@ pub mod check;
 pub mod cli;
 pub mod control;
 pub mod controller;
+pub mod executor;
 pub mod gpio;
 pub mod host;
 pub mod images;

@@ -111,15 +111,130 @@ pub fn render(cpu: &[CpuRow], neighbours: &[NeighbourRow]) -> String {
     out
 }
 
-/// Both measurements, as `shoal bench isolation` prints them.
+/// The measurements, as `shoal bench isolation` prints them.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct IsolationReport {
     pub cpu: Vec<CpuRow>,
     pub neighbours: Vec<NeighbourRow>,
+    /// `None` when the SDK-built guests are not built (the reason was printed).
+    pub pair: Option<PairRow>,
+}
+
+/// The 50-message pub/sub pair (one message every 20 ms) beside two spinners, one of
+/// them at `limits.cpu: 0.2`: the time from starting the four containers until all 50
+/// are delivered into the subscriber's mailbox. Every guest is the SDK-style image from
+/// `compose-examples/images/` except the built-in spinner.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PairRow {
+    pub messages: u64,
+    pub period_ms: u64,
+    pub delivered: u64,
+    pub total_ms: f64,
+}
+
+/// Run the pair of [`PairRow`] beside the spinners and time it.
+pub async fn pair_beside_spinners(
+    runtime: Arc<Runtime>,
+    stack: &Stack,
+    modules: &std::collections::HashMap<crate::spec::ImageRef, crate::supervisor::LoadedImage>,
+) -> PairRow {
+    let began = Instant::now();
+    let mut runner = Supervisor::new(runtime, Arc::new(CountingSink::default()));
+    for spec in &stack.containers {
+        runner.add(spec, modules.get(&spec.image).cloned());
+    }
+    // The publisher exits after its last message; the pair is done once the broker has
+    // delivered all 50 into the subscriber's mailbox.
+    while let Some((name, _)) = runner.next_end().await {
+        if name == "pub" {
+            break;
+        }
+    }
+    let broker = runner.broker().clone();
+    let delivered = loop {
+        let stats = broker.stats();
+        if stats.delivered >= PAIR_MESSAGES || began.elapsed() > Duration::from_secs(60) {
+            break stats.delivered;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    let total_ms = began.elapsed().as_secs_f64() * 1000.0;
+    runner.stop_all().await;
+    let _ = runner.into_report(true);
+    PairRow {
+        messages: PAIR_MESSAGES,
+        period_ms: PAIR_PERIOD_MS,
+        delivered,
+        total_ms,
+    }
+}
+
+const PAIR_MESSAGES: u64 = 50;
+const PAIR_PERIOD_MS: u64 = 20;
+
+/// The stack of [`pair_beside_spinners`]: `seq-subscriber`, `seq-publisher` (50 messages,
+/// 20 ms apart) and two spinners, one held to `limits.cpu: 0.2`.
+pub fn pair_stack(spin: &std::path::Path) -> Result<Stack, super::BenchError> {
+    let dirs = super::guests::sdk_image_dirs();
+    let publisher = super::guests::find_sdk_image(&dirs, "seq-publisher.wasm")?;
+    let subscriber = super::guests::find_sdk_image(&dirs, "seq-subscriber.wasm")?;
+    super::stack_from(&serde_json::json!({
+        "name": "bench",
+        "containers": {
+            "spin": {"image": spin, "stop_timeout": "5s"},
+            "spin-limited": {"image": spin, "stop_timeout": "5s", "limits": {"cpu": 0.2}},
+            "sub": {"image": subscriber, "capabilities": ["messaging"], "stop_timeout": "5s"},
+            "pub": {
+                "image": publisher,
+                "capabilities": ["messaging", "timers"],
+                "env": {"COUNT": PAIR_MESSAGES.to_string(), "PERIOD_MS": PAIR_PERIOD_MS.to_string()},
+                "depends_on": {"sub": {"condition": "service_started"}},
+            },
+        }
+    }))
+}
+
+pub fn render_pair(row: &PairRow) -> String {
+    format!(
+        "\n| pub/sub pair beside 2 spinners (one at 0.2) | messages | delivered | total |\n|---|---:|---:|---:|\n\
+         | {} ms apart | {} | {} | {:.2} s |\n",
+        row.period_ms,
+        row.messages,
+        row.delivered,
+        row.total_ms / 1000.0
+    )
+}
+
+/// [`pair_beside_spinners`] with its stack and images, or `None` (said through `progress`)
+/// when the SDK-built guests are not built.
+fn pair_row(
+    images: &crate::images::ImageStore,
+    runtime: &Arc<Runtime>,
+    executor: &tokio::runtime::Runtime,
+    spin_path: &std::path::Path,
+    progress: &mut impl FnMut(&str),
+) -> Result<Option<PairRow>, super::BenchError> {
+    match pair_stack(spin_path) {
+        Ok(stack) => {
+            let modules = crate::supervisor::load_modules(runtime, images, &stack, |_, _| {})
+                .map_err(|e| super::BenchError::Stack(e.to_string()))?;
+            let row = executor.block_on(pair_beside_spinners(runtime.clone(), &stack, &modules));
+            progress(&format!(
+                "pub/sub pair beside 2 spinners: {:.2} s",
+                row.total_ms / 1000.0
+            ));
+            Ok(Some(row))
+        }
+        Err(e) => {
+            progress(&format!("pub/sub pair skipped: {e}"));
+            Ok(None)
+        }
+    }
 }
 
 /// CPU shares for no limit, 50%, 25% and 10%; then neighbour latency alone, beside
-/// `spinners` unlimited spinners, and beside as many at 10%.
+/// `cores - 1` and `2 x cores` unlimited spinners (cores: the executor's workers), and
+/// beside `spinners` at 10%.
 pub fn run(
     images: &crate::images::ImageStore,
     runtime: Arc<Runtime>,
@@ -155,8 +270,18 @@ pub fn run(
     }
     let echo_stack = super::replicated_stack(&echo_path, 1, &["messaging"])?;
     let mut neighbours = Vec::new();
-    for (count, share) in [(0, None), (spinners, None), (spinners, Some("10%"))] {
+    let cores = crate::executor::workers();
+    let configurations = [
+        (0, None),
+        (cores.saturating_sub(1), None),
+        (2 * cores, None),
+        (spinners, Some("10%")),
+    ];
+    for (count, share) in configurations {
         let stack = super::limited_stack(&spin_path, count, &[], limits(share))?;
+        if count == 0 && !neighbours.is_empty() {
+            continue;
+        }
         let stack_spinners = if count == 0 {
             Stack {
                 containers: Vec::new(),
@@ -182,5 +307,6 @@ pub fn run(
         neighbours.push(row);
         crate::procstat::release_free_memory();
     }
-    Ok(IsolationReport { cpu, neighbours })
+    let pair = pair_row(images, &runtime, executor, &spin_path, &mut progress)?;
+    Ok(IsolationReport { cpu, neighbours, pair })
 }

@@ -151,6 +151,23 @@ pub fn render_table(rows: &[MessagingRow]) -> String {
     out
 }
 
+/// Fan-out throughput at `subscribers` per executor worker count.
+pub fn render_workers(subscribers: usize, rows: &[(usize, MessagingRow)]) -> String {
+    let mut out = format!("\nfan-out to {subscribers} subscribers, per worker count:\n");
+    out += &format!(
+        "{:>7} | {:>16} | {:>17} | {:>17}\n",
+        "Workers", "Deliveries/s", "Latency p50 (us)", "Latency p99 (us)"
+    );
+    out += &format!("{:-<8}|{:-<18}|{:-<19}|{:-<18}\n", "", "", "", "");
+    for (workers, row) in rows {
+        out += &format!(
+            "{:>7} | {:>16.0} | {:>17.1} | {:>17.1}\n",
+            workers, row.deliveries_per_second, row.latency_p50_us, row.latency_p99_us
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

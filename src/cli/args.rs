@@ -40,6 +40,9 @@ pub(super) struct GlobalArgs {
     /// Least level logged: error, warn, info, debug, trace (RUST_LOG overrides) [default: info]
     #[arg(long, global = true, value_name = "LEVEL", env = "SHOAL_LOG")]
     pub(super) log_level: Option<String>,
+    /// Executor threads that run the containers [default: the cores this process may use]
+    #[arg(long, global = true, value_name = "N", env = "SHOAL_WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub(super) workers: Option<u16>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -373,6 +376,9 @@ pub(super) struct MessagingArgs {
     /// Messages per burst for the throughput figure (at most the mailbox bound, 256)
     #[arg(long, default_value_t = 100)]
     pub(super) burst: usize,
+    /// Subscribers for the fan-out throughput per worker count (1, 2, cores); 0 skips it
+    #[arg(long, default_value_t = 1000)]
+    pub(super) per_worker_subscribers: usize,
     /// Also write the figures as JSON
     #[arg(long, value_name = "FILE")]
     pub(super) json: Option<PathBuf>,

@@ -179,6 +179,14 @@ fn reload(m: &Machinery, args: ReloadArgs) -> anyhow::Result<()> {
         "of which validate + diff + apply: p50 {a50:.1} ms, p99 {a99:.1} ms (the rest is the {} ms debounce)",
         crate::watch::DEBOUNCE.as_millis()
     );
+    let (b50, _, bmax) = bench::reload::summary(&report.big_apply_ms);
+    let (l50, l99, lmax) = bench::reload::summary(&report.neighbour_late_ms);
+    println!(
+        "reload compiling a {:.1} MB image: p50 {b50:.0} ms, max {bmax:.0} ms over {} reloads; a neighbour sleeping 10 ms woke late by p50 {l50:.2} ms, p99 {l99:.2} ms, max {lmax:.2} ms ({} wakes)",
+        report.big_image_bytes as f64 / 1e6,
+        report.big_apply_ms.len(),
+        report.neighbour_late_ms.len()
+    );
     Ok(())
 }
 
@@ -222,7 +230,11 @@ fn isolation(m: Machinery, args: IsolationArgs) -> anyhow::Result<()> {
         args.rounds.max(1),
         |l| eprintln!("  {l}"),
     )?;
+    println!("workers: {}", crate::executor::workers());
     print!("{}", bench::isolation::render(&report.cpu, &report.neighbours));
+    if let Some(pair) = &report.pair {
+        print!("{}", bench::isolation::render_pair(pair));
+    }
     if let Some(path) = args.json {
         write_json(&path, &report)?;
     }
@@ -264,8 +276,39 @@ fn messaging(m: &Machinery, args: MessagingArgs) -> anyhow::Result<()> {
         procstat::release_free_memory();
     }
     print!("{}", bench::messaging::render_table(&rows));
+    // Fan-out throughput per worker count: each on an executor of its own.
+    let cores = crate::executor::workers();
+    let mut counts = vec![1, 2, cores];
+    counts.sort_unstable();
+    counts.dedup();
+    let mut by_workers = Vec::new();
+    if args.per_worker_subscribers > 0 {
+        let stack = bench::replicated_stack(&path, args.per_worker_subscribers, &["messaging"])?;
+        for workers in counts {
+            let executor = crate::executor::build(workers)?;
+            let row = executor.block_on(bench::messaging::run_one(
+                m.runtime.clone(),
+                &stack,
+                loaded.module.clone(),
+                args.rounds.clamp(1, 20),
+                args.burst.clamp(1, 256),
+            ));
+            eprintln!("  {workers} workers: {:.0} deliveries/s", row.deliveries_per_second);
+            by_workers.push((workers, row));
+            drop(executor);
+            procstat::release_free_memory();
+        }
+        print!(
+            "{}",
+            bench::messaging::render_workers(args.per_worker_subscribers, &by_workers)
+        );
+    }
     if let Some(path) = args.json {
-        write_json(&path, &rows)?;
+        let workers: Vec<_> = by_workers
+            .iter()
+            .map(|(w, row)| serde_json::json!({"workers": w, "row": row}))
+            .collect();
+        write_json(&path, &serde_json::json!({"rows": rows, "by_workers": workers}))?;
     }
     Ok(())
 }

@@ -66,6 +66,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         runtime_config.memory_reservation = size.bytes();
     }
     crate::runtime::stack::apply(&mut runtime_config, cli.global.max_wasm_stack)?;
+    if let Some(workers) = cli.global.workers {
+        crate::executor::set_workers(usize::from(workers));
+    }
     match cli.command {
         Command::Config(args) => config::config(&images, &runtime_config, args),
         Command::Up(args) => serve::up(&images, &runtime_config, &cli.global, args),
@@ -88,13 +91,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The executor of a process that runs containers: every core (see [`crate::executor`]).
 fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    // One thread runs every container: guests interleave at host calls and epoch ticks.
-    // Blocking filesystem work from WASI goes to a small, bounded pool.
-    Ok(tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .max_blocking_threads(8)
-        .build()?)
+    Ok(crate::executor::build(crate::executor::workers())?)
 }
 
 /// Cancelled on Ctrl-C or SIGTERM.

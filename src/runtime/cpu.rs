@@ -1,12 +1,17 @@
 //! CPU share per container (`limits.cpu`) and what a guest does at each epoch deadline.
 //!
-//! Every container runs on the one executor thread. Epoch interruption already makes a
-//! running guest yield to the others at every tick (10 ms); a guest with `limits.cpu` is in
-//! addition held off the executor once it has used more than its share, for as long as it
-//! takes to be back within it, so a spinning guest at `0.25` runs 10 ms and waits 30 ms.
+//! Containers run as tasks on the executor's workers (one per core, see
+//! [`crate::executor`]); a container is one task, so it runs on one worker at a time and
+//! can use at most one core. Epoch interruption makes a running guest yield its worker to
+//! the others at every tick (10 ms); a guest with `limits.cpu` is in addition held off the
+//! executor once it has used more than its share, for as long as it takes to be back
+//! within it, so a spinning guest at `0.25` runs 10 ms and waits 30 ms. A share of 1 or
+//! more (`1.5`, what a compose user writes for "one and a half cores") is never held off:
+//! one core is already the most a guest can use.
 //!
-//! Measuring. The guest's CPU time is the executor thread's CPU time spent inside `poll`
-//! of its `_start` call ([`metered`]): that covers its wasm and the host functions it
+//! Measuring. The guest's CPU time is the CPU time of the worker thread that polls its
+//! `_start` call, counted inside each `poll` ([`metered`]; a poll runs on one thread even
+//! when work stealing moves the task between polls): that covers its wasm and the host functions it
 //! calls (a publish flood is mostly host time), and excludes the time it is parked
 //! (`ocre_sleep`, event waits) or waits its turn behind other containers. The thread's own
 //! CPU clock (not wall time) is read, so a machine busy with other processes does not make
@@ -218,7 +223,7 @@ impl CpuState {
 
     /// Settle the credit at `now` and say whether the guest may go on.
     fn decide(&mut self, now: Instant) -> AtDeadline {
-        let Some(share) = self.share else {
+        let Some(share) = self.share.filter(|s| !s.is_unthrottled()) else {
             return AtDeadline::Yield;
         };
         let used = self.meter.used();
@@ -321,6 +326,19 @@ mod tests {
             now += window;
             assert_eq!(st.decide(now), AtDeadline::Yield);
         }
+    }
+
+    #[test]
+    fn more_than_one_core_is_never_throttled() {
+        let mut st = state(1500);
+        let mut now = st.last_refill;
+        for _ in 0..100 {
+            // A guest that used twice the wall time (impossible on one thread) still runs.
+            run_for(&st, Duration::from_millis(20));
+            now += Duration::from_millis(10);
+            assert_eq!(st.decide(now), AtDeadline::Yield);
+        }
+        assert_eq!(st.stats().throttles, 0);
     }
 
     #[tokio::test]

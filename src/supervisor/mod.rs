@@ -32,7 +32,7 @@ pub use board::Board;
 pub use container::{ContainerInfo, ContainerStatus, State};
 pub use events::{Event, EventBus};
 pub use lifecycle::LifecycleError;
-pub use load::{describe_load, load_modules, LoadedImage, SupervisorError};
+pub use load::{describe_load, load_modules, off_executor, LoadedImage, SupervisorError};
 pub use plan::{diff, Deployed, Plan, Reason};
 pub use reload::{ApplyFailure, ReplaceError};
 pub use report::{Outcome, Phase, StackReport};
@@ -237,6 +237,15 @@ impl Supervisor {
             let _ = tx.send(Phase::Ended(outcome));
             return;
         };
+        let placement = match crate::executor::placement(container.spec.cpus.as_ref()) {
+            Ok(placement) => placement,
+            Err(e) => {
+                let outcome = Outcome::NotStarted(e.to_string());
+                container.status.set_state(State::Ended(outcome.clone()));
+                let _ = tx.send(Phase::Ended(outcome));
+                return;
+            }
+        };
         let stop = CancellationToken::new();
         let launch = Launch {
             runtime: self.runtime.clone(),
@@ -253,7 +262,7 @@ impl Supervisor {
         };
         let name = container.spec.name.to_string();
         let ended = self.ended_tx.clone();
-        let handle = tokio::spawn(async move {
+        let handle = crate::executor::spawn_on(placement.as_ref(), async move {
             let outcome = launch.run().await;
             let _ = ended.send((name, generation, outcome));
         });

@@ -11,6 +11,7 @@ mod compose;
 mod config;
 mod confinement;
 mod control;
+mod cores;
 mod faults;
 mod fuzz;
 mod gpio;

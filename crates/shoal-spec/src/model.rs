@@ -139,6 +139,47 @@ pub struct ContainerSpec {
     /// (a line's default SDK pin number is its index here).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub gpio: Vec<String>,
+    /// Cores the container is pinned to (`cpus:`); `None`: any core. Checked against the
+    /// machine at `up`, where the spec crate's missing machine knowledge is available.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<CoreSet>,
+    /// Where `cpus:` is written (the container key when absent), for that check's error.
+    #[serde(skip)]
+    pub cpus_location: Location,
+}
+
+/// A set of core numbers (`cpus: [0, 2]` or `cpus: "0-1"`), as Linux numbers them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CoreSet(pub BTreeSet<u16>);
+
+impl CoreSet {
+    /// The highest core number accepted: Linux's `CPU_SETSIZE` is 1024.
+    pub const MAX_CORE: u16 = 1023;
+}
+
+impl std::fmt::Display for CoreSet {
+    /// `0-1,3`: the form Linux uses in `/sys/devices/system/cpu/online`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut first = true;
+        let mut iter = self.0.iter().copied().peekable();
+        while let Some(start) = iter.next() {
+            let mut end = start;
+            while iter.peek() == Some(&(end + 1)) {
+                end += 1;
+                iter.next();
+            }
+            if !first {
+                f.write_str(",")?;
+            }
+            first = false;
+            if end == start {
+                write!(f, "{start}")?;
+            } else {
+                write!(f, "{start}-{end}")?;
+            }
+        }
+        Ok(())
+    }
 }
 
 pub use shoal_abi::Capability;
@@ -189,8 +230,8 @@ pub struct Limits {
     /// Cap on linear memory plus tables, in bytes (`None`: only the module's own maximum;
     /// the file always yields `Some`, default [`Limits::DEFAULT_MEMORY`]).
     pub memory: Option<u64>,
-    /// Share of the executor thread the container may use (`None`: no cap; it still yields
-    /// to its neighbours at every epoch tick).
+    /// Share of one core the container may use (`None`: no cap; it still yields to its
+    /// neighbours at every epoch tick). 1 or more is the same as no cap.
     pub cpu: Option<CpuShare>,
     /// Timers the container may hold at once.
     pub max_timers: u32,
@@ -249,8 +290,12 @@ pub struct CpuShare(u32);
 impl CpuShare {
     /// 1%: below that a guest runs one 10 ms tick per second or less.
     pub const MIN_MILLI: u32 = 10;
-    /// One whole core: every container runs on the one executor thread.
-    pub const MAX_MILLI: u32 = 1000;
+    /// 1024 cores, as many as Linux can name. A guest runs on one thread, so it can never
+    /// use more than one core: any share of 1 or more means "never throttled" (what a
+    /// compose user means by `cpus: 1.5`), see [`CpuShare::is_unthrottled`].
+    pub const MAX_MILLI: u32 = 1024 * 1000;
+    /// One whole core.
+    pub const CORE_MILLI: u32 = 1000;
 
     /// `None` outside `MIN_MILLI..=MAX_MILLI`.
     pub fn from_milli(milli: u32) -> Option<Self> {
@@ -261,6 +306,12 @@ impl CpuShare {
 
     pub fn milli(self) -> u32 {
         self.0
+    }
+
+    /// A share of one core or more: the guest is never held off (it still yields at
+    /// every epoch tick, and a single guest can use at most one core).
+    pub fn is_unthrottled(self) -> bool {
+        self.0 >= Self::CORE_MILLI
     }
 
     /// The share as a fraction of a core (`0.25`).

@@ -101,6 +101,8 @@ pub struct ContainerFile {
     pub gpio: Option<Vec<String>>,
     /// Profiles this container belongs to: it runs only when one is enabled (`--profile NAME` or `SHOAL_PROFILES`). Without it, it always runs.
     pub profiles: Option<Vec<String>>,
+    /// Cores to pin this container to: a core number (`2`), a list (`[0, 2]`) or a Linux cpu list (`"0-1,3"`). The container then runs on an executor thread allowed only on those cores. Checked against the machine at `up`. Not a CPU share: for that write `limits.cpu`.
+    pub cpus: Option<crate::decode::cpus::CpusFile>,
 }
 
 impl ContainerFile {
@@ -122,6 +124,7 @@ impl ContainerFile {
         "sensors",
         "gpio",
         "profiles",
+        "cpus",
     ];
 }
 

@@ -443,7 +443,7 @@ fn restart_durations_limits() {
 #[test]
 fn every_limit_is_decoded() {
     let p = project();
-    let yaml = "containers:\n  a:\n    image: m.wasm\n    limits: {memory: 2MiB, cpu: 25%, max_timers: 3, queue: 8, max_subscriptions: 5, message_region: 1MiB}\n  b:\n    image: m.wasm\n    limits: {cpu: 0.5}\n  c:\n    image: m.wasm\n    limits: {cpu: 1}\n";
+    let yaml = "containers:\n  a:\n    image: m.wasm\n    limits: {memory: 2MiB, cpu: 25%, max_timers: 3, queue: 8, max_subscriptions: 5, message_region: 1MiB}\n  b:\n    image: m.wasm\n    limits: {cpu: 0.5}\n  c:\n    image: m.wasm\n    limits: {cpu: 1}\n  d:\n    image: m.wasm\n    limits: {cpu: 1.5}\n  e:\n    image: m.wasm\n    limits: {cpu: \"150%\"}\n";
     let (stack, _) = load_in(p.path(), yaml).unwrap();
     let l = &stack.containers[0].limits;
     assert_eq!(l.memory, Some(2 << 20));
@@ -456,11 +456,16 @@ fn every_limit_is_decoded() {
     );
     assert_eq!(stack.containers[1].limits.cpu.map(CpuShare::milli), Some(500));
     assert_eq!(stack.containers[2].limits.cpu.map(CpuShare::milli), Some(1000));
+    // More than one core is accepted (a compose user's `cpus: 1.5`) and never throttles.
+    let more = stack.containers[3].limits.cpu.expect("cpu: 1.5");
+    assert_eq!(more.milli(), 1500);
+    assert!(more.is_unthrottled() && !CpuShare::from_milli(999).unwrap().is_unthrottled());
+    assert_eq!(stack.containers[4].limits.cpu.map(CpuShare::milli), Some(1500));
     for (bad, needle) in [
-        ("cpu: 2", "between 0.01 (1%) and 1 (one core), found `2`"),
+        ("cpu: 2000", "between 0.01 (1%) and 1024 (cores), found `2000`"),
         ("cpu: 0", "found `0`"),
         ("cpu: 0.001", "found `0.001`"),
-        ("cpu: \"150%\"", "found `150%`"),
+        ("cpu: \"200000%\"", "found `200000%`"),
         ("cpu: lots", "invalid CPU share `lots`"),
         ("cpu: [1]", "found a list"),
         ("memory: 5GiB", "at most 4GiB"),
@@ -785,5 +790,33 @@ fn descriptor_limit_and_special_files() {
             &format!("containers:\n  a:\n    image: m.wasm\n    {bad}\n"),
         ));
         assert!(e.contains(needle), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn cpus_pins_a_container_to_cores() {
+    let p = project();
+    let yaml = "containers:\n  a:\n    image: m.wasm\n    cpus: [2, 0]\n  b:\n    image: m.wasm\n    cpus: \"0-1,3\"\n  c:\n    image: m.wasm\n    cpus: 1\n  d:\n    image: m.wasm\n";
+    let (stack, _) = load_in(p.path(), yaml).unwrap();
+    let cores = |i: usize| stack.containers[i].cpus.as_ref().map(|c| c.to_string());
+    assert_eq!(cores(0).as_deref(), Some("0,2"));
+    assert_eq!(cores(1).as_deref(), Some("0-1,3"));
+    assert_eq!(cores(2).as_deref(), Some("1"));
+    assert_eq!(cores(3), None);
+    assert_eq!(stack.containers[0].cpus_location.line, 4);
+    for (bad, needle) in [
+        ("cpus: 1.5", "for a share of a core write `limits: {cpu: 1.5}`"),
+        ("cpus: []", "`cpus` is empty"),
+        ("cpus: [0, x]", "`cpus` lists core numbers, found a string"),
+        ("cpus: 4096", "core numbers go from 0 to 1023, found 4096"),
+        ("cpus: \"3-1\"", "goes backwards"),
+        ("cpus: {a: 1}", "`cpus` must be core numbers"),
+    ] {
+        let e = errors(load_in(
+            p.path(),
+            &format!("containers:\n  a:\n    image: m.wasm\n    {bad}\n"),
+        ));
+        assert!(e.contains(needle), "{bad}: {e}");
+        assert!(e.contains(":4:"), "{bad}: the place is named: {e}");
     }
 }

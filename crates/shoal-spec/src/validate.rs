@@ -313,17 +313,9 @@ fn container_names(drafts: &[Draft], ctx: &mut Ctx) -> Vec<Option<(ContainerName
     out
 }
 
-/// Runs every cross-container check and builds the containers in start order.
-/// Containers whose image failed are left out; the caller fails the load on any error.
-pub fn assemble(decoded: &Decoded, ctx: &mut Ctx) -> Vec<ContainerSpec> {
-    let drafts = &decoded.containers;
-    let mut checked = HashMap::new();
-    let images: Vec<Option<ImageRef>> = drafts.iter().map(|d| check_image(d, &mut checked, ctx)).collect();
-    let graph = check_dependencies(drafts, ctx);
-    let names = container_names(drafts, ctx);
-
-    // Replica names must not collide with other services' names (`probe: {replicas: 2}` next
-    // to a service called `probe-1`).
+/// Replica names must not collide with other services' names (`probe: {replicas: 2}` next
+/// to a service called `probe-1`).
+fn check_replica_names(drafts: &[Draft], names: &[Option<(ContainerName, Vec<ContainerName>)>], ctx: &mut Ctx) {
     let mut owner: HashMap<String, usize> = HashMap::new();
     for (i, d) in drafts.iter().enumerate() {
         owner.insert(d.service.clone(), i);
@@ -347,6 +339,18 @@ pub fn assemble(decoded: &Decoded, ctx: &mut Ctx) -> Vec<ContainerSpec> {
             }
         }
     }
+}
+
+/// Runs every cross-container check and builds the containers in start order.
+/// Containers whose image failed are left out; the caller fails the load on any error.
+pub fn assemble(decoded: &Decoded, ctx: &mut Ctx) -> Vec<ContainerSpec> {
+    let drafts = &decoded.containers;
+    let mut checked = HashMap::new();
+    let images: Vec<Option<ImageRef>> = drafts.iter().map(|d| check_image(d, &mut checked, ctx)).collect();
+    let graph = check_dependencies(drafts, ctx);
+    let names = container_names(drafts, ctx);
+
+    check_replica_names(drafts, &names, ctx);
 
     let mut out = Vec::new();
     for i in topo_order(&graph) {
@@ -390,6 +394,8 @@ pub fn assemble(decoded: &Decoded, ctx: &mut Ctx) -> Vec<ContainerSpec> {
                 subscribe: d.subscribe.clone(),
                 sensors: d.sensors.iter().map(|(s, _)| s.clone()).collect(),
                 gpio: d.gpio.iter().map(|(s, _)| s.clone()).collect(),
+                cpus: d.cpus.clone(),
+                cpus_location: ctx.loc(d.cpus_pos.unwrap_or(d.pos)),
             });
         }
     }

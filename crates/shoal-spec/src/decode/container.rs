@@ -120,6 +120,8 @@ fn new_draft(name: &str, pos: Pos) -> Draft {
         gpio: Vec::new(),
         gpio_pos: None,
         profiles: Vec::new(),
+        cpus: None,
+        cpus_pos: None,
     }
 }
 
@@ -166,6 +168,10 @@ fn decode_field(d: &mut Draft, c: &mut Container, k: &Key, v: &Node, kp: &str, c
         }
         // compose: `profiles:` (see `crate::profiles`)
         "profiles" => d.profiles = decode_profiles(v, kp, ctx),
+        "cpus" => {
+            d.cpus_pos = Some(k.pos);
+            d.cpus = super::cpus::decode_cpus(v, kp, ctx);
+        }
         _ => {}
     }
 }

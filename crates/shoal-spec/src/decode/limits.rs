@@ -15,7 +15,7 @@ const LIMIT_LOOKALIKES: &[(&str, &str, &str)] = &[
     (
         "cpus",
         "shoal calls it `limits.cpu`",
-        "write `cpu: 0.5` (a share of one core) or `cpu: 50%`",
+        "write `cpu: 0.5` (a share of one core) or `cpu: 50%`; to pin to cores, `cpus:` goes beside `limits`, not in it",
     ),
     ("timers", "shoal calls it `limits.max_timers`", "write `max_timers: 16`"),
     (
@@ -179,7 +179,7 @@ fn decode_cpu_limit(v: &Node, kp: &str, ctx: &mut Ctx) -> Option<CpuShare> {
                 v.pos,
                 kp,
                 format!(
-                    "`limits.cpu` must be a share of one core such as `0.25` or `25%`, found {}",
+                    "`limits.cpu` must be a share of a core such as `0.25`, `25%` or `1.5`, found {}",
                     other.kind()
                 ),
                 None,
@@ -199,8 +199,8 @@ fn decode_cpu_limit(v: &Node, kp: &str, ctx: &mut Ctx) -> Option<CpuShare> {
     ctx.error(
         v.pos,
         kp,
-        format!("`limits.cpu` must be between 0.01 (1%) and 1 (one core), found `{written}`"),
-        Some("every container runs on shoal's one executor thread, so one core is the most a container can get".into()),
+        format!("`limits.cpu` must be between 0.01 (1%) and 1024 (cores), found `{written}`"),
+        Some("a share of one core such as `0.25` or `25%`; 1 or more means never throttled (a guest runs on one thread, so one core is the most it can use)".into()),
     );
     None
 }
@@ -238,7 +238,7 @@ fn decode_count_limit(v: &Node, kp: &str, name: &str, ctx: &mut Ctx) -> Option<u
 pub struct LimitsFile {
     /// Cap on linear memory plus tables: bytes, or with a unit (`512KiB`, `1MiB`, `4MB`). From 64KiB (one wasm page) to 4GiB. Growth past it fails as wasm specifies (`memory.grow` returns -1) and is reported. Default `64MiB`.
     pub memory: Option<ScalarFile>,
-    /// Share of one core: a fraction (`0.25`) or a percentage (`25%`), from 0.01 to 1. A guest over its share is paused at the next epoch tick (10 ms) until it is back within it. Default: no cap (a busy guest still yields to the others every tick).
+    /// Share of one core: a fraction (`0.25`) or a percentage (`25%`), from 0.01 to 1024. A guest over its share is paused at the next epoch tick (10 ms) until it is back within it. A guest runs on one thread, so 1 or more (`1.5`, `150%`) means never throttled. Default: no cap (a busy guest still yields to the others every tick).
     pub cpu: Option<ScalarFile>,
     /// Timers the container may hold at once (1 to 65536); `ocre_timer_create` beyond returns -12. Default 64.
     #[schemars(range(min = 1, max = 65536))]

@@ -8,6 +8,7 @@
 //! fields with rules of their own: env / env_file, restart, limits, mounts, depends_on.
 
 mod container;
+pub(crate) mod cpus;
 mod ctx;
 pub(crate) mod depends_on;
 mod docker;
@@ -64,6 +65,9 @@ pub struct Draft {
     pub gpio_pos: Option<Pos>,
     /// `profiles:` (compose); empty: always runs.
     pub profiles: Vec<(String, Pos)>,
+    /// `cpus:`: the cores the container is pinned to, and where it is written.
+    pub cpus: Option<crate::model::CoreSet>,
+    pub cpus_pos: Option<Pos>,
 }
 
 /// The file's top level, decoded.
