@@ -4,7 +4,8 @@
 # Default: 300 s per target (compose files, images), a seed from the clock. Prints each
 # target's input count and seed; any panic, unclear error or hang fails the run and leaves
 # the input in target/fuzz-findings/ (replay with SHOAL_FUZZ_SEED=<seed>).
-# The normal test run (scripts/test.sh) runs the same targets for 1.5 s each from a fixed seed.
+# The normal test run (scripts/test.sh) runs the same targets on a fixed number of inputs
+# from a fixed seed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export SHOAL_FUZZ_SECS="${1:-300}"
