@@ -38,13 +38,13 @@ use crate::support::repo;
 const SLOW: Duration = Duration::from_secs(10);
 
 /// The seed of the normal test run: fixed, so what it finds can be replayed.
-const DEFAULT_SEED: u64 = 0x5eed_cafe;
+pub(crate) const DEFAULT_SEED: u64 = 0x5eed_cafe;
 
 /// splitmix64: tiny, seedable, good enough to pick mutations.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -52,7 +52,7 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         if n == 0 {
             0
         } else {
@@ -60,7 +60,7 @@ impl Rng {
         }
     }
 
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+    pub(crate) fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len())]
     }
 }
@@ -228,6 +228,36 @@ impl Budget {
     }
 }
 
+/// The seed of this run: [`DEFAULT_SEED`] unless `SHOAL_FUZZ_SEED` gives a number or
+/// `random` (a seed from the clock, printed by the caller so the run can be replayed).
+pub(crate) fn seed() -> u64 {
+    match std::env::var("SHOAL_FUZZ_SEED") {
+        Ok(s) if s == "random" => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64),
+        Ok(s) => s
+            .parse()
+            .unwrap_or_else(|_| panic!("SHOAL_FUZZ_SEED={s:?}: give a number or `random`")),
+        Err(_) => DEFAULT_SEED,
+    }
+}
+
+/// How many cases a whole-binary fuzz target runs: `normal` in the test run, or the number
+/// in the variable `var` (`scripts/fuzz.sh` sets them).
+pub(crate) fn cases(var: &str, normal: u64) -> u64 {
+    match std::env::var(var) {
+        Ok(s) => s.parse().unwrap_or_else(|_| panic!("{var}={s:?}: give a number")),
+        Err(_) => normal,
+    }
+}
+
+/// Where findings are kept (`target/fuzz-findings/`).
+pub(crate) fn findings_dir() -> PathBuf {
+    let dir = repo().join("target/fuzz-findings");
+    let _ = std::fs::create_dir_all(&dir);
+    dir
+}
+
 /// How much to fuzz each target, and from which seed (see the module doc). `mutants` is
 /// the normal test run's count for this target.
 fn budget(mutants: u64) -> (Budget, u64) {
@@ -239,16 +269,7 @@ fn budget(mutants: u64) -> (Budget, u64) {
         )),
         Err(_) => Budget::Mutants(mutants),
     };
-    let seed = match std::env::var("SHOAL_FUZZ_SEED") {
-        Ok(s) if s == "random" => std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64),
-        Ok(s) => s
-            .parse()
-            .unwrap_or_else(|_| panic!("SHOAL_FUZZ_SEED={s:?}: give a number or `random`")),
-        Err(_) => DEFAULT_SEED,
-    };
-    (budget, seed)
+    (budget, seed())
 }
 
 /// What one target found.
