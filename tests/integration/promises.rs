@@ -3,6 +3,7 @@
 //! `topics tail`), reloads that fail or remove containers, watched env files, the
 //! `logs -f` missed-line notice, log rotation at start, and parked containers' CPU.
 
+use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -322,4 +323,131 @@ fn parked_containers_stay_near_zero_cpu() {
     std::thread::sleep(Duration::from_secs(2));
     let used = (cpu_ticks(pid) - before) as f64 / ticks_per_second;
     assert!(used < 0.1, "200 parked containers used {used:.3} s of CPU in 2 s");
+}
+
+/// A bridge's export queue overflows while the broker is down: the oldest are dropped and
+/// counted, the operator is warned once, and when the broker is back exactly the newest
+/// `queue` messages reach a subscriber (a persistent session kept by the broker across its
+/// restart, so nothing here depends on who reconnects first).
+#[test]
+fn a_bridge_queue_overflow_keeps_the_newest_messages_end_to_end() {
+    let sandbox = Sandbox::new();
+    let mut broker = shoal::bridge::mosquitto::Mosquitto::start_in(&sandbox.path().join("mosquitto"), false)
+        .expect("start mosquitto (installed by scripts/setup.sh)");
+    let port = broker.port().to_string();
+    let receiver = |extra: &[&str]| {
+        let mut cmd = std::process::Command::new("mosquitto_sub");
+        cmd.args(["-h", "127.0.0.1", "-p", &port, "-c", "-i", "promises-receiver", "-q", "1"])
+            .args(["-t", "factory/#", "-F", "%t"])
+            .args(extra);
+        cmd
+    };
+    // Register the receiver's persistent session (QoS 1, clean session off), then leave.
+    let registered = receiver(&["-C", "1", "-W", "2"]).output().expect("mosquitto_sub");
+    assert!(registered.status.code().is_some(), "{registered:?}");
+    // SIGTERM: the broker saves the receiver's session.
+    broker.stop();
+
+    let file = sandbox.write(
+        "overflow.yaml",
+        &format!(
+            "name: overflow\nbridges:\n  uplink:\n    url: {}\n    queue: 100\n    reconnect_max: 500ms\n    flush_timeout: 60s\n    export: [{{local: \"sensors/\", remote: \"factory/sensors/\", qos: 1}}]\ncontainers:\n  sensor:\n    image: {}\n    capabilities: [messaging, timers]\n    publish: [\"sensors/\"]\n    env: {{PREFIX: \"sensors/\", PERIOD_MS: \"1\", COUNT: \"500\"}}\n",
+            broker.url(),
+            image("seq-publisher.wasm").display()
+        ),
+    );
+    let mut up = sandbox.up(&file);
+    up.wait_seen("sensor exited with code 0", LIMIT);
+    up.wait_seen("export queue full (100 messages): dropping the oldest while the broker is unreachable", LIMIT);
+    let bridge = &stats(&sandbox, "overflow")["bridges"][0];
+    assert_eq!(bridge["dropped"], 400, "{bridge}");
+    assert_eq!(bridge["queued"], 100, "{bridge}");
+
+    // The only container has ended, so the stack is ending: the bridge holds it for up to
+    // `flush_timeout` (60 s) to deliver its queue, which the restarted broker now takes.
+    broker.restart().expect("restart mosquitto");
+    let status = up.wait_exit(LIMIT + LIMIT);
+    let seen = up.seen.join("\n");
+    assert!(status.success(), "{seen}");
+    assert!(seen.contains("(new session, 100 queued)"), "{seen}");
+    assert!(seen.contains("stopped: exported 100, imported 0, dropped 400,"), "{seen}");
+    let warnings = up.seen.iter().filter(|l| l.contains("export queue full")).count();
+    assert_eq!(warnings, 1, "one warning per outage:\n{seen}");
+
+    // The receiver's session holds what the broker got: exactly 400..=499, once each.
+    let drained = receiver(&["-C", "100", "-W", "60"]).output().expect("mosquitto_sub");
+    let text = String::from_utf8_lossy(&drained.stdout);
+    let got: Vec<u64> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("factory/sensors/"))
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    assert_eq!(got, (400..500).collect::<Vec<u64>>(), "{text}");
+}
+
+/// A broker that lost the bridge's session (here: `session_expiry: 0s`, a clean session on
+/// every connect) gets the bridge's unacknowledged window again from the bridge itself:
+/// across a broker restart in the middle of a QoS 1 stream, a subscriber whose own session
+/// the broker kept receives every message (a duplicate is allowed, a hole is not).
+#[test]
+fn a_lost_bridge_session_is_made_good_by_resending_end_to_end() {
+    let sandbox = Sandbox::new();
+    let mut broker = shoal::bridge::mosquitto::Mosquitto::start_in(&sandbox.path().join("mosquitto"), false)
+        .expect("start mosquitto (installed by scripts/setup.sh)");
+    let port = broker.port().to_string();
+    let receiver = |extra: &[&str]| {
+        let mut cmd = std::process::Command::new("mosquitto_sub");
+        cmd.args(["-h", "127.0.0.1", "-p", &port, "-c", "-i", "promises-resend", "-q", "1"])
+            .args(["-t", "factory/#", "-F", "%t"])
+            .args(extra);
+        cmd
+    };
+    let registered = receiver(&["-C", "1", "-W", "2"]).output().expect("mosquitto_sub");
+    assert!(registered.status.code().is_some(), "{registered:?}");
+
+    let file = sandbox.write(
+        "resend.yaml",
+        &format!(
+            "name: resend\nbridges:\n  uplink:\n    url: {}\n    session_expiry: 0s\n    queue: 20000\n    reconnect_max: 500ms\n    flush_timeout: 60s\n    export: [{{local: \"sensors/\", remote: \"factory/sensors/\", qos: 1}}]\ncontainers:\n  sensor:\n    image: {}\n    capabilities: [messaging, timers]\n    publish: [\"sensors/\"]\n    env: {{PREFIX: \"sensors/\", PERIOD_MS: \"1\", BURST: \"2\", COUNT: \"3000\"}}\n",
+            broker.url(),
+            image("seq-publisher.wasm").display()
+        ),
+    );
+    let mut up = sandbox.up(&file);
+    up.wait_seen("(new session, 0 queued)", LIMIT);
+    // Mid-stream: stop the broker (it saves the receiver's session, not the bridge's).
+    let deadline = Instant::now() + LIMIT;
+    while stats(&sandbox, "resend")["bridges"][0]["exported"].as_u64().unwrap_or(0) < 300 {
+        assert!(Instant::now() < deadline, "the bridge exported nothing");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    broker.stop();
+    std::thread::sleep(Duration::from_millis(700));
+    broker.restart().expect("restart mosquitto");
+    let status = up.wait_exit(LIMIT + LIMIT);
+    let seen = up.seen.join("\n");
+    assert!(status.success(), "{seen}");
+    let sessions = up.seen.iter().filter(|l| l.contains("(new session,")).count();
+    assert_eq!(sessions, 2, "a new session at the start and after the restart:\n{seen}");
+    assert!(
+        up.seen.iter().any(|l| l.contains(", dropped 0,") && l.ends_with(", reconnects 1")),
+        "{seen}"
+    );
+
+    // Everything the publisher sent is in the receiver's session: drain it.
+    let mut got = BTreeSet::new();
+    for extra in [&["-C", "3000", "-W", "60"][..], &["-W", "3"][..]] {
+        let drained = receiver(extra).output().expect("mosquitto_sub");
+        got.extend(
+            String::from_utf8_lossy(&drained.stdout)
+                .lines()
+                .filter_map(|l| l.strip_prefix("factory/sensors/"))
+                .filter_map(|n| n.parse::<u64>().ok()),
+        );
+        if got.len() == 3000 {
+            break;
+        }
+    }
+    let missing: Vec<u64> = (0..3000).filter(|n| !got.contains(n)).collect();
+    assert!(missing.is_empty(), "lost across the lost session: {missing:?}");
 }
