@@ -279,7 +279,10 @@ mod tests {
         assert!(rss > 0);
         let block = std::hint::black_box(vec![1u8; 64 << 20]);
         let grown = rss_kib().expect("VmRSS on Linux");
-        assert!(grown >= rss + (48 << 10), "RSS {rss} KiB -> {grown} KiB after touching 64 MiB");
+        assert!(
+            grown >= rss + (48 << 10),
+            "RSS {rss} KiB -> {grown} KiB after touching 64 MiB"
+        );
         assert!(peak_rss_kib().unwrap() >= grown);
         drop(block);
         // Spinning must advance the CPU time (it moves in clock ticks, so spin until it

@@ -106,9 +106,7 @@ fn golden_image_diagnostics() {
                 "--- {}: {e}: every case needs its golden file (an empty one for no diagnostics)",
                 expected.display()
             )),
-            Ok(want) if got != want => {
-                failures.push(format!("--- {}\n{want}\n--- got:\n{got}", expected.display()))
-            }
+            Ok(want) if got != want => failures.push(format!("--- {}\n{want}\n--- got:\n{got}", expected.display())),
             Ok(_) => {}
         }
     }

@@ -95,7 +95,12 @@ fn guest(rng: &mut Rng) -> String {
     }
     let mut wat = String::from("(module\n");
     for (i, (module, f)) in chosen.iter().enumerate() {
-        let _ = writeln!(wat, "  (import \"{module}\" \"{}\" (func $f{i} {}))", f.name, f.signature());
+        let _ = writeln!(
+            wat,
+            "  (import \"{module}\" \"{}\" (func $f{i} {}))",
+            f.name,
+            f.signature()
+        );
     }
     wat.push_str("  (memory (export \"memory\") 1 4)\n");
     // Random bytes at 0, then things a call may find useful: a topic, a content type, a
@@ -162,9 +167,7 @@ fn run_case(seed: u64, case: u64) -> Result<(), String> {
         for (n, wat) in wats.iter().enumerate() {
             let _ = std::fs::write(findings_dir().join(format!("abi-{seed}-{case}-{n}.wat")), wat);
         }
-        format!(
-            "abi case {case} (seed {seed}): {why}\nguests saved as target/fuzz-findings/abi-{seed}-{case}-*.wat"
-        )
+        format!("abi case {case} (seed {seed}): {why}\nguests saved as target/fuzz-findings/abi-{seed}-{case}-*.wat")
     };
     let file = sandbox.write("shoal.yaml", &text);
     let mut up = sandbox.up(&file);
@@ -200,7 +203,10 @@ fn fuzz_the_guest_abi() {
     let seed = seed();
     let count = cases("SHOAL_FUZZ_ABI_CASES", 2);
     let problems: Vec<String> = (0..count).filter_map(|case| run_case(seed, case).err()).collect();
-    eprintln!("fuzz abi: {count} stacks of {GUESTS} guests from seed {seed}, {} problems", problems.len());
+    eprintln!(
+        "fuzz abi: {count} stacks of {GUESTS} guests from seed {seed}, {} problems",
+        problems.len()
+    );
     assert!(problems.is_empty(), "{}", problems.join("\n\n"));
 }
 
@@ -217,7 +223,11 @@ fn abi_guests_are_reproducible_and_valid() {
     for wat in write(3) {
         let wasm = wat::parse_str(&wat).expect("valid WAT");
         shoal_abi::module::validate(&wasm).expect("valid wasm");
-        assert_eq!(shoal_abi::module::function_imports(&wasm).expect("imports").len(), 8, "{wat}");
+        assert_eq!(
+            shoal_abi::module::function_imports(&wasm).expect("imports").len(),
+            8,
+            "{wat}"
+        );
         let shape = shoal_abi::shape::ModuleShape::parse(&wasm).expect("shape");
         let problems = shoal_abi::shape::problems(&shape, None);
         assert!(problems.is_empty(), "{problems:?}\n{wat}");

@@ -124,7 +124,10 @@ fn publishing_outside_the_declared_prefixes_is_denied() {
         let refused = format!("seq-publisher: {n}: ocre_publish_message failed: -22");
         assert!(up.seen.iter().any(|l| l.contains(&refused)), "{refused}:\n{out}");
     }
-    assert!(up.seen.iter().any(|l| l == "sub | seq-subscriber: listening on seq/"), "{out}");
+    assert!(
+        up.seen.iter().any(|l| l == "sub | seq-subscriber: listening on seq/"),
+        "{out}"
+    );
     assert!(!up.seen.iter().any(|l| l.starts_with("sub | got")), "delivered:\n{out}");
 }
 

@@ -55,7 +55,12 @@ fn a_stack_of_precompiled_images_runs() {
     let cache = sandbox.path().join("data/cache");
     assert_eq!(cached_modules(&cache), 0, "{seen}");
     sandbox.ok(&["run", arg(&image("hello.wasm"))]);
-    assert_eq!(cached_modules(&cache), 1, "the plain image was compiled into {}", cache.display());
+    assert_eq!(
+        cached_modules(&cache),
+        1,
+        "the plain image was compiled into {}",
+        cache.display()
+    );
 }
 
 /// `.cwasm` files anywhere under `dir` (the cache keeps one folder per engine setting).

@@ -68,14 +68,21 @@ fn top_graph_topics_kill_and_restart_do_what_they_say() {
     let sandbox = Sandbox::new();
     let containers = format!("{PAIR}  spin:\n    image: IMAGES/spin.wasm\n    limits: {{cpu: 20%}}\n");
     let (_up, file) = detached(&sandbox, "prom", &containers, &[]);
-    sandbox.wait_row("prom", "spin", LIMIT, |r| r["cpu_seconds"].as_f64().unwrap_or(0.0) > 0.2);
+    sandbox.wait_row("prom", "spin", LIMIT, |r| {
+        r["cpu_seconds"].as_f64().unwrap_or(0.0) > 0.2
+    });
     sandbox.wait_row("prom", "sub", LIMIT, |r| r["messages_in"].as_u64().unwrap_or(0) > 10);
 
     // top: the spinning guest first, then the two that spend almost nothing.
     let top = sandbox.ok(&["top", "-p", "prom"]);
     let rows: Vec<&str> = top.lines().skip(1).filter(|l| !l.starts_with('(')).collect();
     assert_eq!(rows.len(), 3, "{top}");
-    assert!(top.lines().next().is_some_and(|h| h.starts_with("NAME") && h.contains("CPU TIME")), "{top}");
+    assert!(
+        top.lines()
+            .next()
+            .is_some_and(|h| h.starts_with("NAME") && h.contains("CPU TIME")),
+        "{top}"
+    );
     assert!(rows[0].starts_with("spin "), "the busiest first:\n{top}");
 
     // graph: the declared edge, with the counts of the running stack.
@@ -112,12 +119,19 @@ fn top_graph_topics_kill_and_restart_do_what_they_say() {
     let cpu = row["cpu_seconds"].as_f64().expect("cpu");
     sandbox.wait_row("prom", "sub", LIMIT, |r| r["messages_in"].as_u64().unwrap_or(0) > 100);
     let row = sandbox.row("prom", "spin");
-    assert_eq!((row["state"].as_str(), row["cpu_seconds"].as_f64()), (Some("stopped"), Some(cpu)), "{row}");
+    assert_eq!(
+        (row["state"].as_str(), row["cpu_seconds"].as_f64()),
+        (Some("stopped"), Some(cpu)),
+        "{row}"
+    );
 
     // restart: a new instance of pub (a later start), which publishes again.
     let before = sandbox.row("prom", "pub");
     let restarted = sandbox.ok(&["restart", "-p", "prom", "pub"]);
-    assert!(restarted.contains("pub") && restarted.contains("restarted"), "{restarted}");
+    assert!(
+        restarted.contains("pub") && restarted.contains("restarted"),
+        "{restarted}"
+    );
     let out_before = before["messages_out"].as_u64().expect("counter");
     let after = sandbox.wait_row("prom", "pub", LIMIT, |r| {
         r["state"] == "running" && r["messages_out"].as_u64().unwrap_or(0) > out_before + 10
@@ -158,9 +172,14 @@ fn a_reload_whose_new_instance_fails_keeps_the_old_one() {
     assert!(events[0].contains("result: 1 failed: sub"), "{events:?}");
     // The same instance (same start) goes on receiving.
     let got = before["messages_in"].as_u64().unwrap_or(0);
-    let after = sandbox.wait_row("keep", "sub", LIMIT, |r| r["messages_in"].as_u64().unwrap_or(0) > got + 20);
+    let after = sandbox.wait_row("keep", "sub", LIMIT, |r| {
+        r["messages_in"].as_u64().unwrap_or(0) > got + 20
+    });
     assert_eq!(after["state"], "running", "{after}");
-    assert_eq!(after["started_at"], before["started_at"], "the old instance, not a new one");
+    assert_eq!(
+        after["started_at"], before["started_at"],
+        "the old instance, not a new one"
+    );
 }
 
 /// A guest that touches 32 MiB and then parks, as WAT.
@@ -183,7 +202,9 @@ fn removed_containers_memory_comes_back_on_reload() {
     let hogs = "  hog1:\n    image: hog.wasm\n    limits: {memory: 40MiB}\n  hog2:\n    image: hog.wasm\n    limits: {memory: 40MiB}\n";
     let (_up, file) = detached(&sandbox, "hogs", &format!("{PAIR}{hogs}"), &[]);
     for hog in ["hog1", "hog2"] {
-        sandbox.wait_row("hogs", hog, LIMIT, |r| r["memory_bytes"].as_u64().unwrap_or(0) >= 32 << 20);
+        sandbox.wait_row("hogs", hog, LIMIT, |r| {
+            r["memory_bytes"].as_u64().unwrap_or(0) >= 32 << 20
+        });
     }
     let before = stats(&sandbox, "hogs")["rss_kib"].as_u64().expect("rss");
     write_stack(&sandbox, "hogs", PAIR);
@@ -203,13 +224,17 @@ fn removed_containers_memory_comes_back_on_reload() {
 fn env_files_are_watched() {
     let sandbox = Sandbox::new();
     sandbox.write("pub.env", "PREFIX=first/\nPERIOD_MS=5\n");
-    let containers = "  pub:\n    image: IMAGES/seq-publisher.wasm\n    capabilities: [messaging, timers]\n    env_file: pub.env\n";
+    let containers =
+        "  pub:\n    image: IMAGES/seq-publisher.wasm\n    capabilities: [messaging, timers]\n    env_file: pub.env\n";
     let (_up, _) = detached(&sandbox, "envw", containers, &["--watch"]);
     let logs = sandbox.ok(&["logs", "-p", "envw", "pub"]);
     assert!(logs.contains("publishing first/<n>"), "{logs}");
     sandbox.write("pub.env", "PREFIX=second/\nPERIOD_MS=5\n");
     let reloads = wait_events(&sandbox, "envw", "reload", |found| !found.is_empty());
-    assert!(reloads[0].contains("plan: ~pub") && reloads[0].contains("result: ok"), "{reloads:?}");
+    assert!(
+        reloads[0].contains("plan: ~pub") && reloads[0].contains("result: ok"),
+        "{reloads:?}"
+    );
     let deadline = Instant::now() + LIMIT;
     loop {
         let logs = sandbox.ok(&["logs", "-p", "envw", "pub"]);
@@ -258,7 +283,10 @@ fn a_slow_log_follower_is_told_what_it_missed() {
     let deadline = Instant::now() + LIMIT;
     let notice = loop {
         let text = std::fs::read_to_string(&errors).unwrap_or_default();
-        if let Some(line) = text.lines().find(|l| l.contains("lines skipped: this reader fell behind")) {
+        if let Some(line) = text
+            .lines()
+            .find(|l| l.contains("lines skipped: this reader fell behind"))
+        {
             break line.to_owned();
         }
         assert!(Instant::now() < deadline, "no missed-lines notice; stderr:\n{text}");
@@ -311,7 +339,8 @@ fn cpu_ticks(pid: u64) -> u64 {
 #[test]
 fn parked_containers_stay_near_zero_cpu() {
     let sandbox = Sandbox::new();
-    let containers = "  idle:\n    image: IMAGES/idle_subscriber.wasm\n    capabilities: [messaging]\n    replicas: 200\n";
+    let containers =
+        "  idle:\n    image: IMAGES/idle_subscriber.wasm\n    capabilities: [messaging]\n    replicas: 200\n";
     let (_up, _) = detached(&sandbox, "parked", containers, &[]);
     let stacks: serde_json::Value = serde_json::from_str(&sandbox.ok(&["ls", "--format", "json"])).expect("ls json");
     let pid = stacks[0]["pid"].as_u64().expect("pid");
@@ -337,9 +366,19 @@ fn a_bridge_queue_overflow_keeps_the_newest_messages_end_to_end() {
     let port = broker.port().to_string();
     let receiver = |extra: &[&str]| {
         let mut cmd = std::process::Command::new("mosquitto_sub");
-        cmd.args(["-h", "127.0.0.1", "-p", &port, "-c", "-i", "promises-receiver", "-q", "1"])
-            .args(["-t", "factory/#", "-F", "%t"])
-            .args(extra);
+        cmd.args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-c",
+            "-i",
+            "promises-receiver",
+            "-q",
+            "1",
+        ])
+        .args(["-t", "factory/#", "-F", "%t"])
+        .args(extra);
         cmd
     };
     // Register the receiver's persistent session (QoS 1, clean session off), then leave.
@@ -358,7 +397,10 @@ fn a_bridge_queue_overflow_keeps_the_newest_messages_end_to_end() {
     );
     let mut up = sandbox.up(&file);
     up.wait_seen("sensor exited with code 0", LIMIT);
-    up.wait_seen("export queue full (100 messages): dropping the oldest while the broker is unreachable", LIMIT);
+    up.wait_seen(
+        "export queue full (100 messages): dropping the oldest while the broker is unreachable",
+        LIMIT,
+    );
     let bridge = &stats(&sandbox, "overflow")["bridges"][0];
     assert_eq!(bridge["dropped"], 400, "{bridge}");
     assert_eq!(bridge["queued"], 100, "{bridge}");
@@ -370,7 +412,10 @@ fn a_bridge_queue_overflow_keeps_the_newest_messages_end_to_end() {
     let seen = up.seen.join("\n");
     assert!(status.success(), "{seen}");
     assert!(seen.contains("(new session, 100 queued)"), "{seen}");
-    assert!(seen.contains("stopped: exported 100, imported 0, dropped 400,"), "{seen}");
+    assert!(
+        seen.contains("stopped: exported 100, imported 0, dropped 400,"),
+        "{seen}"
+    );
     let warnings = up.seen.iter().filter(|l| l.contains("export queue full")).count();
     assert_eq!(warnings, 1, "one warning per outage:\n{seen}");
 
@@ -417,7 +462,11 @@ fn a_lost_bridge_session_is_made_good_by_resending_end_to_end() {
     up.wait_seen("(new session, 0 queued)", LIMIT);
     // Mid-stream: stop the broker (it saves the receiver's session, not the bridge's).
     let deadline = Instant::now() + LIMIT;
-    while stats(&sandbox, "resend")["bridges"][0]["exported"].as_u64().unwrap_or(0) < 300 {
+    while stats(&sandbox, "resend")["bridges"][0]["exported"]
+        .as_u64()
+        .unwrap_or(0)
+        < 300
+    {
         assert!(Instant::now() < deadline, "the bridge exported nothing");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -430,7 +479,9 @@ fn a_lost_bridge_session_is_made_good_by_resending_end_to_end() {
     let sessions = up.seen.iter().filter(|l| l.contains("(new session,")).count();
     assert_eq!(sessions, 2, "a new session at the start and after the restart:\n{seen}");
     assert!(
-        up.seen.iter().any(|l| l.contains(", dropped 0,") && l.ends_with(", reconnects 1")),
+        up.seen
+            .iter()
+            .any(|l| l.contains(", dropped 0,") && l.ends_with(", reconnects 1")),
         "{seen}"
     );
 

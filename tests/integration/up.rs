@@ -126,7 +126,10 @@ fn run_passes_args_env_and_mounts_and_returns_the_exit_code() {
         "PERIOD_MS=1",
         arg(&image("seq-publisher.wasm")),
     ]);
-    assert!(out.contains("seq-publisher: publishing fromenv/<n> every 1 ms"), "{out}");
+    assert!(
+        out.contains("seq-publisher: publishing fromenv/<n> every 1 ms"),
+        "{out}"
+    );
     assert!(out.contains("seq-publisher: done 2"), "{out}");
 
     std::fs::create_dir(sandbox.path().join("shared")).unwrap();
