@@ -71,7 +71,7 @@ fn mutate(rng: &mut Rng) -> Request {
     let base = rng.pick(VALID).as_bytes().to_vec();
     let mut bytes = match rng.below(8) {
         // A token in place of a random span.
-        0 | 1 | 2 => {
+        0..=2 => {
             let mut b = base.clone();
             let at = rng.below(b.len());
             let end = (at + rng.below(12)).min(b.len());
