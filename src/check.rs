@@ -221,12 +221,12 @@ fn unused_grants(container: &ContainerSpec, needed: &BTreeMap<Capability, Vec<&s
     // `ocre:api` grants all three at once; say so once instead of once per capability.
     let message = if all_granted {
         format!(
-            "container `{}` is granted every capability (as `ocre:api` does) but its image uses only {}",
+            "container `{}` is granted every capability (as `ocre:api` does) but its image uses {}",
             container.service,
             if used.is_empty() {
                 "none of them".to_string()
             } else {
-                quote_list(&used)
+                format!("only {}", quote_list(&used))
             }
         )
     } else {

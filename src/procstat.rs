@@ -273,16 +273,30 @@ mod tests {
 
     #[test]
     fn reads_this_process() {
+        // Touching 64 MiB must show in the resident set: a reader that returns a constant
+        // (or another process's figure) fails here.
         let rss = rss_kib().expect("VmRSS on Linux");
         assert!(rss > 0);
-        assert!(peak_rss_kib().unwrap() >= rss);
+        let block = std::hint::black_box(vec![1u8; 64 << 20]);
+        let grown = rss_kib().expect("VmRSS on Linux");
+        assert!(
+            grown >= rss + (48 << 10),
+            "RSS {rss} KiB -> {grown} KiB after touching 64 MiB"
+        );
+        assert!(peak_rss_kib().unwrap() >= grown);
+        drop(block);
+        // Spinning must advance the CPU time (it moves in clock ticks, so spin until it
+        // does; the 30 s wall-clock bound is a hang guard, not a timing assertion).
         let spent = cpu_time();
+        let began = std::time::Instant::now();
         let mut x = 0u64;
-        for i in 0..5_000_000u64 {
-            x = x.wrapping_add(std::hint::black_box(i));
+        while cpu_time() <= spent {
+            for i in 0..1_000_000u64 {
+                x = x.wrapping_add(std::hint::black_box(i));
+            }
+            assert!(began.elapsed() < Duration::from_secs(30), "CPU time stuck at {spent:?}");
         }
         std::hint::black_box(x);
-        assert!(cpu_time() >= spent);
         release_free_memory();
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
         assert!(

@@ -205,20 +205,23 @@ mod tests {
 
     #[test]
     fn added_and_removed_in_dependency_order() {
+        // Both lists are in start order, as the supervisor gives them: `z-api` depends on
+        // `a-db`, `a-app` on `z-store`. The names sort the other way round, so an order
+        // by name (or by position reversed wrongly) fails.
         let running = vec![
             d("base", "sha256:1", json!({})),
-            d("old1", "sha256:1", json!({})),
-            d("old2", "sha256:1", json!({})),
+            d("a-db", "sha256:1", json!({})),
+            d("z-api", "sha256:1", json!({})),
         ];
         let desired = vec![
             d("base", "sha256:1", json!({})),
-            d("new1", "sha256:1", json!({})),
-            d("new2", "sha256:1", json!({})),
+            d("z-store", "sha256:1", json!({})),
+            d("a-app", "sha256:1", json!({})),
         ];
         let plan = diff(&running, &desired);
-        assert_eq!(plan.stop, ["old2", "old1"], "dependents stop first");
-        assert_eq!(plan.start, ["new1", "new2"], "dependencies start first");
-        assert_eq!(plan.summary(), "+new1 +new2 -old2 -old1");
+        assert_eq!(plan.stop, ["z-api", "a-db"], "dependents stop first");
+        assert_eq!(plan.start, ["z-store", "a-app"], "dependencies start first");
+        assert_eq!(plan.summary(), "+z-store +a-app -z-api -a-db");
     }
 
     #[test]

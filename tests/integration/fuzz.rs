@@ -10,8 +10,9 @@
 //! error a diagnostic); a panic or an input that takes longer than [`SLOW`] is a failure,
 //! saved under `target/fuzz-findings/` with the seed that produced it.
 //!
-//! It runs in the normal test run for a few seconds per target from a fixed seed
-//! ([`DEFAULT_SEED`]), so a failure there is reproducible. To search further:
+//! It runs in the normal test run on a fixed number of mutants per target from a fixed seed
+//! ([`DEFAULT_SEED`]): the same inputs on every machine, so a failure there is
+//! reproducible and a slow machine does not test less. To search further:
 //! - `SHOAL_FUZZ_SECS=N` fuzzes each target for N seconds;
 //! - `SHOAL_FUZZ_SEED=N` starts from seed N (replays a reported run),
 //!   `SHOAL_FUZZ_SEED=random` from a seed taken from the clock (printed at the end);
@@ -37,13 +38,13 @@ use crate::support::repo;
 const SLOW: Duration = Duration::from_secs(10);
 
 /// The seed of the normal test run: fixed, so what it finds can be replayed.
-const DEFAULT_SEED: u64 = 0x5eed_cafe;
+pub(crate) const DEFAULT_SEED: u64 = 0x5eed_cafe;
 
 /// splitmix64: tiny, seedable, good enough to pick mutations.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -51,7 +52,7 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         if n == 0 {
             0
         } else {
@@ -59,7 +60,7 @@ impl Rng {
         }
     }
 
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+    pub(crate) fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len())]
     }
 }
@@ -209,13 +210,28 @@ fn mutate(rng: &mut Rng, input: &[u8], others: &[Vec<u8>], tokens: &[&[u8]]) -> 
     data
 }
 
-/// How long to fuzz each target, and from which seed (see the module doc).
-fn budget() -> (Duration, u64) {
-    let secs = std::env::var("SHOAL_FUZZ_SECS")
-        .ok()
-        .and_then(|s| s.parse::<f64>().ok())
-        .unwrap_or(1.5);
-    let seed = match std::env::var("SHOAL_FUZZ_SEED") {
+/// How much to fuzz each target: in the normal test run a fixed number of mutants (with the
+/// fixed seed, the same inputs on every machine, however fast); with `SHOAL_FUZZ_SECS` a
+/// time budget (`scripts/fuzz.sh`, where reach matters more than repeatability).
+#[derive(Clone, Copy)]
+enum Budget {
+    Mutants(u64),
+    Time(Duration),
+}
+
+impl Budget {
+    fn spent(self, started: Instant, runs: u64) -> bool {
+        match self {
+            Budget::Mutants(n) => runs >= n,
+            Budget::Time(limit) => started.elapsed() >= limit,
+        }
+    }
+}
+
+/// The seed of this run: [`DEFAULT_SEED`] unless `SHOAL_FUZZ_SEED` gives a number or
+/// `random` (a seed from the clock, printed by the caller so the run can be replayed).
+pub(crate) fn seed() -> u64 {
+    match std::env::var("SHOAL_FUZZ_SEED") {
         Ok(s) if s == "random" => std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64),
@@ -223,8 +239,37 @@ fn budget() -> (Duration, u64) {
             .parse()
             .unwrap_or_else(|_| panic!("SHOAL_FUZZ_SEED={s:?}: give a number or `random`")),
         Err(_) => DEFAULT_SEED,
+    }
+}
+
+/// How many cases a whole-binary fuzz target runs: `normal` in the test run, or the number
+/// in the variable `var` (`scripts/fuzz.sh` sets them).
+pub(crate) fn cases(var: &str, normal: u64) -> u64 {
+    match std::env::var(var) {
+        Ok(s) => s.parse().unwrap_or_else(|_| panic!("{var}={s:?}: give a number")),
+        Err(_) => normal,
+    }
+}
+
+/// Where findings are kept (`target/fuzz-findings/`).
+pub(crate) fn findings_dir() -> PathBuf {
+    let dir = repo().join("target/fuzz-findings");
+    let _ = std::fs::create_dir_all(&dir);
+    dir
+}
+
+/// How much to fuzz each target, and from which seed (see the module doc). `mutants` is
+/// the normal test run's count for this target.
+fn budget(mutants: u64) -> (Budget, u64) {
+    let budget = match std::env::var("SHOAL_FUZZ_SECS") {
+        Ok(s) => Budget::Time(Duration::from_secs_f64(
+            s.parse::<f64>()
+                .unwrap_or_else(|_| panic!("SHOAL_FUZZ_SECS={s:?}: give a number of seconds"))
+                .max(0.0),
+        )),
+        Err(_) => Budget::Mutants(mutants),
     };
-    (Duration::from_secs_f64(secs.max(0.0)), seed)
+    (budget, seed())
 }
 
 /// What one target found.
@@ -236,8 +281,14 @@ struct Findings {
 
 /// Run `check` on mutated inputs until the budget is spent. `check` returns `Err(why)`
 /// for an input whose outcome is wrong (a panic is caught here).
-fn fuzz(name: &str, corpus: Vec<Vec<u8>>, tokens: &[&[u8]], check: impl Fn(&[u8]) -> Result<(), String>) -> Findings {
-    let (budget, seed) = budget();
+fn fuzz(
+    name: &str,
+    mutants: u64,
+    corpus: Vec<Vec<u8>>,
+    tokens: &[&[u8]],
+    check: impl Fn(&[u8]) -> Result<(), String>,
+) -> Findings {
+    let (budget, seed) = budget(mutants);
     let mut rng = Rng(seed);
     let mut findings = Findings::default();
     let started = Instant::now();
@@ -245,7 +296,8 @@ fn fuzz(name: &str, corpus: Vec<Vec<u8>>, tokens: &[&[u8]], check: impl Fn(&[u8]
     let trace = std::env::var_os("SHOAL_FUZZ_TRACE").is_some();
     // The corpus itself first, then mutants of it.
     let mut inputs = corpus.clone().into_iter();
-    while started.elapsed() < budget || inputs.len() > 0 {
+    let corpus_len = corpus.len() as u64;
+    while !budget.spent(started, findings.runs.saturating_sub(corpus_len)) || inputs.len() > 0 {
         let input = match inputs.next() {
             Some(seedling) => seedling,
             None => {
@@ -520,7 +572,7 @@ fn fuzz_compose_files() {
     let tokens: Vec<&[u8]> = YAML_TOKENS.iter().map(|t| t.as_bytes()).collect();
     let corpus = compose_corpus();
     assert!(corpus.len() >= 10, "the compose corpus is missing");
-    let findings = fuzz("compose", corpus, &tokens, check_compose);
+    let findings = fuzz("compose", 1500, corpus, &tokens, check_compose);
     assert!(findings.problems.is_empty(), "{}", findings.problems.join("\n"));
 }
 
@@ -529,7 +581,7 @@ fn fuzz_images() {
     let corpus = wasm_corpus();
     assert!(corpus.len() >= 5, "the wasm corpus is missing");
     let target = WasmTarget::new();
-    let findings = fuzz("wasm", corpus, WASM_VALUES, |b| target.check(b));
+    let findings = fuzz("wasm", 300, corpus, WASM_VALUES, |b| target.check(b));
     assert!(findings.problems.is_empty(), "{}", findings.problems.join("\n"));
 }
 

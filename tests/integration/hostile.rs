@@ -83,7 +83,7 @@ const OFFENDERS: &str = "  trap:
 #[test]
 fn hostile_guests_leave_the_host_and_their_neighbours_alone() {
     let sandbox = Sandbox::new();
-    let text = format!("sensors:\n  noise: {{kind: rng}}\ncontainers:\n{HEALTHY_PAIR}{OFFENDERS}");
+    let text = format!("name: hostile\nsensors:\n  noise: {{kind: rng}}\ncontainers:\n{HEALTHY_PAIR}{OFFENDERS}");
     let file = sandbox.write("shoal.yaml", &text.replace("IMAGES", &images().display().to_string()));
     let mut up = sandbox.up(&file);
     let pid = up.child.id();
@@ -109,6 +109,11 @@ fn hostile_guests_leave_the_host_and_their_neighbours_alone() {
     for end in ends {
         up.wait_seen(end, LONG);
     }
+    // The deaf subscriber (queue 16, never reads) lost all but its queue's worth of the
+    // 100,000 messages, and each loss was counted against it.
+    let deaf = sandbox.row("hostile", "deaf");
+    let dropped = deaf["dropped"].as_u64().unwrap_or(0);
+    assert!((100_000 - 16..=100_000).contains(&dropped), "deaf: {deaf}");
     // The operator was told about each limit once.
     for warning in [
         "oom | warning: `limits.memory` (32 MiB) refused a growth",
@@ -203,8 +208,10 @@ fn a_hundred_mib_of_stdout_is_passed_on_and_the_pair_goes_on() {
     assert!(text.contains("chatty | hostile: wrote 100 MiB to stdout"), "{text}");
 }
 
-/// The wasm stack limit is one setting for the process: a deep recursion traps under any
-/// value, and a value out of range is a usage error before anything runs.
+/// The wasm stack limit is one setting for the process, and it is applied: a recursion of
+/// a fixed depth (20,000 calls, `depth.wat`) traps under 64 KiB and finishes under 4 MiB,
+/// an endless one traps under any value, and a value out of range is a usage error before
+/// anything runs.
 #[test]
 fn the_wasm_stack_limit_is_a_process_setting() {
     let sandbox = Sandbox::new();
@@ -215,6 +222,16 @@ fn the_wasm_stack_limit_is_a_process_setting() {
         assert_eq!(output.status.code(), Some(1), "{out}");
         assert!(out.contains("recurse trapped: call stack exhausted"), "{size}: {out}");
     }
+    let depth = image("depth.wasm");
+    let small = sandbox.run(&["--max-wasm-stack", "64KiB", "run", arg(&depth)]);
+    let out = stdout(&small);
+    assert_eq!(small.status.code(), Some(1), "64KiB: {out}");
+    assert!(out.contains("depth trapped: call stack exhausted"), "64KiB: {out}");
+    assert!(!out.contains("reached depth"), "64KiB: {out}");
+    let large = sandbox.run(&["--max-wasm-stack", "4MiB", "run", arg(&depth)]);
+    let out = stdout(&large);
+    assert_eq!(large.status.code(), Some(0), "4MiB: {out}");
+    assert!(out.contains("depth | reached depth 20000"), "4MiB: {out}");
     let err = sandbox.fails(&["--max-wasm-stack", "1GiB", "run", arg(&recurse)], 1);
     assert!(
         err.contains("--max-wasm-stack `1GiB` is out of range: use 64KiB to 64MiB"),

@@ -30,3 +30,9 @@ mod reload;
 mod sensors;
 mod shape;
 mod up;
+
+// Added by the `tests` helper (issue 16): the fuzzer's guest-ABI and socket doors, and the
+// README's promises.
+mod fuzz_abi;
+mod fuzz_socket;
+mod promises;

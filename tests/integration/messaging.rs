@@ -98,22 +98,37 @@ fn a_container_without_the_capability_is_denied_loudly() {
     assert!(stderr(&output).contains("--strict"), "{}", stderr(&output));
 }
 
-/// Publish/subscribe lists are enforced at run time, not only validated.
+/// Publish/subscribe lists are enforced at run time, not only validated: each publish
+/// outside the list returns -22 (EINVAL) to the guest, nothing reaches a subscriber of that
+/// topic, the guest goes on to exit 0, and the operator is warned once.
 #[test]
 fn publishing_outside_the_declared_prefixes_is_denied() {
     let sandbox = Sandbox::new();
     let file = stack(
         &sandbox,
-        "containers:\n  pub:\n    image: IMAGES/seq-publisher.wasm\n    capabilities: [messaging, timers]\n    publish: [\"allowed/\"]\n    env: {COUNT: \"3\", PERIOD_MS: \"1\"}\n",
+        "containers:\n  sub:\n    image: IMAGES/seq-subscriber.wasm\n    capabilities: [messaging]\n  pub:\n    image: IMAGES/seq-publisher.wasm\n    capabilities: [messaging, timers]\n    publish: [\"allowed/\"]\n    env: {COUNT: \"3\", PERIOD_MS: \"1\"}\n    depends_on: {sub: {condition: service_started}}\n",
     );
-    let output = sandbox.run(&["up", "-f", arg(&file)]);
-    let out = stdout(&output);
-    let denied: Vec<_> = out
-        .lines()
+    let mut up = sandbox.up(&file);
+    up.wait_for("pub exited with code 0", LONG);
+    up.signal(libc::SIGINT);
+    up.wait_exit(LONG);
+    let out = up.seen.join("\n");
+    let denied: Vec<_> = up
+        .seen
+        .iter()
         .filter(|l| l.contains("warning: ocre_publish_message denied"))
         .collect();
     assert_eq!(denied.len(), 1, "one warning per (container, import):\n{out}");
     assert!(denied[0].contains("allowed/"), "{out}");
+    for n in 0..3 {
+        let refused = format!("seq-publisher: {n}: ocre_publish_message failed: -22");
+        assert!(up.seen.iter().any(|l| l.contains(&refused)), "{refused}:\n{out}");
+    }
+    assert!(
+        up.seen.iter().any(|l| l == "sub | seq-subscriber: listening on seq/"),
+        "{out}"
+    );
+    assert!(!up.seen.iter().any(|l| l.starts_with("sub | got")), "delivered:\n{out}");
 }
 
 /// The host's copies of message data never overlap the guest's heap, with the 2022 libc
@@ -154,13 +169,15 @@ fn a_thousand_messages_arrive_in_order_without_gaps() {
     assert_eq!(up.seen.iter().filter(|l| l.starts_with("sub | got ")).count(), 1000);
 }
 
-/// Parked containers (SDK poll loop, no events) stop at once on Ctrl-C.
+/// Parked containers (SDK poll loop, no events) stop at once on Ctrl-C. Their
+/// `stop_timeout` is 5 minutes, far beyond the 60 s hang guard of `wait_exit`: a stop that
+/// only ended when the timeout expired fails the guard, where before both printed "killed".
 #[test]
 fn parked_subscribers_stop_on_ctrl_c() {
     let sandbox = Sandbox::new();
     let file = stack(
         &sandbox,
-        "containers:\n  idle:\n    image: IMAGES/idle_subscriber.wasm\n    capabilities: [messaging]\n    replicas: 50\n  marker:\n    image: IMAGES/hello.wasm\n    depends_on: {idle: {condition: service_started}}\n",
+        "containers:\n  idle:\n    image: IMAGES/idle_subscriber.wasm\n    capabilities: [messaging]\n    replicas: 50\n    stop_timeout: 5m\n  marker:\n    image: IMAGES/hello.wasm\n    depends_on: {idle: {condition: service_started}}\n",
     );
     let mut up = sandbox.up(&file);
     up.wait_for("marker exited with code 0", LONG);

@@ -49,9 +49,36 @@ fn a_stack_of_precompiled_images_runs() {
     assert!(seen.contains("loaded precompiled"), "{seen}");
     assert!(seen.contains("Hello from a shoal container!"), "{seen}");
     assert!(!seen.contains("GAP") && !seen.contains("DUP"), "{seen}");
-    // Nothing went through the compile cache.
+    // Nothing went through the compile cache; and the place looked at is the cache (a
+    // plain .wasm run in the same sandbox leaves its entry there), so a wrong path cannot
+    // make this pass.
     let cache = sandbox.path().join("data/cache");
-    assert!(std::fs::read_dir(&cache).map(|d| d.count() == 0).unwrap_or(true));
+    assert_eq!(cached_modules(&cache), 0, "{seen}");
+    sandbox.ok(&["run", arg(&image("hello.wasm"))]);
+    assert_eq!(
+        cached_modules(&cache),
+        1,
+        "the plain image was compiled into {}",
+        cache.display()
+    );
+}
+
+/// `.cwasm` files anywhere under `dir` (the cache keeps one folder per engine setting).
+fn cached_modules(dir: &std::path::Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                cached_modules(&path)
+            } else {
+                usize::from(path.extension().is_some_and(|x| x == "cwasm"))
+            }
+        })
+        .sum()
 }
 
 /// An image compiled for aarch64, or with other engine settings, is refused before

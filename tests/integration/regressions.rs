@@ -85,8 +85,14 @@ fn no_process_wide_slot_limits() {
     up.wait_exit(LONG);
     let seen = up.seen.join("\n");
     assert!(seen.contains("hostile: 40 timers, then -12"), "{seen}");
+    // Every one of the 40 got all ten messages, 0 to 9, once each: the subscriber checks
+    // its first number is 0 and flags any gap or repeat.
+    let lines: Vec<String> = up.seen.iter().map(|l| squash(l)).collect();
     for n in 1..=40 {
-        assert!(seen.contains(&format!("sub-{n} ")), "{seen}");
+        for m in 0..10 {
+            let want = format!("sub-{n} | got {m}");
+            assert_eq!(lines.iter().filter(|l| **l == want).count(), 1, "{want}:\n{seen}");
+        }
     }
     assert!(!seen.contains("GAP") && !seen.contains("DUP"), "{seen}");
 }

@@ -15,9 +15,14 @@ fn hello_stack_prints_the_banner_with_a_prefix() {
     let file = repo().join("compose-examples/hello/shoal.yaml");
     images();
     let out = sandbox.ok(&["up", "-f", arg(&file)]);
-    let banner: Vec<_> = out.lines().filter(|l| l.starts_with("hello | ")).collect();
-    assert!(banner.len() >= 7, "expected a 6-line banner and a greeting:\n{out}");
-    assert!(out.contains("hello exited with code 0"), "{out}");
+    let lines: Vec<_> = out.lines().collect();
+    // Exactly the 6-line banner, the greeting, and the exit: every guest line prefixed,
+    // nothing before, between or after.
+    assert_eq!(lines.len(), 8, "{out}");
+    assert!(lines[..7].iter().all(|l| l.starts_with("hello | ")), "{out}");
+    assert_eq!(lines[0], "hello |   ____   _   _   ___     _     _", "{out}");
+    assert_eq!(lines[6], "hello | Hello from a shoal container!", "{out}");
+    assert_eq!(lines[7], "hello exited with code 0", "{out}");
 }
 
 #[test]
@@ -106,15 +111,42 @@ fn run_passes_args_env_and_mounts_and_returns_the_exit_code() {
     assert_eq!(output.status.code(), Some(42), "{}", stdout(&output));
     assert!(stdout(&output).contains("exiting with 42"));
 
-    std::fs::create_dir(sandbox.path().join("shared")).unwrap();
-    sandbox.ok(&["run", "-v", "./shared:/shared", arg(&image("writer.wasm"))]);
-    assert_eq!(
-        std::fs::read_to_string(sandbox.path().join("shared/shared_data.txt")).unwrap(),
-        "Hello World"
+    // The environment reaches the guest: seq-publisher takes its prefix and count from it.
+    let out = sandbox.ok(&[
+        "run",
+        "--cap",
+        "messaging",
+        "--cap",
+        "timers",
+        "-e",
+        "PREFIX=fromenv/",
+        "-e",
+        "COUNT=2",
+        "-e",
+        "PERIOD_MS=1",
+        arg(&image("seq-publisher.wasm")),
+    ]);
+    assert!(
+        out.contains("seq-publisher: publishing fromenv/<n> every 1 ms"),
+        "{out}"
     );
+    assert!(out.contains("seq-publisher: done 2"), "{out}");
 
-    // Read-only mounts refuse writes.
+    std::fs::create_dir(sandbox.path().join("shared")).unwrap();
+    let data = sandbox.path().join("shared/shared_data.txt");
+    sandbox.ok(&["run", "-v", "./shared:/shared", arg(&image("writer.wasm"))]);
+    assert_eq!(std::fs::read_to_string(&data).unwrap(), "Hello World");
+
+    // Read-only mounts refuse writes: the run fails, and the file the writer would have
+    // replaced still holds what was there (a write that got through would change it).
+    std::fs::write(&data, "untouched").unwrap();
     sandbox.fails(&["run", "-v", "./shared:/shared:ro", arg(&image("writer.wasm"))], 1);
+    assert_eq!(std::fs::read_to_string(&data).unwrap(), "untouched");
+    let names: Vec<_> = std::fs::read_dir(sandbox.path().join("shared"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["shared_data.txt"], "nothing new in a read-only mount");
 }
 
 #[test]

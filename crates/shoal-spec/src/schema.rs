@@ -269,12 +269,15 @@ mod tests {
     fn schema_file_is_up_to_date() {
         crate::tests::at_repo_root();
         let want = rendered();
-        if std::env::var_os("SHOAL_UPDATE_SCHEMA").is_some_and(|v| v == "1") {
-            std::fs::create_dir_all("schemas").unwrap();
-            std::fs::write(SCHEMA_PATH, &want).unwrap();
-            return;
-        }
         let have = std::fs::read_to_string(SCHEMA_PATH).unwrap_or_default();
+        if crate::tests::update_requested("SHOAL_UPDATE_SCHEMA") {
+            let rewritten = usize::from(have != want);
+            if rewritten == 1 {
+                std::fs::create_dir_all("schemas").unwrap();
+                std::fs::write(SCHEMA_PATH, &want).unwrap();
+            }
+            crate::tests::updated("SHOAL_UPDATE_SCHEMA", rewritten, 1);
+        }
         assert!(
             have == want,
             "{SCHEMA_PATH} is out of date with the types in crates/shoal-spec/src/schema.rs; \
