@@ -15,6 +15,7 @@ mod gpio;
 mod hostile;
 mod image_check;
 mod images;
+mod memory;
 mod messaging;
 mod precompiled;
 mod regressions;
