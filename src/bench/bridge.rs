@@ -207,7 +207,9 @@ async fn one_bridge_anon_kib(url: &str) -> Result<i64, BenchError> {
     let deadline = Instant::now() + GIVE_UP;
     while !set.stats().first().is_some_and(|s| s.connected) {
         if Instant::now() > deadline {
-            return Err(BenchError::Stack(format!("the bridge did not connect to {url} within 20 s")));
+            return Err(BenchError::Stack(format!(
+                "the bridge did not connect to {url} within 20 s"
+            )));
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

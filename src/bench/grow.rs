@@ -20,19 +20,27 @@ use crate::supervisor::{Outcome, Supervisor};
 /// Bytes of a wasm page.
 pub const PAGE: u64 = 65536;
 
-/// The guest: grow by one page until `pages` pages, writing one byte into each new page;
-/// exit 0 when it got there, 1 when a growth was refused first.
+/// The guest: grow by one page until `pages` pages, writing one byte into every 4 KiB of
+/// each new page (so every host page is resident, as after an allocator used it); exit 0
+/// when it got there, 1 when a growth was refused first.
 const GROWER: &str = r#"
 (module
   (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
   (memory (export "memory") 1)
   (func (export "_start")
+    (local $at i32)
+    (local $end i32)
     (block $done
       (loop $grow
         (br_if $done (i32.ge_u (memory.size) (i32.const PAGES)))
         (if (i32.eq (memory.grow (i32.const 1)) (i32.const -1))
           (then (call $exit (i32.const 1))))
-        (i32.store8 (i32.mul (i32.sub (memory.size) (i32.const 1)) (i32.const 65536)) (i32.const 1))
+        (local.set $at (i32.mul (i32.sub (memory.size) (i32.const 1)) (i32.const 65536)))
+        (local.set $end (i32.add (local.get $at) (i32.const 65536)))
+        (loop $touch
+          (i32.store8 (local.get $at) (i32.const 1))
+          (local.set $at (i32.add (local.get $at) (i32.const 4096)))
+          (br_if $touch (i32.lt_u (local.get $at) (local.get $end))))
         (br $grow)))
     (call $exit (i32.const 0))))
 "#;
@@ -91,7 +99,12 @@ impl std::fmt::Display for GrowReport {
 }
 
 /// Run the grower once in a one-container stack with `limits.memory = limit_bytes`.
-pub async fn run(runtime: Arc<Runtime>, image: &std::path::Path, module: wasmtime::Module, limit_bytes: u64) -> Result<GrowReport, BenchError> {
+pub async fn run(
+    runtime: Arc<Runtime>,
+    image: &std::path::Path,
+    module: wasmtime::Module,
+    limit_bytes: u64,
+) -> Result<GrowReport, BenchError> {
     let pages = u32::try_from(limit_bytes / PAGE).unwrap_or(u32::MAX);
     let stack = super::limited_stack(image, 1, &[], serde_json::json!({ "memory": limit_bytes.to_string() }))?;
     let Some(spec) = stack.containers.first() else {

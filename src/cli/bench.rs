@@ -152,7 +152,10 @@ fn print_density(report: &bench::density::DensityReport) {
         );
     }
     if let Some(heap) = report.heap_per_container_bytes {
-        println!("of which host heap (malloc in use): {:.1} KB per container", heap / 1024.0);
+        println!(
+            "of which host heap (malloc in use): {:.1} KB per container",
+            heap / 1024.0
+        );
     }
     if let Some(cpu) = report.idle_cpu_percent {
         println!("idle CPU over {:.0} s: {cpu:.3}% of one core", report.idle_seconds);

@@ -42,7 +42,10 @@ fn per_copy<T>(mut make: impl FnMut() -> T) -> i64 {
 #[test]
 #[ignore = "a measurement: run alone with --ignored --nocapture --test-threads=1"]
 fn host_heap_per_container_item() {
-    let executor = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let executor = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let runtime = Runtime::new(&RuntimeConfig::default()).unwrap();
     let wasm = crate::bench::guests::idle_subscriber().unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -79,11 +82,7 @@ fn host_heap_per_container_item() {
         }),
     ));
     let imported = Module::new(runtime.engine(), &wasm).unwrap();
-    let defined = Module::new(
-        runtime.engine(),
-        shoal_abi::module::runnable(&wasm).unwrap().unwrap(),
-    )
-    .unwrap();
+    let defined = Module::new(runtime.engine(), shoal_abi::module::runnable(&wasm).unwrap().unwrap()).unwrap();
     for (label, module) in [
         ("store + instance, memory imported (no CoW image)", &imported),
         ("store + instance, memory defined (CoW image)", &defined),
@@ -92,7 +91,12 @@ fn host_heap_per_container_item() {
             label,
             per_copy(|| {
                 executor
-                    .block_on(runtime.prepare(spec, module, config("c", &[], &broker, &log), Arc::new(Probe::default())))
+                    .block_on(runtime.prepare(
+                        spec,
+                        module,
+                        config("c", &[], &broker, &log),
+                        Arc::new(Probe::default()),
+                    ))
                     .map_err(|e| e.to_string())
                     .unwrap()
             }),

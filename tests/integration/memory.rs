@@ -16,7 +16,10 @@ fn growing_to_the_limit_page_by_page_keeps_the_peak_near_the_limit() {
     assert_eq!(report["pages"], 1024, "{report}");
     let above = report["peak_above_baseline_kib"].as_u64().unwrap();
     // The limit plus 10%: the guest's own 64 MiB, nothing like a second copy.
-    assert!(above <= 64 * 1024 * 11 / 10, "peak {above} KiB above the baseline:\n{out}");
+    assert!(
+        above <= 64 * 1024 * 11 / 10,
+        "peak {above} KiB above the baseline:\n{out}"
+    );
 }
 
 /// Past the limit the growth is refused as wasm specifies, and the bench says so.
@@ -38,7 +41,13 @@ fn an_sdk_guest_that_imports_its_memory_prints_from_its_data_segments() {
     assert!(out.contains("Hello from a shoal C container!"), "{out}");
     assert!(out.contains(" |_| |_|_____|_____|_____\\___/"), "{out}");
     let board = sandbox.path().join("board");
-    sandbox.ok(&["images", "compile", "-o", arg(&board), arg(&support::image("hello_c.wasm"))]);
+    sandbox.ok(&[
+        "images",
+        "compile",
+        "-o",
+        arg(&board),
+        arg(&support::image("hello_c.wasm")),
+    ]);
     let out = sandbox.ok(&["run", arg(&board.join("hello_c.cwasm"))]);
     assert!(out.contains("Hello from a shoal C container!"), "{out}");
 }
