@@ -5,10 +5,16 @@
 #
 #   scripts/aarch64-board.sh          build, precompile, run (a few minutes the first time)
 #
+# Two settings make it cheap enough for CI (.ci/run):
+#   SHOAL_BOARD_PROFILE=board-check   build the lean binary with Cargo.toml's `board-check`
+#                                     profile (release without fat LTO; default: release)
+#   SHOAL_BOARD_COMPILER=PATH         precompile the images with this (full) shoal instead of
+#                                     building a release one: the debug shoal the test suite
+#                                     built compiles the same code (same wasmtime, same settings)
+#
 # Needs, besides scripts/setup.sh: the Rust target aarch64-unknown-linux-gnu and the Debian
 # packages gcc-aarch64-linux-gnu, libc6-dev-arm64-cross and qemu-user. The script installs
-# them when it runs as root and they are missing. Not part of the test command: building
-# wasmtime a second time, for another target, costs more than the whole test suite.
+# them when it runs as root and they are missing.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -30,20 +36,27 @@ fi
 rustup target list --installed | grep -qx "$TARGET" || rustup target add "$TARGET"
 
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
-echo "aarch64-board.sh: cargo build --release --no-default-features --target $TARGET"
-cargo build --release --no-default-features --target "$TARGET"
-echo "aarch64-board.sh: cargo build --release (the full build, to precompile the images)"
-cargo build --release
+PROFILE="${SHOAL_BOARD_PROFILE:-release}"
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+echo "aarch64-board.sh: cargo build --profile $PROFILE --no-default-features --target $TARGET"
+cargo build --profile "$PROFILE" --no-default-features --target "$TARGET"
+compiler="${SHOAL_BOARD_COMPILER:-}"
+if [ -z "$compiler" ]; then
+    echo "aarch64-board.sh: cargo build --release (the full build, to precompile the images)"
+    cargo build --release
+    compiler="$TARGET_DIR/release/shoal"
+fi
+[ -x "$compiler" ] || die "no shoal to precompile the images with at $compiler"
 bash scripts/build-guests.sh >/dev/null
 
-lean="target/$TARGET/release/shoal"
+lean="$TARGET_DIR/$TARGET/$PROFILE/shoal"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 cp "$lean" "$work/shoal" && strip -o "$work/shoal.stripped" "$lean" 2>/dev/null \
     || aarch64-linux-gnu-strip -o "$work/shoal.stripped" "$lean"
 echo "lean aarch64 binary: $(stat -c %s "$lean") bytes, $(stat -c %s "$work/shoal.stripped") stripped"
 
-target/release/shoal images compile --target "$TARGET" -o "$work/board" \
+"$compiler" images compile --target "$TARGET" -o "$work/board" \
     compose-examples/images/seq-subscriber.wasm \
     compose-examples/images/seq-publisher.wasm \
     compose-examples/images/hello.wasm

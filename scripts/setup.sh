@@ -78,5 +78,25 @@ else
     echo "setup.sh: pip install ${PY_PKGS[*]}"
     python3 -m pip install --quiet "${PY_PKGS[@]}" || python3 -m pip install --quiet --break-system-packages "${PY_PKGS[@]}"
 fi
+# The board check (scripts/aarch64-board.sh, run by .ci/run): a cross linker and libc for
+# aarch64, qemu-user to run the result, and Rust's aarch64 target.
+BOARD_PKGS=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
+board_missing=()
+for p in "${BOARD_PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || board_missing+=("$p")
+done
+if [ "${#board_missing[@]}" -gt 0 ]; then
+    echo "setup.sh: apt-get install -y --no-install-recommends ${board_missing[*]}"
+    $SUDO apt-get update
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${board_missing[@]}"
+else
+    echo "setup.sh: board-check packages present"
+fi
+if rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
+    echo "setup.sh: rust target aarch64-unknown-linux-gnu already installed"
+else
+    echo "setup.sh: rustup target add aarch64-unknown-linux-gnu"
+    rustup target add aarch64-unknown-linux-gnu
+fi
 
 echo "setup.sh: done"

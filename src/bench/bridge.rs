@@ -44,6 +44,9 @@ pub struct BridgeReport {
     pub payload_bytes: usize,
     pub burst: usize,
     pub rows: Vec<PathRow>,
+    /// Anonymous memory one connected exporting bridge added, in KiB (RssAnon after the
+    /// bridge connected minus before it started, free heap given back both times).
+    pub one_bridge_anon_kib: i64,
 }
 
 /// Prints the bridges' warnings (a benchmark that cannot connect should say why).
@@ -188,10 +191,42 @@ async fn throughput(publish_on: &Broker, mailbox: &Mailbox, count: usize, payloa
     (got, got as f64 / last.as_secs_f64().max(1e-9))
 }
 
+/// What one bridge costs in anonymous memory: start one exporting bridge on an otherwise
+/// idle broker, wait until it is connected, and compare RssAnon (KiB) with before. Runs
+/// first, before any message has grown a pool.
+async fn one_bridge_anon_kib(url: &str) -> Result<i64, BenchError> {
+    let prefix = format!("shoal-bench/{}/memory/", std::process::id());
+    let broker = Broker::new();
+    crate::procstat::release_free_memory();
+    let before = crate::procstat::anon_kib().unwrap_or(0) as i64;
+    let set = bridge::start(
+        &[bridge_spec("memory", url, 1, &prefix, true, 64)?],
+        &broker,
+        Arc::new(WarningsToStderr),
+    );
+    let deadline = Instant::now() + GIVE_UP;
+    while !set.stats().first().is_some_and(|s| s.connected) {
+        if Instant::now() > deadline {
+            return Err(BenchError::Stack(format!(
+                "the bridge did not connect to {url} within 20 s"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // One message through it, so the figure includes a used connection, not a fresh one.
+    let _ = broker.publish("bench/memory", "text/plain", b"m");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    crate::procstat::release_free_memory();
+    let after = crate::procstat::anon_kib().unwrap_or(0) as i64;
+    set.shutdown().await;
+    Ok(after - before)
+}
+
 /// Run the benchmark against `url`.
 pub async fn run(url: &str, rounds: usize, burst: usize, payload_bytes: usize) -> Result<BridgeReport, BenchError> {
     let payload = vec![0x5a_u8; payload_bytes];
     let mut rows = Vec::new();
+    let one_bridge_anon_kib = one_bridge_anon_kib(url).await?;
 
     // The in-process path: publish and receive on one broker.
     let local = Broker::new();
@@ -252,6 +287,7 @@ pub async fn run(url: &str, rounds: usize, burst: usize, payload_bytes: usize) -
         payload_bytes,
         burst,
         rows,
+        one_bridge_anon_kib,
     })
 }
 
@@ -301,6 +337,10 @@ pub fn render(report: &BridgeReport) -> String {
             ));
         }
     }
+    out.push_str(&format!(
+        "one connected bridge holds {:+} KB of anonymous memory (RssAnon with it minus without)\n",
+        report.one_bridge_anon_kib
+    ));
     out
 }
 

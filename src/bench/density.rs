@@ -55,6 +55,10 @@ pub struct DensityReport {
     pub idle_seconds: f64,
     pub teardown: procstat::Reclamation,
     pub lines_logged: u64,
+    /// Host heap (malloc's bytes in use) per container at the last checkpoint, above the
+    /// baseline: the part of the per-container figure that is shoal's and wasmtime's own
+    /// bookkeeping rather than guest pages. `None` where the C library cannot tell.
+    pub heap_per_container_bytes: Option<f64>,
 }
 
 impl DensityReport {
@@ -118,6 +122,7 @@ pub async fn run(
     procstat::release_free_memory();
     let mut next = points.iter().copied().peekable();
     let baseline_anon_kib = procstat::anon_kib().unwrap_or(0);
+    let baseline_heap_kib = procstat::heap_in_use_kib();
     // N = 0: everything up but no container.
     if next.peek() == Some(&0) {
         next.next();
@@ -146,6 +151,12 @@ pub async fn run(
         progress(&row);
         results.push(row);
     }
+    let heap_per_container_bytes = match (baseline_heap_kib, procstat::heap_in_use_kib()) {
+        (Some(before), Some(after)) if !stack.containers.is_empty() => {
+            Some((after as f64 - before as f64) * 1024.0 / stack.containers.len() as f64)
+        }
+        _ => None,
+    };
     let idle_cpu_percent = if mode == Mode::Idle && !idle_for.is_zero() {
         Some(idle_cpu(idle_for).await)
     } else {
@@ -162,6 +173,7 @@ pub async fn run(
         idle_seconds: idle_for.as_secs_f64(),
         teardown,
         lines_logged: sink.0.load(Ordering::Relaxed),
+        heap_per_container_bytes,
     }
 }
 

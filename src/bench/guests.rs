@@ -180,14 +180,14 @@ pub fn hello() -> wasmtime::Result<Vec<u8>> {
 }
 
 #[cfg(feature = "compiler")]
-pub(super) fn assemble(text: &str) -> wasmtime::Result<Vec<u8>> {
+pub(crate) fn assemble(text: &str) -> wasmtime::Result<Vec<u8>> {
     Ok(wat::parse_str(text)?)
 }
 
 /// A lean shoal could turn the text into wasm but not the wasm into machine code, so say
 /// at once what works instead.
 #[cfg(not(feature = "compiler"))]
-pub(super) fn assemble(_text: &str) -> wasmtime::Result<Vec<u8>> {
+pub(crate) fn assemble(_text: &str) -> wasmtime::Result<Vec<u8>> {
     Err(wasmtime::Error::msg(
         "the built-in benchmark guests need a compiler and this shoal has none (it was built without the \
          `compiler` feature)\n  hint: `shoal bench density --image GUEST.cwasm` runs a precompiled guest; make \

@@ -4,6 +4,7 @@
 pub mod bridge;
 pub mod density;
 pub mod gpio;
+pub mod grow;
 pub mod guests;
 pub mod isolation;
 pub mod messaging;

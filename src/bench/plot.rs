@@ -279,6 +279,7 @@ mod tests {
                 after_anon_kib: 1_010,
             },
             lines_logged: 0,
+            heap_per_container_bytes: None,
         }
     }
 

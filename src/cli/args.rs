@@ -287,6 +287,19 @@ pub(super) enum BenchCommand {
     /// GPIO edge -> parked guest latency (p50/p99): a `sim` input set as `shoal gpio set`
     /// does, until the guest's output follows
     Gpio(GpioBenchArgs),
+    /// Memory growth: one guest grows one page at a time up to its `limits.memory`; prints
+    /// the time it took and the peak RSS against the limit
+    Grow(GrowArgs),
+}
+
+#[derive(Args, Debug)]
+pub(super) struct GrowArgs {
+    /// The container's `limits.memory`, the size the guest grows to (e.g. 512MiB)
+    #[arg(long, default_value = "512MiB")]
+    pub(super) limit: ByteSize,
+    /// Also write the figures as JSON
+    #[arg(long, value_name = "FILE")]
+    pub(super) json: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::args::{
-    BenchArgs, BenchCommand, DensityArgs, GpioBenchArgs, IsolationArgs, MessagingArgs, ReloadArgs, SoakArgs,
+    BenchArgs, BenchCommand, DensityArgs, GpioBenchArgs, GrowArgs, IsolationArgs, MessagingArgs, ReloadArgs, SoakArgs,
 };
 use super::tokio_runtime;
 use crate::bench::{self, density::Mode, guests::DensityGuest};
@@ -41,6 +41,7 @@ pub(super) fn bench_command(
         BenchCommand::Isolation(args) => isolation(machinery, args)?,
         BenchCommand::Messaging(args) => messaging(&machinery, args)?,
         BenchCommand::Gpio(args) => gpio(&machinery, args)?,
+        BenchCommand::Grow(args) => grow(&machinery, args)?,
         BenchCommand::Bridge(args) => bench::bridge::command(
             &machinery.executor,
             args.broker,
@@ -148,6 +149,12 @@ fn print_density(report: &bench::density::DensityReport) {
         println!(
             "all {} containers running after {:.0} ms",
             last.containers, last.elapsed_ms
+        );
+    }
+    if let Some(heap) = report.heap_per_container_bytes {
+        println!(
+            "of which host heap (malloc in use): {:.1} KB per container",
+            heap / 1024.0
         );
     }
     if let Some(cpu) = report.idle_cpu_percent {
@@ -309,6 +316,28 @@ fn messaging(m: &Machinery, args: MessagingArgs) -> anyhow::Result<()> {
             .map(|(w, row)| serde_json::json!({"workers": w, "row": row}))
             .collect();
         write_json(&path, &serde_json::json!({"rows": rows, "by_workers": workers}))?;
+    }
+    Ok(())
+}
+
+/// `shoal bench grow` (see `bench::grow`).
+fn grow(m: &Machinery, args: GrowArgs) -> anyhow::Result<()> {
+    let limit = args.limit.bytes();
+    let pages = u32::try_from(limit / bench::grow::PAGE).unwrap_or(u32::MAX);
+    if pages == 0 {
+        anyhow::bail!("--limit must be at least one wasm page (64KiB)");
+    }
+    let path = built_in(m.images, &format!("grow-{pages}"), bench::grow::grower(pages))?;
+    let loaded = m.images.load_module(m.runtime.engine(), &path)?;
+    let report = m
+        .executor
+        .block_on(bench::grow::run(m.runtime.clone(), &path, loaded.module, limit))?;
+    println!("{report}");
+    if let Some(path) = args.json {
+        write_json(&path, &report)?;
+    }
+    if !report.reached {
+        anyhow::bail!("the guest did not reach the limit: {}", report.outcome);
     }
     Ok(())
 }

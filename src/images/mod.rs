@@ -488,9 +488,11 @@ pub fn validate_wasm(path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
 /// imports its memory without exporting it (`--import-memory` alone, as Debian 12's
 /// wasm-ld 14 links), the same module plus a `memory` export of that memory, which WASI
 /// preview 1 reads guest memory through (`shoal_abi::module::export_memory_if_missing`).
+/// An imported memory also becomes one the module defines, so its data segments map
+/// copy-on-write from one image (`shoal_abi::module::runnable`).
 #[cfg(feature = "compiler")]
 pub fn as_runnable<'a>(path: &Path, bytes: &'a [u8]) -> Result<std::borrow::Cow<'a, [u8]>, ImageError> {
-    match module::export_memory_if_missing(bytes) {
+    match module::runnable(bytes) {
         Ok(Some(rewritten)) => Ok(std::borrow::Cow::Owned(rewritten)),
         Ok(None) => Ok(std::borrow::Cow::Borrowed(bytes)),
         Err(e) => Err(ImageError::Invalid {
@@ -615,7 +617,7 @@ mod tests {
             loaded.module.get_export("memory"),
             Some(wasmtime::ExternType::Memory(_))
         ));
-        let rewritten = module::export_memory_if_missing(&wasm).unwrap().unwrap();
+        let rewritten = module::runnable(&wasm).unwrap().unwrap();
         assert!(store.cache_path(&engine, &ImageDigest::of(&rewritten)).is_file());
         let again = store.load_module(&engine, &file).unwrap();
         assert_eq!(again.source, ModuleSource::Cached);

@@ -20,6 +20,7 @@ mod hostile;
 mod image_check;
 mod images;
 mod lifecycle;
+mod memory;
 mod messaging;
 // Operations (issue 19).
 mod ops;

@@ -11,6 +11,7 @@
 
 pub mod functions;
 pub mod module;
+pub mod own_memory;
 pub mod shape;
 pub mod wasi;
 

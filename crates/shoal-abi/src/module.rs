@@ -203,6 +203,16 @@ pub fn export_memory_if_missing(bytes: &[u8]) -> Result<Option<Vec<u8>>, Invalid
     Ok(Some(module.finish()))
 }
 
+/// The bytes shoal compiles for a module: its memory made its own when it imports it
+/// ([`crate::own_memory::define_imported_memory`], so data segments map copy-on-write from
+/// one image), then exported as `memory` when it is not ([`export_memory_if_missing`]).
+/// `Ok(None)`: the module runs as it is.
+pub fn runnable(bytes: &[u8]) -> Result<Option<Vec<u8>>, InvalidModule> {
+    let defined = crate::own_memory::define_imported_memory(bytes)?;
+    let source = defined.as_deref().unwrap_or(bytes);
+    Ok(export_memory_if_missing(source)?.or(defined))
+}
+
 /// Whether the section at `at` is the module's own export section (7), to be replaced
 /// rather than preceded.
 fn exports_existed(sections: &[(u8, std::ops::Range<usize>)], at: usize) -> bool {

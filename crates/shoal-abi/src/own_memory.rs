@@ -1,0 +1,216 @@
+//! Turn a module's imported memory into a memory it defines, so that wasmtime can map its
+//! data segments copy-on-write from one shared image.
+//!
+//! Why: Ocre-SDK guests import `env.memory`. wasmtime builds copy-on-write memory images
+//! only for memories a module *defines*; for an imported memory it writes every data
+//! segment into each instance's pages at instantiation, so 10,000 copies of a subscriber
+//! held 10,000 private copies of its data. The import carries nothing a defined memory
+//! lacks: shoal itself supplies a fresh memory of exactly the imported type to every
+//! instance, and no other module shares it. A module that defines the same memory (same
+//! initial and maximum pages, exported as `memory`) behaves identically, and its data then
+//! comes from the image wasmtime maps from the compiled file (one copy in the page cache
+//! for every instance; a page is copied only when a guest writes to it).
+//!
+//! Only the plain case is rewritten: exactly one memory, imported, 32-bit, not shared,
+//! with the default page size. Everything else is left as it is (and keeps working through
+//! the imported path), so the rewrite never changes what a module means.
+
+use wasmparser::{Payload, TypeRef};
+
+use crate::module::InvalidModule;
+
+/// Section ids that come after the memory section in a module's binary order (tag, global,
+/// export, start, element, data count, code, data).
+const AFTER_MEMORY: [u8; 8] = [13, 6, 7, 8, 9, 12, 10, 11];
+const IMPORT_SECTION: u8 = 2;
+
+/// The module with its one imported memory turned into a defined memory of the same type,
+/// `Ok(None)` when the module is not the plain case described in the module docs.
+pub fn define_imported_memory(bytes: &[u8]) -> Result<Option<Vec<u8>>, InvalidModule> {
+    let mut sections: Vec<(u8, std::ops::Range<usize>)> = Vec::new();
+    // The import section's index among the sections, with the kept entries' raw bytes
+    // and how many there are.
+    let mut imports: Option<(usize, Vec<u8>, u32)> = None;
+    let mut memory: Option<wasmparser::MemoryType> = None;
+    let mut memories = 0u32;
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        let payload = payload?;
+        match &payload {
+            Payload::ImportSection(section) => {
+                let end = section.range().end;
+                let mut entries: Vec<(usize, TypeRef)> = Vec::new();
+                for item in section.clone().into_iter_with_offsets() {
+                    let (offset, import) = item?;
+                    entries.push((offset, import.ty));
+                }
+                let mut kept = Vec::new();
+                let mut count = 0u32;
+                for (i, (offset, ty)) in entries.iter().enumerate() {
+                    let next = entries.get(i + 1).map_or(end, |(o, _)| *o);
+                    if let TypeRef::Memory(ty) = ty {
+                        memories += 1;
+                        memory = Some(*ty);
+                        continue;
+                    }
+                    let raw = bytes.get(*offset..next).ok_or(InvalidModule {
+                        message: "import extends past the end of the file".into(),
+                        offset: *offset,
+                    })?;
+                    kept.extend_from_slice(raw);
+                    count += 1;
+                }
+                imports = Some((sections.len(), kept, count));
+            }
+            Payload::MemorySection(section) => memories += section.count(),
+            _ => {}
+        }
+        if let Some(section) = payload.as_section() {
+            sections.push(section);
+        }
+    }
+    let (Some(ty), Some((import_at, kept, count))) = (memory, imports) else {
+        return Ok(None);
+    };
+    if memories != 1 || ty.shared || ty.memory64 || ty.page_size_log2.is_some() {
+        return Ok(None);
+    }
+    let mut import_section = Vec::with_capacity(kept.len() + 5);
+    leb128_u32(&mut import_section, count);
+    import_section.extend_from_slice(&kept);
+    let mut memory_section = wasm_encoder::MemorySection::new();
+    memory_section.memory(wasm_encoder::MemoryType {
+        minimum: ty.initial,
+        maximum: ty.maximum,
+        memory64: false,
+        shared: false,
+        page_size_log2: None,
+    });
+    let memory_at = sections
+        .iter()
+        .position(|(id, _)| AFTER_MEMORY.contains(id))
+        .unwrap_or(sections.len());
+    let mut module = wasm_encoder::Module::new();
+    for (i, (id, range)) in sections.iter().enumerate() {
+        if i == memory_at {
+            module.section(&memory_section);
+        }
+        if i == import_at {
+            if count > 0 {
+                module.section(&wasm_encoder::RawSection {
+                    id: IMPORT_SECTION,
+                    data: &import_section,
+                });
+            }
+            continue;
+        }
+        let data = bytes.get(range.clone()).ok_or(InvalidModule {
+            message: "section extends past the end of the file".into(),
+            offset: range.start,
+        })?;
+        module.section(&wasm_encoder::RawSection { id: *id, data });
+    }
+    if memory_at == sections.len() {
+        module.section(&memory_section);
+    }
+    Ok(Some(module.finish()))
+}
+
+/// Unsigned LEB128, as section counts are written.
+fn leb128_u32(out: &mut Vec<u8>, mut value: u32) {
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shape::{ExternShape, ModuleShape};
+
+    fn wasm(text: &str) -> Vec<u8> {
+        wat::parse_str(text).unwrap()
+    }
+
+    fn memory_imports(shape: &ModuleShape) -> usize {
+        shape
+            .imports
+            .iter()
+            .filter(|i| matches!(i.ty, ExternShape::Memory(_)))
+            .count()
+    }
+
+    #[test]
+    fn an_sdk_style_module_defines_the_memory_it_imported() {
+        let module = wasm(
+            r#"(module
+                 (type (func (param i32 i32) (result i32)))
+                 (import "env" "ocre_publish_message" (func (type 0)))
+                 (import "env" "memory" (memory 2 64))
+                 (import "wasi_snapshot_preview1" "proc_exit" (func (param i32)))
+                 (global (mut i32) (i32.const 1024))
+                 (func (export "_start") (drop (call 0 (i32.const 8) (i32.const 1))))
+                 (data (i32.const 8) "hello")
+                 (@custom "note" "kept"))"#,
+        );
+        let rewritten = define_imported_memory(&module).unwrap().unwrap();
+        crate::module::validate(&rewritten).unwrap();
+        let shape = ModuleShape::parse(&rewritten).unwrap();
+        assert_eq!(memory_imports(&shape), 0);
+        // The function imports keep their order (function indices must not move).
+        let names: Vec<&str> = shape.imports.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, ["ocre_publish_message", "proc_exit"]);
+        assert_eq!(shape.memories.len(), 1);
+        assert_eq!(shape.memories[0].min_pages, 2);
+        assert_eq!(shape.memories[0].max_pages, Some(64));
+        assert!(rewritten.windows(4).any(|w| w == b"kept"));
+        // Done once: the result has no import left to rewrite.
+        assert_eq!(define_imported_memory(&rewritten).unwrap(), None);
+    }
+
+    #[test]
+    fn a_memory_as_the_only_import_leaves_no_import_section() {
+        let module = wasm(r#"(module (import "env" "memory" (memory 1)) (func (export "_start")))"#);
+        let rewritten = define_imported_memory(&module).unwrap().unwrap();
+        crate::module::validate(&rewritten).unwrap();
+        let shape = ModuleShape::parse(&rewritten).unwrap();
+        assert!(shape.imports.is_empty());
+        assert_eq!(shape.memories[0].min_pages, 1);
+        assert_eq!(shape.memories[0].max_pages, None);
+    }
+
+    #[test]
+    fn other_cases_are_left_alone() {
+        for text in [
+            // A memory the module defines already.
+            r#"(module (memory 1))"#,
+            // No memory at all.
+            r#"(module (func (export "_start")))"#,
+            // Two memories: an imported one and a defined one.
+            r#"(module (import "env" "memory" (memory 1)) (memory 1))"#,
+            // A shared memory (refused by the static check, never rewritten).
+            r#"(module (import "env" "memory" (memory 1 2 shared)))"#,
+            // A 64-bit memory.
+            r#"(module (import "env" "memory" (memory i64 1)))"#,
+        ] {
+            assert_eq!(define_imported_memory(&wasm(text)).unwrap(), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn leb128() {
+        let mut out = Vec::new();
+        for v in [0, 127, 128, 300, u32::MAX] {
+            out.clear();
+            leb128_u32(&mut out, v);
+            let mut reader = wasmparser::BinaryReader::new(&out, 0);
+            assert_eq!(reader.read_var_u32().unwrap(), v);
+            assert!(reader.eof());
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! Where a container's host heap goes, item by item: a measurement, not a check.
+//!
+//! Run it alone (malloc's counters are per process, so other tests would add noise):
+//! `cargo test -p shoal --lib heap_account -- --ignored --nocapture --test-threads=1`.
+//! Each item is made [`COPIES`] times and kept alive; the table shows malloc's bytes in use
+//! (`mallinfo2`) per copy. Linear memories and fiber stacks are `mmap`s of their own, not
+//! heap, and are not in these figures (`shoal bench density` counts them in RSS).
+
+#![cfg(all(test, feature = "compiler", target_os = "linux", target_env = "gnu"))]
+
+use std::sync::Arc;
+
+use wasmtime::Module;
+use wasmtime_wasi::WasiCtxBuilder;
+
+use super::{LineOutput, Probe, Runtime, RuntimeConfig};
+use crate::broker::Broker;
+use crate::host::testutil::{config, Collect};
+use crate::host::HostState;
+use crate::logs::{LogSink, Stream};
+
+const COPIES: usize = 500;
+
+fn heap_bytes() -> i64 {
+    // SAFETY: mallinfo2 has no preconditions and returns a plain struct.
+    let info = unsafe { libc::mallinfo2() };
+    (info.uordblks + info.hblkhd) as i64
+}
+
+/// Heap bytes per item that `make` returns, the items kept alive while counting.
+fn per_copy<T>(mut make: impl FnMut() -> T) -> i64 {
+    let mut kept = Vec::with_capacity(COPIES);
+    let before = heap_bytes();
+    for _ in 0..COPIES {
+        kept.push(make());
+    }
+    let after = heap_bytes();
+    drop(kept);
+    (after - before) / COPIES as i64
+}
+
+#[test]
+#[ignore = "a measurement: run alone with --ignored --nocapture --test-threads=1"]
+fn host_heap_per_container_item() {
+    let executor = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let runtime = Runtime::new(&RuntimeConfig::default()).unwrap();
+    let wasm = crate::bench::guests::idle_subscriber().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sub.wasm");
+    std::fs::write(&path, &wasm).unwrap();
+    let stack = crate::bench::replicated_stack(&path, 1, &["messaging"]).unwrap();
+    let spec = &stack.containers[0];
+    let broker = Broker::new();
+    let log = Arc::new(Collect::default());
+    let sink: Arc<dyn LogSink> = log.clone();
+
+    let mut rows: Vec<(&str, i64)> = Vec::new();
+    rows.push((
+        "WASI context (args, env, stdout/stderr line buffers)",
+        per_copy(|| {
+            let name: Arc<str> = spec.name.as_str().into();
+            let mut wasi = WasiCtxBuilder::new();
+            wasi.stdout(LineOutput::new(name.clone(), Stream::Stdout, sink.clone()))
+                .stderr(LineOutput::new(name, Stream::Stderr, sink.clone()))
+                .arg(&spec.name);
+            wasi.build_p1()
+        }),
+    ));
+    rows.push((
+        "Ocre host state (HostState::new)",
+        per_copy(|| HostState::new(config("c", &[], &broker, &log))),
+    ));
+    rows.push((
+        "store with its whole context, no instance",
+        per_copy(|| {
+            runtime
+                .new_store(spec, config("c", &[], &broker, &log), Arc::new(Probe::default()))
+                .unwrap()
+        }),
+    ));
+    let imported = Module::new(runtime.engine(), &wasm).unwrap();
+    let defined = Module::new(runtime.engine(), shoal_abi::module::runnable(&wasm).unwrap().unwrap()).unwrap();
+    for (label, module) in [
+        ("store + instance, memory imported (no CoW image)", &imported),
+        ("store + instance, memory defined (CoW image)", &defined),
+    ] {
+        rows.push((
+            label,
+            per_copy(|| {
+                executor
+                    .block_on(runtime.prepare(
+                        spec,
+                        module,
+                        config("c", &[], &broker, &log),
+                        Arc::new(Probe::default()),
+                    ))
+                    .map_err(|e| e.to_string())
+                    .unwrap()
+            }),
+        ));
+    }
+    println!("{:<52} | {:>10}", "item (built-in minimal subscriber)", "heap bytes");
+    for (label, bytes) in rows {
+        println!("{label:<52} | {bytes:>10}");
+    }
+}
