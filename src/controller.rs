@@ -367,8 +367,9 @@ impl Controller {
         let selection = self.options.selection.clone();
         let log = self.log.clone();
         supervisor::off_executor(move || {
-            let (desired, warnings) = check::load_checked(compose, &images, &check::Engines::Existing(runtime.engine()))
-                .map_err(|diagnostics| ReloadError::Invalid(render_diagnostics(&diagnostics)))?;
+            let (desired, warnings) =
+                check::load_checked(compose, &images, &check::Engines::Existing(runtime.engine()))
+                    .map_err(|diagnostics| ReloadError::Invalid(render_diagnostics(&diagnostics)))?;
             for warning in &warnings {
                 let text = warning.to_string();
                 // The sink says "warning: " itself.

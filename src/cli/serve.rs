@@ -93,36 +93,8 @@ fn serve(
     foreground: bool,
 ) -> anyhow::Result<(supervisor::StackReport, Ending, procstat::Reclamation)> {
     let runtime = Arc::new(Runtime::new(runtime_config)?);
-    let verbose = args.verbose;
-    let distinct: std::collections::HashSet<_> = stack.containers.iter().map(|c| &c.image).collect();
-    let progress = crate::progress::Progress::new(distinct.len() as u64, "loading images");
-    let modules = supervisor::load_modules(&runtime, images, &stack, |path, loaded| {
-        progress.inc();
-        progress.step(&path.display().to_string());
-        if verbose {
-            tracing::info!("{}", supervisor::describe_load(path, loaded));
-        } else {
-            tracing::debug!("{}", supervisor::describe_load(path, loaded));
-        }
-        if let Some(why) = &loaded.cache_error {
-            tracing::warn!("cannot write the compile cache: {why}");
-        }
-    })?;
-    // shoal's own lines are system lines, never padded: only containers set the width.
-    let names = stack.containers.iter().map(|c| c.name.as_str());
-    // Detached, "the terminal" is the project's log file: no colours there.
-    let mut terminal = TerminalLog::new(names, args.no_color || !foreground);
-    if args.detached_child {
-        let rotation = RotatingLog::new(control::log_path(&stack.name), args.log_size.bytes(), args.log_files);
-        terminal = terminal.rotating(rotation);
-    }
-    let terminal: Arc<dyn LogSink> = Arc::new(terminal);
-    crate::logs::throttle::set_rate(args.log_rate.bytes());
-    let book = Arc::new(LogBook::with_bounds(
-        LogBook::LINES_PER_CONTAINER,
-        usize::try_from(args.log_buffer.bytes()).unwrap_or(usize::MAX),
-    ));
-    let log: Arc<dyn LogSink> = Arc::new(Tee(vec![terminal, book.clone()]));
+    let modules = load_images(&runtime, images, &stack, args.verbose)?;
+    let (log, book) = log_sinks(&stack, args, foreground);
     options.book = Some(book.clone());
     let executor = tokio_runtime()?;
     let info = Info {
@@ -187,6 +159,51 @@ fn serve(
     outcome
 }
 
+/// Every image of the stack, compiled or loaded from the cache, with a progress bar on a
+/// terminal (the first compile takes seconds on a board).
+fn load_images(
+    runtime: &Runtime,
+    images: &ImageStore,
+    stack: &Stack,
+    verbose: bool,
+) -> anyhow::Result<std::collections::HashMap<crate::spec::ImageRef, supervisor::LoadedImage>> {
+    let distinct: std::collections::HashSet<_> = stack.containers.iter().map(|c| &c.image).collect();
+    let progress = crate::progress::Progress::new(distinct.len() as u64, "loading images");
+    Ok(supervisor::load_modules(runtime, images, stack, |path, loaded| {
+        progress.inc();
+        progress.step(&path.display().to_string());
+        if verbose {
+            tracing::info!("{}", supervisor::describe_load(path, loaded));
+        } else {
+            tracing::debug!("{}", supervisor::describe_load(path, loaded));
+        }
+        if let Some(why) = &loaded.cache_error {
+            tracing::warn!("cannot write the compile cache: {why}");
+        }
+    })?)
+}
+
+/// Where the stack's lines go: the terminal (or, detached, the rotating log file) and the
+/// byte-bounded book that `shoal logs` reads.
+fn log_sinks(stack: &Stack, args: &UpArgs, foreground: bool) -> (Arc<dyn LogSink>, Arc<LogBook>) {
+    // shoal's own lines are system lines, never padded: only containers set the width.
+    let names = stack.containers.iter().map(|c| c.name.as_str());
+    // Detached, "the terminal" is the project's log file: no colours there.
+    let mut terminal = TerminalLog::new(names, args.no_color || !foreground);
+    if args.detached_child {
+        let rotation = RotatingLog::new(control::log_path(&stack.name), args.log_size.bytes(), args.log_files);
+        terminal = terminal.rotating(rotation);
+    }
+    let terminal: Arc<dyn LogSink> = Arc::new(terminal);
+    crate::logs::throttle::set_rate(args.log_rate.bytes());
+    let book = Arc::new(LogBook::with_bounds(
+        LogBook::LINES_PER_CONTAINER,
+        usize::try_from(args.log_buffer.bytes()).unwrap_or(usize::MAX),
+    ));
+    let log: Arc<dyn LogSink> = Arc::new(Tee(vec![terminal, book.clone()]));
+    (log, book)
+}
+
 /// `up -d` on a project that runs already: the running process re-reads the file and
 /// applies the difference (the same plan as a hot reload).
 fn apply_to_running(project: &str, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
@@ -233,7 +250,7 @@ fn detach(
 ) -> anyhow::Result<ExitCode> {
     control::ensure_runtime_dir()?;
     let log_path = control::log_path(project);
-    let mut child = spawn_detached(global, args, input, project, services, &log_path)?;
+    let mut child = spawn_detached(global, args, input, services, &log_path)?;
     wait_for_socket(&mut child, project, &log_path)?;
     let rows = wait_until_started(project, containers)?;
     let failed = print_rows(&rows);
@@ -254,22 +271,8 @@ fn detach(
     })
 }
 
-/// `shoal up --detached-child` with this invocation's settings, in a session of its own,
-/// writing to `log_path`.
-fn spawn_detached(
-    global: &GlobalArgs,
-    args: &UpArgs,
-    input: &ComposeFiles,
-    project: &str,
-    services: &[String],
-    log_path: &PathBuf,
-) -> anyhow::Result<std::process::Child> {
-    // A log file left over from an earlier run is rotated now if it is already past its size.
-    if std::fs::symlink_metadata(log_path).is_ok_and(|m| m.len() > args.log_size.bytes()) {
-        rotate::shift(log_path, args.log_files)?;
-    }
-    let log_file = open_log(log_path)?;
-    let mut command = std::process::Command::new(std::env::current_exe()?);
+/// The global flags of this invocation, for the detached child (they go before `up`).
+fn pass_global_flags(command: &mut std::process::Command, global: &GlobalArgs) {
     if let Some(dir) = &global.data_dir {
         command.arg("--data-dir").arg(dir);
     }
@@ -285,6 +288,27 @@ fn spawn_detached(
     if let Some(level) = &global.log_level {
         command.arg("--log-level").arg(level);
     }
+    if let Some(workers) = global.workers {
+        command.arg("--workers").arg(workers.to_string());
+    }
+}
+
+/// `shoal up --detached-child` with this invocation's settings, in a session of its own,
+/// writing to `log_path`.
+fn spawn_detached(
+    global: &GlobalArgs,
+    args: &UpArgs,
+    input: &ComposeFiles,
+    services: &[String],
+    log_path: &PathBuf,
+) -> anyhow::Result<std::process::Child> {
+    // A log file left over from an earlier run is rotated now if it is already past its size.
+    if std::fs::symlink_metadata(log_path).is_ok_and(|m| m.len() > args.log_size.bytes()) {
+        rotate::shift(log_path, args.log_files)?;
+    }
+    let log_file = open_log(log_path)?;
+    let mut command = std::process::Command::new(std::env::current_exe()?);
+    pass_global_flags(&mut command, global);
     command.arg("up").arg("--detached-child");
     // compose: the same files, env files, project name and profiles as this process loaded
     // (absolute, and the override file named, since `-f` turns the override rule off).
@@ -294,7 +318,11 @@ fn spawn_detached(
     for file in input.env_files.iter().flatten() {
         command.arg("--env-file").arg(file);
     }
-    command.arg("-p").arg(project);
+    // Only a name the user gave: one taken from `name:` must stay the file's, so that a
+    // rename under `--watch` is seen (and refused) rather than masked by a flag.
+    if let Some(name) = &input.project_name {
+        command.arg("-p").arg(name.as_str());
+    }
     for profile in input.profiles.iter().flatten() {
         command.arg("--profile").arg(profile);
     }
@@ -408,7 +436,7 @@ fn print_rows(rows: &[ContainerInfo]) -> usize {
 }
 
 /// The detached stack's log file (rotated by size: [`crate::logs::rotate`]).
-fn open_log(path: &PathBuf) -> anyhow::Result<std::fs::File> {
+fn open_log(path: &Path) -> anyhow::Result<std::fs::File> {
     // No symlink, someone else's file or hard link: see `control::open_private_file`.
     Ok(control::open_private_file(path)?)
 }

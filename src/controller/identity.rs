@@ -35,7 +35,13 @@ pub fn same_files(stack: &Stack, files: &[PathBuf]) -> Result<(), OtherFile> {
     if given.is_empty() || given == running {
         return Ok(());
     }
-    let list = |files: &[PathBuf]| files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(" + ");
+    let list = |files: &[PathBuf]| {
+        files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" + ")
+    };
     Err(OtherFile {
         project: stack.name.to_string(),
         running: list(&running),

@@ -159,9 +159,17 @@ const CONTAINER_FAMILIES: [(&str, &str, &str, ContainerValue); 7] = [
     ),
 ];
 
-/// The scrape body.
+/// The scrape body: the containers' families, the broker's, the bridges', the process's.
 pub fn render(snapshot: &Snapshot) -> String {
     let mut w = Writer { text: String::new() };
+    render_containers(&mut w, snapshot);
+    render_broker(&mut w, snapshot);
+    render_bridges(&mut w, snapshot);
+    render_process(&mut w, snapshot);
+    w.text
+}
+
+fn render_containers(w: &mut Writer, snapshot: &Snapshot) {
     let project = snapshot.project.as_str();
     w.family(
         "shoal_container_state",
@@ -195,7 +203,10 @@ pub fn render(snapshot: &Snapshot) -> String {
             w.sample(name, &labels, value(c));
         }
     }
-    let p = [("project", project)];
+}
+
+fn render_broker(w: &mut Writer, snapshot: &Snapshot) {
+    let p = [("project", snapshot.project.as_str())];
     let b = &snapshot.broker;
     w.family(
         "shoal_broker_published_total",
@@ -217,6 +228,10 @@ pub fn render(snapshot: &Snapshot) -> String {
         "Subscriptions held by all mailboxes.",
     );
     w.sample("shoal_broker_subscriptions", &p, b.subscriptions as f64);
+}
+
+fn render_bridges(w: &mut Writer, snapshot: &Snapshot) {
+    let project = snapshot.project.as_str();
     w.family(
         "shoal_bridge_connected",
         "gauge",
@@ -272,6 +287,9 @@ pub fn render(snapshot: &Snapshot) -> String {
             );
         }
     }
+}
+
+fn render_process(w: &mut Writer, snapshot: &Snapshot) {
     w.family(
         "process_resident_memory_bytes",
         "gauge",
@@ -284,7 +302,6 @@ pub fn render(snapshot: &Snapshot) -> String {
         "CPU time of the shoal process, user and system.",
     );
     w.sample("process_cpu_seconds_total", &[], snapshot.cpu_seconds);
-    w.text
 }
 
 #[cfg(test)]

@@ -293,6 +293,7 @@ fn a_slow_log_follower_is_told_what_it_missed() {
         std::thread::sleep(Duration::from_millis(50));
     };
     let missed: u64 = notice
+        .trim_start_matches("warning: ")
         .trim_start_matches('(')
         .split(' ')
         .next()

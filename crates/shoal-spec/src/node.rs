@@ -397,7 +397,14 @@ mod tests {
     #[test]
     fn bytes_that_are_not_utf8_get_a_place() {
         let problem = utf8(b"a: 1\nbb: \xc3\xa9\xff\n".to_vec()).expect_err("not utf-8");
-        assert_eq!(problem.pos, Some(Pos { line: 2, column: 6, file: 0 }));
+        assert_eq!(
+            problem.pos,
+            Some(Pos {
+                line: 2,
+                column: 6,
+                file: 0
+            })
+        );
         assert_eq!(
             problem.message,
             "the file is not UTF-8 text (byte 0xff); save it as UTF-8"
