@@ -140,10 +140,14 @@ struct Worker {
     takeover_drops: u32,
 }
 
+/// `outbox` is made (its local subscriptions taken) by the caller before this task is
+/// spawned: containers run on several threads and may publish before the task first runs,
+/// and a message published before the subscription would never be exported.
 pub async fn run(
     spec: BridgeSpec,
     options: MqttOptions,
     broker: Broker,
+    outbox: Outbox,
     log: Arc<dyn LogSink>,
     shared: Arc<Shared>,
     drain: CancellationToken,
@@ -154,7 +158,6 @@ pub async fn run(
     let (client, eventloop) = AsyncClient::new(options, 2 * WINDOW + 4);
     let (tx, mut rx) = mpsc::channel(64);
     let _poller = AbortOnDrop(tokio::spawn(poll(eventloop, tx, spec.reconnect_max)));
-    let outbox = Outbox::new(&broker, spec.export.clone(), spec.queue);
     let notify = outbox.notify();
     let mut w = Worker {
         label: super::log_name(&spec),

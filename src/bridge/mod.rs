@@ -233,10 +233,13 @@ pub fn start(bridges: &[BridgeSpec], broker: &Broker, log: Arc<dyn LogSink>) -> 
         };
         let shared = Arc::new(link::Shared::default());
         let drain = CancellationToken::new();
+        // Subscribed here, before any container can publish (see `link::run`).
+        let outbox = outbox::Outbox::new(broker, spec.export.clone(), spec.queue);
         let task = tokio::spawn(link::run(
             spec.clone(),
             options,
             broker.clone(),
+            outbox,
             log.clone(),
             shared.clone(),
             drain.clone(),
