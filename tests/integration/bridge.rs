@@ -219,63 +219,10 @@ fn imported_messages_are_not_exported_back() {
     assert_eq!(on_loop, ["loop/1|text/plain|1", "loop/2|text/plain|2"]);
 }
 
-/// A CA and a server certificate for 127.0.0.1, made with the `openssl` command.
+/// A CA and a server certificate for 127.0.0.1. Every call names its CA alike, so a
+/// certificate from another call fails on its signature, not on an unknown issuer.
 fn certificates(sandbox: &Sandbox) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
-    let dir = sandbox.path().join("tls");
-    std::fs::create_dir_all(&dir).unwrap();
-    let openssl = |args: &[&str]| {
-        let output = Command::new("openssl")
-            .args(args)
-            .current_dir(&dir)
-            .output()
-            .expect("run openssl");
-        assert!(output.status.success(), "openssl {args:?}: {}", stderr(&output));
-    };
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    openssl(
-        &[
-            &["req", "-x509"][..],
-            &ec,
-            &[
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=shoal test CA",
-            ],
-        ]
-        .concat(),
-    );
-    openssl(
-        &[
-            &["req"][..],
-            &ec,
-            &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"],
-        ]
-        .concat(),
-    );
-    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "san.ext",
-    ]);
-    (dir.join("ca.pem"), dir.join("server.pem"), dir.join("server.key"))
+    test_certificates(&sandbox.path().join("tls"), "shoal test CA")
 }
 
 #[test]

@@ -2,12 +2,12 @@
 //! distribution registry) on a free loopback port; the compile cache's checksum (issue 16,
 //! fault 4); image files that are not regular files (issue 16, fault 9).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use shoal::registry::local::{LocalRegistry, Options};
 
-use crate::support::{arg, image, stderr, stdout, Sandbox};
+use crate::support::{arg, image, stderr, stdout, test_certificates, Sandbox};
 
 const HELLO_BANNER: &str = "Hello from a shoal container!";
 
@@ -139,68 +139,10 @@ fn an_artifact_pushed_by_plain_http_calls_pulls_pins_and_runs() {
     assert!(out.contains(HELLO_BANNER), "{out}");
 }
 
-/// A CA and a server certificate for 127.0.0.1, made with the `openssl` command.
-fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    std::fs::create_dir_all(dir).unwrap();
-    let openssl = |args: &[&str]| {
-        let output = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("run openssl");
-        assert!(output.status.success(), "openssl {args:?}: {}", stderr(&output));
-    };
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    openssl(
-        &[
-            &["req", "-x509"][..],
-            &ec,
-            &[
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=shoal registry test CA",
-            ],
-        ]
-        .concat(),
-    );
-    openssl(
-        &[
-            &["req"][..],
-            &ec,
-            &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"],
-        ]
-        .concat(),
-    );
-    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "san.ext",
-    ]);
-    (dir.join("ca.pem"), dir.join("server.pem"), dir.join("server.key"))
-}
-
 #[test]
 fn shoal_pushes_over_tls_with_auth_and_a_fresh_board_pulls_it_back() {
     let sandbox = Sandbox::new();
-    let (ca, cert, key) = certificates(&sandbox.path().join("tls"));
+    let (ca, cert, key) = test_certificates(&sandbox.path().join("tls"), "shoal registry test CA");
     let options = Options {
         user: Some(("fleet".into(), "s3cret".into())),
         tls: Some((cert, key)),
