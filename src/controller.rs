@@ -89,6 +89,9 @@ pub struct Controller {
     baseline: (u64, u64),
     watcher: Option<FileWatcher>,
     bridges: Option<crate::bridge::BridgeSet>,
+    /// `down -t SECONDS`: the wait before the kill at teardown, instead of each
+    /// container's `stop_timeout`.
+    down_timeout: Option<std::time::Duration>,
 }
 
 impl Controller {
@@ -111,6 +114,7 @@ impl Controller {
             baseline: (0, 0),
             watcher: None,
             bridges: None,
+            down_timeout: None,
         }
     }
 
@@ -224,7 +228,10 @@ impl Controller {
                 _ = shutdown.cancelled() => return (Ending::Interrupted, None),
                 _ = self.supervisor.next_end(), if active => {}
                 command = next_command(&mut commands), if open => match command {
-                    Some((Request::Down, reply)) => return (Ending::Down, Some(reply)),
+                    Some((request @ Request::Down { .. }, reply)) => {
+                        self.down_timeout = request.stop_timeout();
+                        return (Ending::Down, Some(reply));
+                    }
                     Some((request, reply)) => {
                         let answer = self.handle(request).await;
                         let _ = reply.send(answer);
@@ -245,7 +252,7 @@ impl Controller {
     async fn teardown(mut self, ending: Ending, bridges: crate::bridge::BridgeSet) -> (StackReport, Reclamation) {
         self.watcher = None;
         if ending != Ending::AllEnded {
-            self.supervisor.stop_all().await;
+            self.supervisor.stop_all_within(self.down_timeout).await;
         }
         // bridge: send what is queued (bounded by flush_timeout), disconnect.
         bridges.shutdown().await;
@@ -267,7 +274,7 @@ impl Controller {
     /// Answer a request that changes the stack (`down` is the loop's own business).
     async fn handle(&mut self, request: Request) -> Reply {
         if let Some((verb, names)) = lifecycle::Verb::of(&request) {
-            let results = lifecycle::apply(&mut self.supervisor, verb, names).await;
+            let results = lifecycle::apply(&mut self.supervisor, verb, names, request.stop_timeout()).await;
             procstat::release_free_memory();
             return Reply::ok(&results);
         }

@@ -118,8 +118,16 @@ mod tests {
         round_trip(
             Request::Stop {
                 names: vec!["a".into()],
+                timeout: None,
             },
             r#"{"v":1,"cmd":"stop","names":["a"]}"#,
+        );
+        round_trip(
+            Request::Stop {
+                names: vec![],
+                timeout: Some(0),
+            },
+            r#"{"v":1,"cmd":"stop","names":[],"timeout":0}"#,
         );
         round_trip(
             Request::Unpause { names: vec![] },
@@ -132,7 +140,11 @@ mod tests {
             },
             r#"{"v":1,"cmd":"reload","files":["/a/shoal.yaml"]}"#,
         );
-        round_trip(Request::Down, r#"{"v":1,"cmd":"down"}"#);
+        round_trip(Request::Down { timeout: None }, r#"{"v":1,"cmd":"down"}"#);
+        round_trip(
+            Request::Down { timeout: Some(3) },
+            r#"{"v":1,"cmd":"down","timeout":3}"#,
+        );
         round_trip(
             Request::TopicsTail(TailRequest {
                 prefix: "sensors/".into(),

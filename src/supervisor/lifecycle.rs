@@ -27,6 +27,12 @@ impl Supervisor {
         self.operator_halt(name, "stop", None).await
     }
 
+    /// `shoal stop -t SECONDS NAME`: [`Supervisor::stop`] with its own wait before the kill
+    /// (`None`: the container's `stop_timeout`).
+    pub async fn stop_within(&mut self, name: &str, timeout: Option<Duration>) -> Result<Outcome, LifecycleError> {
+        self.operator_halt(name, "stop", timeout).await
+    }
+
     /// `shoal kill NAME`: like stop, without waiting for `stop_timeout`.
     pub async fn kill(&mut self, name: &str) -> Result<Outcome, LifecycleError> {
         self.operator_halt(name, "kill", Some(Duration::ZERO)).await
@@ -78,9 +84,15 @@ impl Supervisor {
 
     /// `shoal restart NAME`: stop (if running), then start.
     pub async fn restart(&mut self, name: &str) -> Result<(), LifecycleError> {
+        self.restart_within(name, None).await
+    }
+
+    /// `shoal restart -t SECONDS NAME`: [`Supervisor::restart`] with its own wait before
+    /// the kill (`None`: the container's `stop_timeout`).
+    pub async fn restart_within(&mut self, name: &str, timeout: Option<Duration>) -> Result<(), LifecycleError> {
         let index = self.index(name)?;
         if self.containers[index].run.is_some() {
-            let timeout = self.containers[index].spec.stop_timeout;
+            let timeout = timeout.unwrap_or(self.containers[index].spec.stop_timeout);
             self.halt(index, timeout).await;
         }
         self.events.record(Some(name), "restart", "by the operator");

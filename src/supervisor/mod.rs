@@ -334,6 +334,12 @@ impl Supervisor {
     /// Stop everything at once; each container gets its own `stop_timeout`, counted from
     /// the moment the stop began.
     pub async fn stop_all(&mut self) {
+        self.stop_all_within(None).await;
+    }
+
+    /// [`Supervisor::stop_all`] with one wait for every container instead of each one's
+    /// `stop_timeout` (`down -t SECONDS`).
+    pub async fn stop_all_within(&mut self, timeout: Option<Duration>) {
         for container in &self.containers {
             if let Some(run) = &container.run {
                 run.stop.cancel();
@@ -342,7 +348,8 @@ impl Supervisor {
         }
         let began = Instant::now();
         for index in (0..self.containers.len()).rev() {
-            let left = self.containers[index].spec.stop_timeout.saturating_sub(began.elapsed());
+            let limit = timeout.unwrap_or(self.containers[index].spec.stop_timeout);
+            let left = limit.saturating_sub(began.elapsed());
             self.halt(index, left).await;
         }
         while self.ended_rx.try_recv().is_ok() {}

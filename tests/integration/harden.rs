@@ -359,3 +359,52 @@ fn guests_together_leave_the_control_plane_its_reserve() {
     assert_eq!(sandbox.ps("reserve").len(), 2);
     sandbox.ok(&["down", "-p", "reserve"]);
 }
+
+/// `stop -t`, `restart -t` and `down -t` (issue 19): the wait before the kill is the flag's,
+/// not each container's `stop_timeout` (10 minutes here, so a command that ignored the
+/// flag would trip the hang guard of `wait_exit`). The readers are blocked on a FIFO, the
+/// one thing a stop has to kill.
+#[test]
+fn stop_restart_and_down_take_a_timeout() {
+    let sandbox = Sandbox::new();
+    std::fs::create_dir_all(sandbox.path().join("pipes")).expect("mkdir");
+    mkfifo(&sandbox.path().join("pipes/fifo"));
+    let reader = "    image: IMAGES/fs-probe.wasm\n    args: [\"stat:/pipes/fifo\", \"read:/pipes/fifo\"]\n    mounts:\n      - {source: ./pipes, target: /pipes, special_files: true}\n    stop_timeout: 10m\n";
+    let file = compose(
+        &sandbox,
+        "patient",
+        &format!("name: patient\ncontainers:\n  one:\n{reader}  two:\n{reader}"),
+    );
+    let _stack = up_detached(&sandbox, &file, "patient");
+    let pid = server_pid(&sandbox, "patient");
+    let blocked = |n: usize| {
+        wait_logs(&sandbox, "patient", "the readers blocked", |logs| {
+            logs.matches("stat /pipes/fifo: ok").count() >= n
+        })
+    };
+    blocked(2);
+    let mut stop = sandbox.spawn(&["stop", "-p", "patient", "-t", "0", "one"]);
+    assert!(stop.wait_exit(Duration::from_secs(60)).success(), "{:?}", stop.seen);
+    assert!(
+        stop.seen
+            .iter()
+            .any(|l| l.contains("one") && l.contains("stopped (killed)")),
+        "{:?}",
+        stop.seen
+    );
+    let mut restart = sandbox.spawn(&["restart", "-p", "patient", "-t", "1", "two"]);
+    assert!(
+        restart.wait_exit(Duration::from_secs(60)).success(),
+        "{:?}",
+        restart.seen
+    );
+    blocked(3);
+    let mut down = sandbox.spawn(&["down", "-p", "patient", "-t", "1"]);
+    assert!(down.wait_exit(Duration::from_secs(60)).success(), "{:?}", down.seen);
+    assert!(
+        down.seen.iter().any(|l| l.contains("two") && l.contains("killed")),
+        "{:?}",
+        down.seen
+    );
+    wait_gone(pid);
+}

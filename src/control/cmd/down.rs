@@ -25,7 +25,12 @@ pub struct DownReport {
 
 /// `shoal down` on `project`; with `verify`, exit 1 when more than `threshold_bytes`
 /// stayed allocated after the teardown.
-pub fn print(project: &str, verify: bool, threshold_bytes: u64) -> Result<ExitCode, ControlError> {
+pub fn print(
+    project: &str,
+    verify: bool,
+    threshold_bytes: u64,
+    timeout: Option<u64>,
+) -> Result<ExitCode, ControlError> {
     let client = match Client::for_project(project) {
         Ok(client) => client,
         Err(ControlError::NotRunning { .. }) => {
@@ -34,7 +39,7 @@ pub fn print(project: &str, verify: bool, threshold_bytes: u64) -> Result<ExitCo
         }
         Err(e) => return Err(e),
     };
-    let report: DownReport = client.call_as(Request::Down)?;
+    let report: DownReport = client.call_as(Request::Down { timeout })?;
     // The reply comes once the containers are gone; the process then closes its socket.
     // Return after that, so that a `down && up -d` never meets the old socket.
     let began = Instant::now();
@@ -74,6 +79,10 @@ pub struct DownArgs {
     /// Residue allowed by --verify
     #[arg(long, value_name = "SIZE", default_value = "1MiB")]
     pub threshold: ByteSize,
+    /// Seconds to wait for each container to end before it is killed [default: its
+    /// `stop_timeout`]
+    #[arg(short = 't', long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
 }
 
 pub fn run(args: DownArgs) -> anyhow::Result<ExitCode> {
@@ -81,5 +90,10 @@ pub fn run(args: DownArgs) -> anyhow::Result<ExitCode> {
         tracing::info!("no stack is running; nothing to take down");
         return Ok(ExitCode::SUCCESS);
     }
-    Ok(print(&args.project.resolve()?, args.verify, args.threshold.bytes())?)
+    Ok(print(
+        &args.project.resolve()?,
+        args.verify,
+        args.threshold.bytes(),
+        args.timeout,
+    )?)
 }

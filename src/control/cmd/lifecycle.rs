@@ -2,6 +2,7 @@
 //! (none named: all), run by the controller one container at a time.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -24,9 +25,9 @@ impl Verb {
     /// The verb of a lifecycle request and the containers it names.
     pub fn of(request: &Request) -> Option<(Verb, &[String])> {
         let (verb, names) = match request {
-            Request::Stop { names } => (Verb::Stop, names),
+            Request::Stop { names, .. } => (Verb::Stop, names),
             Request::Start { names } => (Verb::Start, names),
-            Request::Restart { names } => (Verb::Restart, names),
+            Request::Restart { names, .. } => (Verb::Restart, names),
             Request::Kill { names } => (Verb::Kill, names),
             Request::Pause { names } => (Verb::Pause, names),
             Request::Unpause { names } => (Verb::Unpause, names),
@@ -38,22 +39,34 @@ impl Verb {
     /// The request that asks for this verb on `names` (empty: every container).
     pub fn request(self, names: Vec<String>) -> Request {
         match self {
-            Verb::Stop => Request::Stop { names },
+            Verb::Stop => Request::Stop { names, timeout: None },
             Verb::Start => Request::Start { names },
-            Verb::Restart => Request::Restart { names },
+            Verb::Restart => Request::Restart { names, timeout: None },
             Verb::Kill => Request::Kill { names },
             Verb::Pause => Request::Pause { names },
             Verb::Unpause => Request::Unpause { names },
         }
     }
 
-    /// Apply the verb to one container; `Ok` says what happened.
-    async fn run(self, supervisor: &mut Supervisor, name: &str) -> Result<String, LifecycleError> {
+    /// Apply the verb to one container; `Ok` says what happened. `timeout` (`stop -t`,
+    /// `restart -t`) replaces the container's `stop_timeout`.
+    async fn run(
+        self,
+        supervisor: &mut Supervisor,
+        name: &str,
+        timeout: Option<Duration>,
+    ) -> Result<String, LifecycleError> {
         match self {
-            Verb::Stop => supervisor.stop(name).await.map(|o| format!("stopped ({o})")),
+            Verb::Stop => supervisor
+                .stop_within(name, timeout)
+                .await
+                .map(|o| format!("stopped ({o})")),
             Verb::Kill => supervisor.kill(name).await.map(|o| format!("killed ({o})")),
             Verb::Start => supervisor.start(name).map(|()| "started".to_owned()),
-            Verb::Restart => supervisor.restart(name).await.map(|()| "restarted".to_owned()),
+            Verb::Restart => supervisor
+                .restart_within(name, timeout)
+                .await
+                .map(|()| "restarted".to_owned()),
             Verb::Pause => supervisor
                 .set_paused(name, true)
                 .map(|changed| if changed { "paused" } else { "already paused" }.to_owned()),
@@ -75,7 +88,12 @@ pub struct VerbResult {
 
 /// Run `verb` on each named container (none named: every one), in order. A refusal for
 /// one container is its row's result and does not stop the others.
-pub async fn apply(supervisor: &mut Supervisor, verb: Verb, names: &[String]) -> Vec<VerbResult> {
+pub async fn apply(
+    supervisor: &mut Supervisor,
+    verb: Verb,
+    names: &[String],
+    timeout: Option<Duration>,
+) -> Vec<VerbResult> {
     let names = if names.is_empty() {
         supervisor.names()
     } else {
@@ -83,7 +101,7 @@ pub async fn apply(supervisor: &mut Supervisor, verb: Verb, names: &[String]) ->
     };
     let mut results = Vec::with_capacity(names.len());
     for name in names {
-        results.push(match verb.run(supervisor, &name).await {
+        results.push(match verb.run(supervisor, &name, timeout).await {
             Ok(result) => VerbResult { name, result, ok: true },
             Err(e) => VerbResult {
                 name,
@@ -129,6 +147,45 @@ pub fn run(verb: Verb, args: NamesArgs) -> anyhow::Result<ExitCode> {
     Ok(print(&args.project.client()?, verb.request(args.names))?)
 }
 
+/// The arguments of `stop` and `restart`: the names, and how long to wait.
+#[derive(clap::Args, Debug)]
+pub struct StopArgs {
+    #[command(flatten)]
+    pub names: NamesArgs,
+    /// Seconds to wait for each container to end before it is killed [default: its
+    /// `stop_timeout`]
+    #[arg(short = 't', long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+}
+
+/// `stop` / `restart` with their `-t`.
+pub fn run_with_timeout(verb: Verb, args: StopArgs) -> anyhow::Result<ExitCode> {
+    let request = match verb.request(args.names.names) {
+        Request::Stop { names, .. } => Request::Stop {
+            names,
+            timeout: args.timeout,
+        },
+        Request::Restart { names, .. } => Request::Restart {
+            names,
+            timeout: args.timeout,
+        },
+        other => other,
+    };
+    Ok(print(&args.names.project.client()?, request)?)
+}
+
+impl Request {
+    /// `-t` of a `stop`, `restart` or `down` request.
+    pub fn stop_timeout(&self) -> Option<Duration> {
+        match self {
+            Request::Stop { timeout, .. } | Request::Restart { timeout, .. } | Request::Down { timeout } => {
+                timeout.map(Duration::from_secs)
+            }
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,7 +193,10 @@ mod tests {
     #[test]
     fn only_lifecycle_requests_have_a_verb() {
         let names = vec!["a".to_owned()];
-        let stop = Request::Stop { names: names.clone() };
+        let stop = Request::Stop {
+            names: names.clone(),
+            timeout: None,
+        };
         assert_eq!(Verb::of(&stop), Some((Verb::Stop, names.as_slice())));
         assert_eq!(
             Verb::of(&Request::Unpause { names: vec![] }).map(|(v, _)| v),
@@ -144,6 +204,6 @@ mod tests {
         );
         assert_eq!(Verb::of(&Request::Reload { files: vec![] }), None);
         assert_eq!(Verb::of(&Request::Ps), None);
-        assert!(stop.is_mutation() && Request::Down.is_mutation() && !Request::Stats.is_mutation());
+        assert!(stop.is_mutation() && Request::Down { timeout: None }.is_mutation() && !Request::Stats.is_mutation());
     }
 }

@@ -56,13 +56,13 @@ pub enum ClientCommand {
     Top(ps::TopArgs),
     /// Stop containers (they stay stopped; no restart policy applies)
     #[command(after_help = "Examples:\n  shoal stop watchdog\n  shoal stop        # every container")]
-    Stop(lifecycle::NamesArgs),
+    Stop(lifecycle::StopArgs),
     /// Start stopped or ended containers
     #[command(after_help = "Examples:\n  shoal start watchdog")]
     Start(lifecycle::NamesArgs),
     /// Stop then start containers
     #[command(after_help = "Examples:\n  shoal restart collector aggregator")]
-    Restart(lifecycle::NamesArgs),
+    Restart(lifecycle::StopArgs),
     /// Stop containers at once, without waiting for stop_timeout
     #[command(after_help = "Examples:\n  shoal kill spinner")]
     Kill(lifecycle::NamesArgs),
@@ -95,9 +95,9 @@ impl ClientCommand {
             ClientCommand::Stats(args) => stats::run(args),
             ClientCommand::Events(args) => events::run(args),
             ClientCommand::Top(args) => ps::run_top(args),
-            ClientCommand::Stop(args) => lifecycle::run(lifecycle::Verb::Stop, args),
+            ClientCommand::Stop(args) => lifecycle::run_with_timeout(lifecycle::Verb::Stop, args),
             ClientCommand::Start(args) => lifecycle::run(lifecycle::Verb::Start, args),
-            ClientCommand::Restart(args) => lifecycle::run(lifecycle::Verb::Restart, args),
+            ClientCommand::Restart(args) => lifecycle::run_with_timeout(lifecycle::Verb::Restart, args),
             ClientCommand::Kill(args) => lifecycle::run(lifecycle::Verb::Kill, args),
             ClientCommand::Pause(args) => lifecycle::run(lifecycle::Verb::Pause, args),
             ClientCommand::Unpause(args) => lifecycle::run(lifecycle::Verb::Unpause, args),
@@ -120,12 +120,18 @@ pub enum Request {
     Events(events::EventsRequest),
     Stop {
         names: Vec<String>,
+        /// `-t`: seconds to wait before killing, instead of each container's `stop_timeout`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout: Option<u64>,
     },
     Start {
         names: Vec<String>,
     },
     Restart {
         names: Vec<String>,
+        /// `-t`: as for `stop`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout: Option<u64>,
     },
     Kill {
         names: Vec<String>,
@@ -144,8 +150,12 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         files: Vec<std::path::PathBuf>,
     },
-    /// Stop everything, report the memory, and end the `up` process.
-    Down,
+    /// Stop everything, report the memory, and end the `up` process. `timeout` (`-t`):
+    /// seconds to wait before killing, instead of each container's `stop_timeout`.
+    Down {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout: Option<u64>,
+    },
     /// Messages under a topic prefix as they flow.
     TopicsTail(topics::TailRequest),
     /// Read GPIO lines, or set a `sim` input.
@@ -155,7 +165,7 @@ pub enum Request {
 impl Request {
     /// Requests that change the stack go through the controller, one at a time.
     pub fn is_mutation(&self) -> bool {
-        lifecycle::Verb::of(self).is_some() || matches!(self, Request::Reload { .. } | Request::Down)
+        lifecycle::Verb::of(self).is_some() || matches!(self, Request::Reload { .. } | Request::Down { .. })
     }
 
     /// Requests that keep the connection open until the client hangs up; they end when
