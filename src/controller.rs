@@ -594,7 +594,7 @@ mod tests {
         assert!(report.is_success(), "a stack stopped by the operator is a success");
         assert!(report
             .outcomes()
-            .all(|(_, outcome)| *outcome == Outcome::Finished(ExitStatus::Killed)));
+            .all(|(_, outcome)| *outcome == Outcome::Finished(ExitStatus::Stopped)));
         assert_eq!(report.outcomes().count(), 2);
     }
 }

@@ -66,7 +66,7 @@ pub(super) fn run_image(
     // 130 when stopped by Ctrl-C.
     let code = match report.outcomes().next().map(|(_, outcome)| outcome) {
         Some(Outcome::Finished(ExitStatus::Exited(code))) => u8::try_from(*code).unwrap_or(1),
-        Some(Outcome::Finished(ExitStatus::Killed)) => 130,
+        Some(Outcome::Finished(ExitStatus::Stopped | ExitStatus::Killed)) => 130,
         _ => 1,
     };
     Ok(ExitCode::from(code))

@@ -120,7 +120,11 @@ pub enum ExitStatus {
     Exited(i32),
     /// The guest trapped; the message says why (unreachable, out of bounds, stack overflow...).
     Trapped(String),
-    /// Stopped by shoal (Ctrl-C, `down`, `stop`) before it ended on its own.
+    /// Stopped by shoal (Ctrl-C, `down`, `stop`) before it ended on its own, and gone at
+    /// once: it was parked, sleeping or running guest code, which a stop ends right away.
+    Stopped,
+    /// Stopped by shoal and still not gone when its `stop_timeout` ran out (or `kill`):
+    /// ended by force.
     Killed,
     /// It never ran: a mount could not be opened, an import is missing, ...
     Failed(String),
@@ -136,6 +140,11 @@ impl ExitStatus {
     pub fn is_success(&self) -> bool {
         matches!(self, ExitStatus::Exited(0))
     }
+
+    /// Ended because shoal stopped it (at once or by force), not on its own.
+    pub fn is_stop(&self) -> bool {
+        matches!(self, ExitStatus::Stopped | ExitStatus::Killed)
+    }
 }
 
 impl std::fmt::Display for ExitStatus {
@@ -143,6 +152,7 @@ impl std::fmt::Display for ExitStatus {
         match self {
             ExitStatus::Exited(code) => write!(f, "exited with code {code}"),
             ExitStatus::Trapped(why) => write!(f, "trapped: {why}"),
+            ExitStatus::Stopped => f.write_str("stopped"),
             ExitStatus::Killed => f.write_str("killed"),
             ExitStatus::Failed(why) => write!(f, "failed to start: {why}"),
             ExitStatus::OutOfMemory(why) => write!(f, "ran out of memory: {why}"),
@@ -301,7 +311,7 @@ impl Prepared {
         let meter = self.store.data().cpu.meter();
         tokio::select! {
             biased;
-            _ = stop.cancelled() => ExitStatus::Killed,
+            _ = stop.cancelled() => ExitStatus::Stopped,
             result = cpu::metered(meter, self.start.call_async(&mut self.store, ())) => {
                 exit::classify(result, &self.store.data().limiter)
             }

@@ -103,6 +103,7 @@ impl ContainerStatus {
                     Outcome::Finished(ExitStatus::OutOfMemory(_)) => "out of memory",
                     Outcome::Finished(ExitStatus::HostError(_)) => "host error",
                     Outcome::Finished(ExitStatus::Killed) => "killed",
+                    Outcome::Finished(ExitStatus::Stopped) => "stopped",
                     Outcome::Finished(ExitStatus::Failed(_)) | Outcome::NotStarted(_) => "failed",
                 };
                 (state.to_owned(), Some(outcome.to_string()))
@@ -284,7 +285,7 @@ impl Launch {
             None => {
                 tokio::select! {
                     biased;
-                    _ = self.stop.cancelled() => Err(ExitStatus::Killed),
+                    _ = self.stop.cancelled() => Err(ExitStatus::Stopped),
                     prepared = self.runtime.prepare(&self.spec, &self.module, self.host.clone(), self.status.probe.clone()) => prepared,
                 }
             }

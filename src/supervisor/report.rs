@@ -70,7 +70,7 @@ impl StackReport {
     pub fn is_success(&self) -> bool {
         self.outcomes().all(|(_, outcome)| match outcome {
             Outcome::Finished(ExitStatus::Exited(0)) => true,
-            Outcome::Finished(ExitStatus::Killed) | Outcome::NotStarted(_) => self.interrupted,
+            Outcome::Finished(ExitStatus::Killed | ExitStatus::Stopped) | Outcome::NotStarted(_) => self.interrupted,
             _ => false,
         })
     }

@@ -20,9 +20,9 @@ pub fn should_restart(policy: RestartPolicy, status: &ExitStatus, restarts: u32)
     match policy {
         RestartPolicy::No => false,
         RestartPolicy::OnFailure { max_retries } => {
-            !status.is_success() && *status != ExitStatus::Killed && max_retries.is_none_or(|max| restarts < max)
+            !status.is_success() && !status.is_stop() && max_retries.is_none_or(|max| restarts < max)
         }
-        RestartPolicy::Always => *status != ExitStatus::Killed,
+        RestartPolicy::Always => !status.is_stop(),
     }
 }
 

@@ -135,7 +135,7 @@ fn two_spinners_and_a_messaging_pair_all_complete() {
     let status = running.wait_exit(LONG);
     let seen = running.seen.join("\n");
     assert!(
-        seen.contains("spin killed") && seen.contains("spin-limited killed"),
+        seen.contains("spin stopped") && seen.contains("spin-limited stopped"),
         "{seen}"
     );
     assert_eq!(status.code(), Some(0), "{seen}");

@@ -141,9 +141,15 @@ fn end_of<'a>(seen: &'a [String], name: &str) -> Option<&'a str> {
 
 /// A normal end of a guest: anything but a host error or a failed start.
 fn is_guest_end(end: &str) -> bool {
-    ["exited with code ", "trapped: ", "ran out of memory", "killed"]
-        .iter()
-        .any(|ok| end.starts_with(ok))
+    [
+        "exited with code ",
+        "trapped: ",
+        "ran out of memory",
+        "stopped",
+        "killed",
+    ]
+    .iter()
+    .any(|ok| end.starts_with(ok))
 }
 
 fn run_case(seed: u64, case: u64) -> Result<(), String> {

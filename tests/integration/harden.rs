@@ -152,8 +152,9 @@ fn wait_gone(pid: i32) {
     }
 }
 
-/// Fault 2 (c): a FIFO the mount allows blocks its reader for good; `down` kills it at
-/// `stop_timeout` and the process still exits (before: it waited for the blocked thread).
+/// Fault 2 (c): a FIFO the mount allows blocks its reader's thread for good; `down` stops
+/// the container (within its `stop_timeout`) and the process still exits (before: it
+/// waited for the blocked thread).
 #[test]
 fn shoal_exits_after_stop_timeout_whatever_a_guests_file_io_does() {
     let sandbox = Sandbox::new();
@@ -171,7 +172,9 @@ fn shoal_exits_after_stop_timeout_whatever_a_guests_file_io_does() {
         logs.contains("stat /pipes/fifo: ok")
     });
     let down = sandbox.ok(&["down", "-p", "stuck"]);
-    assert!(down.contains("killed"), "{down}");
+    // Stopped at once: the container's call is dropped; the thread stuck in the FIFO's
+    // open is left behind (and cannot keep the process alive, below).
+    assert!(down.contains("removed (stopped)"), "{down}");
     wait_gone(pid);
 
     // The same in the foreground, stopped by one SIGTERM.
@@ -181,7 +184,7 @@ fn shoal_exits_after_stop_timeout_whatever_a_guests_file_io_does() {
     up.signal(libc::SIGTERM);
     let status = up.wait_exit(Duration::from_secs(30));
     assert!(status.code().is_some(), "{status}");
-    assert!(up.seen.iter().any(|l| l.contains("killed")), "{:?}", up.seen);
+    assert!(up.seen.iter().any(|l| l == "reader stopped"), "{:?}", up.seen);
 }
 
 /// Fault 3. Before the fix shoal chmod-ed the other user's folder and appended its output
@@ -358,53 +361,4 @@ fn guests_together_leave_the_control_plane_its_reserve() {
     assert!(logs.contains("ENFILE"), "{logs}");
     assert_eq!(sandbox.ps("reserve").len(), 2);
     sandbox.ok(&["down", "-p", "reserve"]);
-}
-
-/// `stop -t`, `restart -t` and `down -t` (issue 19): the wait before the kill is the flag's,
-/// not each container's `stop_timeout` (10 minutes here, so a command that ignored the
-/// flag would trip the hang guard of `wait_exit`). The readers are blocked on a FIFO, the
-/// one thing a stop has to kill.
-#[test]
-fn stop_restart_and_down_take_a_timeout() {
-    let sandbox = Sandbox::new();
-    std::fs::create_dir_all(sandbox.path().join("pipes")).expect("mkdir");
-    mkfifo(&sandbox.path().join("pipes/fifo"));
-    let reader = "    image: IMAGES/fs-probe.wasm\n    args: [\"stat:/pipes/fifo\", \"read:/pipes/fifo\"]\n    mounts:\n      - {source: ./pipes, target: /pipes, special_files: true}\n    stop_timeout: 10m\n";
-    let file = compose(
-        &sandbox,
-        "patient",
-        &format!("name: patient\ncontainers:\n  one:\n{reader}  two:\n{reader}"),
-    );
-    let _stack = up_detached(&sandbox, &file, "patient");
-    let pid = server_pid(&sandbox, "patient");
-    let blocked = |n: usize| {
-        wait_logs(&sandbox, "patient", "the readers blocked", |logs| {
-            logs.matches("stat /pipes/fifo: ok").count() >= n
-        })
-    };
-    blocked(2);
-    let mut stop = sandbox.spawn(&["stop", "-p", "patient", "-t", "0", "one"]);
-    assert!(stop.wait_exit(Duration::from_secs(60)).success(), "{:?}", stop.seen);
-    assert!(
-        stop.seen
-            .iter()
-            .any(|l| l.contains("one") && l.contains("stopped (killed)")),
-        "{:?}",
-        stop.seen
-    );
-    let mut restart = sandbox.spawn(&["restart", "-p", "patient", "-t", "1", "two"]);
-    assert!(
-        restart.wait_exit(Duration::from_secs(60)).success(),
-        "{:?}",
-        restart.seen
-    );
-    blocked(3);
-    let mut down = sandbox.spawn(&["down", "-p", "patient", "-t", "1"]);
-    assert!(down.wait_exit(Duration::from_secs(60)).success(), "{:?}", down.seen);
-    assert!(
-        down.seen.iter().any(|l| l.contains("two") && l.contains("killed")),
-        "{:?}",
-        down.seen
-    );
-    wait_gone(pid);
 }

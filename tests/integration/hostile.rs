@@ -137,7 +137,7 @@ fn hostile_guests_leave_the_host_and_their_neighbours_alone() {
     let status = up.wait_exit(LONG);
     let seen = up.seen.join("\n");
     assert!(!seen.contains("GAP") && !seen.contains("DUP"), "{seen}");
-    for killed in ["spin killed", "deaf killed", "sub killed", "pub killed"] {
+    for killed in ["spin stopped", "deaf stopped", "sub stopped", "pub stopped"] {
         assert!(up.seen.iter().any(|l| l == killed), "{killed}:\n{seen}");
     }
     assert!(!seen.contains("panicked"), "{seen}");

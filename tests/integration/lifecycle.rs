@@ -281,5 +281,5 @@ fn a_flooding_guest_is_throttled_not_the_host() {
     let logged = stats["log_bytes"]["flood"].as_u64().unwrap_or(0);
     assert!(logged > 0 && logged < 512 << 10, "flood logged {logged} bytes");
     let down = sandbox.ok(&["down", "-p", "slow"]);
-    assert!(down.contains("flood") && down.contains("removed (killed)"), "{down}");
+    assert!(down.contains("flood") && down.contains("removed (stopped)"), "{down}");
 }

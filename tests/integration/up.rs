@@ -100,7 +100,7 @@ fn ctrl_c_stops_a_spinning_guest() {
     running.signal(libc::SIGINT);
     let status = running.wait_exit(Duration::from_secs(30));
     let seen = running.seen.join("\n");
-    assert!(seen.contains("spin killed"), "{seen}");
+    assert!(seen.contains("spin stopped"), "{seen}");
     assert_eq!(status.code(), Some(0), "an operator stop is a clean exit:\n{seen}");
 }
 

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::Request;
 use crate::control::{Client, ControlError, ProjectArgs};
-use crate::supervisor::{LifecycleError, Supervisor};
+use crate::runtime::ExitStatus;
+use crate::supervisor::{LifecycleError, Outcome, Supervisor};
 
 /// Which lifecycle verb a request is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,11 +58,14 @@ impl Verb {
         timeout: Option<Duration>,
     ) -> Result<String, LifecycleError> {
         match self {
-            Verb::Stop => supervisor
-                .stop_within(name, timeout)
-                .await
-                .map(|o| format!("stopped ({o})")),
-            Verb::Kill => supervisor.kill(name).await.map(|o| format!("killed ({o})")),
+            Verb::Stop => supervisor.stop_within(name, timeout).await.map(|o| match o {
+                Outcome::Finished(ExitStatus::Stopped) => "stopped".to_owned(),
+                o => format!("stopped ({o})"),
+            }),
+            Verb::Kill => supervisor.kill(name).await.map(|o| match o {
+                Outcome::Finished(ExitStatus::Stopped | ExitStatus::Killed) => "killed".to_owned(),
+                o => format!("killed ({o})"),
+            }),
             Verb::Start => supervisor.start(name).map(|()| "started".to_owned()),
             Verb::Restart => supervisor
                 .restart_within(name, timeout)
