@@ -109,7 +109,7 @@ if command -v docker-registry >/dev/null 2>&1; then
     trap 'kill "$registry" 2>/dev/null; rm -rf "$work"' EXIT
     for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
     ref="127.0.0.1:$port/board/hello:1"
-    SHOAL_DATA_DIR="$work/full-data" target/release/shoal images push --platform linux/arm64 \
+    SHOAL_DATA_DIR="$work/full-data" "$compiler" images push --platform linux/arm64 \
         compose-examples/images/hello.wasm "$ref"
     "${qemu[@]}" "$lean" images pull "$ref" | tee "$work/pull.log"
     grep -q "linux/arm64" "$work/pull.log" || die "the lean shoal did not pull the linux/arm64 .cwasm"
