@@ -21,6 +21,8 @@
 //! reading of exactly -2, -5 or -22 looks like an error; one warning per sensor tells the
 //! operator about a wrong type or an unreadable file.
 
+use std::path::{Path, PathBuf};
+
 use wasmtime::{Caller, Linker};
 
 use super::memory::{guest_memory, read_cstr, write_bytes};
@@ -56,10 +58,11 @@ impl HostState {
             .ok_or(EINVAL)
     }
 
-    /// Read the channel `arg` selects (a type, or an index that is no channel's type).
-    fn read_sensor(&mut self, i: usize, arg: i32) -> f64 {
+    /// The first half of a read: the channel check, and the value itself when it needs no
+    /// file. A file is read by [`read_number`] off the executor, then [`Self::end_read`].
+    fn begin_read(&mut self, i: usize, arg: i32) -> Reading {
         let sensor = &self.sensors[i];
-        let Some(channel) = sensor.channel_for(arg) else {
+        if sensor.channel_for(arg).is_none() {
             let (name, channels) = (sensor.name.clone(), describe_channels(sensor));
             self.warn_once(&format!("sensor-type:{name}"), || {
                 format!(
@@ -67,35 +70,34 @@ impl HostState {
                      (channels: {channels}); reads return -5 (EIO)"
                 )
             });
-            return f64::from(EIO);
-        };
-        let _ = channel; // every channel of one sensor reads the same source
+            return Reading::Value(f64::from(EIO));
+        }
+        // Every channel of one sensor reads the same source.
         match &self.sensors[i].kind {
             SensorKind::Rng { min, max } => {
                 let (min, max) = (*min, *max);
-                min + (max - min) * self.next_unit()
+                Reading::Value(min + (max - min) * self.next_unit())
             }
-            SensorKind::File { path, scale } | SensorKind::Hwmon { path, scale } => {
-                let (path, scale) = (path.clone(), *scale);
-                let value = std::fs::read_to_string(&path).map_err(|e| e.to_string()).and_then(|s| {
-                    s.split_whitespace()
-                        .next()
-                        .and_then(|t| t.parse::<f64>().ok())
-                        .ok_or_else(|| "no number in it".to_owned())
+            SensorKind::File { path, scale } | SensorKind::Hwmon { path, scale } => Reading::File {
+                path: path.clone(),
+                scale: *scale,
+            },
+        }
+    }
+
+    /// The second half of a file read: the scaled value, or EIO and one warning.
+    fn end_read(&mut self, i: usize, path: &Path, value: Result<f64, String>) -> f64 {
+        match value {
+            Ok(v) => v,
+            Err(e) => {
+                let name = self.sensors[i].name.clone();
+                self.warn_once(&format!("sensor:{name}"), || {
+                    format!(
+                        "sensor `{name}`: cannot read {}: {e}; reads return -5 (EIO)",
+                        path.display()
+                    )
                 });
-                match value {
-                    Ok(v) => v * scale,
-                    Err(e) => {
-                        let name = self.sensors[i].name.clone();
-                        self.warn_once(&format!("sensor:{name}"), || {
-                            format!(
-                                "sensor `{name}`: cannot read {}: {e}; reads return -5 (EIO)",
-                                path.display()
-                            )
-                        });
-                        f64::from(EIO)
-                    }
-                }
+                f64::from(EIO)
             }
         }
     }
@@ -150,11 +152,91 @@ fn channel_type(st: &mut HostState, t: Target, c: i32) -> i32 {
     }
 }
 
-fn read(st: &mut HostState, t: Target, c: i32) -> f64 {
-    match t {
-        Ok(i) => st.read_sensor(i, c),
-        Err(e) => f64::from(e),
+/// What a read needs after the checks made on the guest's call.
+enum Reading {
+    /// Known at once: a random value, or an error code.
+    Value(f64),
+    /// A file (`file` or `hwmon` sensor) to read off the executor.
+    File { path: PathBuf, scale: f64 },
+}
+
+/// Longest sensor file read: a value is a number and a unit or two, and a path the
+/// operator got wrong (a log, an image) must not make each read copy megabytes.
+const MAX_SENSOR_FILE: u64 = 4096;
+
+/// The first whitespace-separated number in the file at `path`. Runs on the blocking pool:
+/// an `hwmon` read may wait on an I2C bus for milliseconds. The open does not wait either
+/// (`O_NONBLOCK`), and anything but a regular file is refused: a FIFO nobody writes, a
+/// socket or a device would otherwise hold the pool thread and the guest forever.
+fn read_number(path: &Path) -> Result<f64, String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| e.to_string())?;
+    let kind = file.metadata().map_err(|e| e.to_string())?.file_type();
+    if !kind.is_file() {
+        return Err("not a regular file (a FIFO, socket or device could block every read)".to_owned());
     }
+    let mut text = String::new();
+    file.take(MAX_SENSOR_FILE)
+        .read_to_string(&mut text)
+        .map_err(|e| e.to_string())?;
+    text.split_whitespace()
+        .next()
+        .and_then(|t| t.parse::<f64>().ok())
+        .ok_or_else(|| "no number in it".to_owned())
+}
+
+/// `read` after the capability check and the sensor lookup (`target`: the outer error is a
+/// denied call or a bad name pointer, the inner one an unknown sensor).
+async fn finish_read<T: Send + 'static>(
+    caller: &mut Caller<'_, T>,
+    get: Get<T>,
+    target: Result<Target, i32>,
+    arg: i32,
+) -> f64 {
+    let i = match target {
+        Ok(Ok(i)) => i,
+        Ok(Err(e)) | Err(e) => return f64::from(e),
+    };
+    match get(caller.data_mut()).begin_read(i, arg) {
+        Reading::Value(v) => v,
+        Reading::File { path, scale } => {
+            let job = path.clone();
+            let value = tokio::task::spawn_blocking(move || read_number(&job))
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()))
+                .map(|v| v * scale);
+            get(caller.data_mut()).end_read(i, &path, value)
+        }
+    }
+}
+
+/// `ocre_sensors_read` and `_by_name`: async, so a file read never runs on an executor
+/// thread, where a slow or blocking file would stall every container sharing the thread.
+fn add_read<T: Send + 'static>(linker: &mut Linker<T>, get: Get<T>) -> wasmtime::Result<()> {
+    linker.func_wrap_async(
+        "env",
+        abi::OCRE_SENSORS_READ.name,
+        move |mut caller: Caller<'_, T>, (h, c): (i32, i32)| {
+            let st = get(caller.data_mut());
+            let target = st.begin(&abi::OCRE_SENSORS_READ).map(|()| st.sensor_index(h));
+            Box::new(async move { finish_read(&mut caller, get, target, c).await })
+        },
+    )?;
+    linker.func_wrap_async(
+        "env",
+        abi::OCRE_SENSORS_READ_BY_NAME.name,
+        move |mut caller: Caller<'_, T>, (name, c): (u32, i32)| {
+            let target = resolve_name(&mut caller, get, &abi::OCRE_SENSORS_READ_BY_NAME, name);
+            Box::new(async move { finish_read(&mut caller, get, target, c).await })
+        },
+    )?;
+    Ok(())
 }
 
 /// Resolve a name argument to a sensor after the capability check. The outer `Err` is the
@@ -290,14 +372,7 @@ pub(crate) fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: Get<
     for (by_handle, by_name, with_channel, op) in int_fns {
         add_op(linker, get, SensorFns::new(by_handle, by_name, with_channel, op, |e| e))?;
     }
-    let read_fns = SensorFns::new(
-        &abi::OCRE_SENSORS_READ,
-        &abi::OCRE_SENSORS_READ_BY_NAME,
-        true,
-        read,
-        f64::from,
-    );
-    add_op(linker, get, read_fns)?;
+    add_read(linker, get)?;
     linker.func_wrap(
         "env",
         abi::OCRE_SENSORS_GET_LIST.name,
@@ -366,6 +441,23 @@ mod tests {
                 channel_types: vec![ChannelType::Humidity, ChannelType::Temperature],
             },
         ]
+    }
+
+    /// A FIFO nobody writes used to block the read in open(2) on an executor thread, and
+    /// with it every container sharing that thread and the systemd watchdog.
+    #[tokio::test]
+    async fn a_sensor_on_a_fifo_reads_eio_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("temp1_input");
+        let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        let (engine, broker, log) = (engine(), Broker::new(), Arc::new(Collect::default()));
+        let mut cfg = config("s", ALL, &broker, &log);
+        cfg.sensors = sensors(dir.path());
+        let mut g = Guest::new(&engine, cfg).await;
+        assert_eq!(g.f("ocre_sensors_read", &[1, 0]).await, f64::from(EIO));
+        let w = log.warnings();
+        assert!(w.iter().any(|w| w.contains("not a regular file")), "{w:?}");
     }
 
     #[tokio::test]
