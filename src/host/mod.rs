@@ -126,7 +126,7 @@ pub struct HostConfig {
     pub counters: Arc<Counters>,
     /// While it holds `true` the container is paused: a parked call does not return to
     /// the guest until it turns `false` again.
-    pub paused: Option<tokio::sync::watch::Receiver<bool>>,
+    pub paused: Option<Arc<crate::runtime::Probe>>,
 }
 
 /// Live counters of one container, shared between its host state and the supervisor.
@@ -198,7 +198,7 @@ pub struct HostState {
     /// The previous host call was an `ocre_get_event` that found nothing.
     event_wait: bool,
     counters: Arc<Counters>,
-    paused: Option<tokio::sync::watch::Receiver<bool>>,
+    paused: Option<Arc<crate::runtime::Probe>>,
     /// State of the `rng` sensors' generator (0 = not seeded yet).
     rng_state: u64,
     /// The memory the runtime created for an `env.memory` import, for guests that import
@@ -253,10 +253,9 @@ impl HostState {
     }
 
     /// Wait while the container is paused (returns at once when it is not).
-    pub(crate) async fn resumed(paused: Option<tokio::sync::watch::Receiver<bool>>) {
-        if let Some(mut paused) = paused {
-            // An error means the supervisor is gone: nothing can pause us any more.
-            let _ = paused.wait_for(|p| !*p).await;
+    pub(crate) async fn resumed(paused: Option<Arc<crate::runtime::Probe>>) {
+        if let Some(probe) = paused {
+            probe.resumed().await;
         }
     }
 

@@ -90,12 +90,11 @@ fn at_epoch_deadline(mut cx: StoreContextMut<'_, ContainerCtx>) -> wasmtime::Res
         }
         AtDeadline::Paused => {
             let off = ctx.execution.pause();
-            let mut paused = ctx.probe.pause_receiver();
+            let probe = ctx.probe.clone();
             Ok(UpdateDeadline::YieldCustom(
                 1,
                 Box::pin(async move {
-                    // An error means the probe is gone: nothing can unpause, nothing holds us.
-                    let _ = paused.wait_for(|p| !*p).await;
+                    probe.resumed().await;
                     drop(off);
                 }),
             ))

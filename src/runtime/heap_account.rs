@@ -107,3 +107,29 @@ fn host_heap_per_container_item() {
         println!("{label:<52} | {bytes:>10}");
     }
 }
+
+/// Inline sizes of what a container's store and task hold: a store's data is one
+/// allocation of [`ContainerCtx`] inside wasmtime's store, so every byte here is a byte of
+/// every container.
+#[test]
+#[ignore = "a measurement: run with --ignored --nocapture"]
+fn inline_sizes_of_container_items() {
+    use std::mem::size_of;
+    let rows: [(&str, usize); 9] = [
+        ("ContainerCtx (store data)", size_of::<super::ContainerCtx>()),
+        ("  WasiP1Ctx", size_of::<wasmtime_wasi::p1::WasiP1Ctx>()),
+        ("  HostState", size_of::<HostState>()),
+        ("  MemoryLimiter", size_of::<super::MemoryLimiter>()),
+        ("  CpuState", size_of::<super::cpu::CpuState>()),
+        ("  FileGuard", size_of::<super::wasi::FileGuard>()),
+        (
+            "ContainerSpec (one shared copy)",
+            size_of::<crate::spec::ContainerSpec>(),
+        ),
+        ("HostConfig", size_of::<crate::host::HostConfig>()),
+        ("ContainerStatus", size_of::<crate::supervisor::ContainerStatus>()),
+    ];
+    for (label, bytes) in rows {
+        println!("{label:<40} | {bytes:>6}");
+    }
+}

@@ -20,6 +20,7 @@ pub use exit::root_message;
 mod limiter;
 mod output;
 mod probe;
+mod random;
 pub mod stack;
 mod ticker;
 pub mod wasi;
@@ -222,7 +223,10 @@ impl Runtime {
             .stderr(LineOutput::new(name, Stream::Stderr, log))
             .arg(&spec.name)
             .args(&spec.args)
-            .envs(&spec.env);
+            .envs(&spec.env)
+            // One generator for the process, not two boxed ones per container.
+            .secure_random(random::SharedRandom)
+            .insecure_random(random::SharedRandom);
         for mount in &spec.mounts {
             let perms = if mount.read_only {
                 FsPerms::ReadOnly
