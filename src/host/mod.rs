@@ -182,8 +182,9 @@ pub struct HostState {
     sensors: Vec<SensorSpec>,
     gpio: Vec<gpio::GrantedLine>,
     /// Edges of the lines the guest registered callbacks for; dropping the state drops
-    /// the inbox, which unregisters it from every line.
-    gpio_inbox: Arc<crate::gpio::GpioInbox>,
+    /// the inbox, which unregisters it from every line. Made at the first registration:
+    /// most containers never register one, and it costs 96 bytes of heap (issue 15).
+    gpio_inbox: Option<Arc<crate::gpio::GpioInbox>>,
     broker: Broker,
     log: Arc<dyn LogSink>,
     limits: HostLimits,
@@ -221,7 +222,7 @@ impl HostState {
             subscribe: cfg.subscribe,
             sensors: cfg.sensors,
             gpio: cfg.gpio,
-            gpio_inbox: Arc::default(),
+            gpio_inbox: None,
             broker: cfg.broker,
             log: cfg.log,
             heap: heap::GuestHeap::new(cfg.limits.host_region_bytes),
@@ -326,7 +327,7 @@ impl HostState {
     /// An event is ready right now (a held or queued message, or a due timer).
     fn has_ready_event(&self, now: std::time::Instant) -> bool {
         self.held.is_some()
-            || !self.gpio_inbox.is_empty()
+            || self.gpio_inbox.as_ref().is_some_and(|inbox| !inbox.is_empty())
             || self.mailbox.as_ref().is_some_and(|m| !m.is_empty())
             || self.timers.next_deadline().is_some_and(|d| d <= now)
     }

@@ -189,7 +189,7 @@ pub struct CpuState {
     last_refill: Instant,
     last_used: Duration,
     stats: CpuStats,
-    report: Option<(String, Arc<dyn LogSink>)>,
+    report: Option<(Arc<str>, Arc<dyn LogSink>)>,
 }
 
 impl CpuState {
@@ -206,8 +206,8 @@ impl CpuState {
     }
 
     /// Report the first throttle as a warning about `container` on `log`.
-    pub fn reporting_to(mut self, container: &str, log: Arc<dyn LogSink>) -> Self {
-        self.report = Some((container.to_owned(), log));
+    pub fn reporting_to(mut self, container: impl Into<Arc<str>>, log: Arc<dyn LogSink>) -> Self {
+        self.report = Some((container.into(), log));
         self
     }
 

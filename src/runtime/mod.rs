@@ -220,7 +220,7 @@ impl Runtime {
         let log: Arc<dyn LogSink> = host.log.clone();
         let mut wasi = WasiCtxBuilder::new();
         wasi.stdout(LineOutput::new(name.clone(), Stream::Stdout, log.clone()))
-            .stderr(LineOutput::new(name, Stream::Stderr, log))
+            .stderr(LineOutput::new(name.clone(), Stream::Stderr, log))
             .arg(&spec.name)
             .args(&spec.args)
             .envs(&spec.env)
@@ -236,9 +236,10 @@ impl Runtime {
             wasi.preopened_dir(&mount.host, &mount.guest, perms)
                 .map_err(|e| format!("cannot mount {} at {}: {e:#}", mount.host.display(), mount.guest))?;
         }
-        let limiter = MemoryLimiter::new(spec.limits.memory).reporting_to(&spec.name, host.log.clone());
-        let cpu = cpu::CpuState::new(spec.limits.cpu).reporting_to(&spec.name, host.log.clone());
-        let files = wasi::FileGuard::new(spec, host.log.clone());
+        // One copy of the name for everything in the store that reports about it.
+        let limiter = MemoryLimiter::new(spec.limits.memory).reporting_to(name.clone(), host.log.clone());
+        let cpu = cpu::CpuState::new(spec.limits.cpu).reporting_to(name.clone(), host.log.clone());
+        let files = wasi::FileGuard::new(spec, name, host.log.clone());
         let ctx = ContainerCtx {
             wasi: wasi.build_p1(),
             host: HostState::new(host),
