@@ -59,6 +59,9 @@ pub struct DensityReport {
     /// baseline: the part of the per-container figure that is shoal's and wasmtime's own
     /// bookkeeping rather than guest pages. `None` where the C library cannot tell.
     pub heap_per_container_bytes: Option<f64>,
+    /// Bytes of one container task's future (tokio keeps it allocated while the container
+    /// lives): the largest single item of the host heap before issue 15 boxed its rare parts.
+    pub task_future_bytes: usize,
 }
 
 impl DensityReport {
@@ -174,6 +177,7 @@ pub async fn run(
         teardown,
         lines_logged: sink.0.load(Ordering::Relaxed),
         heap_per_container_bytes,
+        task_future_bytes: crate::supervisor::task_future_bytes(),
     }
 }
 

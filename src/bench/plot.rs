@@ -280,6 +280,7 @@ mod tests {
             },
             lines_logged: 0,
             heap_per_container_bytes: None,
+            task_future_bytes: 0,
         }
     }
 

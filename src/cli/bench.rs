@@ -153,8 +153,9 @@ fn print_density(report: &bench::density::DensityReport) {
     }
     if let Some(heap) = report.heap_per_container_bytes {
         println!(
-            "of which host heap (malloc in use): {:.1} KB per container",
-            heap / 1024.0
+            "of which host heap (malloc in use): {:.1} KB per container, {} B of it the container task's future",
+            heap / 1024.0,
+            report.task_future_bytes
         );
     }
     if let Some(cpu) = report.idle_cpu_percent {

@@ -69,7 +69,7 @@ async fn get_event<T: Send + 'static>(caller: &mut Caller<'_, T>, get: Get<T>, s
     }
 
     // 2. The next GPIO edge.
-    if let Some(e) = st.gpio_inbox.pop() {
+    if let Some(e) = st.gpio_inbox.as_ref().and_then(|inbox| inbox.pop()) {
         let (data, _) = mem.data_and_store_mut(&mut *caller);
         let values = [EVENT_GPIO, e.pin, e.port, u32::from(e.state), 0, 0];
         return write_slots(data, slots, values);

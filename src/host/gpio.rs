@@ -139,10 +139,10 @@ impl HostState {
             Op::Toggle => line.get().and_then(|v| line.set(!v)).map(|()| SUCCESS),
             Op::Get => line.get().map(i32::from),
             Op::Register => {
-                line.listen(&self.gpio_inbox, g.port, g.pin);
+                line.listen(self.gpio_inbox.get_or_insert_with(Default::default), g.port, g.pin);
                 Ok(SUCCESS)
             }
-            Op::Unregister => Ok(if line.unlisten(&self.gpio_inbox) {
+            Op::Unregister => Ok(if self.gpio_inbox.as_ref().is_some_and(|inbox| line.unlisten(inbox)) {
                 SUCCESS
             } else {
                 EINVAL

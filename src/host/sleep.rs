@@ -61,7 +61,7 @@ async fn sleep<T: Send + 'static>(caller: &mut Caller<'_, T>, get: Get<T>, ms: u
     let gpio = st.gpio_inbox.clone();
     // Consume permits left by deliveries the guest has already read, so they do not end
     // this wait spuriously; what is still queued is seen below.
-    for n in notify.as_deref().into_iter().chain([gpio.notify()]) {
+    for n in notify.as_deref().into_iter().chain(gpio.as_deref().map(|g| g.notify())) {
         tokio::select! {
             biased;
             _ = n.notified() => {}
@@ -88,7 +88,12 @@ async fn sleep<T: Send + 'static>(caller: &mut Caller<'_, T>, get: Get<T>, ms: u
     tokio::select! {
         _ = until_timer => {}
         _ = until_message => {}
-        _ = gpio.notify().notified() => {}
+        _ = async {
+            match &gpio {
+                Some(gpio) => gpio.notify().notified().await,
+                None => std::future::pending().await,
+            }
+        } => {}
     }
     SUCCESS
 }

@@ -90,12 +90,11 @@ fn at_epoch_deadline(mut cx: StoreContextMut<'_, ContainerCtx>) -> wasmtime::Res
         }
         AtDeadline::Paused => {
             let off = ctx.execution.pause();
-            let mut paused = ctx.probe.pause_receiver();
+            let probe = ctx.probe.clone();
             Ok(UpdateDeadline::YieldCustom(
                 1,
                 Box::pin(async move {
-                    // An error means the probe is gone: nothing can unpause, nothing holds us.
-                    let _ = paused.wait_for(|p| !*p).await;
+                    probe.resumed().await;
                     drop(off);
                 }),
             ))
@@ -190,7 +189,7 @@ pub struct CpuState {
     last_refill: Instant,
     last_used: Duration,
     stats: CpuStats,
-    report: Option<(String, Arc<dyn LogSink>)>,
+    report: Option<(Arc<str>, Arc<dyn LogSink>)>,
 }
 
 impl CpuState {
@@ -207,8 +206,8 @@ impl CpuState {
     }
 
     /// Report the first throttle as a warning about `container` on `log`.
-    pub fn reporting_to(mut self, container: &str, log: Arc<dyn LogSink>) -> Self {
-        self.report = Some((container.to_owned(), log));
+    pub fn reporting_to(mut self, container: impl Into<Arc<str>>, log: Arc<dyn LogSink>) -> Self {
+        self.report = Some((container.into(), log));
         self
     }
 

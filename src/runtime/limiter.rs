@@ -59,7 +59,7 @@ pub fn size(bytes: u64) -> String {
 
 /// Where the first refusal is reported.
 struct Report {
-    container: String,
+    container: Arc<str>,
     log: Arc<dyn LogSink>,
 }
 
@@ -102,9 +102,9 @@ impl MemoryLimiter {
     }
 
     /// Report the first refusal as a warning about `container` on `log`.
-    pub fn reporting_to(mut self, container: &str, log: Arc<dyn LogSink>) -> Self {
+    pub fn reporting_to(mut self, container: impl Into<Arc<str>>, log: Arc<dyn LogSink>) -> Self {
         self.report = Some(Report {
-            container: container.to_owned(),
+            container: container.into(),
             log,
         });
         self

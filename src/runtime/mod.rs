@@ -20,6 +20,7 @@ pub use exit::root_message;
 mod limiter;
 mod output;
 mod probe;
+mod random;
 pub mod stack;
 mod ticker;
 pub mod wasi;
@@ -219,10 +220,13 @@ impl Runtime {
         let log: Arc<dyn LogSink> = host.log.clone();
         let mut wasi = WasiCtxBuilder::new();
         wasi.stdout(LineOutput::new(name.clone(), Stream::Stdout, log.clone()))
-            .stderr(LineOutput::new(name, Stream::Stderr, log))
+            .stderr(LineOutput::new(name.clone(), Stream::Stderr, log))
             .arg(&spec.name)
             .args(&spec.args)
-            .envs(&spec.env);
+            .envs(&spec.env)
+            // One generator for the process, not two boxed ones per container.
+            .secure_random(random::SharedRandom)
+            .insecure_random(random::SharedRandom);
         for mount in &spec.mounts {
             let perms = if mount.read_only {
                 FsPerms::ReadOnly
@@ -232,9 +236,10 @@ impl Runtime {
             wasi.preopened_dir(&mount.host, &mount.guest, perms)
                 .map_err(|e| format!("cannot mount {} at {}: {e:#}", mount.host.display(), mount.guest))?;
         }
-        let limiter = MemoryLimiter::new(spec.limits.memory).reporting_to(&spec.name, host.log.clone());
-        let cpu = cpu::CpuState::new(spec.limits.cpu).reporting_to(&spec.name, host.log.clone());
-        let files = wasi::FileGuard::new(spec, host.log.clone());
+        // One copy of the name for everything in the store that reports about it.
+        let limiter = MemoryLimiter::new(spec.limits.memory).reporting_to(name.clone(), host.log.clone());
+        let cpu = cpu::CpuState::new(spec.limits.cpu).reporting_to(name.clone(), host.log.clone());
+        let files = wasi::FileGuard::new(spec, name, host.log.clone());
         let ctx = ContainerCtx {
             wasi: wasi.build_p1(),
             host: HostState::new(host),

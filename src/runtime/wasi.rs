@@ -98,7 +98,8 @@ pub struct FileGuard {
 }
 
 impl FileGuard {
-    pub fn new(spec: &ContainerSpec, log: Arc<dyn LogSink>) -> FileGuard {
+    /// `container` is the name the warnings give (shared with the rest of the store).
+    pub fn new(spec: &ContainerSpec, container: Arc<str>, log: Arc<dyn LogSink>) -> FileGuard {
         let special = (FIRST_PREOPEN..)
             .zip(&spec.mounts)
             .filter(|(_, mount)| mount.special_files)
@@ -108,7 +109,7 @@ impl FileGuard {
             opened: HashSet::new(),
             limit: usize::try_from(spec.limits.max_open_files).unwrap_or(usize::MAX),
             special,
-            container: spec.name.as_str().into(),
+            container,
             log,
             warned_limit: false,
             warned_special: false,

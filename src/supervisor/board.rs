@@ -15,7 +15,8 @@ pub struct Board {
 /// One container as the board shows it; `status` is live, the rest is fixed per instance.
 #[derive(Clone)]
 pub(super) struct BoardRow {
-    pub spec: ContainerSpec,
+    /// The supervisor's own copy, shared.
+    pub spec: Arc<ContainerSpec>,
     /// `None` when the image did not load.
     pub digest: Option<crate::spec::ImageDigest>,
     pub status: Arc<ContainerStatus>,

@@ -5,11 +5,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use wasmtime::Module;
 
 use super::events::EventBus;
+use super::phase_cell::{PhaseReceiver, PhaseSender};
 use super::restart::{Restart, Restarts};
 use super::{Outcome, Phase};
 use crate::host::{Counters, HostConfig};
@@ -175,49 +175,54 @@ pub struct ContainerInfo {
 /// Everything one run of the container task needs.
 pub(super) struct Launch {
     pub runtime: Arc<Runtime>,
-    pub spec: ContainerSpec,
+    pub spec: Arc<ContainerSpec>,
     pub module: Module,
     pub host: HostConfig,
     pub log: Arc<dyn LogSink>,
     pub events: EventBus,
     pub status: Arc<ContainerStatus>,
     pub stop: CancellationToken,
-    pub phase: watch::Sender<Phase>,
+    pub phase: PhaseSender,
     /// An instance prepared ahead (a reload prepares before it stops the old one).
     pub prepared: Option<Prepared>,
-    pub deps: Vec<(Dependency, watch::Receiver<Phase>)>,
+    pub deps: Vec<(Dependency, PhaseReceiver)>,
 }
 
 impl Launch {
-    pub async fn run(self) -> Outcome {
-        let name = self.spec.name.clone();
-        let (log, events, status, phase) = (
+    /// The container task's whole life. `self` is boxed and the rarely used, large steps
+    /// (waiting for dependencies, instantiating, the restart delay) are boxed futures of
+    /// their own, so the task tokio keeps for a parked container holds little more than
+    /// the running call (`supervisor::task_future_bytes`).
+    pub async fn run(self: Box<Self>) -> Outcome {
+        let (spec, log, events, status, phase) = (
+            self.spec.clone(),
             self.log.clone(),
             self.events.clone(),
             self.status.clone(),
             self.phase.clone(),
         );
         let outcome = self.run_inner().await;
-        log.line(&name, Stream::System, &outcome.to_string());
+        let name = &spec.name;
+        log.line(name, Stream::System, &outcome.to_string());
         let action = match &outcome {
             Outcome::NotStarted(_) => "not-started",
             Outcome::Finished(_) => "die",
         };
-        events.record(Some(&name), action, outcome.to_string());
+        events.record(Some(name), action, outcome.to_string());
         status.set_state(State::Ended(outcome.clone()));
-        let _ = phase.send(Phase::Ended(outcome.clone()));
+        phase.send(Phase::Ended(outcome.clone()));
         outcome
     }
 
-    async fn run_inner(mut self) -> Outcome {
-        if let Err(outcome) = self.wait_for_dependencies().await {
+    async fn run_inner(mut self: Box<Self>) -> Outcome {
+        if let Err(outcome) = Box::pin(self.wait_for_dependencies()).await {
             return outcome;
         }
-        let name = self.spec.name.clone();
         let mut restarts = Restarts::default();
         loop {
             let began = Instant::now();
             let status = self.run_once().await;
+            let name = &self.spec.name;
             // A container shoal stopped is never restarted.
             let restart = if self.stop.is_cancelled() {
                 None
@@ -231,7 +236,7 @@ impl Launch {
                         restarts.count,
                         if restarts.count == 1 { "" } else { "s" }
                     );
-                    self.log.line(&name, Stream::System, &why);
+                    self.log.line(name, Stream::System, &why);
                 }
                 return Outcome::Finished(status);
             };
@@ -250,14 +255,20 @@ impl Launch {
                 humantime::format_duration(delay),
                 restarts.count
             );
-            self.log.line(&name, Stream::System, &text);
-            self.events.record(Some(&name), "die", status.to_string());
+            self.log.line(name, Stream::System, &text);
+            self.events.record(Some(name), "die", status.to_string());
             self.events
-                .record(Some(&name), if crash_loop { "crash-loop" } else { "restart" }, text);
+                .record(Some(name), if crash_loop { "crash-loop" } else { "restart" }, text);
             self.status.set_state(State::Restarting { delay });
-            tokio::select! {
-                _ = self.stop.cancelled() => return Outcome::Finished(status),
-                _ = tokio::time::sleep(delay) => {}
+            let stop = self.stop.clone();
+            let wait = Box::pin(async move {
+                tokio::select! {
+                    _ = stop.cancelled() => true,
+                    _ = tokio::time::sleep(delay) => false,
+                }
+            });
+            if wait.await {
+                return Outcome::Finished(status);
             }
         }
     }
@@ -286,14 +297,15 @@ impl Launch {
                 tokio::select! {
                     biased;
                     _ = self.stop.cancelled() => Err(ExitStatus::Stopped),
-                    prepared = self.runtime.prepare(&self.spec, &self.module, self.host.clone(), self.status.probe.clone()) => prepared,
+                    // Boxed: instantiating is a large future, needed once per run.
+                    prepared = Box::pin(self.runtime.prepare(&self.spec, &self.module, self.host.clone(), self.status.probe.clone())) => prepared,
                 }
             }
         };
         match prepared {
             Ok(prepared) => {
                 self.status.set_state(State::Running);
-                let _ = self.phase.send(Phase::Running);
+                self.phase.send(Phase::Running);
                 self.events.record(Some(&self.spec.name), "start", "");
                 prepared.start(self.stop.clone()).await
             }
@@ -304,13 +316,9 @@ impl Launch {
 
 /// Wait until dependency `name`, whose phase `phase` carries, meets `condition`; `Err`
 /// says why it never will.
-async fn wait_for(
-    name: &str,
-    condition: DependencyCondition,
-    phase: &mut watch::Receiver<Phase>,
-) -> Result<(), String> {
+async fn wait_for(name: &str, condition: DependencyCondition, phase: &mut PhaseReceiver) -> Result<(), String> {
     loop {
-        let current = phase.borrow_and_update().clone();
+        let current = phase.current_and_update();
         match (condition, current) {
             (DependencyCondition::ServiceStarted, Phase::Running) => return Ok(()),
             (_, Phase::Ended(Outcome::Finished(status))) => {

@@ -52,7 +52,7 @@ pub(super) fn host_config(
         log,
         limits: HostLimits::from_spec(&spec.limits),
         counters: status.counters.clone(),
-        paused: Some(status.probe.pause_receiver()),
+        paused: Some(status.probe.clone()),
     }
 }
 

@@ -1,7 +1,7 @@
 //! Runs a validated stack: starts containers in `depends_on` order, reports how each one
 //! ended, acts on the operator's verbs and on reloads, and stops everything on shutdown.
 //!
-//! Every container is one tokio task. A dependency is awaited through a `watch` channel of
+//! Every container is one tokio task. A dependency is awaited through a [`phase_cell`] of
 //! the dependency's [`Phase`], so a container waiting for `writer` to complete costs nothing
 //! while it waits, and a failed dependency is reported instead of starting on top of it.
 //!
@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 mod board;
@@ -23,6 +23,7 @@ pub mod events;
 mod host;
 mod lifecycle;
 mod load;
+mod phase_cell;
 pub mod plan;
 mod reload;
 mod report;
@@ -46,6 +47,7 @@ use crate::spec::{ContainerSpec, SensorSpec};
 use board::BoardRow;
 use container::Launch;
 use host::{host_config, WarningEvents};
+use phase_cell::{phase_cell, PhaseReceiver};
 
 /// The containers of one stack, sharing one broker; started, stopped, paused and replaced
 /// one by one.
@@ -75,10 +77,11 @@ pub struct Supervisor {
 }
 
 struct Container {
-    spec: ContainerSpec,
+    /// Shared with the board row and the running task: one copy per container, not three.
+    spec: Arc<ContainerSpec>,
     image: Option<LoadedImage>,
     status: Arc<ContainerStatus>,
-    phase: watch::Receiver<Phase>,
+    phase: PhaseReceiver,
     run: Option<Run>,
 }
 
@@ -90,6 +93,16 @@ impl Container {
             status: self.status.clone(),
         }
     }
+}
+
+/// Size of the last container task's future: tokio allocates it (with a task header) for
+/// as long as the container lives, so it is part of every container's host heap.
+static TASK_BYTES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Bytes of one container task's future (0 before the first container started): `shoal
+/// bench density` prints it beside the heap per container.
+pub fn task_future_bytes() -> usize {
+    TASK_BYTES.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 struct Run {
@@ -174,7 +187,7 @@ impl Supervisor {
     pub fn started(&self) -> usize {
         self.containers
             .iter()
-            .filter(|c| *c.phase.borrow() != Phase::Waiting)
+            .filter(|c| c.phase.current() != Phase::Waiting)
             .count()
     }
 
@@ -186,9 +199,9 @@ impl Supervisor {
     /// Add a container and start it once its dependencies (added before it) allow. `None`
     /// for an image that could not be loaded: the container is listed as failed.
     pub fn add(&mut self, spec: &ContainerSpec, image: Option<LoadedImage>) {
-        let (_, phase) = watch::channel(Phase::Waiting);
+        let (_, phase) = phase_cell(Phase::Waiting);
         self.containers.push(Container {
-            spec: spec.clone(),
+            spec: Arc::new(spec.clone()),
             image,
             status: Arc::new(ContainerStatus::default()),
             phase,
@@ -229,12 +242,12 @@ impl Supervisor {
         self.next_generation += 1;
         let host = self.host_config(&self.containers[index]);
         let container = &mut self.containers[index];
-        let (tx, rx) = watch::channel(Phase::Waiting);
+        let (tx, rx) = phase_cell(Phase::Waiting);
         container.phase = rx;
         let Some(image) = container.image.clone() else {
             let outcome = Outcome::NotStarted("its image was not loaded".into());
             container.status.set_state(State::Ended(outcome.clone()));
-            let _ = tx.send(Phase::Ended(outcome));
+            tx.send(Phase::Ended(outcome));
             return;
         };
         let placement = match crate::executor::placement(container.spec.cpus.as_ref()) {
@@ -242,12 +255,13 @@ impl Supervisor {
             Err(e) => {
                 let outcome = Outcome::NotStarted(e.to_string());
                 container.status.set_state(State::Ended(outcome.clone()));
-                let _ = tx.send(Phase::Ended(outcome));
+                tx.send(Phase::Ended(outcome));
                 return;
             }
         };
         let stop = CancellationToken::new();
-        let launch = Launch {
+        // Boxed: the task's future holds only a pointer to it, for as long as it runs.
+        let launch = Box::new(Launch {
             runtime: self.runtime.clone(),
             spec: container.spec.clone(),
             module: image.module,
@@ -259,13 +273,15 @@ impl Supervisor {
             phase: tx,
             prepared,
             deps,
-        };
-        let name = container.spec.name.to_string();
-        let ended = self.ended_tx.clone();
-        let handle = crate::executor::spawn_on(placement.as_ref(), async move {
-            let outcome = launch.run().await;
-            let _ = ended.send((name, generation, outcome));
         });
+        let spec = container.spec.clone();
+        let ended = self.ended_tx.clone();
+        let task = async move {
+            let outcome = launch.run().await;
+            let _ = ended.send((spec.name.to_string(), generation, outcome));
+        };
+        TASK_BYTES.store(std::mem::size_of_val(&task), std::sync::atomic::Ordering::Relaxed);
+        let handle = crate::executor::spawn_on(placement.as_ref(), task);
         container.run = Some(Run {
             generation,
             stop,

@@ -94,7 +94,7 @@ impl Supervisor {
         let image = image.ok_or(ReplaceError::ImageNotLoaded)?;
         let status = Arc::new(ContainerStatus::default());
         let fresh = Container {
-            spec: spec.clone(),
+            spec: Arc::new(spec.clone()),
             image: Some(image.clone()),
             status: status.clone(),
             phase: self.containers[index].phase.clone(),

@@ -37,3 +37,6 @@ mod up;
 mod fuzz_abi;
 mod fuzz_socket;
 mod promises;
+
+// Added by the `heap` helper (issue 15): host heap per parked container.
+mod heap;
