@@ -61,7 +61,7 @@ fn model(stack: &Stack) -> serde_json::Value {
 #[test]
 fn golden_merge_rules() {
     at_repo_root();
-    let update = std::env::var_os("SHOAL_UPDATE_GOLDEN").is_some_and(|v| v == "1");
+    let update = crate::golden::update_requested("SHOAL_UPDATE_GOLDEN");
     let mut cases: Vec<PathBuf> = std::fs::read_dir(GOLDEN_MERGE_DIR)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -72,6 +72,7 @@ fn golden_merge_rules() {
     let root = std::env::current_dir().unwrap().display().to_string();
     let env = env_of(&[("SHOAL_BOARD_ID", "golden"), ("FROM_PROCESS", "process")]);
     let mut failures = Vec::new();
+    let (total, mut rewritten) = (cases.len(), 0);
     for case in cases {
         let mut yamls: Vec<PathBuf> = std::fs::read_dir(&case)
             .unwrap()
@@ -85,14 +86,25 @@ fn golden_merge_rules() {
         }
         .replace(&root, "$ROOT");
         let expected = case.join("expected.out");
+        let want = std::fs::read_to_string(&expected);
         if update {
-            std::fs::write(&expected, &got).unwrap();
+            if want.as_deref().ok() != Some(got.as_str()) {
+                std::fs::write(&expected, &got).unwrap();
+                rewritten += 1;
+            }
             continue;
         }
-        let want = std::fs::read_to_string(&expected).unwrap_or_default();
-        if got != want {
-            failures.push(format!("--- {}\n{want}\n--- got:\n{got}", expected.display()));
+        match want {
+            Err(e) => failures.push(format!(
+                "--- {}: {e}: every case needs its expected.out",
+                expected.display()
+            )),
+            Ok(want) if got != want => failures.push(format!("--- {}\n{want}\n--- got:\n{got}", expected.display())),
+            Ok(_) => {}
         }
+    }
+    if update {
+        crate::golden::updated("SHOAL_UPDATE_GOLDEN", rewritten, total);
     }
     assert!(failures.is_empty(), "golden merges differ:\n{}", failures.join("\n"));
 }

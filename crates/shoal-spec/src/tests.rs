@@ -1,6 +1,7 @@
 //! Loader tests: golden error output and end-to-end checks of [`load_str`].
 
 use super::*;
+use crate::golden::{update_requested, updated};
 use std::path::Path;
 
 const GOLDEN_DIR: &str = "tests/golden/config";
@@ -16,33 +17,6 @@ pub(crate) fn at_repo_root() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         std::env::set_current_dir(root).expect("the repository root exists");
     });
-}
-
-/// The rule every update switch follows (`SHOAL_UPDATE_GOLDEN`, `SHOAL_UPDATE_SCHEMA`; the
-/// binary crate's `src/check/golden_tests.rs` holds the same rule for its goldens):
-/// - unset: compare, and a missing golden file is a failure, never "nothing expected";
-/// - `=1`: rewrite, then fail with the number of files rewritten, so a run that rewrote
-///   never passes (rerun without the switch to check);
-/// - `=1` with `CI` set: fail before writing anything (CI checks, it never rewrites);
-/// - any other value: fail, naming the switch, rather than silently comparing.
-pub(crate) fn update_requested(switch: &str) -> bool {
-    match std::env::var(switch) {
-        Err(std::env::VarError::NotPresent) => false,
-        Ok(v) if v == "1" => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "{switch}=1 under CI: golden files are checked in CI, never rewritten; unset {switch}"
-            );
-            true
-        }
-        Ok(v) => panic!("{switch}={v:?}: set it to 1 to rewrite the golden files, or unset it"),
-        Err(e) => panic!("{switch}: {e}; set it to 1 or unset it"),
-    }
-}
-
-/// Ends an update run: it always fails, so rewriting can never pass as a check.
-pub(crate) fn updated(switch: &str, rewritten: usize, of: usize) -> ! {
-    panic!("{switch}=1: updated {rewritten} of {of} files; rerun without the switch to check them")
 }
 
 fn golden_env() -> HashMap<String, String> {
