@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use super::{load_checked, Engines};
 use crate::images::ImageStore;
 use crate::runtime::RuntimeConfig;
-use crate::spec::golden::{update_requested, updated};
+use crate::spec::golden::{compare, update_requested, updated};
 
 fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/check")
@@ -66,22 +66,9 @@ fn golden_image_diagnostics() {
             Err(all) => all,
         };
         let got = crate::spec::render_diagnostics(&diagnostics).replace(&root, "$ROOT");
-        let expected = yaml.with_extension("stderr");
-        let want = std::fs::read_to_string(&expected);
-        if update {
-            if want.as_deref().ok() != Some(got.as_str()) {
-                std::fs::write(&expected, &got).unwrap();
-                rewritten += 1;
-            }
-            continue;
-        }
-        match want {
-            Err(e) => failures.push(format!(
-                "--- {}: {e}: every case needs its golden file (an empty one for no diagnostics)",
-                expected.display()
-            )),
-            Ok(want) if got != want => failures.push(format!("--- {}\n{want}\n--- got:\n{got}", expected.display())),
-            Ok(_) => {}
+        match compare(&yaml.with_extension("stderr"), &got, update) {
+            Ok(rewrote) => rewritten += usize::from(rewrote),
+            Err(failure) => failures.push(failure),
         }
     }
     if update {

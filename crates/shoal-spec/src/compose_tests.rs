@@ -85,22 +85,9 @@ fn golden_merge_rules() {
             Err(errors) => render_diagnostics(&errors),
         }
         .replace(&root, "$ROOT");
-        let expected = case.join("expected.out");
-        let want = std::fs::read_to_string(&expected);
-        if update {
-            if want.as_deref().ok() != Some(got.as_str()) {
-                std::fs::write(&expected, &got).unwrap();
-                rewritten += 1;
-            }
-            continue;
-        }
-        match want {
-            Err(e) => failures.push(format!(
-                "--- {}: {e}: every case needs its expected.out",
-                expected.display()
-            )),
-            Ok(want) if got != want => failures.push(format!("--- {}\n{want}\n--- got:\n{got}", expected.display())),
-            Ok(_) => {}
+        match crate::golden::compare(&case.join("expected.out"), &got, update) {
+            Ok(rewrote) => rewritten += usize::from(rewrote),
+            Err(failure) => failures.push(failure),
         }
     }
     if update {

@@ -30,3 +30,44 @@ pub fn update_requested(switch: &str) -> bool {
 pub fn updated(switch: &str, rewritten: usize, of: usize) -> ! {
     panic!("{switch}=1: updated {rewritten} of {of} files; rerun without the switch to check them")
 }
+
+/// One golden file: with `update`, rewrite `expected` when it is not `got` (`Ok(true)`:
+/// rewritten); otherwise compare, and `Err` is the failure to report (the file and both
+/// texts, or why it could not be read: a missing golden file is a failure, never "nothing
+/// expected").
+pub fn compare(expected: &std::path::Path, got: &str, update: bool) -> Result<bool, String> {
+    let want = std::fs::read_to_string(expected);
+    if update {
+        if want.as_deref().ok() == Some(got) {
+            return Ok(false);
+        }
+        std::fs::write(expected, got).map_err(|e| format!("--- {}: cannot write it: {e}", expected.display()))?;
+        return Ok(true);
+    }
+    match want {
+        Err(e) => Err(format!(
+            "--- {}: {e}: every case needs its golden file (an empty one for no diagnostics)",
+            expected.display()
+        )),
+        Ok(want) if want != got => Err(format!("--- {}\n{want}\n--- got:\n{got}", expected.display())),
+        Ok(_) => Ok(false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compare_fails_on_a_missing_or_different_file_and_update_rewrites_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("case.stderr");
+        let missing = compare(&file, "text\n", false).unwrap_err();
+        assert!(missing.contains("every case needs its golden file"), "{missing}");
+        assert_eq!(compare(&file, "text\n", true), Ok(true));
+        assert_eq!(compare(&file, "text\n", true), Ok(false));
+        assert_eq!(compare(&file, "text\n", false), Ok(false));
+        let differs = compare(&file, "other\n", false).unwrap_err();
+        assert!(differs.contains("text\n\n--- got:\nother\n"), "{differs}");
+    }
+}

@@ -1,7 +1,7 @@
 //! Loader tests: golden error output and end-to-end checks of [`load_str`].
 
 use super::*;
-use crate::golden::{update_requested, updated};
+use crate::golden::{compare, update_requested, updated};
 use std::path::Path;
 
 const GOLDEN_DIR: &str = "tests/golden/config";
@@ -68,24 +68,9 @@ fn golden_diagnostics() {
             resolve_reference: &crate::no_registry,
         };
         let got = render(&load(&rel, &opts));
-        let expected_path = yaml.with_extension("stderr");
-        let want = std::fs::read_to_string(&expected_path);
-        if update {
-            if want.as_deref().ok() != Some(got.as_str()) {
-                std::fs::write(&expected_path, &got).unwrap();
-                rewritten += 1;
-            }
-            continue;
-        }
-        match want {
-            Err(e) => failures.push(format!(
-                "--- {}: {e}: every case needs its golden file (an empty one for no diagnostics)",
-                expected_path.display()
-            )),
-            Ok(want) if got != want => {
-                failures.push(format!("--- {}\n{}\n--- got:\n{got}", expected_path.display(), want))
-            }
-            Ok(_) => {}
+        match compare(&yaml.with_extension("stderr"), &got, update) {
+            Ok(rewrote) => rewritten += usize::from(rewrote),
+            Err(failure) => failures.push(failure),
         }
     }
     if update {
