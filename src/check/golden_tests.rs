@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use super::{load_checked, Engines};
 use crate::images::ImageStore;
 use crate::runtime::RuntimeConfig;
-use crate::spec::golden::{compare, update_requested, updated};
+use crate::spec::golden::{compare, finish, update_requested};
 
 fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/check")
@@ -71,12 +71,12 @@ fn golden_image_diagnostics() {
             Err(failure) => failures.push(failure),
         }
     }
-    if update {
-        updated("SHOAL_UPDATE_GOLDEN", rewritten, total);
-    }
-    assert!(
-        failures.is_empty(),
-        "golden image diagnostics differ (regenerate with `SHOAL_UPDATE_GOLDEN=1 cargo test -p shoal --lib golden`):\n{}",
-        failures.join("\n")
+    finish(
+        "SHOAL_UPDATE_GOLDEN",
+        update,
+        rewritten,
+        total,
+        &failures,
+        "golden image diagnostics differ (regenerate with `SHOAL_UPDATE_GOLDEN=1 cargo test -p shoal --lib golden`)",
     );
 }

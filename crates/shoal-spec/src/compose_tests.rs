@@ -90,10 +90,14 @@ fn golden_merge_rules() {
             Err(failure) => failures.push(failure),
         }
     }
-    if update {
-        crate::golden::updated("SHOAL_UPDATE_GOLDEN", rewritten, total);
-    }
-    assert!(failures.is_empty(), "golden merges differ:\n{}", failures.join("\n"));
+    crate::golden::finish(
+        "SHOAL_UPDATE_GOLDEN",
+        update,
+        rewritten,
+        total,
+        &failures,
+        "golden merges differ (regenerate with `SHOAL_UPDATE_GOLDEN=1 cargo test -p shoal-spec golden`)",
+    );
 }
 
 #[test]

@@ -54,6 +54,16 @@ pub fn compare(expected: &std::path::Path, got: &str, update: bool) -> Result<bo
     }
 }
 
+/// Ends a golden test over `of` files: an update run fails with how many it rewrote
+/// ([`updated`]); a check run fails when any file differs, `what` first (it says how to
+/// regenerate them), then every failure.
+pub fn finish(switch: &str, update: bool, rewritten: usize, of: usize, failures: &[String], what: &str) {
+    if update {
+        updated(switch, rewritten, of);
+    }
+    assert!(failures.is_empty(), "{what}:\n{}", failures.join("\n"));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

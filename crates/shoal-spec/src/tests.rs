@@ -1,7 +1,7 @@
 //! Loader tests: golden error output and end-to-end checks of [`load_str`].
 
 use super::*;
-use crate::golden::{compare, update_requested, updated};
+use crate::golden::{compare, finish, update_requested};
 use std::path::Path;
 
 const GOLDEN_DIR: &str = "tests/golden/config";
@@ -73,13 +73,13 @@ fn golden_diagnostics() {
             Err(failure) => failures.push(failure),
         }
     }
-    if update {
-        updated("SHOAL_UPDATE_GOLDEN", rewritten, total);
-    }
-    assert!(
-        failures.is_empty(),
-        "golden diagnostics differ (regenerate with `SHOAL_UPDATE_GOLDEN=1 cargo test -p shoal-spec golden`):\n{}",
-        failures.join("\n")
+    finish(
+        "SHOAL_UPDATE_GOLDEN",
+        update,
+        rewritten,
+        total,
+        &failures,
+        "golden diagnostics differ (regenerate with `SHOAL_UPDATE_GOLDEN=1 cargo test -p shoal-spec golden`)",
     );
 }
 
