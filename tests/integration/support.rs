@@ -251,6 +251,17 @@ pub struct Running {
 
 impl Running {
     pub fn spawn(mut cmd: Command) -> Self {
+        // A test run started in the background by a non-interactive shell (`cargo test &`,
+        // some CI runners) ignores SIGINT, and an ignored signal stays ignored across exec:
+        // a client without its own handler (`topics tail`) then outlived the tests' Ctrl-C.
+        // The child gets the default back, as a user's terminal would give it.
+        // SAFETY: signal(2) is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                Ok(())
+            });
+        }
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
