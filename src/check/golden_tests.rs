@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use super::{load_checked, Engines};
 use crate::images::ImageStore;
 use crate::runtime::RuntimeConfig;
-use crate::spec::golden::{compare, finish, update_requested};
+use crate::spec::golden::Run;
 
 fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/check")
@@ -29,54 +29,35 @@ fn sorted_files(dir: &Path, extension: &str) -> Vec<PathBuf> {
     files
 }
 
-/// Every `.wasm` is its `.wat` assembled; with `update`, (re)write the stale ones.
-/// Returns the stale ones (when checking) and how many were rewritten (when updating).
-fn assemble(update: bool) -> (Vec<String>, usize) {
-    let mut stale = Vec::new();
-    let mut rewritten = 0;
+/// Every `.wasm` is its `.wat` assembled (rewritten when updating).
+fn assemble(run: &mut Run) {
     for wat in sorted_files(&golden_dir().join("data"), "wat") {
-        let want = wat::parse_file(&wat).unwrap();
         let wasm = wat.with_extension("wasm");
-        if std::fs::read(&wasm).ok().as_deref() != Some(&want[..]) {
-            if update {
-                std::fs::write(&wasm, &want).unwrap();
-                rewritten += 1;
-            } else {
-                stale.push(format!("{} is not {} assembled", wasm.display(), wat.display()));
-            }
-        }
+        run.derived(&wasm, &wat::parse_file(&wat).unwrap(), || {
+            format!("{} is not {} assembled", wasm.display(), wat.display())
+        });
     }
-    (stale, rewritten)
 }
 
 #[test]
 fn golden_image_diagnostics() {
-    let update = update_requested("SHOAL_UPDATE_GOLDEN");
-    let (mut failures, mut rewritten) = assemble(update);
+    let mut run = Run::new("SHOAL_UPDATE_GOLDEN");
+    assemble(&mut run);
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).display().to_string();
     let data = tempfile::tempdir().unwrap();
     let images = ImageStore::new(data.path());
     let config = RuntimeConfig::default();
     let cases = sorted_files(&golden_dir(), "yaml");
     assert!(cases.len() >= 5);
-    let total = cases.len() + sorted_files(&golden_dir().join("data"), "wat").len();
     for yaml in cases {
         let diagnostics = match load_checked(&yaml, &images, &Engines::from_config(&config)) {
             Ok((_, warnings)) => warnings,
             Err(all) => all,
         };
         let got = crate::spec::render_diagnostics(&diagnostics).replace(&root, "$ROOT");
-        match compare(&yaml.with_extension("stderr"), &got, update) {
-            Ok(rewrote) => rewritten += usize::from(rewrote),
-            Err(failure) => failures.push(failure),
-        }
+        run.text(&yaml.with_extension("stderr"), &got);
     }
-    finish(
-        "SHOAL_UPDATE_GOLDEN",
-        update,
-        rewritten,
-        total,
-        &failures,
+    run.finish(
         "golden image diagnostics differ (regenerate with `SHOAL_UPDATE_GOLDEN=1 cargo test -p shoal --lib golden`)",
     );
 }

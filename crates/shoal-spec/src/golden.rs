@@ -31,11 +31,69 @@ pub fn updated(switch: &str, rewritten: usize, of: usize) -> ! {
     panic!("{switch}=1: updated {rewritten} of {of} files; rerun without the switch to check them")
 }
 
+/// One golden test's pass over its files, by the rule above: [`Run::text`] or
+/// [`Run::derived`] for each file, then [`Run::finish`].
+pub struct Run {
+    switch: &'static str,
+    update: bool,
+    files: usize,
+    rewritten: usize,
+    failures: Vec<String>,
+}
+
+impl Run {
+    /// A run under `switch` ([`update_requested`] reads it).
+    pub fn new(switch: &'static str) -> Run {
+        Run {
+            switch,
+            update: update_requested(switch),
+            files: 0,
+            rewritten: 0,
+            failures: Vec::new(),
+        }
+    }
+
+    /// A golden text file: compared with `got`, or rewritten when the switch asks.
+    pub fn text(&mut self, expected: &std::path::Path, got: &str) {
+        self.files += 1;
+        match compare(expected, got, self.update) {
+            Ok(rewrote) => self.rewritten += usize::from(rewrote),
+            Err(failure) => self.failures.push(failure),
+        }
+    }
+
+    /// A file that must hold `want` (made from another one, as a `.wasm` from its `.wat`):
+    /// rewritten when the switch asks, otherwise `stale` says what is wrong.
+    pub fn derived(&mut self, path: &std::path::Path, want: &[u8], stale: impl FnOnce() -> String) {
+        self.files += 1;
+        if std::fs::read(path).ok().as_deref() == Some(want) {
+            return;
+        }
+        if !self.update {
+            self.failures.push(stale());
+        } else if let Err(e) = std::fs::write(path, want) {
+            self.failures
+                .push(format!("--- {}: cannot write it: {e}", path.display()));
+        } else {
+            self.rewritten += 1;
+        }
+    }
+
+    /// Ends the run: an update run fails with how many files it rewrote ([`updated`]); a
+    /// check run fails when any differs, `what` first (it says how to regenerate them).
+    pub fn finish(self, what: &str) {
+        if self.update {
+            updated(self.switch, self.rewritten, self.files);
+        }
+        assert!(self.failures.is_empty(), "{what}:\n{}", self.failures.join("\n"));
+    }
+}
+
 /// One golden file: with `update`, rewrite `expected` when it is not `got` (`Ok(true)`:
 /// rewritten); otherwise compare, and `Err` is the failure to report (the file and both
 /// texts, or why it could not be read: a missing golden file is a failure, never "nothing
 /// expected").
-pub fn compare(expected: &std::path::Path, got: &str, update: bool) -> Result<bool, String> {
+fn compare(expected: &std::path::Path, got: &str, update: bool) -> Result<bool, String> {
     let want = std::fs::read_to_string(expected);
     if update {
         if want.as_deref().ok() == Some(got) {
@@ -52,16 +110,6 @@ pub fn compare(expected: &std::path::Path, got: &str, update: bool) -> Result<bo
         Ok(want) if want != got => Err(format!("--- {}\n{want}\n--- got:\n{got}", expected.display())),
         Ok(_) => Ok(false),
     }
-}
-
-/// Ends a golden test over `of` files: an update run fails with how many it rewrote
-/// ([`updated`]); a check run fails when any file differs, `what` first (it says how to
-/// regenerate them), then every failure.
-pub fn finish(switch: &str, update: bool, rewritten: usize, of: usize, failures: &[String], what: &str) {
-    if update {
-        updated(switch, rewritten, of);
-    }
-    assert!(failures.is_empty(), "{what}:\n{}", failures.join("\n"));
 }
 
 #[cfg(test)]

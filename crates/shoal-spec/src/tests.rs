@@ -1,7 +1,7 @@
 //! Loader tests: golden error output and end-to-end checks of [`load_str`].
 
 use super::*;
-use crate::golden::{compare, finish, update_requested};
+use crate::golden::Run;
 use std::path::Path;
 
 const GOLDEN_DIR: &str = "tests/golden/config";
@@ -47,7 +47,7 @@ fn render(result: &Result<(Stack, Vec<Diagnostic>), Vec<Diagnostic>>) -> String 
 #[test]
 fn golden_diagnostics() {
     at_repo_root();
-    let update = update_requested("SHOAL_UPDATE_GOLDEN");
+    let mut run = Run::new("SHOAL_UPDATE_GOLDEN");
     let mut entries: Vec<_> = std::fs::read_dir(GOLDEN_DIR)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -55,9 +55,6 @@ fn golden_diagnostics() {
         .collect();
     entries.sort();
     assert!(!entries.is_empty());
-    let mut failures = Vec::new();
-    let mut rewritten = 0;
-    let total = entries.len();
     for yaml in entries {
         let name = yaml.file_name().unwrap().to_string_lossy().into_owned();
         let rel = Path::new(GOLDEN_DIR).join(&name);
@@ -68,19 +65,9 @@ fn golden_diagnostics() {
             resolve_reference: &crate::no_registry,
         };
         let got = render(&load(&rel, &opts));
-        match compare(&yaml.with_extension("stderr"), &got, update) {
-            Ok(rewrote) => rewritten += usize::from(rewrote),
-            Err(failure) => failures.push(failure),
-        }
+        run.text(&yaml.with_extension("stderr"), &got);
     }
-    finish(
-        "SHOAL_UPDATE_GOLDEN",
-        update,
-        rewritten,
-        total,
-        &failures,
-        "golden diagnostics differ (regenerate with `SHOAL_UPDATE_GOLDEN=1 cargo test -p shoal-spec golden`)",
-    );
+    run.finish("golden diagnostics differ (regenerate with `SHOAL_UPDATE_GOLDEN=1 cargo test -p shoal-spec golden`)");
 }
 
 /// The acceptance case: five kinds of mistakes, all in one run, each with file:line:col.
