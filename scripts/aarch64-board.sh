@@ -18,6 +18,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# shellcheck source=scripts/lib/seq-stack.sh
+source scripts/lib/seq-stack.sh
 TARGET=aarch64-unknown-linux-gnu
 
 die() {
@@ -56,24 +58,8 @@ cp "$lean" "$work/shoal" && strip -o "$work/shoal.stripped" "$lean" 2>/dev/null 
     || aarch64-linux-gnu-strip -o "$work/shoal.stripped" "$lean"
 echo "lean aarch64 binary: $(stat -c %s "$lean") bytes, $(stat -c %s "$work/shoal.stripped") stripped"
 
-"$compiler" images compile --target "$TARGET" -o "$work/board" \
-    compose-examples/images/seq-subscriber.wasm \
-    compose-examples/images/seq-publisher.wasm \
-    compose-examples/images/hello.wasm
-cat >"$work/board/shoal.yaml" <<'EOF'
-name: board
-containers:
-  sub:
-    image: seq-subscriber.cwasm
-    capabilities: [messaging]
-  pub:
-    image: seq-publisher.cwasm
-    capabilities: [messaging, timers]
-    env: {COUNT: "50", PERIOD_MS: "2"}
-    depends_on: {sub: {condition: service_started}}
-  hi:
-    image: hello.cwasm
-EOF
+mkdir -p "$work/board"
+seq_stack_precompile "$compiler" "$work/board" board 50 --target "$TARGET"
 
 qemu=(qemu-aarch64 -L /usr/aarch64-linux-gnu)
 export SHOAL_DATA_DIR="$work/data" SHOAL_RUNTIME_DIR="$work/run"
@@ -90,9 +76,7 @@ done
 kill -INT "$up" 2>/dev/null || true
 wait "$up" || true
 cat "$work/up.log"
-grep -q "sub | got 49" "$work/up.log" || die "the subscriber did not get all 50 messages"
-grep -q "Hello from a shoal container!" "$work/up.log" || die "hello did not print its banner"
-if grep -qE "GAP|DUP" "$work/up.log"; then die "messages were lost or repeated"; fi
+problem=$(seq_stack_verify "$work/up.log" 50) || die "$problem"
 echo "aarch64-board.sh: the lean aarch64 shoal ran the precompiled stack under qemu-user"
 
 # registry: the same image through an OCI registry. The full build pushes hello.wasm with

@@ -7,6 +7,8 @@
 # Prints `lean-run: ok (...)` with the time it took; exits 1 on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib/seq-stack.sh
+source scripts/lib/seq-stack.sh
 started=$(date +%s)
 target="${CARGO_TARGET_DIR:-target}"
 full="$target/debug/shoal"
@@ -18,21 +20,7 @@ lean="$lean_dir/debug/shoal"
 work=$(mktemp -d)
 trap 'SHOAL_RUNTIME_DIR="$work/run" "$lean" down -p lean >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 export SHOAL_RUNTIME_DIR="$work/run" SHOAL_DATA_DIR="$work/data" NO_COLOR=1
-"$full" images compile -o "$work" compose-examples/images/{hello,seq-publisher,seq-subscriber}.wasm >/dev/null
-cat >"$work/shoal.yaml" <<'YAML'
-name: lean
-containers:
-  sub:
-    image: seq-subscriber.cwasm
-    capabilities: [messaging]
-  pub:
-    image: seq-publisher.cwasm
-    capabilities: [messaging, timers]
-    env: {COUNT: "20", PERIOD_MS: "2"}
-    depends_on: {sub: {condition: service_started}}
-  hi:
-    image: hello.cwasm
-YAML
+seq_stack_precompile "$full" "$work" lean 20 >/dev/null
 # A .wasm is refused by the lean build with a clear error (it has no compiler).
 if "$lean" run compose-examples/images/hello.wasm >"$work/refused" 2>&1; then
     die "the lean build ran a .wasm: $(cat "$work/refused")"
@@ -42,9 +30,7 @@ for _ in $(seq 300); do
     "$lean" logs -p lean sub 2>/dev/null | grep -q "got 19" && break
     sleep 0.1
 done
-logs=$("$lean" logs -p lean)
-grep -q "sub | got 19" <<<"$logs" || die "the subscriber did not get 20 messages: $logs"
-grep -q "GAP\|DUP" <<<"$logs" && die "messages lost or repeated: $logs"
-grep -q "Hello from a shoal container!" <<<"$logs" || die "hello did not run: $logs"
+"$lean" logs -p lean >"$work/logs"
+problem=$(seq_stack_verify "$work/logs" 20) || die "$problem: $(cat "$work/logs")"
 "$lean" down -p lean >/dev/null
 echo "lean-run: ok (built and ran the --no-default-features binary in $(( $(date +%s) - started )) s)"

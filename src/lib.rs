@@ -13,6 +13,7 @@ pub mod executor;
 pub mod gpio;
 pub mod host;
 pub mod images;
+pub mod local_server;
 pub mod logs;
 pub mod procstat;
 pub mod registry;

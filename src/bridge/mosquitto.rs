@@ -2,10 +2,11 @@
 //! with its own configuration and persistence folder, stopped (or restarted) on demand,
 //! killed when dropped.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::local_server;
 
 /// How long a starting broker may take to accept connections before it counts as failed.
 const READY_WITHIN: Duration = Duration::from_secs(10);
@@ -56,8 +57,7 @@ impl Mosquitto {
             )
         })?;
         std::fs::create_dir_all(dir)?;
-        // Bind port 0, read the port the kernel picked, release it for mosquitto.
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port();
+        let port = local_server::free_port()?;
         let mut broker = Mosquitto {
             program,
             dir: dir.to_path_buf(),
@@ -148,29 +148,9 @@ impl Mosquitto {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
-        self.child = Some(child);
-        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
-        let deadline = Instant::now() + READY_WITHIN;
-        loop {
-            if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
-                return Ok(());
-            }
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    return Err(std::io::Error::other(format!(
-                        "mosquitto exited at start ({status}); see {}",
-                        self.dir.join("mosquitto.log").display()
-                    )));
-                }
-            }
-            if Instant::now() > deadline {
-                return Err(std::io::Error::other(format!(
-                    "mosquitto did not accept connections on port {} within {READY_WITHIN:?}",
-                    self.port
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let child = self.child.insert(child);
+        let log = self.dir.join("mosquitto.log");
+        local_server::wait_listening("mosquitto", self.port, child, READY_WITHIN, &log)
     }
 }
 

@@ -13,33 +13,7 @@ use std::path::{Path, PathBuf};
 use super::{load_checked, Engines};
 use crate::images::ImageStore;
 use crate::runtime::RuntimeConfig;
-
-/// The rule every update switch follows (`SHOAL_UPDATE_GOLDEN`, `SHOAL_UPDATE_SCHEMA`; `crates/shoal-spec/src/tests.rs`
-/// holds the same rule; the crates share no test code):
-/// - unset: compare, and a missing golden file is a failure, never "nothing expected";
-/// - `=1`: rewrite, then fail with the number of files rewritten, so a run that rewrote
-///   never passes (rerun without the switch to check);
-/// - `=1` with `CI` set: fail before writing anything (CI checks, it never rewrites);
-/// - any other value: fail, naming the switch, rather than silently comparing.
-pub(crate) fn update_requested(switch: &str) -> bool {
-    match std::env::var(switch) {
-        Err(std::env::VarError::NotPresent) => false,
-        Ok(v) if v == "1" => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "{switch}=1 under CI: golden files are checked in CI, never rewritten; unset {switch}"
-            );
-            true
-        }
-        Ok(v) => panic!("{switch}={v:?}: set it to 1 to rewrite the golden files, or unset it"),
-        Err(e) => panic!("{switch}: {e}; set it to 1 or unset it"),
-    }
-}
-
-/// Ends an update run: it always fails, so rewriting can never pass as a check.
-pub(crate) fn updated(switch: &str, rewritten: usize, of: usize) -> ! {
-    panic!("{switch}=1: updated {rewritten} of {of} files; rerun without the switch to check them")
-}
+use crate::spec::golden::Run;
 
 fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/check")
@@ -55,67 +29,35 @@ fn sorted_files(dir: &Path, extension: &str) -> Vec<PathBuf> {
     files
 }
 
-/// Every `.wasm` is its `.wat` assembled; with `update`, (re)write the stale ones.
-/// Returns the stale ones (when checking) and how many were rewritten (when updating).
-fn assemble(update: bool) -> (Vec<String>, usize) {
-    let mut stale = Vec::new();
-    let mut rewritten = 0;
+/// Every `.wasm` is its `.wat` assembled (rewritten when updating).
+fn assemble(run: &mut Run) {
     for wat in sorted_files(&golden_dir().join("data"), "wat") {
-        let want = wat::parse_file(&wat).unwrap();
         let wasm = wat.with_extension("wasm");
-        if std::fs::read(&wasm).ok().as_deref() != Some(&want[..]) {
-            if update {
-                std::fs::write(&wasm, &want).unwrap();
-                rewritten += 1;
-            } else {
-                stale.push(format!("{} is not {} assembled", wasm.display(), wat.display()));
-            }
-        }
+        run.derived(&wasm, &wat::parse_file(&wat).unwrap(), || {
+            format!("{} is not {} assembled", wasm.display(), wat.display())
+        });
     }
-    (stale, rewritten)
 }
 
 #[test]
 fn golden_image_diagnostics() {
-    let update = update_requested("SHOAL_UPDATE_GOLDEN");
-    let (mut failures, mut rewritten) = assemble(update);
+    let mut run = Run::new("SHOAL_UPDATE_GOLDEN");
+    assemble(&mut run);
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).display().to_string();
     let data = tempfile::tempdir().unwrap();
     let images = ImageStore::new(data.path());
     let config = RuntimeConfig::default();
     let cases = sorted_files(&golden_dir(), "yaml");
     assert!(cases.len() >= 5);
-    let total = cases.len() + sorted_files(&golden_dir().join("data"), "wat").len();
     for yaml in cases {
         let diagnostics = match load_checked(&yaml, &images, &Engines::from_config(&config)) {
             Ok((_, warnings)) => warnings,
             Err(all) => all,
         };
         let got = crate::spec::render_diagnostics(&diagnostics).replace(&root, "$ROOT");
-        let expected = yaml.with_extension("stderr");
-        let want = std::fs::read_to_string(&expected);
-        if update {
-            if want.as_deref().ok() != Some(got.as_str()) {
-                std::fs::write(&expected, &got).unwrap();
-                rewritten += 1;
-            }
-            continue;
-        }
-        match want {
-            Err(e) => failures.push(format!(
-                "--- {}: {e}: every case needs its golden file (an empty one for no diagnostics)",
-                expected.display()
-            )),
-            Ok(want) if got != want => failures.push(format!("--- {}\n{want}\n--- got:\n{got}", expected.display())),
-            Ok(_) => {}
-        }
+        run.text(&yaml.with_extension("stderr"), &got);
     }
-    if update {
-        updated("SHOAL_UPDATE_GOLDEN", rewritten, total);
-    }
-    assert!(
-        failures.is_empty(),
-        "golden image diagnostics differ (regenerate with `SHOAL_UPDATE_GOLDEN=1 cargo test -p shoal --lib golden`):\n{}",
-        failures.join("\n")
+    run.finish(
+        "golden image diagnostics differ (regenerate with `SHOAL_UPDATE_GOLDEN=1 cargo test -p shoal --lib golden`)",
     );
 }

@@ -3,10 +3,11 @@
 //! its own folder, optionally with basic auth (an htpasswd file made by `htpasswd -B`)
 //! and TLS; stopped on demand, killed when dropped.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::local_server;
 
 /// How long a starting registry may take to accept connections.
 const READY_WITHIN: Duration = Duration::from_secs(20);
@@ -50,7 +51,7 @@ impl LocalRegistry {
             )
         })?;
         std::fs::create_dir_all(dir)?;
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port();
+        let port = local_server::free_port()?;
         let mut config = format!(
             "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    \
              rootdirectory: {dir}/storage\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
@@ -119,24 +120,9 @@ impl LocalRegistry {
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()?;
-        self.child = Some(child);
-        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
-        let deadline = Instant::now() + READY_WITHIN;
-        loop {
-            if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
-                return Ok(());
-            }
-            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
-                return Err(std::io::Error::other(format!(
-                    "docker-registry exited at start ({status}); see {}",
-                    self.dir.join("registry.log").display()
-                )));
-            }
-            if Instant::now() > deadline {
-                return Err(std::io::Error::other("docker-registry did not start listening"));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let child = self.child.insert(child);
+        let log = self.dir.join("registry.log");
+        local_server::wait_listening("docker-registry", self.port, child, READY_WITHIN, &log)
     }
 }
 

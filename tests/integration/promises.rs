@@ -34,23 +34,14 @@ fn write_stack(sandbox: &Sandbox, name: &str, containers: &str) -> PathBuf {
     sandbox.write(&format!("{name}.yaml"), &body)
 }
 
-/// The `detail` of every event of `action`, polled until `done` holds (hang guard LIMIT).
-fn wait_events(sandbox: &Sandbox, project: &str, action: &str, done: impl Fn(&[String]) -> bool) -> Vec<String> {
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        let out = sandbox.ok(&["events", "-p", project, "--json", "--no-stream"]);
-        let found: Vec<String> = out
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|e| e["action"] == action)
-            .map(|e| e["detail"].as_str().unwrap_or("").to_owned())
-            .collect();
-        if done(&found) {
-            return found;
-        }
-        assert!(Instant::now() < deadline, "no such {action} event; events:\n{out}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// `mosquitto_sub` as a persistent QoS 1 session `id` (clean session off) on `factory/#`,
+/// printing topics, with `extra` options (`-C N -W S`).
+fn receiver(port: &str, id: &str, extra: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new("mosquitto_sub");
+    cmd.args(["-h", "127.0.0.1", "-p", port, "-c", "-i", id, "-q", "1"])
+        .args(["-t", "factory/#", "-F", "%t"])
+        .args(extra);
+    cmd
 }
 
 fn stats(sandbox: &Sandbox, project: &str) -> serde_json::Value {
@@ -168,7 +159,7 @@ fn a_reload_whose_new_instance_fails_keeps_the_old_one() {
         err.contains("sub: the new instance did not start (trapped: wasm `unreachable` instruction executed); the old one keeps running"),
         "{err}"
     );
-    let events = wait_events(&sandbox, "keep", "reload", |found| !found.is_empty());
+    let events = sandbox.wait_events("keep", "reload", LIMIT, |found| !found.is_empty());
     assert!(events[0].contains("result: 1 failed: sub"), "{events:?}");
     // The same instance (same start) goes on receiving.
     let got = before["messages_in"].as_u64().unwrap_or(0);
@@ -230,7 +221,7 @@ fn env_files_are_watched() {
     let logs = sandbox.ok(&["logs", "-p", "envw", "pub"]);
     assert!(logs.contains("publishing first/<n>"), "{logs}");
     sandbox.write("pub.env", "PREFIX=second/\nPERIOD_MS=5\n");
-    let reloads = wait_events(&sandbox, "envw", "reload", |found| !found.is_empty());
+    let reloads = sandbox.wait_events("envw", "reload", LIMIT, |found| !found.is_empty());
     assert!(
         reloads[0].contains("plan: ~pub") && reloads[0].contains("result: ok"),
         "{reloads:?}"
@@ -365,23 +356,7 @@ fn a_bridge_queue_overflow_keeps_the_newest_messages_end_to_end() {
     let mut broker = shoal::bridge::mosquitto::Mosquitto::start_in(&sandbox.path().join("mosquitto"), false)
         .expect("start mosquitto (installed by scripts/setup.sh)");
     let port = broker.port().to_string();
-    let receiver = |extra: &[&str]| {
-        let mut cmd = std::process::Command::new("mosquitto_sub");
-        cmd.args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "-c",
-            "-i",
-            "promises-receiver",
-            "-q",
-            "1",
-        ])
-        .args(["-t", "factory/#", "-F", "%t"])
-        .args(extra);
-        cmd
-    };
+    let receiver = |extra: &[&str]| receiver(&port, "promises-receiver", extra);
     // Register the receiver's persistent session (QoS 1, clean session off), then leave.
     let registered = receiver(&["-C", "1", "-W", "2"]).output().expect("mosquitto_sub");
     assert!(registered.status.code().is_some(), "{registered:?}");
@@ -441,13 +416,7 @@ fn a_lost_bridge_session_is_made_good_by_resending_end_to_end() {
     let mut broker = shoal::bridge::mosquitto::Mosquitto::start_in(&sandbox.path().join("mosquitto"), false)
         .expect("start mosquitto (installed by scripts/setup.sh)");
     let port = broker.port().to_string();
-    let receiver = |extra: &[&str]| {
-        let mut cmd = std::process::Command::new("mosquitto_sub");
-        cmd.args(["-h", "127.0.0.1", "-p", &port, "-c", "-i", "promises-resend", "-q", "1"])
-            .args(["-t", "factory/#", "-F", "%t"])
-            .args(extra);
-        cmd
-    };
+    let receiver = |extra: &[&str]| receiver(&port, "promises-resend", extra);
     let registered = receiver(&["-C", "1", "-W", "2"]).output().expect("mosquitto_sub");
     assert!(registered.status.code().is_some(), "{registered:?}");
 

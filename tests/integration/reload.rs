@@ -28,21 +28,7 @@ fn started_at(sandbox: &Sandbox, name: &str) -> f64 {
 
 /// Wait until the n-th `reload` (or `reload-failed`) event is there; return its detail.
 fn wait_reload(sandbox: &Sandbox, action: &str, n: usize) -> String {
-    let deadline = std::time::Instant::now() + LIMIT;
-    loop {
-        let out = sandbox.ok(&["events", "-p", "reload", "--json", "--no-stream"]);
-        let found: Vec<String> = out
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|e| e["action"] == action)
-            .map(|e| e["detail"].as_str().unwrap_or("").to_owned())
-            .collect();
-        if found.len() >= n {
-            return found[n - 1].clone();
-        }
-        assert!(std::time::Instant::now() < deadline, "no {action} #{n}; events:\n{out}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    sandbox.wait_events("reload", action, LIMIT, |found| found.len() >= n)[n - 1].clone()
 }
 
 #[test]

@@ -12,6 +12,7 @@
 pub mod functions;
 pub mod module;
 pub mod own_memory;
+mod sections;
 pub mod shape;
 pub mod wasi;
 

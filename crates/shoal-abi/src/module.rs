@@ -126,8 +126,9 @@ type ExportEntry = (String, wasmparser::ExternalKind, u32);
 /// instance exports is the very memory shoal supplied. The image store compiles (and
 /// `shoal images compile` precompiles) the rewritten bytes, so both paths behave alike.
 pub fn export_memory_if_missing(bytes: &[u8]) -> Result<Option<Vec<u8>>, InvalidModule> {
+    use crate::sections::{rewrite, Edit, SectionList};
     use wasmparser::{ExternalKind, Payload, TypeRef};
-    let mut sections: Vec<(u8, std::ops::Range<usize>)> = Vec::new();
+    let mut sections: SectionList = Vec::new();
     // Where the export section is among the sections, and its entries.
     let mut exports: Option<(usize, Vec<ExportEntry>)> = None;
     let mut has_memory = false;
@@ -182,25 +183,14 @@ pub fn export_memory_if_missing(bytes: &[u8]) -> Result<Option<Vec<u8>>, Invalid
         };
         export_section.export(name, kind, *index);
     }
-    let replaces_existing = exports_existed(&sections, at);
-    let mut module = wasm_encoder::Module::new();
-    for (i, (id, range)) in sections.iter().enumerate() {
-        if i == at {
-            module.section(&export_section);
-            if replaces_existing {
-                continue;
-            }
-        }
-        let data = bytes.get(range.clone()).ok_or(InvalidModule {
-            message: "section extends past the end of the file".into(),
-            offset: range.start,
-        })?;
-        module.section(&wasm_encoder::RawSection { id: *id, data });
-    }
-    if at == sections.len() {
-        module.section(&export_section);
-    }
-    Ok(Some(module.finish()))
+    let edits = [Edit {
+        at,
+        // The module's own export section (7) is replaced; otherwise the new one is
+        // inserted before the section at `at`.
+        replace: sections.get(at).is_some_and(|(id, _)| *id == 7),
+        new: Some(&export_section),
+    }];
+    Ok(Some(rewrite(bytes, &sections, &edits)?))
 }
 
 /// The bytes shoal compiles for a module: its memory made its own when it imports it
@@ -211,12 +201,6 @@ pub fn runnable(bytes: &[u8]) -> Result<Option<Vec<u8>>, InvalidModule> {
     let defined = crate::own_memory::define_imported_memory(bytes)?;
     let source = defined.as_deref().unwrap_or(bytes);
     Ok(export_memory_if_missing(source)?.or(defined))
-}
-
-/// Whether the section at `at` is the module's own export section (7), to be replaced
-/// rather than preceded.
-fn exports_existed(sections: &[(u8, std::ops::Range<usize>)], at: usize) -> bool {
-    sections.get(at).is_some_and(|(id, _)| *id == 7)
 }
 
 #[cfg(test)]

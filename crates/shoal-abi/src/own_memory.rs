@@ -18,6 +18,7 @@
 use wasmparser::{Payload, TypeRef};
 
 use crate::module::InvalidModule;
+use crate::sections::{rewrite, Edit, SectionList};
 
 /// Section ids that come after the memory section in a module's binary order (tag, global,
 /// export, start, element, data count, code, data).
@@ -27,39 +28,17 @@ const IMPORT_SECTION: u8 = 2;
 /// The module with its one imported memory turned into a defined memory of the same type,
 /// `Ok(None)` when the module is not the plain case described in the module docs.
 pub fn define_imported_memory(bytes: &[u8]) -> Result<Option<Vec<u8>>, InvalidModule> {
-    let mut sections: Vec<(u8, std::ops::Range<usize>)> = Vec::new();
-    // The import section's index among the sections, with the kept entries' raw bytes
-    // and how many there are.
-    let mut imports: Option<(usize, Vec<u8>, u32)> = None;
-    let mut memory: Option<wasmparser::MemoryType> = None;
+    let mut sections: SectionList = Vec::new();
+    // The import section's index among the sections, and what it keeps.
+    let mut imports: Option<(usize, KeptImports)> = None;
     let mut memories = 0u32;
     for payload in wasmparser::Parser::new(0).parse_all(bytes) {
         let payload = payload?;
         match &payload {
             Payload::ImportSection(section) => {
-                let end = section.range().end;
-                let mut entries: Vec<(usize, TypeRef)> = Vec::new();
-                for item in section.clone().into_iter_with_offsets() {
-                    let (offset, import) = item?;
-                    entries.push((offset, import.ty));
-                }
-                let mut kept = Vec::new();
-                let mut count = 0u32;
-                for (i, (offset, ty)) in entries.iter().enumerate() {
-                    let next = entries.get(i + 1).map_or(end, |(o, _)| *o);
-                    if let TypeRef::Memory(ty) = ty {
-                        memories += 1;
-                        memory = Some(*ty);
-                        continue;
-                    }
-                    let raw = bytes.get(*offset..next).ok_or(InvalidModule {
-                        message: "import extends past the end of the file".into(),
-                        offset: *offset,
-                    })?;
-                    kept.extend_from_slice(raw);
-                    count += 1;
-                }
-                imports = Some((sections.len(), kept, count));
+                let kept = without_memories(bytes, section)?;
+                memories += kept.memories;
+                imports = Some((sections.len(), kept));
             }
             Payload::MemorySection(section) => memories += section.count(),
             _ => {}
@@ -68,15 +47,28 @@ pub fn define_imported_memory(bytes: &[u8]) -> Result<Option<Vec<u8>>, InvalidMo
             sections.push(section);
         }
     }
-    let (Some(ty), Some((import_at, kept, count))) = (memory, imports) else {
+    let Some((
+        import_at,
+        KeptImports {
+            raw,
+            count,
+            memory: Some(ty),
+            ..
+        },
+    )) = imports
+    else {
         return Ok(None);
     };
     if memories != 1 || ty.shared || ty.memory64 || ty.page_size_log2.is_some() {
         return Ok(None);
     }
-    let mut import_section = Vec::with_capacity(kept.len() + 5);
-    leb128_u32(&mut import_section, count);
-    import_section.extend_from_slice(&kept);
+    let mut import_data = Vec::with_capacity(raw.len() + 5);
+    leb128_u32(&mut import_data, count);
+    import_data.extend_from_slice(&raw);
+    let import_section = wasm_encoder::RawSection {
+        id: IMPORT_SECTION,
+        data: &import_data,
+    };
     let mut memory_section = wasm_encoder::MemorySection::new();
     memory_section.memory(wasm_encoder::MemoryType {
         minimum: ty.initial,
@@ -89,30 +81,61 @@ pub fn define_imported_memory(bytes: &[u8]) -> Result<Option<Vec<u8>>, InvalidMo
         .iter()
         .position(|(id, _)| AFTER_MEMORY.contains(id))
         .unwrap_or(sections.len());
-    let mut module = wasm_encoder::Module::new();
-    for (i, (id, range)) in sections.iter().enumerate() {
-        if i == memory_at {
-            module.section(&memory_section);
-        }
-        if i == import_at {
-            if count > 0 {
-                module.section(&wasm_encoder::RawSection {
-                    id: IMPORT_SECTION,
-                    data: &import_section,
-                });
-            }
+    let edits = [
+        // The import section without the memory (none at all when nothing else is left).
+        Edit {
+            at: import_at,
+            replace: true,
+            new: (count > 0).then_some(&import_section as &dyn wasm_encoder::Section),
+        },
+        Edit {
+            at: memory_at,
+            replace: false,
+            new: Some(&memory_section),
+        },
+    ];
+    Ok(Some(rewrite(bytes, &sections, &edits)?))
+}
+
+/// An import section with its memory imports taken out.
+struct KeptImports {
+    /// The other entries' raw bytes, in their order (function indices must not move).
+    raw: Vec<u8>,
+    /// How many entries `raw` holds.
+    count: u32,
+    /// How many memories were imported, and the last one's type.
+    memories: u32,
+    memory: Option<wasmparser::MemoryType>,
+}
+
+fn without_memories(bytes: &[u8], section: &wasmparser::ImportSectionReader) -> Result<KeptImports, InvalidModule> {
+    let end = section.range().end;
+    let mut entries: Vec<(usize, TypeRef)> = Vec::new();
+    for item in section.clone().into_iter_with_offsets() {
+        let (offset, import) = item?;
+        entries.push((offset, import.ty));
+    }
+    let mut kept = KeptImports {
+        raw: Vec::new(),
+        count: 0,
+        memories: 0,
+        memory: None,
+    };
+    for (i, (offset, ty)) in entries.iter().enumerate() {
+        if let TypeRef::Memory(ty) = ty {
+            kept.memories += 1;
+            kept.memory = Some(*ty);
             continue;
         }
-        let data = bytes.get(range.clone()).ok_or(InvalidModule {
-            message: "section extends past the end of the file".into(),
-            offset: range.start,
+        let next = entries.get(i + 1).map_or(end, |(o, _)| *o);
+        let raw = bytes.get(*offset..next).ok_or(InvalidModule {
+            message: "import extends past the end of the file".into(),
+            offset: *offset,
         })?;
-        module.section(&wasm_encoder::RawSection { id: *id, data });
+        kept.raw.extend_from_slice(raw);
+        kept.count += 1;
     }
-    if memory_at == sections.len() {
-        module.section(&memory_section);
-    }
-    Ok(Some(module.finish()))
+    Ok(kept)
 }
 
 /// Unsigned LEB128, as section counts are written.

@@ -61,7 +61,7 @@ fn model(stack: &Stack) -> serde_json::Value {
 #[test]
 fn golden_merge_rules() {
     at_repo_root();
-    let update = std::env::var_os("SHOAL_UPDATE_GOLDEN").is_some_and(|v| v == "1");
+    let mut run = crate::golden::Run::new("SHOAL_UPDATE_GOLDEN");
     let mut cases: Vec<PathBuf> = std::fs::read_dir(GOLDEN_MERGE_DIR)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -71,7 +71,6 @@ fn golden_merge_rules() {
     assert!(cases.len() >= 3);
     let root = std::env::current_dir().unwrap().display().to_string();
     let env = env_of(&[("SHOAL_BOARD_ID", "golden"), ("FROM_PROCESS", "process")]);
-    let mut failures = Vec::new();
     for case in cases {
         let mut yamls: Vec<PathBuf> = std::fs::read_dir(&case)
             .unwrap()
@@ -84,17 +83,9 @@ fn golden_merge_rules() {
             Err(errors) => render_diagnostics(&errors),
         }
         .replace(&root, "$ROOT");
-        let expected = case.join("expected.out");
-        if update {
-            std::fs::write(&expected, &got).unwrap();
-            continue;
-        }
-        let want = std::fs::read_to_string(&expected).unwrap_or_default();
-        if got != want {
-            failures.push(format!("--- {}\n{want}\n--- got:\n{got}", expected.display()));
-        }
+        run.text(&case.join("expected.out"), &got);
     }
-    assert!(failures.is_empty(), "golden merges differ:\n{}", failures.join("\n"));
+    run.finish("golden merges differ (regenerate with `SHOAL_UPDATE_GOLDEN=1 cargo test -p shoal-spec golden`)");
 }
 
 #[test]

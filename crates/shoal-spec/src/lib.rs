@@ -30,6 +30,8 @@ pub mod decode;
 pub mod diagnostic;
 pub mod digest;
 pub mod dotenv;
+#[doc(hidden)]
+pub mod golden;
 pub mod image_file;
 pub mod interpolate;
 pub mod merge;

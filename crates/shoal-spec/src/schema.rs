@@ -270,13 +270,13 @@ mod tests {
         crate::tests::at_repo_root();
         let want = rendered();
         let have = std::fs::read_to_string(SCHEMA_PATH).unwrap_or_default();
-        if crate::tests::update_requested("SHOAL_UPDATE_SCHEMA") {
+        if crate::golden::update_requested("SHOAL_UPDATE_SCHEMA") {
             let rewritten = usize::from(have != want);
             if rewritten == 1 {
                 std::fs::create_dir_all("schemas").unwrap();
                 std::fs::write(SCHEMA_PATH, &want).unwrap();
             }
-            crate::tests::updated("SHOAL_UPDATE_SCHEMA", rewritten, 1);
+            crate::golden::updated("SHOAL_UPDATE_SCHEMA", rewritten, 1);
         }
         assert!(
             have == want,

@@ -1,6 +1,7 @@
 //! Loader tests: golden error output and end-to-end checks of [`load_str`].
 
 use super::*;
+use crate::golden::Run;
 use std::path::Path;
 
 const GOLDEN_DIR: &str = "tests/golden/config";
@@ -16,33 +17,6 @@ pub(crate) fn at_repo_root() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         std::env::set_current_dir(root).expect("the repository root exists");
     });
-}
-
-/// The rule every update switch follows (`SHOAL_UPDATE_GOLDEN`, `SHOAL_UPDATE_SCHEMA`; the
-/// binary crate's `src/check/golden_tests.rs` holds the same rule for its goldens):
-/// - unset: compare, and a missing golden file is a failure, never "nothing expected";
-/// - `=1`: rewrite, then fail with the number of files rewritten, so a run that rewrote
-///   never passes (rerun without the switch to check);
-/// - `=1` with `CI` set: fail before writing anything (CI checks, it never rewrites);
-/// - any other value: fail, naming the switch, rather than silently comparing.
-pub(crate) fn update_requested(switch: &str) -> bool {
-    match std::env::var(switch) {
-        Err(std::env::VarError::NotPresent) => false,
-        Ok(v) if v == "1" => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "{switch}=1 under CI: golden files are checked in CI, never rewritten; unset {switch}"
-            );
-            true
-        }
-        Ok(v) => panic!("{switch}={v:?}: set it to 1 to rewrite the golden files, or unset it"),
-        Err(e) => panic!("{switch}: {e}; set it to 1 or unset it"),
-    }
-}
-
-/// Ends an update run: it always fails, so rewriting can never pass as a check.
-pub(crate) fn updated(switch: &str, rewritten: usize, of: usize) -> ! {
-    panic!("{switch}=1: updated {rewritten} of {of} files; rerun without the switch to check them")
 }
 
 fn golden_env() -> HashMap<String, String> {
@@ -73,7 +47,7 @@ fn render(result: &Result<(Stack, Vec<Diagnostic>), Vec<Diagnostic>>) -> String 
 #[test]
 fn golden_diagnostics() {
     at_repo_root();
-    let update = update_requested("SHOAL_UPDATE_GOLDEN");
+    let mut run = Run::new("SHOAL_UPDATE_GOLDEN");
     let mut entries: Vec<_> = std::fs::read_dir(GOLDEN_DIR)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -81,9 +55,6 @@ fn golden_diagnostics() {
         .collect();
     entries.sort();
     assert!(!entries.is_empty());
-    let mut failures = Vec::new();
-    let mut rewritten = 0;
-    let total = entries.len();
     for yaml in entries {
         let name = yaml.file_name().unwrap().to_string_lossy().into_owned();
         let rel = Path::new(GOLDEN_DIR).join(&name);
@@ -94,34 +65,9 @@ fn golden_diagnostics() {
             resolve_reference: &crate::no_registry,
         };
         let got = render(&load(&rel, &opts));
-        let expected_path = yaml.with_extension("stderr");
-        let want = std::fs::read_to_string(&expected_path);
-        if update {
-            if want.as_deref().ok() != Some(got.as_str()) {
-                std::fs::write(&expected_path, &got).unwrap();
-                rewritten += 1;
-            }
-            continue;
-        }
-        match want {
-            Err(e) => failures.push(format!(
-                "--- {}: {e}: every case needs its golden file (an empty one for no diagnostics)",
-                expected_path.display()
-            )),
-            Ok(want) if got != want => {
-                failures.push(format!("--- {}\n{}\n--- got:\n{got}", expected_path.display(), want))
-            }
-            Ok(_) => {}
-        }
+        run.text(&yaml.with_extension("stderr"), &got);
     }
-    if update {
-        updated("SHOAL_UPDATE_GOLDEN", rewritten, total);
-    }
-    assert!(
-        failures.is_empty(),
-        "golden diagnostics differ (regenerate with `SHOAL_UPDATE_GOLDEN=1 cargo test -p shoal-spec golden`):\n{}",
-        failures.join("\n")
-    );
+    run.finish("golden diagnostics differ (regenerate with `SHOAL_UPDATE_GOLDEN=1 cargo test -p shoal-spec golden`)");
 }
 
 /// The acceptance case: five kinds of mistakes, all in one run, each with file:line:col.
