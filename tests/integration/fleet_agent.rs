@@ -509,3 +509,71 @@ fn the_agent_unit_passes_systemd_analyze_verify() {
         stderr(&output)
     );
 }
+
+/// Many agents in one process (what `shoal bench fleet` runs), each with its own MQTT
+/// session: all come online, and what one idle agent costs is printed (a figure, not an
+/// assertion).
+#[test]
+fn a_hundred_agents_in_one_process_come_online_each_with_its_own_session() {
+    use std::sync::Arc;
+
+    use shoal::fleet::agent::{Agent, Host, Settings};
+    use shoal::fleet::connect::Connection;
+
+    const AGENTS: usize = 100;
+    let broker = Mosquitto::start().expect("start mosquitto");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut trust = keys::TrustSet::default();
+    trust.add(keys::generate().expect("key").verifying_key());
+    let runtime = Arc::new(shoal::runtime::Runtime::new(&shoal::runtime::RuntimeConfig::default()).expect("runtime"));
+    let host = Host {
+        runtime,
+        images: shoal::images::ImageStore::new(dir.path().join("data")),
+        log: Arc::new(shoal::logs::Tee(Vec::new())),
+    };
+    let executor = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    shoal::procstat::release_free_memory();
+    let before = shoal::procstat::rss_kib().unwrap_or(0);
+    let tasks: Vec<_> = (0..AGENTS)
+        .map(|i| {
+            let device = format!("sim-{i}");
+            let connection = Connection::plain(&broker.url()).expect("url");
+            let mut settings = Settings::new(&device, &["sim"], &dir.path().join(&device), trust.clone(), connection)
+                .expect("settings");
+            settings.control_socket = false;
+            let agent = Agent::new(settings, host.clone());
+            executor.spawn(agent.run(shutdown.clone()))
+        })
+        .collect();
+    let deadline = Instant::now() + LONG;
+    loop {
+        let output = Command::new("mosquitto_sub")
+            .args(["-V", "mqttv5", "-h", "127.0.0.1", "-p", &broker.port().to_string()])
+            .args(["-t", "shoal/v1/devices/+/status", "-v", "-W", "1"])
+            .output()
+            .expect("mosquitto_sub");
+        let online = stdout(&output).lines().filter(|l| l.ends_with(" online")).count();
+        if online == AGENTS {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{online} of {AGENTS} agents online");
+    }
+    shoal::procstat::release_free_memory();
+    let after = shoal::procstat::rss_kib().unwrap_or(0);
+    println!(
+        "{AGENTS} idle agents (connected, subscribed, reported): {:.1} KiB RSS each",
+        after.saturating_sub(before) as f64 / AGENTS as f64
+    );
+    shutdown.cancel();
+    executor.block_on(async {
+        for task in tasks {
+            let result = task.await.expect("agent task");
+            assert!(result.is_ok(), "{result:?}");
+        }
+    });
+}
