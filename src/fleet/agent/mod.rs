@@ -293,6 +293,8 @@ impl Agent {
     }
 
     /// Recompute the effective state; apply it when it is new and has not failed before.
+    /// With no deployment left (every source deleted) what runs keeps running: an empty
+    /// topic is no instruction to stop a board.
     async fn evaluate(&mut self) {
         let Some(state) = apply::effective(&self.settings, &self.inputs) else {
             return;
