@@ -114,11 +114,24 @@ impl Agent {
             path: dir.clone(),
             source,
         })?;
-        let options = self
+        self.boot().await;
+        // After the boot: a credential or TLS file that cannot be read must not keep the
+        // last good stack from running.
+        let options = match self
             .settings
             .connection
-            .mqtt_options(&format!("shoal-agent-{}", self.settings.device))?;
-        self.boot().await;
+            .mqtt_options(&format!("shoal-agent-{}", self.settings.device))
+        {
+            Ok(options) => options,
+            Err(e) => {
+                tracing::error!(device = %self.settings.device, "{e}; running without the broker until restarted");
+                shutdown.cancelled().await;
+                if let Some(running) = self.running.take() {
+                    running.stop().await;
+                }
+                return Err(e.into());
+            }
+        };
         let subscriptions = Self::subscriptions(&self.settings);
         self.session = Some(mqtt::start(
             options,
