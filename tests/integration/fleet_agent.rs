@@ -408,6 +408,14 @@ fn unsigned_untrusted_and_replayed_documents_are_refused_and_reported_while_the_
     let refused = board.fails(&["up", "-d", "-p", "fleet", "-f", arg(&local)], 1);
     assert!(refused.contains("run by the fleet agent"), "{refused}");
     assert_eq!(state_of(&board, "show"), "running");
+    // A deployment larger than an MQTT message of the stack (64 KiB) still arrives: fleet
+    // connections take documents up to 1 MiB.
+    let big_comment = "# a long comment to make the document large\n".repeat(5000);
+    fleet.publish(
+        &desired,
+        &fleet.signed(&fleet.deployment("group:line", 9, &big_comment)),
+    );
+    fleet.wait_report("board-a", |r| applied(r, 9, "healthy"));
 }
 
 #[test]
