@@ -456,6 +456,15 @@ fn a_revision_whose_container_fails_is_rolled_back_and_the_reason_reported() {
     // The failed state is not tried again until a newer document comes.
     let still = fleet.wait_report("board-a", |r| r.applied.is_some());
     assert!(applied(&still, 2, "rolled-back"));
+
+    // A revision that cannot be applied at all (an image the deployment does not pin)
+    // is reported `failed` with the reason; what runs keeps running.
+    let unpinned = format!("  other:\n    image: {}/fleet/unknown:1\n", fleet.registry.host());
+    fleet.publish(&desired, &fleet.signed(&fleet.deployment("group:line", 3, &unpinned)));
+    let report = fleet.wait_report("board-a", |r| applied(r, 3, "failed"));
+    let reason = report.applied.and_then(|a| a.reason).unwrap_or_default();
+    assert!(reason.contains("not pinned"), "{reason}");
+    assert_eq!(state_of(&board, "show"), "running");
 }
 
 #[test]

@@ -340,7 +340,14 @@ impl Agent {
                 tracing::warn!(device = %self.settings.device, "{} could not be applied: {reason}", state.id);
                 self.journal.mark_failed(&state.id);
                 self.save_journal();
-                self.set_current(state, Status::Failed, Some(reason));
+                let restorable = self.journal.last_good.as_ref().is_some_and(|g| g.state_id != state.id);
+                if restorable && self.running.as_ref().is_none_or(|r| !r.is_running()) {
+                    // The old stack was stopped for a new project that then did not start:
+                    // put the last good one back rather than leave the board empty.
+                    self.roll_back(state, reason).await;
+                } else {
+                    self.set_current(state, Status::Failed, Some(reason));
+                }
             }
         }
         self.publish();
