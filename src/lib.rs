@@ -10,6 +10,8 @@ pub mod cli;
 pub mod control;
 pub mod controller;
 pub mod executor;
+// Fleet deployment through an MQTT broker (issue 18).
+pub mod fleet;
 pub mod gpio;
 pub mod host;
 pub mod images;

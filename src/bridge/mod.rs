@@ -25,7 +25,7 @@ pub mod outbox;
 pub mod topic;
 
 // compose: when to reconnect, and client id takeovers.
-mod backoff;
+pub(crate) mod backoff;
 mod link;
 
 use std::sync::atomic::Ordering;
@@ -261,25 +261,18 @@ pub fn log_name(spec: &BridgeSpec) -> String {
 
 /// Client options from the file: session, keep-alive, credentials (read now), TLS.
 pub fn mqtt_options(spec: &BridgeSpec) -> Result<MqttOptions, BridgeError> {
-    let mut options = MqttOptions::new(spec.client_id.clone(), spec.host.clone(), spec.port);
-    options.set_keep_alive(spec.keep_alive);
+    let mut options = base_options(
+        &spec.client_id,
+        &spec.host,
+        spec.port,
+        spec.keep_alive,
+        OUTGOING_INFLIGHT,
+    );
     let expiry = u32::try_from(spec.session_expiry.as_secs()).unwrap_or(u32::MAX);
     options.set_clean_start(expiry == 0);
     if expiry > 0 {
         options.set_session_expiry_interval(Some(expiry));
     }
-    options.set_max_packet_size(Some(MAX_INCOMING_PACKET));
-    // rumqttc sizes its table of in-flight publishes by this limit up front, one slot per
-    // packet id: left at its default (65,535) that table alone held ~14 MB per bridge.
-    // The outbox never hands the client more than its window, so that is the limit.
-    options.set_outgoing_inflight_upper_limit(OUTGOING_INFLIGHT);
-    options.set_connection_timeout(10);
-    // Small packets (a publish, an acknowledgement) go out at once instead of waiting for
-    // the peer's TCP acknowledgement of the previous one (Nagle): measured by
-    // `shoal bench bridge`, that wait put the QoS 1 p99 at ~4 ms.
-    let mut network = rumqttc::NetworkOptions::new();
-    network.set_tcp_nodelay(true);
-    options.set_network_options(network);
     if let Some(user) = &spec.username {
         let password = match &spec.password {
             Some(secret) => read_secret(secret)?,
@@ -288,14 +281,42 @@ pub fn mqtt_options(spec: &BridgeSpec) -> Result<MqttOptions, BridgeError> {
         options.set_credentials(read_secret(user)?, password);
     }
     if spec.use_tls {
-        options.set_transport(rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(
-            Arc::new(tls_config(spec)?),
-        )));
+        options.set_transport(tls_transport(&spec.tls)?);
     }
     Ok(options)
 }
 
-fn read_secret(secret: &SecretRef) -> Result<String, BridgeError> {
+/// What every MQTT connection of shoal sets (bridges and the fleet's, see
+/// `fleet::connect`): keep-alive, packet size limit, in-flight window, connect timeout,
+/// no Nagle. Sessions and credentials are the caller's.
+pub fn base_options(client_id: &str, host: &str, port: u16, keep_alive: Duration, inflight: u16) -> MqttOptions {
+    let mut options = MqttOptions::new(client_id.to_owned(), host.to_owned(), port);
+    options.set_keep_alive(keep_alive);
+    options.set_max_packet_size(Some(MAX_INCOMING_PACKET));
+    // rumqttc sizes its table of in-flight publishes by this limit up front, one slot per
+    // packet id: left at its default (65,535) that table alone held ~14 MB per bridge.
+    // The outbox never hands the client more than its window, so that is the limit.
+    options.set_outgoing_inflight_upper_limit(inflight);
+    options.set_connection_timeout(10);
+    // Small packets (a publish, an acknowledgement) go out at once instead of waiting for
+    // the peer's TCP acknowledgement of the previous one (Nagle): measured by
+    // `shoal bench bridge`, that wait put the QoS 1 p99 at ~4 ms.
+    let mut network = rumqttc::NetworkOptions::new();
+    network.set_tcp_nodelay(true);
+    options.set_network_options(network);
+    options
+}
+
+/// The TLS transport for `mqtts://` with these files (system roots when no CA file).
+pub fn tls_transport(tls: &crate::spec::BridgeTls) -> Result<rumqttc::Transport, BridgeError> {
+    Ok(rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(
+        Arc::new(tls_config(tls)?),
+    )))
+}
+
+/// A credential from the file: as written, from an environment variable, or from a file
+/// (without the editor's final newline).
+pub fn read_secret(secret: &SecretRef) -> Result<String, BridgeError> {
     match secret {
         SecretRef::Plain(text) => Ok(text.clone()),
         SecretRef::Env(name) => std::env::var(name).map_err(|_| BridgeError::MissingEnv(name.clone())),
@@ -311,7 +332,7 @@ fn read_secret(secret: &SecretRef) -> Result<String, BridgeError> {
     }
 }
 
-fn tls_config(spec: &BridgeSpec) -> Result<rustls::ClientConfig, BridgeError> {
+fn tls_config(tls: &crate::spec::BridgeTls) -> Result<rustls::ClientConfig, BridgeError> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -326,7 +347,7 @@ fn tls_config(spec: &BridgeSpec) -> Result<rustls::ClientConfig, BridgeError> {
         Ok(certs)
     };
     let mut roots = rustls::RootCertStore::empty();
-    match &spec.tls.ca_file {
+    match &tls.ca_file {
         Some(path) => {
             for cert in read_certs(path)? {
                 roots
@@ -349,7 +370,7 @@ fn tls_config(spec: &BridgeSpec) -> Result<rustls::ClientConfig, BridgeError> {
         .with_safe_default_protocol_versions()
         .map_err(|e| BridgeError::Tls(e.to_string()))?
         .with_root_certificates(roots);
-    match (&spec.tls.cert_file, &spec.tls.key_file) {
+    match (&tls.cert_file, &tls.key_file) {
         (Some(cert), Some(key)) => {
             let chain = read_certs(cert)?;
             let key =

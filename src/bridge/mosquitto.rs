@@ -1,6 +1,8 @@
 //! A private Mosquitto for tests and `shoal bench bridge`: started on a free loopback port
 //! with its own configuration and persistence folder, stopped (or restarted) on demand,
-//! killed when dropped.
+//! killed when dropped. [`Mosquitto::start_with_auth`] adds an ACL file and a password
+//! file (made with `mosquitto_passwd -b`, hashed as Mosquitto stores them): the fleet
+//! tests run the broker the way a production one runs, with per-device credentials.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -34,22 +36,56 @@ pub struct Mosquitto {
     port: u16,
     /// Server certificate and key: the listener speaks TLS (`mqtts://`).
     tls: Option<(PathBuf, PathBuf)>,
+    /// ACL and password file: no anonymous clients.
+    auth: Option<Auth>,
     child: Option<Child>,
+}
+
+/// Who may connect and what each user may read and write.
+#[derive(Debug, Clone)]
+pub struct Auth {
+    /// A Mosquitto ACL file (`user NAME` blocks of `topic read|write|readwrite FILTER`).
+    pub acl_file: PathBuf,
+    /// User names and their passwords (stored hashed in the broker's password file).
+    pub users: Vec<(String, String)>,
+}
+
+/// The `mosquitto_passwd` executable, on `PATH` or where Debian installs it.
+fn find_passwd() -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|dir| dir.join("mosquitto_passwd"));
+    on_path
+        .chain([PathBuf::from("/usr/bin/mosquitto_passwd")])
+        .find(|p| p.is_file())
 }
 
 impl Mosquitto {
     /// Start a broker whose configuration, persistence file and log live in `dir` (created
     /// if missing). `remove_dir`: delete `dir` when dropped.
     pub fn start_in(dir: &Path, remove_dir: bool) -> std::io::Result<Self> {
-        Self::start_with(dir, remove_dir, None)
+        Self::start_with(dir, remove_dir, None, None)
     }
 
     /// Like [`Mosquitto::start_in`], with a TLS listener using this PEM certificate and key.
     pub fn start_tls_in(dir: &Path, cert: &Path, key: &Path) -> std::io::Result<Self> {
-        Self::start_with(dir, false, Some((cert.to_path_buf(), key.to_path_buf())))
+        Self::start_with(dir, false, Some((cert.to_path_buf(), key.to_path_buf())), None)
     }
 
-    fn start_with(dir: &Path, remove_dir: bool, tls: Option<(PathBuf, PathBuf)>) -> std::io::Result<Self> {
+    /// A broker in a fresh temporary folder that admits only `auth.users`, each limited by
+    /// `auth.acl_file`.
+    pub fn start_with_auth(auth: Auth) -> std::io::Result<Self> {
+        let dir = Self::fresh_dir();
+        Self::start_with(&dir, true, None, Some(auth))
+    }
+
+    fn start_with(
+        dir: &Path,
+        remove_dir: bool,
+        tls: Option<(PathBuf, PathBuf)>,
+        auth: Option<Auth>,
+    ) -> std::io::Result<Self> {
         let program = find().ok_or_else(|| {
             std::io::Error::new(
                 std::io::ErrorKind::NotFound,
@@ -64,8 +100,10 @@ impl Mosquitto {
             remove_dir,
             port,
             tls,
+            auth,
             child: None,
         };
+        broker.write_passwords()?;
         broker.write_config()?;
         broker.restart()?;
         Ok(broker)
@@ -73,10 +111,48 @@ impl Mosquitto {
 
     /// Start a broker in a fresh folder under the system's temporary directory.
     pub fn start() -> std::io::Result<Self> {
+        Self::start_in(&Self::fresh_dir(), true)
+    }
+
+    fn fresh_dir() -> PathBuf {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("shoal-mosquitto-{}-{n}", std::process::id()));
-        Self::start_in(&dir, true)
+        std::env::temp_dir().join(format!("shoal-mosquitto-{}-{n}", std::process::id()))
+    }
+
+    fn passwords_path(&self) -> PathBuf {
+        self.dir.join("passwords")
+    }
+
+    /// The password file, one `mosquitto_passwd -b` per user (the first creates it).
+    fn write_passwords(&self) -> std::io::Result<()> {
+        let Some(auth) = &self.auth else { return Ok(()) };
+        let program = find_passwd().ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "mosquitto_passwd not found (it comes with the `mosquitto` package: scripts/setup.sh)",
+            )
+        })?;
+        let file = self.passwords_path();
+        let _ = std::fs::remove_file(&file);
+        std::fs::write(&file, "")?;
+        for (user, password) in &auth.users {
+            let status = Command::new(&program)
+                .arg("-b")
+                .arg(&file)
+                .arg(user)
+                .arg(password)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()?;
+            if !status.success() {
+                return Err(std::io::Error::other(format!(
+                    "mosquitto_passwd could not add user `{user}` ({status})"
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn write_config(&self) -> std::io::Result<()> {
@@ -92,8 +168,16 @@ impl Mosquitto {
             Some((cert, key)) => format!("certfile {}\nkeyfile {}\n", cert.display(), key.display()),
             None => String::new(),
         };
+        let access = match &self.auth {
+            Some(auth) => format!(
+                "allow_anonymous false\npassword_file {}\nacl_file {}\n",
+                self.passwords_path().display(),
+                auth.acl_file.display()
+            ),
+            None => "allow_anonymous true\n".to_owned(),
+        };
         let text = format!(
-            "listener {port} 127.0.0.1\n{tls}allow_anonymous true\npersistence true\npersistence_location {dir}/\n\
+            "listener {port} 127.0.0.1\n{tls}{access}persistence true\npersistence_location {dir}/\n\
              max_queued_messages 100000\nlog_dest file {dir}/mosquitto.log\n{user}",
             port = self.port,
             dir = self.dir.display()
