@@ -33,7 +33,12 @@ pub fn load_checked(
     images: &crate::images::ImageStore,
     engines: &Engines<'_>,
 ) -> Result<(Stack, Vec<Diagnostic>), Vec<Diagnostic>> {
-    let env: std::collections::HashMap<String, String> = std::env::vars().collect();
+    let input: crate::spec::ComposeFiles = input.into();
+    let env: std::collections::HashMap<String, String> = if input.env_files_only {
+        std::collections::HashMap::new()
+    } else {
+        std::env::vars().collect()
+    };
     let lookup = |digest: &ImageDigest| images.path_of(digest);
     let lookup_reference = |reference: &str| images.resolve_reference(reference); // registry
     let options = crate::spec::LoadOptions {
@@ -42,7 +47,7 @@ pub fn load_checked(
         resolve_reference: &lookup_reference,
     };
     // compose: several files, .env, -p and profiles (a single path converts).
-    let (stack, mut diagnostics) = crate::spec::load_files(&input.into(), &options)?;
+    let (stack, mut diagnostics) = crate::spec::load_files(&input, &options)?;
     let resolve = |image: &ImageRef| match image {
         ImageRef::Path(path) => Some(path.clone()),
         other => other.store_digest().and_then(|digest| images.path_of(digest)),

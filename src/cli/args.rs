@@ -158,6 +158,7 @@ impl FileArgs {
             env_files: (!self.env_file.is_empty()).then(|| self.env_file.clone()),
             project_name: self.project_name.clone(),
             profiles: (!self.profile.is_empty()).then(|| self.profile.clone()),
+            env_files_only: false,
         })
     }
 }

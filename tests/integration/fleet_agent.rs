@@ -226,6 +226,9 @@ impl Fleet {
             "2s",
         ]);
         cmd.env("SHOAL_FLEET_PASSWORD", password(device));
+        // The agent's own environment never reaches a deployment's interpolation: the
+        // device's variables are the agent's id and the signed documents' values.
+        cmd.env("DEVICE_ID", "intruder").env("SITE", "west");
         Running::spawn(cmd)
     }
 }

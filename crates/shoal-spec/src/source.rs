@@ -37,6 +37,12 @@ pub struct ComposeFiles {
     pub project_name: Option<ProjectName>,
     /// `--profile`s; `None`: `SHOAL_PROFILES` (comma-separated) from the environment or `.env`.
     pub profiles: Option<Vec<String>>,
+    /// Interpolate from the env files only, never from the process environment. The fleet
+    /// agent sets it: the variables of a signed deployment are the device's (`DEVICE_ID`
+    /// must be the agent's own), and a deployment must not read the agent's secrets
+    /// (`SHOAL_FLEET_PASSWORD`) into a container.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub env_files_only: bool,
 }
 
 impl From<&Path> for ComposeFiles {

@@ -159,6 +159,7 @@ pub fn prepare(state: &State, state_dir: &Path, images: &ImageStore) -> Result<P
         env_files: Some(vec![live]),
         project_name: Some(state.project.clone()),
         profiles: Some(Vec::new()),
+        env_files_only: true,
     };
     check_images(&compose, &doc.images)?;
     // One agent at a time in this process touches the store's records: many simulated
