@@ -206,6 +206,69 @@ fn under_systemd_shoal_sends_ready_regular_watchdog_pings_status_and_stopping() 
     let _ = up.child.wait();
 }
 
+/// A real stall of one executor thread: a `kind: file` sensor whose path is a FIFO nobody
+/// writes. The sensor read is a plain file read inside the guest's host call, so the worker
+/// running the reader waits in open(2) for a writer while the other worker stays healthy.
+/// Before the per-worker heartbeat, that healthy worker kept the pings going; now the
+/// watchdog sends `STATUS=stalled: ...` instead of `WATCHDOG=1`. (Should sensor reads move
+/// off the executor, this test needs another stall; the heartbeat's unit test in
+/// `src/systemd.rs` uses a fake one.)
+#[test]
+fn a_stalled_executor_thread_stops_the_watchdog_pings() {
+    let sandbox = Sandbox::new();
+    let fifo = sandbox.path().join("board_temp");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success(), "mkfifo {}", fifo.display());
+    let file = sandbox.write(
+        "shoal.yaml",
+        &format!(
+            "name: stalled\nsensors:\n  board:\n    kind: file\n    path: board_temp\n    channel_types: [temperature]\n\
+             containers:\n  reader:\n    image: {images}/sensor_sdk.wasm\n    args: [board]\n    capabilities: [sensors]\n    sensors: [board]\n\
+             \x20 calm:\n    image: {images}/idle_subscriber.wasm\n    capabilities: [messaging]\n",
+            images = images().display()
+        ),
+    );
+    let socket_path = sandbox.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).expect("bind notify socket");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    // Two workers: one stalls, the other could go on pinging.
+    let mut cmd = sandbox.command(&["--workers", "2", "up", "-f", arg(&file)]);
+    cmd.env("NOTIFY_SOCKET", &socket_path).env("WATCHDOG_USEC", "400000");
+    let mut up = crate::support::Running::spawn(cmd);
+    let began = Instant::now();
+    let mut buf = [0u8; 4096];
+    let mut received: Vec<String> = Vec::new();
+    // Each check sends either a ping or a stalled status: three stalled ones in a row are
+    // three intervals without a ping.
+    let mut stalled_in_a_row = 0;
+    while stalled_in_a_row < 3 {
+        assert!(
+            began.elapsed() < LIMIT,
+            "the pings never stopped for the stalled worker: {received:?}"
+        );
+        let Ok(n) = socket.recv(&mut buf) else { continue };
+        let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if message.lines().any(|l| l == "WATCHDOG=1") {
+            stalled_in_a_row = 0;
+        } else if message
+            .lines()
+            .any(|l| l.starts_with("STATUS=stalled: shoal-worker worker "))
+        {
+            stalled_in_a_row += 1;
+        }
+        received.push(message);
+    }
+    assert!(
+        received.iter().any(|m| m.lines().any(|l| l == "READY=1")),
+        "{received:?}"
+    );
+    // The reader cannot be stopped while it waits in open(2): the process is killed.
+    let _ = up.child.kill();
+    let _ = up.child.wait();
+}
+
 #[test]
 fn json_log_lines_parse_each_with_a_level_a_message_and_container_fields() {
     let sandbox = Sandbox::new();
