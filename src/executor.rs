@@ -156,10 +156,29 @@ fn next_core() -> Option<CoreSet> {
     Some(CoreSet([core].into_iter().collect()))
 }
 
+/// The executors pinned to core sets (`cpus:`), by set, made on first use by [`pinned`].
+static PINNED: OnceLock<Mutex<HashMap<BTreeSet<u16>, tokio::runtime::Runtime>>> = OnceLock::new();
+
+/// Every executor whose threads the systemd watchdog must see making progress: `main`
+/// (the one running the stack, named `shoal-worker`) and each pinned one
+/// (`shoal-cpus-SET`), with those names.
+pub fn executors(main: &tokio::runtime::Handle) -> Vec<(String, tokio::runtime::Handle)> {
+    let mut all = vec![("shoal-worker".to_owned(), main.clone())];
+    if let Some(pinned) = PINNED.get() {
+        let map = pinned.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for (cores, runtime) in map.iter() {
+            all.push((
+                format!("shoal-cpus-{}", CoreSet(cores.clone())),
+                runtime.handle().clone(),
+            ));
+        }
+    }
+    all
+}
+
 /// The handle of the executor pinned to `cores`, started on first use. Its runtime lives
 /// as long as the process: pinned containers may come and go with reloads.
 fn pinned(cores: &CoreSet) -> Result<tokio::runtime::Handle, PlacementError> {
-    static PINNED: OnceLock<Mutex<HashMap<BTreeSet<u16>, tokio::runtime::Runtime>>> = OnceLock::new();
     let mut map = PINNED
         .get_or_init(Default::default)
         .lock()
@@ -232,5 +251,10 @@ mod tests {
             })
             .expect("task");
         assert_eq!(mask, cores.0);
+        let names: Vec<String> = executors(runtime.handle()).into_iter().map(|(name, _)| name).collect();
+        assert!(
+            names.contains(&format!("shoal-cpus-{cores}")),
+            "the watchdog sees the pinned executor: {names:?}"
+        );
     }
 }

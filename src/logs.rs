@@ -41,6 +41,19 @@ pub struct LogLine {
 }
 
 impl Stream {
+    /// Every stream, in the order [`Stream::index`] numbers them.
+    pub const ALL: [Stream; 4] = [Stream::Stdout, Stream::Stderr, Stream::System, Stream::Warning];
+
+    /// The stream's place in [`Stream::ALL`] (a slot in per-stream counters).
+    pub fn index(self) -> usize {
+        match self {
+            Stream::Stdout => 0,
+            Stream::Stderr => 1,
+            Stream::System => 2,
+            Stream::Warning => 3,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Stream::Stdout => "stdout",
@@ -94,11 +107,15 @@ pub fn escape_controls(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// One container's stored lines and what they weigh.
+/// One container's stored lines and what they weigh, and the bytes written per stream.
 #[derive(Default)]
 struct Kept {
     lines: VecDeque<LogLine>,
     bytes: usize,
+    /// Bytes of every line that reached the book, each with its newline, before clipping
+    /// and whatever eviction did since: a counter that only grows (the metrics'
+    /// `shoal_container_log_bytes_total`), unlike `bytes`, which the bounds keep down.
+    written: [u64; 4],
 }
 
 /// What a stored line costs: its text and container name plus the struct around them.
@@ -161,6 +178,13 @@ impl LogBook {
             .collect()
     }
 
+    /// Bytes written per container and stream since the stack started (see [`Kept`]),
+    /// sorted by container name.
+    pub fn written(&self) -> BTreeMap<String, [u64; 4]> {
+        let lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        lines.iter().map(|(name, kept)| (name.clone(), kept.written)).collect()
+    }
+
     /// Forget every stored line (the stack is gone).
     pub fn clear(&self) {
         *self.lines.lock().unwrap_or_else(|e| e.into_inner()) = Default::default();
@@ -194,6 +218,7 @@ impl LogSink for LogBook {
         {
             let mut lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
             let kept = lines.entry(container.to_owned()).or_default();
+            kept.written[stream.index()] += text.len() as u64 + 1;
             let size = weight(&line);
             while !kept.lines.is_empty()
                 && (kept.lines.len() >= self.per_container || kept.bytes + size > self.bytes_per_container)
@@ -255,6 +280,13 @@ mod tests {
             "the bound is used, not just respected: {bytes:?}"
         );
         assert!(bytes["quiet"] > 0 && bytes["quiet"] < 1024, "{bytes:?}");
+        let written = book.written();
+        assert_eq!(
+            written["flood"],
+            [1200 * (16 << 10) + 1200, 0, 0, 0],
+            "every byte written counts, clipped and evicted ones too"
+        );
+        assert_eq!(written["quiet"][Stream::Stdout.index()], 2);
         let (lines, _) = book.snapshot();
         let flood: Vec<_> = lines.iter().filter(|l| l.container == "flood").collect();
         assert!(flood.len() < 20, "{}", flood.len());

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use super::args::{ImagesArgs, ImagesCommand, PullArgs};
 use super::compile;
+use crate::control::cmd::print::{header, human_bytes, print_table};
 use crate::images::ImageStore;
 use crate::registry;
 use crate::runtime::RuntimeConfig;
@@ -17,25 +18,24 @@ pub(super) fn images_command(
 ) -> anyhow::Result<ExitCode> {
     match args.command.unwrap_or(ImagesCommand::Ls) {
         ImagesCommand::Ls => {
-            println!("{:<64} {:>8} NAME", "SHA-256", "SIZE");
+            let mut table = vec![header(&["SHA-256", "SIZE", "NAME"])];
             for image in images.list()? {
-                println!("{:<64} {:>8} {}", image.digest, image.size, image.name);
+                table.push(vec![image.digest.to_string(), human_bytes(image.size), image.name]);
             }
+            print_table(&table);
             let refs = images.references();
             if !refs.is_empty() {
-                println!(
-                    "\n{:<71} {:<12} {:<14} REFERENCE",
-                    "REGISTRY DIGEST", "IMAGE", "PLATFORM"
-                );
+                println!();
+                let mut table = vec![header(&["REGISTRY DIGEST", "IMAGE", "PLATFORM", "REFERENCE"])];
                 for r in refs {
-                    println!(
-                        "{:<71} {:<12} {:<14} {}",
-                        r.pinned,
-                        r.digest.short(),
-                        r.platform,
-                        r.reference
-                    );
+                    table.push(vec![
+                        r.pinned.to_string(),
+                        r.digest.short().to_string(),
+                        r.platform.to_string(),
+                        r.reference.to_string(),
+                    ]);
                 }
+                print_table(&table);
             }
         }
         ImagesCommand::Add { files } => {

@@ -138,6 +138,7 @@ fn serve(
                 board: context.board.clone(),
                 broker: context.broker.clone(),
                 bridges: context.bridges.clone(),
+                book: context.book.clone(),
             };
             let (local, _task) = crate::metrics::serve(addr, source, stop_serving.clone()).await?;
             tracing::info!("metrics on http://{local}/metrics");

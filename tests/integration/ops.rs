@@ -29,19 +29,9 @@ fn python_has(module: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-#[test]
-fn a_metrics_scrape_parses_with_the_reference_parser_and_has_per_container_series() {
-    if !python_has("prometheus_client") {
-        eprintln!("skipped: python3 with prometheus_client is missing (scripts/setup.sh installs it)");
-        return;
-    }
-    let sandbox = Sandbox::new();
-    let file = idle_stack(&sandbox, "scraped");
-    let mut up = sandbox.spawn(&["up", "-f", arg(&file), "--metrics", "127.0.0.1:0"]);
-    let line = up.wait_for("metrics on http://", LIMIT);
-    let url = line.split("metrics on ").nth(1).expect("url").trim().to_owned();
-    sandbox.wait_row("scraped", "other", LIMIT, |r| r["state"] == "running");
-    // The reference parser: every family and sample, as JSON lines.
+/// Every sample of a scrape of `url`, read by the reference parser (`prometheus_client`),
+/// as JSON objects with the family, its type, the sample's name, labels and value.
+fn scrape(url: &str) -> Vec<serde_json::Value> {
     let script = r#"
 import json, sys, urllib.request
 from prometheus_client.parser import text_string_to_metric_families
@@ -51,36 +41,58 @@ for family in text_string_to_metric_families(text):
         print(json.dumps({"family": family.name, "type": family.type, "name": s.name, "labels": s.labels, "value": s.value}))
 "#;
     let output = Command::new("python3")
-        .args(["-c", script, &url])
+        .args(["-c", script, url])
         .output()
         .expect("python3");
-    let _ = up.child.kill();
-    let _ = up.child.wait();
     assert!(
         output.status.success(),
         "the parser refused the scrape:\n{}",
         stderr(&output)
     );
-    let samples: Vec<serde_json::Value> = stdout(&output)
+    stdout(&output)
         .lines()
         .map(|l| serde_json::from_str(l).expect("json line"))
-        .collect();
+        .collect()
+}
+
+/// The value of the sample `name` whose labels include every pair of `labels`.
+fn sample(samples: &[serde_json::Value], name: &str, labels: &[(&str, &str)]) -> Option<serde_json::Value> {
+    samples
+        .iter()
+        .find(|s| s["name"] == name && labels.iter().all(|(k, v)| s["labels"][*k] == *v))
+        .cloned()
+}
+
+#[test]
+fn a_metrics_scrape_parses_with_the_reference_parser_and_has_per_container_series() {
+    if !python_has("prometheus_client") {
+        eprintln!("skipped: python3 with prometheus_client is missing (scripts/setup.sh installs it)");
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let file = idle_stack(&sandbox, "scraped");
+    // A guest that prints its banner and ends: started again below to print it once more.
+    let hello = format!("  hello:\n    image: {}/hello.wasm\n", images().display());
+    std::fs::write(&file, std::fs::read_to_string(&file).expect("compose file") + &hello).expect("write compose file");
+    let mut up = sandbox.spawn(&["up", "-f", arg(&file), "--metrics", "127.0.0.1:0"]);
+    let line = up.wait_for("metrics on http://", LIMIT);
+    let url = line.split("metrics on ").nth(1).expect("url").trim().to_owned();
+    sandbox.wait_row("scraped", "other", LIMIT, |r| r["state"] == "running");
+    sandbox.wait_row("scraped", "hello", LIMIT, |r| {
+        r["state"].as_str().is_some_and(|s| s.starts_with("exited"))
+    });
+    let samples = scrape(&url);
     let find = |name: &str, container: &str| {
-        samples
-            .iter()
-            .find(|s| s["name"] == name && s["labels"]["container"] == container)
+        sample(&samples, name, &[("container", container)])
             .unwrap_or_else(|| panic!("no {name} for {container} in {samples:#?}"))
-            .clone()
     };
     for container in ["calm", "other"] {
-        let running = samples
-            .iter()
-            .find(|s| {
-                s["name"] == "shoal_container_state"
-                    && s["labels"]["container"] == container
-                    && s["labels"]["state"] == "running"
-            })
-            .expect("state series");
+        let running = sample(
+            &samples,
+            "shoal_container_state",
+            &[("container", container), ("state", "running")],
+        )
+        .expect("state series");
         assert_eq!(running["value"], 1.0, "{running}");
         assert_eq!(running["labels"]["project"], "scraped");
         assert_eq!(find("shoal_container_restarts_total", container)["type"], "counter");
@@ -98,6 +110,48 @@ for family in text_string_to_metric_families(text):
         .find(|s| s["name"] == "process_resident_memory_bytes")
         .expect("rss");
     assert!(rss["value"].as_f64().unwrap_or(0.0) > 0.0);
+    let published =
+        sample(&samples, "shoal_broker_published_total", &[("project", "scraped")]).expect("the broker's table");
+    assert_eq!(published["type"], "counter", "{published}");
+
+    // Log bytes: a counter per container and stream, which the banner's lines raise.
+    let hello_stdout = [("container", "hello"), ("stream", "stdout")];
+    let first = sample(&samples, "shoal_container_log_bytes_total", &hello_stdout)
+        .unwrap_or_else(|| panic!("no log bytes for hello's stdout in {samples:#?}"));
+    assert_eq!(first["type"], "counter", "{first}");
+    let once = first["value"].as_f64().unwrap_or(0.0);
+    assert!(once > 0.0, "hello printed its banner: {first}");
+    let quiet = sample(
+        &samples,
+        "shoal_container_log_bytes_total",
+        &[("container", "hello"), ("stream", "stderr")],
+    )
+    .expect("a zero series for a stream nothing was written to");
+    assert_eq!(quiet["value"], 0.0, "{quiet}");
+    sandbox.ok(&["start", "-p", "scraped", "hello"]);
+    let began = Instant::now();
+    let twice = loop {
+        let value = sample(&scrape(&url), "shoal_container_log_bytes_total", &hello_stdout)
+            .and_then(|s| s["value"].as_f64())
+            .unwrap_or(0.0);
+        if value > once {
+            break value;
+        }
+        assert!(
+            began.elapsed() < LIMIT,
+            "the counter stayed at {value} after hello ran again"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    sandbox.wait_row("scraped", "hello", LIMIT, |r| {
+        r["state"].as_str().is_some_and(|s| s.starts_with("exited"))
+    });
+    let twice = sample(&scrape(&url), "shoal_container_log_bytes_total", &hello_stdout)
+        .and_then(|s| s["value"].as_f64())
+        .unwrap_or(twice);
+    assert_eq!(twice, 2.0 * once, "the same banner printed twice counts twice");
+    let _ = up.child.kill();
+    let _ = up.child.wait();
 }
 
 #[test]
@@ -149,6 +203,69 @@ fn under_systemd_shoal_sends_ready_regular_watchdog_pings_status_and_stopping() 
             received.push(String::from_utf8_lossy(&buf[..n]).into_owned());
         }
     }
+    let _ = up.child.wait();
+}
+
+/// A real stall of one executor thread: a `kind: file` sensor whose path is a FIFO nobody
+/// writes. The sensor read is a plain file read inside the guest's host call, so the worker
+/// running the reader waits in open(2) for a writer while the other worker stays healthy.
+/// Before the per-worker heartbeat, that healthy worker kept the pings going; now the
+/// watchdog sends `STATUS=stalled: ...` instead of `WATCHDOG=1`. (Should sensor reads move
+/// off the executor, this test needs another stall; the heartbeat's unit test in
+/// `src/systemd.rs` uses a fake one.)
+#[test]
+fn a_stalled_executor_thread_stops_the_watchdog_pings() {
+    let sandbox = Sandbox::new();
+    let fifo = sandbox.path().join("board_temp");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success(), "mkfifo {}", fifo.display());
+    let file = sandbox.write(
+        "shoal.yaml",
+        &format!(
+            "name: stalled\nsensors:\n  board:\n    kind: file\n    path: board_temp\n    channel_types: [temperature]\n\
+             containers:\n  reader:\n    image: {images}/sensor_sdk.wasm\n    args: [board]\n    capabilities: [sensors]\n    sensors: [board]\n\
+             \x20 calm:\n    image: {images}/idle_subscriber.wasm\n    capabilities: [messaging]\n",
+            images = images().display()
+        ),
+    );
+    let socket_path = sandbox.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).expect("bind notify socket");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    // Two workers: one stalls, the other could go on pinging.
+    let mut cmd = sandbox.command(&["--workers", "2", "up", "-f", arg(&file)]);
+    cmd.env("NOTIFY_SOCKET", &socket_path).env("WATCHDOG_USEC", "400000");
+    let mut up = crate::support::Running::spawn(cmd);
+    let began = Instant::now();
+    let mut buf = [0u8; 4096];
+    let mut received: Vec<String> = Vec::new();
+    // Each check sends either a ping or a stalled status: three stalled ones in a row are
+    // three intervals without a ping.
+    let mut stalled_in_a_row = 0;
+    while stalled_in_a_row < 3 {
+        assert!(
+            began.elapsed() < LIMIT,
+            "the pings never stopped for the stalled worker: {received:?}"
+        );
+        let Ok(n) = socket.recv(&mut buf) else { continue };
+        let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if message.lines().any(|l| l == "WATCHDOG=1") {
+            stalled_in_a_row = 0;
+        } else if message
+            .lines()
+            .any(|l| l.starts_with("STATUS=stalled: shoal-worker worker "))
+        {
+            stalled_in_a_row += 1;
+        }
+        received.push(message);
+    }
+    assert!(
+        received.iter().any(|m| m.lines().any(|l| l == "READY=1")),
+        "{received:?}"
+    );
+    // The reader cannot be stopped while it waits in open(2): the process is killed.
+    let _ = up.child.kill();
     let _ = up.child.wait();
 }
 

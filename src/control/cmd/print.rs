@@ -34,12 +34,10 @@ pub fn header(titles: &[&str]) -> Vec<String> {
     titles.iter().map(|t| (*t).to_owned()).collect()
 }
 
+/// A byte count in binary units with one decimal (`64.0 KiB`, `3.0 MiB`, `0 B`), by the
+/// `bytesize` crate (it cost no measurable binary size; see README: Dependencies).
 pub fn human_bytes(bytes: u64) -> String {
-    match bytes {
-        0 => "0".into(),
-        b if b < 1024 * 1024 => format!("{:.1} KiB", b as f64 / 1024.0),
-        b => format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0)),
-    }
+    bytesize::ByteSize(bytes).display().iec().to_string()
 }
 
 pub fn human_secs(secs: f64) -> String {
@@ -78,6 +76,8 @@ mod tests {
     fn human_units() {
         assert_eq!(human_bytes(64 * 1024), "64.0 KiB");
         assert_eq!(human_bytes(3 << 20), "3.0 MiB");
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(5 << 30), "5.0 GiB");
         assert_eq!(human_secs(3725.0), "1h2m");
         assert_eq!(rfc3339(1_795_860_000.0), "2026-11-28T10:00:00.000Z");
     }
