@@ -230,10 +230,10 @@ impl Worker {
 
     fn publish(&mut self, outgoing: Outgoing) {
         let properties = PublishProperties {
-            content_type: (!outgoing.message.content_type.is_empty()).then(|| outgoing.message.content_type.clone()),
+            content_type: (!outgoing.message.content_type().is_empty()).then(|| outgoing.message.content_type().to_owned()),
             ..Default::default()
         };
-        let payload = bytes::Bytes::copy_from_slice(&outgoing.message.payload);
+        let payload = bytes::Bytes::copy_from_slice(outgoing.message.payload());
         // The channel has room for it (see `run`), so this only fails if the poller is gone,
         // and then the worker ends on the closed event channel; the message stays counted.
         let _ = self
