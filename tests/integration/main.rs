@@ -37,3 +37,6 @@ mod up;
 mod fuzz_abi;
 mod fuzz_socket;
 mod promises;
+
+// Added by the `fanout` helper (issues 15, 19): the publisher in `topics tail`.
+mod fanout;
