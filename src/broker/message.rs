@@ -78,9 +78,15 @@ mod tests {
     #[test]
     fn parts_come_back_whole() {
         let m = Message::new(Origin::Bridge, Arc::from("bridge:up"), "a/β", "", b"\xff\x00x");
-        assert_eq!((m.topic(), m.content_type(), m.payload()), ("a/β", "", &b"\xff\x00x"[..]));
+        assert_eq!(
+            (m.topic(), m.content_type(), m.payload()),
+            ("a/β", "", &b"\xff\x00x"[..])
+        );
         let empty = Message::new(Origin::Local, shoal_publisher(), "", "text/plain", b"");
-        assert_eq!((empty.topic(), empty.content_type(), empty.payload()), ("", "text/plain", &b""[..]));
+        assert_eq!(
+            (empty.topic(), empty.content_type(), empty.payload()),
+            ("", "text/plain", &b""[..])
+        );
         assert_eq!(&*empty.publisher, "shoal");
     }
 }
