@@ -30,7 +30,7 @@ fn board_a(sandbox: &Sandbox, url: &str, count: u32, burst: u32) -> std::path::P
 
 /// Board B's monitor keeps the default queue: after a broker restart Mosquitto hands the
 /// bridge everything it held for B at once, and the QoS 1 import must wait for room in the
-/// monitor's queue (and hold its acknowledgements back) rather than drop the oldest.
+/// monitor's queue rather than drop the oldest.
 fn board_b(sandbox: &Sandbox, url: &str) -> std::path::PathBuf {
     sandbox.write(
         "board-b.yaml",

@@ -80,7 +80,7 @@ fn topics_tail_names_the_publisher_of_each_message() {
 }
 
 /// A QoS 1 burst from the broker into a subscriber with a tiny queue: the bridge waits for
-/// room (and holds its acknowledgements back) instead of dropping the oldest. Before the
+/// room (and stops reading the broker's socket meanwhile) instead of dropping the oldest. Before the
 /// import waited, the import ran on another executor thread than the guest and outran it:
 /// gaps, counted as the monitor's drops. The burst comes from a second stack exporting at
 /// QoS 1 (what it exports is confirmed by the broker, so nothing is lost before the broker).
