@@ -38,7 +38,7 @@ mod message;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -209,8 +209,6 @@ struct Inner {
     subscribers: RwLock<HashMap<u64, Subscriber>>,
     routes: RwLock<Routes>,
     room: Arc<Room>,
-    /// Called once per publish that reached a mailbox (see [`Broker::set_on_delivery`]).
-    on_delivery: OnceLock<Box<dyn Fn() + Send + Sync>>,
     next_id: AtomicU64,
     published: AtomicU64,
     delivered: AtomicU64,
@@ -285,12 +283,6 @@ impl Drop for Waiting<'_> {
 impl Broker {
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// Run `hook` after every publish that reached at least one mailbox: the runtime ends
-    /// busy guests' slices so the woken subscribers run now, not at the next tick. Set once.
-    pub fn set_on_delivery(&self, hook: Box<dyn Fn() + Send + Sync>) {
-        let _ = self.inner.on_delivery.set(hook);
     }
 
     pub fn stats(&self) -> BrokerStats {
@@ -461,11 +453,6 @@ impl Broker {
         self.inner.delivered.fetch_add(delivered as u64, Ordering::Relaxed);
         if dropped > 0 {
             self.inner.dropped.fetch_add(dropped, Ordering::Relaxed);
-        }
-        if delivered > 0 {
-            if let Some(hook) = self.inner.on_delivery.get() {
-                hook();
-            }
         }
         delivered
     }

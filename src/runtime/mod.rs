@@ -41,7 +41,6 @@ pub use limiter::{size, MemoryLimiter};
 pub use output::{LineOutput, MAX_LINE};
 use probe::CpuClock;
 pub use probe::Probe;
-pub use ticker::Preempt;
 use ticker::{ExecutionGuard, Ticker};
 
 /// Errors at the runtime's border.
@@ -188,12 +187,6 @@ impl Runtime {
 
     pub fn engine(&self) -> &Engine {
         &self.engine
-    }
-
-    /// Ends the running guests' slices at once while every worker is busy in one (the
-    /// broker calls it when it delivers; see `ticker::Preempt`).
-    pub fn preempt(&self) -> Preempt {
-        self.ticker.preempt(self.engine.clone(), crate::executor::workers())
     }
 
     /// Create the container's store and instance without running any of its code (the

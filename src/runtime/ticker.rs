@@ -4,7 +4,7 @@
 //! parked. Each store's call hook tells us when its fiber enters and leaves wasm; the
 //! ticker thread parks itself whenever that count is zero.
 
-use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -55,18 +55,6 @@ impl Ticker {
         })
     }
 
-    /// A handle that interrupts the running guests at once when every worker is busy
-    /// inside one (see [`Preempt`]).
-    pub fn preempt(&self, engine: Engine, workers: usize) -> Preempt {
-        Preempt {
-            shared: self.shared.clone(),
-            engine,
-            workers: workers.max(1) as isize,
-            since: std::time::Instant::now(),
-            last_kick_us: Arc::new(AtomicU64::new(0)),
-        }
-    }
-
     /// A guard for one store; it counts while that store executes wasm.
     pub fn guard(&self) -> ExecutionGuard {
         ExecutionGuard {
@@ -84,51 +72,6 @@ impl Drop for Ticker {
             thread.thread().unpark();
             let _ = thread.join();
         }
-    }
-}
-
-/// Ends the running guests' slices now rather than at the next tick, when a parked container
-/// was just given work (a message) and every executor worker is inside a guest: without it
-/// the woken container waits for a spinning neighbour's tick (up to 10 ms, more with several
-/// spinners per worker). Each running guest then yields at its next loop edge (its CPU share
-/// is decided as at a tick) and the woken one, at the head of the shared queue, runs. While
-/// some worker is free nothing happens: the free worker takes the woken container. One
-/// atomic load per call in that case. At most one kick per [`MIN_KICK_GAP`]: a stream of
-/// messages between busy guests would otherwise make them yield at every message.
-#[derive(Clone)]
-pub struct Preempt {
-    shared: Arc<Shared>,
-    engine: Engine,
-    workers: isize,
-    since: std::time::Instant,
-    /// Microseconds after `since` of the last kick (0: none yet).
-    last_kick_us: Arc<AtomicU64>,
-}
-
-/// Shortest time between two kicks: the latency a woken container may still wait behind
-/// busy guests, against the yields the kicks cost them.
-pub const MIN_KICK_GAP: Duration = Duration::from_micros(500);
-
-impl Preempt {
-    /// Returns whether the slices were ended.
-    pub fn kick(&self) -> bool {
-        if self.shared.executing.load(Ordering::Relaxed) < self.workers {
-            return false;
-        }
-        let now = (self.since.elapsed().as_micros() as u64).max(1);
-        let last = self.last_kick_us.load(Ordering::Relaxed);
-        if last != 0 && now.saturating_sub(last) < MIN_KICK_GAP.as_micros() as u64 {
-            return false;
-        }
-        if self
-            .last_kick_us
-            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-            .is_err()
-        {
-            return false; // another thread kicked just now
-        }
-        self.engine.increment_epoch();
-        true
     }
 }
 
@@ -218,28 +161,5 @@ mod tests {
         assert_eq!(executing(&ticker), -1);
         drop(paused);
         assert_eq!(executing(&ticker), 0);
-    }
-
-    #[test]
-    fn a_kick_ends_the_slices_only_when_every_worker_runs_a_guest() {
-        let engine = Engine::default();
-        let ticker = Ticker::start(engine.clone(), Duration::from_secs(3600)).expect("ticker thread");
-        let preempt = ticker.preempt(engine.clone(), 2);
-        assert!(!preempt.kick(), "nothing runs");
-        let mut one = ticker.guard();
-        one.enter();
-        assert!(!preempt.kick(), "a worker is free");
-        let mut two = ticker.guard();
-        two.enter();
-        assert!(preempt.kick(), "both workers run a guest");
-        std::thread::sleep(MIN_KICK_GAP * 2);
-        // Held off by its CPU share: not running, so a worker is free again.
-        let paused = two.pause();
-        assert!(!preempt.kick());
-        drop(paused);
-        assert!(preempt.kick());
-        std::thread::sleep(MIN_KICK_GAP * 2);
-        two.leave();
-        assert!(!preempt.kick());
     }
 }

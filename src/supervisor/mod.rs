@@ -102,15 +102,9 @@ impl Supervisor {
     pub fn new(runtime: Arc<Runtime>, log: Arc<dyn LogSink>) -> Self {
         let events = EventBus::default();
         let (ended_tx, ended_rx) = mpsc::unbounded_channel();
-        // A delivery to a parked container ends busy neighbours' slices (runtime::ticker::Preempt).
-        let broker = Broker::new();
-        let preempt = runtime.preempt();
-        broker.set_on_delivery(Box::new(move || {
-            preempt.kick();
-        }));
         Supervisor {
             runtime,
-            broker,
+            broker: Broker::new(),
             log: Arc::new(WarningEvents {
                 inner: log,
                 events: events.clone(),
