@@ -190,6 +190,10 @@ fn pinned(cores: &CoreSet) -> Result<tokio::runtime::Handle, PlacementError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(set.len())
         .thread_name(format!("shoal-cpus-{cores}"))
+        // As in `build`: a busy guest's poll lasts a tick, so check the drivers and the
+        // shared queue at every poll (pinned executors had tokio's 61 until now).
+        .event_interval(1)
+        .global_queue_interval(1)
         .enable_all()
         .max_blocking_threads(MAX_BLOCKING_THREADS)
         .on_thread_start(move || pin_this_thread(&set))

@@ -105,7 +105,7 @@ pub async fn run_beside(
         tokio::time::sleep(Duration::from_millis(2)).await;
         let _ = broker.publish("bench/latency", "application/octet-stream", &now_ns().to_le_bytes());
         for ack in collect(n).await {
-            if let (Some(sent), Some(received)) = (ack.payload.get(0..8), ack.payload.get(8..16)) {
+            if let (Some(sent), Some(received)) = (ack.payload().get(0..8), ack.payload().get(8..16)) {
                 let sent = u64::from_le_bytes(sent.try_into().unwrap_or_default());
                 let received = u64::from_le_bytes(received.try_into().unwrap_or_default());
                 latencies.push(received.saturating_sub(sent) as f64 / 1000.0);

@@ -104,11 +104,11 @@ impl Outbox {
         }
         let message = self.tap.try_recv()?;
         // The tap only holds topics under some rule's prefix.
-        let (topic, rule) = export_topic(&self.rules, &message.topic)?;
+        let (topic, rule) = export_topic(&self.rules, message.topic())?;
         if let Some(why) = invalid_topic_name(&topic) {
             self.invalid += 1;
             return Some(Err(Unexportable {
-                local_topic: message.topic.clone(),
+                local_topic: message.topic().to_owned(),
                 remote_topic: topic,
                 why,
             }));
@@ -201,7 +201,7 @@ mod tests {
         }
         assert_eq!((out.queued(), out.dropped()), (3, 2));
         let kept: Vec<u8> = std::iter::from_fn(|| out.take_next())
-            .map(|o| o.unwrap().message.payload[0])
+            .map(|o| o.unwrap().message.payload()[0])
             .collect();
         assert_eq!(kept, [2, 3, 4]);
         // Handed over but not acknowledged: still counted as queued.
@@ -237,7 +237,7 @@ mod tests {
         assert!(!out.on_acked(2));
         assert_eq!(out.queued(), 2);
         // The broker lost our session: both unacknowledged messages go again, in order.
-        let again: Vec<u8> = out.take_for_resend().iter().map(|o| o.message.payload[0]).collect();
+        let again: Vec<u8> = out.take_for_resend().iter().map(|o| o.message.payload()[0]).collect();
         assert_eq!(again, [0, 2]);
         assert!(!out.on_sent(1) && !out.on_sent(2));
         assert!(out.on_acked(1) && out.on_acked(2));

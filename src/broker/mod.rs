@@ -24,36 +24,35 @@
 //!   bridge's export tap) never receives imported messages, so a message that came from a
 //!   remote broker is never sent back out (no echo loops).
 //!
+//! * **Publisher.** Every message also names who published it (a container, `bridge:NAME`,
+//!   or `shoal`) with an `Arc<str>` the publisher holds, for `shoal topics tail`.
+//! * **Routes.** The list of mailboxes a topic reaches is remembered per topic until a
+//!   subscription changes, so a publish does not match every prefix of every mailbox.
+//! * **Waiting for room.** [`Broker::publish_with_room`] (QoS 1 bridge imports) waits until
+//!   the mailboxes have room instead of dropping their oldest messages, bounded in time.
+//!
 //! Locks are `std::sync` locks held only for a few instructions and never across an
 //! `.await`.
 
+mod message;
+
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
 
 use tokio::sync::Notify;
+
+pub use message::{shoal_publisher, Message, Origin};
 
 /// Largest payload accepted by [`Broker::publish`], in bytes.
 pub const MAX_PAYLOAD: usize = 64 * 1024;
 
-/// One published message, shared by every mailbox it was delivered to.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Message {
-    pub topic: String,
-    pub content_type: String,
-    pub payload: Vec<u8>,
-    pub origin: Origin,
-}
-
-/// Where a message entered the stack.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Origin {
-    /// Published by a container (or by shoal itself).
-    #[default]
-    Local,
-    /// Imported from an external broker by an MQTT bridge.
-    Bridge,
-}
+/// Topics whose subscriber lists the broker remembers (see [`Routes`]).
+const MAX_ROUTES: usize = 1024;
+/// Mailbox references all remembered lists may hold together (16 bytes each): a stack of
+/// 1,000 subscribers on 16 topics fits; past it the cache starts over.
+const MAX_ROUTED_TARGETS: usize = 16 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PublishError {
@@ -76,15 +75,42 @@ pub struct BrokerStats {
     pub dropped: u64,
 }
 
+/// What [`Broker::publish_with_room`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Delivery {
+    /// Mailboxes the message went into.
+    pub delivered: usize,
+    /// Mailboxes that stayed full for the whole wait: they took the message under the
+    /// drop-oldest policy and no longer hold publishers back until their reader takes one.
+    pub stalled: usize,
+}
+
 /// Lock a mutex, ignoring poisoning: the protected data is always left consistent (every
 /// critical section is a handful of infallible operations).
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
+}
+
 struct Queue {
     items: VecDeque<Arc<Message>>,
     capacity: usize,
+}
+
+/// Wakes publishers waiting for room in a full mailbox ([`Broker::publish_with_room`]).
+/// One per broker, not per mailbox: waiting is rare (bridge imports after a reconnect), and
+/// a parked container then pays 8 bytes for it, not a `Notify`.
+#[derive(Default)]
+struct Room {
+    notify: Notify,
+    waiters: AtomicUsize,
 }
 
 /// The receiving side shared between the broker and the [`Mailbox`] handle.
@@ -95,6 +121,11 @@ struct MailboxShared {
     /// Shared with whoever wants a drop count that outlives this mailbox (a container's
     /// counters survive its restarts).
     dropped: Arc<AtomicU64>,
+    room: Arc<Room>,
+    /// A publisher waited the whole of its wait for room here: this reader is not reading
+    /// (paused, deaf or stuck), so it no longer holds publishers back. Cleared when it takes
+    /// a message.
+    stalled: AtomicBool,
 }
 
 impl MailboxShared {
@@ -118,6 +149,28 @@ impl MailboxShared {
         self.notify.notify_one();
         dropped
     }
+
+    fn pop(&self) -> Option<Arc<Message>> {
+        let (message, was_full) = {
+            let mut q = lock(&self.queue);
+            let was_full = q.items.len() >= q.capacity;
+            (q.items.pop_front(), was_full)
+        };
+        if message.is_some() {
+            if self.stalled.load(Ordering::Relaxed) {
+                self.stalled.store(false, Ordering::Relaxed);
+            }
+            if was_full && self.room.waiters.load(Ordering::SeqCst) > 0 {
+                self.room.notify.notify_waiters();
+            }
+        }
+        message
+    }
+
+    fn is_full(&self) -> bool {
+        let q = lock(&self.queue);
+        q.items.len() >= q.capacity
+    }
 }
 
 struct Subscriber {
@@ -127,13 +180,75 @@ struct Subscriber {
     shared: Arc<MailboxShared>,
 }
 
+/// One mailbox a topic's messages go to.
+#[derive(Clone)]
+struct Target {
+    shared: Arc<MailboxShared>,
+    local_only: bool,
+}
+
+impl Target {
+    fn takes(&self, origin: Origin) -> bool {
+        origin == Origin::Local || !self.local_only
+    }
+}
+
+/// The subscriber list of each recently published topic. Matching a topic against every
+/// prefix of every mailbox cost most of a fan-out at 1,000 subscribers (each of their 1,000
+/// acknowledgements scanned all 1,001 mailboxes); with the list remembered, a publish is a
+/// hash lookup and a walk over the mailboxes it reaches. Any subscription change clears it
+/// (under the subscriber lock, so a list computed before the change is never kept).
+#[derive(Default)]
+struct Routes {
+    by_topic: HashMap<Box<str>, Arc<[Target]>>,
+    targets: usize,
+}
+
 #[derive(Default)]
 struct Inner {
     subscribers: RwLock<HashMap<u64, Subscriber>>,
+    routes: RwLock<Routes>,
+    room: Arc<Room>,
     next_id: AtomicU64,
     published: AtomicU64,
     delivered: AtomicU64,
     dropped: AtomicU64,
+}
+
+impl Inner {
+    /// Forget every remembered route. Called with the subscriber lock held for writing.
+    fn clear_routes(&self) {
+        let mut routes = write(&self.routes);
+        if routes.targets > 0 || !routes.by_topic.is_empty() {
+            *routes = Routes::default();
+        }
+    }
+
+    /// The mailboxes subscribed to a prefix of `topic`.
+    fn route(&self, topic: &str) -> Arc<[Target]> {
+        if let Some(route) = read(&self.routes).by_topic.get(topic) {
+            return route.clone();
+        }
+        let subs = read(&self.subscribers);
+        let route: Arc<[Target]> = subs
+            .values()
+            .filter(|sub| sub.prefixes.iter().any(|p| topic.starts_with(p.as_str())))
+            .map(|sub| Target {
+                shared: sub.shared.clone(),
+                local_only: sub.local_only,
+            })
+            .collect();
+        // Still under the subscriber lock: no subscription changed since `route` was made.
+        let mut routes = write(&self.routes);
+        if routes.by_topic.len() >= MAX_ROUTES || routes.targets + route.len() > MAX_ROUTED_TARGETS {
+            *routes = Routes::default();
+        }
+        if route.len() <= MAX_ROUTED_TARGETS {
+            routes.targets += route.len();
+            routes.by_topic.insert(topic.into(), route.clone());
+        }
+        route
+    }
 }
 
 /// The stack's message broker. Cheap to clone (an `Arc` inside).
@@ -148,13 +263,30 @@ impl std::fmt::Debug for Broker {
     }
 }
 
+/// Counts a publisher among the room's waiters for as long as it lives (also when the wait
+/// is cancelled).
+struct Waiting<'a>(&'a Room);
+
+impl<'a> Waiting<'a> {
+    fn new(room: &'a Room) -> Self {
+        room.waiters.fetch_add(1, Ordering::SeqCst);
+        Waiting(room)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiters.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 impl Broker {
     pub fn new() -> Self {
         Self::default()
     }
 
     pub fn stats(&self) -> BrokerStats {
-        let subs = self.inner.subscribers.read().unwrap_or_else(|e| e.into_inner());
+        let subs = read(&self.inner.subscribers);
         BrokerStats {
             mailboxes: subs.len(),
             subscriptions: subs.values().map(|s| s.prefixes.len()).sum(),
@@ -192,20 +324,18 @@ impl Broker {
             notify: Arc::new(Notify::new()),
             delivered: AtomicU64::new(0),
             dropped,
+            room: self.inner.room.clone(),
+            stalled: AtomicBool::new(false),
         });
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        self.inner
-            .subscribers
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(
-                id,
-                Subscriber {
-                    prefixes: Vec::new(),
-                    local_only,
-                    shared: shared.clone(),
-                },
-            );
+        write(&self.inner.subscribers).insert(
+            id,
+            Subscriber {
+                prefixes: Vec::new(),
+                local_only,
+                shared: shared.clone(),
+            },
+        );
         Mailbox {
             broker: self.clone(),
             id,
@@ -214,9 +344,9 @@ impl Broker {
     }
 
     /// Deliver a message to every mailbox with a matching prefix. Returns the number of
-    /// mailboxes it was delivered to (0 is success too).
+    /// mailboxes it was delivered to (0 is success too). The publisher is recorded as `shoal`.
     pub fn publish(&self, topic: &str, content_type: &str, payload: &[u8]) -> Result<usize, PublishError> {
-        self.publish_from(Origin::Local, topic, content_type, payload)
+        self.publish_as(Origin::Local, &shoal_publisher(), topic, content_type, payload)
     }
 
     /// [`Broker::publish`] for a message of the given origin (bridges pass [`Origin::Bridge`]).
@@ -227,39 +357,104 @@ impl Broker {
         content_type: &str,
         payload: &[u8],
     ) -> Result<usize, PublishError> {
+        self.publish_as(origin, &shoal_publisher(), topic, content_type, payload)
+    }
+
+    /// [`Broker::publish`] naming its publisher (a container's name, `bridge:NAME`): the
+    /// `Arc` is shared with the message, not copied.
+    pub fn publish_as(
+        &self,
+        origin: Origin,
+        publisher: &Arc<str>,
+        topic: &str,
+        content_type: &str,
+        payload: &[u8],
+    ) -> Result<usize, PublishError> {
+        let msg = Self::message(origin, publisher, topic, content_type, payload)?;
+        Ok(self.deliver(&self.inner.route(topic), msg))
+    }
+
+    /// [`Broker::publish_as`] that first waits, up to `max_wait`, until every mailbox the
+    /// message goes to has room, so none of them drops its oldest message for it: a bridge's
+    /// QoS 1 imports, which can arrive in bursts faster than the guests read. A mailbox that
+    /// stays full for the whole wait is marked stalled and takes the message under the
+    /// drop-oldest policy; later publishes do not wait for it until its reader takes a
+    /// message again. So a paused or deaf container costs one wait, not one per message.
+    pub async fn publish_with_room(
+        &self,
+        origin: Origin,
+        publisher: &Arc<str>,
+        topic: &str,
+        content_type: &str,
+        payload: &[u8],
+        max_wait: Duration,
+    ) -> Result<Delivery, PublishError> {
+        let msg = Self::message(origin, publisher, topic, content_type, payload)?;
+        let route = self.inner.route(topic);
+        let deadline = tokio::time::Instant::now() + max_wait;
+        let mut stalled = 0;
+        let room = &self.inner.room;
+        for target in route.iter().filter(|t| t.takes(origin)) {
+            let shared = &target.shared;
+            while !shared.stalled.load(Ordering::Relaxed) && shared.is_full() {
+                let _waiting = Waiting::new(room);
+                let notified = room.notify.notified();
+                tokio::pin!(notified);
+                // Registered before the check, so a reader taking a message in between
+                // still wakes this wait.
+                notified.as_mut().enable();
+                if !shared.is_full() {
+                    break;
+                }
+                if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                    shared.stalled.store(true, Ordering::Relaxed);
+                    stalled += 1;
+                }
+            }
+        }
+        let delivered = self.deliver(&route, msg);
+        Ok(Delivery { delivered, stalled })
+    }
+
+    fn message(
+        origin: Origin,
+        publisher: &Arc<str>,
+        topic: &str,
+        content_type: &str,
+        payload: &[u8],
+    ) -> Result<Arc<Message>, PublishError> {
         if payload.len() > MAX_PAYLOAD {
             return Err(PublishError::TooLarge {
                 len: payload.len(),
                 max: MAX_PAYLOAD,
             });
         }
-        let msg = Arc::new(Message {
-            topic: topic.to_owned(),
-            content_type: content_type.to_owned(),
-            payload: payload.to_vec(),
+        Ok(Arc::new(Message::new(
             origin,
-        });
+            publisher.clone(),
+            topic,
+            content_type,
+            payload,
+        )))
+    }
+
+    /// Push `msg` into every mailbox of `route` that takes its origin.
+    fn deliver(&self, route: &[Target], msg: Arc<Message>) -> usize {
         self.inner.published.fetch_add(1, Ordering::Relaxed);
+        let origin = msg.origin;
         let mut delivered = 0usize;
         let mut dropped = 0u64;
-        {
-            let subs = self.inner.subscribers.read().unwrap_or_else(|e| e.into_inner());
-            for sub in subs.values() {
-                if (origin == Origin::Local || !sub.local_only)
-                    && sub.prefixes.iter().any(|p| topic.starts_with(p.as_str()))
-                {
-                    delivered += 1;
-                    if sub.shared.push(msg.clone()) {
-                        dropped += 1;
-                    }
-                }
+        for target in route.iter().filter(|t| t.takes(origin)) {
+            delivered += 1;
+            if target.shared.push(msg.clone()) {
+                dropped += 1;
             }
         }
         self.inner.delivered.fetch_add(delivered as u64, Ordering::Relaxed);
         if dropped > 0 {
             self.inner.dropped.fetch_add(dropped, Ordering::Relaxed);
         }
-        Ok(delivered)
+        delivered
     }
 }
 
@@ -279,30 +474,32 @@ impl std::fmt::Debug for Mailbox {
 impl Mailbox {
     /// Add a prefix. Subscribing twice to the same prefix is a no-op.
     pub fn subscribe(&self, prefix: &str) {
-        let mut subs = self.broker.inner.subscribers.write().unwrap_or_else(|e| e.into_inner());
+        let inner = &self.broker.inner;
+        let mut subs = write(&inner.subscribers);
         if let Some(sub) = subs.get_mut(&self.id) {
             if !sub.prefixes.iter().any(|p| p == prefix) {
                 sub.prefixes.push(prefix.to_owned());
+                inner.clear_routes();
             }
         }
     }
 
     /// Prefixes this mailbox is subscribed to.
     pub fn subscriptions(&self) -> usize {
-        let subs = self.broker.inner.subscribers.read().unwrap_or_else(|e| e.into_inner());
+        let subs = read(&self.broker.inner.subscribers);
         subs.get(&self.id).map_or(0, |sub| sub.prefixes.len())
     }
 
     /// Whether `prefix` is one of this mailbox's subscriptions already.
     pub fn is_subscribed(&self, prefix: &str) -> bool {
-        let subs = self.broker.inner.subscribers.read().unwrap_or_else(|e| e.into_inner());
+        let subs = read(&self.broker.inner.subscribers);
         subs.get(&self.id)
             .is_some_and(|sub| sub.prefixes.iter().any(|p| p == prefix))
     }
 
     /// Take the oldest queued message.
     pub fn try_recv(&self) -> Option<Arc<Message>> {
-        lock(&self.shared.queue).items.pop_front()
+        self.shared.pop()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -332,8 +529,11 @@ impl Mailbox {
 
 impl Drop for Mailbox {
     fn drop(&mut self) {
-        let mut subscribers = self.broker.inner.subscribers.write().unwrap_or_else(|e| e.into_inner());
-        subscribers.remove(&self.id);
+        let inner = &self.broker.inner;
+        let mut subscribers = write(&inner.subscribers);
+        if subscribers.remove(&self.id).is_some_and(|sub| !sub.prefixes.is_empty()) {
+            inner.clear_routes();
+        }
         // A map never shrinks on its own: after 10,000 containers went away it would keep
         // their buckets for the life of the process. Shrinking when three quarters are
         // empty keeps the cost amortised.
@@ -357,8 +557,8 @@ mod tests {
         assert_eq!(b.publish("temperature", "text/plain", b"x").unwrap(), 0);
         assert_eq!(b.publish("humidity/inside", "text/plain", b"x").unwrap(), 0);
         let got = m.try_recv().unwrap();
-        assert_eq!(got.topic, "temperature/inside");
-        assert_eq!(got.payload, b"21");
+        assert_eq!(got.topic(), "temperature/inside");
+        assert_eq!(got.payload(), b"21");
         assert!(m.try_recv().is_none());
     }
 
@@ -391,7 +591,7 @@ mod tests {
             b.publish("t", "t", &vec![7u8; MAX_PAYLOAD + 1]),
             Err(PublishError::TooLarge { .. })
         ));
-        assert_eq!(m.try_recv().unwrap().payload.len(), MAX_PAYLOAD);
+        assert_eq!(m.try_recv().unwrap().payload().len(), MAX_PAYLOAD);
     }
 
     #[test]
@@ -403,7 +603,7 @@ mod tests {
             b.publish("t/x", "n", &i.to_le_bytes()).unwrap();
         }
         for i in 0..500u32 {
-            assert_eq!(m.try_recv().unwrap().payload, i.to_le_bytes());
+            assert_eq!(m.try_recv().unwrap().payload(), i.to_le_bytes());
         }
     }
 
@@ -434,13 +634,13 @@ mod tests {
         busy.subscribe("x/");
         for i in 0..100u8 {
             assert_eq!(b.publish("x/y", "t", &[i]).unwrap(), 2);
-            assert_eq!(busy.try_recv().unwrap().payload, [i]);
+            assert_eq!(busy.try_recv().unwrap().payload(), [i]);
         }
         assert_eq!(busy.dropped(), 0);
         assert_eq!(lazy.dropped(), 96);
         assert_eq!(b.stats().dropped, 96);
         // The lazy reader keeps the freshest four.
-        let kept: Vec<u8> = std::iter::from_fn(|| lazy.try_recv()).map(|m| m.payload[0]).collect();
+        let kept: Vec<u8> = std::iter::from_fn(|| lazy.try_recv()).map(|m| m.payload()[0]).collect();
         assert_eq!(kept, [96, 97, 98, 99]);
     }
 
@@ -470,12 +670,126 @@ mod tests {
         let first = guest.try_recv().unwrap();
         assert_eq!(first.origin, Origin::Local);
         let second = guest.try_recv().unwrap();
-        assert_eq!(
-            (second.origin, second.payload.as_slice()),
-            (Origin::Bridge, &b"remote"[..])
-        );
-        assert_eq!(tap.try_recv().unwrap().payload, b"local");
+        assert_eq!((second.origin, second.payload()), (Origin::Bridge, &b"remote"[..]));
+        assert_eq!(tap.try_recv().unwrap().payload(), b"local");
         assert!(tap.try_recv().is_none(), "an imported message reached an export tap");
+    }
+
+    #[test]
+    fn routes_follow_subscription_changes() {
+        let b = Broker::new();
+        let first = b.mailbox(8);
+        first.subscribe("a/");
+        assert_eq!(b.publish("a/1", "t", b"x").unwrap(), 1);
+        // The route of `a/1` is remembered now; a new subscriber must still be seen.
+        let second = b.mailbox(8);
+        second.subscribe("a/1");
+        assert_eq!(b.publish("a/1", "t", b"y").unwrap(), 2);
+        assert_eq!(second.try_recv().unwrap().payload(), b"y");
+        drop(first);
+        assert_eq!(b.publish("a/1", "t", b"z").unwrap(), 1);
+        // A mailbox without subscriptions never changes a route.
+        let _idle = b.mailbox(8);
+        assert_eq!(b.publish("a/1", "t", b"w").unwrap(), 1);
+        assert_eq!(b.publish("a/2", "t", b"v").unwrap(), 0);
+    }
+
+    #[test]
+    fn a_message_names_its_publisher_without_copying_the_name() {
+        let b = Broker::new();
+        let m = b.mailbox(8);
+        m.subscribe("");
+        let sensor: Arc<str> = Arc::from("sensor");
+        b.publish_as(Origin::Local, &sensor, "t", "c", b"1").unwrap();
+        b.publish("t", "c", b"2").unwrap();
+        let got = m.try_recv().unwrap();
+        assert!(Arc::ptr_eq(&got.publisher, &sensor));
+        assert_eq!(&*m.try_recv().unwrap().publisher, "shoal");
+    }
+
+    #[tokio::test]
+    async fn publishing_with_room_waits_for_the_reader_instead_of_dropping() {
+        let b = Broker::new();
+        let m = b.mailbox(2);
+        m.subscribe("q/");
+        let bridge: Arc<str> = Arc::from("bridge:up");
+        for i in 0..2u8 {
+            b.publish("q/x", "t", &[i]).unwrap();
+        }
+        let (b2, name) = (b.clone(), bridge.clone());
+        let third = tokio::spawn(async move {
+            b2.publish_with_room(Origin::Bridge, &name, "q/x", "t", &[2], Duration::from_secs(3600))
+                .await
+        });
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!third.is_finished(), "published into a full mailbox without waiting");
+        assert_eq!(m.try_recv().unwrap().payload(), [0]);
+        let delivery = third.await.unwrap().unwrap();
+        assert_eq!(
+            delivery,
+            Delivery {
+                delivered: 1,
+                stalled: 0
+            }
+        );
+        assert_eq!(m.dropped(), 0);
+        let rest: Vec<u8> = std::iter::from_fn(|| m.try_recv()).map(|m| m.payload()[0]).collect();
+        assert_eq!(rest, [1, 2]);
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_never_reads_is_waited_for_once() {
+        let b = Broker::new();
+        let deaf = b.mailbox(1);
+        deaf.subscribe("q/");
+        let name: Arc<str> = Arc::from("bridge:up");
+        b.publish("q/x", "t", b"0").unwrap();
+        let short = Duration::from_millis(20);
+        let first = b
+            .publish_with_room(Origin::Bridge, &name, "q/x", "t", b"1", short)
+            .await
+            .unwrap();
+        assert_eq!(
+            first,
+            Delivery {
+                delivered: 1,
+                stalled: 1
+            }
+        );
+        // Stalled: the next publishes do not wait at all (an hour's wait would end the test).
+        let hour = Duration::from_secs(3600);
+        for _ in 0..3 {
+            let next = tokio::time::timeout(
+                Duration::from_secs(60),
+                b.publish_with_room(Origin::Bridge, &name, "q/x", "t", b"2", hour),
+            )
+            .await
+            .expect("waited for a stalled reader");
+            assert_eq!(
+                next.unwrap(),
+                Delivery {
+                    delivered: 1,
+                    stalled: 0
+                }
+            );
+        }
+        assert_eq!(deaf.dropped(), 4);
+        // Reading again makes it one that is waited for.
+        assert!(deaf.try_recv().is_some());
+        b.publish("q/x", "t", b"3").unwrap();
+        let again = b
+            .publish_with_room(Origin::Bridge, &name, "q/x", "t", b"4", short)
+            .await
+            .unwrap();
+        assert_eq!(
+            again,
+            Delivery {
+                delivered: 1,
+                stalled: 1
+            }
+        );
     }
 
     #[tokio::test]

@@ -87,7 +87,7 @@ async fn get_event<T: Send + 'static>(caller: &mut Caller<'_, T>, get: Get<T>, s
             return ENOMSG;
         }
     };
-    let (tl, cl, pl) = (msg.topic.len(), msg.content_type.len(), msg.payload.len());
+    let (tl, cl, pl) = (msg.topic().len(), msg.content_type().len(), msg.payload().len());
     // Pages the guest's allocator has taken over since the last event are its own now.
     let (data, st) = mem.data_and_store_mut(&mut *caller);
     let st = get(st);
@@ -153,9 +153,9 @@ fn place<T: 'static>(
                 .and_then(|n| at.checked_add(n))
                 .is_some_and(|nul| write_bytes(data, nul, &[0]).is_ok())
     };
-    let ok = copy(b.topic, msg.topic.as_bytes())
-        && copy(b.content_type, msg.content_type.as_bytes())
-        && copy(b.payload, &msg.payload);
+    let ok = copy(b.topic, msg.topic().as_bytes())
+        && copy(b.content_type, msg.content_type().as_bytes())
+        && copy(b.payload, msg.payload());
     if !ok {
         // Cannot happen (the block lies in pages we grew), but never trust it.
         st.heap.free_message(b.topic, b.content_type, b.payload);
@@ -169,7 +169,7 @@ fn place<T: 'static>(
         b.topic,
         b.content_type,
         b.payload,
-        msg.payload.len() as u32,
+        msg.payload().len() as u32,
     ];
     let rc = write_slots(data, slots, values);
     if rc == SUCCESS {

@@ -4,7 +4,7 @@ use wasmtime::{Caller, Linker};
 
 use super::memory::{guest_memory, read_bytes, read_cstr};
 use super::{Get, DENIED, E2BIG, EINVAL, ENOMEM, SUCCESS};
-use crate::broker::{PublishError, MAX_PAYLOAD};
+use crate::broker::{Origin, PublishError, MAX_PAYLOAD};
 use shoal_abi as abi;
 
 pub(crate) fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: Get<T>) -> wasmtime::Result<()> {
@@ -70,7 +70,7 @@ fn publish<T: 'static>(caller: &mut Caller<'_, T>, get: Get<T>, topic: u32, ct: 
     if let Err(e) = st.require_topic(PUBLISH, false, topic) {
         return e;
     }
-    match st.broker.publish(topic, ct, bytes) {
+    match st.broker.publish_as(Origin::Local, &st.container, topic, ct, bytes) {
         Ok(_) => {
             super::Counters::bump(&st.counters.messages_out);
             SUCCESS

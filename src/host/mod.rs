@@ -174,7 +174,8 @@ pub struct ContainerStats {
 /// broker (the mailbox goes with it) and kills all its timers (they are plain data here;
 /// no task runs per timer).
 pub struct HostState {
-    container: String,
+    /// Shared with every message this container publishes (their publisher).
+    container: Arc<str>,
     capabilities: BTreeSet<Capability>,
     capabilities_location: Location,
     publish: Option<Vec<String>>,
@@ -215,7 +216,7 @@ impl HostState {
 
     pub fn new(cfg: HostConfig) -> Self {
         HostState {
-            container: cfg.container,
+            container: Arc::from(cfg.container),
             capabilities: cfg.capabilities,
             capabilities_location: cfg.capabilities_location,
             publish: cfg.publish,

@@ -28,15 +28,14 @@ fn board_a(sandbox: &Sandbox, url: &str, count: u32, burst: u32) -> std::path::P
     )
 }
 
-/// Board B's monitor has a queue of 4,096: after a broker restart Mosquitto hands the bridge
-/// everything it held for B at once, and the import (on another executor thread than the
-/// monitor) can outrun the guest; a full queue drops the oldest by design (`limits.queue`),
-/// which is not what these tests are about.
+/// Board B's monitor keeps the default queue: after a broker restart Mosquitto hands the
+/// bridge everything it held for B at once, and the QoS 1 import must wait for room in the
+/// monitor's queue rather than drop the oldest.
 fn board_b(sandbox: &Sandbox, url: &str) -> std::path::PathBuf {
     sandbox.write(
         "board-b.yaml",
         &format!(
-            "name: board-b\nbridges:\n  uplink:\n    url: {url}\n    reconnect_max: 500ms\n    import: [{{remote: \"factory/board-a/sensors/#\", local: \"sensors/\", qos: 1}}]\ncontainers:\n  monitor:\n    image: {}\n    capabilities: [messaging]\n    subscribe: [\"sensors/\"]\n    env: {{PREFIX: \"sensors/\"}}\n    limits: {{queue: 4096}}\n",
+            "name: board-b\nbridges:\n  uplink:\n    url: {url}\n    reconnect_max: 500ms\n    import: [{{remote: \"factory/board-a/sensors/#\", local: \"sensors/\", qos: 1}}]\ncontainers:\n  monitor:\n    image: {}\n    capabilities: [messaging]\n    subscribe: [\"sensors/\"]\n    env: {{PREFIX: \"sensors/\"}}\n",
             image("seq-subscriber.wasm").display()
         ),
     )

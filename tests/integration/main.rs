@@ -42,3 +42,5 @@ mod promises;
 
 // Added by the `heap` helper (issue 15): host heap per parked container.
 mod heap;
+// Added by the `fanout` helper (issues 15, 19): the publisher in `topics tail`.
+mod fanout;

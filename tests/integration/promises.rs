@@ -95,7 +95,8 @@ fn top_graph_topics_kill_and_restart_do_what_they_say() {
         let line = tail.next_line(LIMIT).expect("a published message");
         let (_, rest) = line.split_once(' ').unwrap_or_else(|| panic!("{line}"));
         let mut parts = rest.split(' ');
-        let (topic, kind, payload) = (parts.next(), parts.next(), parts.next());
+        let (publisher, topic, kind, payload) = (parts.next(), parts.next(), parts.next(), parts.next());
+        assert_eq!(publisher, Some("[pub]"), "{line}");
         assert_eq!(kind, Some("[text/plain]"), "{line}");
         assert_eq!(topic.and_then(|t| t.strip_prefix("seq/")), payload, "{line}");
     }

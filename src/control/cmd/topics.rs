@@ -32,27 +32,53 @@ pub struct TopicMessage {
     pub hex: Option<String>,
     pub bytes: usize,
     /// Where the message entered the stack: `local` (a container or shoal) or `bridge`
-    /// (imported from an external broker). The broker does not record which container.
+    /// (imported from an external broker).
     #[serde(default)]
     pub origin: String,
+    /// Who published it: the container's name, `bridge:NAME` for a bridge's imports, or
+    /// `shoal`. Empty from a server that predates the field.
+    #[serde(default)]
+    pub publisher: String,
 }
 
 impl TopicMessage {
     /// `message` as seen now.
     fn seen(message: &Message) -> Self {
-        let text = String::from_utf8(message.payload.clone()).ok();
+        let payload = message.payload();
+        let text = std::str::from_utf8(payload).ok().map(str::to_owned);
         TopicMessage {
             time: crate::procstat::unix_now(),
-            topic: message.topic.clone(),
-            content_type: message.content_type.clone(),
-            hex: text.is_none().then(|| hex::encode(&message.payload)),
+            topic: message.topic().to_owned(),
+            content_type: message.content_type().to_owned(),
+            hex: text.is_none().then(|| hex::encode(payload)),
             text,
-            bytes: message.payload.len(),
+            bytes: payload.len(),
             origin: match message.origin {
                 crate::broker::Origin::Local => "local".to_owned(),
                 crate::broker::Origin::Bridge => "bridge".to_owned(),
             },
+            publisher: message.publisher.to_string(),
         }
+    }
+
+    /// The text line `topics tail` prints: `TIME [PUBLISHER] TOPIC [CONTENT TYPE] BODY`.
+    fn line(&self) -> String {
+        let body = match (&self.text, &self.hex) {
+            (Some(text), _) => text.clone(),
+            (None, Some(hex)) => format!("0x{hex}"),
+            _ => String::new(),
+        };
+        let publisher = if self.publisher.is_empty() {
+            String::new()
+        } else {
+            format!("[{}] ", self.publisher)
+        };
+        format!(
+            "{} {publisher}{} [{}] {body}",
+            rfc3339(self.time),
+            self.topic,
+            self.content_type
+        )
     }
 }
 
@@ -80,7 +106,8 @@ pub(super) async fn serve(request: TailRequest, conn: &mut Connection, context: 
     }
 }
 
-/// `shoal topics tail`: one line per message, the payload as text or `0x` hex.
+/// `shoal topics tail`: one line per message, its publisher in brackets, the payload as
+/// text or `0x` hex.
 pub fn print(client: &Client, prefix: String, json: bool) -> Result<ExitCode, ControlError> {
     client.stream(Request::TopicsTail(TailRequest { prefix }), |reply| {
         match reply {
@@ -88,14 +115,7 @@ pub fn print(client: &Client, prefix: String, json: bool) -> Result<ExitCode, Co
                 Ok(line) => println!("{line}"),
                 Err(e) => tracing::warn!("a message could not be written as JSON: {e}"),
             },
-            Reply::Message(m) => {
-                let body = match (&m.text, &m.hex) {
-                    (Some(text), _) => text.clone(),
-                    (None, Some(hex)) => format!("0x{hex}"),
-                    _ => String::new(),
-                };
-                println!("{} {} [{}] {body}", rfc3339(m.time), m.topic, m.content_type);
-            }
+            Reply::Message(m) => println!("{}", m.line()),
             Reply::Missed(n) => tracing::warn!("{n} messages skipped: this reader fell behind"),
             _ => {}
         }
@@ -120,7 +140,7 @@ pub enum TopicsCommand {
         project: ProjectArgs,
         /// Topic prefix ('' for all)
         prefix: String,
-        /// `json`: one object per message (time, topic, content_type, text or hex, bytes, origin)
+        /// `json`: one object per message (time, topic, content_type, text or hex, bytes, origin, publisher)
         #[arg(long, value_enum, default_value = "table")]
         format: OutputFormat,
     },
