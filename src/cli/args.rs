@@ -110,6 +110,12 @@ pub(super) enum Command {
     /// Pull every registry image of the compose file (`image: registry.example/org/app:1`)
     #[command(after_help = "Examples:\n  shoal pull\n  shoal pull -f line-3/shoal.yaml")]
     Pull(PullArgs),
+    // fleet (issue 18): the operator's commands
+    /// Deploy to many boards through an MQTT broker: keygen, deploy, ls, ps, rollback, vars, acl
+    #[command(
+        after_help = "Examples:\n  shoal fleet keygen\n  shoal fleet deploy shoal.yaml --to group:line-3 --canary 1\n  shoal fleet ls\n  shoal fleet rollback group:line-3\n  shoal fleet vars set --group line-3 UNIT=celsius"
+    )]
+    Fleet(super::fleet::FleetArgs),
 }
 
 /// `shoal pull`.
