@@ -92,6 +92,9 @@ pub struct Controller {
     /// `down -t SECONDS`: the wait before the kill at teardown, instead of each
     /// container's `stop_timeout`.
     down_timeout: Option<std::time::Duration>,
+    /// fleet: a reload may name other files (a new deployment's), see
+    /// [`Controller::accept_other_files`].
+    other_files: bool,
 }
 
 impl Controller {
@@ -115,7 +118,15 @@ impl Controller {
             watcher: None,
             bridges: None,
             down_timeout: None,
+            other_files: false,
         }
+    }
+
+    /// fleet: `Reload { files }` with other files than the running ones applies those files
+    /// (the fleet agent's next deployment) instead of refusing them. Only the agent, which
+    /// owns the files it names, sets this; the env files and project name stay.
+    pub fn accept_other_files(&mut self) {
+        self.other_files = true;
     }
 
     /// Start the stack's MQTT bridges now (before [`Controller::run`] would), so that
@@ -279,6 +290,16 @@ impl Controller {
             return Reply::ok(&results);
         }
         match request {
+            Request::Reload { files } if self.other_files && !files.is_empty() => {
+                let previous = std::mem::replace(&mut self.stack.compose.files, files);
+                match self.reload("the fleet deployment").await {
+                    Ok(report) => Reply::ok(&report),
+                    Err(e) => {
+                        self.stack.compose.files = previous;
+                        Reply::Error(e.to_string())
+                    }
+                }
+            }
             Request::Reload { files } => {
                 if let Err(other) = identity::same_files(&self.stack, &files) {
                     return Reply::Error(other.to_string());

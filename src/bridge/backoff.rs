@@ -10,7 +10,7 @@ use super::link::FIRST_RETRY;
 
 /// A connection that looks taken over by another client with the same client id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Takeover {
+pub(crate) enum Takeover {
     /// The broker said so: MQTT 5 DISCONNECT with reason 0x8E "Session taken over".
     Said,
     /// The broker closed this many connections in a row right after accepting them, what
@@ -31,7 +31,7 @@ const QUICK_DROPS_TO_WARN: u32 = 3;
 /// accepting us [`QUICK_DROPS_TO_WARN`] times in a row), the wait jumps to `reconnect_max`:
 /// two clients with one id that both reconnect at once would take the session from each
 /// other forever.
-pub(super) struct Backoff {
+pub(crate) struct Backoff {
     delay: Duration,
     max: Duration,
     connected_at: Option<Instant>,
@@ -40,7 +40,7 @@ pub(super) struct Backoff {
 }
 
 impl Backoff {
-    pub(super) fn new(max: Duration) -> Self {
+    pub(crate) fn new(max: Duration) -> Self {
         Backoff {
             delay: FIRST_RETRY,
             max,
@@ -50,18 +50,18 @@ impl Backoff {
         }
     }
 
-    pub(super) fn connected(&mut self, now: Instant) {
+    pub(crate) fn connected(&mut self, now: Instant) {
         self.connected_at = Some(now);
     }
 
     /// The broker's DISCONNECT said another client took the session.
-    pub(super) fn taken_over(&mut self) {
+    pub(crate) fn taken_over(&mut self) {
         self.taken_over = true;
     }
 
     /// A failed attempt or a lost connection at `now`: how long to wait, and whether it
     /// looks like a takeover.
-    pub(super) fn failed(&mut self, now: Instant) -> (Duration, Option<Takeover>) {
+    pub(crate) fn failed(&mut self, now: Instant) -> (Duration, Option<Takeover>) {
         match self.connected_at.take() {
             Some(at) if now.duration_since(at) >= QUICK_DROP => {
                 self.quick_drops = 0;

@@ -25,7 +25,7 @@ pub mod outbox;
 pub mod topic;
 
 // compose: when to reconnect, and client id takeovers.
-mod backoff;
+pub(crate) mod backoff;
 mod link;
 
 use std::sync::atomic::Ordering;

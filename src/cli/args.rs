@@ -57,6 +57,12 @@ pub(super) enum Command {
         after_help = "Examples:\n  shoal up\n  shoal up compose-examples/hello/shoal.yaml\n  shoal up -f stack.yaml collector   # only collector and what it depends on\n  shoal up -d                         # in the background; again to apply file changes\n  shoal up --watch                    # reload when the file or an image changes\n  shoal up -d -f shoal.yaml -f boards/7.yaml -p board-7   # a per-board override file\n  shoal up --profile debug            # also the containers with `profiles: [debug]`"
     )]
     Up(UpArgs),
+    // fleet (issue 18): the board's side of fleet deployment.
+    /// Run this board's fleet agent: signed deployments from an MQTT broker, applied, watched, rolled back
+    #[command(
+        after_help = "Examples:\n  shoal agent --config /etc/shoal/agent.yaml\n  shoal agent --device-id board-7 --groups line-3 --trust /etc/shoal/trusted --broker mqtts://broker.example --username board-7 --password-file /etc/shoal/broker-password\n  SHOAL_DEVICE_ID=board-7 SHOAL_FLEET_URL=mqtt://10.0.0.2 shoal agent --trust operator.pem"
+    )]
+    Agent(crate::fleet::agent::AgentArgs),
     #[command(flatten)]
     Client(ClientCommand),
     /// Containers and the topics between them, from the file (with live counts when it runs)

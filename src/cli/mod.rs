@@ -7,6 +7,7 @@
 //! stack live with their requests in [`crate::control::cmd`] (flattened into
 //! [`args::Command`]); `compose` finds and loads the compose file for all of them.
 
+mod agent; // fleet (issue 18)
 mod args;
 mod bench;
 mod compile;
@@ -48,7 +49,10 @@ pub fn main() -> ExitCode {
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
-    if matches!(cli.command, Command::Up(_) | Command::Run(_) | Command::Bench(_)) {
+    if matches!(
+        cli.command,
+        Command::Up(_) | Command::Run(_) | Command::Bench(_) | Command::Agent(_)
+    ) {
         // Processes that run containers get the allocator setting that lets their memory
         // go back after a teardown; the short-lived clients below do not need the exec.
         crate::procstat::reexec_without_malloc_cache();
@@ -73,6 +77,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Config(args) => config::config(&images, &runtime_config, args),
         Command::Up(args) => serve::up(&images, &runtime_config, &cli.global, args),
+        Command::Agent(args) => agent::agent(&images, &runtime_config, args),
         Command::Client(command) => command.run(),
         Command::Graph(args) => graph::graph(&images, &runtime_config, &args.project, args.format),
         Command::Completions { shell } => {

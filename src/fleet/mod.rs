@@ -8,6 +8,7 @@
 //! documents: one that is compromised can stop updates, never run code on a board.
 //! [`connect`] holds the broker settings both sides read.
 
+pub mod agent;
 pub mod connect;
 pub mod document;
 pub mod keys;
