@@ -37,3 +37,5 @@ mod up;
 mod fuzz_abi;
 mod fuzz_socket;
 mod promises;
+// fleet-ops (issue 18): the operator's commands against real agents, broker and registry.
+mod fleet_ops;
