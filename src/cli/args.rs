@@ -302,6 +302,11 @@ pub(super) enum BenchCommand {
     /// Memory growth: one guest grows one page at a time up to its `limits.memory`; prints
     /// the time it took and the peak RSS against the limit
     Grow(GrowArgs),
+    // fleet-ops (issue 18)
+    /// Fleet rollout: N simulated agents (one process, one MQTT session each, a tiny stack)
+    /// against a private Mosquitto; time until all report a group deployment healthy,
+    /// broker messages, memory per agent
+    Fleet(crate::bench::fleet::FleetBenchArgs),
 }
 
 #[derive(Args, Debug)]

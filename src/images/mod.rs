@@ -516,10 +516,14 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ImageErr
     };
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(err)?;
+    // fleet-ops: the pid and a counter, so two threads of one process writing the same
+    // file (agents sharing a store in `bench fleet`) never share, and lose, a temporary file.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let tmp = dir.join(format!(
-        ".{}.{}.tmp",
+        ".{}.{}.{}.tmp",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("x"),
-        std::process::id()
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     let written = fs::File::create(&tmp)
         .and_then(|mut file| file.write_all(bytes).and_then(|()| file.sync_all()))
