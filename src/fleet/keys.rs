@@ -81,7 +81,14 @@ fn create_new(path: &Path, text: &[u8], mode: u32) -> Result<(), KeyError> {
 
 /// Write the private key as PKCS#8 PEM, mode 0600, failing if the file exists.
 pub fn write_private(path: &Path, key: &SigningKey) -> Result<(), KeyError> {
-    let pem = key.to_pkcs8_pem(LineEnding::LF).map_err(|e| KeyError::Format {
+    // PKCS#8 v1 (the seed only), the form `openssl genpkey -algorithm ed25519` writes:
+    // OpenSSL 3.0 refuses the v2 form with the public key that ed25519-dalek writes by
+    // default. The public key is derived from the seed when the key is read.
+    let seed = ed25519_dalek::ed25519::pkcs8::KeypairBytes {
+        secret_key: key.to_bytes(),
+        public_key: None,
+    };
+    let pem = seed.to_pkcs8_pem(LineEnding::LF).map_err(|e| KeyError::Format {
         path: path.to_path_buf(),
         what: "private",
         message: e.to_string(),
@@ -219,6 +226,28 @@ mod tests {
             .unwrap()
             .starts_with("-----BEGIN PUBLIC KEY-----"));
         assert!(matches!(load_public(&private), Err(KeyError::Format { .. })));
+    }
+
+    /// The files are what other tools read: `openssl pkey` takes both (skipped without it).
+    #[test]
+    fn openssl_reads_both_keys() {
+        if std::process::Command::new("openssl").arg("version").output().is_err() {
+            eprintln!("skipped: no openssl");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let key = generate().unwrap();
+        let (private, public) = (dir.path().join("k"), dir.path().join("k.pem"));
+        write_private(&private, &key).unwrap();
+        write_public(&public, &key.verifying_key()).unwrap();
+        let text = |args: &[&str]| {
+            let out = std::process::Command::new("openssl").args(args).output().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let derived = text(&["pkey", "-in", private.to_str().unwrap(), "-pubout"]);
+        assert_eq!(derived, std::fs::read_to_string(&public).unwrap());
+        assert!(text(&["pkey", "-pubin", "-in", public.to_str().unwrap(), "-noout", "-text"]).contains("ED25519"));
     }
 
     #[test]

@@ -13,6 +13,8 @@ mod confinement;
 mod control;
 mod cores;
 mod faults;
+// fleet (issue 18): the board's agent.
+mod fleet_agent;
 mod fuzz;
 mod gpio;
 mod harden;

@@ -161,6 +161,11 @@ pub fn prepare(state: &State, state_dir: &Path, images: &ImageStore) -> Result<P
         profiles: Some(Vec::new()),
     };
     check_images(&compose, &doc.images)?;
+    // One agent at a time in this process touches the store's records: many simulated
+    // agents (`shoal bench fleet`) pulling the same image at once would otherwise race on
+    // the store's temporary files.
+    static STORE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = STORE.lock().unwrap_or_else(|e| e.into_inner());
     for (reference, digest) in &doc.images {
         ensure_image(images, reference, digest)?;
     }
@@ -211,6 +216,12 @@ fn ensure_image(images: &ImageStore, reference: &str, digest: &str) -> Result<()
                 "image {reference} names digest {wanted} but the deployment pins {digest}"
             )));
         }
+    }
+    if images
+        .find_reference(reference)
+        .is_some_and(|r| r.pinned.to_string() == digest)
+    {
+        return Ok(());
     }
     let by_digest = format!("{}/{}@{digest}", parsed.registry(), parsed.repository());
     let pulled = match images.find_reference(&by_digest) {

@@ -212,6 +212,17 @@ mod tests {
     use crate::fleet::keys;
 
     #[test]
+    fn the_shipped_example_reads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("compose-examples/fleet/agent.yaml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let file: AgentFile = serde_saphyr::from_str(&text).unwrap();
+        assert_eq!(file.device_id.as_deref(), Some("board-7"));
+        assert_eq!(file.groups, ["line-3", "all-boards"]);
+        let broker = file.broker.unwrap();
+        assert!(broker.url.unwrap().starts_with("mqtts://"));
+    }
+
+    #[test]
     fn the_file_fills_what_flags_leave_out() {
         let dir = tempfile::tempdir().unwrap();
         keys::write_public(&dir.path().join("op.pem"), &keys::generate().unwrap().verifying_key()).unwrap();

@@ -271,9 +271,14 @@ impl Agent {
         let reason = refusal.to_string();
         let first = reason.lines().next().unwrap_or_default().to_owned();
         tracing::warn!(device = %self.settings.device, topic, "refused a document: {first}");
+        // The same retained document comes again after every reconnect: one entry for it.
+        let revision = refusal.revision();
+        self.report
+            .refused
+            .retain(|r| !(r.topic == topic && r.reason == first && r.revision == revision));
         self.report.push_refused(Refused {
             topic: topic.to_owned(),
-            revision: refusal.revision(),
+            revision,
             reason: first,
             at: document::now_rfc3339(),
         });

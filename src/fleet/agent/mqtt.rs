@@ -7,9 +7,9 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use rumqttc::v5::mqttbytes::v5::{LastWill, Packet};
+use rumqttc::v5::mqttbytes::v5::{DisconnectReasonCode, LastWill, Packet, SubscribeReasonCode};
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
 use rumqttc::Outgoing;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -56,78 +56,103 @@ pub fn start(mut options: MqttOptions, device: &str, subscriptions: Vec<String>,
         true,
         None,
     ));
-    let (client, mut eventloop) = AsyncClient::new(options, REQUESTS);
+    let (client, eventloop) = AsyncClient::new(options, REQUESTS);
     let (tx, incoming) = mpsc::channel(QUEUE);
     let stop = CancellationToken::new();
-    let task = {
-        let client = client.clone();
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            let mut backoff = Backoff::new(reconnect_max);
-            let mut pending_subs: Vec<Vec<String>> = Vec::new();
-            loop {
-                let event = tokio::select! {
-                    _ = stop.cancelled() => return,
-                    event = eventloop.poll() => event,
-                };
-                let note = match event {
-                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                        backoff.connected(Instant::now());
-                        pending_subs.clear();
-                        for topic in &subscriptions {
-                            let _ = client.try_subscribe(topic.clone(), QoS::AtLeastOnce);
-                            pending_subs.push(vec![topic.clone()]);
-                        }
-                        let _ = client.try_publish(status.clone(), QoS::AtLeastOnce, true, topics::ONLINE);
-                        Some(Incoming::Connected)
-                    }
-                    Ok(Event::Incoming(Packet::Publish(p))) => Some(Incoming::Message {
-                        topic: String::from_utf8_lossy(&p.topic).into_owned(),
-                        payload: p.payload,
-                    }),
-                    Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                        let topic = if pending_subs.is_empty() {
-                            Vec::new()
-                        } else {
-                            pending_subs.remove(0)
-                        };
-                        let refused = ack
-                            .return_codes
-                            .iter()
-                            .any(|c| !matches!(c, rumqttc::v5::mqttbytes::v5::SubscribeReasonCode::Success(_)));
-                        refused.then(|| Incoming::SubscribeRefused(topic.join(", ")))
-                    }
-                    Ok(Event::Incoming(Packet::Disconnect(d))) => {
-                        if d.reason_code == rumqttc::v5::mqttbytes::v5::DisconnectReasonCode::SessionTakenOver {
-                            backoff.taken_over();
-                        }
-                        None
-                    }
-                    Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
-                    Ok(_) => None,
-                    Err(e) => {
-                        let _ = tx.send(Incoming::Disconnected(e.to_string())).await;
-                        let (wait, _) = backoff.failed(Instant::now());
-                        tokio::select! {
-                            _ = stop.cancelled() => return,
-                            _ = tokio::time::sleep(wait) => {}
-                        }
-                        None
-                    }
-                };
-                if let Some(note) = note {
-                    if tx.send(note).await.is_err() {
-                        return;
-                    }
-                }
-            }
-        })
+    let link = Link {
+        client: client.clone(),
+        subscriptions,
+        status,
+        pending: Vec::new(),
+        backoff: Backoff::new(reconnect_max),
     };
+    let task = tokio::spawn(link.serve(eventloop, tx, stop.clone()));
     Session {
         client,
         incoming,
         stop,
         task,
+    }
+}
+
+/// The session's task state.
+struct Link {
+    client: AsyncClient,
+    subscriptions: Vec<String>,
+    status: String,
+    /// Topics subscribed whose SUBACK has not come yet, in order.
+    pending: Vec<String>,
+    backoff: Backoff,
+}
+
+impl Link {
+    /// Poll the connection until stopped or cleanly disconnected; a failure waits the
+    /// backoff, then the event loop reconnects.
+    async fn serve(mut self, mut eventloop: EventLoop, tx: mpsc::Sender<Incoming>, stop: CancellationToken) {
+        loop {
+            let event = tokio::select! {
+                _ = stop.cancelled() => return,
+                event = eventloop.poll() => event,
+            };
+            let note = match event {
+                Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
+                Ok(event) => self.on_event(event),
+                Err(e) => {
+                    let _ = tx.send(Incoming::Disconnected(e.to_string())).await;
+                    let (wait, _) = self.backoff.failed(Instant::now());
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                    None
+                }
+            };
+            if let Some(note) = note {
+                if tx.send(note).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: Event) -> Option<Incoming> {
+        match event {
+            Event::Incoming(Packet::ConnAck(_)) => {
+                self.backoff.connected(Instant::now());
+                self.pending.clear();
+                for topic in &self.subscriptions {
+                    let _ = self.client.try_subscribe(topic.clone(), QoS::AtLeastOnce);
+                    self.pending.push(topic.clone());
+                }
+                let _ = self
+                    .client
+                    .try_publish(self.status.clone(), QoS::AtLeastOnce, true, topics::ONLINE);
+                Some(Incoming::Connected)
+            }
+            Event::Incoming(Packet::Publish(p)) => Some(Incoming::Message {
+                topic: String::from_utf8_lossy(&p.topic).into_owned(),
+                payload: p.payload,
+            }),
+            Event::Incoming(Packet::SubAck(ack)) => {
+                let topic = if self.pending.is_empty() {
+                    String::new()
+                } else {
+                    self.pending.remove(0)
+                };
+                let refused = ack
+                    .return_codes
+                    .iter()
+                    .any(|c| !matches!(c, SubscribeReasonCode::Success(_)));
+                refused.then_some(Incoming::SubscribeRefused(topic))
+            }
+            Event::Incoming(Packet::Disconnect(d)) => {
+                if d.reason_code == DisconnectReasonCode::SessionTakenOver {
+                    self.backoff.taken_over();
+                }
+                None
+            }
+            _ => None,
+        }
     }
 }
 

@@ -35,6 +35,25 @@ pub struct Running {
     task: JoinHandle<()>,
 }
 
+/// The socket's way to the controller: every request but `reload`, which would let
+/// `shoal up -d -p PROJECT` replace the signed deployment with local files.
+fn socket_commands(project: &str, controller: mpsc::Sender<server::Command>) -> mpsc::Sender<server::Command> {
+    let (tx, mut rx) = mpsc::channel::<server::Command>(server::COMMAND_QUEUE);
+    let refusal = format!(
+        "error: project `{project}` is run by the fleet agent; its files come from signed deployments\n  hint: publish a new revision to the device or its group (`shoal fleet deploy`)\n"
+    );
+    tokio::spawn(async move {
+        while let Some((request, reply)) = rx.recv().await {
+            if matches!(request, Request::Reload { .. }) {
+                let _ = reply.send(Reply::Error(refusal.clone()));
+            } else if controller.send((request, reply)).await.is_err() {
+                break;
+            }
+        }
+    });
+    tx
+}
+
 impl Running {
     /// Load, check and start a stack; `serve`: on its control socket too.
     pub async fn start(host: &Host, compose: ComposeFiles, serve: bool) -> Result<Running, String> {
@@ -90,7 +109,7 @@ impl Running {
             broker: controller.supervisor().broker().clone(),
             bridges,
             gpio,
-            commands: commands.clone(),
+            commands: socket_commands(&project, commands.clone()),
         };
         let stop = CancellationToken::new();
         let stop_serving = CancellationToken::new();

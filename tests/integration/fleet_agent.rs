@@ -1,0 +1,579 @@
+//! `shoal agent` against a real Mosquitto (started with an ACL file and per-device
+//! passwords, as a production broker runs) and a real registry: deployments to a group
+//! with device variables, refusals (unsigned, untrusted key, replay) that leave the stack
+//! running, rollback of a failing revision, the last good stack at boot without a broker,
+//! and a device that cannot read another device's desired state.
+//!
+//! Documents are signed and published here by a small test publisher (the library's
+//! `fleet::keys` / `fleet::document`, then `mosquitto_pub -r` with the operator's login),
+//! so these tests need nothing of the operator commands.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use shoal::bridge::mosquitto::{Auth, Mosquitto};
+use shoal::fleet::document::{DocFile, Envelope, Kind, Payload, SCHEMA};
+use shoal::fleet::keys;
+use shoal::fleet::report::Report;
+use shoal::fleet::topics;
+use shoal::registry::local::{LocalRegistry, Options};
+
+use crate::support::{arg, image, stderr, stdout, Running, Sandbox};
+
+const LONG: Duration = Duration::from_secs(120);
+const OPERATOR: (&str, &str) = ("operator", "op-secret");
+
+/// A broker, a registry with the test guests pushed, an operator key the agents trust.
+struct Fleet {
+    sandbox: Sandbox,
+    broker: Mosquitto,
+    registry: LocalRegistry,
+    key: ed25519_dalek::SigningKey,
+    trusted: PathBuf,
+    /// Reference -> pinned digest of the pushed guests.
+    images: BTreeMap<String, String>,
+}
+
+/// The ACL the shipped example (compose-examples/fleet/mosquitto.acl) sets up: each device
+/// reads its own and its groups' desired and vars and writes its own reported and status;
+/// the operator reads and writes everything under shoal/v1.
+fn acl(devices: &[(&str, &[&str])]) -> String {
+    let mut text = format!("user {}\ntopic readwrite shoal/v1/#\n\n", OPERATOR.0);
+    for (device, groups) in devices {
+        text.push_str(&format!("user {device}\n"));
+        for channel in ["desired", "vars"] {
+            text.push_str(&format!("topic read shoal/v1/devices/{device}/{channel}\n"));
+            for group in *groups {
+                text.push_str(&format!("topic read shoal/v1/groups/{group}/{channel}\n"));
+            }
+        }
+        for channel in ["reported", "status"] {
+            text.push_str(&format!("topic write shoal/v1/devices/{device}/{channel}\n"));
+        }
+        text.push('\n');
+    }
+    text
+}
+
+fn password(device: &str) -> String {
+    format!("{device}-pw")
+}
+
+impl Fleet {
+    fn new(devices: &[(&str, &[&str])]) -> Fleet {
+        let sandbox = Sandbox::new();
+        let acl_file = sandbox.write("mosquitto.acl", &acl(devices));
+        let mut users = vec![(OPERATOR.0.to_owned(), OPERATOR.1.to_owned())];
+        users.extend(devices.iter().map(|(d, _)| ((*d).to_owned(), password(d))));
+        let broker = Mosquitto::start_with_auth(Auth { acl_file, users }).expect("start mosquitto");
+        let registry =
+            LocalRegistry::start_in(&sandbox.path().join("registry"), &Options::default()).expect("start registry");
+        let key = keys::generate().expect("key");
+        let trusted = sandbox.path().join("operator.pem");
+        keys::write_public(&trusted, &key.verifying_key()).expect("public key");
+        let mut fleet = Fleet {
+            sandbox,
+            broker,
+            registry,
+            key,
+            trusted,
+            images: BTreeMap::new(),
+        };
+        for name in ["seq-subscriber", "exit-code"] {
+            fleet.push(name);
+        }
+        fleet
+    }
+
+    fn reference(&self, name: &str) -> String {
+        format!("{}/fleet/{name}:1", self.registry.host())
+    }
+
+    /// `shoal images push` the guest; remember the digest it printed.
+    fn push(&mut self, name: &str) {
+        let reference = self.reference(name);
+        let out = self
+            .sandbox
+            .ok(&["images", "push", arg(&image(&format!("{name}.wasm"))), &reference]);
+        let pinned = out
+            .split_whitespace()
+            .find_map(|w| w.split_once('@').map(|(_, d)| d.to_owned()))
+            .unwrap_or_else(|| panic!("no digest in the push output: {out}"));
+        self.images.insert(reference, pinned);
+    }
+
+    /// A deployment: `show` prints `listening on fleet/<DEVICE_ID>/<SITE>/` and runs on;
+    /// `extra` is more compose text under `containers:`.
+    fn deployment(&self, target: &str, revision: u64, extra: &str) -> Payload {
+        let compose = format!(
+            "containers:\n  show:\n    image: {}\n    capabilities: [messaging]\n    subscribe: [\"fleet/\"]\n    env: {{PREFIX: \"fleet/${{DEVICE_ID}}/${{SITE}}/\"}}\n{extra}",
+            self.reference("seq-subscriber")
+        );
+        Payload {
+            kind: Kind::Deployment,
+            schema: SCHEMA,
+            revision,
+            target: target.parse().expect("target"),
+            created: shoal::fleet::document::now_rfc3339(),
+            signer: "test@fleet".into(),
+            project: None,
+            files: vec![DocFile {
+                name: "compose.yaml".into(),
+                text: compose,
+            }],
+            images: self.images.clone(),
+            health_window: Some("2s".into()),
+            variables: BTreeMap::from([("SITE".into(), "nowhere".into())]),
+        }
+    }
+
+    fn vars(&self, target: &str, revision: u64, pairs: &[(&str, &str)]) -> Payload {
+        Payload {
+            kind: Kind::Vars,
+            schema: SCHEMA,
+            revision,
+            target: target.parse().expect("target"),
+            created: shoal::fleet::document::now_rfc3339(),
+            signer: "test@fleet".into(),
+            project: None,
+            files: Vec::new(),
+            images: BTreeMap::new(),
+            health_window: None,
+            variables: pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
+        }
+    }
+
+    fn signed(&self, payload: &Payload) -> Vec<u8> {
+        Envelope::sign(payload, &self.key).to_json()
+    }
+
+    /// `mosquitto_pub -r -q 1` with the operator's login.
+    fn publish(&self, topic: &str, message: &[u8]) {
+        let file = self.sandbox.path().join("message.json");
+        std::fs::write(&file, message).expect("write message");
+        let output = Command::new("mosquitto_pub")
+            .args(["-V", "mqttv5", "-h", "127.0.0.1", "-p", &self.broker.port().to_string()])
+            .args([
+                "-u",
+                OPERATOR.0,
+                "-P",
+                OPERATOR.1,
+                "-q",
+                "1",
+                "-r",
+                "-t",
+                topic,
+                "-f",
+                arg(&file),
+            ])
+            .output()
+            .expect("mosquitto_pub");
+        assert!(output.status.success(), "mosquitto_pub: {}", stderr(&output));
+    }
+
+    /// The retained message on `topic` as `user` sees it (`None`: nothing came).
+    fn retained(&self, topic: &str, user: (&str, &str)) -> Option<String> {
+        let output = Command::new("mosquitto_sub")
+            .args(["-V", "mqttv5", "-h", "127.0.0.1", "-p", &self.broker.port().to_string()])
+            .args(["-u", user.0, "-P", user.1, "-q", "1", "-t", topic, "-C", "1", "-W", "2"])
+            .output()
+            .expect("mosquitto_sub");
+        let text = stdout(&output);
+        (output.status.success() && !text.trim().is_empty()).then(|| text.trim().to_owned())
+    }
+
+    /// Poll the device's retained report until `check` holds (hang guard: LONG).
+    fn wait_report(&self, device: &str, check: impl Fn(&Report) -> bool) -> Report {
+        let deadline = Instant::now() + LONG;
+        let mut last = None;
+        loop {
+            if let Some(text) = self.retained(&topics::device_reported(device), OPERATOR) {
+                let report: Report =
+                    serde_json::from_str(&text).unwrap_or_else(|e| panic!("report is not JSON ({e}): {text}"));
+                if check(&report) {
+                    return report;
+                }
+                last = Some(report);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the report of {device} never reached the awaited state; last: {last:#?}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// `shoal agent` for `device` in its own board sandbox (own data dir, own sockets).
+    fn agent(&self, board: &Sandbox, device: &str, groups: &str) -> Running {
+        let state = board.path().join("agent-state");
+        let mut cmd = board.command(&[
+            "agent",
+            "--device-id",
+            device,
+            "--groups",
+            groups,
+            "--trust",
+            arg(&self.trusted),
+            "--state-dir",
+            arg(&state),
+            "--broker",
+            &self.broker.url(),
+            "--username",
+            device,
+            "--health-window",
+            "2s",
+        ]);
+        cmd.env("SHOAL_FLEET_PASSWORD", password(device));
+        Running::spawn(cmd)
+    }
+}
+
+fn applied(report: &Report, revision: u64, status: &str) -> bool {
+    report
+        .applied
+        .as_ref()
+        .is_some_and(|a| a.revision == revision && a.status.as_str() == status)
+}
+
+fn state_of(board: &Sandbox, name: &str) -> String {
+    board.row("fleet", name)["state"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn two_agents_in_a_group_run_a_deployment_with_their_own_variables_and_cannot_read_each_other() {
+    let fleet = Fleet::new(&[("board-a", &["line"]), ("board-b", &["line"])]);
+    let (board_a, board_b) = (Sandbox::new(), Sandbox::new());
+    let mut a = fleet.agent(&board_a, "board-a", "line");
+    let mut b = fleet.agent(&board_b, "board-b", "line");
+    fleet.publish(
+        &topics::device_vars("board-a"),
+        &fleet.signed(&fleet.vars("device:board-a", 1, &[("SITE", "north")])),
+    );
+    fleet.publish(
+        &topics::device_vars("board-b"),
+        &fleet.signed(&fleet.vars("device:board-b", 1, &[("SITE", "south")])),
+    );
+    fleet.publish(
+        &topics::group_desired("line"),
+        &fleet.signed(&fleet.deployment("group:line", 10, "")),
+    );
+    a.wait_for("listening on fleet/board-a/north/", LONG);
+    b.wait_for("listening on fleet/board-b/south/", LONG);
+    for device in ["board-a", "board-b"] {
+        let report = fleet.wait_report(device, |r| applied(r, 10, "healthy"));
+        assert_eq!(report.groups, ["line"]);
+        let good = report.last_good.expect("last good");
+        assert_eq!((good.source.as_str(), good.revision), ("group:line", 10));
+        assert_eq!(report.containers.len(), 1, "{:?}", report.containers);
+        assert_eq!(report.containers[0].state, "running");
+        assert!(report.agent.platform.starts_with("linux/"));
+        assert_eq!(
+            fleet.retained(&topics::device_status(device), OPERATOR).as_deref(),
+            Some("online")
+        );
+    }
+    // The local control socket serves the agent's stack as any `shoal up` does.
+    assert_eq!(state_of(&board_a, "show"), "running");
+
+    // Broker security: board-a's login reads its own group's desired topic but nothing of
+    // board-b's (Mosquitto 2.0 grants the subscription and delivers nothing the ACL does
+    // not allow; newer brokers refuse it in the SUBACK: either way nothing arrives).
+    let own = fleet.retained(&topics::group_desired("line"), ("board-a", &password("board-a")));
+    assert!(own.is_some_and(|m| m.contains("\"signature\"")));
+    let pw = password("board-a");
+    let other = Command::new("mosquitto_sub")
+        .args([
+            "-V",
+            "mqttv5",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &fleet.broker.port().to_string(),
+        ])
+        .args([
+            "-u",
+            "board-a",
+            "-P",
+            &pw,
+            "-q",
+            "1",
+            "-t",
+            &topics::device_vars("board-b"),
+        ])
+        .args(["-C", "1", "-W", "2"])
+        .output()
+        .expect("mosquitto_sub");
+    assert!(
+        stdout(&other).trim().is_empty(),
+        "board-a read board-b's vars: {}",
+        stdout(&other)
+    );
+    assert!(
+        !other.status.success() || stderr(&other).contains("denied"),
+        "the broker accepted board-a's subscription to board-b's topic: {}",
+        stderr(&other)
+    );
+    // Nor can a device write another's report.
+    let forged = Command::new("mosquitto_pub")
+        .args([
+            "-V",
+            "mqttv5",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &fleet.broker.port().to_string(),
+        ])
+        .args([
+            "-u",
+            "board-a",
+            "-P",
+            &pw,
+            "-q",
+            "1",
+            "-r",
+            "-t",
+            &topics::device_reported("board-b"),
+        ])
+        .args(["-m", "forged"])
+        .output()
+        .expect("mosquitto_pub");
+    assert!(stderr(&forged).contains("Not authorized"), "{}", stderr(&forged));
+    let b_report = fleet
+        .retained(&topics::device_reported("board-b"), OPERATOR)
+        .expect("report");
+    assert!(
+        b_report.starts_with('{'),
+        "board-a overwrote board-b's report: {b_report}"
+    );
+
+    a.signal(libc::SIGTERM);
+    b.signal(libc::SIGTERM);
+    assert!(a.wait_exit(LONG).success(), "{}", a.seen.join("\n"));
+    assert!(b.wait_exit(LONG).success(), "{}", b.seen.join("\n"));
+    assert_eq!(
+        fleet.retained(&topics::device_status("board-a"), OPERATOR).as_deref(),
+        Some("offline")
+    );
+}
+
+#[test]
+fn unsigned_untrusted_and_replayed_documents_are_refused_and_reported_while_the_stack_runs() {
+    let fleet = Fleet::new(&[("board-a", &["line"])]);
+    let board = Sandbox::new();
+    let mut agent = fleet.agent(&board, "board-a", "line");
+    let desired = topics::group_desired("line");
+    fleet.publish(&desired, &fleet.signed(&fleet.deployment("group:line", 5, "")));
+    agent.wait_for("listening on fleet/board-a/nowhere/", LONG);
+    fleet.wait_report("board-a", |r| applied(r, 5, "healthy"));
+
+    // Unsigned: the bare payload.
+    fleet.publish(&desired, &fleet.deployment("group:line", 6, "").to_bytes());
+    fleet.wait_report("board-a", |r| {
+        r.refused.iter().any(|x| x.reason.starts_with("unsigned"))
+    });
+    // Signed by a key the agent does not trust.
+    let stranger = keys::generate().expect("key");
+    let foreign = Envelope::sign(&fleet.deployment("group:line", 7, ""), &stranger).to_json();
+    fleet.publish(&desired, &foreign);
+    fleet.wait_report("board-a", |r| {
+        r.refused.iter().any(|x| x.reason.contains("unknown key"))
+    });
+    // A replay: an older revision, properly signed.
+    fleet.publish(&desired, &fleet.signed(&fleet.deployment("group:line", 3, "")));
+    let report = fleet.wait_report("board-a", |r| r.refused.iter().any(|x| x.reason.contains("replayed")));
+    // A document for another group, republished on this group's topic.
+    fleet.publish(&desired, &fleet.signed(&fleet.deployment("group:other", 8, "")));
+    let report2 = fleet.wait_report("board-a", |r| {
+        r.refused.iter().any(|x| x.reason.contains("wrong target"))
+    });
+
+    assert_eq!(report.refused.len(), 3, "{:#?}", report.refused);
+    assert!(report.refused.iter().all(|x| x.topic == desired));
+    assert_eq!(report.refused[0].revision, Some(3));
+    assert_eq!(report2.refused.len(), 4);
+    // Nothing changed: revision 5 still applied and healthy, its container still running.
+    assert!(applied(&report2, 5, "healthy"), "{:#?}", report2.applied);
+    assert_eq!(state_of(&board, "show"), "running");
+    agent.wait_seen("refused a document: unsigned", LONG);
+    // Nor can a local `up -d` swap the signed deployment for a file of its own.
+    let local = board.write(
+        "local.yaml",
+        &format!("containers:\n  other:\n    image: {}\n", image("hello.wasm").display()),
+    );
+    let refused = board.fails(&["up", "-d", "-p", "fleet", "-f", arg(&local)], 1);
+    assert!(refused.contains("run by the fleet agent"), "{refused}");
+    assert_eq!(state_of(&board, "show"), "running");
+}
+
+#[test]
+fn a_revision_whose_container_fails_is_rolled_back_and_the_reason_reported() {
+    let fleet = Fleet::new(&[("board-a", &["line"])]);
+    let board = Sandbox::new();
+    let mut agent = fleet.agent(&board, "board-a", "line");
+    let desired = topics::group_desired("line");
+    fleet.publish(&desired, &fleet.signed(&fleet.deployment("group:line", 1, "")));
+    agent.wait_for("listening on fleet/board-a/nowhere/", LONG);
+    fleet.wait_report("board-a", |r| applied(r, 1, "healthy"));
+
+    let failing = format!(
+        "  sensor:\n    image: {}\n    restart: on-failure\n",
+        fleet.reference("exit-code")
+    );
+    fleet.publish(&desired, &fleet.signed(&fleet.deployment("group:line", 2, &failing)));
+    let report = fleet.wait_report("board-a", |r| applied(r, 2, "rolled-back"));
+    let reason = report
+        .applied
+        .as_ref()
+        .and_then(|a| a.reason.clone())
+        .unwrap_or_default();
+    assert!(reason.contains("container sensor"), "{reason}");
+    let good = report.last_good.expect("last good");
+    assert_eq!(good.revision, 1);
+    // The last good stack runs again: `sensor` is gone, `show` runs.
+    let deadline = Instant::now() + LONG;
+    loop {
+        let rows = board.ps("fleet");
+        let names: Vec<&str> = rows.iter().filter_map(|r| r["name"].as_str()).collect();
+        if names == ["show"] && rows[0]["state"] == "running" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "after the rollback: {rows:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The failed state is not tried again until a newer document comes.
+    let still = fleet.wait_report("board-a", |r| r.applied.is_some());
+    assert!(applied(&still, 2, "rolled-back"));
+}
+
+#[test]
+fn an_agent_restarted_with_the_broker_and_registry_down_runs_its_last_good_stack() {
+    let mut fleet = Fleet::new(&[("board-a", &["line"])]);
+    let board = Sandbox::new();
+    let mut agent = fleet.agent(&board, "board-a", "line");
+    fleet.publish(
+        &topics::group_vars("line"),
+        &fleet.signed(&fleet.vars("group:line", 1, &[("SITE", "hall-2")])),
+    );
+    fleet.publish(
+        &topics::group_desired("line"),
+        &fleet.signed(&fleet.deployment("group:line", 4, "")),
+    );
+    agent.wait_for("listening on fleet/board-a/hall-2/", LONG);
+    fleet.wait_report("board-a", |r| applied(r, 4, "healthy"));
+    agent.signal(libc::SIGTERM);
+    assert!(agent.wait_exit(LONG).success(), "{}", agent.seen.join("\n"));
+    drop(agent);
+
+    fleet.broker.stop();
+    fleet.registry.stop();
+    let journal = board.path().join("agent-state/journal.json");
+    assert!(journal.is_file(), "no journal at {}", journal.display());
+    let mut again = fleet.agent(&board, "board-a", "line");
+    again.wait_for("listening on fleet/board-a/hall-2/", LONG);
+    assert_eq!(state_of(&board, "show"), "running");
+    again.signal(libc::SIGTERM);
+    assert!(again.wait_exit(LONG).success(), "{}", again.seen.join("\n"));
+}
+
+#[test]
+fn the_agent_unit_passes_systemd_analyze_verify() {
+    if Command::new("systemd-analyze").arg("--version").output().is_err() {
+        eprintln!("skipped: systemd-analyze is not installed (apt-get install systemd)");
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let path: &Path = &crate::support::repo().join("compose-examples/systemd/shoal-agent.service");
+    let unit = std::fs::read_to_string(path).expect("unit");
+    let unit = unit.replace("/usr/local/bin/shoal", env!("CARGO_BIN_EXE_shoal"));
+    for key in [
+        "ProtectSystem=strict",
+        "NoNewPrivileges=yes",
+        "StateDirectory=",
+        "--config",
+    ] {
+        assert!(unit.contains(key), "the unit lost {key}");
+    }
+    let path = sandbox.write("shoal-agent.service", &unit);
+    let output = Command::new("systemd-analyze")
+        .args(["verify", "--man=no", arg(&path)])
+        .output()
+        .expect("systemd-analyze");
+    assert!(
+        output.status.success() && stderr(&output).trim().is_empty(),
+        "systemd-analyze verify:\n{}",
+        stderr(&output)
+    );
+}
+
+/// Many agents in one process (what `shoal bench fleet` runs), each with its own MQTT
+/// session: all come online, and what one idle agent costs is printed (a figure, not an
+/// assertion).
+#[test]
+fn a_hundred_agents_in_one_process_come_online_each_with_its_own_session() {
+    use std::sync::Arc;
+
+    use shoal::fleet::agent::{Agent, Host, Settings};
+    use shoal::fleet::connect::Connection;
+
+    const AGENTS: usize = 100;
+    let broker = Mosquitto::start().expect("start mosquitto");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut trust = keys::TrustSet::default();
+    trust.add(keys::generate().expect("key").verifying_key());
+    let runtime = Arc::new(shoal::runtime::Runtime::new(&shoal::runtime::RuntimeConfig::default()).expect("runtime"));
+    let host = Host {
+        runtime,
+        images: shoal::images::ImageStore::new(dir.path().join("data")),
+        log: Arc::new(shoal::logs::Tee(Vec::new())),
+    };
+    let executor = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    shoal::procstat::release_free_memory();
+    let before = shoal::procstat::rss_kib().unwrap_or(0);
+    let tasks: Vec<_> = (0..AGENTS)
+        .map(|i| {
+            let device = format!("sim-{i}");
+            let connection = Connection::plain(&broker.url()).expect("url");
+            let mut settings = Settings::new(&device, &["sim"], &dir.path().join(&device), trust.clone(), connection)
+                .expect("settings");
+            settings.control_socket = false;
+            let agent = Agent::new(settings, host.clone());
+            executor.spawn(agent.run(shutdown.clone()))
+        })
+        .collect();
+    let deadline = Instant::now() + LONG;
+    loop {
+        let output = Command::new("mosquitto_sub")
+            .args(["-V", "mqttv5", "-h", "127.0.0.1", "-p", &broker.port().to_string()])
+            .args(["-t", "shoal/v1/devices/+/status", "-v", "-W", "1"])
+            .output()
+            .expect("mosquitto_sub");
+        let online = stdout(&output).lines().filter(|l| l.ends_with(" online")).count();
+        if online == AGENTS {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{online} of {AGENTS} agents online");
+    }
+    shoal::procstat::release_free_memory();
+    let after = shoal::procstat::rss_kib().unwrap_or(0);
+    println!(
+        "{AGENTS} idle agents (connected, subscribed, reported): {:.1} KiB RSS each",
+        after.saturating_sub(before) as f64 / AGENTS as f64
+    );
+    shutdown.cancel();
+    executor.block_on(async {
+        for task in tasks {
+            let result = task.await.expect("agent task");
+            assert!(result.is_ok(), "{result:?}");
+        }
+    });
+}
