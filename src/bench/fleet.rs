@@ -193,59 +193,28 @@ async fn measure(
     operator.subscribe(&FleetView::filters()).await?;
     // Subscribed once, here: later updates are live (a second subscribe would bring the
     // retained, possibly stale, values again).
-    operator.subscribe(&[SYS_RECEIVED.to_string(), SYS_SENT.to_string()]).await?;
+    operator
+        .subscribe(&[SYS_RECEIVED.to_string(), SYS_SENT.to_string()])
+        .await?;
     crate::procstat::release_free_memory();
     let rss_before = crate::procstat::rss_kib().unwrap_or(0);
 
-    let mut trust = TrustSet::default();
-    trust.add(stage.key.verifying_key());
     let shutdown = CancellationToken::new();
     let started = Instant::now();
-    let mut tasks = Vec::with_capacity(n);
-    for i in 0..n {
-        let device = format!("dev-{i:05}");
-        let mut settings = Settings::new(
-            &device,
-            &[GROUP],
-            &stage.dir.join("agents").join(&device),
-            trust.clone(),
-            connection.clone(),
-        )
-        .map_err(setup)?;
-        settings.control_socket = false;
-        settings.health_window = args.health_window;
-        let agent = Agent::new(settings, host.clone());
-        tasks.push(tokio::spawn(agent.run(shutdown.child_token())));
-    }
+    let tasks = start_agents(stage, &host, &connection, args, &shutdown)?;
     wait_all(&mut operator, n, "all agents online", |fleet, id| fleet.online(id)).await?;
     let connect = started.elapsed();
     progress(&format!("{n} agents online in {}", ms(connect)));
 
     let counters_before = sys_counters(&mut operator).await;
     let revision = crate::fleet::operator::next_revision(operator.state(), [&topics::group_desired(GROUP)]);
-    let compose = format!(
-        "containers:\n  idle:\n    image: {}\n    capabilities: [messaging]\n    subscribe: [\"bench/\"]\n",
-        stage.reference
-    );
-    let payload = Payload {
-        kind: Kind::Deployment,
-        schema: SCHEMA,
-        revision,
-        target: Target::Group(GROUP.into()),
-        created: now_rfc3339(),
-        signer: crate::fleet::operator::signer(),
-        project: None,
-        files: vec![DocFile {
-            name: "compose.yaml".into(),
-            text: compose,
-        }],
-        images: BTreeMap::from([(stage.reference.clone(), stage.digest.clone())]),
-        health_window: Some(humantime::format_duration(args.health_window).to_string()),
-        variables: BTreeMap::new(),
-    };
+    let payload = deployment(stage, revision, args.health_window);
     let published = Instant::now();
     operator
-        .publish_retained(&topics::group_desired(GROUP), Envelope::sign(&payload, &stage.key).to_json())
+        .publish_retained(
+            &topics::group_desired(GROUP),
+            Envelope::sign(&payload, &stage.key).to_json(),
+        )
         .await?;
     let source = Target::Group(GROUP.into()).to_string();
     wait_all(&mut operator, n, "all agents healthy", |fleet, id| {
@@ -283,6 +252,60 @@ async fn measure(
     })
 }
 
+/// Start the N agents, each with its own MQTT session, state folder and stack.
+fn start_agents(
+    stage: &Stage,
+    host: &Host,
+    connection: &Connection,
+    args: &FleetBenchArgs,
+    shutdown: &CancellationToken,
+) -> Result<Vec<tokio::task::JoinHandle<Result<(), crate::fleet::agent::AgentError>>>, FleetBenchError> {
+    let mut trust = TrustSet::default();
+    trust.add(stage.key.verifying_key());
+    let mut tasks = Vec::with_capacity(args.devices);
+    for i in 0..args.devices {
+        let device = format!("dev-{i:05}");
+        let mut settings = Settings::new(
+            &device,
+            &[GROUP],
+            &stage.dir.join("agents").join(&device),
+            trust.clone(),
+            connection.clone(),
+        )
+        .map_err(setup)?;
+        // N stacks under one project name in one process: no control sockets.
+        settings.control_socket = false;
+        settings.health_window = args.health_window;
+        let agent = Agent::new(settings, host.clone());
+        tasks.push(tokio::spawn(agent.run(shutdown.child_token())));
+    }
+    Ok(tasks)
+}
+
+/// The group deployment: one idle subscriber from the registry, pinned by digest.
+fn deployment(stage: &Stage, revision: u64, health_window: Duration) -> Payload {
+    let compose = format!(
+        "containers:\n  idle:\n    image: {}\n    capabilities: [messaging]\n    subscribe: [\"bench/\"]\n",
+        stage.reference
+    );
+    Payload {
+        kind: Kind::Deployment,
+        schema: SCHEMA,
+        revision,
+        target: Target::Group(GROUP.into()),
+        created: now_rfc3339(),
+        signer: crate::fleet::operator::signer(),
+        project: None,
+        files: vec![DocFile {
+            name: "compose.yaml".into(),
+            text: compose,
+        }],
+        images: BTreeMap::from([(stage.reference.clone(), stage.digest.clone())]),
+        health_window: Some(humantime::format_duration(health_window).to_string()),
+        variables: BTreeMap::new(),
+    }
+}
+
 fn ms(d: Duration) -> String {
     format!("{} ms", d.as_millis())
 }
@@ -315,7 +338,10 @@ async fn wait_all(
         // Read a burst of messages before looking again (a view of 1,000 reports is not free).
         let mut read = 0;
         while read < 256 {
-            match operator.next(if read == 0 { left } else { Duration::from_millis(20) }).await? {
+            match operator
+                .next(if read == 0 { left } else { Duration::from_millis(20) })
+                .await?
+            {
                 Some(_) => read += 1,
                 None => break,
             }

@@ -2,8 +2,8 @@
 //! (spec, image store and compile cache, supervisor, broker, host API) in this process.
 
 pub mod bridge;
-pub mod fleet; // fleet-ops (issue 18): simulated agents against a private broker
 pub mod density;
+pub mod fleet; // fleet-ops (issue 18): simulated agents against a private broker
 pub mod gpio;
 pub mod grow;
 pub mod guests;

@@ -351,7 +351,10 @@ fn fleet(m: Machinery, args: bench::fleet::FleetBenchArgs) -> anyhow::Result<()>
         eprintln!("{line}")
     })?;
     println!("devices                      {}", figures.devices);
-    println!("health window                {} ms (part of the time below)", figures.health_window_ms);
+    println!(
+        "health window                {} ms (part of the time below)",
+        figures.health_window_ms
+    );
     println!("all online after start       {} ms", figures.connect_ms);
     println!("all healthy after publish    {} ms", figures.all_healthy_ms);
     let count = |c: Option<u64>| c.map_or("-".to_string(), |c| c.to_string());

@@ -188,8 +188,14 @@ pub(super) fn fleet(images: &ImageStore, runtime: &RuntimeConfig, args: FleetArg
         FleetCommand::Keygen { out } => {
             let pair = keygen::keygen(&out.unwrap_or_else(operator::config_dir))?;
             println!("key {}", pair.id);
-            println!("private key: {} (signs documents; keep it off the boards)", pair.private.display());
-            println!("public key:  {} (goes into each agent's trusted_keys)", pair.public.display());
+            println!(
+                "private key: {} (signs documents; keep it off the boards)",
+                pair.private.display()
+            );
+            println!(
+                "public key:  {} (goes into each agent's trusted_keys)",
+                pair.public.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         FleetCommand::Acl {
@@ -218,37 +224,12 @@ pub(super) fn fleet(images: &ImageStore, runtime: &RuntimeConfig, args: FleetArg
             operator,
             group,
             format,
-        } => block_on(async move {
-            let mut session = operator.session().await?;
-            session.subscribe(&FleetView::filters()).await?;
-            let fleet = FleetView::from_state(session.state());
-            session.close().await;
-            let rows = ls::rows(&fleet, group.as_deref());
-            match format {
-                ListFormat::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
-                ListFormat::Table => print!("{}", ls::table(&rows, std::time::SystemTime::now())),
-            }
-            Ok(ExitCode::SUCCESS)
-        }),
+        } => block_on(ls_command(operator, group, format)),
         FleetCommand::Ps {
             operator,
             device,
             format,
-        } => block_on(async move {
-            topics::check_id("device", &device)?;
-            let mut session = operator.session().await?;
-            session.subscribe(&[topics::device_reported(&device)]).await?;
-            let fleet = FleetView::from_state(session.state());
-            session.close().await;
-            let Some(report) = fleet.reports.get(&device) else {
-                anyhow::bail!("device `{device}` has no report on this broker\n  hint: `shoal fleet ls` lists the devices that reported");
-            };
-            match format {
-                ListFormat::Json => println!("{}", serde_json::to_string_pretty(&report.containers)?),
-                ListFormat::Table => print!("{}", ps::table(report)),
-            }
-            Ok(ExitCode::SUCCESS)
-        }),
+        } => block_on(ps_command(operator, device, format)),
         FleetCommand::Rollback { operator, target, key } => {
             let key = operator.signing_key(key.as_deref())?;
             block_on(async move {
@@ -261,6 +242,37 @@ pub(super) fn fleet(images: &ImageStore, runtime: &RuntimeConfig, args: FleetArg
         }
         FleetCommand::Vars { action } => vars_command(action),
     }
+}
+
+async fn ls_command(operator: OperatorArgs, group: Option<String>, format: ListFormat) -> anyhow::Result<ExitCode> {
+    let mut session = operator.session().await?;
+    session.subscribe(&FleetView::filters()).await?;
+    let fleet = FleetView::from_state(session.state());
+    session.close().await;
+    let rows = ls::rows(&fleet, group.as_deref());
+    match format {
+        ListFormat::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+        ListFormat::Table => print!("{}", ls::table(&rows, std::time::SystemTime::now())),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn ps_command(operator: OperatorArgs, device: String, format: ListFormat) -> anyhow::Result<ExitCode> {
+    topics::check_id("device", &device)?;
+    let mut session = operator.session().await?;
+    session.subscribe(&[topics::device_reported(&device)]).await?;
+    let fleet = FleetView::from_state(session.state());
+    session.close().await;
+    let Some(report) = fleet.reports.get(&device) else {
+        anyhow::bail!(
+            "device `{device}` has no report on this broker\n  hint: `shoal fleet ls` lists the devices that reported"
+        );
+    };
+    match format {
+        ListFormat::Json => println!("{}", serde_json::to_string_pretty(&report.containers)?),
+        ListFormat::Table => print!("{}", ps::table(report)),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn vars_command(action: VarsAction) -> anyhow::Result<ExitCode> {
@@ -346,26 +358,8 @@ fn prepare(
     variables: BTreeMap<String, String>,
     project: Option<String>,
 ) -> anyhow::Result<Option<deploy::Prepared>> {
-    let mut docs: Vec<DocFile> = Vec::new();
-    for path in files {
-        let name = doc_name(path)?;
-        if docs.iter().any(|d| d.name == name) {
-            anyhow::bail!("two files are named {name}: the boards receive files by name\n  hint: rename one");
-        }
-        let text = spec::read_text_file(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        docs.push(DocFile { name, text });
-    }
-    // The variables a board has: the deployment's, then DEVICE_ID and DEVICE_GROUPS (the
-    // agent's own; placeholders here, so `${DEVICE_ID}` in a file validates).
-    let mut env: std::collections::HashMap<String, String> = std::env::vars().collect();
-    env.extend(variables.clone());
-    let (device, groups) = match to.split_once(':') {
-        Some(("device", id)) => (id.to_string(), String::new()),
-        Some((_, group)) => ("validation-device".to_string(), group.to_string()),
-        None => ("validation-device".to_string(), to.to_string()),
-    };
-    env.insert("DEVICE_ID".into(), device);
-    env.insert("DEVICE_GROUPS".into(), groups);
+    let docs = read_files(files)?;
+    let env = board_env(to, &variables);
     let input = spec::ComposeFiles {
         files: files.to_vec(),
         ..Default::default()
@@ -409,6 +403,45 @@ fn prepare(
         tracing::error!("the files are invalid; nothing was published");
         return Ok(None);
     }
+    Ok(Some(deploy::Prepared {
+        files: docs,
+        images: pinned_images(&stack)?,
+        variables,
+        project,
+    }))
+}
+
+/// The files as the document carries them: plain names (unique), their text.
+fn read_files(files: &[PathBuf]) -> anyhow::Result<Vec<DocFile>> {
+    let mut docs: Vec<DocFile> = Vec::new();
+    for path in files {
+        let name = doc_name(path)?;
+        if docs.iter().any(|d| d.name == name) {
+            anyhow::bail!("two files are named {name}: the boards receive files by name\n  hint: rename one");
+        }
+        let text = spec::read_text_file(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        docs.push(DocFile { name, text });
+    }
+    Ok(docs)
+}
+
+/// The variables a board has: the deployment's, then DEVICE_ID and DEVICE_GROUPS (the
+/// agent's own; placeholders here, so `${DEVICE_ID}` in a file validates).
+fn board_env(to: &str, variables: &BTreeMap<String, String>) -> std::collections::HashMap<String, String> {
+    let mut env: std::collections::HashMap<String, String> = std::env::vars().collect();
+    env.extend(variables.clone());
+    let (device, groups) = match to.split_once(':') {
+        Some(("device", id)) => (id.to_string(), String::new()),
+        Some((_, group)) => ("validation-device".to_string(), group.to_string()),
+        None => ("validation-device".to_string(), to.to_string()),
+    };
+    env.insert("DEVICE_ID".into(), device);
+    env.insert("DEVICE_GROUPS".into(), groups);
+    env
+}
+
+/// Every image as written -> its registry digest; a local file or store digest is refused.
+fn pinned_images(stack: &spec::Stack) -> anyhow::Result<BTreeMap<String, String>> {
     let mut pinned = BTreeMap::new();
     for container in &stack.containers {
         match &container.image {
@@ -424,12 +457,7 @@ fn prepare(
             }
         }
     }
-    Ok(Some(deploy::Prepared {
-        files: docs,
-        images: pinned,
-        variables,
-        project,
-    }))
+    Ok(pinned)
 }
 
 /// The plain file name a board receives a file under.

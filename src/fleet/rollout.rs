@@ -60,7 +60,7 @@ pub fn plan(devices: &[Candidate], canary: usize, max_unavailable: Option<usize>
     // By id first so duplicates sit together, then online first (a stable sort keeps the ids' order).
     ordered.sort_by(|a, b| a.id.cmp(&b.id).then_with(|| b.online.cmp(&a.online)));
     ordered.dedup_by(|a, b| a.id == b.id);
-    ordered.sort_by(|a, b| b.online.cmp(&a.online));
+    ordered.sort_by_key(|d| std::cmp::Reverse(d.online));
     let ids: Vec<String> = ordered.into_iter().map(|d| d.id.clone()).collect();
     if ids.is_empty() {
         return Err(PlanError::NoDevices);
@@ -259,15 +259,30 @@ mod tests {
         let s = "device:a";
         assert_eq!(observe(None, &[], s, t, 7), Observed::Pending);
         // The old state healthy says nothing about the new one.
-        assert_eq!(observe(Some(&applied(s, 6, "healthy", None)), &[], s, t, 7), Observed::Pending);
+        assert_eq!(
+            observe(Some(&applied(s, 6, "healthy", None)), &[], s, t, 7),
+            Observed::Pending
+        );
         assert_eq!(
             observe(Some(&applied("group:g", 7, "healthy", None)), &[], s, t, 7),
             Observed::Pending
         );
-        assert_eq!(observe(Some(&applied(s, 7, "applying", None)), &[], s, t, 7), Observed::Pending);
-        assert_eq!(observe(Some(&applied(s, 7, "healthy", None)), &[], s, t, 7), Observed::Healthy);
         assert_eq!(
-            observe(Some(&applied(s, 7, "rolled-back", Some("container x exited with status 3"))), &[], s, t, 7),
+            observe(Some(&applied(s, 7, "applying", None)), &[], s, t, 7),
+            Observed::Pending
+        );
+        assert_eq!(
+            observe(Some(&applied(s, 7, "healthy", None)), &[], s, t, 7),
+            Observed::Healthy
+        );
+        assert_eq!(
+            observe(
+                Some(&applied(s, 7, "rolled-back", Some("container x exited with status 3"))),
+                &[],
+                s,
+                t,
+                7
+            ),
             Observed::Failed("rolled-back: container x exited with status 3".into())
         );
         assert_eq!(

@@ -56,8 +56,12 @@ impl Ops {
             public_key,
         };
         for name in ["seq-subscriber", "exit-code"] {
-            ops.sandbox
-                .ok(&["images", "push", arg(&image(&format!("{name}.wasm"))), &ops.reference(name)]);
+            ops.sandbox.ok(&[
+                "images",
+                "push",
+                arg(&image(&format!("{name}.wasm"))),
+                &ops.reference(name),
+            ]);
         }
         ops
     }
@@ -189,19 +193,36 @@ fn deploy_to_a_group_staged_rollout_stops_at_a_failing_canary_rollback_and_vars(
 
     // Revision one reaches both boards, with the deployment's own SITE.
     let v1 = ops.compose("v1.yaml", "");
-    let out = ops.ok(&["deploy", arg(&v1), "--to", "group:line", "--var", "SITE=one", "--health-window", "2s"]);
+    let out = ops.ok(&[
+        "deploy",
+        arg(&v1),
+        "--to",
+        "group:line",
+        "--var",
+        "SITE=one",
+        "--health-window",
+        "2s",
+    ]);
     let first = deployed_revision(&out);
     a.wait_seen("listening on fleet/pi-01/one/", LONG);
     b.wait_seen("listening on fleet/pi-02/one/", LONG);
-    ops.wait_ls("both on the group's first revision, healthy", |rows| on_group(rows, first));
+    ops.wait_ls("both on the group's first revision, healthy", |rows| {
+        on_group(rows, first)
+    });
     let table = ops.ok(&["ls"]);
-    assert!(table.contains(&format!("group:line@{first}")) && table.contains("healthy"), "{table}");
+    assert!(
+        table.contains(&format!("group:line@{first}")) && table.contains("healthy"),
+        "{table}"
+    );
 
     // Revision two has a container that fails: the canary (pi-01, first by id) gets it,
     // rolls back, the rollout stops, pi-02 never sees it.
     let v2 = ops.compose(
         "v2.yaml",
-        &format!("  broken:\n    image: {}\n    args: [\"3\"]\n", ops.reference("exit-code")),
+        &format!(
+            "  broken:\n    image: {}\n    args: [\"3\"]\n",
+            ops.reference("exit-code")
+        ),
     );
     let output = ops.run(&[
         "deploy",
@@ -223,7 +244,9 @@ fn deploy_to_a_group_staged_rollout_stops_at_a_failing_canary_rollback_and_vars(
     // pi-01 is back on the group's document; pi-02 never left it.
     ops.wait_ls("both back on the first revision", |rows| on_group(rows, first));
     assert!(
-        !b.seen.iter().any(|l| l.contains("exiting with 3") || l.contains("/two/")),
+        !b.seen
+            .iter()
+            .any(|l| l.contains("exiting with 3") || l.contains("/two/")),
         "pi-02 ran the failed revision:\n{}",
         b.seen.join("\n")
     );
@@ -231,7 +254,16 @@ fn deploy_to_a_group_staged_rollout_stops_at_a_failing_canary_rollback_and_vars(
 
     // Revision three, then `fleet rollback` puts the first back (re-signed, newer).
     let v3 = ops.compose("v3.yaml", "");
-    let out = ops.ok(&["deploy", arg(&v3), "--to", "line", "--var", "SITE=three", "--health-window", "2s"]);
+    let out = ops.ok(&[
+        "deploy",
+        arg(&v3),
+        "--to",
+        "line",
+        "--var",
+        "SITE=three",
+        "--health-window",
+        "2s",
+    ]);
     let third = deployed_revision(&out);
     a.wait_for("listening on fleet/pi-01/three/", LONG);
     b.wait_for("listening on fleet/pi-02/three/", LONG);
@@ -272,20 +304,33 @@ fn operator_errors_name_the_fix_and_publish_nothing() {
     // No device reports the group yet.
     let output = ops.run(&["deploy", arg(&v1), "--to", "group:line"]);
     assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).contains("no devices in group `line`"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("no devices in group `line`"),
+        "{}",
+        stderr(&output)
+    );
     // A local image file is refused before the broker is asked.
     let local = ops.sandbox.write(
         "local.yaml",
         &format!("containers:\n  hello:\n    image: {}\n", arg(&image("hello.wasm"))),
     );
     let output = ops.run(&["deploy", arg(&local), "--to", "group:line"]);
-    assert!(stderr(&output).contains("is not from a registry"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("is not from a registry"),
+        "{}",
+        stderr(&output)
+    );
     // An invalid file: its diagnostics with file:line:col, nothing published.
-    let bad = ops.sandbox.write("bad.yaml", "containers:\n  a:\n    image: x\n    bogus: 1\n");
+    let bad = ops
+        .sandbox
+        .write("bad.yaml", "containers:\n  a:\n    image: x\n    bogus: 1\n");
     let output = ops.run(&["deploy", arg(&bad), "--to", "group:line"]);
     let err = stderr(&output);
     assert_eq!(output.status.code(), Some(1));
-    assert!(err.contains("bad.yaml:4:5") && err.contains("nothing was published"), "{err}");
+    assert!(
+        err.contains("bad.yaml:4:5") && err.contains("nothing was published"),
+        "{err}"
+    );
     assert!(ops.retained("shoal/v1/groups/line/desired", OPERATOR).is_none());
     // The key is missing: say how to make one.
     let mut cmd = ops.fleet(&["deploy", arg(&v1), "--to", "group:line"]);

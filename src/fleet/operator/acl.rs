@@ -125,7 +125,10 @@ pub fn render(inventory: &Inventory) -> Result<String, AclError> {
     inventory.check()?;
     let mut out = String::new();
     out.push_str(HEADER);
-    let _ = writeln!(out, "# The operator (`shoal fleet`): reads reports and writes every document.");
+    let _ = writeln!(
+        out,
+        "# The operator (`shoal fleet`): reads reports and writes every document."
+    );
     let _ = writeln!(out, "user {}", inventory.operator);
     let _ = writeln!(out, "topic readwrite {}/#", topics::PREFIX);
     for device in &inventory.devices {
@@ -225,9 +228,15 @@ mod tests {
         };
         assert!(matches!(render(&inventory), Err(AclError::Empty)));
         inventory.devices = vec![Inventory::device_flag("a/b=g").unwrap()];
-        assert!(matches!(render(&inventory), Err(AclError::Id(topics::InvalidId { what: "device", .. }))));
+        assert!(matches!(
+            render(&inventory),
+            Err(AclError::Id(topics::InvalidId { what: "device", .. }))
+        ));
         inventory.devices = vec![Inventory::device_flag("a=g#").unwrap()];
-        assert!(matches!(render(&inventory), Err(AclError::Id(topics::InvalidId { what: "group", .. }))));
+        assert!(matches!(
+            render(&inventory),
+            Err(AclError::Id(topics::InvalidId { what: "group", .. }))
+        ));
         inventory.devices = vec![
             Inventory::device_flag("a").unwrap(),
             Inventory::device_flag("a").unwrap(),

@@ -116,30 +116,7 @@ pub async fn deploy(
     staging: &Staging,
     key: &SigningKey,
 ) -> Result<Outcome, DeployError> {
-    session.subscribe(&FleetView::filters()).await?;
-    let fleet = FleetView::from_state(session.state());
-    let target = super::resolve_target(target, &fleet)?;
-    let devices = match &target {
-        Target::Device(id) => vec![id.clone()],
-        Target::Group(group) => {
-            let ids = fleet.group_devices(group);
-            if ids.is_empty() {
-                return Err(OperatorError::NoDevices { group: group.clone() }.into());
-            }
-            ids
-        }
-    };
-    let candidates: Vec<Candidate> = devices
-        .iter()
-        .map(|id| Candidate {
-            id: id.clone(),
-            online: fleet.online(id),
-        })
-        .collect();
-    let plan = match &target {
-        Target::Device(_) => rollout::plan(&candidates, 0, None)?,
-        Target::Group(_) => rollout::plan(&candidates, staging.canary, staging.max_unavailable)?,
-    };
+    let (target, plan) = plan_for(session, target, staging).await?;
     // The documents the revision must be above: the target's and every per-device one.
     let mut watched: Vec<String> = plan.devices().map(|id| topics::device_desired(id)).collect();
     if let Target::Group(group) = &target {
@@ -148,19 +125,7 @@ pub async fn deploy(
     }
     session.subscribe(&watched).await?;
     let revision = next_revision(session.state(), watched.iter());
-    let payload_for = |target: Target| Payload {
-        kind: Kind::Deployment,
-        schema: SCHEMA,
-        revision,
-        target,
-        created: now_rfc3339(),
-        signer: super::signer(),
-        project: prepared.project.clone(),
-        files: prepared.files.clone(),
-        images: prepared.images.clone(),
-        health_window: Some(humantime::format_duration(staging.health_window).to_string()),
-        variables: prepared.variables.clone(),
-    };
+    let signed = |target: Target| document(prepared, staging, revision, target, key);
     let total = plan.devices().count();
     let progress = Progress::new(total as u64, "deploy");
     progress.println(&format!(
@@ -170,32 +135,22 @@ pub async fn deploy(
     ));
     let mut done: Vec<String> = Vec::new();
     for (index, wave) in plan.waves.iter().enumerate() {
-        let label = if plan.has_canary && index == 0 {
-            "canary".to_string()
-        } else {
-            format!("wave {}", index + 1)
-        };
+        let label = wave_label(&plan, index);
         progress.println(&format!("{label}: {}", wave.join(", ")));
         let published = std::time::SystemTime::now();
         for id in wave {
-            let document = Envelope::sign(&payload_for(Target::Device(id.clone())), key);
-            session
-                .publish_retained(&topics::device_desired(id), document.to_json())
-                .await?;
+            let document = signed(Target::Device(id.clone()));
+            session.publish_retained(&topics::device_desired(id), document).await?;
         }
         session.sync().await?;
-        let result = watch_wave(session, wave, (revision, published), staging, &progress).await?;
-        if let Some(failures) = result {
+        if let Some(failures) = watch_wave(session, wave, (revision, published), staging, &progress).await? {
             // Back to the group's document for the failed wave; a device target keeps
             // its own (it has no group document to go back to from here).
-            if let Target::Group(_) = &target {
-                for id in wave {
-                    session.publish_retained(&topics::device_desired(id), Vec::new()).await?;
-                }
-                session.sync().await?;
-            }
             let kept = match &target {
-                Target::Group(_) => done.clone(),
+                Target::Group(_) => {
+                    delete_device_documents(session, wave).await?;
+                    done
+                }
                 Target::Device(_) => Vec::new(),
             };
             return Err(RolloutFailed {
@@ -211,22 +166,7 @@ pub async fn deploy(
         done.extend(wave.iter().cloned());
     }
     if let Target::Group(group) = &target {
-        // The group's current document becomes `previous` (what `fleet rollback` restores).
-        let current = session.state().get(&topics::group_desired(group)).cloned();
-        if let Some(current) = current {
-            session
-                .publish_retained(&topics::group_previous(group), current.to_vec())
-                .await?;
-        }
-        let document = Envelope::sign(&payload_for(target.clone()), key);
-        session
-            .publish_retained(&topics::group_desired(group), document.to_json())
-            .await?;
-        session.sync().await?;
-        for id in &done {
-            session.publish_retained(&topics::device_desired(id), Vec::new()).await?;
-        }
-        session.sync().await?;
+        promote(session, group, signed(target.clone()), &done).await?;
         progress.println(&format!("{target}: revision {revision} is the group's document"));
     }
     Ok(Outcome {
@@ -234,6 +174,89 @@ pub async fn deploy(
         revision,
         devices: done,
     })
+}
+
+/// The signed deployment document for `target`.
+fn document(prepared: &Prepared, staging: &Staging, revision: u64, target: Target, key: &SigningKey) -> Vec<u8> {
+    let payload = Payload {
+        kind: Kind::Deployment,
+        schema: SCHEMA,
+        revision,
+        target,
+        created: now_rfc3339(),
+        signer: super::signer(),
+        project: prepared.project.clone(),
+        files: prepared.files.clone(),
+        images: prepared.images.clone(),
+        health_window: Some(humantime::format_duration(staging.health_window).to_string()),
+        variables: prepared.variables.clone(),
+    };
+    Envelope::sign(&payload, key).to_json()
+}
+
+/// `canary` for the canary wave, else `wave N`.
+fn wave_label(plan: &rollout::Plan, index: usize) -> String {
+    if plan.has_canary && index == 0 {
+        "canary".to_string()
+    } else {
+        format!("wave {}", index + 1)
+    }
+}
+
+/// The target and its waves, from the retained reports.
+async fn plan_for(
+    session: &mut Session,
+    target: &str,
+    staging: &Staging,
+) -> Result<(Target, rollout::Plan), DeployError> {
+    session.subscribe(&FleetView::filters()).await?;
+    let fleet = FleetView::from_state(session.state());
+    let target = super::resolve_target(target, &fleet)?;
+    let devices = match &target {
+        Target::Device(id) => vec![id.clone()],
+        Target::Group(group) => fleet.group_devices(group),
+    };
+    if let (Target::Group(group), true) = (&target, devices.is_empty()) {
+        return Err(OperatorError::NoDevices { group: group.clone() }.into());
+    }
+    let candidates: Vec<Candidate> = devices
+        .iter()
+        .map(|id| Candidate {
+            id: id.clone(),
+            online: fleet.online(id),
+        })
+        .collect();
+    let plan = match &target {
+        Target::Device(_) => rollout::plan(&candidates, 0, None)?,
+        Target::Group(_) => rollout::plan(&candidates, staging.canary, staging.max_unavailable)?,
+    };
+    Ok((target, plan))
+}
+
+/// Delete the per-device documents of `devices` (an empty retained payload).
+async fn delete_device_documents(session: &mut Session, devices: &[String]) -> Result<(), OperatorError> {
+    for id in devices {
+        session
+            .publish_retained(&topics::device_desired(id), Vec::new())
+            .await?;
+    }
+    session.sync().await
+}
+
+/// Every wave healthy: the group's current document becomes `previous` (what `fleet
+/// rollback` restores), `document` the group's, and the per-device documents go.
+async fn promote(session: &mut Session, group: &str, document: Vec<u8>, done: &[String]) -> Result<(), OperatorError> {
+    let current = session.state().get(&topics::group_desired(group)).cloned();
+    if let Some(current) = current {
+        session
+            .publish_retained(&topics::group_previous(group), current.to_vec())
+            .await?;
+    }
+    session
+        .publish_retained(&topics::group_desired(group), document)
+        .await?;
+    session.sync().await?;
+    delete_device_documents(session, done).await
 }
 
 /// Watch one wave until it is done (`None`) or failed (`Some(failures)`).
@@ -252,7 +275,12 @@ async fn watch_wave(
         let fleet = FleetView::from_state(session.state());
         let observed: BTreeMap<String, Observed> = wave
             .iter()
-            .map(|id| (id.clone(), observe_device(fleet.reports.get(id), id, revision, published)))
+            .map(|id| {
+                (
+                    id.clone(),
+                    observe_device(fleet.reports.get(id), id, revision, published),
+                )
+            })
             .collect();
         for (id, seen) in &observed {
             if *seen == Observed::Healthy && healthy.insert(id.clone()) {
@@ -311,7 +339,13 @@ fn observe_device(report: Option<&Report>, id: &str, revision: u64, published: s
         })
         .collect();
     let source = Target::Device(id.to_string()).to_string();
-    rollout::observe(applied.as_ref(), &refused, &source, &topics::device_desired(id), revision)
+    rollout::observe(
+        applied.as_ref(),
+        &refused,
+        &source,
+        &topics::device_desired(id),
+        revision,
+    )
 }
 
 /// The group's `previous` document, re-signed with a new revision (`fleet rollback`).

@@ -82,7 +82,11 @@ pub fn table(rows: &[DeviceRow], now: SystemTime) -> String {
         };
         lines.push([
             row.device.clone(),
-            if row.groups.is_empty() { "-".into() } else { row.groups.join(",") },
+            if row.groups.is_empty() {
+                "-".into()
+            } else {
+                row.groups.join(",")
+            },
             if row.online { "yes".into() } else { "no".into() },
             revision,
             health,
@@ -146,7 +150,10 @@ mod tests {
         let now = humantime::parse_rfc3339("2026-01-01T00:00:12Z").unwrap();
         let text = table(&all, now);
         let line = text.lines().nth(1).unwrap();
-        assert!(line.contains("group:line-3@7") && line.contains("healthy") && line.contains("12s ago"), "{text}");
+        assert!(
+            line.contains("group:line-3@7") && line.contains("healthy") && line.contains("12s ago"),
+            "{text}"
+        );
         assert!(text.lines().nth(2).unwrap().starts_with("pi-02"), "{text}");
     }
 }

@@ -105,7 +105,9 @@ impl OperatorArgs {
         })?;
         let file: OperatorFile = serde_saphyr::from_str(&text).map_err(|e| OperatorError::Config {
             path: path.clone(),
-            message: format!("{e}\n  hint: the file holds `broker:` (url, username, password_file, ca_file, ...) and `key:`"),
+            message: format!(
+                "{e}\n  hint: the file holds `broker:` (url, username, password_file, ca_file, ...) and `key:`"
+            ),
         })?;
         let base = path.parent().map(Path::to_path_buf);
         Ok((Some(file), base))
@@ -170,7 +172,9 @@ fn signer_user() -> String {
 /// name that is both is refused (write the prefix).
 pub fn resolve_target(text: &str, fleet: &FleetView) -> Result<Target, OperatorError> {
     if text.contains(':') {
-        return text.parse().map_err(|e: topics::InvalidTarget| OperatorError::Usage(e.to_string()));
+        return text
+            .parse()
+            .map_err(|e: topics::InvalidTarget| OperatorError::Usage(e.to_string()));
     }
     topics::check_id("group or device", text).map_err(|e| OperatorError::Usage(e.to_string()))?;
     let is_group = fleet.reports.values().any(|r| r.groups.iter().any(|g| g == text));
@@ -291,7 +295,10 @@ pub fn parse_assignments(words: &[String]) -> Result<BTreeMap<String, String>, O
         let Some((key, value)) = word.split_once('=') else {
             return Err(OperatorError::Usage(format!("`{word}` is not KEY=VALUE")));
         };
-        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') || key.as_bytes()[0].is_ascii_digit() {
+        if key.is_empty()
+            || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            || key.as_bytes()[0].is_ascii_digit()
+        {
             return Err(OperatorError::Usage(format!(
                 "`{key}` is not a variable name (letters, digits and `_`, not starting with a digit)"
             )));
@@ -325,7 +332,10 @@ mod tests {
         }))
         .unwrap();
         fleet.reports.insert("pi-01".into(), report);
-        assert_eq!(resolve_target("line-3", &fleet).unwrap(), Target::Group("line-3".into()));
+        assert_eq!(
+            resolve_target("line-3", &fleet).unwrap(),
+            Target::Group("line-3".into())
+        );
         assert_eq!(resolve_target("pi-01", &fleet).unwrap(), Target::Device("pi-01".into()));
         assert_eq!(resolve_target("group:x", &fleet).unwrap(), Target::Group("x".into()));
         assert!(resolve_target("nobody", &fleet).is_err());
@@ -357,6 +367,6 @@ mod tests {
         let other = topics::group_vars("h");
         let now = next_revision(&state, [&other]);
         assert!(now > 1_700_000_000_000 && now < u64::MAX / 2);
-        assert_eq!(read_payload(&topic, b"nope").map(|_| ()).is_err(), true);
+        assert!(read_payload(&topic, b"nope").is_err());
     }
 }

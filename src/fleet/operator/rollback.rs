@@ -53,7 +53,9 @@ pub async fn rollback(session: &mut Session, target: &str, key: &SigningKey) -> 
             }
             session.publish_retained(&desired, Vec::new()).await?;
             session.sync().await?;
-            Ok(format!("{target}: its own document is deleted; it runs its group's document again"))
+            Ok(format!(
+                "{target}: its own document is deleted; it runs its group's document again"
+            ))
         }
     }
 }

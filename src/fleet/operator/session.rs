@@ -86,7 +86,10 @@ impl Session {
                         Note::Refused(format!("a publish was refused ({:?})", ack.reason))
                     }
                     Ok(Event::Incoming(Packet::SubAck(ack)))
-                        if ack.return_codes.iter().any(|c| !matches!(c, SubscribeReasonCode::Success(_))) =>
+                        if ack
+                            .return_codes
+                            .iter()
+                            .any(|c| !matches!(c, SubscribeReasonCode::Success(_))) =>
                     {
                         Note::Refused(format!("a subscription was refused ({:?})", ack.return_codes))
                     }
@@ -156,10 +159,7 @@ impl Session {
         loop {
             match tokio::time::timeout_at(deadline, self.next_note()).await {
                 Err(_) => {
-                    return Err(self.lost(format!(
-                        "the broker did not answer within {}s",
-                        ANSWER_WITHIN.as_secs()
-                    )))
+                    return Err(self.lost(format!("the broker did not answer within {}s", ANSWER_WITHIN.as_secs())))
                 }
                 Ok(note) => {
                     let (topic, payload) = note?;
