@@ -4,8 +4,10 @@
 //! so every rule is unit-tested without a broker.
 //!
 //! The rules:
-//! * Devices are ordered online first, then by id, so a plan is the same on every run and
-//!   the canaries are boards that can answer now.
+//! * Only online devices are in the waves, ordered by id, so a plan is the same on every run
+//!   and no wave waits for a board that cannot answer. Offline boards are listed apart:
+//!   they get the group's document when they reconnect (it is published after the last
+//!   wave).
 //! * `--canary N`: the first N devices form wave 0, alone.
 //! * `--max-unavailable N`: every later wave holds at most N devices (a wave's boards are
 //!   the ones that may be down at once while they apply); without it the rest is one wave.
@@ -31,6 +33,8 @@ pub struct Plan {
     pub waves: Vec<Vec<String>>,
     /// Wave 0 holds the canaries.
     pub has_canary: bool,
+    /// Devices left out because they are offline.
+    pub offline: Vec<String>,
 }
 
 impl Plan {
@@ -45,10 +49,12 @@ impl Plan {
 pub enum PlanError {
     #[error("the group has no devices (no device has reported membership; is its agent running with this group?)")]
     NoDevices,
-    #[error("--canary {canary} is more than the {devices} device(s) of the group")]
+    #[error("--canary {canary} is more than the {devices} online device(s) of the group")]
     TooManyCanaries { canary: usize, devices: usize },
     #[error("--max-unavailable must be at least 1")]
     ZeroUnavailable,
+    #[error("no device of the group is online (offline: {})", .0.join(", "))]
+    NoneOnline(Vec<String>),
 }
 
 /// The waves for `devices`. See the module rules.
@@ -60,10 +66,14 @@ pub fn plan(devices: &[Candidate], canary: usize, max_unavailable: Option<usize>
     // By id first so duplicates sit together, then online first (a stable sort keeps the ids' order).
     ordered.sort_by(|a, b| a.id.cmp(&b.id).then_with(|| b.online.cmp(&a.online)));
     ordered.dedup_by(|a, b| a.id == b.id);
-    ordered.sort_by_key(|d| std::cmp::Reverse(d.online));
-    let ids: Vec<String> = ordered.into_iter().map(|d| d.id.clone()).collect();
-    if ids.is_empty() {
+    if ordered.is_empty() {
         return Err(PlanError::NoDevices);
+    }
+    let (online, offline): (Vec<&Candidate>, Vec<&Candidate>) = ordered.into_iter().partition(|d| d.online);
+    let offline: Vec<String> = offline.into_iter().map(|d| d.id.clone()).collect();
+    let ids: Vec<String> = online.into_iter().map(|d| d.id.clone()).collect();
+    if ids.is_empty() {
+        return Err(PlanError::NoneOnline(offline));
     }
     if canary > ids.len() {
         return Err(PlanError::TooManyCanaries {
@@ -81,6 +91,7 @@ pub fn plan(devices: &[Candidate], canary: usize, max_unavailable: Option<usize>
     Ok(Plan {
         waves,
         has_canary: canary > 0,
+        offline,
     })
 }
 
@@ -208,18 +219,27 @@ mod tests {
     }
 
     #[test]
-    fn without_flags_one_wave_of_everything() {
-        let d = devices(&[("b", true), ("a", false)]);
+    fn without_flags_one_wave_of_everything_online() {
+        let d = devices(&[("c", true), ("b", true), ("a", false)]);
         let p = plan(&d, 0, None).unwrap();
-        assert_eq!(p.waves, ids(&[&["b", "a"]]));
+        assert_eq!(p.waves, ids(&[&["b", "c"]]));
         assert!(!p.has_canary);
+        assert_eq!(p.offline, ["a"]);
     }
 
     #[test]
-    fn online_devices_are_the_canaries() {
-        let d = devices(&[("a", false), ("b", true), ("c", false)]);
+    fn offline_devices_are_left_out_and_never_canaries() {
+        let d = devices(&[("a", false), ("b", true), ("c", false), ("d", true)]);
         let p = plan(&d, 1, Some(1)).unwrap();
-        assert_eq!(p.waves, ids(&[&["b"], &["a"], &["c"]]));
+        assert_eq!(p.waves, ids(&[&["b"], &["d"]]));
+        assert_eq!(p.offline, ["a", "c"]);
+        // Canaries are counted among the online devices.
+        assert_eq!(
+            plan(&d, 3, None),
+            Err(PlanError::TooManyCanaries { canary: 3, devices: 2 })
+        );
+        let d = devices(&[("a", false)]);
+        assert_eq!(plan(&d, 0, None), Err(PlanError::NoneOnline(vec!["a".into()])));
     }
 
     #[test]

@@ -133,6 +133,12 @@ pub async fn deploy(
         plan.waves.len(),
         if plan.has_canary { ", canaries first" } else { "" }
     ));
+    if !plan.offline.is_empty() {
+        progress.println(&format!(
+            "offline, not waited for (they get the group's document when they reconnect): {}",
+            plan.offline.join(", ")
+        ));
+    }
     let mut done: Vec<String> = Vec::new();
     for (index, wave) in plan.waves.iter().enumerate() {
         let label = wave_label(&plan, index);
@@ -223,7 +229,8 @@ async fn plan_for(
         .iter()
         .map(|id| Candidate {
             id: id.clone(),
-            online: fleet.online(id),
+            // A device target is waited for even when offline: it was named.
+            online: matches!(target, Target::Device(_)) || fleet.online(id),
         })
         .collect();
     let plan = match &target {
