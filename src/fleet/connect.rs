@@ -15,6 +15,12 @@ use crate::spec::{BridgeTls, SecretRef};
 /// Publishes in flight at once on a fleet connection: documents and reports are few.
 pub const INFLIGHT: u16 = 16;
 
+/// The largest packet a fleet client takes: the largest document plus room for the topic
+/// and properties. It is announced in CONNECT, so the broker never sends a larger one;
+/// the bridges' smaller limit (a stack's message) would silently keep every deployment
+/// over 64 KiB from arriving.
+pub const MAX_PACKET: u32 = crate::fleet::document::MAX_DOCUMENT_BYTES as u32 + 16 * 1024;
+
 /// Connection flags, each also read from its environment variable.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ConnectArgs {
@@ -181,6 +187,7 @@ impl Connection {
             INFLIGHT,
         );
         options.set_clean_start(true);
+        options.set_max_packet_size(Some(MAX_PACKET));
         if let Some(user) = &self.username {
             let password = match &self.password {
                 Some(secret) => bridge::read_secret(secret)?,
@@ -217,6 +224,7 @@ mod tests {
         );
         assert_eq!(options.keep_alive(), Duration::from_secs(10));
         assert_eq!(options.client_id(), "shoal-agent-board-1");
+        assert_eq!(options.max_packet_size(), Some(MAX_PACKET));
 
         let args = ConnectArgs {
             url: Some("mqtt://127.0.0.1:1999".into()),

@@ -408,6 +408,14 @@ fn unsigned_untrusted_and_replayed_documents_are_refused_and_reported_while_the_
     let refused = board.fails(&["up", "-d", "-p", "fleet", "-f", arg(&local)], 1);
     assert!(refused.contains("run by the fleet agent"), "{refused}");
     assert_eq!(state_of(&board, "show"), "running");
+    // A deployment larger than an MQTT message of the stack (64 KiB) still arrives: fleet
+    // connections take documents up to 1 MiB.
+    let big_comment = "# a long comment to make the document large\n".repeat(5000);
+    fleet.publish(
+        &desired,
+        &fleet.signed(&fleet.deployment("group:line", 9, &big_comment)),
+    );
+    fleet.wait_report("board-a", |r| applied(r, 9, "healthy"));
 }
 
 #[test]
@@ -448,6 +456,15 @@ fn a_revision_whose_container_fails_is_rolled_back_and_the_reason_reported() {
     // The failed state is not tried again until a newer document comes.
     let still = fleet.wait_report("board-a", |r| r.applied.is_some());
     assert!(applied(&still, 2, "rolled-back"));
+
+    // A revision that cannot be applied at all (an image the deployment does not pin)
+    // is reported `failed` with the reason; what runs keeps running.
+    let unpinned = format!("  other:\n    image: {}/fleet/unknown:1\n", fleet.registry.host());
+    fleet.publish(&desired, &fleet.signed(&fleet.deployment("group:line", 3, &unpinned)));
+    let report = fleet.wait_report("board-a", |r| applied(r, 3, "failed"));
+    let reason = report.applied.and_then(|a| a.reason).unwrap_or_default();
+    assert!(reason.contains("not pinned"), "{reason}");
+    assert_eq!(state_of(&board, "show"), "running");
 }
 
 #[test]

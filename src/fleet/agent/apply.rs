@@ -277,6 +277,102 @@ pub fn input_kind(topic: &str) -> Option<(Target, crate::fleet::document::Kind)>
 mod tests {
     use super::*;
 
+    use crate::fleet::connect::Connection;
+    use crate::fleet::document::{Envelope, Kind, Payload, SCHEMA};
+    use crate::fleet::keys::{generate, TrustSet};
+
+    fn doc(kind: Kind, target: &str, revision: u64, vars: &[(&str, &str)]) -> Verified {
+        let key = generate().unwrap();
+        let mut trust = TrustSet::default();
+        trust.add(key.verifying_key());
+        let payload = Payload {
+            kind,
+            schema: SCHEMA,
+            revision,
+            target: target.parse().unwrap(),
+            created: "2026-12-02T06:00:00Z".into(),
+            signer: "t".into(),
+            project: None,
+            files: match kind {
+                Kind::Deployment => vec![crate::fleet::document::DocFile {
+                    name: "compose.yaml".into(),
+                    text: String::new(),
+                }],
+                Kind::Vars => Vec::new(),
+            },
+            images: BTreeMap::new(),
+            health_window: None,
+            variables: vars.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
+        };
+        let wire = Envelope::sign(&payload, &key).to_json();
+        crate::fleet::document::open(&wire, &payload.target, kind, &trust).unwrap()
+    }
+
+    #[test]
+    fn the_device_wins_over_its_groups_and_the_agent_sets_its_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings::new(
+            "d1",
+            &["g1", "g2"],
+            dir.path(),
+            TrustSet::default(),
+            Connection::plain("mqtt://127.0.0.1").unwrap(),
+        )
+        .unwrap();
+        let mut inputs = Inputs::default();
+        assert!(effective(&settings, &inputs).is_none());
+        let g2 = doc(
+            Kind::Deployment,
+            "group:g2",
+            7,
+            &[("A", "deploy"), ("B", "deploy"), ("C", "deploy")],
+        );
+        inputs.desired.insert(topics::group_desired("g2"), g2);
+        let state = effective(&settings, &inputs).unwrap();
+        assert_eq!((state.source.to_string(), state.revision), ("group:g2".into(), 7));
+        // The first group in the agent's order wins over a later one.
+        inputs
+            .desired
+            .insert(topics::group_desired("g1"), doc(Kind::Deployment, "group:g1", 3, &[]));
+        assert_eq!(effective(&settings, &inputs).unwrap().source.to_string(), "group:g1");
+        inputs.desired.insert(
+            topics::device_desired("d1"),
+            doc(
+                Kind::Deployment,
+                "device:d1",
+                1,
+                &[("A", "deploy"), ("B", "deploy"), ("C", "deploy")],
+            ),
+        );
+        let before = effective(&settings, &inputs).unwrap();
+        assert_eq!(before.source.to_string(), "device:d1");
+        // Variables: device vars over group vars (first group first) over the deployment's;
+        // DEVICE_ID and DEVICE_GROUPS over everything.
+        inputs.vars.insert(
+            topics::group_vars("g2"),
+            doc(Kind::Vars, "group:g2", 1, &[("A", "g2"), ("B", "g2")]),
+        );
+        inputs
+            .vars
+            .insert(topics::group_vars("g1"), doc(Kind::Vars, "group:g1", 1, &[("A", "g1")]));
+        inputs.vars.insert(
+            topics::device_vars("d1"),
+            doc(Kind::Vars, "device:d1", 1, &[("DEVICE_ID", "forged"), ("Z", "dev")]),
+        );
+        let state = effective(&settings, &inputs).unwrap();
+        let v = |k: &str| state.variables.get(k).map(String::as_str);
+        assert_eq!(
+            (v("A"), v("B"), v("C"), v("Z")),
+            (Some("g1"), Some("g2"), Some("deploy"), Some("dev"))
+        );
+        assert_eq!((v("DEVICE_ID"), v("DEVICE_GROUPS")), (Some("d1"), Some("g1,g2")));
+        // A change of variables alone is a new state of the same revision.
+        assert_eq!(state.revision, before.revision);
+        assert_ne!(state.id, before.id);
+        assert!(state.id.starts_with("device:d1@1+vars:"));
+        assert_eq!(state.vars.len(), 3);
+    }
+
     #[test]
     fn values_are_taken_literally_by_the_loader() {
         let dir = tempfile::tempdir().unwrap();

@@ -69,6 +69,9 @@ pub struct AgentFile {
 pub enum ConfigError {
     #[error("cannot read {path}: {message}")]
     File { path: PathBuf, message: String },
+    /// `FILE:LINE:COLUMN: what is wrong`.
+    #[error("{0}\n  hint: compose-examples/fleet/agent.yaml shows every key")]
+    Invalid(String),
     #[error("no device id\n  hint: give --device-id, set SHOAL_DEVICE_ID, or `device_id:` in the agent config file")]
     NoDevice,
     #[error(transparent)]
@@ -154,6 +157,10 @@ impl Settings {
                 .collect()
         };
         let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
+        check_id("device", &device)?;
+        for group in &groups {
+            check_id("group", group)?;
+        }
         let keys: Vec<PathBuf> = if args.trusted_keys.is_empty() {
             file.trusted_keys.iter().map(relative).collect()
         } else {
@@ -201,9 +208,24 @@ fn read_file(named: Option<&Path>) -> Result<(AgentFile, Option<PathBuf>), Confi
         message,
     };
     let text = crate::spec::read_text_file(&path).map_err(|e| fail(e.to_string()))?;
-    let file: AgentFile = serde_saphyr::from_str(&text).map_err(|e| fail(e.to_string()))?;
+    let file: AgentFile = serde_saphyr::from_str(&text).map_err(|e| invalid(&path, &e))?;
     let base = path.parent().map(Path::to_path_buf);
     Ok((file, base))
+}
+
+/// A YAML or schema error as `FILE:LINE:COLUMN: message`.
+fn invalid(path: &Path, error: &serde_saphyr::Error) -> ConfigError {
+    let text = error.without_snippet().to_string();
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    // "line 4 column 1: unknown field ..." -> the message alone; the place goes in front.
+    let message = match text.split_once(": ") {
+        Some((place, rest)) if place.starts_with("line ") => rest,
+        _ => text,
+    };
+    ConfigError::Invalid(match error.location() {
+        Some(at) => format!("{}:{}:{}: {message}", path.display(), at.line(), at.column()),
+        None => format!("{}: {message}", path.display()),
+    })
 }
 
 #[cfg(test)]
@@ -264,6 +286,17 @@ mod tests {
             config: Some(dir.path().join("bad.yaml")),
             ..AgentArgs::default()
         };
-        assert!(matches!(Settings::resolve(&args), Err(ConfigError::File { .. })));
+        match Settings::resolve(&args) {
+            Err(ConfigError::Invalid(m)) => {
+                assert!(
+                    m.starts_with(&format!(
+                        "{}:1:1: unknown field `device`",
+                        dir.path().join("bad.yaml").display()
+                    )),
+                    "{m}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -114,11 +114,24 @@ impl Agent {
             path: dir.clone(),
             source,
         })?;
-        let options = self
+        self.boot().await;
+        // After the boot: a credential or TLS file that cannot be read must not keep the
+        // last good stack from running.
+        let options = match self
             .settings
             .connection
-            .mqtt_options(&format!("shoal-agent-{}", self.settings.device))?;
-        self.boot().await;
+            .mqtt_options(&format!("shoal-agent-{}", self.settings.device))
+        {
+            Ok(options) => options,
+            Err(e) => {
+                tracing::error!(device = %self.settings.device, "{e}; running without the broker until restarted");
+                shutdown.cancelled().await;
+                if let Some(running) = self.running.take() {
+                    running.stop().await;
+                }
+                return Err(e.into());
+            }
+        };
         let subscriptions = Self::subscriptions(&self.settings);
         self.session = Some(mqtt::start(
             options,
@@ -293,6 +306,8 @@ impl Agent {
     }
 
     /// Recompute the effective state; apply it when it is new and has not failed before.
+    /// With no deployment left (every source deleted) what runs keeps running: an empty
+    /// topic is no instruction to stop a board.
     async fn evaluate(&mut self) {
         let Some(state) = apply::effective(&self.settings, &self.inputs) else {
             return;
@@ -325,7 +340,14 @@ impl Agent {
                 tracing::warn!(device = %self.settings.device, "{} could not be applied: {reason}", state.id);
                 self.journal.mark_failed(&state.id);
                 self.save_journal();
-                self.set_current(state, Status::Failed, Some(reason));
+                let restorable = self.journal.last_good.as_ref().is_some_and(|g| g.state_id != state.id);
+                if restorable && self.running.as_ref().is_none_or(|r| !r.is_running()) {
+                    // The old stack was stopped for a new project that then did not start:
+                    // put the last good one back rather than leave the board empty.
+                    self.roll_back(state, reason).await;
+                } else {
+                    self.set_current(state, Status::Failed, Some(reason));
+                }
             }
         }
         self.publish();
