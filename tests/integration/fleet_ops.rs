@@ -295,6 +295,26 @@ fn deploy_to_a_group_staged_rollout_stops_at_a_failing_canary_rollback_and_vars(
 
     let ps = ops.ok(&["ps", "pi-02"]);
     assert!(ps.contains("show") && ps.contains("running"), "{ps}");
+
+    // One device alone: its own document wins over the group's; `rollback device:`
+    // deletes it and the board runs the group's document again.
+    let out = ops.ok(&[
+        "deploy",
+        arg(&v1),
+        "--to",
+        "device:pi-01",
+        "--var",
+        "SITE=solo",
+        "--health-window",
+        "2s",
+    ]);
+    assert!(out.contains("device:pi-01"), "{out}");
+    a.wait_for("listening on fleet/pi-01/solo/", LONG);
+    assert!(ops.retained("shoal/v1/devices/pi-01/desired", OPERATOR).is_some());
+    let out = ops.ok(&["rollback", "device:pi-01"]);
+    assert!(out.contains("runs its group's document again"), "{out}");
+    a.wait_for("listening on fleet/pi-01/one/", LONG);
+    assert!(!b.seen.iter().any(|l| l.contains("solo")), "{}", b.seen.join("\n"));
 }
 
 #[test]

@@ -324,6 +324,35 @@ mod tests {
     }
 
     #[test]
+    fn config_file_gives_the_broker_and_the_key_relative_to_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let pair = keygen::keygen(&dir.path().join("keys")).unwrap();
+        let config = dir.path().join("fleet.yaml");
+        std::fs::write(
+            &config,
+            "broker:\n  url: mqtt://broker.example:1999\n  username: operator\nkey: keys/fleet.key\n",
+        )
+        .unwrap();
+        let args = OperatorArgs {
+            config: Some(config.clone()),
+            ..OperatorArgs::default()
+        };
+        let (file, base) = args.file().unwrap();
+        let broker = file.unwrap().broker.unwrap();
+        assert_eq!(broker.url.as_deref(), Some("mqtt://broker.example:1999"));
+        assert_eq!(base.as_deref(), Some(dir.path()));
+        let key = args.signing_key(None).unwrap();
+        assert_eq!(keys::key_id(&key.verifying_key()), pair.id);
+        // A flag wins; a missing key says how to make one.
+        let missing = args.signing_key(Some(&dir.path().join("nope.key"))).unwrap_err();
+        assert!(missing.to_string().contains("shoal fleet keygen"), "{missing}");
+        // A typo in the file is named.
+        std::fs::write(&config, "brokr: {}\n").unwrap();
+        let error = args.file().unwrap_err().to_string();
+        assert!(error.contains("fleet.yaml") && error.contains("brokr"), "{error}");
+    }
+
+    #[test]
     fn bare_names_resolve_by_what_reported() {
         let mut fleet = FleetView::default();
         let report: Report = serde_json::from_value(serde_json::json!({
