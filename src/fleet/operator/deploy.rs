@@ -279,14 +279,16 @@ async fn watch_wave(
     let members: BTreeSet<&String> = wave.iter().collect();
     let mut healthy: BTreeSet<String> = BTreeSet::new();
     loop {
-        let fleet = FleetView::from_state(session.state());
+        // Only this wave's reports are read (a fleet's thousand others are not parsed
+        // again at every message).
         let observed: BTreeMap<String, Observed> = wave
             .iter()
             .map(|id| {
-                (
-                    id.clone(),
-                    observe_device(fleet.reports.get(id), id, revision, published),
-                )
+                let report = session
+                    .state()
+                    .get(&topics::device_reported(id))
+                    .and_then(|m| serde_json::from_slice::<Report>(m).ok());
+                (id.clone(), observe_device(report.as_ref(), id, revision, published))
             })
             .collect();
         for (id, seen) in &observed {
@@ -307,12 +309,15 @@ async fn watch_wave(
             Verdict::Failed(failures) => return Ok(Some(failures)),
             Verdict::Waiting(_) => {}
         }
-        // Wait for the next report of one of this wave's devices (or the deadline).
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        if let Some(topic) = session.next(left).await? {
-            if let Some((Target::Device(id), _)) = topics::parse(&topic) {
-                if !members.contains(&id) {
-                    continue;
+        // Wait for the next report of one of this wave's devices, or the deadline.
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let Some(topic) = session.next(left).await? else {
+                break;
+            };
+            if let Some((Target::Device(id), topics::Channel::Reported)) = topics::parse(&topic) {
+                if members.contains(&id) {
+                    break;
                 }
             }
         }
