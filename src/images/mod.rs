@@ -541,6 +541,25 @@ mod tests {
 
     const EMPTY_MODULE: &[u8] = b"\0asm\x01\0\0\0";
 
+    // fleet-ops: threads of one process writing the same file used one temporary name and
+    // lost it to each other (`rename: No such file or directory`).
+    #[test]
+    fn concurrent_writes_of_one_file_in_one_process_all_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("refs").join("same.json");
+        let writers: Vec<_> = (0..8)
+            .map(|i| {
+                let path = path.clone();
+                std::thread::spawn(move || (0..50).try_for_each(|_| write_atomically(&path, format!("{i}").as_bytes())))
+            })
+            .collect();
+        for writer in writers {
+            writer.join().unwrap().unwrap();
+        }
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.parse::<u32>().is_ok_and(|i| i < 8), "{text}");
+    }
+
     #[test]
     fn add_list_find_remove() {
         let dir = tempfile::tempdir().unwrap();
