@@ -59,7 +59,8 @@ pub struct FleetFigures {
     pub connect_ms: u64,
     /// From publishing the group document until all N reported it healthy.
     pub all_healthy_ms: u64,
-    /// Broker counters over the rollout ($SYS, refreshed by Mosquitto every 10 s).
+    /// Broker counters over the rollout ($SYS, refreshed by Mosquitto every 10 s): every
+    /// MQTT packet (Mosquitto's `messages` count publishes and acknowledgements alike).
     pub broker_messages_received: Option<u64>,
     pub broker_messages_sent: Option<u64>,
     pub rss_before_kib: u64,
@@ -193,9 +194,7 @@ async fn measure(
     operator.subscribe(&FleetView::filters()).await?;
     // Subscribed once, here: later updates are live (a second subscribe would bring the
     // retained, possibly stale, values again).
-    operator
-        .subscribe(&[SYS_RECEIVED.to_string(), SYS_SENT.to_string()])
-        .await?;
+    operator.subscribe(&SYS_COUNTERS.map(String::from)).await?;
     crate::procstat::release_free_memory();
     let rss_before = crate::procstat::rss_kib().unwrap_or(0);
 
@@ -233,18 +232,18 @@ async fn measure(
         let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
     }
     operator.close().await;
-    let delta = |pick: fn(&(u64, u64)) -> u64| {
+    let delta = |slot: usize| {
         counters_before
             .zip(counters_after)
-            .map(|(before, after)| pick(&after).saturating_sub(pick(&before)))
+            .map(|(before, after)| after[slot].saturating_sub(before[slot]))
     };
     Ok(FleetFigures {
         devices: n,
         health_window_ms: u64::try_from(args.health_window.as_millis()).unwrap_or(u64::MAX),
         connect_ms: u64::try_from(connect.as_millis()).unwrap_or(u64::MAX),
         all_healthy_ms: u64::try_from(all_healthy.as_millis()).unwrap_or(u64::MAX),
-        broker_messages_received: delta(|c| c.0),
-        broker_messages_sent: delta(|c| c.1),
+        broker_messages_received: delta(0),
+        broker_messages_sent: delta(1),
         rss_before_kib: rss_before,
         rss_after_kib: rss_after,
         kib_per_agent: rss_after.saturating_sub(rss_before) / n as u64,
@@ -349,29 +348,29 @@ async fn wait_all(
     }
 }
 
-const SYS_RECEIVED: &str = "$SYS/broker/messages/received";
-const SYS_SENT: &str = "$SYS/broker/messages/sent";
+/// Mosquitto's counters read: every packet received and sent (publishes and their
+/// acknowledgements, subscriptions, pings). Its `publish/messages/received` is left out:
+/// in Mosquitto 2.0.11 it stayed near zero while the agents' reports arrived.
+const SYS_COUNTERS: [&str; 2] = ["$SYS/broker/messages/received", "$SYS/broker/messages/sent"];
 
-/// Mosquitto's cumulative message counters, from the next `$SYS` update (it publishes them
-/// every 10 s when they changed; a sync first makes sure they did); `None` when none came
-/// within 25 s.
-async fn sys_counters(operator: &mut Session) -> Option<(u64, u64)> {
+/// Mosquitto's cumulative counters ([`SYS_COUNTERS`]), from the next `$SYS` update (it
+/// publishes them every 10 s when they changed; a sync first makes sure they did); `None`
+/// when they did not all come within 25 s.
+async fn sys_counters(operator: &mut Session) -> Option<[u64; 2]> {
     operator.sync().await.ok()?;
-    let mut fresh: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut fresh: [Option<u64>; 2] = [None; 2];
     let deadline = tokio::time::Instant::now() + Duration::from_secs(25);
-    while fresh.len() < 2 {
+    while fresh.iter().any(Option::is_none) {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let topic = operator.next(left).await.ok()??;
-        for name in [SYS_RECEIVED, SYS_SENT] {
-            if topic == name {
-                let value = operator
-                    .state()
-                    .get(&topic)
-                    .and_then(|v| std::str::from_utf8(v).ok())
-                    .and_then(|v| v.trim().parse().ok())?;
-                fresh.insert(name, value);
-            }
+        if let Some(slot) = SYS_COUNTERS.iter().position(|name| *name == topic) {
+            fresh[slot] = operator
+                .state()
+                .get(&topic)
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .and_then(|v| v.trim().parse().ok());
         }
     }
-    Some((fresh[SYS_RECEIVED], fresh[SYS_SENT]))
+    let [received, sent] = fresh;
+    Some([received?, sent?])
 }

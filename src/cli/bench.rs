@@ -359,7 +359,7 @@ fn fleet(m: Machinery, args: bench::fleet::FleetBenchArgs) -> anyhow::Result<()>
     println!("all healthy after publish    {} ms", figures.all_healthy_ms);
     let count = |c: Option<u64>| c.map_or("-".to_string(), |c| c.to_string());
     println!(
-        "broker messages ($SYS delta) received {}, sent {}",
+        "broker messages ($SYS delta) received {}, sent {} (every MQTT packet, acknowledgements too)",
         count(figures.broker_messages_received),
         count(figures.broker_messages_sent)
     );
