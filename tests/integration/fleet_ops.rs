@@ -191,8 +191,10 @@ fn deploy_to_a_group_staged_rollout_stops_at_a_failing_canary_rollback_and_vars(
             .all(|d| row(rows, d).is_some_and(|r| r["online"] == true && r["groups"][0] == "line"))
     });
 
-    // Revision one reaches both boards, with the deployment's own SITE.
-    let v1 = ops.compose("v1.yaml", "");
+    // Revision one reaches both boards, with the deployment's own SITE. It is larger than
+    // an MQTT bridge's packet limit (a 100 KB comment): the operator reads it back as the
+    // group's document and as `previous` below.
+    let v1 = ops.compose("v1.yaml", &format!("# {}\n", "x".repeat(100_000)));
     let out = ops.ok(&[
         "deploy",
         arg(&v1),
@@ -340,6 +342,12 @@ fn operator_errors_name_the_fix_and_publish_nothing() {
         "{}",
         stderr(&output)
     );
+    // Larger than a board accepts: refused before anything is published.
+    let huge = ops.compose("huge.yaml", &format!("# {}\n", "x".repeat(900_000)));
+    let output = ops.run(&["deploy", arg(&huge), "--to", "device:pi-01"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("boards accept at most"), "{}", stderr(&output));
+    assert!(ops.retained("shoal/v1/devices/pi-01/desired", OPERATOR).is_none());
     // An invalid file: its diagnostics with file:line:col, nothing published.
     let bad = ops
         .sandbox

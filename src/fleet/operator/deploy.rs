@@ -28,7 +28,7 @@ use std::time::Duration;
 use ed25519_dalek::SigningKey;
 
 use super::{next_revision, read_payload, FleetView, OperatorError, Session};
-use crate::fleet::document::{now_rfc3339, DocFile, Envelope, Kind, Payload, SCHEMA};
+use crate::fleet::document::{now_rfc3339, DocFile, Envelope, Kind, Payload, MAX_DOCUMENT_BYTES, SCHEMA};
 use crate::fleet::report::Report;
 use crate::fleet::rollout::{self, AppliedView, Candidate, Observed, RefusalView, Verdict};
 use crate::fleet::topics::{self, Target};
@@ -126,6 +126,15 @@ pub async fn deploy(
     session.subscribe(&watched).await?;
     let revision = next_revision(session.state(), watched.iter());
     let signed = |target: Target| document(prepared, staging, revision, target, key);
+    // Agents (and their connections) take documents up to this size; a larger one would
+    // never arrive, so it is refused here, before anything is published.
+    let size = signed(target.clone()).len();
+    if size > MAX_DOCUMENT_BYTES {
+        return Err(OperatorError::Usage(format!(
+            "the signed deployment is {size} bytes; boards accept at most {MAX_DOCUMENT_BYTES}\n  hint: the files travel inside the document: keep data out of them"
+        ))
+        .into());
+    }
     let total = plan.devices().count();
     let progress = Progress::new(total as u64, "deploy");
     progress.println(&format!(

@@ -44,8 +44,8 @@ pub struct Session {
 impl Session {
     /// Connect with `options` (from `fleet::connect`); `url` names the broker in errors.
     pub async fn connect(mut options: MqttOptions, url: &str) -> Result<Session, OperatorError> {
+        // The packet limit is the connection's (`fleet::connect`): a whole signed document.
         options.set_clean_start(true);
-        options.set_max_packet_size(Some(crate::bridge::MAX_INCOMING_PACKET));
         let client_id = options.client_id();
         let (client, mut events) = AsyncClient::new(options, 1024);
         // Wait for the CONNACK here, so an unreachable or refusing broker is this call's error.
