@@ -126,15 +126,7 @@ pub async fn deploy(
     session.subscribe(&watched).await?;
     let revision = next_revision(session.state(), watched.iter());
     let signed = |target: Target| document(prepared, staging, revision, target, key);
-    // Agents (and their connections) take documents up to this size; a larger one would
-    // never arrive, so it is refused here, before anything is published.
-    let size = signed(target.clone()).len();
-    if size > MAX_DOCUMENT_BYTES {
-        return Err(OperatorError::Usage(format!(
-            "the signed deployment is {size} bytes; boards accept at most {MAX_DOCUMENT_BYTES}\n  hint: the files travel inside the document: keep data out of them"
-        ))
-        .into());
-    }
+    check_size(signed(target.clone()).len())?;
     let total = plan.devices().count();
     let progress = Progress::new(total as u64, "deploy");
     progress.println(&format!(
@@ -207,6 +199,17 @@ fn document(prepared: &Prepared, staging: &Staging, revision: u64, target: Targe
         variables: prepared.variables.clone(),
     };
     Envelope::sign(&payload, key).to_json()
+}
+
+/// Agents (and their connections) take documents up to [`MAX_DOCUMENT_BYTES`]; a larger
+/// one would never arrive, so it is refused before anything is published.
+fn check_size(size: usize) -> Result<(), OperatorError> {
+    if size > MAX_DOCUMENT_BYTES {
+        return Err(OperatorError::Usage(format!(
+            "the signed deployment is {size} bytes; boards accept at most {MAX_DOCUMENT_BYTES}\n  hint: the files travel inside the document: keep data out of them"
+        )));
+    }
+    Ok(())
 }
 
 /// `canary` for the canary wave, else `wave N`.
