@@ -3,6 +3,7 @@
 
 pub mod bridge;
 pub mod density;
+pub mod fleet; // fleet-ops (issue 18): simulated agents against a private broker
 pub mod gpio;
 pub mod grow;
 pub mod guests;

@@ -116,6 +116,12 @@ pub(super) enum Command {
     /// Pull every registry image of the compose file (`image: registry.example/org/app:1`)
     #[command(after_help = "Examples:\n  shoal pull\n  shoal pull -f line-3/shoal.yaml")]
     Pull(PullArgs),
+    // fleet (issue 18): the operator's commands
+    /// Deploy to many boards through an MQTT broker: keygen, deploy, ls, ps, rollback, vars, acl
+    #[command(
+        after_help = "Examples:\n  shoal fleet keygen\n  shoal fleet deploy shoal.yaml --to group:line-3 --canary 1\n  shoal fleet ls\n  shoal fleet rollback group:line-3\n  shoal fleet vars set --group line-3 UNIT=celsius"
+    )]
+    Fleet(super::fleet::FleetArgs),
 }
 
 /// `shoal pull`.
@@ -297,6 +303,11 @@ pub(super) enum BenchCommand {
     /// Memory growth: one guest grows one page at a time up to its `limits.memory`; prints
     /// the time it took and the peak RSS against the limit
     Grow(GrowArgs),
+    // fleet-ops (issue 18)
+    /// Fleet rollout: N simulated agents (one process, one MQTT session each, a tiny stack)
+    /// against a private Mosquitto; time until all report a group deployment healthy,
+    /// broker messages, memory per agent
+    Fleet(crate::bench::fleet::FleetBenchArgs),
 }
 
 #[derive(Args, Debug)]

@@ -50,6 +50,8 @@ pub(super) fn bench_command(
             args.payload,
             args.json.as_deref(),
         )?,
+        // fleet-ops (issue 18)
+        BenchCommand::Fleet(args) => fleet(machinery, args)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -340,5 +342,36 @@ fn grow(m: &Machinery, args: GrowArgs) -> anyhow::Result<()> {
     if !report.reached {
         anyhow::bail!("the guest did not reach the limit: {}", report.outcome);
     }
+    Ok(())
+}
+
+// fleet-ops (issue 18): `shoal bench fleet`.
+fn fleet(m: Machinery, args: bench::fleet::FleetBenchArgs) -> anyhow::Result<()> {
+    let guest = built_in(m.images, "idle_subscriber", bench::guests::idle_subscriber())?;
+    let figures = bench::fleet::run(&m.executor, m.runtime.clone(), m.images, &guest, &args, &|line| {
+        eprintln!("{line}")
+    })?;
+    println!("devices                      {}", figures.devices);
+    println!(
+        "health window                {} ms (part of the time below)",
+        figures.health_window_ms
+    );
+    println!("all online after start       {} ms", figures.connect_ms);
+    println!("all healthy after publish    {} ms", figures.all_healthy_ms);
+    let count = |c: Option<u64>| c.map_or("-".to_string(), |c| c.to_string());
+    println!(
+        "broker messages ($SYS delta) received {}, sent {} (every MQTT packet, acknowledgements too)",
+        count(figures.broker_messages_received),
+        count(figures.broker_messages_sent)
+    );
+    println!(
+        "memory per agent             {} KiB (RSS {} -> {} KiB, agents and their stacks)",
+        figures.kib_per_agent, figures.rss_before_kib, figures.rss_after_kib
+    );
+    if let Some(path) = &args.json {
+        write_json(path, &figures)?;
+    }
+    // As `up` does: a blocking-pool thread may still sit in a guest's call.
+    m.executor.shutdown_background();
     Ok(())
 }

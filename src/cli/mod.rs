@@ -13,6 +13,7 @@ mod bench;
 mod compile;
 mod compose;
 mod config;
+mod fleet; // fleet (issue 18): the operator's commands
 mod graph;
 mod images;
 mod ops;
@@ -87,6 +88,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run_image(&images, &runtime_config, args),
         Command::Images(args) => images::images_command(&images, &runtime_config, args),
         Command::Pull(args) => images::pull_compose(&images, args), // registry
+        Command::Fleet(args) => fleet::fleet(&images, &runtime_config, args), // fleet
         Command::Bench(args) => bench::bench_command(&images, &runtime_config, args),
         Command::Schema => ops::schema(),
         Command::Version => ops::version(),

@@ -14,3 +14,6 @@ pub mod document;
 pub mod keys;
 pub mod report;
 pub mod topics;
+// fleet-ops: the operator commands and the rollout plan.
+pub mod operator;
+pub mod rollout;

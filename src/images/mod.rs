@@ -516,10 +516,14 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ImageErr
     };
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(err)?;
+    // fleet-ops: the pid and a counter, so two threads of one process writing the same
+    // file (agents sharing a store in `bench fleet`) never share, and lose, a temporary file.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let tmp = dir.join(format!(
-        ".{}.{}.tmp",
+        ".{}.{}.{}.tmp",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("x"),
-        std::process::id()
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     let written = fs::File::create(&tmp)
         .and_then(|mut file| file.write_all(bytes).and_then(|()| file.sync_all()))
@@ -536,6 +540,25 @@ mod tests {
     use super::*;
 
     const EMPTY_MODULE: &[u8] = b"\0asm\x01\0\0\0";
+
+    // fleet-ops: threads of one process writing the same file used one temporary name and
+    // lost it to each other (`rename: No such file or directory`).
+    #[test]
+    fn concurrent_writes_of_one_file_in_one_process_all_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("refs").join("same.json");
+        let writers: Vec<_> = (0..8)
+            .map(|i| {
+                let path = path.clone();
+                std::thread::spawn(move || (0..50).try_for_each(|_| write_atomically(&path, format!("{i}").as_bytes())))
+            })
+            .collect();
+        for writer in writers {
+            writer.join().unwrap().unwrap();
+        }
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.parse::<u32>().is_ok_and(|i| i < 8), "{text}");
+    }
 
     #[test]
     fn add_list_find_remove() {

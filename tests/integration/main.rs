@@ -44,3 +44,5 @@ mod promises;
 mod heap;
 // Added by the `fanout` helper (issues 15, 19): the publisher in `topics tail`.
 mod fanout;
+// fleet-ops (issue 18): the operator's commands against real agents, broker and registry.
+mod fleet_ops;
