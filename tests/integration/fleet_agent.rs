@@ -9,7 +9,7 @@
 //! so these tests need nothing of the operator commands.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -502,32 +502,13 @@ fn an_agent_restarted_with_the_broker_and_registry_down_runs_its_last_good_stack
 
 #[test]
 fn the_agent_unit_passes_systemd_analyze_verify() {
-    if Command::new("systemd-analyze").arg("--version").output().is_err() {
-        eprintln!("skipped: systemd-analyze is not installed (apt-get install systemd)");
-        return;
-    }
-    let sandbox = Sandbox::new();
-    let path: &Path = &crate::support::repo().join("compose-examples/systemd/shoal-agent.service");
-    let unit = std::fs::read_to_string(path).expect("unit");
-    let unit = unit.replace("/usr/local/bin/shoal", env!("CARGO_BIN_EXE_shoal"));
-    for key in [
+    let keys = [
         "ProtectSystem=strict",
         "NoNewPrivileges=yes",
         "StateDirectory=",
         "--config",
-    ] {
-        assert!(unit.contains(key), "the unit lost {key}");
-    }
-    let path = sandbox.write("shoal-agent.service", &unit);
-    let output = Command::new("systemd-analyze")
-        .args(["verify", "--man=no", arg(&path)])
-        .output()
-        .expect("systemd-analyze");
-    assert!(
-        output.status.success() && stderr(&output).trim().is_empty(),
-        "systemd-analyze verify:\n{}",
-        stderr(&output)
-    );
+    ];
+    crate::support::verify_unit("shoal-agent.service", "shoal-agent.service", &keys);
 }
 
 /// Many agents in one process (what `shoal bench fleet` runs), each with its own MQTT

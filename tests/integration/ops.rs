@@ -321,34 +321,13 @@ fn rust_log_debug_shows_more_than_the_default() {
 
 #[test]
 fn the_shipped_systemd_unit_passes_systemd_analyze_verify() {
-    if Command::new("systemd-analyze").arg("--version").output().is_err() {
-        eprintln!("skipped: systemd-analyze is not installed (apt-get install systemd)");
-        return;
-    }
-    let sandbox = Sandbox::new();
-    let unit =
-        std::fs::read_to_string(crate::support::repo().join("compose-examples/systemd/shoal@.service")).expect("unit");
-    // `verify` insists that ExecStart exists: point it at the shoal under test.
-    let unit = unit.replace("/usr/local/bin/shoal", env!("CARGO_BIN_EXE_shoal"));
-    for key in [
+    let keys = [
         "ProtectSystem=strict",
         "NoNewPrivileges=yes",
         "WatchdogSec=",
         "ReadWritePaths=",
-    ] {
-        assert!(unit.contains(key), "the unit lost {key}");
-    }
-    let path = sandbox.write("shoal@line-3.service", &unit);
-    let output = Command::new("systemd-analyze")
-        .args(["verify", "--man=no", arg(&path)])
-        .output()
-        .expect("systemd-analyze");
-    // `verify` exits 0 on unknown keys and bad values, printing them: no output is the pass.
-    assert!(
-        output.status.success() && stderr(&output).trim().is_empty(),
-        "systemd-analyze verify:\n{}",
-        stderr(&output)
-    );
+    ];
+    crate::support::verify_unit("shoal@.service", "shoal@line-3.service", &keys);
 }
 
 #[test]

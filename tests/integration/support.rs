@@ -470,3 +470,31 @@ pub fn test_certificates(dir: &Path, ca_name: &str) -> (PathBuf, PathBuf, PathBu
     ]);
     (dir.join("ca.pem"), dir.join("server.pem"), dir.join("server.key"))
 }
+
+/// `systemd-analyze verify` of a shipped unit (`compose-examples/systemd/UNIT`), installed
+/// as `installed_as` with ExecStart pointed at the shoal under test (`verify` insists that
+/// it exists), after checking it still has each of `keys`. `verify` exits 0 on unknown
+/// keys and bad values, printing them: no output is the pass. Skipped, saying so, where
+/// systemd-analyze is not installed.
+pub fn verify_unit(unit: &str, installed_as: &str, keys: &[&str]) {
+    if Command::new("systemd-analyze").arg("--version").output().is_err() {
+        eprintln!("skipped: systemd-analyze is not installed (apt-get install systemd)");
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let text = std::fs::read_to_string(repo().join("compose-examples/systemd").join(unit)).expect("unit");
+    let text = text.replace("/usr/local/bin/shoal", env!("CARGO_BIN_EXE_shoal"));
+    for key in keys {
+        assert!(text.contains(key), "{unit} lost {key}");
+    }
+    let path = sandbox.write(installed_as, &text);
+    let output = Command::new("systemd-analyze")
+        .args(["verify", "--man=no", arg(&path)])
+        .output()
+        .expect("systemd-analyze");
+    assert!(
+        output.status.success() && stderr(&output).trim().is_empty(),
+        "systemd-analyze verify {unit}:\n{}",
+        stderr(&output)
+    );
+}
