@@ -79,6 +79,14 @@ pub fn device_status(id: &str) -> String {
     format!("{PREFIX}/devices/{id}/status")
 }
 
+/// The agent's own marker topic (read and write, never retained). MQTT says nothing when
+/// a subscription's retained messages are all sent, so after subscribing the agent
+/// publishes a marker here: when it comes back, every retained document it is owed has
+/// arrived, and a document topic that sent nothing was deleted while it was away.
+pub fn device_sync(id: &str) -> String {
+    format!("{PREFIX}/devices/{id}/sync")
+}
+
 /// Every device's report (for `fleet ls`): `shoal/v1/devices/+/reported`.
 pub fn all_reported() -> String {
     format!("{PREFIX}/devices/+/reported")

@@ -77,6 +77,9 @@ pub struct Agent {
     report: Report,
     published: Option<String>,
     session: Option<mqtt::Session>,
+    /// Document topics that sent something since this connection began: at the marker
+    /// ([`mqtt::Incoming::Synced`]) a source not among them was deleted while away.
+    heard: std::collections::HashSet<String>,
 }
 
 impl Agent {
@@ -93,6 +96,7 @@ impl Agent {
             report,
             published: None,
             session: None,
+            heard: std::collections::HashSet::new(),
         }
     }
 
@@ -149,11 +153,18 @@ impl Agent {
                 _ = shutdown.cancelled() => break,
                 incoming = session.incoming.recv() => match incoming {
                     Some(mqtt::Incoming::Message { topic, payload }) => {
+                        self.heard.insert(topic.clone());
                         if self.on_message(&topic, payload) {
                             settle = Some(Instant::now() + self.settings.settle);
                         }
                     }
+                    Some(mqtt::Incoming::Synced) => {
+                        if self.forget_unheard() {
+                            settle = Some(Instant::now() + self.settings.settle);
+                        }
+                    }
                     Some(mqtt::Incoming::Connected) => {
+                        self.heard.clear();
                         tracing::info!(device = %self.settings.device, "connected to {}", self.settings.connection.url);
                         self.published = None;
                         self.publish();
@@ -223,6 +234,22 @@ impl Agent {
         }
         tracing::info!(device = %self.settings.device, "running the last good state {} from the journal", good.state_id);
         self.evaluate().await;
+    }
+
+    /// At the marker: every source that held a document (from the journal, or from before a
+    /// reconnect) but sent nothing on this connection was deleted while the agent was away
+    /// (an empty retained message is not kept by the broker, so it is never redelivered).
+    /// `true` when the inputs changed.
+    fn forget_unheard(&mut self) -> bool {
+        let heard = &self.heard;
+        let before = self.inputs.desired.len() + self.inputs.vars.len();
+        self.inputs.desired.retain(|topic, _| heard.contains(topic));
+        self.inputs.vars.retain(|topic, _| heard.contains(topic));
+        let after = self.inputs.desired.len() + self.inputs.vars.len();
+        if after < before {
+            tracing::info!(device = %self.settings.device, "{} document(s) were deleted while the agent was away", before - after);
+        }
+        after < before
     }
 
     /// A message on a document topic. `true` when the inputs changed.

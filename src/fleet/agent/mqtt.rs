@@ -30,6 +30,9 @@ pub enum Incoming {
     },
     /// The broker refused a subscription (the ACL does not allow it).
     SubscribeRefused(String),
+    /// The marker published after this connection's subscriptions came back: every
+    /// retained document has arrived by now (see [`topics::device_sync`]).
+    Synced,
 }
 
 /// Messages waiting for the agent. Documents are few (one per topic); a full queue makes
@@ -62,6 +65,8 @@ pub fn start(mut options: MqttOptions, device: &str, subscriptions: Vec<String>,
     let link = Link {
         client: client.clone(),
         subscriptions,
+        sync: topics::device_sync(device),
+        marker: 0,
         status,
         pending: Vec::new(),
         backoff: Backoff::new(reconnect_max),
@@ -79,6 +84,11 @@ pub fn start(mut options: MqttOptions, device: &str, subscriptions: Vec<String>,
 struct Link {
     client: AsyncClient,
     subscriptions: Vec<String>,
+    /// [`topics::device_sync`] of this device.
+    sync: String,
+    /// The marker of the current connection (a new one on every connect, so a late marker
+    /// of an earlier connection is not taken for this one's).
+    marker: u64,
     status: String,
     /// Topics subscribed whose SUBACK has not come yet, in order.
     pending: Vec<String>,
@@ -120,14 +130,23 @@ impl Link {
             Event::Incoming(Packet::ConnAck(_)) => {
                 self.backoff.connected(Instant::now());
                 self.pending.clear();
-                for topic in &self.subscriptions {
+                for topic in self.subscriptions.iter().chain([&self.sync]) {
                     let _ = self.client.try_subscribe(topic.clone(), QoS::AtLeastOnce);
                     self.pending.push(topic.clone());
                 }
+                // Published after the subscriptions, so the broker sends it after their
+                // retained messages.
+                self.marker = self.marker.wrapping_add(1);
+                let _ = self
+                    .client
+                    .try_publish(self.sync.clone(), QoS::AtLeastOnce, false, self.marker.to_string());
                 let _ = self
                     .client
                     .try_publish(self.status.clone(), QoS::AtLeastOnce, true, topics::ONLINE);
                 Some(Incoming::Connected)
+            }
+            Event::Incoming(Packet::Publish(p)) if p.topic == self.sync.as_bytes() => {
+                (p.payload == self.marker.to_string().as_bytes()).then_some(Incoming::Synced)
             }
             Event::Incoming(Packet::Publish(p)) => Some(Incoming::Message {
                 topic: String::from_utf8_lossy(&p.topic).into_owned(),

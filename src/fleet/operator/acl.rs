@@ -152,6 +152,11 @@ pub fn render(inventory: &Inventory) -> Result<String, AclError> {
         let _ = writeln!(out, "# its report and its online/offline status (also its last will)");
         let _ = writeln!(out, "topic write {}", topics::device_reported(id));
         let _ = writeln!(out, "topic write {}", topics::device_status(id));
+        let _ = writeln!(
+            out,
+            "# its marker: tells it the broker's retained documents have all arrived"
+        );
+        let _ = writeln!(out, "topic readwrite {}", topics::device_sync(id));
     }
     Ok(out)
 }
@@ -211,11 +216,13 @@ mod tests {
                 "topic read shoal/v1/groups/sensors/vars",
                 "topic write shoal/v1/devices/pi-01/reported",
                 "topic write shoal/v1/devices/pi-01/status",
+                "topic readwrite shoal/v1/devices/pi-01/sync",
                 "user pi-02",
                 "topic read shoal/v1/devices/pi-02/desired",
                 "topic read shoal/v1/devices/pi-02/vars",
                 "topic write shoal/v1/devices/pi-02/reported",
                 "topic write shoal/v1/devices/pi-02/status",
+                "topic readwrite shoal/v1/devices/pi-02/sync",
             ]
         );
     }
