@@ -368,10 +368,7 @@ fn prepare(
     // Pulled now, so the digest is the tag's today (what `shoal pull` then
     // `config --resolve-image-digests` would print).
     let pull = |reference: &str| match crate::registry::pull(images, reference) {
-        Ok(pulled) => Ok(spec::ResolvedImage {
-            pinned: pulled.pinned,
-            digest: pulled.digest,
-        }),
+        Ok(pulled) => Ok(pulled.into()),
         Err(e) => Err(format!("cannot pull {reference}: {e}")),
     };
     let options = spec::LoadOptions {

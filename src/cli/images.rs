@@ -138,10 +138,7 @@ pub(super) fn pull_compose(images: &ImageStore, args: PullArgs) -> anyhow::Resul
     let pull = |reference: &str| match registry::pull(images, reference) {
         Ok(pulled) => {
             print_pulled(&pulled);
-            Ok(spec::ResolvedImage {
-                pinned: pulled.pinned,
-                digest: pulled.digest,
-            })
+            Ok(pulled.into())
         }
         Err(e) => Err(format!("cannot pull {reference}: {e}")),
     };

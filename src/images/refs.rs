@@ -30,6 +30,17 @@ pub struct PulledRef {
     pub platform: String,
 }
 
+/// What a compose file's registry image resolves to once pulled: the registry's digest
+/// (for `ref@sha256:` pinning) and the local bytes' digest (to load them).
+impl From<PulledRef> for ResolvedImage {
+    fn from(pulled: PulledRef) -> Self {
+        ResolvedImage {
+            pinned: pulled.pinned,
+            digest: pulled.digest,
+        }
+    }
+}
+
 /// `sha256:<hex>` in the record, parsed back with its checks.
 mod digest_text {
     use serde::Deserialize;
@@ -119,10 +130,7 @@ impl ImageStore {
     /// not (never pulled, or the last pull's error in words).
     pub fn resolve_reference(&self, reference: &str) -> Result<ResolvedImage, String> {
         if let Some(found) = self.find_reference(reference) {
-            return Ok(ResolvedImage {
-                pinned: found.pinned,
-                digest: found.digest,
-            });
+            return Ok(found.into());
         }
         match fs::read_to_string(self.error_path(reference)) {
             Ok(error) => Err(format!(
