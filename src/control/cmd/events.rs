@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use super::print::flush;
+use super::print::print_stream;
 use super::Request;
 use crate::control::protocol::Reply;
 use crate::control::server::{forward, Connection, ServerContext};
@@ -84,21 +84,10 @@ pub(super) async fn serve(request: EventsRequest, conn: &mut Connection, context
 /// `shoal events`: one line per event, or its JSON with `--json`.
 pub fn print(client: &Client, json: bool, no_stream: bool) -> Result<ExitCode, ControlError> {
     let request = Request::Events(EventsRequest { follow: !no_stream });
-    client.stream(request, |reply| {
-        match reply {
-            Reply::Event(event) if json => {
-                if let Ok(line) = serde_json::to_string(&event) {
-                    println!("{line}");
-                }
-            }
-            Reply::Event(event) => println!("{event}"),
-            Reply::Missed(n) => tracing::warn!("{n} events skipped: this reader fell behind"),
-            _ => {}
-        }
-        flush();
-        true
-    })?;
-    Ok(ExitCode::SUCCESS)
+    print_stream(client, request, "events", json, |reply| match reply {
+        Reply::Event(event) => Some(event),
+        _ => None,
+    })
 }
 
 /// `shoal events`'s arguments.

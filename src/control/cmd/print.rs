@@ -68,6 +68,39 @@ pub fn flush() {
     let _ = std::io::stdout().flush();
 }
 
+/// Print a stream the stack sends until it closes it (`events`, `topics tail`): each item
+/// `pick` takes from a reply, as its line or, with `json`, as one JSON object per line,
+/// flushed at once; a reader that fell behind is warned how many `what` it missed.
+pub fn print_stream<T: serde::Serialize + std::fmt::Display>(
+    client: &crate::control::Client,
+    request: super::Request,
+    what: &str,
+    json: bool,
+    pick: impl Fn(crate::control::protocol::Reply) -> Option<T>,
+) -> Result<std::process::ExitCode, crate::control::ControlError> {
+    use crate::control::protocol::Reply;
+    client.stream(request, |reply| {
+        let item = match reply {
+            Reply::Missed(n) => {
+                tracing::warn!("{n} {what} skipped: this reader fell behind");
+                None
+            }
+            other => pick(other),
+        };
+        match item {
+            Some(item) if json => match serde_json::to_string(&item) {
+                Ok(line) => println!("{line}"),
+                Err(e) => tracing::warn!("one of the {what} could not be written as JSON: {e}"),
+            },
+            Some(item) => println!("{item}"),
+            None => {}
+        }
+        flush();
+        true
+    })?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

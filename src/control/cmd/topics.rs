@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use serde::{Deserialize, Serialize};
 
-use super::print::{flush, rfc3339};
+use super::print::{print_stream, rfc3339};
 use super::Request;
 use crate::broker::Message;
 use crate::control::protocol::Reply;
@@ -60,25 +60,21 @@ impl TopicMessage {
             publisher: message.publisher.to_string(),
         }
     }
+}
 
-    /// The text line `topics tail` prints: `TIME [PUBLISHER] TOPIC [CONTENT TYPE] BODY`.
-    fn line(&self) -> String {
-        let body = match (&self.text, &self.hex) {
-            (Some(text), _) => text.clone(),
-            (None, Some(hex)) => format!("0x{hex}"),
-            _ => String::new(),
-        };
-        let publisher = if self.publisher.is_empty() {
-            String::new()
-        } else {
-            format!("[{}] ", self.publisher)
-        };
-        format!(
-            "{} {publisher}{} [{}] {body}",
-            rfc3339(self.time),
-            self.topic,
-            self.content_type
-        )
+/// The text line `topics tail` prints: `TIME [PUBLISHER] TOPIC [CONTENT TYPE] BODY`.
+impl std::fmt::Display for TopicMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ", rfc3339(self.time))?;
+        if !self.publisher.is_empty() {
+            write!(f, "[{}] ", self.publisher)?;
+        }
+        write!(f, "{} [{}] ", self.topic, self.content_type)?;
+        match (&self.text, &self.hex) {
+            (Some(text), _) => f.write_str(text),
+            (None, Some(hex)) => write!(f, "0x{hex}"),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -109,20 +105,11 @@ pub(super) async fn serve(request: TailRequest, conn: &mut Connection, context: 
 /// `shoal topics tail`: one line per message, its publisher in brackets, the payload as
 /// text or `0x` hex.
 pub fn print(client: &Client, prefix: String, json: bool) -> Result<ExitCode, ControlError> {
-    client.stream(Request::TopicsTail(TailRequest { prefix }), |reply| {
-        match reply {
-            Reply::Message(m) if json => match serde_json::to_string(&m) {
-                Ok(line) => println!("{line}"),
-                Err(e) => tracing::warn!("a message could not be written as JSON: {e}"),
-            },
-            Reply::Message(m) => println!("{}", m.line()),
-            Reply::Missed(n) => tracing::warn!("{n} messages skipped: this reader fell behind"),
-            _ => {}
-        }
-        flush();
-        true
-    })?;
-    Ok(ExitCode::SUCCESS)
+    let request = Request::TopicsTail(TailRequest { prefix });
+    print_stream(client, request, "messages", json, |reply| match reply {
+        Reply::Message(message) => Some(message),
+        _ => None,
+    })
 }
 
 /// `shoal topics`'s arguments.
@@ -153,5 +140,35 @@ pub fn run(args: TopicsArgs) -> anyhow::Result<ExitCode> {
             prefix,
             format,
         } => Ok(print(&project.client()?, prefix, format == OutputFormat::Json)?),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tail_line_names_the_publisher_and_shows_binary_payloads_in_hex() {
+        let mut message = TopicMessage {
+            time: 1_795_860_000.25,
+            topic: "seq/1".into(),
+            content_type: "text/plain".into(),
+            text: Some("hello".into()),
+            hex: None,
+            bytes: 5,
+            origin: "local".into(),
+            publisher: "sensor".into(),
+        };
+        assert_eq!(
+            message.to_string(),
+            "2026-11-28T10:00:00.250Z [sensor] seq/1 [text/plain] hello"
+        );
+        message.publisher.clear();
+        message.text = None;
+        message.hex = Some("00ff".into());
+        assert_eq!(
+            message.to_string(),
+            "2026-11-28T10:00:00.250Z seq/1 [text/plain] 0x00ff"
+        );
     }
 }
