@@ -446,8 +446,13 @@ pub(super) enum ImagesCommand {
     Ls,
     /// Copy a .wasm file into the store
     Add { files: Vec<PathBuf> },
-    /// Remove images by digest prefix or name
-    Rm { images: Vec<String> },
+    /// Remove images by digest prefix or name (not one a stack or a fleet agent's last good state needs, unless --force)
+    Rm {
+        images: Vec<String>,
+        /// Remove it even when a running stack or a fleet agent's last good state needs it
+        #[arg(long, short)]
+        force: bool,
+    },
     /// Precompile .wasm files into .cwasm images for a board whose shoal has no compiler
     Compile(compile::CompileArgs),
     // registry

@@ -48,9 +48,15 @@ pub(super) fn images_command(
             }
         }
         ImagesCommand::Compile(args) => compile::compile(runtime_config, args)?,
-        ImagesCommand::Rm { images: refs } => {
+        ImagesCommand::Rm { images: refs, force } => {
             if refs.is_empty() {
                 anyhow::bail!("`shoal images rm` needs a digest prefix or name");
+            }
+            // Every image is checked before any is removed: a refusal leaves the store as it was.
+            if !force {
+                for reference in &refs {
+                    refuse_if_needed(images, reference)?;
+                }
             }
             for reference in refs {
                 let image = images.remove(&reference)?;
@@ -74,6 +80,80 @@ pub(super) fn images_command(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Fail, naming who and the fix, when `reference`'s image is still needed: by a container of
+/// a running stack (its control socket's `ps`), or by the last good state a fleet agent
+/// journalled (what the board runs at its next boot, perhaps without its registry).
+fn refuse_if_needed(images: &ImageStore, reference: &str) -> anyhow::Result<()> {
+    let image = images.find(reference)?;
+    let mut users = Vec::new();
+    let mut projects = Vec::new();
+    for project in crate::control::running_projects() {
+        let rows =
+            crate::control::Client::for_project(&project).and_then(|client| crate::control::cmd::ps::rows(&client));
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::debug!("project {project} did not say what it runs: {e}");
+                continue;
+            }
+        };
+        let using: Vec<String> = rows
+            .into_iter()
+            .filter(|row| !row.image.is_empty() && image.digest.starts_with(&row.image))
+            .map(|row| row.name)
+            .collect();
+        if !using.is_empty() {
+            users.push(format!(
+                "container {} of the running project {project}",
+                using.join(", ")
+            ));
+            projects.push(project);
+        }
+    }
+    // The registry digests this image was pulled as: a journal pins images by those.
+    let pinned: Vec<String> = images
+        .references()
+        .into_iter()
+        .filter(|r| r.digest.hex() == image.digest)
+        .map(|r| r.pinned.to_string())
+        .collect();
+    let mut journalled = false;
+    for dir in crate::fleet::agent::journal::registered(images.root()) {
+        let Some(good) = crate::fleet::agent::journal::last_good(&dir) else {
+            continue;
+        };
+        for (name, digest) in good.pinned_images() {
+            if pinned.contains(&digest) {
+                journalled = true;
+                users.push(format!(
+                    "{name} in the last good state {} of the fleet agent whose journal is {}",
+                    good.state_id,
+                    dir.join(crate::fleet::agent::journal::FILE).display()
+                ));
+            }
+        }
+    }
+    if users.is_empty() {
+        return Ok(());
+    }
+    let mut fixes = Vec::new();
+    if !projects.is_empty() {
+        let downs: Vec<String> = projects.iter().map(|p| format!("`shoal down -p {p}`")).collect();
+        fixes.push(format!("stop the stack first ({})", downs.join(", ")));
+    }
+    if journalled {
+        fixes.push("deploy a revision without it and let it pass its health window".to_owned());
+    }
+    fixes.push(format!("or remove it anyway: `shoal images rm --force {reference}`"));
+    anyhow::bail!(
+        "image sha256:{} ({}) is still needed:\n{}\n  hint: {}",
+        image.digest,
+        image.name,
+        users.iter().map(|u| format!("  - {u}")).collect::<Vec<_>>().join("\n"),
+        fixes.join("; ")
+    )
 }
 
 fn print_pulled(pulled: &crate::images::refs::PulledRef) {

@@ -252,6 +252,13 @@ impl Envelope {
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
     }
+
+    /// The payload as written, its signature not checked: only for reading what a kept
+    /// document names (the journal's images for `shoal images rm`), never to run it.
+    pub fn unverified_payload(&self) -> Option<Payload> {
+        let bytes = base64::engine::general_purpose::STANDARD.decode(&self.payload).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
 }
 
 /// SHA-256 hex of bytes.

@@ -14,6 +14,10 @@ use std::path::{Path, PathBuf};
 use crate::fleet::document::{Accepted, Envelope};
 
 pub const FILE: &str = "journal.json";
+/// The folder of the image store where each agent that pulls into it leaves the path of its
+/// state folder: `shoal images rm` knows the store but not the agent's `--state-dir`, and
+/// asks these journals which images their last good state still needs.
+const AGENTS_DIR: &str = "agents";
 /// Failed state ids kept (the oldest are forgotten first).
 const MAX_FAILED: usize = 32;
 
@@ -111,6 +115,58 @@ impl Journal {
     }
 }
 
+impl GoodState {
+    /// The images the deployment pins (reference -> registry digest); empty when the
+    /// journalled envelope cannot be read.
+    pub fn pinned_images(&self) -> BTreeMap<String, String> {
+        self.deployment
+            .envelope
+            .unverified_payload()
+            .map(|payload| payload.images)
+            .unwrap_or_default()
+    }
+}
+
+/// The last good state of the journal in `dir`, read only: a missing or damaged journal
+/// gives `None` and is left where it is (the agent moves a damaged one aside itself).
+pub fn last_good(dir: &Path) -> Option<GoodState> {
+    let bytes = std::fs::read(dir.join(FILE)).ok()?;
+    serde_json::from_slice::<Journal>(&bytes).ok()?.last_good
+}
+
+/// Record, in the image store at `store_root`, that an agent keeps its journal in
+/// `state_dir` (one small file per state folder, named by its path's hash).
+pub fn register(store_root: &Path, state_dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let state_dir = std::fs::canonicalize(state_dir)?;
+    let bytes = state_dir.as_os_str().as_bytes();
+    let path = store_root
+        .join(AGENTS_DIR)
+        .join(format!("{}.path", crate::fleet::document::sha256_hex(bytes)));
+    if std::fs::read(&path).is_ok_and(|kept| kept == bytes) {
+        return Ok(());
+    }
+    write_atomically(&path, bytes)
+}
+
+/// The state folders of the agents registered in the image store at `store_root` that
+/// still hold a journal, sorted.
+pub fn registered(store_root: &Path) -> Vec<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(entries) = std::fs::read_dir(store_root.join(AGENTS_DIR)) else {
+        return Vec::new();
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "path"))
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .map(|bytes| PathBuf::from(std::ffi::OsStr::from_bytes(&bytes)))
+        .filter(|dir| dir.join(FILE).is_file())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
 /// Temporary file in the same folder, fsync, rename over `path`, fsync the folder.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -160,5 +216,56 @@ mod tests {
         assert!(matches!(Journal::load(dir.path()), Err(JournalError::Damaged { .. })));
         assert!(dir.path().join("journal.json.damaged").is_file());
         assert_eq!(Journal::load(dir.path()).unwrap(), Journal::default());
+    }
+
+    #[test]
+    fn a_registered_state_folder_tells_the_store_what_its_last_good_state_pins() {
+        use crate::fleet::document::{DocFile, Kind, Payload, SCHEMA};
+        let store = tempfile::tempdir().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        assert!(registered(store.path()).is_empty());
+        register(store.path(), state.path()).unwrap();
+        register(store.path(), state.path()).unwrap();
+        // No journal yet: nothing to ask.
+        assert!(registered(store.path()).is_empty());
+        let pinned = BTreeMap::from([("r.example/a:1".to_string(), format!("sha256:{}", "a".repeat(64)))]);
+        let payload = Payload {
+            kind: Kind::Deployment,
+            schema: SCHEMA,
+            revision: 4,
+            target: "group:line".parse().unwrap(),
+            created: crate::fleet::document::now_rfc3339(),
+            signer: "test".into(),
+            project: None,
+            files: vec![DocFile {
+                name: "compose.yaml".into(),
+                text: "containers: {}\n".into(),
+            }],
+            images: pinned.clone(),
+            health_window: None,
+            variables: BTreeMap::new(),
+        };
+        let key = crate::fleet::keys::generate().unwrap();
+        let journal = Journal {
+            last_good: Some(GoodState {
+                state_id: "group:line@4".into(),
+                source: "group:line".into(),
+                revision: 4,
+                deployment: Entry {
+                    topic: "shoal/v1/groups/line/desired".into(),
+                    envelope: Envelope::sign(&payload, &key),
+                },
+                vars: Vec::new(),
+            }),
+            ..Journal::default()
+        };
+        journal.save(state.path()).unwrap();
+        assert_eq!(registered(store.path()), [state.path().canonicalize().unwrap()]);
+        let good = last_good(state.path()).unwrap();
+        assert_eq!(good.pinned_images(), pinned);
+        // A damaged journal is not moved aside by a reader.
+        std::fs::write(state.path().join(FILE), "{ half").unwrap();
+        assert!(last_good(state.path()).is_none());
+        assert!(state.path().join(FILE).is_file());
     }
 }

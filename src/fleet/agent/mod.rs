@@ -118,6 +118,9 @@ impl Agent {
             path: dir.clone(),
             source,
         })?;
+        if let Err(e) = journal::register(self.host.images.root(), &dir) {
+            tracing::warn!(device = %self.settings.device, "cannot note the state folder {} in the image store ({e}): `shoal images rm` will not know which images its last good state needs", dir.display());
+        }
         self.boot().await;
         // After the boot: a credential or TLS file that cannot be read must not keep the
         // last good stack from running.
