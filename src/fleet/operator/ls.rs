@@ -26,7 +26,9 @@ pub struct DeviceRow {
     pub unreadable: Option<String>,
 }
 
-/// The rows, by device id; `group` keeps only its members.
+/// The rows, by device id; `group` keeps only its members. Every report is read even for
+/// one group: membership is what each board's report says, and no topic lists a group's
+/// devices (the inventory is the ACL's input, not what the boards run; see README "Fleet").
 pub fn rows(fleet: &FleetView, group: Option<&str>) -> Vec<DeviceRow> {
     fleet
         .devices()
