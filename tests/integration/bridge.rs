@@ -3,11 +3,11 @@
 //! a broker restart in the middle of a QoS 1 stream, and no echo of imported messages.
 
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::time::Duration;
 
 use shoal::bridge::mosquitto::Mosquitto;
 
+use crate::mqtt_cli::MqttCli;
 use crate::support::*;
 
 /// A hang guard, not a timing assertion.
@@ -44,9 +44,8 @@ fn board_b(sandbox: &Sandbox, url: &str) -> std::path::PathBuf {
 /// `mosquitto_sub` printing `topic|content type|payload`, subscribed to `filter` and to
 /// `probe/#`; returns once a probe has come through, so it is known to be subscribed.
 fn mosquitto_sub(broker: &Mosquitto, filter: &str) -> Running {
-    let mut cmd = Command::new("mosquitto_sub");
-    cmd.args(["-V", "mqttv5", "-h", "127.0.0.1", "-p", &broker.port().to_string()])
-        .args(["-q", "1", "-t", filter, "-t", "probe/#", "-F", "%t|%C|%p"]);
+    let mut cmd = MqttCli::to(broker).sub(&[filter, "probe/#"]);
+    cmd.args(["-q", "1", "-F", "%t|%C|%p"]);
     let mut sub = Running::spawn(cmd);
     for _ in 0..100 {
         mosquitto_pub(broker, "probe/ready", "ready", "text/plain");
@@ -60,20 +59,9 @@ fn mosquitto_sub(broker: &Mosquitto, filter: &str) -> Running {
 }
 
 fn mosquitto_pub(broker: &Mosquitto, topic: &str, payload: &str, content_type: &str) {
-    let status = Command::new("mosquitto_pub")
-        .args(["-V", "mqttv5", "-h", "127.0.0.1", "-p", &broker.port().to_string()])
-        .args([
-            "-q",
-            "1",
-            "-t",
-            topic,
-            "-m",
-            payload,
-            "-D",
-            "publish",
-            "content-type",
-            content_type,
-        ])
+    let status = MqttCli::to(broker)
+        .publish(topic)
+        .args(["-q", "1", "-m", payload, "-D", "publish", "content-type", content_type])
         .status()
         .expect("run mosquitto_pub (installed by scripts/setup.sh)");
     assert!(status.success(), "mosquitto_pub failed");
@@ -239,20 +227,8 @@ fn mqtts_checks_the_broker_certificate_against_the_ca_file() {
         )
     };
     // Line-buffered, so its debug lines (the SUBACK) arrive as they are printed.
-    let mut sub = Command::new("stdbuf");
-    sub.args([
-        "-oL",
-        "mosquitto_sub",
-        "-V",
-        "mqttv5",
-        "-h",
-        "127.0.0.1",
-        "-p",
-        &broker.port().to_string(),
-        "--cafile",
-    ])
-    .arg(&ca)
-    .args(["-d", "-q", "1", "-t", "sensors/#", "-F", "%t|%p", "-C", "3"]);
+    let mut sub = MqttCli::to(&broker).tls(&ca).line_buffered().sub(&["sensors/#"]);
+    sub.args(["-d", "-q", "1", "-F", "%t|%p", "-C", "3"]);
     let mut sub = Running::spawn(sub);
     // Publish only once the broker confirmed the subscription (`-d` prints its SUBACK):
     // a fixed wait loses the first messages on a slow machine.

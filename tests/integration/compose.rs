@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use shoal::bridge::mosquitto::Mosquitto;
 
+use crate::mqtt_cli::MqttCli;
 use crate::support::*;
 
 /// A hang guard, not a timing assertion.
@@ -184,9 +185,8 @@ fn board(sandbox: &Sandbox, file: &std::path::Path, id: &str) -> Running {
 }
 
 fn subscribe(broker: &Mosquitto, filter: &str) -> Running {
-    let mut cmd = Command::new("mosquitto_sub");
-    cmd.args(["-V", "mqttv5", "-h", "127.0.0.1", "-p", &broker.port().to_string()])
-        .args(["-q", "1", "-t", filter, "-F", "%t"]);
+    let mut cmd = MqttCli::to(broker).sub(&[filter]);
+    cmd.args(["-q", "1", "-F", "%t"]);
     Running::spawn(cmd)
 }
 

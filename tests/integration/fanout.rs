@@ -2,11 +2,11 @@
 //! container or a bridge's import, in its text and JSON forms.
 
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::time::Duration;
 
 use shoal::bridge::mosquitto::Mosquitto;
 
+use crate::mqtt_cli::MqttCli;
 use crate::support::*;
 
 /// A hang guard, not a timing assertion.
@@ -40,9 +40,9 @@ fn topics_tail_names_the_publisher_of_each_message() {
     // An import: published on the external broker, named after the bridge that brought it.
     let imported = |tail: &mut Running, needle: &str| {
         for _ in 0..100 {
-            let status = Command::new("mosquitto_pub")
-                .args(["-V", "mqttv5", "-h", "127.0.0.1", "-p", &broker.port().to_string()])
-                .args(["-q", "1", "-t", "remote/x", "-m", "from-afar"])
+            let status = MqttCli::to(&broker)
+                .publish("remote/x")
+                .args(["-q", "1", "-m", "from-afar"])
                 .status()
                 .expect("run mosquitto_pub");
             assert!(status.success());

@@ -5,106 +5,25 @@
 //! and a device that cannot read another device's desired state.
 //!
 //! Documents are signed and published here by a small test publisher (the library's
-//! `fleet::keys` / `fleet::document`, then `mosquitto_pub -r` with the operator's login),
-//! so these tests need nothing of the operator commands.
+//! `fleet::document` signed with the key `shoal fleet keygen` made, then `mosquitto_pub -r`
+//! with the operator's login), so these tests need no other operator command. The broker,
+//! registry and agents are [`crate::fleet_fixture`]'s, shared with `fleet_ops`.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use shoal::bridge::mosquitto::{Auth, Mosquitto};
+use shoal::bridge::mosquitto::Mosquitto;
 use shoal::fleet::document::{DocFile, Envelope, Kind, Payload, SCHEMA};
 use shoal::fleet::keys;
 use shoal::fleet::report::Report;
 use shoal::fleet::topics;
-use shoal::registry::local::{LocalRegistry, Options};
 
-use crate::support::{arg, image, stderr, stdout, Running, Sandbox};
+use crate::fleet_fixture::{password, Fleet, LONG, OPERATOR};
+use crate::mqtt_cli::MqttCli;
+use crate::support::{arg, image, stderr, stdout, Sandbox};
 
-const LONG: Duration = Duration::from_secs(120);
-const OPERATOR: (&str, &str) = ("operator", "op-secret");
-
-/// A broker, a registry with the test guests pushed, an operator key the agents trust.
-struct Fleet {
-    sandbox: Sandbox,
-    broker: Mosquitto,
-    registry: LocalRegistry,
-    key: ed25519_dalek::SigningKey,
-    trusted: PathBuf,
-    /// Reference -> pinned digest of the pushed guests.
-    images: BTreeMap<String, String>,
-}
-
-/// The ACL the shipped example (compose-examples/fleet/mosquitto.acl) sets up: each device
-/// reads its own and its groups' desired and vars and writes its own reported and status;
-/// the operator reads and writes everything under shoal/v1.
-fn acl(devices: &[(&str, &[&str])]) -> String {
-    let mut text = format!("user {}\ntopic readwrite shoal/v1/#\n\n", OPERATOR.0);
-    for (device, groups) in devices {
-        text.push_str(&format!("user {device}\n"));
-        for channel in ["desired", "vars"] {
-            text.push_str(&format!("topic read shoal/v1/devices/{device}/{channel}\n"));
-            for group in *groups {
-                text.push_str(&format!("topic read shoal/v1/groups/{group}/{channel}\n"));
-            }
-        }
-        for channel in ["reported", "status"] {
-            text.push_str(&format!("topic write shoal/v1/devices/{device}/{channel}\n"));
-        }
-        text.push_str(&format!("topic readwrite shoal/v1/devices/{device}/sync\n"));
-        text.push('\n');
-    }
-    text
-}
-
-fn password(device: &str) -> String {
-    format!("{device}-pw")
-}
-
+/// The documents these tests publish themselves (signed with the operator's key).
 impl Fleet {
-    fn new(devices: &[(&str, &[&str])]) -> Fleet {
-        let sandbox = Sandbox::new();
-        let acl_file = sandbox.write("mosquitto.acl", &acl(devices));
-        let mut users = vec![(OPERATOR.0.to_owned(), OPERATOR.1.to_owned())];
-        users.extend(devices.iter().map(|(d, _)| ((*d).to_owned(), password(d))));
-        let broker = Mosquitto::start_with_auth(Auth { acl_file, users }).expect("start mosquitto");
-        let registry =
-            LocalRegistry::start_in(&sandbox.path().join("registry"), &Options::default()).expect("start registry");
-        let key = keys::generate().expect("key");
-        let trusted = sandbox.path().join("operator.pem");
-        keys::write_public(&trusted, &key.verifying_key()).expect("public key");
-        let mut fleet = Fleet {
-            sandbox,
-            broker,
-            registry,
-            key,
-            trusted,
-            images: BTreeMap::new(),
-        };
-        for name in ["seq-subscriber", "exit-code"] {
-            fleet.push(name);
-        }
-        fleet
-    }
-
-    fn reference(&self, name: &str) -> String {
-        format!("{}/fleet/{name}:1", self.registry.host())
-    }
-
-    /// `shoal images push` the guest; remember the digest it printed.
-    fn push(&mut self, name: &str) {
-        let reference = self.reference(name);
-        let out = self
-            .sandbox
-            .ok(&["images", "push", arg(&image(&format!("{name}.wasm"))), &reference]);
-        let pinned = out
-            .split_whitespace()
-            .find_map(|w| w.split_once('@').map(|(_, d)| d.to_owned()))
-            .unwrap_or_else(|| panic!("no digest in the push output: {out}"));
-        self.images.insert(reference, pinned);
-    }
-
     /// A deployment: `show` prints `listening on fleet/<DEVICE_ID>/<SITE>/` and runs on;
     /// `extra` is more compose text under `containers:`.
     fn deployment(&self, target: &str, revision: u64, extra: &str) -> Payload {
@@ -150,36 +69,6 @@ impl Fleet {
         Envelope::sign(payload, &self.key).to_json()
     }
 
-    /// `mosquitto_pub -r -q 1` with the operator's login; an empty message deletes the
-    /// retained one (`-n`).
-    fn publish(&self, topic: &str, message: &[u8]) {
-        let file = self.sandbox.path().join("message.json");
-        std::fs::write(&file, message).expect("write message");
-        let body = if message.is_empty() {
-            ["-n", ""]
-        } else {
-            ["-f", arg(&file)]
-        };
-        let output = Command::new("mosquitto_pub")
-            .args(["-V", "mqttv5", "-h", "127.0.0.1", "-p", &self.broker.port().to_string()])
-            .args(["-u", OPERATOR.0, "-P", OPERATOR.1, "-q", "1", "-r", "-t", topic])
-            .args(body.iter().filter(|a| !a.is_empty()))
-            .output()
-            .expect("mosquitto_pub");
-        assert!(output.status.success(), "mosquitto_pub: {}", stderr(&output));
-    }
-
-    /// The retained message on `topic` as `user` sees it (`None`: nothing came).
-    fn retained(&self, topic: &str, user: (&str, &str)) -> Option<String> {
-        let output = Command::new("mosquitto_sub")
-            .args(["-V", "mqttv5", "-h", "127.0.0.1", "-p", &self.broker.port().to_string()])
-            .args(["-u", user.0, "-P", user.1, "-q", "1", "-t", topic, "-C", "1", "-W", "2"])
-            .output()
-            .expect("mosquitto_sub");
-        let text = stdout(&output);
-        (output.status.success() && !text.trim().is_empty()).then(|| text.trim().to_owned())
-    }
-
     /// Poll the device's retained report until `check` holds (hang guard: LONG).
     fn wait_report(&self, device: &str, check: impl Fn(&Report) -> bool) -> Report {
         let deadline = Instant::now() + LONG;
@@ -200,33 +89,6 @@ impl Fleet {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
-
-    /// `shoal agent` for `device` in its own board sandbox (own data dir, own sockets).
-    fn agent(&self, board: &Sandbox, device: &str, groups: &str) -> Running {
-        let state = board.path().join("agent-state");
-        let mut cmd = board.command(&[
-            "agent",
-            "--device-id",
-            device,
-            "--groups",
-            groups,
-            "--trust",
-            arg(&self.trusted),
-            "--state-dir",
-            arg(&state),
-            "--broker",
-            &self.broker.url(),
-            "--username",
-            device,
-            "--health-window",
-            "2s",
-        ]);
-        cmd.env("SHOAL_FLEET_PASSWORD", password(device));
-        // The agent's own environment never reaches a deployment's interpolation: the
-        // device's variables are the agent's id and the signed documents' values.
-        cmd.env("DEVICE_ID", "intruder").env("SITE", "west");
-        Running::spawn(cmd)
-    }
 }
 
 fn applied(report: &Report, revision: u64, status: &str) -> bool {
@@ -245,7 +107,7 @@ fn state_of(board: &Sandbox, name: &str) -> String {
 
 #[test]
 fn two_agents_in_a_group_run_a_deployment_with_their_own_variables_and_cannot_read_each_other() {
-    let fleet = Fleet::new(&[("board-a", &["line"]), ("board-b", &["line"])]);
+    let fleet = Fleet::new(&["board-a=line", "board-b=line"]);
     let (board_a, board_b) = (Sandbox::new(), Sandbox::new());
     let mut a = fleet.agent(&board_a, "board-a", "line");
     let mut b = fleet.agent(&board_b, "board-b", "line");
@@ -285,26 +147,10 @@ fn two_agents_in_a_group_run_a_deployment_with_their_own_variables_and_cannot_re
     let own = fleet.retained(&topics::group_desired("line"), ("board-a", &password("board-a")));
     assert!(own.is_some_and(|m| m.contains("\"signature\"")));
     let pw = password("board-a");
-    let other = Command::new("mosquitto_sub")
-        .args([
-            "-V",
-            "mqttv5",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &fleet.broker.port().to_string(),
-        ])
-        .args([
-            "-u",
-            "board-a",
-            "-P",
-            &pw,
-            "-q",
-            "1",
-            "-t",
-            &topics::device_vars("board-b"),
-        ])
-        .args(["-C", "1", "-W", "2"])
+    let other = fleet
+        .mqtt(("board-a", &pw))
+        .sub(&[&topics::device_vars("board-b")])
+        .args(["-q", "1", "-C", "1", "-W", "2"])
         .output()
         .expect("mosquitto_sub");
     assert!(
@@ -318,27 +164,10 @@ fn two_agents_in_a_group_run_a_deployment_with_their_own_variables_and_cannot_re
         stderr(&other)
     );
     // Nor can a device write another's report.
-    let forged = Command::new("mosquitto_pub")
-        .args([
-            "-V",
-            "mqttv5",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &fleet.broker.port().to_string(),
-        ])
-        .args([
-            "-u",
-            "board-a",
-            "-P",
-            &pw,
-            "-q",
-            "1",
-            "-r",
-            "-t",
-            &topics::device_reported("board-b"),
-        ])
-        .args(["-m", "forged"])
+    let forged = fleet
+        .mqtt(("board-a", &pw))
+        .publish(&topics::device_reported("board-b"))
+        .args(["-q", "1", "-r", "-m", "forged"])
         .output()
         .expect("mosquitto_pub");
     assert!(stderr(&forged).contains("Not authorized"), "{}", stderr(&forged));
@@ -362,7 +191,7 @@ fn two_agents_in_a_group_run_a_deployment_with_their_own_variables_and_cannot_re
 
 #[test]
 fn unsigned_untrusted_and_replayed_documents_are_refused_and_reported_while_the_stack_runs() {
-    let fleet = Fleet::new(&[("board-a", &["line"])]);
+    let fleet = Fleet::new(&["board-a=line"]);
     let board = Sandbox::new();
     let mut agent = fleet.agent(&board, "board-a", "line");
     let desired = topics::group_desired("line");
@@ -419,7 +248,7 @@ fn unsigned_untrusted_and_replayed_documents_are_refused_and_reported_while_the_
 
 #[test]
 fn a_revision_whose_container_fails_is_rolled_back_and_the_reason_reported() {
-    let fleet = Fleet::new(&[("board-a", &["line"])]);
+    let fleet = Fleet::new(&["board-a=line"]);
     let board = Sandbox::new();
     let mut agent = fleet.agent(&board, "board-a", "line");
     let desired = topics::group_desired("line");
@@ -468,7 +297,7 @@ fn a_revision_whose_container_fails_is_rolled_back_and_the_reason_reported() {
 
 #[test]
 fn an_agent_restarted_with_the_broker_and_registry_down_runs_its_last_good_stack() {
-    let mut fleet = Fleet::new(&[("board-a", &["line"])]);
+    let mut fleet = Fleet::new(&["board-a=line"]);
     let board = Sandbox::new();
     let mut agent = fleet.agent(&board, "board-a", "line");
     fleet.publish(
@@ -489,11 +318,31 @@ fn an_agent_restarted_with_the_broker_and_registry_down_runs_its_last_good_stack
     fleet.registry.stop();
     let journal = board.path().join("agent-state/journal.json");
     assert!(journal.is_file(), "no journal at {}", journal.display());
+    // With the registry down, the board's copy of the last good state's image is the only
+    // one: `images rm` keeps it and names the journal that needs it.
+    let reference = fleet.reference("seq-subscriber");
+    let refused = board.fails(&["images", "rm", &reference], 1);
+    assert!(
+        refused.contains("is still needed")
+            && refused.contains(&format!("{reference} in the last good state group:line@4"))
+            && refused.contains("agent-state/journal.json")
+            && refused.contains(&format!("`shoal images rm --force {reference}`")),
+        "{refused}"
+    );
     let mut again = fleet.agent(&board, "board-a", "line");
     again.wait_for("listening on fleet/board-a/hall-2/", LONG);
     assert_eq!(state_of(&board, "show"), "running");
+    // Running, it is also in use by the agent's stack.
+    let refused = board.fails(&["images", "rm", &reference], 1);
+    assert!(
+        refused.contains("container show of the running project fleet") && refused.contains("last good state"),
+        "{refused}"
+    );
     again.signal(libc::SIGTERM);
     assert!(again.wait_exit(LONG).success(), "{}", again.seen.join("\n"));
+    let removed = board.ok(&["images", "rm", "--force", &reference]);
+    assert!(removed.contains("removed sha256:"), "{removed}");
+    assert!(!board.ok(&["images"]).contains(&reference));
 }
 
 /// A document deleted while the board was off (here the device's own variables: an empty
@@ -502,7 +351,7 @@ fn an_agent_restarted_with_the_broker_and_registry_down_runs_its_last_good_stack
 /// Before the marker the agent kept the journalled document for good.
 #[test]
 fn a_document_deleted_while_the_agent_was_away_is_dropped_when_it_comes_back() {
-    let fleet = Fleet::new(&[("board-a", &["line"])]);
+    let fleet = Fleet::new(&["board-a=line"]);
     let board = Sandbox::new();
     let mut agent = fleet.agent(&board, "board-a", "line");
     fleet.publish(
@@ -585,9 +434,9 @@ fn a_hundred_agents_in_one_process_come_online_each_with_its_own_session() {
         .collect();
     let deadline = Instant::now() + LONG;
     loop {
-        let output = Command::new("mosquitto_sub")
-            .args(["-V", "mqttv5", "-h", "127.0.0.1", "-p", &broker.port().to_string()])
-            .args(["-t", "shoal/v1/devices/+/status", "-v", "-W", "1"])
+        let output = MqttCli::to(&broker)
+            .sub(&["shoal/v1/devices/+/status"])
+            .args(["-v", "-W", "1"])
             .output()
             .expect("mosquitto_sub");
         let online = stdout(&output).lines().filter(|l| l.ends_with(" online")).count();

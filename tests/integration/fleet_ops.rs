@@ -1,75 +1,17 @@
 //! The operator's commands (`shoal fleet keygen|acl|deploy|ls|rollback|vars`) against a real
 //! Mosquitto that runs with the ACL `shoal fleet acl` generates and a password per user, a
-//! real registry, and real `shoal agent` processes, each in its own board sandbox.
+//! real registry, and real `shoal agent` processes, each in its own board sandbox (all
+//! [`crate::fleet_fixture`]'s, shared with `fleet_agent`).
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use shoal::bridge::mosquitto::{Auth, Mosquitto};
-use shoal::registry::local::{LocalRegistry, Options};
+use crate::fleet_fixture::{password, Fleet, LONG, OPERATOR};
+use crate::support::{arg, image, stderr, stdout, Sandbox};
 
-use crate::support::{arg, image, stderr, stdout, Running, Sandbox};
-
-/// Hang guard for waits (not a timing assertion).
-const LONG: Duration = Duration::from_secs(120);
-const OPERATOR: (&str, &str) = ("operator", "op-secret");
-
-fn password(device: &str) -> String {
-    format!("{device}-pw")
-}
-
-/// The operator's sandbox: broker, registry, the operator's key and login.
-struct Ops {
-    sandbox: Sandbox,
-    broker: Mosquitto,
-    registry: LocalRegistry,
-    public_key: PathBuf,
-}
-
-impl Ops {
-    /// `devices`: `ID=GROUP,...` as `fleet acl --device` takes them.
-    fn new(devices: &[&str]) -> Ops {
-        let sandbox = Sandbox::new();
-        let mut args = vec!["fleet", "acl"];
-        for device in devices {
-            args.extend(["--device", device]);
-        }
-        let acl = sandbox.ok(&args);
-        assert!(acl.contains("topic readwrite shoal/v1/#"), "{acl}");
-        let acl_file = sandbox.write("mosquitto.acl", &acl);
-        let mut users = vec![(OPERATOR.0.to_owned(), OPERATOR.1.to_owned())];
-        for device in devices {
-            let id = device.split('=').next().unwrap_or(device);
-            users.push((id.to_owned(), password(id)));
-        }
-        let broker = Mosquitto::start_with_auth(Auth { acl_file, users }).expect("start mosquitto");
-        let registry =
-            LocalRegistry::start_in(&sandbox.path().join("registry"), &Options::default()).expect("start registry");
-        let out = sandbox.ok(&["fleet", "keygen", "--out", "keys"]);
-        assert!(out.contains("key "), "{out}");
-        let public_key = sandbox.path().join("keys/fleet.pub");
-        let ops = Ops {
-            sandbox,
-            broker,
-            registry,
-            public_key,
-        };
-        for name in ["seq-subscriber", "exit-code"] {
-            ops.sandbox.ok(&[
-                "images",
-                "push",
-                arg(&image(&format!("{name}.wasm"))),
-                &ops.reference(name),
-            ]);
-        }
-        ops
-    }
-
-    fn reference(&self, name: &str) -> String {
-        format!("{}/fleet/{name}:1", self.registry.host())
-    }
-
+/// The operator's commands, run in the fixture's operator sandbox.
+impl Fleet {
     /// `shoal fleet ARGS` as the operator (login and key through the environment).
     fn fleet(&self, args: &[&str]) -> Command {
         let mut cmd = self.sandbox.command(&[&["fleet"], args].concat());
@@ -109,28 +51,6 @@ impl Ops {
         )
     }
 
-    /// `shoal agent` for `device` in its own board sandbox, trusting the operator's key.
-    fn agent(&self, board: &Sandbox, device: &str, groups: &str) -> Running {
-        let state = board.path().join("agent-state");
-        let mut cmd = board.command(&[
-            "agent",
-            "--device-id",
-            device,
-            "--groups",
-            groups,
-            "--trust",
-            arg(&self.public_key),
-            "--state-dir",
-            arg(&state),
-            "--broker",
-            &self.broker.url(),
-            "--username",
-            device,
-        ]);
-        cmd.env("SHOAL_FLEET_PASSWORD", password(device));
-        Running::spawn(cmd)
-    }
-
     /// `fleet ls --format json`, polled until `check` holds for it (hang guard LONG).
     fn wait_ls(&self, what: &str, check: impl Fn(&[serde_json::Value]) -> bool) -> Vec<serde_json::Value> {
         let deadline = Instant::now() + LONG;
@@ -143,17 +63,6 @@ impl Ops {
             assert!(Instant::now() < deadline, "fleet ls never showed {what}:\n{text}");
             std::thread::sleep(Duration::from_millis(300));
         }
-    }
-
-    /// The retained message on `topic` as `user` sees it.
-    fn retained(&self, topic: &str, user: (&str, &str)) -> Option<String> {
-        let output = Command::new("mosquitto_sub")
-            .args(["-V", "mqttv5", "-h", "127.0.0.1", "-p", &self.broker.port().to_string()])
-            .args(["-u", user.0, "-P", user.1, "-q", "1", "-t", topic, "-C", "1", "-W", "2"])
-            .output()
-            .expect("mosquitto_sub");
-        let text = stdout(&output);
-        (output.status.success() && !text.trim().is_empty()).then(|| text.trim().to_owned())
     }
 }
 
@@ -181,7 +90,7 @@ fn deployed_revision(out: &str) -> u64 {
 
 #[test]
 fn deploy_to_a_group_staged_rollout_stops_at_a_failing_canary_rollback_and_vars() {
-    let ops = Ops::new(&["pi-01=line", "pi-02=line"]);
+    let ops = Fleet::new(&["pi-01=line", "pi-02=line"]);
     let (board_1, board_2) = (Sandbox::new(), Sandbox::new());
     let mut a = ops.agent(&board_1, "pi-01", "line");
     let mut b = ops.agent(&board_2, "pi-02", "line");
@@ -321,7 +230,10 @@ fn deploy_to_a_group_staged_rollout_stops_at_a_failing_canary_rollback_and_vars(
 
 #[test]
 fn operator_errors_name_the_fix_and_publish_nothing() {
-    let ops = Ops::new(&["pi-01=line"]);
+    let ops = Fleet::new(&["pi-01=line"]);
+    // The broker runs with the ACL the library renders; `shoal fleet acl` writes that text.
+    let acl = ops.sandbox.ok(&["fleet", "acl", "--device", "pi-01=line"]);
+    assert_eq!(acl, Fleet::acl(&["pi-01=line"]));
     let v1 = ops.compose("v1.yaml", "");
     // No device reports the group yet.
     let output = ops.run(&["deploy", arg(&v1), "--to", "group:line"]);

@@ -3,6 +3,9 @@
 //! `fuzz`, which feeds mutated compose files and images to the library.
 
 mod support;
+// `mosquitto_sub`/`mosquitto_pub` command lines, and the fleet tests' broker, registry and keys.
+mod fleet_fixture;
+mod mqtt_cli;
 
 mod bench;
 mod bridge;

@@ -10,6 +10,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::control::Detached;
+use crate::mqtt_cli::MqttCli;
 use crate::support::*;
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -36,11 +37,9 @@ fn write_stack(sandbox: &Sandbox, name: &str, containers: &str) -> PathBuf {
 
 /// `mosquitto_sub` as a persistent QoS 1 session `id` (clean session off) on `factory/#`,
 /// printing topics, with `extra` options (`-C N -W S`).
-fn receiver(port: &str, id: &str, extra: &[&str]) -> std::process::Command {
-    let mut cmd = std::process::Command::new("mosquitto_sub");
-    cmd.args(["-h", "127.0.0.1", "-p", port, "-c", "-i", id, "-q", "1"])
-        .args(["-t", "factory/#", "-F", "%t"])
-        .args(extra);
+fn receiver(broker: &MqttCli, id: &str, extra: &[&str]) -> std::process::Command {
+    let mut cmd = broker.sub(&["factory/#"]);
+    cmd.args(["-c", "-i", id, "-q", "1", "-F", "%t"]).args(extra);
     cmd
 }
 
@@ -356,8 +355,8 @@ fn a_bridge_queue_overflow_keeps_the_newest_messages_end_to_end() {
     let sandbox = Sandbox::new();
     let mut broker = shoal::bridge::mosquitto::Mosquitto::start_in(&sandbox.path().join("mosquitto"), false)
         .expect("start mosquitto (installed by scripts/setup.sh)");
-    let port = broker.port().to_string();
-    let receiver = |extra: &[&str]| receiver(&port, "promises-receiver", extra);
+    let client = MqttCli::to(&broker).mqtt311();
+    let receiver = |extra: &[&str]| receiver(&client, "promises-receiver", extra);
     // Register the receiver's persistent session (QoS 1, clean session off), then leave.
     let registered = receiver(&["-C", "1", "-W", "2"]).output().expect("mosquitto_sub");
     assert!(registered.status.code().is_some(), "{registered:?}");
@@ -416,8 +415,8 @@ fn a_lost_bridge_session_is_made_good_by_resending_end_to_end() {
     let sandbox = Sandbox::new();
     let mut broker = shoal::bridge::mosquitto::Mosquitto::start_in(&sandbox.path().join("mosquitto"), false)
         .expect("start mosquitto (installed by scripts/setup.sh)");
-    let port = broker.port().to_string();
-    let receiver = |extra: &[&str]| receiver(&port, "promises-resend", extra);
+    let client = MqttCli::to(&broker).mqtt311();
+    let receiver = |extra: &[&str]| receiver(&client, "promises-resend", extra);
     let registered = receiver(&["-C", "1", "-W", "2"]).output().expect("mosquitto_sub");
     assert!(registered.status.code().is_some(), "{registered:?}");
 
