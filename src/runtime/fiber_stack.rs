@@ -235,7 +235,7 @@ pub fn release_unused() -> usize {
 }
 
 /// When a container last gave back its stack, so that it does so at its first park and then
-/// at most once a second, however many messages wake it.
+/// at most once in each second of a process-wide clock, however many messages wake it.
 ///
 /// A release is a system call (and, when it finds pages, a TLB flush on every core running
 /// this process), about a microsecond: paid on every park it would add that to every
@@ -245,7 +245,7 @@ pub fn release_unused() -> usize {
 /// burst left at its next park a second later.
 #[derive(Debug, Default)]
 pub struct StackRelease {
-    /// Whole seconds since [`origin`] of the last release, plus one (0: never released).
+    /// The whole second (since [`origin`], plus one) of the last release; 0: never released.
     last: u32,
 }
 
@@ -289,7 +289,7 @@ mod tests {
     use crate::runtime::{ExitStatus, Probe, Runtime, RuntimeConfig};
 
     /// Recurses 4,000 calls deep (a few hundred KiB of fiber stack), parks in an event
-    /// wait until a message comes, then recurses as deep again: exit code 0 when both
+    /// wait until a message comes, then recurses AFTER calls deep: exit code 0 when both
     /// recursions return the same sum, 1 when they differ.
     const DEEP_THEN_PARK: &str = r#"
 (module
@@ -318,7 +318,7 @@ mod tests {
                                                 (i32.const 2060) (i32.const 2064) (i32.const 2068))))
         (drop (call $sleep (i32.const 10)))
         (br $poll)))
-    (call $exit (i64.ne (local.get $first) (call $deep (i32.const 4000))))))
+    (call $exit (i64.ne (local.get $first) (call $deep (i32.const AFTER))))))
 "#;
 
     fn resident_pages(range: &Range<usize>) -> usize {
@@ -337,14 +337,15 @@ mod tests {
         flags.iter().filter(|f| **f & 1 == 1).count()
     }
 
-    #[test]
-    fn a_parked_guest_gives_back_its_deep_stack_and_recurses_again_unharmed() {
+    /// Runs [`DEEP_THEN_PARK`] with its second recursion `after` calls deep; checks that
+    /// its park gave back the stack below it, then wakes it.
+    fn deep_then_park(after: u32) -> ExitStatus {
         let executor = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         let runtime = Runtime::new(&RuntimeConfig::default()).unwrap();
-        let wasm = wat::parse_str(DEEP_THEN_PARK).unwrap();
+        let wasm = wat::parse_str(DEEP_THEN_PARK.replace("AFTER", &after.to_string())).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("deep.wasm");
         std::fs::write(&path, &wasm).unwrap();
@@ -353,7 +354,7 @@ mod tests {
         let broker = Broker::new();
         let log = Arc::new(Collect::default());
         LAST_RELEASED.with(|r| r.set(0..0));
-        let status = executor.block_on(async {
+        executor.block_on(async {
             let prepared = runtime
                 .prepare(
                     &stack.containers[0],
@@ -384,7 +385,33 @@ mod tests {
             assert_eq!(resident_pages(&released), 0);
             broker.publish("wake/now", "text/plain", b"x").unwrap();
             run.await.unwrap()
-        });
-        assert_eq!(status, ExitStatus::Exited(0));
+        })
+    }
+
+    #[test]
+    fn a_parked_guest_gives_back_its_deep_stack_and_recurses_again_unharmed() {
+        assert_eq!(deep_then_park(4000), ExitStatus::Exited(0));
+    }
+
+    #[test]
+    fn a_stack_overflow_after_a_release_still_traps() {
+        match deep_then_park(1 << 30) {
+            ExitStatus::Trapped(why) => assert!(why.contains("call stack exhausted"), "{why}"),
+            other => panic!("expected a stack overflow trap, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_container_releases_at_its_first_park_then_once_a_second() {
+        let mut release = StackRelease::default();
+        // The start of a whole second of the release clock, so that +10 ms is the same one.
+        let now = origin() + Duration::from_secs(1_000);
+        release.before_parking(now);
+        let first = release.last;
+        assert_ne!(first, 0);
+        release.before_parking(now + Duration::from_millis(10));
+        assert_eq!(release.last, first, "a second release within the same second");
+        release.before_parking(now + Duration::from_millis(2100));
+        assert!(release.last > first);
     }
 }
