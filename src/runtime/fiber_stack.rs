@@ -5,8 +5,8 @@
 //! [`super::RuntimeConfig::async_stack_size`] plus a guard page: address space, of which only
 //! the touched pages cost memory. A guest's start-up (wasi-libc's initialisation, the first
 //! `printf` through wasmtime-wasi) reaches deeper than its event loop ever does again, so
-//! without help a parked container keeps a page of stack it will not read again: 4 KB of
-//! every parked container, 40 MB at 10,000.
+//! without help a parked SDK-built subscriber keeps a page of stack it will not read again:
+//! 4 KB of every parked container, ~39 MB at 10,000 (`shoal bench density`).
 //!
 //! wasmtime lets the embedder supply the stacks ([`wasmtime::StackCreator`]); shoal's
 //! [`FiberStacks`] makes them as wasmtime would (a private anonymous mapping, the lowest page
