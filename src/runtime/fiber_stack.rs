@@ -291,14 +291,10 @@ mod tests {
     /// Recurses 4,000 calls deep (a few hundred KiB of fiber stack), parks in an event
     /// wait until a message comes, then recurses AFTER calls deep: exit code 0 when both
     /// recursions return the same sum, 1 when they differ.
-    const DEEP_THEN_PARK: &str = r#"
-(module
-  (import "env" "memory" (memory $mem 2 64))
-  (export "memory" (memory $mem))
-  (import "env" "ocre_register_dispatcher" (func $register (param i32 i32) (result i32)))
-  (import "env" "ocre_subscribe_message" (func $subscribe (param i32) (result i32)))
-  (import "env" "ocre_get_event" (func $get_event (param i32 i32 i32 i32 i32 i32) (result i32)))
-  (import "env" "ocre_sleep" (func $sleep (param i32) (result i32)))
+    const DEEP_THEN_PARK: &str = concat!(
+        "(module",
+        crate::bench::guests::subscriber_imports!(),
+        r#"
   (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
   (data (i32.const 1024) "wake/\00")
   (data (i32.const 1040) "message_callback\00")
@@ -319,7 +315,8 @@ mod tests {
         (drop (call $sleep (i32.const 10)))
         (br $poll)))
     (call $exit (i64.ne (local.get $first) (call $deep (i32.const AFTER))))))
-"#;
+"#
+    );
 
     fn resident_pages(range: &Range<usize>) -> usize {
         let page = page_size();
