@@ -76,15 +76,29 @@ pub fn find_sdk_image(dirs: &[PathBuf], file: &str) -> Result<PathBuf, BenchErro
         })
 }
 
-/// Shared body; `ECHO_CODE` is replaced by the echo instructions or by nothing.
-const SUBSCRIBER: &str = r#"
-(module
+/// What every SDK-shaped subscriber in WAT imports: its memory (2..64 pages, as the SDK
+/// links them, exported again), the dispatcher and subscription calls and the poll loop's
+/// `ocre_get_event` + `ocre_sleep`. A macro so that `concat!` can put modules together.
+macro_rules! subscriber_imports {
+    () => {
+        r#"
   (import "env" "memory" (memory $mem 2 64))
   (export "memory" (memory $mem))
   (import "env" "ocre_register_dispatcher" (func $register (param i32 i32) (result i32)))
   (import "env" "ocre_subscribe_message" (func $subscribe (param i32) (result i32)))
   (import "env" "ocre_get_event" (func $get_event (param i32 i32 i32 i32 i32 i32) (result i32)))
-  (import "env" "ocre_sleep" (func $sleep (param i32) (result i32)))
+  (import "env" "ocre_sleep" (func $sleep (param i32) (result i32)))"#
+    };
+}
+// For the fiber stack's tests (`runtime::fiber_stack`), whose guest parks like these.
+#[cfg(all(test, feature = "compiler", target_os = "linux"))]
+pub(crate) use subscriber_imports;
+
+/// Shared body; `ECHO_CODE` is replaced by the echo instructions or by nothing.
+const SUBSCRIBER: &str = concat!(
+    "\n(module",
+    subscriber_imports!(),
+    r#"
   (import "env" "ocre_messaging_free_module_event_data" (func $free (param i32 i32 i32) (result i32)))
   (import "env" "ocre_publish_message" (func $publish (param i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "clock_time_get" (func $clock (param i32 i64 i32) (result i32)))
@@ -107,7 +121,8 @@ const SUBSCRIBER: &str = r#"
                                 (i32.load (i32.const 2064)))))))
         (else (drop (call $sleep (i32.const 10)))))
       (br $poll))))
-"#;
+"#
+);
 
 const ECHO_CODE: &str = r#"
               (if (i32.ge_u (i32.load (i32.const 2068)) (i32.const 8))

@@ -199,6 +199,8 @@ pub struct HostState {
     next_message_id: u32,
     /// The previous host call was an `ocre_get_event` that found nothing.
     event_wait: bool,
+    /// When this container's parked fiber last gave back its unused stack pages.
+    stack_release: crate::runtime::fiber_stack::StackRelease,
     counters: Arc<Counters>,
     paused: Option<Arc<crate::runtime::Probe>>,
     /// State of the `rng` sensors' generator (0 = not seeded yet).
@@ -235,6 +237,7 @@ impl HostState {
             timers: timers::Timers::default(),
             next_message_id: 0,
             event_wait: false,
+            stack_release: Default::default(),
             counters: cfg.counters,
             paused: cfg.paused,
             rng_state: 0,

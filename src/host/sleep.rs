@@ -79,6 +79,8 @@ async fn sleep<T: Send + 'static>(caller: &mut Caller<'_, T>, get: Get<T>, ms: u
             None => std::future::pending().await,
         }
     };
+    // About to park, maybe for a long time: give back the stack start-up or a burst left.
+    st.stack_release.before_parking(now);
     let until_message = async move {
         match notify {
             Some(notify) => notify.notified().await,

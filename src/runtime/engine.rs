@@ -19,6 +19,8 @@ pub fn engine_config(config: &RuntimeConfig) -> Config {
         .memory_guard_size(0)
         .guard_before_linear_memory(false)
         .async_stack_size(config.async_stack_size)
+        // shoal's own stacks, so a parked container can give back the pages it left.
+        .with_host_stack(super::fiber_stack::FiberStacks::shared())
         .max_wasm_stack(config.max_wasm_stack)
         // Trap messages name the wasm function; never let RUST_BACKTRACE switch on
         // debug-info symbolisation, which costs ~32 MB that never comes back.

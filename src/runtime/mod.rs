@@ -15,6 +15,7 @@
 pub mod cpu;
 mod engine;
 mod exit;
+pub(crate) mod fiber_stack;
 mod heap_account;
 pub use exit::root_message;
 mod limiter;
