@@ -20,6 +20,7 @@ pub mod logs;
 pub mod procstat;
 pub mod registry;
 pub mod runtime;
+pub mod startup_code;
 pub mod supervisor;
 pub mod watch;
 // Operations (issue 19): log lines, metrics, systemd.
