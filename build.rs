@@ -37,13 +37,21 @@ fn main() {
             None => "build/startup-functions-lean.txt",
         };
         let list = Path::new(env!("CARGO_MANIFEST_DIR")).join(name);
-        if list.is_file() {
+        if let Ok(text) = std::fs::read_to_string(&list) {
             println!(
                 "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}",
                 list.display()
             );
             // A name that no longer exists (the list is older than the code) is skipped.
             println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
+            // The list splits steady-state code from start-up code with two markers
+            // (src/startup_code.rs); only then may the server unmap what lies between them.
+            let names: Vec<&str> = text.lines().collect();
+            let begin = names.iter().position(|n| *n == "shoal_startup_code_begin");
+            let end = names.iter().position(|n| *n == "shoal_startup_code_end");
+            if matches!((begin, end), (Some(b), Some(e)) if b < e) {
+                println!("cargo:rustc-env=SHOAL_STARTUP_ORDERED=1");
+            }
         }
     }
 }

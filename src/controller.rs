@@ -184,6 +184,8 @@ impl Controller {
     ) -> (StackReport, Ending, Reclamation) {
         let serving = commands.is_some();
         let bridges = self.start(&modules).await;
+        // The stack is up: the code that only started it need not stay mapped.
+        crate::startup_code::stack_is_up();
         if serving {
             crate::control::notify_systemd_ready();
         }
@@ -191,6 +193,7 @@ impl Controller {
         if serving {
             crate::systemd::notify("STOPPING=1");
         }
+        crate::startup_code::stack_goes_down();
         let (report, reclamation) = self.teardown(ending, bridges).await;
         if let Some(reply) = down_reply {
             reply_down(reply, &report, reclamation);

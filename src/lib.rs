@@ -19,7 +19,11 @@ pub mod local_server;
 pub mod logs;
 pub mod procstat;
 pub mod registry;
+// glibc targets: `pow`, `log`, `log10` without loading libm.so.6 (0.55 MB of RSS).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod libm_shim;
 pub mod runtime;
+pub mod startup_code;
 pub mod supervisor;
 pub mod watch;
 // Operations (issue 19): log lines, metrics, systemd.
