@@ -229,6 +229,68 @@ impl Sandbox {
     }
 }
 
+impl Sandbox {
+    /// The live `shoal` processes started from this sandbox (detached servers included):
+    /// this test's binary with this sandbox's runtime folder in its environment. Exited
+    /// ones not yet reaped (zombies) have no executable and are not counted.
+    pub fn shoal_processes(&self) -> Vec<i32> {
+        let binary = std::fs::canonicalize(env!("CARGO_BIN_EXE_shoal")).expect("shoal binary");
+        let marker = format!("SHOAL_RUNTIME_DIR={}", self.runtime_dir().display());
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        let mut pids: Vec<i32> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == binary))
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/environ"))
+                    .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == marker.as_bytes()))
+            })
+            .collect();
+        pids.sort_unstable();
+        pids
+    }
+
+    /// SIGKILL every `shoal` process of this sandbox, so that a failed test leaves no server
+    /// behind.
+    pub fn kill_shoal_processes(&self) {
+        for pid in self.shoal_processes() {
+            // SAFETY: kill(2) on a process this sandbox started.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    }
+
+    /// Wait until no `shoal` process of this sandbox is left (hang guard `limit`, not a
+    /// timing assertion: a server ends right after `down`); panics naming the ones left.
+    pub fn wait_no_shoal_processes(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = self.shoal_processes();
+            if left.is_empty() {
+                return;
+            }
+            if Instant::now() > deadline {
+                let lines: Vec<String> = left
+                    .iter()
+                    .map(|pid| {
+                        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                        format!("  {pid}: {}", String::from_utf8_lossy(&cmdline).replace('\0', " "))
+                    })
+                    .collect();
+                panic!(
+                    "shoal processes still running {}s after the end:\n{}",
+                    limit.as_secs(),
+                    lines.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 /// A path as one argument of a `shoal` command line (test paths are UTF-8).
 pub fn arg(path: &Path) -> &str {
     path.to_str().expect("test paths are UTF-8")
