@@ -17,16 +17,6 @@ impl Drop for Down<'_> {
     }
 }
 
-/// Kills whatever shoal process of the sandbox is still there when the test ends (after
-/// its `Down` guards): a failed test must not leave a server running.
-struct KillLeft<'a>(&'a Sandbox);
-
-impl Drop for KillLeft<'_> {
-    fn drop(&mut self) {
-        self.0.kill_shoal_processes();
-    }
-}
-
 fn with_images(text: &str) -> String {
     text.replace("IMAGES", &images().display().to_string())
 }
@@ -240,7 +230,6 @@ fn concurrent_detached_ups_report_the_live_server() {
             "shoal.yaml",
             &with_images("name: race\ncontainers:\n  hello:\n    image: IMAGES/hello.wasm\n"),
         );
-        let _kill = KillLeft(&sandbox);
         let _down = Down(&sandbox, "race");
         let racers: Vec<_> = (0..4)
             .map(|_| {

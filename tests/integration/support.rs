@@ -234,7 +234,8 @@ impl Sandbox {
     /// this test's binary with this sandbox's runtime folder in its environment. Exited
     /// ones not yet reaped (zombies) have no executable and are not counted.
     pub fn shoal_processes(&self) -> Vec<i32> {
-        let binary = std::fs::canonicalize(env!("CARGO_BIN_EXE_shoal")).expect("shoal binary");
+        let binary =
+            std::fs::canonicalize(env!("CARGO_BIN_EXE_shoal")).unwrap_or_else(|_| env!("CARGO_BIN_EXE_shoal").into());
         let marker = format!("SHOAL_RUNTIME_DIR={}", self.runtime_dir().display());
         let Ok(entries) = std::fs::read_dir("/proc") else {
             return Vec::new();
@@ -250,17 +251,6 @@ impl Sandbox {
             .collect();
         pids.sort_unstable();
         pids
-    }
-
-    /// SIGKILL every `shoal` process of this sandbox, so that a failed test leaves no server
-    /// behind.
-    pub fn kill_shoal_processes(&self) {
-        for pid in self.shoal_processes() {
-            // SAFETY: kill(2) on a process this sandbox started.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-            }
-        }
     }
 
     /// Wait until no `shoal` process of this sandbox is left (hang guard `limit`, not a
@@ -287,6 +277,21 @@ impl Sandbox {
                 );
             }
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// A test that fails before its `down` (or a product bug that outlives it) must not leave a
+/// server running after the run: whatever shoal process of the sandbox is still there when
+/// the sandbox goes (after the test's own `down` guards, declared after it) is killed.
+/// Tests that check for leftovers ([`Sandbox::wait_no_shoal_processes`]) do so before.
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        for pid in self.shoal_processes() {
+            // SAFETY: kill(2) on a process this sandbox started.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
         }
     }
 }
