@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{load_stack, shutdown_signal, split_targets, tokio_runtime, GlobalArgs, UpArgs};
-use crate::control::{self, server, Client, Info, Request, Server, ServerContext};
+use crate::control::{self, server, Client, Info, ProjectLock, Request, Server, ServerContext};
 use crate::controller::{self, Controller, Ending, Options, ReloadReport};
 use crate::images::ImageStore;
 use crate::logs::rotate::{self, RotatingLog};
@@ -44,10 +44,7 @@ pub(super) fn up(
         if args.detach && !args.detached_child {
             return apply_to_running(&project, &stack.compose.files);
         }
-        anyhow::bail!(
-            "project `{project}` is already running (socket {})\n  hint: `shoal up -d` applies the file's changes to it; `shoal down -p {project}` stops it",
-            socket.display()
-        );
+        return Err(already_running(&project, &socket));
     }
     if args.detach && !args.detached_child {
         return detach(
@@ -59,6 +56,13 @@ pub(super) fn up(
             stack.containers.len(),
         );
     }
+    // Before anything slow: of several `up` racing for the project, the first to lock it
+    // serves it; the others wait until it serves and end (or take over if it fails first).
+    let lock = match ProjectLock::take_waiting(&project, DETACH_START_TIMEOUT) {
+        Ok(lock) => lock,
+        Err(control::ControlError::AlreadyRunning { path, .. }) => return Err(already_running(&project, &path)),
+        Err(e) => return Err(e.into()),
+    };
     let watch = args.watch || stack.watch;
     let options = Options {
         watch,
@@ -67,7 +71,7 @@ pub(super) fn up(
         book: None,
     };
     let foreground = !args.detached_child;
-    let (report, ending, reclamation) = serve(images, runtime_config, stack, options, &args, foreground)?;
+    let (report, ending, reclamation) = serve(images, runtime_config, stack, lock, options, &args, foreground)?;
     if args.verbose || !foreground {
         tracing::info!("{reclamation}");
     }
@@ -83,11 +87,21 @@ pub(super) fn up(
     })
 }
 
-/// Run the stack in this process and serve it on the control socket.
+/// `up` on a project whose socket answers.
+fn already_running(project: &str, socket: &Path) -> anyhow::Error {
+    anyhow::anyhow!(
+        "project `{project}` is already running (socket {})\n  hint: `shoal up -d` applies the file's changes to it; `shoal down -p {project}` stops it",
+        socket.display()
+    )
+}
+
+/// Run the stack in this process and serve it on the control socket (`lock` is the
+/// project's, held until the socket is closed).
 fn serve(
     images: &ImageStore,
     runtime_config: &RuntimeConfig,
     stack: Stack,
+    lock: ProjectLock,
     mut options: Options,
     args: &UpArgs,
     foreground: bool,
@@ -111,7 +125,7 @@ fn serve(
     let metrics_addr = args.metrics.clone().or_else(|| stack.metrics.clone());
     let _span = tracing::info_span!("stack", project = %info.project).entered();
     let outcome = executor.block_on(async move {
-        let (server, note) = Server::bind(&info.project)?;
+        let (server, note) = Server::bind(lock)?;
         if let Some(note) = note {
             log.line(controller::SELF, crate::logs::Stream::System, &note);
         }
@@ -260,6 +274,7 @@ fn detach(
     let info: Info = Client::for_project(project)?.call_as(Request::Info)?;
     if info.pid != child.id() {
         println!("another `shoal up` started project `{project}` first");
+        wait_for_loser(&mut child, project);
     }
     println!(
         "project `{project}` runs in the background (pid {}); `shoal logs -f -p {project}` follows it, `shoal down -p {project}` stops it",
@@ -391,6 +406,38 @@ fn wait_for_socket(child: &mut std::process::Child, project: &str, log_path: &Pa
                 socket.display(),
                 DETACH_START_TIMEOUT.as_secs()
             );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Return only once our background process, which lost the race for the project to
+/// another `up`, has ended: it finds the project locked and served, and stops. Returning
+/// earlier left it loading its images, and a `down` in between let it serve the project
+/// again, unseen by the caller. If the winner ends meanwhile the child may take the project
+/// over; then it is the server and stays. A child still there after the start timeout is
+/// killed: it does not serve the project.
+fn wait_for_loser(child: &mut std::process::Child, project: &str) {
+    let began = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) | Err(_) => return,
+            Ok(None) => {}
+        }
+        let serving = Client::for_project(project)
+            .and_then(|client| client.call_as::<Info>(Request::Info))
+            .is_ok_and(|info| info.pid == child.id());
+        if serving {
+            return;
+        }
+        if began.elapsed() > DETACH_START_TIMEOUT {
+            tracing::warn!(
+                "the background process {} for `{project}` did not end after losing the race; stopping it",
+                child.id()
+            );
+            let _ = child.kill();
+            let _ = child.wait();
+            return;
         }
         std::thread::sleep(Duration::from_millis(20));
     }

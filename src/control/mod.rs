@@ -10,12 +10,18 @@
 //! detached stack's own output (what `up` would print) goes to `<project>.log` beside it.
 //!
 //! # Stale sockets
-//! A socket file left by a process that was killed is detected (connecting to it is
-//! refused) and replaced by the next `up`. A socket that answers belongs to a running
-//! stack: a second `up` does not start another copy.
+//! A socket file left by a process that was killed is replaced by the next `up`: that one
+//! holds the project's lock (below), so nothing else can be serving the path. A socket
+//! that answers belongs to a running stack: a second `up` does not start another copy.
+//!
+//! # Who serves a project
+//! The process holding `<project>.lock` beside the socket (an exclusive `flock`, see
+//! [`ProjectLock`]); it takes the lock before loading the stack and keeps it until its
+//! socket is gone, so two racing `up` never both serve, and none serves unseen.
 
 pub mod client;
 pub mod cmd;
+mod lock;
 mod project;
 pub mod protocol;
 pub mod server;
@@ -29,6 +35,7 @@ pub use cmd::lifecycle::VerbResult;
 pub use cmd::reload::ReloadReport;
 pub use cmd::stats::Stats;
 pub use cmd::topics::TopicMessage;
+pub use lock::ProjectLock;
 pub use project::{parse_name, project_of_file, OutputFormat, ProjectArgs};
 pub use protocol::{Envelope, Reply, Request, VERSION};
 pub use server::{Server, ServerContext};
@@ -57,6 +64,14 @@ pub enum ControlError {
     },
     #[error("project `{project}` is already running (socket {path})")]
     AlreadyRunning { project: String, path: PathBuf },
+    /// Another process holds the project's lock ([`ProjectLock`]) and has not opened its
+    /// socket yet: it is loading the stack, or hangs doing so.
+    #[error("project `{project}` is being started by another shoal process{} that has not opened its control socket yet (lock {path})\n  hint: `shoal ls` lists it once it serves; if it never does, stop that process", holder.map(|pid| format!(" (pid {pid})")).unwrap_or_default())]
+    Starting {
+        project: String,
+        holder: Option<u32>,
+        path: PathBuf,
+    },
     #[error("cannot listen on {path}: {source}")]
     Bind {
         path: PathBuf,
@@ -167,9 +182,16 @@ pub fn check_runtime_dir(dir: &Path) -> Result<(), ControlError> {
 /// `O_NOFOLLOW` refuses a symlink planted in its place; a file that exists must be a
 /// regular file of ours with one link (not a hard link to someone's file).
 pub fn open_private_file(path: &Path) -> Result<std::fs::File, ControlError> {
+    open_private(path, false)
+}
+
+/// [`open_private_file`], readable too when `read` (the project lock file is read back
+/// for its holder's pid).
+fn open_private(path: &Path, read: bool) -> Result<std::fs::File, ControlError> {
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let file = std::fs::OpenOptions::new()
         .create(true)
+        .read(read)
         .append(true)
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::cmd::{self, info::Info};
 use super::protocol::{Envelope, Reply, Request, MAX_REQUEST, VERSION};
-use super::{ensure_runtime_dir, is_live, socket_path, ControlError};
+use super::{ensure_runtime_dir, is_live, socket_path, ControlError, ProjectLock};
 use crate::broker::Broker;
 use crate::logs::LogBook;
 use crate::supervisor::{Board, EventBus};
@@ -39,29 +39,35 @@ pub struct ServerContext {
     pub commands: mpsc::Sender<Command>,
 }
 
-/// The bound socket; removed again when dropped.
+/// The bound socket; removed again when dropped, and then the project's lock given back.
 pub struct Server {
     listener: UnixListener,
     path: PathBuf,
     /// (device, inode) of our socket file, so that dropping never removes a successor's.
     identity: Option<(u64, u64)>,
+    /// Held for as long as the socket is served; dropped after the socket file is removed
+    /// (fields drop after [`Drop::drop`]), so a successor never finds ours.
+    _lock: ProjectLock,
 }
 
 impl Server {
-    /// Bind `<runtime dir>/<project>.sock`, replacing a stale one. Must run inside tokio.
-    pub fn bind(project: &str) -> Result<(Server, Option<String>), ControlError> {
+    /// Bind `<runtime dir>/<project>.sock` for the holder of the project's `lock`,
+    /// replacing a stale one. Must run inside tokio.
+    pub fn bind(lock: ProjectLock) -> Result<(Server, Option<String>), ControlError> {
         ensure_runtime_dir()?;
+        let project = lock.project();
         let path = socket_path(project);
         super::check_socket_path(&path)?;
         let mut note = None;
         if path.exists() {
+            // Only a shoal without the lock (an older version) could serve it now.
             if is_live(&path) {
                 return Err(ControlError::AlreadyRunning {
                     project: project.to_owned(),
                     path,
                 });
             }
-            // Nobody answers: left by a process that was killed.
+            // Nobody answers, and we hold the lock: left by a process that was killed.
             let _ = std::fs::remove_file(&path);
             note = Some(format!("replaced a stale control socket at {}", path.display()));
         }
@@ -81,6 +87,7 @@ impl Server {
                 listener,
                 path,
                 identity,
+                _lock: lock,
             },
             note,
         ))

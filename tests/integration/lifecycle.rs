@@ -214,37 +214,55 @@ fn a_log_flood_is_bounded_in_memory_and_on_disk() {
     assert!(table.contains("LOGS"), "{table}");
 }
 
-/// Four `up -d` at once on one project: every one that succeeds reports the pid of the
-/// process that serves it (it used to be, for a loser, its own child that had exited).
+/// Four `up -d` at once on one project, several rounds: every one that succeeds reports
+/// the pid of the process that serves it (it used to be, for a loser, its own child that
+/// had exited); once they have all returned, that server is the only shoal process left;
+/// and after `down` none is left. A losing child used to go on loading its images after
+/// its `up -d` had returned, and once `down` had freed the project it served it again,
+/// unseen, and outlived the test. Each round starts with an empty compile cache, so every
+/// racer compiles (a warm cache let the losers end in time and hid the leak): on the old
+/// code three rounds in four showed it.
 #[test]
 fn concurrent_detached_ups_report_the_live_server() {
-    let sandbox = Sandbox::new();
-    let file = sandbox.write(
-        "shoal.yaml",
-        &with_images("name: race\ncontainers:\n  hello:\n    image: IMAGES/hello.wasm\n"),
-    );
-    let _down = Down(&sandbox, "race");
-    let racers: Vec<_> = (0..4)
-        .map(|_| {
-            let mut cmd = sandbox.command(&["up", "-d", "-f", arg(&file)]);
-            cmd.stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped());
-            cmd.spawn().expect("spawn")
-        })
-        .collect();
-    let mut pids = Vec::new();
-    for racer in racers {
-        let output = racer.wait_with_output().expect("wait");
-        let out = stdout(&output);
-        if output.status.success() && out.contains("(pid ") {
-            pids.push(reported_pid(&out));
+    for round in 0..6 {
+        let sandbox = Sandbox::new();
+        let file = sandbox.write(
+            "shoal.yaml",
+            &with_images("name: race\ncontainers:\n  hello:\n    image: IMAGES/hello.wasm\n"),
+        );
+        let _down = Down(&sandbox, "race");
+        let racers: Vec<_> = (0..4)
+            .map(|_| {
+                let mut cmd = sandbox.command(&["up", "-d", "-f", arg(&file)]);
+                cmd.stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped());
+                cmd.spawn().expect("spawn")
+            })
+            .collect();
+        let mut pids = Vec::new();
+        for racer in racers {
+            let output = racer.wait_with_output().expect("wait");
+            let out = stdout(&output);
+            if output.status.success() && out.contains("(pid ") {
+                pids.push(reported_pid(&out));
+            }
         }
-    }
-    assert!(!pids.is_empty(), "no `up -d` succeeded");
-    let info: serde_json::Value = serde_json::from_str(&sandbox.ok(&["ls", "--format", "json"])).expect("ls json");
-    let serving = info[0]["pid"].as_i64().unwrap_or_else(|| panic!("{info}")) as i32;
-    for pid in pids {
-        assert_eq!(pid, serving, "a racer reported pid {pid}, the server is {serving}");
+        assert!(!pids.is_empty(), "round {round}: no `up -d` succeeded");
+        let info: serde_json::Value = serde_json::from_str(&sandbox.ok(&["ls", "--format", "json"])).expect("ls json");
+        let serving = info[0]["pid"].as_i64().unwrap_or_else(|| panic!("{info}")) as i32;
+        for pid in pids {
+            assert_eq!(
+                pid, serving,
+                "round {round}: a racer reported pid {pid}, the server is {serving}"
+            );
+        }
+        assert_eq!(
+            sandbox.shoal_processes(),
+            vec![serving],
+            "round {round}: shoal processes besides the server {serving} after every `up -d` returned"
+        );
+        sandbox.ok(&["down", "-p", "race"]);
+        sandbox.wait_no_shoal_processes(Duration::from_secs(20));
     }
 }
 

@@ -229,6 +229,73 @@ impl Sandbox {
     }
 }
 
+impl Sandbox {
+    /// The live `shoal` processes started from this sandbox (detached servers included):
+    /// this test's binary with this sandbox's runtime folder in its environment. Exited
+    /// ones not yet reaped (zombies) have no executable and are not counted.
+    pub fn shoal_processes(&self) -> Vec<i32> {
+        let binary =
+            std::fs::canonicalize(env!("CARGO_BIN_EXE_shoal")).unwrap_or_else(|_| env!("CARGO_BIN_EXE_shoal").into());
+        let marker = format!("SHOAL_RUNTIME_DIR={}", self.runtime_dir().display());
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        let mut pids: Vec<i32> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == binary))
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/environ"))
+                    .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == marker.as_bytes()))
+            })
+            .collect();
+        pids.sort_unstable();
+        pids
+    }
+
+    /// Wait until no `shoal` process of this sandbox is left (hang guard `limit`, not a
+    /// timing assertion: a server ends right after `down`); panics naming the ones left.
+    pub fn wait_no_shoal_processes(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = self.shoal_processes();
+            if left.is_empty() {
+                return;
+            }
+            if Instant::now() > deadline {
+                let lines: Vec<String> = left
+                    .iter()
+                    .map(|pid| {
+                        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                        format!("  {pid}: {}", String::from_utf8_lossy(&cmdline).replace('\0', " "))
+                    })
+                    .collect();
+                panic!(
+                    "shoal processes still running {}s after the end:\n{}",
+                    limit.as_secs(),
+                    lines.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// A test that fails before its `down` (or a product bug that outlives it) must not leave a
+/// server running after the run: whatever shoal process of the sandbox is still there when
+/// the sandbox goes (after the test's own `down` guards, declared after it) is killed.
+/// Tests that check for leftovers ([`Sandbox::wait_no_shoal_processes`]) do so before.
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        for pid in self.shoal_processes() {
+            // SAFETY: kill(2) on a process this sandbox started.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
 /// A path as one argument of a `shoal` command line (test paths are UTF-8).
 pub fn arg(path: &Path) -> &str {
     path.to_str().expect("test paths are UTF-8")

@@ -96,7 +96,8 @@ impl Running {
         let board = controller.supervisor().board();
         let (commands, commands_rx) = mpsc::channel(server::COMMAND_QUEUE);
         let server = if serve {
-            let (server, _) = Server::bind(&project).map_err(|e| e.to_string())?;
+            let lock = control::ProjectLock::take(&project).map_err(|e| e.to_string())?;
+            let (server, _) = Server::bind(lock).map_err(|e| e.to_string())?;
             Some(server)
         } else {
             None
