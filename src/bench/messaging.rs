@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::bench_image;
-use crate::broker::{Broker, Mailbox};
 use crate::runtime::Runtime;
 use crate::spec::{ContainerSpec, Stack};
 use crate::supervisor::Supervisor;
@@ -42,18 +41,6 @@ pub(super) fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
-/// Where the benchmark's publisher and collector run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Driver {
-    /// On a task of the executor the subscribers run on, as a container or a bridge that
-    /// publishes would: its wake-ups by the acknowledgements are local to a worker.
-    Worker,
-    /// On the thread that called the benchmark (`block_on`): every acknowledgement that
-    /// finds it waiting wakes that thread through the kernel. `shoal bench isolation` keeps
-    /// it there so that the spinners beside the subscribers never delay the publisher.
-    Caller,
-}
-
 /// Measure one subscriber count. `stack` holds exactly that many echo subscribers.
 pub async fn run_one(
     runtime: Arc<Runtime>,
@@ -62,12 +49,7 @@ pub async fn run_one(
     rounds: usize,
     burst: usize,
 ) -> MessagingRow {
-    let driver = if std::env::var("SHOAL_BENCH_COLLECTOR").is_ok_and(|v| v == "caller") {
-        Driver::Caller
-    } else {
-        Driver::Worker
-    };
-    run(runtime, stack, module, &[], rounds, burst, driver).await
+    run_beside(runtime, stack, module, &[], rounds, burst).await
 }
 
 /// [`run_one`] with `neighbours` (other containers and their modules) running in the same
@@ -79,18 +61,6 @@ pub async fn run_beside(
     neighbours: &[(ContainerSpec, wasmtime::Module)],
     rounds: usize,
     burst: usize,
-) -> MessagingRow {
-    run(runtime, stack, module, neighbours, rounds, burst, Driver::Caller).await
-}
-
-async fn run(
-    runtime: Arc<Runtime>,
-    stack: &Stack,
-    module: wasmtime::Module,
-    neighbours: &[(ContainerSpec, wasmtime::Module)],
-    rounds: usize,
-    burst: usize,
-    driver: Driver,
 ) -> MessagingRow {
     let n = stack.containers.len();
     let mut runner = Supervisor::new(runtime, Arc::new(CountingSink::default()));
@@ -106,35 +76,6 @@ async fn run(
     }
     let acks = broker.mailbox(n * burst.max(1) + 16);
     acks.subscribe("ack/");
-    let measured = match driver {
-        Driver::Caller => measure(broker, acks, n, rounds, burst).await,
-        // A task that panicked measured nothing: the row shows no samples.
-        Driver::Worker => tokio::spawn(measure(broker, acks, n, rounds, burst))
-            .await
-            .unwrap_or_default(),
-    };
-    runner.stop_all().await;
-    let _ = runner.into_report(true);
-    let mut latencies = measured.latencies_us;
-    latencies.sort_by(f64::total_cmp);
-    MessagingRow {
-        subscribers: n,
-        latency_samples: latencies.len(),
-        latency_p50_us: percentile(&latencies, 0.50),
-        latency_p99_us: percentile(&latencies, 0.99),
-        deliveries_per_second: measured.delivered as f64 / measured.elapsed_secs,
-    }
-}
-
-#[derive(Debug, Default)]
-struct Measured {
-    latencies_us: Vec<f64>,
-    delivered: usize,
-    elapsed_secs: f64,
-}
-
-/// The rounds and the burst, against `n` parked subscribers that answer on `acks`.
-async fn measure(broker: Broker, acks: Mailbox, n: usize, rounds: usize, burst: usize) -> Measured {
     let notify = acks.notify();
     let collect = |want: usize| {
         let acks = &acks;
@@ -159,7 +100,7 @@ async fn measure(broker: Broker, acks: Mailbox, n: usize, rounds: usize, burst: 
     };
 
     // Latency: one message at a time, to subscribers that are parked again each round.
-    let mut latencies_us = Vec::with_capacity(rounds * n);
+    let mut latencies = Vec::with_capacity(rounds * n);
     for _ in 0..rounds {
         tokio::time::sleep(Duration::from_millis(2)).await;
         let _ = broker.publish("bench/latency", "application/octet-stream", &now_ns().to_le_bytes());
@@ -167,10 +108,11 @@ async fn measure(broker: Broker, acks: Mailbox, n: usize, rounds: usize, burst: 
             if let (Some(sent), Some(received)) = (ack.payload().get(0..8), ack.payload().get(8..16)) {
                 let sent = u64::from_le_bytes(sent.try_into().unwrap_or_default());
                 let received = u64::from_le_bytes(received.try_into().unwrap_or_default());
-                latencies_us.push(received.saturating_sub(sent) as f64 / 1000.0);
+                latencies.push(received.saturating_sub(sent) as f64 / 1000.0);
             }
         }
     }
+    latencies.sort_by(f64::total_cmp);
 
     // Throughput: a burst (within every mailbox's bound), until every ack is back.
     let started = Instant::now();
@@ -178,10 +120,16 @@ async fn measure(broker: Broker, acks: Mailbox, n: usize, rounds: usize, burst: 
         let _ = broker.publish("bench/burst", "application/octet-stream", &now_ns().to_le_bytes());
     }
     let delivered = collect(n * burst).await.len();
-    Measured {
-        latencies_us,
-        delivered,
-        elapsed_secs: started.elapsed().as_secs_f64(),
+    let elapsed = started.elapsed().as_secs_f64();
+
+    runner.stop_all().await;
+    let _ = runner.into_report(true);
+    MessagingRow {
+        subscribers: n,
+        latency_samples: latencies.len(),
+        latency_p50_us: percentile(&latencies, 0.50),
+        latency_p99_us: percentile(&latencies, 0.99),
+        deliveries_per_second: delivered as f64 / elapsed,
     }
 }
 

@@ -29,14 +29,11 @@ pub const EVENT_MESSAGE: u32 = 3;
 const MAX_NAME: u32 = 256;
 
 pub(crate) fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: Get<T>) -> wasmtime::Result<()> {
-    // Synchronous: it never waits (growing the memory calls the store's synchronous
-    // limiter), and an async host function costs a boxed future and a trip through the
-    // fiber's executor bridge on every call, which here means on every delivered message.
-    linker.func_wrap(
+    linker.func_wrap_async(
         "env",
         abi::OCRE_GET_EVENT.name,
-        move |mut caller: Caller<'_, T>, a: u32, b: u32, c: u32, d: u32, e: u32, f: u32| -> i32 {
-            get_event(&mut caller, get, [a, b, c, d, e, f])
+        move |mut caller: Caller<'_, T>, (a, b, c, d, e, f): (u32, u32, u32, u32, u32, u32)| {
+            Box::new(async move { get_event(&mut caller, get, [a, b, c, d, e, f]).await })
         },
     )?;
     linker.func_wrap(
@@ -49,7 +46,7 @@ pub(crate) fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: Get<
     Ok(())
 }
 
-fn get_event<T: Send + 'static>(caller: &mut Caller<'_, T>, get: Get<T>, slots: [u32; 6]) -> i32 {
+async fn get_event<T: Send + 'static>(caller: &mut Caller<'_, T>, get: Get<T>, slots: [u32; 6]) -> i32 {
     let Ok(mem) = guest_memory(caller, get) else {
         return EINVAL;
     };
@@ -107,8 +104,14 @@ fn get_event<T: Send + 'static>(caller: &mut Caller<'_, T>, get: Get<T>, slots: 
                     "the host message region is full (the guest has not freed earlier message events)",
                 );
             };
-            let grown = mem.grow(&mut *caller, pages);
+            // Keep the message in the state across the await, so a cancelled call loses
+            // nothing.
+            st.held = Some(msg);
+            let grown = mem.grow_async(&mut *caller, pages).await;
             let st = get(caller.data_mut());
+            let Some(msg) = st.held.take() else {
+                return ENOMSG;
+            };
             let Ok(old_pages) = grown else {
                 return hold(st, msg, "guest memory cannot grow to hold a message copy");
             };

@@ -166,6 +166,10 @@ mod tests {
         thread::sleep(Duration::from_millis(100));
         let parked = epoch();
         thread::sleep(Duration::from_millis(100));
-        assert!(epoch() <= parked + 1, "an idle ticker must park: {parked} -> {}", epoch());
+        assert!(
+            epoch() <= parked + 1,
+            "an idle ticker must park: {parked} -> {}",
+            epoch()
+        );
     }
 }
