@@ -179,7 +179,8 @@ fn place<T: 'static>(
 }
 
 fn write_slots(data: &mut [u8], slots: [u32; 6], values: [u32; 6]) -> i32 {
-    let pairs: Vec<(u32, u32)> = slots.iter().copied().zip(values).collect();
+    // An array, not a `Vec`: this runs once per delivered message.
+    let pairs: [(u32, u32); 6] = std::array::from_fn(|i| (slots[i], values[i]));
     match write_u32s(data, &pairs) {
         Ok(()) => SUCCESS,
         Err(_) => EINVAL,

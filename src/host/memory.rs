@@ -21,10 +21,15 @@ pub enum MemError {
 /// import, and the image loader adds that export to modules that only import it), else
 /// the memory the runtime created for its `env.memory` import.
 pub fn guest_memory<T>(caller: &mut Caller<'_, T>, get: super::Get<T>) -> Result<Memory, MemError> {
-    match caller.get_export("memory") {
-        Some(Extern::Memory(m)) => Ok(m),
-        _ => get(caller.data_mut()).imported_memory.ok_or(MemError::NoMemory),
+    if let Some(memory) = get(caller.data_mut()).resolved_memory {
+        return Ok(memory);
     }
+    let memory = match caller.get_export("memory") {
+        Some(Extern::Memory(m)) => m,
+        _ => get(caller.data_mut()).imported_memory.ok_or(MemError::NoMemory)?,
+    };
+    get(caller.data_mut()).resolved_memory = Some(memory);
+    Ok(memory)
 }
 
 fn range(data_len: usize, ptr: u32, len: u32) -> Result<std::ops::Range<usize>, MemError> {

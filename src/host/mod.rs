@@ -208,6 +208,10 @@ pub struct HostState {
     /// The memory the runtime created for an `env.memory` import, for guests that import
     /// their memory without also exporting it.
     imported_memory: Option<wasmtime::Memory>,
+    /// The memory [`memory::guest_memory`] resolved on the first call that needed it: an
+    /// instance's exports never change, and looking `memory` up by name cost every host
+    /// call (four per delivered message) a string-keyed search.
+    resolved_memory: Option<wasmtime::Memory>,
 }
 
 impl HostState {
@@ -233,6 +237,7 @@ impl HostState {
             mailbox: None,
             held: None,
             imported_memory: None,
+            resolved_memory: None,
             warned: HashSet::new(),
             timers: timers::Timers::default(),
             next_message_id: 0,

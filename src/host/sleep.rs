@@ -21,7 +21,7 @@
 
 use std::time::{Duration, Instant};
 
-use wasmtime::{Caller, Linker};
+use wasmtime::{AsContextMut, Caller, Linker};
 
 use super::{Get, SUCCESS};
 
@@ -35,14 +35,36 @@ pub(crate) fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: Get<
         move |mut caller: Caller<'_, T>, (ms,): (u32,)| {
             Box::new(async move {
                 let paused = get(caller.data_mut()).paused.clone();
-                let rc = sleep(&mut caller, get, ms).await;
+                let (rc, parked) = noting_suspension(sleep(&mut caller, get, ms)).await;
                 // A paused container's wake-up is held here, so it runs no guest code.
                 super::HostState::resumed(paused).await;
+                if parked {
+                    // A guest that was parked has used no CPU since its last deadline was
+                    // set: it gets a whole tick again. Without this, a subscriber parked
+                    // for more than a tick met its old deadline at once on every wake-up and
+                    // went back to the end of the run queue before reading its message (one
+                    // more task switch per delivery). Only after a real suspension: a guest
+                    // whose sleeps all return at once still yields at its deadline.
+                    caller.as_context_mut().set_epoch_deadline(1);
+                }
                 rc
             })
         },
     )?;
     Ok(())
+}
+
+/// Await `call`, and say whether it suspended (returned `Pending`) at least once.
+async fn noting_suspension<F: std::future::Future>(call: F) -> (F::Output, bool) {
+    let mut call = std::pin::pin!(call);
+    let mut suspended = false;
+    let output = std::future::poll_fn(|cx| {
+        let polled = call.as_mut().poll(cx);
+        suspended |= polled.is_pending();
+        polled
+    })
+    .await;
+    (output, suspended)
 }
 
 async fn sleep<T: Send + 'static>(caller: &mut Caller<'_, T>, get: Get<T>, ms: u32) -> i32 {

@@ -78,25 +78,14 @@ fn at_epoch_deadline(mut cx: StoreContextMut<'_, ContainerCtx>) -> wasmtime::Res
         // at once, and a busy current-thread executor then checks its drivers only every 61
         // polls: 0.6 s late behind one spinning guest.
         AtDeadline::Yield => Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))),
-        AtDeadline::Sleep(pause) => {
-            let paused = ctx.execution.pause();
-            Ok(UpdateDeadline::YieldCustom(
-                1,
-                Box::pin(async move {
-                    tokio::time::sleep(pause).await;
-                    drop(paused);
-                }),
-            ))
-        }
+        // While held off, the call is not being polled, so the epoch ticker does not count
+        // the guest as running (see `runtime::polled`).
+        AtDeadline::Sleep(pause) => Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::time::sleep(pause)))),
         AtDeadline::Paused => {
-            let off = ctx.execution.pause();
             let probe = ctx.probe.clone();
             Ok(UpdateDeadline::YieldCustom(
                 1,
-                Box::pin(async move {
-                    probe.resumed().await;
-                    drop(off);
-                }),
+                Box::pin(async move { probe.resumed().await }),
             ))
         }
     }
@@ -159,8 +148,11 @@ impl Meter {
 }
 
 /// Run `call` (a container's `_start`) and count the time spent polling it as the
-/// container's CPU time.
-pub async fn metered<F: Future>(meter: Arc<Meter>, call: F) -> F::Output {
+/// container's CPU time (without a meter: just run it).
+pub async fn metered<F: Future>(meter: Option<Arc<Meter>>, call: F) -> F::Output {
+    let Some(meter) = meter else {
+        return call.await;
+    };
     let mut call = std::pin::pin!(call);
     std::future::poll_fn(|cx| {
         meter.begin_poll();
@@ -211,9 +203,17 @@ impl CpuState {
         self
     }
 
-    /// The meter to pass to [`metered`].
-    pub fn meter(&self) -> Arc<Meter> {
-        self.meter.clone()
+    /// The meter to pass to [`metered`], or `None` when no share can hold this guest off
+    /// (no `limits.cpu`, or one of a core or more): then nothing reads the meter, and
+    /// reading the thread's CPU clock (a system call, twice per poll) would only slow every
+    /// wake-up of every container.
+    pub fn meter(&self) -> Option<Arc<Meter>> {
+        self.throttling_share().map(|_| self.meter.clone())
+    }
+
+    /// The share, if it can ever hold the guest off.
+    fn throttling_share(&self) -> Option<CpuShare> {
+        self.share.filter(|s| !s.is_unthrottled())
     }
 
     pub fn stats(&self) -> CpuStats {
@@ -222,7 +222,7 @@ impl CpuState {
 
     /// Settle the credit at `now` and say whether the guest may go on.
     fn decide(&mut self, now: Instant) -> AtDeadline {
-        let Some(share) = self.share.filter(|s| !s.is_unthrottled()) else {
+        let Some(share) = self.throttling_share() else {
             return AtDeadline::Yield;
         };
         let used = self.meter.used();
@@ -340,6 +340,14 @@ mod tests {
         assert_eq!(st.stats().throttles, 0);
     }
 
+    #[test]
+    fn only_a_share_that_can_hold_the_guest_off_is_metered() {
+        assert!(CpuState::new(None).meter().is_none());
+        assert!(state(1000).meter().is_none());
+        assert!(state(1500).meter().is_none());
+        assert!(state(250).meter().is_some());
+    }
+
     #[tokio::test]
     async fn metered_counts_time_inside_poll_only() {
         let meter = Arc::new(Meter::new());
@@ -349,7 +357,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(600));
             let _ = tx.send(());
         });
-        metered(meter.clone(), async {
+        metered(Some(meter.clone()), async {
             let spin = thread_cpu_ns();
             while thread_cpu_ns() - spin < 30_000_000 {
                 std::hint::spin_loop();

@@ -9,8 +9,8 @@
 //!   ~125 default-sized memories but 10,000+ small ones. Bounds checks become explicit
 //!   instructions; out-of-bounds accesses still trap.
 //! - Epoch interruption so a spinning guest yields to the others and can be stopped. The
-//!   ticker thread runs only while some container is executing guest code (tracked with a
-//!   call hook), so an idle stack costs no CPU at all.
+//!   ticker thread runs only while some container is being polled (counted per poll, see
+//!   [`polled`]), so an idle stack costs no CPU at all.
 
 pub mod cpu;
 mod engine;
@@ -41,7 +41,6 @@ use crate::spec::ContainerSpec;
 pub use engine::engine_config;
 pub use limiter::{size, MemoryLimiter};
 pub use output::{LineOutput, MAX_LINE};
-use probe::CpuClock;
 pub use probe::Probe;
 use ticker::{ExecutionGuard, Ticker};
 
@@ -103,10 +102,7 @@ pub struct ContainerCtx {
     pub cpu: cpu::CpuState,
     /// Open descriptors against `limits.max_open_files`, special files (see [`wasi`]).
     pub files: wasi::FileGuard,
-    execution: ExecutionGuard,
     probe: Arc<Probe>,
-    /// Times guest execution for `ps`/`top` (the CPU limit has its own meter in `cpu`).
-    clock: CpuClock,
 }
 
 impl Drop for ContainerCtx {
@@ -201,14 +197,21 @@ impl Runtime {
         host: HostConfig,
         probe: Arc<Probe>,
     ) -> Result<Prepared, ExitStatus> {
-        let mut store = self.new_store(spec, host, probe).map_err(ExitStatus::Failed)?;
-        let instance = self.instantiate(&mut store, module).await?;
+        let mut execution = self.ticker.guard();
+        let mut store = self.new_store(spec, host, probe.clone()).map_err(ExitStatus::Failed)?;
+        // The module's start function runs guest code too: it must be interruptible.
+        let instance = polled(&mut execution, &probe, self.instantiate(&mut store, module)).await?;
         let Ok(start) = instance.get_typed_func::<(), ()>(&mut store, "_start") else {
             return Err(ExitStatus::Failed(
                 "the module has no `_start` function (it is not a WASI command)".into(),
             ));
         };
-        Ok(Prepared { store, start })
+        Ok(Prepared {
+            store,
+            start,
+            execution,
+            probe,
+        })
     }
 
     fn new_store(
@@ -247,24 +250,11 @@ impl Runtime {
             limiter: limiter.with_probe(probe.clone()),
             cpu,
             files,
-            execution: self.ticker.guard(),
             probe,
-            clock: CpuClock::default(),
         };
         let mut store = Store::new(&self.engine, ctx);
         store.limiter(|cx| &mut cx.limiter);
         cpu::install(&mut store);
-        store.call_hook(|mut cx, hook| {
-            let cx = cx.data_mut();
-            if hook.entering_host() {
-                cx.execution.leave();
-                cx.clock.leave(&cx.probe);
-            } else {
-                cx.execution.enter();
-                cx.clock.enter();
-            }
-            Ok(())
-        });
         Ok(store)
     }
 
@@ -308,6 +298,8 @@ impl Runtime {
 pub struct Prepared {
     store: Store<ContainerCtx>,
     start: TypedFunc<(), ()>,
+    execution: ExecutionGuard,
+    probe: Arc<Probe>,
 }
 
 impl Prepared {
@@ -315,12 +307,30 @@ impl Prepared {
     /// with the call in flight, which ends any host call at once).
     pub async fn start(mut self, stop: CancellationToken) -> ExitStatus {
         let meter = self.store.data().cpu.meter();
+        let call = cpu::metered(meter, self.start.call_async(&mut self.store, ()));
         tokio::select! {
             biased;
             _ = stop.cancelled() => ExitStatus::Stopped,
-            result = cpu::metered(meter, self.start.call_async(&mut self.store, ())) => {
+            result = polled(&mut self.execution, &self.probe, call) => {
                 exit::classify(result, &self.store.data().limiter)
             }
         }
     }
+}
+
+/// Run `call` (instantiating a container, or its `_start`) counting every poll of it: the
+/// epoch ticker runs while some container is being polled, and the time spent in each poll
+/// is the container's CPU time for `ps`. Counted per poll, not per host call: one wake-up
+/// that drains a hundred messages costs two clock reads here, not eight hundred.
+async fn polled<F: std::future::Future>(execution: &mut ExecutionGuard, probe: &Probe, call: F) -> F::Output {
+    let mut call = std::pin::pin!(call);
+    std::future::poll_fn(|cx| {
+        execution.enter();
+        let started = std::time::Instant::now();
+        let polled = call.as_mut().poll(cx);
+        probe.add_cpu(started.elapsed());
+        execution.leave();
+        polled
+    })
+    .await
 }

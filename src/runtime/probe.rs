@@ -1,8 +1,8 @@
 //! What the supervisor can see and steer of a container while its store is busy running it:
-//! CPU time spent in guest code, the size of its linear memory, and the pause switch.
+//! CPU time spent running the guest, the size of its linear memory, and the pause switch.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::Notify;
 
@@ -29,7 +29,8 @@ impl Default for Probe {
 }
 
 impl Probe {
-    /// Time spent executing this container's guest code (host calls excluded), all runs.
+    /// Time spent running this container (its wasm and the host calls it makes, the time
+    /// it is parked excluded), all runs.
     pub fn cpu_time(&self) -> Duration {
         Duration::from_nanos(self.cpu_nanos.load(Ordering::Relaxed))
     }
@@ -87,24 +88,6 @@ impl Probe {
 
     pub(crate) fn instance_gone(&self) {
         self.memory_bytes.store(0, Ordering::Relaxed);
-    }
-}
-
-/// The store-side half: times guest execution between call-hook transitions.
-#[derive(Debug, Default)]
-pub(crate) struct CpuClock {
-    entered: Option<Instant>,
-}
-
-impl CpuClock {
-    pub fn enter(&mut self) {
-        self.entered.get_or_insert_with(Instant::now);
-    }
-
-    pub fn leave(&mut self, probe: &Probe) {
-        if let Some(since) = self.entered.take() {
-            probe.add_cpu(since.elapsed());
-        }
     }
 }
 

@@ -1,10 +1,18 @@
-//! The epoch ticker, awake only while some container is executing guest code.
+//! The epoch ticker, awake only while some container is running.
 //!
 //! A ticker that runs all the time costs ~0.35% of a core even when every container is
-//! parked. Each store's call hook tells us when its fiber enters and leaves wasm; the
-//! ticker thread parks itself whenever that count is zero.
+//! parked. Each container's guard counts it while its call is being polled (its fiber runs
+//! wasm or a host call; see `Runtime::prepare`), and the ticker thread parks itself once
+//! that count has stayed zero for a whole tick.
+//!
+//! Why per poll and not per host call (a call hook): a delivery to a parked subscriber
+//! makes four host calls, and counting each entry and exit on this shared counter (and
+//! reading a clock for `ps`) was work on every message; a poll is one wake-up, however
+//! many messages it drains. Why a tick of grace before parking: wake-ups that come every
+//! few microseconds (a fan-out) would otherwise unpark the thread, a system call and a
+//! context switch, on nearly every one of them.
 
-use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -12,10 +20,11 @@ use std::time::Duration;
 use wasmtime::Engine;
 
 struct Shared {
-    /// Stores executing wasm. Signed: a store dropped while one of its paused slices is
-    /// still pending may take it below zero for a moment (see [`Paused`]).
+    /// Containers being polled (running wasm or a host call).
     executing: AtomicIsize,
     shutdown: AtomicBool,
+    /// Epoch increments so far (what the tests watch; one add per tick).
+    ticks: AtomicU64,
 }
 
 pub struct Ticker {
@@ -33,19 +42,29 @@ impl Ticker {
         let shared = Arc::new(Shared {
             executing: AtomicIsize::new(0),
             shutdown: AtomicBool::new(false),
+            ticks: AtomicU64::new(0),
         });
         let state = shared.clone();
         let thread = thread::Builder::new()
             .name("shoal-epoch".into())
             .stack_size(64 * 1024)
             .spawn(move || {
+                // Ticks in a row that found nothing running.
+                let mut idle = 0u32;
                 while !state.shutdown.load(Ordering::Acquire) {
                     if state.executing.load(Ordering::Acquire) <= 0 {
-                        thread::park();
-                        continue;
+                        if idle > 0 {
+                            thread::park();
+                            idle = 0;
+                            continue;
+                        }
+                        idle += 1;
+                    } else {
+                        idle = 0;
                     }
                     thread::sleep(tick);
                     engine.increment_epoch();
+                    state.ticks.fetch_add(1, Ordering::Relaxed);
                 }
             })?;
         Ok(Ticker {
@@ -97,36 +116,6 @@ impl ExecutionGuard {
             self.shared.executing.fetch_sub(1, Ordering::AcqRel);
         }
     }
-
-    /// Stop counting this store as executing while it is held off the executor (a CPU
-    /// throttle); it counts again when the returned [`Paused`] is dropped. `None` when the
-    /// store is not inside wasm.
-    pub fn pause(&mut self) -> Option<Paused> {
-        if !self.inside {
-            return None;
-        }
-        self.shared.executing.fetch_sub(1, Ordering::AcqRel);
-        Some(Paused {
-            shared: self.shared.clone(),
-            thread: self.thread.clone(),
-        })
-    }
-}
-
-/// A paused slice of execution: dropping it (when the pause ends, or when the container is
-/// stopped during it) counts the store as executing again, so a throttled guest costs no
-/// ticks while it waits and its own guard's accounting stays balanced.
-pub struct Paused {
-    shared: Arc<Shared>,
-    thread: thread::Thread,
-}
-
-impl Drop for Paused {
-    fn drop(&mut self) {
-        if self.shared.executing.fetch_add(1, Ordering::AcqRel) <= 0 {
-            self.thread.unpark();
-        }
-    }
 }
 
 impl Drop for ExecutionGuard {
@@ -145,21 +134,42 @@ mod tests {
     }
 
     #[test]
-    fn a_paused_store_does_not_count_and_the_count_always_balances() {
+    fn the_count_always_balances() {
         let ticker = Ticker::start(Engine::default(), Duration::from_millis(10)).expect("ticker thread");
+        let (mut a, mut b) = (ticker.guard(), ticker.guard());
+        a.enter();
+        a.enter();
+        b.enter();
+        assert_eq!(executing(&ticker), 2, "a guard counts once");
+        a.leave();
+        a.leave();
+        assert_eq!(executing(&ticker), 1);
+        // A container stopped while it runs: its guard goes with it.
+        drop(b);
+        assert_eq!(executing(&ticker), 0);
+    }
+
+    #[test]
+    fn a_running_container_makes_the_epoch_advance_and_an_idle_one_does_not() {
+        let ticker = Ticker::start(Engine::default(), Duration::from_millis(5)).expect("ticker thread");
+        let epoch = || ticker.shared.ticks.load(Ordering::Relaxed);
         let mut guard = ticker.guard();
-        assert!(guard.pause().is_none(), "not inside wasm: nothing to pause");
         guard.enter();
-        assert_eq!(executing(&ticker), 1);
-        let paused = guard.pause();
-        assert_eq!(executing(&ticker), 0);
-        drop(paused);
-        assert_eq!(executing(&ticker), 1);
-        // A store stopped while paused: the guard goes first, then the pending pause.
-        let paused = guard.pause();
-        drop(guard);
-        assert_eq!(executing(&ticker), -1);
-        drop(paused);
-        assert_eq!(executing(&ticker), 0);
+        let start = epoch();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while epoch() < start + 2 && std::time::Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(1));
+        }
+        assert!(epoch() >= start + 2, "the ticker must tick while a container runs");
+        guard.leave();
+        // After one tick of grace the ticker parks: the epoch stops moving.
+        thread::sleep(Duration::from_millis(100));
+        let parked = epoch();
+        thread::sleep(Duration::from_millis(100));
+        assert!(
+            epoch() <= parked + 1,
+            "an idle ticker must park: {parked} -> {}",
+            epoch()
+        );
     }
 }
