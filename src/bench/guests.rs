@@ -5,8 +5,9 @@
 //! `IDLE` and `ECHO` are shaped like Ocre-SDK subscribers: they import their memory
 //! (`env.memory`, 2..64 pages, as the SDK links them), register a message dispatcher,
 //! subscribe to `bench/`, and poll with `ocre_get_event` + `ocre_sleep(10)` like
-//! `ocre_process_events`. `ECHO` also answers every message on `ack/` with 16 bytes: the
-//! 8-byte publish time it received and its own receive time (WASI realtime clock, ns).
+//! `ocre_process_events`. `ECHO` also answers every message of 8 bytes or more on `ack/` with
+//! 16 bytes: the 8-byte publish time it received and its own receive time (WASI realtime
+//! clock, ns); shorter messages it reads and frees without answering.
 
 use std::path::{Path, PathBuf};
 

@@ -404,9 +404,10 @@ pub(super) struct MessagingArgs {
     /// Latency rounds per count (one message each, subscribers parked in between)
     #[arg(long, default_value_t = 200)]
     pub(super) rounds: usize,
-    /// Messages per burst for the throughput figure (at most the mailbox bound, 256)
-    #[arg(long, default_value_t = 100)]
-    pub(super) burst: usize,
+    /// Deliveries in the throughput stream, over all subscribers (each gets its share,
+    /// at least one message; the publisher waits for room in their mailboxes)
+    #[arg(long, default_value_t = 200_000)]
+    pub(super) deliveries: usize,
     /// Subscribers for the fan-out throughput per worker count (1, 2, cores); 0 skips it
     #[arg(long, default_value_t = 1000)]
     pub(super) per_worker_subscribers: usize,

@@ -279,7 +279,7 @@ fn messaging(m: &Machinery, args: MessagingArgs) -> anyhow::Result<()> {
             &stack,
             loaded.module.clone(),
             args.rounds.max(1),
-            args.burst.clamp(1, 256),
+            bench::messaging::messages_per_subscriber(args.deliveries, count),
         ));
         eprintln!("  {count} subscribers: p50 {:.1} us", row.latency_p50_us);
         rows.push(row);
@@ -301,7 +301,7 @@ fn messaging(m: &Machinery, args: MessagingArgs) -> anyhow::Result<()> {
                 &stack,
                 loaded.module.clone(),
                 args.rounds.clamp(1, 20),
-                args.burst.clamp(1, 256),
+                bench::messaging::messages_per_subscriber(args.deliveries, args.per_worker_subscribers),
             ));
             eprintln!("  {workers} workers: {:.0} deliveries/s", row.deliveries_per_second);
             by_workers.push((workers, row));

@@ -29,11 +29,13 @@ pub const EVENT_MESSAGE: u32 = 3;
 const MAX_NAME: u32 = 256;
 
 pub(crate) fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: Get<T>) -> wasmtime::Result<()> {
-    linker.func_wrap_async(
+    // Synchronous: it never waits (growing memory included, under shoal's synchronous
+    // limiter), and a synchronous host call costs no boxed future per event.
+    linker.func_wrap(
         "env",
         abi::OCRE_GET_EVENT.name,
-        move |mut caller: Caller<'_, T>, (a, b, c, d, e, f): (u32, u32, u32, u32, u32, u32)| {
-            Box::new(async move { get_event(&mut caller, get, [a, b, c, d, e, f]).await })
+        move |mut caller: Caller<'_, T>, a: u32, b: u32, c: u32, d: u32, e: u32, f: u32| -> i32 {
+            get_event(&mut caller, get, [a, b, c, d, e, f])
         },
     )?;
     linker.func_wrap(
@@ -46,7 +48,7 @@ pub(crate) fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: Get<
     Ok(())
 }
 
-async fn get_event<T: Send + 'static>(caller: &mut Caller<'_, T>, get: Get<T>, slots: [u32; 6]) -> i32 {
+fn get_event<T: Send + 'static>(caller: &mut Caller<'_, T>, get: Get<T>, slots: [u32; 6]) -> i32 {
     let Ok(mem) = guest_memory(caller, get) else {
         return EINVAL;
     };
@@ -104,14 +106,8 @@ async fn get_event<T: Send + 'static>(caller: &mut Caller<'_, T>, get: Get<T>, s
                     "the host message region is full (the guest has not freed earlier message events)",
                 );
             };
-            // Keep the message in the state across the await, so a cancelled call loses
-            // nothing.
-            st.held = Some(msg);
-            let grown = mem.grow_async(&mut *caller, pages).await;
+            let grown = mem.grow(&mut *caller, pages);
             let st = get(caller.data_mut());
-            let Some(msg) = st.held.take() else {
-                return ENOMSG;
-            };
             let Ok(old_pages) = grown else {
                 return hold(st, msg, "guest memory cannot grow to hold a message copy");
             };

@@ -215,17 +215,16 @@ impl GuestHeap {
         }
     }
 
-    fn release(&mut self, mut start: u64, mut len: u64) {
-        if let Some((&ps, &pl)) = self.free.range(..start).next_back() {
-            if ps + pl == start {
-                self.free.remove(&ps);
-                start = ps;
-                len += pl;
-            }
+    fn release(&mut self, start: u64, mut len: u64) {
+        if let Some(next) = self.free.remove(&(start + len)) {
+            len += next;
         }
-        if let Some(&nl) = self.free.get(&(start + len)) {
-            self.free.remove(&(start + len));
-            len += nl;
+        // Joined to the range before it in place: one length changes, no key moves.
+        if let Some((&before, before_len)) = self.free.range_mut(..start).next_back() {
+            if before + *before_len == start {
+                *before_len += len;
+                return;
+            }
         }
         self.free.insert(start, len);
     }

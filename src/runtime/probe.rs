@@ -56,6 +56,11 @@ impl Probe {
     /// Wait while the container is paused (returns at once when it is not): what host
     /// calls and the epoch callback of a paused container wait in.
     pub async fn resumed(&self) {
+        // Not paused (nearly always): return without registering a waiter, which takes
+        // the `Notify`'s lock twice; this runs at every wake-up of every container.
+        if !self.is_paused() {
+            return;
+        }
         loop {
             let notified = self.resume.notified();
             tokio::pin!(notified);

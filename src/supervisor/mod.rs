@@ -171,6 +171,11 @@ impl Supervisor {
             .collect()
     }
 
+    /// Each container's message and event counters, in the order they were added.
+    pub fn counters(&self) -> Vec<Arc<crate::host::Counters>> {
+        self.containers.iter().map(|c| c.status.counters.clone()).collect()
+    }
+
     pub fn names(&self) -> Vec<String> {
         self.containers.iter().map(|c| c.spec.name.to_string()).collect()
     }

@@ -128,3 +128,38 @@ fn density_runs_the_sdk_built_subscriber_by_default_and_says_so() {
     let out = sandbox.ok(&["bench", "density", "--max", "2", "--mode", "exited"]);
     assert!(out.starts_with("guest: sdk: hello_c.wasm"), "{out}");
 }
+
+/// `bench messaging` streams to every subscriber without losing a message (the publisher
+/// waits for room, the subscribers read every one) and counts both streams in its JSON.
+#[test]
+fn the_messaging_streams_reach_every_subscriber_in_full() {
+    let sandbox = Sandbox::new();
+    let json = sandbox.path().join("messaging.json");
+    let out = sandbox.ok(&[
+        "bench",
+        "messaging",
+        "--subscribers",
+        "1,3",
+        "--rounds",
+        "3",
+        "--deliveries",
+        "1500",
+        "--per-worker-subscribers",
+        "0",
+        "--json",
+        crate::support::arg(&json),
+    ]);
+    assert!(out.contains("Echoed/s"), "{out}");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let rows = report["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 2, "{report}");
+    // 1,500 deliveries in all: 1,500 messages to one subscriber, 500 to each of three
+    // (more than the 256 a mailbox holds, so the publisher had to wait for room).
+    for (row, subscribers) in rows.iter().zip([1u64, 3]) {
+        assert_eq!(row["subscribers"], subscribers, "{row}");
+        assert_eq!(row["latency_samples"], 3 * subscribers, "{row}");
+        assert_eq!(row["stream_delivered"], 1500, "{row}");
+        assert_eq!(row["stream_echoed"], 1500, "{row}");
+        assert!(row["deliveries_per_second"].as_f64().unwrap() > 0.0, "{row}");
+    }
+}
