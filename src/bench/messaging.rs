@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::bench_image;
-use crate::broker::{shoal_publisher, Origin};
+use crate::broker::{shoal_publisher, Broker, Mailbox, Message, Origin};
 use crate::host::Counters;
 use crate::runtime::Runtime;
 use crate::spec::{ContainerSpec, Stack};
@@ -95,39 +95,13 @@ pub async fn run_beside(
     // only as far as it is used).
     let acks = broker.mailbox(n * per_subscriber.max(1) + 16);
     acks.subscribe("ack/");
-    // Collects by looking every millisecond rather than waking on each ack: the acks carry
-    // the guests' own receive times, so when the bench reads them changes no figure, but
-    // a wake-up of this (non-worker) thread per ack cost the worker that published it a
-    // futex call. Gives up after 10 s without an ack.
-    let collect = |want: usize| {
-        let acks = &acks;
-        async move {
-            const GIVE_UP: Duration = Duration::from_secs(10);
-            const LOOK_EVERY: Duration = Duration::from_millis(1);
-            let mut got = Vec::with_capacity(want);
-            let mut last_ack = Instant::now();
-            while got.len() < want {
-                let before = got.len();
-                got.extend(std::iter::from_fn(|| acks.try_recv()).take(want - before));
-                if got.len() > before {
-                    last_ack = Instant::now();
-                } else if last_ack.elapsed() > GIVE_UP {
-                    break;
-                }
-                if got.len() < want {
-                    tokio::time::sleep(LOOK_EVERY).await;
-                }
-            }
-            got
-        }
-    };
 
     // Latency: one message at a time, to subscribers that are parked again each round.
     let mut latencies = Vec::with_capacity(rounds * n);
     for _ in 0..rounds {
         tokio::time::sleep(Duration::from_millis(2)).await;
         let _ = broker.publish("bench/latency", "application/octet-stream", &now_ns().to_le_bytes());
-        for ack in collect(n).await {
+        for ack in collect_acks(&acks, n).await {
             if let (Some(sent), Some(received)) = (ack.payload().get(0..8), ack.payload().get(8..16)) {
                 let sent = u64::from_le_bytes(sent.try_into().unwrap_or_default());
                 let received = u64::from_le_bytes(received.try_into().unwrap_or_default());
@@ -142,9 +116,9 @@ pub async fn run_beside(
     // lasts ~150 us, of which the first wake-up is a fifth, so it measured the wake-up
     // more than the deliveries.
     let counters = runner.counters().split_off(neighbours.len());
-    let (delivered, elapsed) = stream(&broker, &counters, collect, per_subscriber, false).await;
+    let (delivered, elapsed) = stream(&broker, &counters, &acks, per_subscriber, false).await;
     let deliveries_per_second = delivered as f64 / elapsed;
-    let (echoed, elapsed) = stream(&broker, &counters, collect, per_subscriber, true).await;
+    let (echoed, elapsed) = stream(&broker, &counters, &acks, per_subscriber, true).await;
     let echoed_per_second = echoed as f64 / elapsed;
 
     runner.stop_all().await;
@@ -161,6 +135,31 @@ pub async fn run_beside(
     }
 }
 
+/// Take `want` acks from `acks`, or fewer if none comes for 10 s.
+///
+/// Looks every millisecond rather than waking on each ack: the acks carry the guests' own
+/// receive times, so when the bench reads them changes no figure, but a wake-up of the
+/// bench's (non-worker) thread per ack cost the worker that published it a futex call.
+async fn collect_acks(acks: &Mailbox, want: usize) -> Vec<Arc<Message>> {
+    const GIVE_UP: Duration = Duration::from_secs(10);
+    const LOOK_EVERY: Duration = Duration::from_millis(1);
+    let mut got = Vec::with_capacity(want);
+    let mut last_ack = Instant::now();
+    while got.len() < want {
+        let before = got.len();
+        got.extend(std::iter::from_fn(|| acks.try_recv()).take(want - before));
+        if got.len() > before {
+            last_ack = Instant::now();
+        } else if last_ack.elapsed() > GIVE_UP {
+            break;
+        }
+        if got.len() < want {
+            tokio::time::sleep(LOOK_EVERY).await;
+        }
+    }
+    got
+}
+
 /// Publish `per_subscriber` messages to every subscriber, waiting for room in their
 /// mailboxes (none is dropped), and return the deliveries confirmed and the seconds taken.
 ///
@@ -170,17 +169,13 @@ pub async fn run_beside(
 /// read after all the others (one publisher, one mailbox, in order), so once every
 /// subscriber has answered it the stream is through. The deliveries are then counted by
 /// the containers' own `messages_in` counters.
-async fn stream<F, Fut>(
-    broker: &crate::broker::Broker,
+async fn stream(
+    broker: &Broker,
     counters: &[Arc<Counters>],
-    collect: F,
+    acks: &Mailbox,
     per_subscriber: usize,
     echo: bool,
-) -> (usize, f64)
-where
-    F: FnOnce(usize) -> Fut,
-    Fut: std::future::Future<Output = Vec<Arc<crate::broker::Message>>>,
-{
+) -> (usize, f64) {
     let n = counters.len();
     let read_before: u64 = counters.iter().map(|c| Counters::get(&c.messages_in)).sum();
     let publisher = shoal_publisher();
@@ -206,7 +201,7 @@ where
         }
     };
     let want = if echo { n * per_subscriber } else { n };
-    let ((), acks) = tokio::join!(publish, collect(want));
+    let ((), acks) = tokio::join!(publish, collect_acks(acks, want));
     let elapsed = started.elapsed().as_secs_f64();
     if echo {
         return (acks.len(), elapsed);
