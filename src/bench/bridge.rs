@@ -127,14 +127,14 @@ fn bridge_spec(
 
 /// Wait until `mailbox` holds a message; `None` after [`GIVE_UP`].
 async fn receive(mailbox: &Mailbox) -> Option<Arc<crate::broker::Message>> {
-    let notify = mailbox.notify();
+    let signal = mailbox.signal();
     let deadline = Instant::now() + GIVE_UP;
     loop {
         if let Some(message) = mailbox.try_recv() {
             return Some(message);
         }
         let left = deadline.checked_duration_since(Instant::now())?;
-        let _ = tokio::time::timeout(left, notify.notified()).await;
+        let _ = tokio::time::timeout(left, signal.wait()).await;
     }
 }
 
@@ -169,7 +169,7 @@ async fn throughput(publish_on: &Broker, mailbox: &Mailbox, count: usize, payloa
             tokio::task::yield_now().await;
         }
     }
-    let notify = mailbox.notify();
+    let signal = mailbox.signal();
     let mut got = 0;
     let mut last = started.elapsed();
     while got < count {
@@ -179,7 +179,7 @@ async fn throughput(publish_on: &Broker, mailbox: &Mailbox, count: usize, payloa
                 last = started.elapsed();
             }
             None => {
-                if tokio::time::timeout(Duration::from_secs(1), notify.notified())
+                if tokio::time::timeout(Duration::from_secs(1), signal.wait())
                     .await
                     .is_err()
                 {

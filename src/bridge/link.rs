@@ -179,7 +179,7 @@ pub async fn run(
     let (client, eventloop) = AsyncClient::new(options, 2 * WINDOW + 4);
     let (tx, mut rx) = mpsc::channel(64);
     let _poller = AbortOnDrop(tokio::spawn(poll(eventloop, tx, spec.reconnect_max)));
-    let notify = outbox.notify();
+    let signal = outbox.signal();
     let mut w = Worker {
         label: Arc::from(super::log_name(&spec)),
         spec,
@@ -214,7 +214,7 @@ pub async fn run(
                 deadline = Some(Instant::now() + w.spec.flush_timeout);
             }
             _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {}
-            _ = notify.notified(), if w.connected && w.outbox.has_room() => {}
+            _ = signal.wait(), if w.connected && w.outbox.has_room() => {}
             polled = rx.recv() => match polled {
                 Some(polled) => w.handle(polled).await,
                 None => break,

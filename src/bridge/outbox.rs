@@ -73,8 +73,8 @@ impl Outbox {
     }
 
     /// The waker signalled when a local message is queued.
-    pub fn notify(&self) -> Arc<tokio::sync::Notify> {
-        self.tap.notify()
+    pub fn signal(&self) -> crate::broker::MailboxSignal {
+        self.tap.signal()
     }
 
     pub fn has_room(&self) -> bool {

@@ -23,15 +23,16 @@ pub fn shoal_publisher() -> Arc<str> {
 
 /// One published message, shared by every mailbox it was delivered to.
 ///
-/// Topic, content type and payload live in ONE buffer: a publish costs two allocations
-/// (this buffer and the `Arc` around the message) however many subscribers it reaches, where
-/// three separate fields cost four. The publisher's name is an `Arc<str>` its container
-/// holds for its whole life, so naming the publisher costs a reference count, not a copy.
+/// Topic, content type and payload live in ONE buffer, inside the message itself when they
+/// fit in [`INLINE`] bytes (a sensor reading, an acknowledgement): a publish then costs one
+/// allocation (the `Arc`, small enough for glibc's fast bins) however many subscribers it
+/// reaches, and two when larger. The publisher's name is an `Arc<str>` its container holds
+/// for its whole life, so naming the publisher costs a reference count, not a copy.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Message {
     /// `topic`, then `content_type`, then the payload. Invariant: the first `topic_len +
     /// content_type_len` bytes are the UTF-8 of two `&str`s (only [`Message::new`] builds it).
-    data: Box<[u8]>,
+    data: Bytes,
     topic_len: usize,
     content_type_len: usize,
     pub origin: Origin,
@@ -42,12 +43,9 @@ pub struct Message {
 
 impl Message {
     pub fn new(origin: Origin, publisher: Arc<str>, topic: &str, content_type: &str, payload: &[u8]) -> Self {
-        let mut data = Vec::with_capacity(topic.len() + content_type.len() + payload.len());
-        data.extend_from_slice(topic.as_bytes());
-        data.extend_from_slice(content_type.as_bytes());
-        data.extend_from_slice(payload);
+        let parts = [topic.as_bytes(), content_type.as_bytes(), payload];
         Message {
-            data: data.into_boxed_slice(),
+            data: Bytes::concat(parts),
             topic_len: topic.len(),
             content_type_len: content_type.len(),
             origin,
@@ -57,17 +55,52 @@ impl Message {
 
     pub fn topic(&self) -> &str {
         // SAFETY: `new` copied these bytes from a `&str` and `data` is never changed after.
-        unsafe { std::str::from_utf8_unchecked(&self.data[..self.topic_len]) }
+        unsafe { std::str::from_utf8_unchecked(&self.data.as_slice()[..self.topic_len]) }
     }
 
     pub fn content_type(&self) -> &str {
         let end = self.topic_len + self.content_type_len;
         // SAFETY: as in `topic`: the bytes came from a `&str` and are never changed.
-        unsafe { std::str::from_utf8_unchecked(&self.data[self.topic_len..end]) }
+        unsafe { std::str::from_utf8_unchecked(&self.data.as_slice()[self.topic_len..end]) }
     }
 
     pub fn payload(&self) -> &[u8] {
-        &self.data[self.topic_len + self.content_type_len..]
+        &self.data.as_slice()[self.topic_len + self.content_type_len..]
+    }
+}
+
+/// Bytes a message keeps inside itself rather than in an allocation of their own.
+pub const INLINE: usize = 48;
+
+/// A message's bytes: inline up to [`INLINE`], else on the heap.
+#[derive(Debug, PartialEq, Eq)]
+enum Bytes {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Box<[u8]>),
+}
+
+impl Bytes {
+    fn concat(parts: [&[u8]; 3]) -> Bytes {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        if let Ok(len) = u8::try_from(total) {
+            if total <= INLINE {
+                let mut bytes = [0; INLINE];
+                let mut at = 0;
+                for part in parts {
+                    bytes[at..at + part.len()].copy_from_slice(part);
+                    at += part.len();
+                }
+                return Bytes::Inline { len, bytes };
+            }
+        }
+        Bytes::Heap(parts.concat().into_boxed_slice())
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Bytes::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Bytes::Heap(bytes) => bytes,
+        }
     }
 }
 
@@ -88,5 +121,22 @@ mod tests {
             ("", "text/plain", &b""[..])
         );
         assert_eq!(&*empty.publisher, "shoal");
+    }
+
+    #[test]
+    fn small_and_large_messages_alike() {
+        // Exactly at the inline limit, one byte over, and far over.
+        for payload_len in [INLINE - 4, INLINE - 3, 70_000] {
+            let payload: Vec<u8> = (0..payload_len).map(|i| i as u8).collect();
+            let m = Message::new(Origin::Local, shoal_publisher(), "a/", "b", &payload);
+            assert_eq!((m.topic(), m.content_type(), m.payload()), ("a/", "b", &payload[..]));
+        }
+        // What a small message costs: the `Arc` around it stays within glibc's fast bins
+        // (requests of at most 120 bytes on 64-bit).
+        assert!(
+            std::mem::size_of::<Message>() + 16 <= 120,
+            "{}",
+            std::mem::size_of::<Message>()
+        );
     }
 }

@@ -5,7 +5,7 @@
 //!   A container may hold any number of prefixes (the only limit is memory); a message
 //!   matching several prefixes of one container is delivered to it once.
 //! * **One mailbox per container.** Every subscriber has its own bounded queue and its own
-//!   waker ([`tokio::sync::Notify`]). There is no global queue: a container that never reads
+//!   waker ([`Signal`]). There is no global queue: a container that never reads
 //!   never delays anyone else.
 //! * **Overflow policy: drop the oldest.** When a mailbox is full, the oldest queued message
 //!   is discarded to make room for the new one, and the mailbox's drop counter (and the
@@ -39,6 +39,7 @@
 //! `.await`.
 
 mod message;
+mod signal;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -48,6 +49,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 pub use message::{shoal_publisher, Message, Origin};
+pub use signal::Signal;
 
 /// Largest payload accepted by [`Broker::publish`], in bytes.
 pub const MAX_PAYLOAD: usize = 64 * 1024;
@@ -120,7 +122,9 @@ struct Room {
 /// The receiving side shared between the broker and the [`Mailbox`] handle.
 struct MailboxShared {
     queue: Mutex<Queue>,
-    notify: Arc<Notify>,
+    /// Inline, not an `Arc` of its own: it shares its cache line with the queue's lock,
+    /// which a delivery and its reader touch anyway.
+    signal: Signal,
     delivered: AtomicU64,
     /// Shared with whoever wants a drop count that outlives this mailbox (a container's
     /// counters survive its restarts).
@@ -150,7 +154,7 @@ impl MailboxShared {
         if dropped {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
-        self.notify.notify_one();
+        self.signal.raise();
         dropped
     }
 
@@ -330,7 +334,7 @@ impl Broker {
                 items: VecDeque::new(),
                 capacity: capacity.max(1),
             }),
-            notify: Arc::new(Notify::new()),
+            signal: Signal::default(),
             delivered: AtomicU64::new(0),
             dropped,
             room: self.inner.room.clone(),
@@ -529,10 +533,11 @@ impl Mailbox {
         lock(&self.shared.queue).items.len()
     }
 
-    /// The waker signalled on every delivery. `notify_one` is used, so a delivery that
-    /// happens while nobody waits leaves a permit and the next wait returns at once.
-    pub fn notify(&self) -> Arc<Notify> {
-        self.shared.notify.clone()
+    /// The wake-up raised on every delivery, for this mailbox's one reader: a delivery
+    /// that happens while the reader is not waiting leaves a permit, and its next wait
+    /// returns at once.
+    pub fn signal(&self) -> MailboxSignal {
+        MailboxSignal(self.shared.clone())
     }
 
     /// Messages delivered into this mailbox so far.
@@ -543,6 +548,19 @@ impl Mailbox {
     /// Messages this mailbox discarded under the overflow policy.
     pub fn dropped(&self) -> u64 {
         self.shared.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// A mailbox's [`Signal`], held apart from the [`Mailbox`] (a parked container's wait holds
+/// one while the store that owns the mailbox is busy).
+#[derive(Clone)]
+pub struct MailboxSignal(Arc<MailboxShared>);
+
+impl std::ops::Deref for MailboxSignal {
+    type Target = Signal;
+
+    fn deref(&self) -> &Signal {
+        &self.0.signal
     }
 }
 

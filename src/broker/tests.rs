@@ -311,13 +311,13 @@ async fn a_parked_subscriber_wakes() {
     let b = Broker::new();
     let m = b.mailbox(4);
     m.subscribe("w/");
-    let notify = m.notify();
+    let signal = m.signal();
     let b2 = b.clone();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(20)).await;
         b2.publish("w/1", "t", b"x").unwrap();
     });
-    tokio::time::timeout(Duration::from_secs(5), notify.notified())
+    tokio::time::timeout(Duration::from_secs(5), signal.wait())
         .await
         .expect("woken");
     assert!(m.try_recv().is_some());

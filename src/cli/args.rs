@@ -346,7 +346,8 @@ pub(super) struct DensityArgs {
     /// Image to run instead of --guest's (granted every capability)
     #[arg(long, value_name = "FILE")]
     pub(super) image: Option<PathBuf>,
-    /// Seconds to measure idle CPU once all containers run (idle mode)
+    /// Seconds to measure idle CPU once all containers run, starting a second after the last
+    /// one subscribed (idle mode)
     #[arg(long, default_value_t = 10.0)]
     pub(super) idle_secs: f64,
     /// Also write the figures as JSON

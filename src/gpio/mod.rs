@@ -25,7 +25,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Instant;
 
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
 use crate::spec::{GpioBackend, GpioDirection, GpioLineSpec, Location};
 
@@ -80,11 +80,11 @@ pub struct GpioEvent {
 }
 
 /// One container's queue of GPIO events; a parked event-wait `ocre_sleep` wakes on
-/// [`GpioInbox::notify`] as it does on its mailbox.
+/// [`GpioInbox::signal`] as it does on its mailbox.
 #[derive(Debug, Default)]
 pub struct GpioInbox {
     queue: Mutex<VecDeque<GpioEvent>>,
-    notify: Notify,
+    signal: crate::broker::Signal,
     dropped: std::sync::atomic::AtomicU64,
 }
 
@@ -98,7 +98,7 @@ impl GpioInbox {
             }
             q.push_back(event);
         }
-        self.notify.notify_one();
+        self.signal.raise();
     }
 
     pub fn pop(&self) -> Option<GpioEvent> {
@@ -109,8 +109,8 @@ impl GpioInbox {
         lock(&self.queue).is_empty()
     }
 
-    pub fn notify(&self) -> &Notify {
-        &self.notify
+    pub fn signal(&self) -> &crate::broker::Signal {
+        &self.signal
     }
 
     /// Events dropped because the queue was full.

@@ -27,6 +27,8 @@
 
 use std::collections::BTreeMap;
 
+use super::vec_map::VecMap;
+
 pub const PAGE: u64 = 64 * 1024;
 const ALIGN: u64 = 8;
 /// Bytes kept unused at the end of each run of host pages, where an allocator that claims
@@ -47,11 +49,11 @@ pub struct GuestHeap {
     owned: u64,
     limit: u64,
     /// Free ranges (start -> len), sorted, coalesced.
-    free: BTreeMap<u64, u64>,
+    free: VecMap<u64, u64, 2>,
     /// Live blocks by topic offset.
-    live: BTreeMap<u32, MessageBlock>,
+    live: VecMap<u32, MessageBlock, 2>,
     /// Contiguous runs of host pages (start -> len); the last GUARD bytes of each are unused.
-    runs: BTreeMap<u64, u64>,
+    runs: VecMap<u64, u64, 1>,
     /// Blocks that were out when their run was claimed by the guest: `free` accepts them
     /// (the guest did nothing wrong) but their space is not reused.
     orphaned: BTreeMap<u32, MessageBlock>,
@@ -66,9 +68,9 @@ impl GuestHeap {
         GuestHeap {
             owned: 0,
             limit,
-            free: BTreeMap::new(),
-            live: BTreeMap::new(),
-            runs: BTreeMap::new(),
+            free: VecMap::new(),
+            live: VecMap::new(),
+            runs: VecMap::new(),
             orphaned: BTreeMap::new(),
         }
     }

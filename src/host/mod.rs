@@ -42,6 +42,7 @@ pub mod sensors;
 pub mod sleep;
 pub mod timers;
 pub mod uname;
+mod vec_map;
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -176,7 +177,9 @@ pub struct ContainerStats {
 pub struct HostState {
     /// Shared with every message this container publishes (their publisher).
     container: Arc<str>,
-    capabilities: BTreeSet<Capability>,
+    /// The granted capabilities, a bit each ([`capability_bit`]): checked at every host
+    /// call, and a `BTreeSet` cost a heap node per container and a walk per check.
+    granted: u8,
     capabilities_location: Location,
     publish: Option<Vec<String>>,
     subscribe: Option<Vec<String>>,
@@ -223,7 +226,7 @@ impl HostState {
     pub fn new(cfg: HostConfig) -> Self {
         HostState {
             container: Arc::from(cfg.container),
-            capabilities: cfg.capabilities,
+            granted: cfg.capabilities.iter().fold(0, |bits, &cap| bits | capability_bit(cap)),
             capabilities_location: cfg.capabilities_location,
             publish: cfg.publish,
             subscribe: cfg.subscribe,
@@ -262,13 +265,6 @@ impl HostState {
         }
     }
 
-    /// Wait while the container is paused (returns at once when it is not).
-    pub(crate) async fn resumed(paused: Option<Arc<crate::runtime::Probe>>) {
-        if let Some(probe) = paused {
-            probe.resumed().await;
-        }
-    }
-
     pub fn container(&self) -> &str {
         &self.container
     }
@@ -302,7 +298,7 @@ impl HostState {
     /// The capability check every gated call goes through: `Ok` when granted, else the
     /// error to return, after one warning per (container, import).
     fn require(&mut self, import: &'static str, cap: Capability) -> Result<(), i32> {
-        if self.capabilities.contains(&cap) {
+        if self.granted & capability_bit(cap) != 0 {
             return Ok(());
         }
         Counters::bump(&self.counters.denied);
@@ -343,6 +339,11 @@ impl HostState {
 }
 
 /// Register every `env` function of the ABI (not `env.memory`, which the runtime creates).
+/// A capability's bit in [`HostState`]'s `granted`.
+fn capability_bit(cap: Capability) -> u8 {
+    1 << (cap as u8)
+}
+
 pub fn add_to_linker<T: Send + 'static>(
     linker: &mut wasmtime::Linker<T>,
     get: fn(&mut T) -> &mut HostState,
@@ -368,6 +369,13 @@ mod table_tests;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_capability_has_a_bit_of_its_own() {
+        let bits: Vec<u8> = Capability::ALL.iter().map(|&c| capability_bit(c)).collect();
+        let all = bits.iter().fold(0u8, |acc, b| acc | b);
+        assert_eq!(all.count_ones() as usize, Capability::ALL.len(), "{bits:?}");
+    }
 
     #[test]
     fn limits_from_the_file_default_to_the_host_defaults() {

@@ -19,25 +19,43 @@
 //! Cancel-safe: no lock or borrow is held across the `.await`; dropping the call (stop,
 //! kill) ends the sleep at once and leaves nothing behind.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use wasmtime::{AsContextMut, Caller, Linker};
 
-use super::{Get, SUCCESS};
+use super::{Get, HostState, SUCCESS};
+use crate::broker::MailboxSignal;
+use crate::gpio::GpioInbox;
 
 /// About 100 years: stands in for "never" when an `Instant` would overflow.
 const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 pub(crate) fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: Get<T>) -> wasmtime::Result<()> {
+    // The future below is boxed by wasmtime at every call, and a parked subscriber holds it
+    // for as long as it is parked: it is kept to a few words (what to wait on is decided
+    // before the first `.await`; the rare waits, a plain sleep's timer and a pause, are
+    // boxed on their own). Written as one `async` block with the waits inline it was 888
+    // bytes, allocated and first touched at every wake-up of every subscriber (issue 15).
     linker.func_wrap_async(
         "env",
         shoal_abi::OCRE_SLEEP.name,
         move |mut caller: Caller<'_, T>, (ms,): (u32,)| {
+            let wait = prepare(get(caller.data_mut()), ms);
             Box::new(async move {
-                let paused = get(caller.data_mut()).paused.clone();
-                let (rc, parked) = noting_suspension(sleep(&mut caller, get, ms)).await;
+                let parked = wait.await;
                 // A paused container's wake-up is held here, so it runs no guest code.
-                super::HostState::resumed(paused).await;
+                let paused = get(caller.data_mut())
+                    .paused
+                    .as_ref()
+                    .filter(|p| p.is_paused())
+                    .cloned();
+                if let Some(probe) = paused {
+                    Box::pin(async move { probe.resumed().await }).await;
+                }
                 if parked {
                     // A guest that was parked has used no CPU since its last deadline was
                     // set: it gets a whole tick again. Without this, a subscriber parked
@@ -47,79 +65,116 @@ pub(crate) fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: Get<
                     // whose sleeps all return at once still yields at its deadline.
                     caller.as_context_mut().set_epoch_deadline(1);
                 }
-                rc
+                SUCCESS
             })
         },
     )?;
     Ok(())
 }
 
-/// Await `call`, and say whether it suspended (returned `Pending`) at least once.
-async fn noting_suspension<F: std::future::Future>(call: F) -> (F::Output, bool) {
-    let mut call = std::pin::pin!(call);
-    let mut suspended = false;
-    let output = std::future::poll_fn(|cx| {
-        let polled = call.as_mut().poll(cx);
-        suspended |= polled.is_pending();
-        polled
-    })
-    .await;
-    (output, suspended)
+/// What one `ocre_sleep` waits for, decided when it is called. As a future, it says
+/// whether it suspended (returned `Pending`) at least once: whether the guest was parked.
+struct Wait {
+    until: Until,
+    suspended: bool,
 }
 
-async fn sleep<T: Send + 'static>(caller: &mut Caller<'_, T>, get: Get<T>, ms: u32) -> i32 {
-    let st = get(caller.data_mut());
+enum Until {
+    /// An event wait with an event already waiting: return at once.
+    Now,
+    /// A plain sleep: its whole length.
+    Deadline(Pin<Box<tokio::time::Sleep>>),
+    /// An event wait: until the container's next event.
+    Event(EventWait),
+}
+
+impl Future for Wait {
+    type Output = bool;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
+        let polled = match &mut self.until {
+            Until::Now => Poll::Ready(()),
+            Until::Deadline(sleep) => sleep.as_mut().poll(cx),
+            Until::Event(event) => Pin::new(event).poll(cx),
+        };
+        match polled {
+            Poll::Ready(()) => Poll::Ready(self.suspended),
+            Poll::Pending => {
+                self.suspended = true;
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl From<Until> for Wait {
+    fn from(until: Until) -> Self {
+        Wait {
+            until,
+            suspended: false,
+        }
+    }
+}
+
+fn prepare(st: &mut HostState, ms: u32) -> Wait {
     let event_wait = std::mem::take(&mut st.event_wait);
     let now = Instant::now();
-    let end = now
-        .checked_add(Duration::from_millis(u64::from(ms)))
-        .or_else(|| now.checked_add(FAR))
-        .unwrap_or(now);
     if !event_wait {
-        tokio::time::sleep_until(end.into()).await;
-        return SUCCESS;
+        let end = now
+            .checked_add(Duration::from_millis(u64::from(ms)))
+            .or_else(|| now.checked_add(FAR))
+            .unwrap_or(now);
+        return Until::Deadline(Box::pin(tokio::time::sleep_until(end.into()))).into();
     }
-    let notify = st.mailbox.as_ref().map(|m| m.notify());
+    let mailbox = st.mailbox.as_ref().map(|m| m.signal());
     let gpio = st.gpio_inbox.clone();
-    // Consume permits left by deliveries the guest has already read, so they do not end
-    // this wait spuriously; what is still queued is seen below.
-    for n in notify.as_deref().into_iter().chain(gpio.as_deref().map(|g| g.notify())) {
-        tokio::select! {
-            biased;
-            _ = n.notified() => {}
-            _ = std::future::ready(()) => {}
-        }
+    // Take permits left by deliveries the guest has already read, so they do not end this
+    // wait spuriously; what is still queued is seen below.
+    if let Some(signal) = &mailbox {
+        signal.take();
     }
-    let st = get(caller.data_mut());
-    if st.has_ready_event(Instant::now()) {
-        return SUCCESS;
+    if let Some(inbox) = &gpio {
+        inbox.signal().take();
     }
-    let timer = st.timers.next_deadline();
-    let until_timer = async move {
-        match timer {
-            Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
-            None => std::future::pending().await,
-        }
-    };
+    if st.has_ready_event(now) {
+        return Until::Now.into();
+    }
     // About to park, maybe for a long time: give back the stack start-up or a burst left.
     st.stack_release.before_parking(now);
-    let until_message = async move {
-        match notify {
-            Some(notify) => notify.notified().await,
-            None => std::future::pending().await,
+    Until::Event(EventWait {
+        mailbox,
+        gpio,
+        timer: st
+            .timers
+            .next_deadline()
+            .map(|deadline| Box::pin(tokio::time::sleep_until(deadline.into()))),
+    })
+    .into()
+}
+
+/// Ready at the container's next event: a delivery into its mailbox, a GPIO edge or its
+/// next timer deadline. Holds no lock and no borrow of the store, so dropping it (stop,
+/// kill) ends the wait at once and leaves nothing behind.
+struct EventWait {
+    mailbox: Option<MailboxSignal>,
+    gpio: Option<Arc<GpioInbox>>,
+    /// Boxed: most parked containers have no timer, and the box stays out of theirs.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Future for EventWait {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let message = self.mailbox.as_ref().is_some_and(|s| s.poll_wait(cx).is_ready());
+        let edge = !message && self.gpio.as_ref().is_some_and(|g| g.signal().poll_wait(cx).is_ready());
+        let due = !message && !edge && self.timer.as_mut().is_some_and(|t| t.as_mut().poll(cx).is_ready());
+        if message || edge || due {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
         }
-    };
-    tokio::select! {
-        _ = until_timer => {}
-        _ = until_message => {}
-        _ = async {
-            match &gpio {
-                Some(gpio) => gpio.notify().notified().await,
-                None => std::future::pending().await,
-            }
-        } => {}
     }
-    SUCCESS
 }
 
 #[cfg(test)]

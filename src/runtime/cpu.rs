@@ -149,11 +149,14 @@ impl Meter {
 
 /// Run `call` (a container's `_start`) and count the time spent polling it as the
 /// container's CPU time (without a meter: just run it).
-pub async fn metered<F: Future>(meter: Option<Arc<Meter>>, call: F) -> F::Output {
+///
+/// `call` comes pinned by the caller, as in [`super::polled`]: a future taken by value and
+/// pinned inside an `async fn` is kept twice in its state, and this one (wasmtime's call)
+/// is what a parked container's task holds for as long as it runs.
+pub async fn metered<F: Future>(meter: Option<Arc<Meter>>, mut call: std::pin::Pin<&mut F>) -> F::Output {
     let Some(meter) = meter else {
         return call.await;
     };
-    let mut call = std::pin::pin!(call);
     std::future::poll_fn(|cx| {
         meter.begin_poll();
         let polled = call.as_mut().poll(cx);
@@ -357,14 +360,14 @@ mod tests {
             std::thread::sleep(Duration::from_millis(600));
             let _ = tx.send(());
         });
-        metered(Some(meter.clone()), async {
+        let call = std::pin::pin!(async {
             let spin = thread_cpu_ns();
             while thread_cpu_ns() - spin < 30_000_000 {
                 std::hint::spin_loop();
             }
             let _ = rx.await;
-        })
-        .await;
+        });
+        metered(Some(meter.clone()), call).await;
         let used = meter.used();
         assert!(used >= Duration::from_millis(30), "{used:?}");
         assert!(used < Duration::from_millis(500), "the wait is not CPU time: {used:?}");

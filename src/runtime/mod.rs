@@ -200,7 +200,10 @@ impl Runtime {
         let mut execution = self.ticker.guard();
         let mut store = self.new_store(spec, host, probe.clone()).map_err(ExitStatus::Failed)?;
         // The module's start function runs guest code too: it must be interruptible.
-        let instance = polled(&mut execution, &probe, self.instantiate(&mut store, module)).await?;
+        let instance = {
+            let instantiate = std::pin::pin!(self.instantiate(&mut store, module));
+            polled(&mut execution, &probe, instantiate).await?
+        };
         let Ok(start) = instance.get_typed_func::<(), ()>(&mut store, "_start") else {
             return Err(ExitStatus::Failed(
                 "the module has no `_start` function (it is not a WASI command)".into(),
@@ -307,13 +310,18 @@ impl Prepared {
     /// with the call in flight, which ends any host call at once).
     pub async fn start(mut self, stop: CancellationToken) -> ExitStatus {
         let meter = self.store.data().cpu.meter();
-        let call = cpu::metered(meter, self.start.call_async(&mut self.store, ()));
-        tokio::select! {
-            biased;
-            _ = stop.cancelled() => ExitStatus::Stopped,
-            result = polled(&mut self.execution, &self.probe, call) => {
-                exit::classify(result, &self.store.data().limiter)
-            }
+        let probe = self.probe.clone();
+        // Each layer pinned here, once, and handed down by reference (see `polled`).
+        let result = {
+            let call = std::pin::pin!(self.start.call_async(&mut self.store, ()));
+            let metered = std::pin::pin!(cpu::metered(meter, call));
+            let polled = std::pin::pin!(polled(&mut self.execution, &self.probe, metered));
+            let stopped = std::pin::pin!(stop.cancelled());
+            probe.until_stopped(stopped, polled).await
+        };
+        match result {
+            None => ExitStatus::Stopped,
+            Some(result) => exit::classify(result, &self.store.data().limiter),
         }
     }
 }
@@ -322,8 +330,16 @@ impl Prepared {
 /// epoch ticker runs while some container is being polled, and the time spent in each poll
 /// is the container's CPU time for `ps`. Counted per poll, not per host call: one wake-up
 /// that drains a hundred messages costs two clock reads here, not eight hundred.
-async fn polled<F: std::future::Future>(execution: &mut ExecutionGuard, probe: &Probe, call: F) -> F::Output {
-    let mut call = std::pin::pin!(call);
+///
+/// `call` comes pinned by the caller: an `async fn` that took it by value and pinned it
+/// would keep it twice in its state (the argument and the pinned local), and a parked
+/// container's task holds that state for as long as it runs (1.1 KB more per container in
+/// `shoal bench density` before this was noticed).
+async fn polled<F: std::future::Future>(
+    execution: &mut ExecutionGuard,
+    probe: &Probe,
+    mut call: std::pin::Pin<&mut F>,
+) -> F::Output {
     std::future::poll_fn(|cx| {
         execution.enter();
         let started = std::time::Instant::now();

@@ -1,9 +1,15 @@
 //! What the supervisor can see and steer of a container while its store is busy running it:
-//! CPU time spent running the guest, the size of its linear memory, and the pause switch.
+//! CPU time spent running the guest, the size of its linear memory, and the pause switch;
+//! and how its call notices its stop token ([`Probe::until_stopped`]).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
+use atomic_waker::AtomicWaker;
 use tokio::sync::Notify;
 
 /// One per container, kept across its restarts. Cheap to read from any task.
@@ -15,6 +21,10 @@ pub struct Probe {
     /// shared block (eight wakers) cost every container 344 bytes of heap (issue 15).
     paused: AtomicBool,
     resume: Notify,
+    /// Set by the stop token's wake-up (see [`Probe::until_stopped`]), which then wakes
+    /// `stop_task`, the container's task.
+    stop_fired: AtomicBool,
+    stop_task: AtomicWaker,
 }
 
 impl Default for Probe {
@@ -24,6 +34,8 @@ impl Default for Probe {
             memory_bytes: AtomicU64::new(0),
             paused: AtomicBool::new(false),
             resume: Notify::new(),
+            stop_fired: AtomicBool::new(false),
+            stop_task: AtomicWaker::new(),
         }
     }
 }
@@ -73,6 +85,43 @@ impl Probe {
         }
     }
 
+    /// Poll `call` until it ends (`Some`) or `stopped` (a stop token's wait) is ready
+    /// (`None`, checked first, as in a biased `select!`).
+    ///
+    /// Why not `select!`: it polls the token's wait at every wake-up of the container, and
+    /// tokio-util's wait takes the token's mutex and its `Notify`'s lock each time, work on
+    /// every delivery to every parked subscriber. Here the token's wait is polled once with
+    /// a waker of this probe's, which marks the probe and wakes the task when the token is
+    /// cancelled; later polls look at that mark only (a line `polled` touches anyway).
+    ///
+    /// Both come pinned by the caller, which keeps them once in its own state (see
+    /// `runtime::polled`).
+    pub async fn until_stopped<S: Future, F: Future>(
+        self: &Arc<Self>,
+        mut stopped: Pin<&mut S>,
+        mut call: Pin<&mut F>,
+    ) -> Option<F::Output> {
+        let waker = Waker::from(self.clone());
+        let mut task: Option<Waker> = None;
+        self.stop_fired.store(true, Ordering::SeqCst);
+        std::future::poll_fn(|cx| {
+            if !task.as_ref().is_some_and(|t| t.will_wake(cx.waker())) {
+                self.stop_task.register(cx.waker());
+                task = Some(cx.waker().clone());
+            }
+            if self.stop_fired.load(Ordering::Acquire) && self.stop_fired.swap(false, Ordering::AcqRel) {
+                if stopped.as_mut().poll(&mut Context::from_waker(&waker)).is_ready() {
+                    return Poll::Ready(None);
+                }
+                // A wake-up that was not the stop took the task's waker out of `stop_task`:
+                // register it again.
+                self.stop_task.register(cx.waker());
+            }
+            call.as_mut().poll(cx).map(Some)
+        })
+        .await
+    }
+
     pub(crate) fn add_cpu(&self, spent: Duration) {
         let nanos = u64::try_from(spent.as_nanos()).unwrap_or(u64::MAX);
         self.cpu_nanos.fetch_add(nanos, Ordering::Relaxed);
@@ -96,9 +145,53 @@ impl Probe {
     }
 }
 
+/// The waker the stop token's wait is polled with: a cancelled token marks the probe and
+/// wakes the container's task.
+impl Wake for Probe {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.stop_fired.store(true, Ordering::SeqCst);
+        self.stop_task.wake();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_call_runs_to_its_end_unless_stopped() {
+        let probe = Arc::new(Probe::default());
+        let stop = tokio_util::sync::CancellationToken::new();
+        let done = probe
+            .until_stopped(std::pin::pin!(stop.cancelled()), std::pin::pin!(async { 7 }))
+            .await;
+        assert_eq!(done, Some(7));
+        // Cancelled while the call waits: the call ends at once with `None`.
+        let waiting = tokio::spawn({
+            let (probe, stop) = (probe.clone(), stop.clone());
+            async move {
+                let stopped = std::pin::pin!(stop.cancelled());
+                probe
+                    .until_stopped(stopped, std::pin::pin!(std::future::pending::<()>()))
+                    .await
+            }
+        });
+        for _ in 0..5 {
+            // Wake-ups that are not the stop (a parked container's deliveries) change nothing.
+            tokio::task::yield_now().await;
+        }
+        assert!(!waiting.is_finished());
+        stop.cancel();
+        let ended = tokio::time::timeout(Duration::from_secs(5), waiting).await;
+        assert_eq!(ended.expect("a stop must end the call").expect("task"), None);
+        // Already cancelled: the stop wins over a call that is ready too (biased).
+        let stopped = std::pin::pin!(stop.cancelled());
+        assert_eq!(probe.until_stopped(stopped, std::pin::pin!(async { 1 })).await, None);
+    }
 
     #[test]
     fn pause_switch_reports_changes_only() {

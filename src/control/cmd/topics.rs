@@ -83,7 +83,7 @@ impl std::fmt::Display for TopicMessage {
 pub(super) async fn serve(request: TailRequest, conn: &mut Connection, context: &ServerContext) {
     let mailbox = context.broker.mailbox(TAIL_QUEUE);
     mailbox.subscribe(&request.prefix);
-    let notify = mailbox.notify();
+    let signal = mailbox.signal();
     let mut reported_drops = 0;
     loop {
         while let Some(message) = mailbox.try_recv() {
@@ -98,7 +98,7 @@ pub(super) async fn serve(request: TailRequest, conn: &mut Connection, context: 
                 return;
             }
         }
-        notify.notified().await;
+        signal.wait().await;
     }
 }
 
