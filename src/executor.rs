@@ -76,17 +76,16 @@ pub fn build(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers.max(1))
         .thread_name("shoal-worker")
-        // The shared queue (tasks woken from outside the workers: a bench's publisher, the
-        // blocking pool) is looked at before every poll: a spinning guest's poll lasts a
-        // tick (10 ms), and with tokio's tuning (at least every 2 polls) a subscriber woken
-        // beside 4 spinners waited up to two of them (`shoal bench isolation` p99 20 ms
-        // instead of 10). An empty queue costs one atomic load.
+        // A poll of a busy guest lasts up to a tick (10 ms): with tokio's defaults (every
+        // 61 polls) a woken neighbour in the shared queue, or a timer, could wait 0.6 s.
+        // Tried against the defaults (issue 15): the drivers every 61 polls save an
+        // `epoll_wait` per wake-up (~10% of the CPU of a fan-out to 1,000 parked
+        // subscribers), but then one of 40 subscribers started beside a publisher missed
+        // its first messages in 3 of 9 runs (`regressions::no_process_wide_slot_limits`;
+        // 8 of 8 passed with this), for a reason not found yet. tokio's tuned shared-queue
+        // interval (at least every 2 polls) doubled `bench isolation`'s p99 beside 4 spinners.
+        .event_interval(1)
         .global_queue_interval(1)
-        // The drivers (timers, sockets) at tokio's default, every 61 polls: a spinning
-        // guest's poll ends in `yield_now`, which tokio defers until the worker has polled
-        // its drivers, so a tick of spinning does not hold them off. Polling them after
-        // every poll (`event_interval(1)`, until issue 15) cost an `epoll_wait` per
-        // wake-up: ~10% of the CPU of a fan-out to 1,000 parked subscribers.
         .enable_all()
         .max_blocking_threads(MAX_BLOCKING_THREADS)
         .build()
@@ -197,10 +196,8 @@ fn pinned(cores: &CoreSet) -> Result<tokio::runtime::Handle, PlacementError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(set.len())
         .thread_name(format!("shoal-cpus-{cores}"))
-        // Unlike `build`, the drivers and the shared queue after every poll: a pinned set is
-        // often one core, where a spinning guest and its neighbours share one worker, and
-        // the fan-out cost that made `build` go back to tokio's intervals was not measured
-        // here.
+        // As in `build`: a busy guest's poll lasts a tick, so check the drivers and the
+        // shared queue at every poll (pinned executors had tokio's 61 until now).
         .event_interval(1)
         .global_queue_interval(1)
         .enable_all()

@@ -84,9 +84,9 @@ pub fn status_line(board: &Board) -> String {
 
 /// One worker as the watchdog saw it: tokio's park/unpark count (odd while parked) and
 /// its busy time, which a worker publishes when it parks and at its maintenance between
-/// polls (every 61 polls on the stack's executor, tokio's default, which with guest polls
-/// of at most an epoch tick is under a second; after every poll on a pinned one: an
-/// interval shorter than a second would see a busy worker as stalled).
+/// polls (after every poll on the stack's executor: `event_interval(1)`; every 61 polls on a
+/// pinned one, tokio's default, which with guest polls of at most an epoch tick is under a
+/// second: an interval shorter than that would see a busy pinned worker as stalled).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct WorkerSample {
     park_unpark: u64,

@@ -304,10 +304,24 @@ impl Launch {
         };
         match prepared {
             Ok(prepared) => {
-                self.status.set_state(State::Running);
-                self.phase.send(Phase::Running);
-                self.events.record(Some(&self.spec.name), "start", "");
-                prepared.start(self.stop.clone()).await
+                // Running (what `service_started` waits for) once `_start` has been polled
+                // once: it then ran to its first wait (an SDK guest has subscribed by then)
+                // or its first tick. Announced before the first poll, a publisher that
+                // depends on a subscriber could run first and publish before it had
+                // subscribed, as two integration tests did now and then under load.
+                let mut start = std::pin::pin!(prepared.start(self.stop.clone()));
+                let mut announced = false;
+                std::future::poll_fn(|cx| {
+                    let polled = std::future::Future::poll(start.as_mut(), cx);
+                    if !announced {
+                        announced = true;
+                        self.status.set_state(State::Running);
+                        self.phase.send(Phase::Running);
+                        self.events.record(Some(&self.spec.name), "start", "");
+                    }
+                    polled
+                })
+                .await
             }
             Err(status) => status,
         }
