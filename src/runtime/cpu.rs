@@ -71,6 +71,7 @@ pub fn decide(ctx: &mut ContainerCtx, now: Instant) -> AtDeadline {
 /// The store's epoch-deadline callback: carries out [`decide`].
 fn at_epoch_deadline(mut cx: StoreContextMut<'_, ContainerCtx>) -> wasmtime::Result<UpdateDeadline> {
     let ctx = cx.data_mut();
+    ctx.probe.note_deadline_hold();
     match decide(ctx, Instant::now()) {
         // tokio's `yield_now`, not wasmtime's own `Yield`: tokio defers the task until it
         // has polled its drivers, so timers (a neighbour's `ocre_sleep`, a throttled guest's

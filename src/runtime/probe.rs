@@ -25,6 +25,10 @@ pub struct Probe {
     /// `stop_task`, the container's task.
     stop_fired: AtomicBool,
     stop_task: AtomicWaker,
+    /// Times the guest was held at an epoch deadline (a yield at a tick, a pause, a wait
+    /// for its CPU share): how the supervisor tells a `_start` that stopped at a tick from
+    /// one that reached its first wait.
+    deadline_holds: AtomicU64,
 }
 
 impl Default for Probe {
@@ -36,6 +40,7 @@ impl Default for Probe {
             resume: Notify::new(),
             stop_fired: AtomicBool::new(false),
             stop_task: AtomicWaker::new(),
+            deadline_holds: AtomicU64::new(0),
         }
     }
 }
@@ -120,6 +125,16 @@ impl Probe {
             call.as_mut().poll(cx).map(Some)
         })
         .await
+    }
+
+    /// Times the guest was held at an epoch deadline so far, all runs.
+    pub fn deadline_holds(&self) -> u64 {
+        self.deadline_holds.load(Ordering::Relaxed)
+    }
+
+    /// Called by the epoch-deadline callback each time it holds the guest.
+    pub(crate) fn note_deadline_hold(&self) {
+        self.deadline_holds.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn add_cpu(&self, spent: Duration) {

@@ -94,7 +94,8 @@ impl DependencyFile {
 #[serde(rename_all = "snake_case")]
 #[allow(dead_code)]
 pub enum ConditionFile {
-    /// The dependency has started.
+    /// The dependency has started: it has reached its first wait (an event wait, a sleep;
+    /// a subscriber has subscribed by then), runs without waiting, or has ended.
     ServiceStarted,
     /// The dependency has exited with code 0 (an init step).
     ServiceCompletedSuccessfully,
