@@ -80,11 +80,10 @@ pub fn build(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
         // 61 polls) a woken neighbour in the shared queue, or a timer, could wait 0.6 s.
         // Tried against the defaults (issue 15): the drivers every 61 polls save an
         // `epoll_wait` per wake-up (~10% of the CPU of a fan-out to 1,000 parked
-        // subscribers). With them, one of 40 subscribers started beside a publisher missed
-        // its first messages in 4 of 12 runs (`regressions::no_process_wide_slot_limits`):
-        // a start race, since mended (`supervisor::container::has_started`); the interval
-        // has not been measured again since. tokio's tuned shared-queue interval (at least
-        // every 2 polls) doubled `bench isolation`'s p99 beside 4 spinners.
+        // subscribers); the test they made fail now and then was a start race, since
+        // mended (`supervisor::container::has_started`), and the interval has not been
+        // measured again. tokio's tuned shared-queue interval (at least every 2 polls)
+        // doubled `bench isolation`'s p99 beside 4 spinners.
         .event_interval(1)
         .global_queue_interval(1)
         .enable_all()
