@@ -25,7 +25,8 @@
 //!   remote broker is never sent back out (no echo loops).
 //!
 //! * **Publisher.** Every message also names who published it (a container, `bridge:NAME`,
-//!   or `shoal`) with an `Arc<str>` the publisher holds, for `shoal topics tail`.
+//!   or `shoal`), for `shoal topics tail`: the name is copied into the message (see
+//!   [`Message`] for why not shared).
 //! * **Routes.** The list of mailboxes a topic reaches is remembered per topic until a
 //!   subscription changes, so a publish does not match every prefix of every mailbox.
 //! * **Waiting for room.** [`Broker::publish_with_room`] (QoS 1 bridge imports) waits until
@@ -48,7 +49,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-pub use message::{shoal_publisher, Message, Origin};
+pub use message::{Message, Origin, SHOAL_PUBLISHER};
 pub use signal::Signal;
 
 /// Largest payload accepted by [`Broker::publish`], in bytes.
@@ -137,25 +138,30 @@ struct MailboxShared {
 }
 
 impl MailboxShared {
-    /// Queue `msg`, dropping the oldest message when full. Returns true if one was dropped.
-    fn push(&self, msg: Arc<Message>) -> bool {
+    /// Queue `msg`. A full mailbox drops its oldest message for it when `drop_oldest` is
+    /// set (`Ok(true)`), else refuses it and hands it back unchanged (`Err`). One lock for
+    /// the room check and the push: a publisher that waits for room checks and pushes in
+    /// one go, so a stream takes the queue's lock (whose cache line its reader takes too)
+    /// once per message, not twice.
+    fn push(&self, msg: Arc<Message>, drop_oldest: bool) -> Result<bool, Arc<Message>> {
         let dropped = {
             let mut q = lock(&self.queue);
-            let dropped = if q.items.len() >= q.capacity {
+            let full = q.items.len() >= q.capacity;
+            if full {
+                if !drop_oldest {
+                    return Err(msg);
+                }
                 q.items.pop_front();
-                true
-            } else {
-                false
-            };
+            }
             q.items.push_back(msg);
-            dropped
+            full
         };
         self.delivered.fetch_add(1, Ordering::Relaxed);
         if dropped {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
         self.signal.raise();
-        dropped
+        Ok(dropped)
     }
 
     fn pop(&self) -> Option<Arc<Message>> {
@@ -359,7 +365,7 @@ impl Broker {
     /// Deliver a message to every mailbox with a matching prefix. Returns the number of
     /// mailboxes it was delivered to (0 is success too). The publisher is recorded as `shoal`.
     pub fn publish(&self, topic: &str, content_type: &str, payload: &[u8]) -> Result<usize, PublishError> {
-        self.publish_as(Origin::Local, &shoal_publisher(), topic, content_type, payload)
+        self.publish_as(Origin::Local, SHOAL_PUBLISHER, topic, content_type, payload)
     }
 
     /// [`Broker::publish`] for a message of the given origin (bridges pass [`Origin::Bridge`]).
@@ -370,33 +376,41 @@ impl Broker {
         content_type: &str,
         payload: &[u8],
     ) -> Result<usize, PublishError> {
-        self.publish_as(origin, &shoal_publisher(), topic, content_type, payload)
+        self.publish_as(origin, SHOAL_PUBLISHER, topic, content_type, payload)
     }
 
-    /// [`Broker::publish`] naming its publisher (a container's name, `bridge:NAME`): the
-    /// `Arc` is shared with the message, not copied.
+    /// [`Broker::publish`] naming its publisher (a container's name, `bridge:NAME`).
     pub fn publish_as(
         &self,
         origin: Origin,
-        publisher: &Arc<str>,
+        publisher: &str,
         topic: &str,
         content_type: &str,
         payload: &[u8],
     ) -> Result<usize, PublishError> {
         let msg = Self::message(origin, publisher, topic, content_type, payload)?;
-        Ok(self.deliver(&self.inner.route(topic), msg))
+        let route = self.inner.route(topic);
+        let mut tally = Tally::new(&self.inner);
+        for (target, msg) in copies(&route, msg) {
+            // Dropping the oldest when full, the push always takes the message.
+            let _ = tally.delivered_to(&target.shared, msg, true);
+        }
+        Ok(tally.delivered)
     }
 
-    /// [`Broker::publish_as`] that first waits, up to `max_wait`, until every mailbox the
-    /// message goes to has room, so none of them drops its oldest message for it: a bridge's
+    /// [`Broker::publish_as`] that waits, up to `max_wait`, until a mailbox the message
+    /// goes to has room, so that none of them drops its oldest message for it: a bridge's
     /// QoS 1 imports, which can arrive in bursts faster than the guests read. A mailbox that
     /// stays full for the whole wait is marked stalled and takes the message under the
     /// drop-oldest policy; later publishes do not wait for it until its reader takes a
     /// message again. So a paused or deaf container costs one wait, not one per message.
+    ///
+    /// The mailboxes get the message one after the other, each as soon as it has room; if
+    /// the future is dropped in a wait, the mailboxes before that one have it.
     pub async fn publish_with_room(
         &self,
         origin: Origin,
-        publisher: &Arc<str>,
+        publisher: &str,
         topic: &str,
         content_type: &str,
         payload: &[u8],
@@ -404,13 +418,20 @@ impl Broker {
     ) -> Result<Delivery, PublishError> {
         let msg = Self::message(origin, publisher, topic, content_type, payload)?;
         let route = self.inner.route(topic);
+        let mut tally = Tally::new(&self.inner);
         // Read the clock only once there is a wait: most publishes find room at once.
         let mut deadline = None;
         let mut stalled = 0;
         let room = &self.inner.room;
-        for target in route.iter().filter(|t| t.takes(origin)) {
+        for (target, msg) in copies(&route, msg) {
             let shared = &target.shared;
-            while !shared.stalled.load(Ordering::Relaxed) && shared.is_full() {
+            let mut msg = msg;
+            loop {
+                let drop_oldest = shared.stalled.load(Ordering::Relaxed);
+                match tally.delivered_to(shared, msg, drop_oldest) {
+                    Ok(()) => break,
+                    Err(back) => msg = back,
+                }
                 let _waiting = Waiting::new(room);
                 let notified = room.notify.notified();
                 tokio::pin!(notified);
@@ -418,7 +439,7 @@ impl Broker {
                 // still wakes this wait.
                 notified.as_mut().enable();
                 if !shared.is_full() {
-                    break;
+                    continue;
                 }
                 let until = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + max_wait);
                 if tokio::time::timeout_at(until, notified).await.is_err() {
@@ -428,20 +449,22 @@ impl Broker {
                     // wait gets a whole `max_wait` again.
                     if !shared.is_full() {
                         deadline = None;
-                        break;
+                        continue;
                     }
                     shared.stalled.store(true, Ordering::Relaxed);
                     stalled += 1;
                 }
             }
         }
-        let delivered = self.deliver(&route, msg);
-        Ok(Delivery { delivered, stalled })
+        Ok(Delivery {
+            delivered: tally.delivered,
+            stalled,
+        })
     }
 
     fn message(
         origin: Origin,
-        publisher: &Arc<str>,
+        publisher: &str,
         topic: &str,
         content_type: &str,
         payload: &[u8],
@@ -452,32 +475,68 @@ impl Broker {
                 max: MAX_PAYLOAD,
             });
         }
-        Ok(Arc::new(Message::new(
-            origin,
-            publisher.clone(),
-            topic,
-            content_type,
-            payload,
-        )))
+        Ok(Arc::new(Message::new(origin, publisher, topic, content_type, payload)))
+    }
+}
+
+/// The mailboxes of `route` that take `msg`'s origin, each with its own reference to it: the
+/// last one gets `msg` itself (one reference count less to write per delivery).
+fn copies(route: &[Target], msg: Arc<Message>) -> impl Iterator<Item = (&Target, Arc<Message>)> {
+    let origin = msg.origin;
+    let mut targets = route.iter().filter(move |t| t.takes(origin)).peekable();
+    let mut msg = Some(msg);
+    std::iter::from_fn(move || {
+        let target = targets.next()?;
+        let copy = if targets.peek().is_some() {
+            msg.clone()
+        } else {
+            msg.take()
+        };
+        copy.map(|copy| (target, copy))
+    })
+}
+
+/// The broker's counters for one publish, added when it ends (also when a waiting publish
+/// is dropped: the mailboxes it reached are counted).
+struct Tally<'a> {
+    inner: &'a Inner,
+    delivered: usize,
+    dropped: u64,
+}
+
+impl<'a> Tally<'a> {
+    fn new(inner: &'a Inner) -> Self {
+        Tally {
+            inner,
+            delivered: 0,
+            dropped: 0,
+        }
     }
 
-    /// Push `msg` into every mailbox of `route` that takes its origin.
-    fn deliver(&self, route: &[Target], msg: Arc<Message>) -> usize {
-        self.inner.published.fetch_add(1, Ordering::Relaxed);
-        let origin = msg.origin;
-        let mut delivered = 0usize;
-        let mut dropped = 0u64;
-        for target in route.iter().filter(|t| t.takes(origin)) {
-            delivered += 1;
-            if target.shared.push(msg.clone()) {
-                dropped += 1;
-            }
+    /// [`MailboxShared::push`], counted.
+    fn delivered_to(
+        &mut self,
+        shared: &MailboxShared,
+        msg: Arc<Message>,
+        drop_oldest: bool,
+    ) -> Result<(), Arc<Message>> {
+        let dropped = shared.push(msg, drop_oldest)?;
+        self.delivered += 1;
+        self.dropped += u64::from(dropped);
+        Ok(())
+    }
+}
+
+impl Drop for Tally<'_> {
+    fn drop(&mut self) {
+        let inner = self.inner;
+        inner.published.fetch_add(1, Ordering::Relaxed);
+        if self.delivered > 0 {
+            inner.delivered.fetch_add(self.delivered as u64, Ordering::Relaxed);
         }
-        self.inner.delivered.fetch_add(delivered as u64, Ordering::Relaxed);
-        if dropped > 0 {
-            self.inner.dropped.fetch_add(dropped, Ordering::Relaxed);
+        if self.dropped > 0 {
+            inner.dropped.fetch_add(self.dropped, Ordering::Relaxed);
         }
-        delivered
     }
 }
 

@@ -57,7 +57,7 @@ impl TopicMessage {
                 crate::broker::Origin::Local => "local".to_owned(),
                 crate::broker::Origin::Bridge => "bridge".to_owned(),
             },
-            publisher: message.publisher.to_string(),
+            publisher: message.publisher().to_owned(),
         }
     }
 }
