@@ -39,12 +39,14 @@ EOF
 # names renamed functions that no longer exist and misses their new names: the binary then
 # still links and `startup-order.sh --check` finds most names, but the baseline grows by
 # megabytes (3 Dec: 7.3 MB, 2.7 MB of it code past the list; 4.9 MB once regenerated).
+# The end marker's address in the binary (empty when it has none), read once: it is the
+# same in every run.
+list_end="$(nm --defined-only "$BIN" 2>/dev/null | awk '$3 == "shoal_startup_code_end" {print $1}')"
 unlisted_code_kib() {
-    python3 - "$1" "$BIN" <<'PY'
-import struct, subprocess, sys
-pid, binary = sys.argv[1], sys.argv[2]
-nm = subprocess.run(["nm", "--defined-only", binary], capture_output=True, text=True).stdout
-end = next((int(l.split()[0], 16) for l in nm.splitlines() if l.endswith(" shoal_startup_code_end")), None)
+    python3 - "$1" "$BIN" "$list_end" <<'PY'
+import struct, sys
+pid, binary, marker = sys.argv[1], sys.argv[2], sys.argv[3]
+end = int(marker, 16) if marker else None
 maps = [l.split() for l in open(f"/proc/{pid}/maps") if l.rstrip().endswith(binary)]
 base = next((int(m[0].split("-")[0], 16) for m in maps if int(m[2], 16) == 0), None)
 text = next((tuple(int(x, 16) for x in m[0].split("-")) for m in maps if "x" in m[1]), None)
