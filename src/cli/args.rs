@@ -409,7 +409,8 @@ pub(super) struct MessagingArgs {
     /// at least one message; the publisher waits for room in their mailboxes)
     #[arg(long, default_value_t = 200_000)]
     pub(super) deliveries: usize,
-    /// Subscribers for the fan-out throughput per worker count (1, 2, cores); 0 skips it
+    /// Subscribers for the fan-out throughput per worker count (1, 2, cores), which also
+    /// measures the stream to one subscriber per worker count; 0 skips it
     #[arg(long, default_value_t = 1000)]
     pub(super) per_worker_subscribers: usize,
     /// Also write the figures as JSON

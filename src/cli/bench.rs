@@ -294,17 +294,27 @@ fn messaging(m: &Machinery, args: MessagingArgs) -> anyhow::Result<()> {
     let mut by_workers = Vec::new();
     if args.per_worker_subscribers > 0 {
         let stack = bench::replicated_stack(&path, args.per_worker_subscribers, &["messaging"])?;
+        let single = bench::replicated_stack(&path, 1, &["messaging"])?;
+        let rounds = args.rounds.clamp(1, 20);
         for workers in counts {
             let executor = crate::executor::build(workers)?;
-            let row = executor.block_on(bench::messaging::run_one(
-                m.runtime.clone(),
-                &stack,
-                loaded.module.clone(),
-                args.rounds.clamp(1, 20),
-                bench::messaging::messages_per_subscriber(args.deliveries, args.per_worker_subscribers),
-            ));
-            eprintln!("  {workers} workers: {:.0} deliveries/s", row.deliveries_per_second);
-            by_workers.push((workers, row));
+            let run = |stack, subscribers| {
+                executor.block_on(bench::messaging::run_one(
+                    m.runtime.clone(),
+                    stack,
+                    loaded.module.clone(),
+                    rounds,
+                    bench::messaging::messages_per_subscriber(args.deliveries, subscribers),
+                ))
+            };
+            let row = run(&stack, args.per_worker_subscribers);
+            procstat::release_free_memory();
+            let one = run(&single, 1);
+            eprintln!(
+                "  {workers} workers: {:.0} deliveries/s, {:.0} to one subscriber",
+                row.deliveries_per_second, one.deliveries_per_second
+            );
+            by_workers.push(bench::messaging::WorkersRow { workers, row, one });
             drop(executor);
             procstat::release_free_memory();
         }
@@ -314,11 +324,7 @@ fn messaging(m: &Machinery, args: MessagingArgs) -> anyhow::Result<()> {
         );
     }
     if let Some(path) = args.json {
-        let workers: Vec<_> = by_workers
-            .iter()
-            .map(|(w, row)| serde_json::json!({"workers": w, "row": row}))
-            .collect();
-        write_json(&path, &serde_json::json!({"rows": rows, "by_workers": workers}))?;
+        write_json(&path, &serde_json::json!({"rows": rows, "by_workers": by_workers}))?;
     }
     Ok(())
 }
