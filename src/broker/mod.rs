@@ -39,6 +39,7 @@
 //! Locks are `std::sync` locks held only for a few instructions and never across an
 //! `.await`.
 
+mod handoff;
 mod message;
 mod signal;
 mod tally;
@@ -444,7 +445,10 @@ impl Broker {
                     continue;
                 }
                 let until = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + max_wait);
-                if tokio::time::timeout_at(until, notified).await.is_err() {
+                // The reader runs next on this worker (see `handoff`).
+                handoff::give_up_turn().await;
+                let wait = tokio::task::coop::unconstrained(tokio::time::timeout_at(until, notified));
+                if wait.await.is_err() {
                     // Waiters are woken only at the half mark (see `MailboxShared::pop`):
                     // a reader that took a message in the wait but fewer than half is
                     // reading, slowly, and is not stalled. The message goes in; the next
