@@ -160,6 +160,10 @@ async fn collect_acks(acks: &Mailbox, want: usize) -> Vec<Arc<Message>> {
     got
 }
 
+/// The payload of a stream message whose content nobody reads: 4 bytes, which the echo
+/// guest reads and frees without answering (it answers 8 or more).
+const UNREAD: [u8; 4] = [0; 4];
+
 /// Publish `per_subscriber` messages to every subscriber, waiting for room in their
 /// mailboxes (none is dropped), and return the deliveries confirmed and the seconds taken.
 ///
@@ -169,10 +173,6 @@ async fn collect_acks(acks: &Mailbox, want: usize) -> Vec<Arc<Message>> {
 /// read after all the others (one publisher, one mailbox, in order), so once every
 /// subscriber has answered it the stream is through. The deliveries are then counted by
 /// the containers' own `messages_in` counters.
-/// The payload of a stream message whose content nobody reads: 4 bytes, which the echo
-/// guest reads and frees without answering (it answers 8 or more).
-const UNREAD: [u8; 4] = [0; 4];
-
 async fn stream(
     broker: &Broker,
     counters: &[Arc<Counters>],
@@ -289,9 +289,8 @@ pub fn render_workers(subscribers: usize, rows: &[WorkersRow]) -> String {
         );
     }
     out.push_str(
-        "To 1: the stream to one subscriber on that many workers. One reader cannot use a \
-         second core; on two, tokio's work stealing splits the publisher and its reader \
-         (see the README).\n",
+        "To 1: the stream to one subscriber on that many workers (one reader and its \
+         publisher: it does not grow with workers).\n",
     );
     out
 }
