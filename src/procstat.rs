@@ -38,39 +38,46 @@ pub fn anon_kib() -> Option<u64> {
     status_kib("RssAnon")
 }
 
-/// The glibc tunables shoal runs with: no per-thread cache of freed chunks, and one arena.
+/// The glibc tunables shoal runs with: one arena, and a per-thread cache (tcache) of at most
+/// 3 freed chunks of each size up to 128 bytes.
 ///
 /// One arena: with containers spread over several executor threads (issue 15), glibc gave
 /// each thread its own arena, and what they held after a teardown could not be trimmed:
 /// `down --verify` after 1,000 containers left 3.9 MB behind with 2 workers (1.1 MB even
-/// with 1 worker, from the blocking pool's threads) and 0 with one arena. The cost is a
-/// shared lock on malloc between the executor threads; shoal's per-message path shares one
-/// payload among subscribers, so it allocates little.
+/// with 1 worker, from the blocking pool's threads) and 0 with one arena. The measured
+/// cost, after teardown of 10,000 containers, anonymous memory above the start: 68-72 KB
+/// with one arena, 196-204 KB with two, 0.3-59 MB with glibc's default of 8 per core.
 ///
-/// Measured (issue 15, release build, `--workers 2`, three runs each on a 2-core machine
-/// under heavy load, so throughput figures scatter by 2x either way): with one arena,
-/// without the limit (`GLIBC_TUNABLES=glibc.malloc.tcache_count=0`, glibc's default of
-/// 8 arenas per core) and with two, `bench messaging` burst to one subscriber 545k / 447k /
-/// 495k deliveries/s, fan-out to 1,000 at 2 workers 121k / 119k / 127k, `bench density`
-/// start of 10,000 3.3 / 3.3 / 2.7 s (medians): no cost the noise lets one see. After that
-/// density teardown, anonymous memory above the start: 68-72 KB with one arena, 196-204 KB
-/// with two, 0.3-59 MB with many. Kept at one.
-const MALLOC_TUNABLE: &str = "glibc.malloc.tcache_count=0:glibc.malloc.arena_max=1";
+/// The small cache: with one arena every `malloc` takes the arena's lock, and the workers
+/// met on it at every wake-up. A parked subscriber's wake-up allocates three chunks: the
+/// two boxed futures of its next `ocre_sleep` (wasmtime boxes an async host call's future,
+/// and its own around it; 120 bytes each) and its ack's message (72 bytes). A fan-out to
+/// 1,000 subscribers on 2 workers made 110-150 `futex` calls per round without a cache,
+/// 45-60 with this one (`perf stat -e syscalls:sys_enter_futex shoal bench messaging
+/// --workers 2 --subscribers 1000 --deliveries 1000 --rounds 400`), and its latency p50
+/// and p99 fell by about a third. 3 chunks of each size cover the two boxes a wake-up
+/// frees and takes again; 128 bytes, the sizes on that path. What the caches can hold is
+/// bounded (8 sizes x 3 chunks per thread): after a teardown they keep 90-120 KB more
+/// anonymous memory than no cache did, and it does not grow (`shoal bench soak`: flat over
+/// 1,000 cycles). glibc's default cache (7 chunks of every size up to 1,032 bytes) grew
+/// by ~170 KB over those 1,000 cycles; see [`reexec_with_malloc_tunables`].
+const MALLOC_TUNABLE: &str = "glibc.malloc.tcache_count=3:glibc.malloc.tcache_max=128:glibc.malloc.arena_max=1";
 
-/// Re-execute this program once with glibc's per-thread malloc cache (tcache) turned off;
-/// returns when it is already off, or when it cannot be done (then shoal runs with it on).
+/// Re-execute this program once with [`MALLOC_TUNABLE`]: glibc's per-thread malloc cache
+/// (tcache) cut down to small chunks, and one arena. Returns when the setting is already
+/// there, or when it cannot be done (then shoal runs with glibc's defaults).
 ///
-/// Why: the tcache keeps up to 7 freed chunks of every small size per thread, outside the
-/// arenas. `malloc_trim` cannot give their pages back, and which pages they pin drifts as
-/// stacks come and go: 1,000 up/down cycles (`shoal bench soak`) grew the anonymous memory
-/// by ~170 KB with it and not at all without it, and `bench density` left 256 KB instead
-/// of 72 KB after its teardown, with start and message figures unchanged. glibc reads the setting only from
-/// `GLIBC_TUNABLES` when a program starts, hence the `exec` (same process id, so
-/// `up -d` and systemd keep tracking the right one). A `GLIBC_TUNABLES` that already sets
-/// `glibc.malloc.tcache_count` is left as it is: that is how to turn the cache back on, and
-/// how to measure without one arena (`GLIBC_TUNABLES=glibc.malloc.tcache_count=0 shoal
-/// bench ...`).
-pub fn reexec_without_malloc_cache() {
+/// Why a cut-down cache: glibc's default keeps up to 7 freed chunks of every size up to
+/// 1,032 bytes per thread, outside the arenas. `malloc_trim` cannot give their pages back,
+/// and which pages they pin drifts as stacks come and go: 1,000 up/down cycles (`shoal
+/// bench soak`) grew the anonymous memory by ~170 KB with it and not at all without it,
+/// and `bench density` left 256 KB instead of 72 KB after its teardown. glibc reads the
+/// setting only from `GLIBC_TUNABLES` when a program starts, hence the `exec` (same
+/// process id, so `up -d` and systemd keep tracking the right one). A `GLIBC_TUNABLES` that
+/// already sets `glibc.malloc.tcache_count` is left as it is: that is how to choose another
+/// cache, and how to measure without one arena (`GLIBC_TUNABLES=glibc.malloc.tcache_count=3:
+/// glibc.malloc.tcache_max=128 shoal bench ...`).
+pub fn reexec_with_malloc_tunables() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         use std::ffi::CString;

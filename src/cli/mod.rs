@@ -55,7 +55,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     ) {
         // Processes that run containers get the allocator setting that lets their memory
         // go back after a teardown; the short-lived clients below do not need the exec.
-        crate::procstat::reexec_without_malloc_cache();
+        crate::procstat::reexec_with_malloc_tunables();
     } else {
         // Short-lived commands die quietly when their reader goes (`shoal ps | head`), as
         // Unix tools do. Never in a process that serves a stack: a client hanging up on

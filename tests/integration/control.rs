@@ -99,7 +99,7 @@ fn a_killed_stack_leaves_a_stale_socket_that_the_next_up_replaces() {
     let _up = up_detached(&sandbox, &file, "stale");
     let info: serde_json::Value = serde_json::from_str(&sandbox.ok(&["ls", "--format", "json"])).expect("json");
     let pid = info[0]["pid"].as_i64().expect("pid") as i32;
-    // The server runs without glibc's per-thread malloc cache (procstat::reexec_without_malloc_cache).
+    // The server runs with shoal's malloc tunables (procstat::reexec_with_malloc_tunables).
     let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("environ");
     assert!(
         String::from_utf8_lossy(&environ).contains("glibc.malloc.tcache_count"),
