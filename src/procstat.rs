@@ -54,9 +54,9 @@ pub fn anon_kib() -> Option<u64> {
 /// and its own around it; 120 bytes each) and its ack's message (72 bytes). A fan-out to
 /// 1,000 subscribers on 2 workers made 110-150 `futex` calls per round without a cache,
 /// 45-60 with this one (`perf stat -e syscalls:sys_enter_futex shoal bench messaging
-/// --workers 2 --subscribers 1000 --deliveries 1000 --rounds 400`), and its latency p50
-/// and p99 fell by about a third. 3 chunks of each size cover the two boxes a wake-up
-/// frees and takes again; 128 bytes, the sizes on that path. What the caches can hold is
+/// --workers 2 --subscribers 1000 --deliveries 1000 --rounds 400`); the p50 fell by a
+/// fifth, the fan-out rate rose by a quarter. 3 chunks of each size cover the two boxes a
+/// wake-up frees and takes again; 128 bytes, the sizes on that path. What they hold is
 /// bounded (8 sizes x 3 chunks per thread): after a teardown they keep 90-120 KB more
 /// anonymous memory than no cache did, and it does not grow (`shoal bench soak`: flat over
 /// 1,000 cycles). glibc's default cache (7 chunks of every size up to 1,032 bytes) grew
