@@ -28,7 +28,7 @@ pub struct MessagingRow {
     /// The first message after the subscribers started, not counted in the percentiles:
     /// how long until the last of them had it. Each subscriber then touches for the first
     /// time the pages its delivery uses (page faults, cold caches): on 2 vCPUs this round
-    /// took 10-25 ms at 1,000 subscribers where later ones took 2-5 ms, so counted among
+    /// took 19-35 ms at 1,000 subscribers where later ones took 2-5 ms, so counted among
     /// 200 rounds it alone made up half the samples above the p99.
     pub first_round_max_us: f64,
     /// Deliveries per second (a message copied into a guest's memory by its
