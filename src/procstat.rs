@@ -57,7 +57,7 @@ pub fn anon_kib() -> Option<u64> {
 /// --workers 2 --subscribers 1000 --deliveries 1000 --rounds 400`); the p50 fell by a
 /// fifth, the fan-out rate rose by a quarter. 3 chunks of each size cover the two boxes a
 /// wake-up frees and takes again; 128 bytes, the sizes on that path. What they hold is
-/// bounded (8 sizes x 3 chunks per thread): after a teardown they keep 90-120 KB more
+/// bounded (8 sizes x 3 chunks per thread): after a teardown they keep 100-140 KB more
 /// anonymous memory than no cache did, and it does not grow (`shoal bench soak`: flat over
 /// 1,000 cycles). glibc's default cache (7 chunks of every size up to 1,032 bytes) grew
 /// by ~170 KB over those 1,000 cycles; see [`reexec_with_malloc_tunables`].
